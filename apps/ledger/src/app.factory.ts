@@ -1,0 +1,50 @@
+import { Logger, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { LedgerConfig } from '@lib/config';
+import type { Database } from '@lib/db';
+import { AppModule } from './app.module.js';
+import { registerBodyParsers } from './common/body-parser.js';
+import { toErrorResponse } from './common/ledger-exception.filter.js';
+import type { SchemaState } from './common/tokens.js';
+
+const NEST_LEVELS: Record<LedgerConfig['logLevel'], LogLevel[] | false> = {
+  silent: false,
+  fatal: ['fatal'],
+  error: ['fatal', 'error'],
+  warn: ['fatal', 'error', 'warn'],
+  info: ['fatal', 'error', 'warn', 'log'],
+  debug: ['fatal', 'error', 'warn', 'log', 'debug'],
+  trace: ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'],
+};
+
+export interface CreateAppOptions {
+  config: LedgerConfig;
+  db: Database;
+  schema: SchemaState;
+  benchRoutes?: boolean;
+}
+
+/** Builds the HTTP application (not listening yet); tests and main share it. */
+export const createApp = async (options: CreateAppOptions): Promise<NestFastifyApplication> => {
+  const adapter = new FastifyAdapter({
+    bodyLimit: options.config.maxBodyBytes,
+    trustProxy: true,
+    // A provider's retry storm can carry large header sets; keep the default cap but never crash on them.
+    maxParamLength: 500,
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot({ config: options.config, db: options.db, schema: options.schema, benchRoutes: options.benchRoutes }),
+    adapter,
+    { bodyParser: false, logger: NEST_LEVELS[options.config.logLevel] },
+  );
+  const fastify = app.getHttpAdapter().getInstance();
+  registerBodyParsers(fastify, options.config.maxBodyBytes);
+  // Errors raised before a route handler runs (parsers, limits) still answer in the ledger's JSON shape.
+  fastify.setErrorHandler((err: Error, _req, reply) => {
+    const { status, body, headers } = toErrorResponse(err);
+    if (status >= 500 && status !== 503) new Logger('Errors').error(err.stack ?? String(err));
+    void reply.status(status).headers(headers).send(body);
+  });
+  return app;
+};

@@ -1,0 +1,72 @@
+import { Module, type DynamicModule, type Provider as NestProvider } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { CqrsModule } from '@nestjs/cqrs';
+import { TerminusModule } from '@nestjs/terminus';
+import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
+import { Database } from '@lib/db';
+import { EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
+import { ProviderRegistry } from '@lib/providers';
+import { LedgerExceptionFilter } from './common/ledger-exception.filter.js';
+import { SCHEMA_STATE, type SchemaState } from './common/tokens.js';
+import { NoopController } from './common/noop.controller.js';
+import { HealthController } from './health/health.controller.js';
+import { ImportController } from './import/import.controller.js';
+import { ImportWebhooksHandler } from './import/import-webhooks.handler.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { MetricsService } from './metrics/metrics.service.js';
+import { IngestWebhookHandler } from './webhooks/ingest-webhook.handler.js';
+import { RejectionLog } from './webhooks/rejection-log.js';
+import { WebhookSignatureGuard } from './webhooks/webhook-signature.guard.js';
+import { WebhooksController } from './webhooks/webhooks.controller.js';
+
+export interface AppModuleOptions {
+  config: LedgerConfig;
+  db: Database;
+  schema: SchemaState;
+  /** Adds POST /internal/noop, the no-I/O baseline route of the benchmarks. */
+  benchRoutes?: boolean;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(options: AppModuleOptions): DynamicModule {
+    const providers: NestProvider[] = [
+      { provide: LEDGER_CONFIG, useValue: options.config },
+      { provide: Database, useValue: options.db },
+      { provide: SCHEMA_STATE, useValue: options.schema },
+      { provide: APP_FILTER, useClass: LedgerExceptionFilter },
+      { provide: ProviderRegistry, useFactory: (c: LedgerConfig) => new ProviderRegistry(c.secrets, c.publicUrl), inject: [LEDGER_CONFIG] },
+      { provide: EventStoreRepository, useFactory: (db: Database) => new EventStoreRepository(db), inject: [Database] },
+      {
+        provide: GroupCommitWriter,
+        useFactory: (store: EventStoreRepository, c: LedgerConfig, metrics: MetricsService) => {
+          const writer = new GroupCommitWriter(store, { batchMax: c.ingestBatchMax, queueMax: c.ingestQueueMax });
+          writer.onBatch = (size, seconds) => {
+            metrics.batchSize.observe(size);
+            metrics.batchSeconds.observe(seconds);
+            metrics.queueDepth.set(writer.depth);
+          };
+          return writer;
+        },
+        inject: [EventStoreRepository, LEDGER_CONFIG, MetricsService],
+      },
+      MetricsService,
+      RejectionLog,
+      WebhookSignatureGuard,
+      IngestWebhookHandler,
+      ImportWebhooksHandler,
+    ];
+    return {
+      module: AppModule,
+      imports: [CqrsModule.forRoot(), TerminusModule.forRoot({ logger: false })],
+      controllers: [
+        WebhooksController,
+        ImportController,
+        HealthController,
+        MetricsController,
+        ...(options.benchRoutes ? [NoopController] : []),
+      ],
+      providers,
+    };
+  }
+}

@@ -1,0 +1,67 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { bodyTooLarge } from '@lib/ledger';
+
+export const WEBHOOK_PREFIX = '/v1/webhooks/';
+export const STREAMING_ROUTES = new Set(['/v1/import']);
+
+const collect = (payload: NodeJS.ReadableStream, limit: number): Promise<Buffer> =>
+  new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let done = false;
+    payload.on('data', (chunk: Buffer) => {
+      if (done) return;
+      size += chunk.length;
+      if (size > limit) {
+        done = true;
+        // Keep reading to the end so that the 413 reaches the client instead of a reset connection.
+        payload.resume();
+        reject(bodyTooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    payload.on('end', () => {
+      if (!done) resolve(Buffer.concat(chunks, size));
+    });
+    payload.on('error', (err) => {
+      if (!done) {
+        done = true;
+        reject(err);
+      }
+    });
+  });
+
+/**
+ * One parser for every content type, so that nothing is parsed before it is kept: webhook bodies stay raw
+ * bytes (signatures are over bytes, and an unparseable authentic body must still be stored), /v1/import gets
+ * the stream itself (uploads are unbounded and read line by line), and the small admin bodies are JSON.
+ */
+export const registerBodyParsers = (fastify: FastifyInstance, maxBodyBytes: number): void => {
+  fastify.removeAllContentTypeParsers();
+  fastify.addContentTypeParser('*', (req: FastifyRequest, payload, done) => {
+    const path = req.url.split('?', 1)[0]!;
+    if (STREAMING_ROUTES.has(path)) {
+      done(null, payload);
+      return;
+    }
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBodyBytes) {
+      payload.resume();
+      done(bodyTooLarge(maxBodyBytes), undefined);
+      return;
+    }
+    collect(payload, maxBodyBytes).then(
+      (buf) => {
+        if (path.startsWith(WEBHOOK_PREFIX)) return done(null, buf);
+        if (buf.length === 0) return done(null, undefined);
+        try {
+          done(null, JSON.parse(buf.toString('utf8')));
+        } catch {
+          done(Object.assign(new Error('request body is not valid JSON'), { statusCode: 400 }), undefined);
+        }
+      },
+      (err: Error) => done(err, undefined),
+    );
+  });
+};

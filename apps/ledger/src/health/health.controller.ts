@@ -1,0 +1,40 @@
+import { Controller, Get, Inject, Res, ServiceUnavailableException } from '@nestjs/common';
+import { HealthCheckService, HealthIndicatorService, type HealthCheckResult } from '@nestjs/terminus';
+import { sql } from 'kysely';
+import { Database } from '@lib/db';
+import type { FastifyReply } from 'fastify';
+import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
+
+/** Ready (200) once the database answers and every migration is applied; 503 otherwise. */
+@Controller('health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicatorService,
+    private readonly db: Database,
+    @Inject(SCHEMA_STATE) private readonly schema: SchemaState,
+  ) {}
+
+  @Get()
+  async check(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
+    try {
+      return await this.health.check([
+        async () =>
+          await this.indicators
+            .check('database')
+            .attempt(async () => {
+              await sql`SELECT 1`.execute(this.db);
+              return {};
+            })
+            .withTimeout(1500),
+        () => (this.schema.migrated ? this.indicators.check('migrations').up() : this.indicators.check('migrations').down({ message: this.schema.lastError ?? 'migrations not applied yet' })),
+      ]);
+    } catch (err) {
+      if (err instanceof ServiceUnavailableException) {
+        void reply.status(503).header('retry-after', '1');
+        return err.getResponse() as HealthCheckResult;
+      }
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,106 @@
+import { Inject } from '@nestjs/common';
+import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
+import split2 from 'split2';
+import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
+import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
+import { ProviderRegistry } from '@lib/providers';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { buildWebhookRecord, pickHeaders } from '../webhooks/webhook-record.factory.js';
+import { ImportWebhooksCommand, type ImportResult } from './import-webhooks.command.js';
+import { importLineSchema } from './import-line.schema.js';
+
+const BATCH = 1000;
+const MAX_LISTED_REJECTIONS = 1000;
+
+/**
+ * Streams the upload line by line and writes in batches through the same append path as live webhooks,
+ * with at most one batch in flight while the next one is parsed: memory stays flat whatever the size.
+ */
+@CommandHandler(ImportWebhooksCommand)
+export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksCommand> {
+  constructor(
+    private readonly store: EventStoreRepository,
+    private readonly providers: ProviderRegistry,
+    private readonly metrics: MetricsService,
+    @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
+  ) {}
+
+  async execute({ body }: ImportWebhooksCommand): Promise<ImportResult> {
+    const result: ImportResult = { imported: 0, duplicates: 0, rejected: [], rejectedNotListed: 0 };
+    const reject = (line: number, error: string) => {
+      this.metrics.imported.inc({ result: 'rejected' });
+      if (result.rejected.length < MAX_LISTED_REJECTIONS) result.rejected.push({ line, error });
+      else result.rejectedNotListed += 1;
+    };
+    let batch: WebhookRecord[] = [];
+    let inFlight: Promise<void> = Promise.resolve();
+    const write = (records: WebhookRecord[]) =>
+      this.store.appendBatch(records).then((outcomes) => {
+        for (const o of outcomes) {
+          if (o.duplicate) result.duplicates += 1;
+          else result.imported += 1;
+        }
+        this.metrics.imported.inc({ result: 'imported' }, outcomes.filter((o) => !o.duplicate).length);
+        this.metrics.imported.inc({ result: 'duplicate' }, outcomes.filter((o) => o.duplicate).length);
+      });
+
+    const lines = body.pipe(split2({ maxLength: this.config.maxBodyBytes * 2 + 4096 }));
+    let lineNo = 0;
+    try {
+      for await (const raw of lines as AsyncIterable<string>) {
+        lineNo += 1;
+        if (raw.trim() === '') continue;
+        const record = this.toRecord(raw, lineNo, reject);
+        if (!record) continue;
+        batch.push(record);
+        if (batch.length >= BATCH) {
+          await inFlight;
+          inFlight = write(batch);
+          batch = [];
+        }
+      }
+    } catch (err) {
+      reject(lineNo + 1, `upload could not be read past this line: ${(err as Error).message}`);
+    }
+    await inFlight;
+    if (batch.length > 0) await write(batch);
+    return result;
+  }
+
+  private toRecord(raw: string, lineNo: number, reject: (line: number, error: string) => void): WebhookRecord | null {
+    let json: unknown;
+    try {
+      json = JSON.parse(raw);
+    } catch (err) {
+      reject(lineNo, `not valid JSON: ${(err as Error).message}`);
+      return null;
+    }
+    const parsed = importLineSchema.safeParse(json);
+    if (!parsed.success) {
+      reject(lineNo, parsed.error.issues.map((i) => `${i.path.join('.') || 'line'}: ${i.message}`).join('; '));
+      return null;
+    }
+    const line = parsed.data;
+    const rawBody = Buffer.from(line.body, 'utf8');
+    if (rawBody.length > this.config.maxBodyBytes) {
+      reject(lineNo, `body exceeds ${this.config.maxBodyBytes} bytes`);
+      return null;
+    }
+    const headers = pickHeaders(Object.fromEntries(Object.entries(line.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])));
+    return buildWebhookRecord(
+      {
+        provider: line.provider,
+        rawBody,
+        contentType: line.contentType ?? headers['content-type'] ?? null,
+        path: line.path,
+        query: line.query ?? '',
+        headers,
+        remoteAddr: null,
+        receivedAt: new Date(line.receivedAt),
+        signature: { status: 'not-checked', timestamp: null },
+        source: 'import',
+      },
+      this.providers,
+    );
+  }
+}

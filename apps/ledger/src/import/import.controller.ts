@@ -1,0 +1,28 @@
+import { Controller, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
+import { CommandBus } from '@nestjs/cqrs';
+import { LedgerError } from '@lib/ledger';
+import type { FastifyRequest } from 'fastify';
+import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ImportWebhooksCommand, type ImportResult } from './import-webhooks.command.js';
+
+const NDJSON_TYPES = ['application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines'];
+
+@Controller('v1/import')
+@UseGuards(ApiKeyGuard)
+export class ImportController {
+  constructor(private readonly commandBus: CommandBus) {}
+
+  @Post()
+  @HttpCode(200)
+  async import(@Req() req: FastifyRequest): Promise<ImportResult> {
+    const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
+    if (!NDJSON_TYPES.includes(type)) {
+      throw new LedgerError('IMPORT.UNSUPPORTED_MEDIA_TYPE', 415, `content-type must be application/x-ndjson, got "${type || 'none'}"`);
+    }
+    const body = req.body as NodeJS.ReadableStream | undefined;
+    if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') {
+      throw new LedgerError('IMPORT.EMPTY', 400, 'request body is missing');
+    }
+    return this.commandBus.execute(new ImportWebhooksCommand(body));
+  }
+}

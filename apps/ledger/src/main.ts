@@ -1,0 +1,44 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { loadConfig } from '@lib/config';
+import { createApp } from './app.factory.js';
+import { openDatabase } from './database.runtime.js';
+
+const logger = new Logger('Ledger');
+
+async function bootstrap(): Promise<void> {
+  const config = loadConfig();
+  const database = await openDatabase(config);
+  const app = await createApp({ config, db: database.db, schema: database.schema, benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1' });
+  app.enableShutdownHooks();
+  for (const provider of ['freeclimb', 'jambonz', 'twilio', 'restcomm'] as const) {
+    if (config.secrets[provider].length === 0) {
+      logger.warn(`${provider}: no secret configured, deliveries are accepted and marked unverified`);
+    }
+  }
+  if (config.secrets.twilio.length > 0 && !config.publicUrl) {
+    logger.warn('twilio: LEDGER_PUBLIC_URL is not set; signatures are checked against the Host header, which proxies may change');
+  }
+  if (config.apiKeys.length === 0) logger.warn('LEDGER_API_KEYS is empty: query, import and admin routes refuse every request');
+  await app.listen({ port: config.port, host: config.host });
+  logger.log(`listening on ${await app.getUrl()} (database: ${database.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'})`);
+  await database.ready;
+  logger.log('migrations applied; ready');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(`${signal}: draining`);
+    await app.close();
+    await database.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+}
+
+bootstrap().catch((err: unknown) => {
+  logger.error(`failed to start: ${(err as Error).message}`);
+  process.exit(1);
+});

@@ -1,0 +1,52 @@
+import { Injectable } from '@nestjs/common';
+import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+  readonly webhooks = new Counter({
+    name: 'ledger_webhooks_total',
+    help: 'Webhook deliveries answered, by provider and result (stored, duplicate)',
+    labelNames: ['provider', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly rejections = new Counter({
+    name: 'ledger_webhook_rejections_total',
+    help: 'Webhook deliveries refused with 401 (bad, missing or stale signature/token)',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly unrecognized = new Counter({
+    name: 'ledger_webhooks_unrecognized_total',
+    help: 'Authentic deliveries kept verbatim but not understood',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly batchSize = new Histogram({
+    name: 'ledger_ingest_batch_size',
+    help: 'Deliveries per group-commit transaction',
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+    registers: [this.registry],
+  });
+  readonly batchSeconds = new Histogram({
+    name: 'ledger_ingest_batch_seconds',
+    help: 'Duration of one group-commit transaction',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+  readonly queueDepth = new Gauge({
+    name: 'ledger_ingest_queue_depth',
+    help: 'Deliveries waiting for a group-commit transaction',
+    registers: [this.registry],
+  });
+  readonly imported = new Counter({
+    name: 'ledger_import_rows_total',
+    help: 'Rows read by /v1/import, by result (imported, duplicate, rejected)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry });
+  }
+}

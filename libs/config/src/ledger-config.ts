@@ -1,0 +1,86 @@
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const secretList = z
+  .string()
+  .optional()
+  .transform((value) =>
+    (value ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0),
+  );
+
+const envSchema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  HOST: z.string().default('0.0.0.0'),
+  DATABASE_URL: z.string().url().optional(),
+  LEDGER_DATA_DIR: z.string().default('./.data'),
+  LEDGER_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
+  LEDGER_PUBLIC_URL: z.string().url().optional(),
+  LEDGER_API_KEYS: secretList,
+  FREECLIMB_SIGNING_SECRET: secretList,
+  JAMBONZ_WEBHOOK_SECRET: secretList,
+  TWILIO_AUTH_TOKEN: secretList,
+  RESTCOMM_WEBHOOK_TOKEN: secretList,
+  LEDGER_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  LEDGER_INGEST_BATCH_MAX: z.coerce.number().int().min(1).max(5000).default(500),
+  LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export interface LedgerConfig {
+  port: number;
+  host: string;
+  /** Absent: start the embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  dataDir: string;
+  poolSize: number;
+  /** Base of the URL providers call, used for Twilio signatures (they sign the full URL). */
+  publicUrl: string | undefined;
+  apiKeys: string[];
+  secrets: {
+    freeclimb: string[];
+    jambonz: string[];
+    twilio: string[];
+    restcomm: string[];
+  };
+  maxBodyBytes: number;
+  ingestBatchMax: number;
+  ingestQueueMax: number;
+  logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+}
+
+export class ConfigError extends Error {}
+
+/** The one place that reads process.env: everything else receives a typed LedgerConfig. */
+export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig => {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const details = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid configuration: ${details}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: resolve(e.LEDGER_DATA_DIR),
+    poolSize: e.LEDGER_DB_POOL_SIZE,
+    publicUrl: e.LEDGER_PUBLIC_URL?.replace(/\/+$/, ''),
+    apiKeys: e.LEDGER_API_KEYS,
+    secrets: {
+      freeclimb: e.FREECLIMB_SIGNING_SECRET,
+      jambonz: e.JAMBONZ_WEBHOOK_SECRET,
+      twilio: e.TWILIO_AUTH_TOKEN,
+      restcomm: e.RESTCOMM_WEBHOOK_TOKEN,
+    },
+    maxBodyBytes: e.LEDGER_MAX_BODY_BYTES,
+    ingestBatchMax: e.LEDGER_INGEST_BATCH_MAX,
+    ingestQueueMax: e.LEDGER_INGEST_QUEUE_MAX,
+    logLevel: e.LOG_LEVEL,
+  };
+};
+
+/** DI token for the parsed configuration. */
+export const LEDGER_CONFIG = Symbol('LEDGER_CONFIG');

@@ -1,0 +1,52 @@
+import type { ColumnType, Generated } from 'kysely';
+
+/** int8 comes back from pg as a string: positions never lose precision, and DTOs send them as strings. */
+type Int8 = ColumnType<string, string | number | bigint, never>;
+type Timestamp = ColumnType<Date, Date | string, never>;
+
+export interface WebhookReceiptsTable {
+  id: Generated<Int8>;
+  provider: string;
+  body_sha256: Buffer;
+  body: Buffer;
+  content_type: string | null;
+  path: string;
+  query: string;
+  headers: ColumnType<Record<string, string>, string, never>;
+  remote_addr: string | null;
+  received_at: Timestamp;
+  source: 'live' | 'import';
+  signature_status: 'verified' | 'unverified' | 'not-checked';
+  signature_timestamp: ColumnType<Date | null, Date | string | null, never>;
+  recorded_at: Generated<Date>;
+}
+
+export interface StreamsTable {
+  stream_name: string;
+  version: number;
+  last_hash: Buffer | null;
+}
+
+export interface EventsTable {
+  global_position: Generated<Int8>;
+  transaction_id: Generated<string>;
+  event_id: string;
+  stream_name: string;
+  stream_version: number;
+  type: string;
+  schema_version: number;
+  data: ColumnType<unknown, string, never>;
+  metadata: ColumnType<Record<string, unknown>, string, never>;
+  receipt_id: Int8;
+  occurred_at: ColumnType<Date | null, Date | string | null, never>;
+  received_at: Timestamp;
+  prev_hash: Buffer | null;
+  hash: Buffer;
+  recorded_at: Generated<Date>;
+}
+
+export interface DB {
+  webhook_receipts: WebhookReceiptsTable;
+  streams: StreamsTable;
+  events: EventsTable;
+}

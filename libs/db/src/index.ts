@@ -1,0 +1,5 @@
+export * from './database.js';
+export type * from './database.types.js';
+export * from './embedded-postgres.js';
+export * from './migrate.js';
+export * from './postgres-errors.js';

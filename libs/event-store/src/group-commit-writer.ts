@@ -1,0 +1,111 @@
+import { isConnectionError } from '@lib/db';
+import { unrecognized, unavailable } from '@lib/ledger';
+import type { EventStoreRepository } from './event-store.repository.js';
+import type { AppendOutcome, WebhookRecord } from './webhook-record.js';
+
+interface Waiter {
+  record: WebhookRecord;
+  resolve: (o: AppendOutcome) => void;
+  reject: (e: unknown) => void;
+}
+
+export interface GroupCommitOptions {
+  /** Most deliveries in one transaction. */
+  batchMax: number;
+  /** Deliveries waiting for a transaction; past it new ones are refused at once (503) instead of queueing. */
+  queueMax: number;
+  /** Transactions in flight: two lets one batch's CPU work overlap the other's commit flush. */
+  concurrency?: number;
+}
+
+export interface GroupCommitStats {
+  batches: number;
+  records: number;
+  queued: number;
+  inFlight: number;
+}
+
+/**
+ * Group commit: concurrent requests share one transaction, and each caller's promise settles only after that
+ * transaction has committed, so a 200 always means durable. While one transaction flushes, the next batch
+ * gathers, so batches grow with load and cost nothing when idle.
+ */
+export class GroupCommitWriter {
+  private readonly queue: Waiter[] = [];
+  private inFlight = 0;
+  private readonly concurrency: number;
+  readonly stats: GroupCommitStats = { batches: 0, records: 0, queued: 0, inFlight: 0 };
+  onBatch?: (size: number, seconds: number) => void;
+
+  constructor(
+    private readonly store: EventStoreRepository,
+    private readonly options: GroupCommitOptions,
+  ) {
+    this.concurrency = options.concurrency ?? 2;
+  }
+
+  get depth(): number {
+    return this.queue.length;
+  }
+
+  submit(record: WebhookRecord): Promise<AppendOutcome> {
+    if (this.queue.length >= this.options.queueMax) {
+      return Promise.reject(unavailable('ingest queue is full, retry shortly', 1));
+    }
+    return new Promise<AppendOutcome>((resolve, reject) => {
+      this.queue.push({ record, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.concurrency && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.options.batchMax);
+      this.inFlight += 1;
+      void this.flush(batch).finally(() => {
+        this.inFlight -= 1;
+        this.pump();
+      });
+    }
+    this.stats.queued = this.queue.length;
+    this.stats.inFlight = this.inFlight;
+  }
+
+  private async flush(batch: Waiter[]): Promise<void> {
+    const started = performance.now();
+    try {
+      const outcomes = await this.store.appendBatch(batch.map((w) => w.record));
+      batch.forEach((w, i) => w.resolve(outcomes[i]!));
+      this.stats.batches += 1;
+      this.stats.records += batch.length;
+      this.onBatch?.(batch.length, (performance.now() - started) / 1000);
+    } catch (err) {
+      if (isConnectionError(err)) {
+        const e = unavailable('database unavailable, retry shortly', 1);
+        for (const w of batch) w.reject(e);
+        return;
+      }
+      // One bad record must not fail its neighbours: split until the culprit is alone.
+      if (batch.length > 1) {
+        const mid = batch.length >> 1;
+        await Promise.all([this.flush(batch.slice(0, mid)), this.flush(batch.slice(mid))]);
+        return;
+      }
+      await this.keepAsUnrecognized(batch[0]!, err);
+    }
+  }
+
+  /** The raw request is still kept: its translation could not be stored, so it is filed as unrecognized. */
+  private async keepAsUnrecognized(waiter: Waiter, cause: unknown): Promise<void> {
+    const record: WebhookRecord = {
+      receipt: waiter.record.receipt,
+      events: [unrecognized(`translated events could not be stored: ${(cause as Error).message}`)],
+    };
+    try {
+      const [outcome] = await this.store.appendBatch([record]);
+      waiter.resolve(outcome!);
+    } catch (err) {
+      waiter.reject(isConnectionError(err) ? unavailable('database unavailable, retry shortly', 1) : err);
+    }
+  }
+}

@@ -1,0 +1,2 @@
+export * from './call-leg.events.js';
+export * from './ledger.errors.js';

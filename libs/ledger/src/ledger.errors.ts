@@ -1,0 +1,27 @@
+/**
+ * Every error the API answers with has a stable code and an HTTP status; one exception filter maps them.
+ * Anything that is not a LedgerError is a bug and is answered as a generic 500 without details.
+ */
+export class LedgerError extends Error {
+  constructor(
+    readonly code: string,
+    readonly status: number,
+    message: string,
+    readonly headers: Record<string, string> = {},
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'LedgerError';
+  }
+}
+
+export const signatureInvalid = (reason: string) => new LedgerError('WEBHOOK.SIGNATURE_INVALID', 401, reason);
+export const providerUnknown = (provider: string) =>
+  new LedgerError('WEBHOOK.PROVIDER_UNKNOWN', 404, `unknown provider "${provider}": use freeclimb, jambonz, twilio or restcomm`);
+export const bodyTooLarge = (limit: number) =>
+  new LedgerError('REQUEST.BODY_TOO_LARGE', 413, `request body exceeds the limit of ${limit} bytes`);
+export const unavailable = (message: string, retryAfterSec = 1) =>
+  new LedgerError('SERVICE.UNAVAILABLE', 503, message, { 'retry-after': String(retryAfterSec) });
+export const unauthorized = (message = 'missing or invalid API key: send Authorization: Bearer <key>') =>
+  new LedgerError('AUTH.API_KEY_INVALID', 401, message, { 'www-authenticate': 'Bearer' });
+export const badRequest = (code: string, message: string) => new LedgerError(code, 400, message);

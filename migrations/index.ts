@@ -1,0 +1,10 @@
+import type { Migration } from 'kysely';
+import * as eventStore from './20261121000100_event_store.js';
+
+/**
+ * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
+ * Node 20 and in bundles. Names sort in application order.
+ */
+export const migrations: Record<string, Migration> = {
+  '20261121000100_event_store': eventStore,
+};
