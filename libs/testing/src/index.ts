@@ -1,2 +1,1 @@
 export * from './test-database.js';
-export * from './test-app.js';

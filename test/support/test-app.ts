@@ -1,0 +1,44 @@
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import { loadConfig, type LedgerConfig } from '@lib/config';
+import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import { createApp } from '../../apps/ledger/src/app.factory.js';
+
+export interface TestApp {
+  app: NestFastifyApplication;
+  db: TestDatabase;
+  config: LedgerConfig;
+  close(): Promise<void>;
+}
+
+export const API_KEY = 'test-key-0123456789';
+
+export const SECRETS = {
+  FREECLIMB_SIGNING_SECRET: 'sigsec_ead6d3b6904196c60835d039e91b3341c77a7793',
+  JAMBONZ_WEBHOOK_SECRET: 'whsec_example_4f2a',
+  TWILIO_AUTH_TOKEN: 'example_auth_token',
+  RESTCOMM_WEBHOOK_TOKEN: 'rc-token-1',
+};
+
+/** The whole HTTP app on a fresh database, called in-process with `app.inject()`. */
+export const startTestApp = async (env: Record<string, string> = {}): Promise<TestApp> => {
+  const db = await createTestDatabase();
+  const config = loadConfig({
+    LEDGER_API_KEYS: API_KEY,
+    LEDGER_PUBLIC_URL: 'https://ledger.example.com',
+    LOG_LEVEL: 'silent',
+    DATABASE_URL: db.url,
+    ...env,
+  });
+  const app = await createApp({ config, db: db.db, schema: { migrated: true, lastError: null }, benchRoutes: true });
+  await app.init();
+  await app.getHttpAdapter().getInstance().ready();
+  return {
+    app,
+    db,
+    config,
+    close: async () => {
+      await app.close();
+      await db.drop();
+    },
+  };
+};
