@@ -1,0 +1,325 @@
+import {
+  newEvent,
+  presentString,
+  toNumber,
+  unrecognized,
+  type Direction,
+  type LegParty,
+  type Outcome,
+  type RecordingScope,
+  type TranslatedEvent,
+  type TranslationContext,
+} from '@lib/ledger';
+import { formBodyFromQuery, parseFormBody, rcmlWebhookSchema, type RcmlWebhook } from './rcml.payloads.js';
+import { parseRcmlTimestamp } from './rcml.timestamp.js';
+
+/** Callback families of providers.md §3.3 ('recording-status' is Twilio's recordingStatusCallback). */
+export type RcmlFamily = 'call-progress' | 'dial-action' | 'recording-status' | 'record-action' | 'gather-action' | 'voice-request';
+
+// Outcome map of providers.md §4.5; anything not listed (literal "null", '', in-progress, wait-for-answer) is unknown.
+const OUTCOMES: Record<string, Outcome> = {
+  completed: 'completed',
+  busy: 'busy',
+  'no-answer': 'no-answer',
+  failed: 'failed',
+  'not-found': 'failed',
+  canceled: 'canceled',
+};
+const outcomeOf = (status: string | undefined): Outcome => (status !== undefined && OUTCOMES[status]) || 'unknown';
+
+const DIRECTIONS: Record<string, Direction> = {
+  inbound: 'inbound',
+  'outbound-api': 'outbound-api',
+  'outbound-dial': 'outbound-dial',
+};
+
+// Twilio RecordingSource values; the API-started conference recording is still a conference recording.
+const RECORDING_SCOPES: Record<string, RecordingScope> = {
+  DialVerb: 'dial',
+  RecordVerb: 'utterance',
+  Conference: 'conference',
+  StartConferenceRecordingAPI: 'conference',
+};
+
+const RECORDING_SID = /^RE[0-9a-f]{32}$/i;
+
+type Envelope = {
+  accountId: string | null;
+  parentLegId: string | null;
+  occurredAt: string | null;
+  providerSeq: number | null;
+  party: LegParty;
+};
+
+const compact = <T extends object>(value: T): T =>
+  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+
+/**
+ * Restcomm's `<Record>` action has no RecordingSid (§3.7), but its URL ends in `RE<32 hex>.wav`; taking the id
+ * from there lets the same recording reported twice (record action, later API listing) collapse to one.
+ */
+export const recordingIdOf = (sid: string | undefined, url: string | undefined): string | undefined => {
+  const explicit = presentString(sid);
+  if (explicit) return explicit;
+  if (!url) return undefined;
+  const path = url.split(/[?#]/, 1)[0] ?? '';
+  const last = path.slice(path.lastIndexOf('/') + 1);
+  const stem = last.includes('.') ? last.slice(0, last.indexOf('.')) : last;
+  return RECORDING_SID.test(stem) ? stem : undefined;
+};
+
+const has = (w: RcmlWebhook, key: string): boolean => Object.prototype.hasOwnProperty.call(w, key);
+
+/**
+ * Which callback produced this body, from the payload (§3.3). The sub-path is consulted only where the
+ * payload is genuinely ambiguous: a record action that lost its RecordingDuration, a gather action with no input.
+ */
+export const detectRcmlFamily = (w: RcmlWebhook, path: string): RcmlFamily | null => {
+  if (w.CallbackSource === 'call-progress-events') return 'call-progress';
+  if (has(w, 'DialCallStatus')) return 'dial-action';
+  // Before record-action: Twilio's recording status callback also carries RecordingDuration.
+  if (has(w, 'RecordingStatus')) return 'recording-status';
+  if (has(w, 'RecordingDuration')) return 'record-action';
+  if (has(w, 'Digits') || has(w, 'SpeechResult')) return 'gather-action';
+  if (/record/i.test(path) && presentString(w.RecordingUrl)) return 'record-action';
+  if (/gather/i.test(path)) return 'gather-action';
+  if (has(w, 'CallStatus')) return 'voice-request';
+  return null;
+};
+
+/**
+ * Restcomm / Twilio-compatible form webhook -> neutral events (providers.md §4.5). Pure; never throws:
+ * anything it cannot place becomes UnrecognizedWebhook with the reason, the raw request is kept elsewhere.
+ */
+export const translateRcmlWebhook = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] => {
+  try {
+    return translate(rawBody, ctx);
+  } catch (err) {
+    // Defence in depth: a translator bug must not turn into a 500 that makes a provider drop the callback.
+    return [unrecognized(`translator error: ${err instanceof Error ? err.message : String(err)}`)];
+  }
+};
+
+const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] => {
+  let fields: Record<string, string>;
+  if (rawBody.length === 0) {
+    // Restcomm GET callbacks put every parameter in the query string (§3.1); a POST with nothing is just empty.
+    if (!ctx.query.has('CallSid')) return [unrecognized('empty body')];
+    fields = formBodyFromQuery(ctx.query).fields;
+  } else {
+    const parsed = parseFormBody(rawBody);
+    if (!parsed.ok) return [unrecognized(parsed.reason)];
+    fields = parsed.fields;
+  }
+
+  const result = rcmlWebhookSchema.safeParse(fields);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    return [unrecognized(`form body does not match RCML webhook: ${issue?.path.join('.') || 'body'}: ${issue?.message}`)];
+  }
+  const w = result.data;
+  const accountId = presentString(w.AccountSid) ?? null;
+  const callSid = presentString(w.CallSid);
+  if (!callSid) return [unrecognized('no CallSid in form body', null, accountId)];
+
+  const family = detectRcmlFamily(w, ctx.path);
+  if (!family) return [unrecognized('unknown RCML callback family (no CallStatus, CallbackSource, Dial*, Recording*, Digits)', callSid, accountId)];
+
+  const party: LegParty = {
+    direction: DIRECTIONS[w.Direction ?? ''] ?? null,
+    from: presentString(w.From) ?? null,
+    to: presentString(w.To) ?? null,
+  };
+  const env: Envelope = {
+    accountId,
+    parentLegId: presentString(w.ParentCallSid) ?? null,
+    occurredAt: parseRcmlTimestamp(w.Timestamp),
+    providerSeq: toNumber(w.SequenceNumber) ?? null,
+    party,
+  };
+
+  switch (family) {
+    case 'call-progress':
+      return callProgress(w, callSid, env);
+    case 'dial-action':
+      return dialAction(w, callSid, env);
+    case 'recording-status':
+      return recordingStatus(w, callSid, env);
+    case 'record-action':
+      return recordAction(w, callSid, env);
+    case 'gather-action':
+      return gatherAction(w, callSid, env);
+    case 'voice-request':
+      return voiceRequest(w, callSid, env, /status/i.test(ctx.path));
+  }
+};
+
+const initiated = (callSid: string, env: Envelope): TranslatedEvent =>
+  newEvent('CallInitiated', callSid, { direction: env.party.direction, from: env.party.from, to: env.party.to }, env);
+
+const recordingUrlOf = (w: RcmlWebhook): string | undefined => presentString(w.RecordingUrl) ?? presentString(w.PublicRecordingUrl);
+
+const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
+  const status = presentString(w.CallStatus);
+  switch (status) {
+    case 'initiated': {
+      const events = [initiated(callSid, env)];
+      const parent = env.parentLegId;
+      // The link is about the parent; this callback's SequenceNumber orders the child, so it stays behind.
+      if (parent) {
+        events.push(newEvent('ChildLegDialed', parent, { childLegId: callSid, parentLegId: parent }, { accountId: env.accountId, occurredAt: env.occurredAt }));
+      }
+      return events;
+    }
+    case 'ringing':
+      return [newEvent('CallRinging', callSid, {}, env)];
+    case 'answered':
+    case 'in-progress':
+      return [newEvent('CallAnswered', callSid, compact({ sipStatus: toNumber(w.SipResponseCode) }), env)];
+    case 'completed': {
+      const durationSec = toNumber(w.CallDuration);
+      // Restcomm ends unanswered legs with `completed` too (§3.11) and this translator is stateless, so only a
+      // positive answer->end duration proves an answer; the ledger upgrades the outcome if it saw `answered`.
+      const outcome: Outcome = durationSec !== undefined && durationSec > 0 ? 'completed' : 'unanswered-unknown';
+      const events: TranslatedEvent[] = [
+        newEvent('CallCompleted', callSid, compact({ outcome, durationSec, sipStatus: toNumber(w.SipResponseCode) }), env),
+      ];
+      const url = recordingUrlOf(w);
+      if (url) {
+        events.push(
+          newEvent(
+            'RecordingAvailable',
+            callSid,
+            compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope: 'call' as const }),
+            env,
+          ),
+        );
+      }
+      return events;
+    }
+    case 'busy':
+    case 'no-answer':
+    case 'failed':
+    case 'canceled':
+      return [
+        newEvent(
+          'CallCompleted',
+          callSid,
+          compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), sipStatus: toNumber(w.SipResponseCode) }),
+          env,
+        ),
+      ];
+    case 'queued':
+      return [newEvent('AppHook', callSid, { kind: 'call-progress:queued' }, env)];
+    default:
+      return [unrecognized(`call-progress callback with unknown CallStatus "${w.CallStatus ?? ''}"`, callSid, env.accountId)];
+  }
+};
+
+const dialAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
+  const childLegId = presentString(w.DialCallSid);
+  const events: TranslatedEvent[] = [
+    newEvent(
+      'DialCompleted',
+      callSid,
+      compact({
+        childLegId,
+        outcome: outcomeOf(presentString(w.DialCallStatus)),
+        durationSec: toNumber(w.DialCallDuration),
+        ringDurationSec: toNumber(w.DialRingDuration),
+        sipStatus: toNumber(w.DialSipResponseCode),
+      }),
+      env,
+    ),
+  ];
+  if (childLegId) events.push(newEvent('ChildLegDialed', callSid, { childLegId, parentLegId: callSid }, env));
+  // `<Dial record>` reports the URL before the file may exist (§3.6); it is still the only announcement we get.
+  const url = recordingUrlOf(w);
+  if (url) {
+    events.push(
+      newEvent(
+        'RecordingAvailable',
+        callSid,
+        compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope: 'dial' as const }),
+        env,
+      ),
+    );
+  }
+  return events;
+};
+
+const recordingStatus = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
+  const status = presentString(w.RecordingStatus);
+  const url = recordingUrlOf(w);
+  if (status !== 'completed' || !url) {
+    return [newEvent('AppHook', callSid, { kind: `recording-status:${status ?? 'none'}${status === 'completed' ? '-without-url' : ''}` }, env)];
+  }
+  const scope = RECORDING_SCOPES[w.RecordingSource ?? ''] ?? 'call';
+  return [
+    newEvent(
+      'RecordingAvailable',
+      callSid,
+      compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope, status }),
+      env,
+    ),
+  ];
+};
+
+const recordAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
+  const events: TranslatedEvent[] = [];
+  const url = recordingUrlOf(w);
+  if (url) {
+    events.push(
+      newEvent(
+        'RecordingAvailable',
+        callSid,
+        compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope: 'utterance' as const }),
+        env,
+      ),
+    );
+  }
+  const digits = presentString(w.Digits);
+  // Restcomm writes the literal `hangup` in Digits when the caller hung up to end the recording (§3.7).
+  if (digits && digits !== 'hangup') events.push(newEvent('DtmfReceived', callSid, { digits, source: 'gather' }, env));
+  return events.length ? events : [newEvent('AppHook', callSid, { kind: 'record-action:empty' }, env)];
+};
+
+const gatherAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
+  const events: TranslatedEvent[] = [];
+  const digits = presentString(w.Digits);
+  if (digits) events.push(newEvent('DtmfReceived', callSid, { digits, source: 'gather' }, env));
+  const text = presentString(w.SpeechResult);
+  if (text) events.push(newEvent('SpeechRecognized', callSid, compact({ text, confidence: toNumber(w.Confidence) }), env));
+  return events.length ? events : [newEvent('AppHook', callSid, { kind: 'gather-action:empty' }, env)];
+};
+
+/**
+ * Families A and B carry the same parameters (§3.3); the sub-path only names the hook kind. The translator
+ * cannot know "first seen", so an inbound leg re-asserts CallInitiated on every non-final request: the ledger
+ * treats it as idempotent, and it is what creates the leg when the first request was missed.
+ */
+const voiceRequest = (w: RcmlWebhook, callSid: string, env: Envelope, statusHint: boolean): TranslatedEvent[] => {
+  const status = presentString(w.CallStatus);
+  const inbound = env.party.direction === 'inbound';
+  const kind = statusHint ? 'number-status' : 'voice-request';
+  switch (status) {
+    case 'completed':
+    case 'busy':
+    case 'failed':
+    case 'not-found':
+    case 'no-answer':
+    case 'canceled':
+      return [newEvent('CallCompleted', callSid, compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration) }), env)];
+    case 'ringing':
+      return [...(inbound ? [initiated(callSid, env)] : []), newEvent('CallRinging', callSid, {}, env)];
+    case 'in-progress':
+      return [...(inbound ? [initiated(callSid, env)] : []), newEvent('CallAnswered', callSid, {}, env)];
+    case 'queued':
+    case 'initiated':
+      return [initiated(callSid, env)];
+    case 'wait-for-answer':
+      return inbound ? [initiated(callSid, env)] : [newEvent('AppHook', callSid, { kind: `${kind}:wait-for-answer` }, env)];
+    default:
+      return [unrecognized(`${kind} with unknown CallStatus "${w.CallStatus ?? ''}"`, callSid, env.accountId)];
+  }
+};
