@@ -30,8 +30,6 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
   const adapter = new FastifyAdapter({
     bodyLimit: options.config.maxBodyBytes,
     trustProxy: true,
-    // A provider's retry storm can carry large header sets; keep the default cap but never crash on them.
-    maxParamLength: 500,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({ config: options.config, db: options.db, schema: options.schema, benchRoutes: options.benchRoutes }),

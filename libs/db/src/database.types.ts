@@ -1,11 +1,12 @@
 import type { ColumnType, Generated } from 'kysely';
 
 /** int8 comes back from pg as a string: positions never lose precision, and DTOs send them as strings. */
-type Int8 = ColumnType<string, string | number | bigint, never>;
+type Int8 = ColumnType<string, string | number | bigint, string>;
+type GeneratedInt8 = ColumnType<string, never, never>;
 type Timestamp = ColumnType<Date, Date | string, never>;
 
 export interface WebhookReceiptsTable {
-  id: Generated<Int8>;
+  id: GeneratedInt8;
   provider: string;
   body_sha256: Buffer;
   body: Buffer;
@@ -28,7 +29,7 @@ export interface StreamsTable {
 }
 
 export interface EventsTable {
-  global_position: Generated<Int8>;
+  global_position: GeneratedInt8;
   transaction_id: Generated<string>;
   event_id: string;
   stream_name: string;

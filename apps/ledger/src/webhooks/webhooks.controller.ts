@@ -27,7 +27,7 @@ export class WebhooksController {
     private readonly rejections: RejectionLog,
   ) {}
 
-  @Post(['v1/webhooks/:provider', 'v1/webhooks/:provider/*path'])
+  @Post(['v1/webhooks/:provider', 'v1/webhooks/:provider/*'])
   @HttpCode(200)
   @UseGuards(WebhookSignatureGuard)
   async receive(@Req() req: VerifiedRequest): Promise<WebhookReceipt> {
