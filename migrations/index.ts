@@ -1,5 +1,6 @@
 import type { Migration } from 'kysely';
 import * as eventStore from './20261121000100_event_store.js';
+import * as appendFunction from './20261121000200_append_function.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -7,4 +8,5 @@ import * as eventStore from './20261121000100_event_store.js';
  */
 export const migrations: Record<string, Migration> = {
   '20261121000100_event_store': eventStore,
+  '20261121000200_append_function': appendFunction,
 };

@@ -40,7 +40,7 @@ export class AppModule {
       {
         provide: GroupCommitWriter,
         useFactory: (store: EventStoreRepository, c: LedgerConfig, metrics: MetricsService) => {
-          const writer = new GroupCommitWriter(store, { batchMax: c.ingestBatchMax, queueMax: c.ingestQueueMax });
+          const writer = new GroupCommitWriter(store, { batchMax: c.ingestBatchMax, queueMax: c.ingestQueueMax, concurrency: c.ingestConcurrency });
           writer.onBatch = (size, seconds) => {
             metrics.batchSize.observe(size);
             metrics.batchSeconds.observe(seconds);

@@ -25,6 +25,7 @@ const envSchema = z.object({
   RESTCOMM_WEBHOOK_TOKEN: secretList,
   LEDGER_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   LEDGER_INGEST_BATCH_MAX: z.coerce.number().int().min(1).max(5000).default(500),
+  LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -48,6 +49,8 @@ export interface LedgerConfig {
   maxBodyBytes: number;
   ingestBatchMax: number;
   ingestQueueMax: number;
+  /** Group-commit transactions in flight at once. */
+  ingestConcurrency: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
 }
 
@@ -78,6 +81,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     maxBodyBytes: e.LEDGER_MAX_BODY_BYTES,
     ingestBatchMax: e.LEDGER_INGEST_BATCH_MAX,
     ingestQueueMax: e.LEDGER_INGEST_QUEUE_MAX,
+    ingestConcurrency: e.LEDGER_INGEST_CONCURRENCY,
     logLevel: e.LOG_LEVEL,
   };
 };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 
-/** What an event's hash covers: its identity, content, provenance and the previous event's hash. */
+/** What an event's hash covers besides its stream version and the previous event's hash. */
 export interface ChainedEventContent {
   eventId: string;
   streamName: string;
@@ -10,35 +10,35 @@ export interface ChainedEventContent {
   schemaVersion: number;
   data: unknown;
   metadata: unknown;
-  receiptId: string;
   /** Hex sha256 of the raw body the event was translated from: tampering with the receipt breaks the chain. */
   bodySha256: string;
   receivedAt: string;
   occurredAt: string | null;
 }
 
+/** The canonical text that is hashed; computed by the writer, recomputed from stored columns by the verifier. */
+export const chainContent = (c: Omit<ChainedEventContent, 'streamVersion'>): string =>
+  chainContentOfText({ ...c, dataText: canonicalJson(c.data), metadataText: canonicalJson(c.metadata) });
+
+/** Same text from data and metadata already in canonical form (the writer's hot path; no re-serialising). */
+export const chainContentOfText = (
+  c: Omit<ChainedEventContent, 'streamVersion' | 'data' | 'metadata'> & { dataText: string; metadataText: string },
+): string =>
+  `[${JSON.stringify(c.eventId)},${JSON.stringify(c.streamName)},${JSON.stringify(c.type)},${c.schemaVersion},${c.dataText},${c.metadataText},${JSON.stringify(c.bodySha256)},${JSON.stringify(c.receivedAt)},${c.occurredAt === null ? 'null' : JSON.stringify(c.occurredAt)}]`;
+
+/**
+ * hash = sha256(previous hash || "<version>:" || content). The database computes the same expression when it
+ * hands out the version (ledger_append), so that versions are never guessed by the client.
+ */
 export const computeEventHash = (prevHash: Buffer | null, content: ChainedEventContent): Buffer =>
   createHash('sha256')
     .update(prevHash ?? Buffer.alloc(0))
-    .update(
-      canonicalJson([
-        content.eventId,
-        content.streamName,
-        content.streamVersion,
-        content.type,
-        content.schemaVersion,
-        content.data,
-        content.metadata,
-        content.receiptId,
-        content.bodySha256,
-        content.receivedAt,
-        content.occurredAt,
-      ]),
-    )
+    .update(`${content.streamVersion}:${chainContent(content)}`, 'utf8')
     .digest();
 
 export interface StoredChainLink extends ChainedEventContent {
   position: string;
+  receiptId: string;
   prevHash: Buffer | null;
   hash: Buffer;
   /** sha256 recomputed from the receipt's stored body bytes, to catch an edited receipt. */

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import { canonicalJson } from './canonical-json.js';
+import { chainContent, chainContentOfText, computeEventHash, verifyStreamChain, type StoredChainLink } from './hash-chain.js';
+
+const content = {
+  eventId: '0f6c2b1e-1111-8222-9333-444455556666',
+  streamName: 'callLeg-jambonz:abc',
+  type: 'CallCompleted',
+  schemaVersion: 1,
+  data: { outcome: 'completed', durationSec: 37, nested: { b: 2, a: [1, { d: 1, c: 'é\u0000' }] } },
+  metadata: { provider: 'jambonz', legId: 'abc', party: null },
+  bodySha256: 'ab'.repeat(32),
+  receivedAt: '2026-01-05T14:02:10.118Z',
+  occurredAt: null,
+};
+
+const link = (streamVersion: number, prev: Buffer | null, overrides: Partial<StoredChainLink> = {}): StoredChainLink => {
+  const c = { ...content, streamVersion, ...overrides };
+  return { ...c, position: String(streamVersion), receiptId: '1', prevHash: prev, hash: computeEventHash(prev, c), actualBodySha256: c.bodySha256 };
+};
+
+describe('hash chain', () => {
+  it('canonical text does not depend on key order and equals canonicalJson of the tuple', () => {
+    const shuffled = { ...content, data: { nested: { a: [1, { c: 'é\u0000', d: 1 }], b: 2 }, durationSec: 37, outcome: 'completed' } };
+    expect(chainContent(shuffled)).toBe(chainContent(content));
+    expect(chainContent(content)).toBe(
+      canonicalJson([content.eventId, content.streamName, content.type, 1, content.data, content.metadata, content.bodySha256, content.receivedAt, null]),
+    );
+    expect(chainContentOfText({ ...content, dataText: canonicalJson(content.data), metadataText: canonicalJson(content.metadata) })).toBe(chainContent(content));
+  });
+
+  it('verifies an intact chain and reports the first broken link', () => {
+    const a = link(1, null);
+    const b = link(2, a.hash);
+    const c = link(3, b.hash);
+    expect(verifyStreamChain([a, b, c])).toBeNull();
+    expect(verifyStreamChain([a, { ...b, data: { outcome: 'busy' } }, c])).toMatchObject({ streamVersion: 2, reason: 'event content does not match its hash' });
+    expect(verifyStreamChain([a, c])).toMatchObject({ streamVersion: 3, reason: expect.stringContaining('missing') });
+    expect(verifyStreamChain([a, { ...b, prevHash: Buffer.alloc(32) }, c])).toMatchObject({ streamVersion: 2, reason: expect.stringContaining('previous-hash') });
+    expect(verifyStreamChain([{ ...a, actualBodySha256: 'cd'.repeat(32) }, b])).toMatchObject({ streamVersion: 1, reason: expect.stringContaining('raw webhook body') });
+  });
+});
