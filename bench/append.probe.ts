@@ -6,7 +6,7 @@ import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '../libs/
 import { EventStoreRepository } from '../libs/event-store/src/index.js';
 import { translateJambonzWebhook } from '../libs/providers/src/jambonz/jambonz.translate.js';
 
-const pgs = await startEmbeddedPostgres({ dataDir: await mkdtemp(join(tmpdir(), 'probe-')), flags: process.env.PGLOG ? ['-c', 'log_min_duration_statement=0'] : [], log: (l) => { if (process.env.PGLOG && l.includes('duration')) console.log(l.slice(0, 160).replace(/\s+/g, ' ')); } });
+const pgs = await startEmbeddedPostgres({ dataDir: await mkdtemp(join(tmpdir(), 'probe-')), flags: process.env.PGLOG ? ['-c', 'session_preload_libraries=auto_explain', '-c', 'auto_explain.log_min_duration=0', '-c', 'auto_explain.log_nested_statements=on'] : [], log: (l) => { if (process.env.PGLOG && l.includes('duration')) console.log(l.slice(0, 160).replace(/\s+/g, ' ')); } });
 const { db } = createDatabase(pgs.url, 4);
 await migrateToLatest(db);
 const store = new EventStoreRepository(db);

@@ -38,6 +38,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       h bytea;
       ev record;
       top bigint;
+      p_ord int[] := '{}';
+      p_pos bigint[] := '{}';
+      p_types text[] := '{}';
     BEGIN
       WITH ins AS (
         INSERT INTO webhook_receipts (provider, body_sha256, body, content_type, path, query, headers, remote_addr,
@@ -95,30 +98,44 @@ export async function up(db: Kysely<any>): Promise<void> {
         f_name := f_name || cur;
         f_hash := f_hash || prev;
 
-        INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id,
-          occurred_at, received_at, prev_hash, hash)
-        SELECT x.eid, x.st, z.v, x.ty, 1, x.d::jsonb, x.m::jsonb, kid.id, x.occ, r_received[x.ow], z.ph, z.hh
-        FROM unnest(o_idx, o_ver, o_prev, o_hash) AS z(i, v, ph, hh)
-        JOIN unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred)
-          WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, o) ON x.o = z.i
-        JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
-        ORDER BY z.i;
+        WITH ins AS (
+          INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id,
+            occurred_at, received_at, prev_hash, hash)
+          SELECT x.eid, x.st, z.v, x.ty, 1, x.d::jsonb, x.m::jsonb, kid.id, x.occ, r_received[x.ow], z.ph, z.hh
+          FROM unnest(o_idx, o_ver, o_prev, o_hash) AS z(i, v, ph, hh)
+          JOIN unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred)
+            WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, o) ON x.o = z.i
+          JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
+          ORDER BY z.i
+          RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
+        ), per AS (
+          -- Positions come back from the insert itself: no second read of the rows just written.
+          SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
+          FROM ins GROUP BY ins.rid
+        )
+        SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ','))
+        INTO p_ord, p_pos, p_types
+        FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
 
         UPDATE streams AS s SET last_hash = f.h FROM unnest(f_name, f_hash) AS f(n, h) WHERE s.stream_name = f.n;
-        SELECT max(e.global_position) INTO top FROM events e WHERE e.receipt_id = ANY (kept_id);
+        SELECT max(v) INTO top FROM unnest(p_pos) AS v;
         PERFORM pg_notify('ledger_events', top::text);
       END IF;
 
+      -- New deliveries answer from what was just inserted; only duplicates read the store.
       RETURN QUERY
-      SELECT k.o::int, r.id, (kid.id IS NULL), agg.pos, coalesce(agg.types, '{}')
+      SELECT kid.o::int, kid.id, false, pp.pos, coalesce(string_to_array(pp.types, ','), '{}')
+      FROM unnest(kept_ord, kept_id) AS kid(o, id)
+      LEFT JOIN unnest(coalesce(p_ord, '{}'), coalesce(p_pos, '{}'), coalesce(p_types, '{}')) AS pp(o, pos, types) ON pp.o = kid.o
+      UNION ALL
+      SELECT k.o::int, r.id, true, agg.pos, coalesce(agg.types, '{}')
       FROM unnest(r_provider, r_sha) WITH ORDINALITY AS k(p, s, o)
       JOIN webhook_receipts r ON r.provider = k.p AND r.body_sha256 = k.s
-      LEFT JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = k.o
       LEFT JOIN LATERAL (
         SELECT max(e.global_position) AS pos, array_agg(e.type ORDER BY e.global_position) AS types
         FROM events e WHERE e.receipt_id = r.id
       ) agg ON true
-      ORDER BY k.o;
+      WHERE NOT (k.o = ANY (kept_ord));
     END
     $fn$`.execute(db);
 }

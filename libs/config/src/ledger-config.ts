@@ -25,7 +25,7 @@ const envSchema = z.object({
   RESTCOMM_WEBHOOK_TOKEN: secretList,
   LEDGER_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   LEDGER_INGEST_BATCH_MAX: z.coerce.number().int().min(1).max(5000).default(500),
-  LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+  LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
