@@ -1,11 +1,10 @@
-import { Logger, type LogLevel } from '@nestjs/common';
+import type { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { LedgerConfig } from '@lib/config';
 import type { Database } from '@lib/db';
 import { AppModule } from './app.module.js';
 import { registerBodyParsers } from './common/body-parser.js';
-import { toErrorResponse } from './common/ledger-exception.filter.js';
 import type { SchemaState } from './common/tokens.js';
 
 const NEST_LEVELS: Record<LedgerConfig['logLevel'], LogLevel[] | false> = {
@@ -38,11 +37,7 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
   );
   const fastify = app.getHttpAdapter().getInstance();
   registerBodyParsers(fastify, options.config.maxBodyBytes);
-  // Errors raised before a route handler runs (parsers, limits) still answer in the ledger's JSON shape.
-  fastify.setErrorHandler((err: Error, _req, reply) => {
-    const { status, body, headers } = toErrorResponse(err);
-    if (status >= 500 && status !== 503) new Logger('Errors').error(err.stack ?? String(err));
-    void reply.status(status).headers(headers).send(body);
-  });
+  // Errors raised before a route handler runs (parsers, limits) reach Nest's exception layer, hence
+  // LedgerExceptionFilter, through the error handler Nest installs on Fastify.
   return app;
 };
