@@ -1,6 +1,7 @@
 import type { Migration } from 'kysely';
 import * as eventStore from './20261121000100_event_store.js';
 import * as appendFunction from './20261121000200_append_function.js';
+import * as projections from './20261121000300_projections.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -9,4 +10,5 @@ import * as appendFunction from './20261121000200_append_function.js';
 export const migrations: Record<string, Migration> = {
   '20261121000100_event_store': eventStore,
   '20261121000200_append_function': appendFunction,
+  '20261121000300_projections': projections,
 };

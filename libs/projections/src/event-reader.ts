@@ -1,0 +1,76 @@
+import { sql } from 'kysely';
+import type { CallEventType, LedgerEvent, LegParty, Provider } from '@lib/ledger';
+import type { Executor } from './projection.js';
+
+export interface Cursor {
+  xid: string;
+  position: string;
+}
+
+export const START: Cursor = { xid: '0', position: '0' };
+
+interface Row {
+  global_position: string;
+  transaction_id: string;
+  event_id: string;
+  type: string;
+  data: unknown;
+  metadata: Record<string, unknown>;
+  occurred_at: Date | null;
+  received_at: Date;
+}
+
+export const toLedgerEvent = (r: Row): LedgerEvent => {
+  const m = r.metadata;
+  return {
+    position: String(r.global_position),
+    eventId: r.event_id,
+    type: r.type as CallEventType,
+    data: r.data as never,
+    provider: m.provider as Provider,
+    legId: (m.legId as string | null) ?? null,
+    accountId: (m.accountId as string | null) ?? null,
+    parentLegId: (m.parentLegId as string | null) ?? null,
+    party: (m.party as LegParty | null) ?? null,
+    providerSeq: (m.providerSeq as number | null) ?? null,
+    occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
+    sentAt: (m.sentAt as string | null) ?? null,
+    receivedAt: r.received_at.toISOString(),
+  };
+};
+
+const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at`;
+
+/**
+ * Commit-order read: (transaction id, position) after the cursor, and only below the oldest transaction
+ * still in flight, so an event whose transaction commits late is never skipped (anchors.md §0-1).
+ */
+export const readAfter = async (db: Executor, cursor: Cursor, limit: number): Promise<{ events: LedgerEvent[]; next: Cursor }> => {
+  const rows = await sql<Row>`
+    SELECT ${COLUMNS} FROM events
+    WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+      AND (transaction_id, global_position) > (${cursor.xid}::xid8, ${cursor.position}::bigint)
+    ORDER BY transaction_id, global_position
+    LIMIT ${limit}`.execute(db);
+  const last = rows.rows.at(-1);
+  return {
+    events: rows.rows.map(toLedgerEvent),
+    next: last ? { xid: last.transaction_id, position: String(last.global_position) } : cursor,
+  };
+};
+
+/** Every event of the given leg streams plus the parent-side events that name these legs as children. */
+export const readLegEvents = async (db: Executor, streams: readonly string[], childIds: readonly string[]): Promise<LedgerEvent[]> => {
+  if (streams.length === 0) return [];
+  const rows = await sql<Row>`
+    SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[])
+    UNION
+    SELECT ${COLUMNS} FROM events WHERE data ? 'childLegId' AND data->>'childLegId' = ANY (${childIds}::text[])`.execute(db);
+  return rows.rows.map(toLedgerEvent);
+};
+
+export const headPosition = async (db: Executor): Promise<{ position: string; at: Date | null }> => {
+  const r = await sql<{ position: string | null; at: Date | null }>`
+    SELECT global_position::text AS position, recorded_at AS at FROM events ORDER BY global_position DESC LIMIT 1`.execute(db);
+  return { position: r.rows[0]?.position ?? '0', at: r.rows[0]?.at ?? null };
+};

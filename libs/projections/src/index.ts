@@ -1,0 +1,3 @@
+export * from './event-reader.js';
+export * from './projection.js';
+export * from './projector.js';

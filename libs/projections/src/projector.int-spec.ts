@@ -1,0 +1,154 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { sql, type Transaction } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DB } from '@lib/db';
+import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
+import { newEvent, type LedgerEvent } from '@lib/ledger';
+import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import type { Executor, ProjectionDefinition } from './projection.js';
+import { Projector } from './projector.js';
+
+/** Records every event it is given, so that "exactly once" and "nothing skipped" can be counted. */
+const recorder = (name: string): ProjectionDefinition => ({
+  name,
+  version: 1,
+  createGeneration: async (db: Executor, g: number) => {
+    await sql`CREATE TABLE IF NOT EXISTS ${sql.table(`${name}_g${g}`)} (position bigint NOT NULL)`.execute(db);
+  },
+  publish: async (trx: Transaction<DB>, g: number) => {
+    await sql`CREATE OR REPLACE VIEW ${sql.table(name)} AS SELECT * FROM ${sql.table(`${name}_g${g}`)}`.execute(trx);
+  },
+  dropGeneration: async (db: Executor, g: number) => {
+    await sql`DROP TABLE IF EXISTS ${sql.table(`${name}_g${g}`)}`.execute(db);
+  },
+  handle: async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) => {
+    await sql`INSERT INTO ${sql.table(`${name}_g${g}`)} (position) SELECT unnest(${events.map((e) => e.position)}::bigint[])`.execute(trx);
+  },
+});
+
+let tdb: TestDatabase;
+let store: EventStoreRepository;
+beforeAll(async () => {
+  tdb = await createTestDatabase(20);
+  store = new EventStoreRepository(tdb.db);
+});
+afterAll(async () => tdb.drop());
+
+const record = (): WebhookRecord => {
+  const body = Buffer.from(randomUUID());
+  const leg = randomUUID();
+  return {
+    receipt: {
+      provider: 'jambonz', body, bodySha256: createHash('sha256').update(body).digest(), contentType: null, path: '', query: '',
+      headers: {}, remoteAddr: null, receivedAt: new Date(), source: 'live', signatureStatus: 'unverified', signatureTimestamp: null,
+    },
+    events: [newEvent('CallRinging', leg, {}), newEvent('CallAnswered', leg, {})],
+  };
+};
+
+const positionsSeen = async (name: string) =>
+  (await sql<{ position: string; n: string }>`SELECT position::text, count(*)::text AS n FROM ${sql.table(name)} GROUP BY position`.execute(tdb.db)).rows;
+const allPositions = async () => (await sql<{ p: string }>`SELECT global_position::text AS p FROM events`.execute(tdb.db)).rows.map((r) => r.p);
+
+describe('Projector', () => {
+  it('never skips an event whose transaction commits after later positions were committed', async () => {
+    const p = recorder('late_commit');
+    const projector = new Projector(tdb.db, [p]);
+    await projector.init();
+    await store.appendBatch([record()]);
+    // Hold a transaction open that has taken a low position, while later appends commit.
+    const slow = new pg.Client({ connectionString: tdb.url });
+    await slow.connect();
+    await slow.query('BEGIN');
+    const early = record();
+    await slow.query(
+      `INSERT INTO webhook_receipts (provider, body_sha256, body, path, query, headers, received_at, source, signature_status)
+       VALUES ('jambonz', $1, $2, '', '', '{}', now(), 'live', 'unverified') RETURNING id`,
+      [early.receipt.bodySha256, early.receipt.body],
+    ).then(async (r) =>
+      slow.query(
+        `INSERT INTO events (event_id, stream_name, stream_version, type, data, metadata, receipt_id, received_at, hash)
+         VALUES ($1, 'callLeg-jambonz:slow', 1, 'CallRinging', '{}', '{"provider":"jambonz","legId":"slow"}', $2, now(), '\\x00')`,
+        [randomUUID(), r.rows[0].id],
+      ),
+    );
+    for (let i = 0; i < 5; i++) await store.appendBatch([record()]);
+    await projector.runUntilCaughtUp();
+    const before = await positionsSeen('late_commit');
+    await slow.query('COMMIT');
+    await slow.end();
+    // While the slow transaction was open the cursor stopped below it: only the first append was read, so the
+    // later ones could not be passed over before the slow one became visible.
+    expect(before).toHaveLength(2);
+    await projector.runUntilCaughtUp();
+    const after = await positionsSeen('late_commit');
+    const everything = await allPositions();
+    expect(after.map((r) => r.position).sort()).toEqual(everything.sort());
+    expect(after.every((r) => r.n === '1')).toBe(true);
+  });
+
+  it('two instances on one database process every event exactly once', async () => {
+    const name = 'two_instances';
+    const a = new Projector(tdb.db, [recorder(name)], { batchSize: 7, pollMs: 20 });
+    const b = new Projector(tdb.db, [recorder(name)], { batchSize: 7, pollMs: 20 });
+    await Promise.all([a.init(), b.init()]);
+    a.start();
+    b.start();
+    await Promise.all(Array.from({ length: 30 }, () => store.appendBatch([record(), record()])));
+    const total = (await allPositions()).length;
+    await expect.poll(async () => (await positionsSeen(name)).length, { timeout: 20_000, interval: 50 }).toBe(total);
+    await Promise.all([a.stop(), b.stop()]);
+    const seen = await positionsSeen(name);
+    expect(seen.every((r) => r.n === '1')).toBe(true);
+    expect(await a.hasPassed(String(Math.max(...(await allPositions()).map(Number))))).toBe(true);
+  });
+
+  it('records a failing projection, keeps the others going, and recovers', async () => {
+    let fail = true;
+    const flaky: ProjectionDefinition = { ...recorder('flaky'), handle: async (trx, events, g) => {
+      if (fail) throw new Error('boom on purpose');
+      await recorder('flaky').handle(trx, events, g);
+    } };
+    const projector = new Projector(tdb.db, [flaky, recorder('healthy')], { pollMs: 20 });
+    await projector.init();
+    projector.start();
+    await store.appendBatch([record()]);
+    await expect.poll(async () => (await projector.status()).find((s) => s.name === 'flaky')?.state, { timeout: 10_000 }).toBe('failing');
+    const status = (await projector.status()).find((s) => s.name === 'flaky')!;
+    expect(status.lastError).toContain('boom on purpose');
+    expect(status.failingPosition).not.toBeNull();
+    await expect.poll(async () => (await projector.status()).find((s) => s.name === 'healthy')?.lagEvents, { timeout: 10_000 }).toBe(0);
+    fail = false;
+    await expect.poll(async () => (await projector.status()).find((s) => s.name === 'flaky')?.state, { timeout: 15_000 }).toBe('running');
+    await projector.stop();
+    const failures = await sql<{ n: string }>`SELECT count(*)::text AS n FROM projection_failures WHERE projection = 'flaky'`.execute(tdb.db);
+    expect(Number(failures.rows[0]!.n)).toBeGreaterThan(0);
+  });
+
+  it('is woken by NOTIFY from another process', async () => {
+    const projector = new Projector(tdb.db, [recorder('notified')], { pollMs: 60_000, listenUrl: tdb.url });
+    await projector.init();
+    await projector.runUntilCaughtUp();
+    projector.start();
+    await new Promise((r) => setTimeout(r, 300)); // let LISTEN register; polling is a minute away
+    const [o] = await store.appendBatch([record()]);
+    await expect.poll(() => projector.hasPassed(o!.position!), { timeout: 5_000, interval: 20 }).toBe(true);
+    await projector.stop();
+  });
+
+  it('rebuilds side by side and switches atomically, the view answering throughout', async () => {
+    const p = recorder('rebuilt');
+    const projector = new Projector(tdb.db, [p]);
+    await projector.init();
+    await projector.runUntilCaughtUp();
+    const before = (await positionsSeen('rebuilt')).length;
+    await projector.rebuild('rebuilt');
+    const after = await positionsSeen('rebuilt');
+    expect(after.length).toBe(before);
+    expect(after.every((r) => r.n === '1')).toBe(true);
+    const status = (await projector.status()).find((s) => s.name === 'rebuilt')!;
+    expect(status.generation).toBe(2);
+    expect(status.state).toBe('running');
+  });
+});
