@@ -29,7 +29,7 @@ export const startTestApp = async (env: Record<string, string> = {}): Promise<Te
     DATABASE_URL: db.url,
     ...env,
   });
-  const app = await createApp({ config, db: db.db, schema: { migrated: true, lastError: null }, benchRoutes: true });
+  const app = await createApp({ config, db: db.db, schema: { migrated: true, lastError: null }, databaseUrl: db.url, benchRoutes: true });
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return {

@@ -21,6 +21,7 @@ export interface CreateAppOptions {
   config: LedgerConfig;
   db: Database;
   schema: SchemaState;
+  databaseUrl?: string | null;
   benchRoutes?: boolean;
 }
 
@@ -31,7 +32,7 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
     trustProxy: true,
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot({ config: options.config, db: options.db, schema: options.schema, benchRoutes: options.benchRoutes }),
+    AppModule.forRoot({ config: options.config, db: options.db, schema: options.schema, databaseUrl: options.databaseUrl ?? null, benchRoutes: options.benchRoutes }),
     adapter,
     { bodyParser: false, logger: NEST_LEVELS[options.config.logLevel] },
   );

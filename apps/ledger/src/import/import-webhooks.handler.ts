@@ -4,6 +4,7 @@ import split2 from 'split2';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
+import { Projector } from '@lib/projections';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { buildWebhookRecord, pickHeaders } from '../webhooks/webhook-record.factory.js';
 import { ImportWebhooksCommand, type ImportResult } from './import-webhooks.command.js';
@@ -23,6 +24,7 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     private readonly providers: ProviderRegistry,
     private readonly metrics: MetricsService,
     @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
+    private readonly projector: Projector,
   ) {}
 
   async execute({ body }: ImportWebhooksCommand): Promise<ImportResult> {
@@ -40,6 +42,7 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
           if (o.duplicate) result.duplicates += 1;
           else result.imported += 1;
         }
+        this.projector.wake();
         this.metrics.imported.inc({ result: 'imported' }, outcomes.filter((o) => !o.duplicate).length);
         this.metrics.imported.inc({ result: 'duplicate' }, outcomes.filter((o) => o.duplicate).length);
       });

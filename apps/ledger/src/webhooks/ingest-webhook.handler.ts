@@ -1,6 +1,7 @@
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import { GroupCommitWriter, type AppendOutcome } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
+import { Projector } from '@lib/projections';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { IngestWebhookCommand } from './ingest-webhook.command.js';
 import { buildWebhookRecord } from './webhook-record.factory.js';
@@ -11,11 +12,13 @@ export class IngestWebhookHandler implements ICommandHandler<IngestWebhookComman
     private readonly writer: GroupCommitWriter,
     private readonly providers: ProviderRegistry,
     private readonly metrics: MetricsService,
+    private readonly projector: Projector,
   ) {}
 
   async execute({ input }: IngestWebhookCommand): Promise<AppendOutcome> {
     const record = buildWebhookRecord(input, this.providers);
     const outcome = await this.writer.submit(record);
+    if (!outcome.duplicate) this.projector.wake();
     this.metrics.webhooks.inc({ provider: input.provider, result: outcome.duplicate ? 'duplicate' : 'stored' });
     if (!outcome.duplicate && record.events.some((e) => e.type === 'UnrecognizedWebhook')) {
       this.metrics.unrecognized.inc({ provider: input.provider });

@@ -1,0 +1,29 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { loadConfig } from '@lib/config';
+import { createDatabase, startEmbeddedPostgres } from '@lib/db';
+import { callLegsProjection } from '@lib/projections';
+import { createProjector } from './projections/projector.provider.js';
+
+/**
+ * `npm run projector`: the projector as a process of its own, so that ingest and projection scale apart.
+ * Run the service with LEDGER_PROJECTOR=off beside it (or not: the advisory locks keep them from
+ * applying an event twice). Without DATABASE_URL it attaches to the embedded PostgreSQL of a running service.
+ */
+const logger = new Logger('ProjectorProcess');
+const config = loadConfig();
+const embedded = config.databaseUrl ? null : await startEmbeddedPostgres({ dataDir: config.dataDir, attach: true });
+const url = config.databaseUrl ?? embedded!.url;
+const { db } = createDatabase(url, 4);
+const projector = createProjector(db, [callLegsProjection], url);
+await projector.init();
+projector.start();
+logger.log(`projecting ${projector.projections.map((p) => p.name).join(', ')}`);
+const stop = async () => {
+  await projector.stop();
+  await db.destroy();
+  await embedded?.stop();
+  process.exit(0);
+};
+process.once('SIGINT', () => void stop());
+process.once('SIGTERM', () => void stop());

@@ -1,0 +1,79 @@
+/**
+ * `npm run bench:projections`: fills a fresh embedded PostgreSQL with at least a million events from
+ * generated call scenarios (through the store's bulk append), rebuilds every projection from the first
+ * event, and prints events/s and the process's peak RSS.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '../libs/db/src/index.js';
+import { EventStoreRepository, type WebhookRecord } from '../libs/event-store/src/index.js';
+import type { LedgerEvent, TranslatedEvent } from '../libs/ledger/src/index.js';
+import { callScenarioArb } from '../libs/ledger/src/testing/call-scenarios.js';
+import { callLegsProjection, Projector } from '../libs/projections/src/index.js';
+import { fmt } from './bench-support.js';
+
+const TARGET_EVENTS = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+
+const toRecord = (e: LedgerEvent, salt: number): WebhookRecord => {
+  const body = Buffer.from(JSON.stringify({ salt, id: e.eventId, type: e.type, leg: e.legId, data: e.data }));
+  return {
+    receipt: {
+      provider: e.provider, body, bodySha256: createHash('sha256').update(body).digest(), contentType: 'application/json', path: '',
+      query: '', headers: {}, remoteAddr: null, receivedAt: new Date(e.receivedAt), source: 'import', signatureStatus: 'not-checked',
+      signatureTimestamp: e.sentAt ? new Date(e.sentAt) : null,
+    },
+    events: [{ type: e.type, legId: e.legId ? `${e.legId}-${salt}` : null, accountId: e.accountId, parentLegId: e.parentLegId ? `${e.parentLegId}-${salt}` : null,
+      occurredAt: e.occurredAt, providerSeq: e.providerSeq, party: e.party,
+      data: 'childLegId' in (e.data as object) ? { ...(e.data as object), childLegId: `${(e.data as { childLegId: string }).childLegId}-${salt}`, ...('parentLegId' in (e.data as object) ? { parentLegId: `${(e.data as { parentLegId: string }).parentLegId}-${salt}` } : {}) } : e.data } as TranslatedEvent],
+  };
+};
+
+let peakRss = 0;
+const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
+
+const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-proj-'));
+const pgServer = await startEmbeddedPostgres({ dataDir });
+const { db } = createDatabase(pgServer.url, 8);
+try {
+  await migrateToLatest(db);
+  const store = new EventStoreRepository(db);
+  const samples = fc.sample(callScenarioArb, { numRuns: 2000, seed: 42 });
+  let events = 0;
+  let salt = 0;
+  const fillStart = performance.now();
+  let batch: WebhookRecord[] = [];
+  while (events < TARGET_EVENTS) {
+    const s = samples[salt % samples.length]!;
+    salt += 1;
+    for (const e of s.events) {
+      batch.push(toRecord(e, salt));
+      events += 1;
+    }
+    if (batch.length >= 2000) {
+      await store.appendBatch(batch);
+      batch = [];
+      if (salt % 2000 === 0) process.stdout.write(`\rfilled ${fmt(events)} events`);
+    }
+  }
+  if (batch.length) await store.appendBatch(batch);
+  const fillSec = (performance.now() - fillStart) / 1000;
+  console.log(`\rfilled ${fmt(events)} events from ${fmt(salt)} scenarios in ${fmt(fillSec, 1)} s (${fmt(events / fillSec)} events/s appended)`);
+
+  const projector = new Projector(db, [callLegsProjection], { batchSize: 2000 });
+  await projector.init();
+  peakRss = process.memoryUsage().rss;
+  const started = performance.now();
+  await projector.rebuild();
+  const sec = (performance.now() - started) / 1000;
+  const legs = await db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+  console.log(`rebuild of all projections: ${fmt(Number(legs.n))} events in ${fmt(sec, 1)} s = ${fmt(Number(legs.n) / sec)} events/s (target >= 30,000)`);
+  console.log(`peak RSS of this process during the rebuild: ${fmt(peakRss / 1024 / 1024)} MB`);
+} finally {
+  clearInterval(sampler);
+  await db.destroy();
+  await pgServer.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}

@@ -1,0 +1,311 @@
+/**
+ * Pure domain rules of the call-leg read model (providers.md §4.6). No I/O: a row is a function of the SET of
+ * events given, never of their arrival order. Every rule below is either a min/max, a precedence table or a
+ * "first in canonical order" choice; nothing is "last arrival wins".
+ *
+ * Canonical order (compareEventsCanonically): time = occurredAt ?? sentAt ?? receivedAt (first parseable), then the
+ * event's status rank (CallInitiated 0, CallRinging 1, CallAnswered 2, CallCompleted 3, anything else 2), then
+ * providerSeq (nulls last), then eventId, then position. Duplicates (same eventId) count once: the canonically
+ * first copy is kept.
+ */
+import type { MachineResult, Outcome, Provider } from './call-leg.events.js';
+import type { AnsweredBy, CallLegRow, DurationSource, LedgerEvent, LegStatus, RecordingRow } from './call-leg.js';
+
+export interface ProjectCallLegInput {
+  provider: Provider;
+  callId: string;
+  /** Every event whose legId is this leg, in any order, duplicates allowed. */
+  own: readonly LedgerEvent[];
+  /**
+   * Events on other legs that mention this leg: DialCompleted / ChildLegDialed with data.childLegId === callId, and
+   * MachineDetected events of the parent leg. Anything else is ignored, so callers may over-supply.
+   */
+  related: readonly LedgerEvent[];
+}
+
+export const LEG_STATUS_RANK: Readonly<Record<LegStatus, number>> = {
+  initiated: 0,
+  ringing: 1,
+  'in-progress': 2,
+  completed: 3,
+  busy: 3,
+  'no-answer': 3,
+  failed: 3,
+  canceled: 3,
+};
+
+export const isTerminalStatus = (status: LegStatus): boolean => LEG_STATUS_RANK[status] === 3;
+
+type DefinitiveOutcome = Exclude<Outcome, 'unanswered-unknown' | 'unknown'>;
+/** Several definitive outcomes for one leg (conflicting reports): the most specific wins, `failed` is the catch-all. */
+const OUTCOME_PRECEDENCE: readonly DefinitiveOutcome[] = ['completed', 'busy', 'no-answer', 'canceled', 'failed'];
+const isDefinitive = (o: Outcome): o is DefinitiveOutcome => o !== 'unanswered-unknown' && o !== 'unknown';
+const pickOutcome = (outcomes: readonly Outcome[]): DefinitiveOutcome | undefined =>
+  OUTCOME_PRECEDENCE.find((o) => outcomes.includes(o));
+
+/** Several AMD results for one leg: machine > fax > human (a machine/beep detection is the stronger evidence). */
+const ANSWERED_BY_PRECEDENCE: readonly Exclude<AnsweredBy, null>[] = ['machine', 'fax', 'human'];
+const ANSWERED_BY: Record<MachineResult, AnsweredBy> = { human: 'human', machine: 'machine', beep: 'machine', fax: 'fax', unknown: null };
+
+const EVENT_RANK: Partial<Record<LedgerEvent['type'], number>> = { CallInitiated: 0, CallRinging: 1, CallAnswered: 2, CallCompleted: 3 };
+const NO_TIME = Number.MAX_SAFE_INTEGER;
+
+const parseTime = (value: string | null | undefined): number | undefined => {
+  if (!value) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+};
+
+/** occurredAt ?? sentAt ?? receivedAt (the first one that parses), in epoch ms. */
+export const eventTime = (e: LedgerEvent): number => parseTime(e.occurredAt) ?? parseTime(e.sentAt) ?? parseTime(e.receivedAt) ?? NO_TIME;
+
+const positionOf = (e: LedgerEvent): bigint => {
+  try {
+    return BigInt(e.position);
+  } catch {
+    return -1n;
+  }
+};
+
+const cmp = <T extends string | number | bigint>(a: T, b: T): number => (a < b ? -1 : a > b ? 1 : 0);
+
+export const compareEventsCanonically = (a: LedgerEvent, b: LedgerEvent): number =>
+  cmp(eventTime(a), eventTime(b)) ||
+  cmp(EVENT_RANK[a.type] ?? 2, EVENT_RANK[b.type] ?? 2) ||
+  cmp(a.providerSeq ?? Number.MAX_SAFE_INTEGER, b.providerSeq ?? Number.MAX_SAFE_INTEGER) ||
+  cmp(a.eventId, b.eventId) ||
+  cmp(positionOf(a), positionOf(b)) ||
+  cmp(a.receivedAt, b.receivedAt) ||
+  cmp(JSON.stringify(a.data), JSON.stringify(b.data));
+
+/** De-duplicates by eventId (keeping the canonically first copy) and sorts canonically. */
+export const canonicalEvents = (events: readonly LedgerEvent[]): LedgerEvent[] => {
+  const seen = new Set<string>();
+  return [...events].sort(compareEventsCanonically).filter((e) => (seen.has(e.eventId) ? false : (seen.add(e.eventId), true)));
+};
+
+const iso = (ms: number | undefined): string | null => (ms === undefined || ms === NO_TIME ? null : new Date(ms).toISOString());
+/** Never negative, 3 decimals. */
+const seconds = (value: number): number => Math.round(Math.max(0, value) * 1000) / 1000;
+const finiteMax = (values: readonly (number | undefined)[]): number | undefined => {
+  const ok = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return ok.length ? Math.max(...ok) : undefined;
+};
+
+const isType = <K extends LedgerEvent['type']>(type: K) => (e: LedgerEvent): e is LedgerEvent<K> => e.type === type;
+const childOf = (e: LedgerEvent): string | undefined =>
+  e.type === 'ChildLegDialed' || e.type === 'DialCompleted' ? (e.data as { childLegId?: string }).childLegId : undefined;
+
+/**
+ * Projects one leg. Returns null when nothing says the leg exists: no own event and no parent-side
+ * ChildLegDialed/DialCompleted naming it (a parent's MachineDetected alone does not create a leg).
+ *
+ * Rules chosen where providers.md leaves room (all order-free):
+ * - Status: before a terminal fact, the max rank of own CallInitiated/CallRinging/CallAnswered (any own event
+ *   means at least `initiated`). A leg is ended by an own CallCompleted or by a parent DialCompleted naming it.
+ *   Once ended: answered (own CallAnswered, or an own definitive `completed`) -> `completed`; else the outcome by
+ *   provider precedence: restcomm/twilio: parent DialCompleted > own CallCompleted (§4.6-7); freeclimb/jambonz: own
+ *   CallCompleted > parent DialCompleted (FreeClimb: child callStatus beats the deprecated dialCallStatus). The
+ *   parent can never make a leg `completed` when the leg itself reported a definitive loss without answering
+ *   (simultaneous-ring losers keep the provider's no-answer/canceled; the jambonz 487 loser stays `no-answer` with
+ *   endReason `canceled-487`). Only ambiguous outcomes ('unanswered-unknown'/'unknown') and no parent answer:
+ *   `no-answer` if the leg rang (own CallRinging), else `failed`.
+ * - Times: startedAt = earliest own CallInitiated, else earliest own event; answeredAt = earliest CallAnswered;
+ *   endedAt = earliest own CallCompleted, else earliest parent DialCompleted naming the leg.
+ * - talkDurationSec: null until ended; 0 ('derived') for ended legs that were not `completed`; for `completed`:
+ *   max own CallCompleted.durationSec ('provider'), else max parent DialCompleted.durationSec ('provider'),
+ *   else endedAt - answeredAt ('derived'), else null.
+ * - ringDurationSec: max parent DialCompleted.ringDurationSec ('provider'), else answeredAt - startedAt, or for an
+ *   ended unanswered leg endedAt - startedAt ('derived'), else null.
+ * - answeredBy: own MachineDetected, except on a jambonz leg after it started dialling (time > its first own
+ *   ChildLegDialed/DialCompleted: that AMD is about the dialled child, §2.11-4), plus the jambonz parent's
+ *   MachineDetected when this leg is the dial winner (answered, no parent DialCompleted naming it with a
+ *   non-completed outcome) and the AMD time lies in [answeredAt ?? (startedAt, exclusive), endedAt]. Results:
+ *   beep -> machine, unknown -> ignored, precedence machine > fax > human.
+ * - parentCallId: canonically first assertion among own parentLegId and parent-side ChildLegDialed/DialCompleted
+ *   naming the leg; more than one distinct parent -> linkConflict.
+ * - final: ended AND NOT (the outcome came only from the ambiguous-end fallback while the leg has a parent, so a
+ *   parent DialCompleted may still resolve it) AND (status !== 'completed' OR talkDurationSource === 'provider').
+ *   I.e. the terminal fact is there and, for answered legs, the provider's own duration (FreeClimb callDuration,
+ *   jambonz duration, Restcomm CallDuration/DialCallDuration) has arrived.
+ */
+export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
+  const { provider, callId } = input;
+  const own = canonicalEvents(input.own.filter((e) => e.legId === callId && e.provider === provider));
+  const related = canonicalEvents(input.related.filter((e) => e.provider === provider && e.legId !== null && e.legId !== callId));
+  const links = related.filter((e) => childOf(e) === callId);
+  if (own.length === 0 && links.length === 0) return null;
+
+  // --- parent link (§4.6-3)
+  const assertions: { parent: string; event: LedgerEvent }[] = [];
+  for (const e of own) if (e.parentLegId && e.parentLegId !== callId) assertions.push({ parent: e.parentLegId, event: e });
+  for (const e of links) {
+    const parent = e.type === 'ChildLegDialed' ? (e.data as { parentLegId?: string }).parentLegId || e.legId : e.legId;
+    if (parent && parent !== callId) assertions.push({ parent, event: e });
+  }
+  assertions.sort((a, b) => compareEventsCanonically(a.event, b.event) || cmp(a.parent, b.parent));
+  const parentCallId = assertions[0]?.parent ?? null;
+  const linkConflict = new Set(assertions.map((a) => a.parent)).size > 1;
+
+  // --- status
+  const completions = own.filter(isType('CallCompleted'));
+  const dials = links.filter(isType('DialCompleted'));
+  const sawAnswer = own.some(isType('CallAnswered'));
+  const rang = own.some(isType('CallRinging'));
+  const ownOutcomes = completions.map((e) => e.data.outcome).filter(isDefinitive);
+  const parentOutcomes = dials.map((e) => e.data.outcome).filter(isDefinitive);
+  const ended = completions.length > 0 || dials.length > 0;
+  let status: LegStatus;
+  let fromFallback = false;
+  if (!ended) {
+    const rank = Math.max(0, ...own.map((e) => EVENT_RANK[e.type] ?? 0));
+    status = rank >= 2 ? 'in-progress' : rank === 1 ? 'ringing' : 'initiated';
+  } else if (sawAnswer || ownOutcomes.includes('completed')) {
+    status = 'completed';
+  } else {
+    const ownLoss = pickOutcome(ownOutcomes);
+    const parentSays = pickOutcome(parentOutcomes);
+    const parentFirst = provider === 'restcomm' || provider === 'twilio';
+    const chosen = parentFirst ? (parentSays === 'completed' && ownLoss ? ownLoss : (parentSays ?? ownLoss)) : (ownLoss ?? parentSays);
+    if (chosen) status = chosen;
+    else {
+      status = rang ? 'no-answer' : 'failed';
+      fromFallback = true;
+    }
+  }
+  const terminal = isTerminalStatus(status);
+
+  // --- times
+  const firstTime = (events: readonly LedgerEvent[]): number | undefined => (events.length ? eventTime(events[0]!) : undefined);
+  const startedMs = firstTime(own.filter(isType('CallInitiated'))) ?? firstTime(own);
+  const answeredMs = firstTime(own.filter(isType('CallAnswered')));
+  const endedMs = ended ? (firstTime(completions) ?? firstTime(dials)) : undefined;
+  const known = (ms: number | undefined): ms is number => ms !== undefined && ms !== NO_TIME;
+
+  // --- durations
+  let talkDurationSec: number | null = null;
+  let talkDurationSource: DurationSource | null = null;
+  if (terminal && status !== 'completed') {
+    talkDurationSec = 0;
+    talkDurationSource = 'derived';
+  } else if (status === 'completed') {
+    const reported = finiteMax(completions.map((e) => e.data.durationSec)) ?? finiteMax(dials.map((e) => e.data.durationSec));
+    if (reported !== undefined) {
+      talkDurationSec = seconds(reported);
+      talkDurationSource = 'provider';
+    } else if (known(answeredMs) && known(endedMs)) {
+      talkDurationSec = seconds((endedMs - answeredMs) / 1000);
+      talkDurationSource = 'derived';
+    }
+  }
+  let ringDurationSec: number | null = null;
+  let ringDurationSource: DurationSource | null = null;
+  const reportedRing = finiteMax(dials.map((e) => e.data.ringDurationSec));
+  if (reportedRing !== undefined) {
+    ringDurationSec = seconds(reportedRing);
+    ringDurationSource = 'provider';
+  } else if (known(startedMs)) {
+    const until = known(answeredMs) ? answeredMs : terminal && status !== 'completed' && known(endedMs) ? endedMs : undefined;
+    if (until !== undefined) {
+      ringDurationSec = seconds((until - startedMs) / 1000);
+      ringDurationSource = 'derived';
+    }
+  }
+
+  // --- answeredBy (AMD attribution, §2.11-4, §4.6-8)
+  const amd: MachineResult[] = [];
+  const dialStart = firstTime(own.filter((e) => e.type === 'ChildLegDialed' || e.type === 'DialCompleted'));
+  for (const e of own.filter(isType('MachineDetected'))) {
+    if (provider === 'jambonz' && dialStart !== undefined && eventTime(e) > dialStart) continue;
+    amd.push(e.data.result);
+  }
+  const winner =
+    (status === 'in-progress' || status === 'completed') && !parentOutcomes.some((o) => o !== 'completed');
+  if (provider === 'jambonz' && parentCallId && winner) {
+    for (const e of related.filter(isType('MachineDetected'))) {
+      if (e.legId !== parentCallId) continue;
+      const t = eventTime(e);
+      const afterStart = known(answeredMs) ? t >= answeredMs : known(startedMs) ? t > startedMs : true;
+      const beforeEnd = known(endedMs) ? t <= endedMs : true;
+      if (afterStart && beforeEnd) amd.push(e.data.result);
+    }
+  }
+  const answeredResults = new Set(amd.map((r) => ANSWERED_BY[r]));
+  const answeredBy: AnsweredBy = ANSWERED_BY_PRECEDENCE.find((r) => answeredResults.has(r)) ?? null;
+
+  // --- party, account
+  const firstNonNull = <T>(values: readonly (T | null | undefined)[]): T | null => values.find((v) => v !== null && v !== undefined) ?? null;
+  const initiated = own.filter(isType('CallInitiated'));
+  const partyField = <F extends 'direction' | 'from' | 'to'>(field: F) =>
+    firstNonNull([...initiated.map((e) => e.data[field]), ...own.map((e) => e.party?.[field])]);
+  const accountId = firstNonNull([...own.map((e) => e.accountId), ...links.map((e) => e.accountId)]);
+
+  // --- end reason, SIP status
+  const endReason = firstNonNull(completions.map((e) => e.data.endReason || e.data.terminatedBy || null));
+  const sipCandidates = canonicalEvents([...own, ...dials]).filter(
+    (e) => typeof (e.data as { sipStatus?: unknown }).sipStatus === 'number',
+  );
+  const sipStatus = sipCandidates.length ? (sipCandidates.at(-1)!.data as { sipStatus: number }).sipStatus : null;
+
+  // --- conferences, recordings
+  const conferenceIds = [
+    ...new Set(
+      own
+        .filter((e) => e.type === 'ConferenceJoined' || e.type === 'ConferenceLeft' || e.type === 'ConferenceStatusChanged')
+        .map((e) => (e.data as { conferenceId: string }).conferenceId)
+        .filter(Boolean),
+    ),
+  ].sort();
+  const recordingGroups = new Map<string, LedgerEvent<'RecordingAvailable'>[]>();
+  for (const e of own.filter(isType('RecordingAvailable'))) {
+    const id = e.data.recordingId || e.data.url;
+    recordingGroups.set(id, [...(recordingGroups.get(id) ?? []), e]);
+  }
+  const recordings: RecordingRow[] = [...recordingGroups.entries()]
+    .sort(([a], [b]) => cmp(a, b))
+    .map(([recordingId, events]) => {
+      const first = events[0]!;
+      const duration = finiteMax(events.map((e) => e.data.durationSec));
+      return {
+        recordingId,
+        url: first.data.url,
+        durationSec: duration === undefined ? null : seconds(duration),
+        scope: first.data.scope,
+        callId,
+        createdAt: iso(eventTime(first)) ?? first.receivedAt,
+      };
+    });
+
+  // --- bookkeeping
+  const positions = (own.length ? own : links).map(positionOf);
+  const lastPosition = positions.reduce((a, b) => (b > a ? b : a)).toString();
+  const final =
+    terminal && !(fromFallback && parentCallId !== null) && (status !== 'completed' || talkDurationSource === 'provider');
+
+  return {
+    provider,
+    accountId,
+    callId,
+    parentCallId,
+    direction: partyField('direction'),
+    from: partyField('from'),
+    to: partyField('to'),
+    status,
+    startedAt: iso(startedMs),
+    answeredAt: iso(answeredMs),
+    endedAt: iso(endedMs),
+    ringDurationSec,
+    talkDurationSec,
+    ringDurationSource,
+    talkDurationSource,
+    answeredBy,
+    endReason,
+    sipStatus,
+    conferenceIds,
+    recordings,
+    final,
+    eventCount: own.length,
+    lastPosition,
+    linkConflict,
+  };
+}

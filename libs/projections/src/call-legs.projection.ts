@@ -1,0 +1,244 @@
+import { sql, type Transaction } from 'kysely';
+import type { DB } from '@lib/db';
+import { projectCallLeg, type CallLegRow, type LedgerEvent, type Provider } from '@lib/ledger';
+import { readLegEvents, toLedgerEvent } from './event-reader.js';
+import type { Executor, ProjectionDefinition } from './projection.js';
+
+const legs = (g: number) => sql.table(`call_legs_g${g}`);
+const recs = (g: number) => sql.table(`recordings_g${g}`);
+const streamOf = (provider: string, callId: string) => `callLeg-${provider}:${callId}`;
+const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`;
+
+/**
+ * Call legs, their trees and their recordings. For every leg a batch touches, the row is recomputed from
+ * all of that leg's events plus the parent-side events that name it (a pure function of the set of events,
+ * so delivery order and duplicates cannot change it), then roots and depths are healed for the trees touched.
+ */
+export const callLegsProjection: ProjectionDefinition = {
+  name: 'call_legs',
+  version: 1,
+
+  async createGeneration(db: Executor, g: number) {
+    await sql`
+      CREATE TABLE IF NOT EXISTS ${legs(g)} (
+        provider text NOT NULL,
+        call_id text NOT NULL,
+        account_id text,
+        parent_call_id text,
+        root_call_id text NOT NULL,
+        depth integer NOT NULL DEFAULT 0,
+        direction text,
+        from_number text,
+        to_number text,
+        status text NOT NULL,
+        started_at timestamptz,
+        answered_at timestamptz,
+        ended_at timestamptz,
+        ring_duration_sec double precision,
+        talk_duration_sec double precision,
+        ring_duration_source text,
+        talk_duration_source text,
+        answered_by text,
+        end_reason text,
+        sip_status integer,
+        conference_ids text[] NOT NULL DEFAULT '{}',
+        final boolean NOT NULL,
+        event_count integer NOT NULL,
+        last_position bigint NOT NULL,
+        link_conflict boolean NOT NULL DEFAULT false,
+        PRIMARY KEY (provider, call_id)
+      )`.execute(db);
+    await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_parent`)} ON ${legs(g)} (provider, parent_call_id)`.execute(db);
+    await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_root`)} ON ${legs(g)} (provider, root_call_id)`.execute(db);
+    await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_started`)} ON ${legs(g)} (started_at DESC, provider, call_id)`.execute(db);
+    await sql`
+      CREATE TABLE IF NOT EXISTS ${recs(g)} (
+        provider text NOT NULL,
+        recording_id text NOT NULL,
+        call_id text NOT NULL,
+        root_call_id text NOT NULL,
+        url text NOT NULL,
+        duration_sec double precision,
+        scope text NOT NULL,
+        created_at timestamptz NOT NULL,
+        PRIMARY KEY (provider, call_id, recording_id)
+      )`.execute(db);
+    await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_root`)} ON ${recs(g)} (provider, root_call_id)`.execute(db);
+    await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_created`)} ON ${recs(g)} (created_at DESC)`.execute(db);
+  },
+
+  async publish(trx: Transaction<DB>, g: number) {
+    await sql`CREATE OR REPLACE VIEW call_legs AS SELECT * FROM ${legs(g)}`.execute(trx);
+    await sql`CREATE OR REPLACE VIEW recordings AS SELECT * FROM ${recs(g)}`.execute(trx);
+  },
+
+  async dropGeneration(db: Executor, g: number) {
+    await sql`DROP TABLE IF EXISTS ${legs(g)}`.execute(db);
+    await sql`DROP TABLE IF EXISTS ${recs(g)}`.execute(db);
+  },
+
+  async handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) {
+    // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
+    // parent that reports machine detection (jambonz reports AMD on the parent).
+    const touched = new Map<string, { provider: Provider; callId: string }>();
+    const touch = (provider: Provider, callId: string | null | undefined) => {
+      if (callId) touched.set(keyOf(provider, callId), { provider, callId });
+    };
+    const amdParents: { provider: Provider; callId: string }[] = [];
+    for (const e of events) {
+      if (!e.legId) continue;
+      touch(e.provider, e.legId);
+      const child = (e.data as { childLegId?: string }).childLegId;
+      if (child) touch(e.provider, child);
+      if (e.type === 'MachineDetected') amdParents.push({ provider: e.provider, callId: e.legId });
+    }
+    if (amdParents.length > 0) {
+      const kids = await sql<{ provider: Provider; call_id: string }>`
+        SELECT provider, call_id FROM ${legs(g)} l
+        JOIN unnest(${amdParents.map((p) => p.provider)}::text[], ${amdParents.map((p) => p.callId)}::text[]) AS a(p, c)
+          ON l.provider = a.p AND l.parent_call_id = a.c`.execute(trx);
+      for (const k of kids.rows) touch(k.provider, k.call_id);
+      const named = await sql<{ provider: Provider; child: string }>`
+        SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
+        WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'`.execute(trx);
+      for (const k of named.rows) touch(k.provider, k.child);
+    }
+    if (touched.size === 0) return;
+
+    const targets = [...touched.values()];
+    const all = await readLegEvents(trx, targets.map((t) => streamOf(t.provider, t.callId)), targets.map((t) => t.callId));
+    const own = new Map<string, LedgerEvent[]>();
+    const related = new Map<string, LedgerEvent[]>();
+    for (const e of all) {
+      if (e.legId) (own.get(keyOf(e.provider, e.legId)) ?? own.set(keyOf(e.provider, e.legId), []).get(keyOf(e.provider, e.legId))!).push(e);
+      const child = (e.data as { childLegId?: string }).childLegId;
+      if (child && e.legId !== child) {
+        const k = keyOf(e.provider, child);
+        (related.get(k) ?? related.set(k, []).get(k)!).push(e);
+      }
+    }
+    // Parents' machine detection, for the rule that attaches a parent-reported AMD to the dial winner.
+    const parentStreams = new Set<string>();
+    for (const t of targets) {
+      const k = keyOf(t.provider, t.callId);
+      for (const e of [...(own.get(k) ?? []), ...(related.get(k) ?? [])]) {
+        const parent = e.legId === t.callId ? e.parentLegId : e.legId;
+        if (parent) parentStreams.add(streamOf(t.provider, parent));
+      }
+    }
+    if (parentStreams.size > 0) {
+      const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
+        SELECT global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at
+        FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'`.execute(trx);
+      const byParent = new Map<string, LedgerEvent[]>();
+      for (const r of amd.rows.map(toLedgerEvent)) {
+        const k = keyOf(r.provider, r.legId!);
+        (byParent.get(k) ?? byParent.set(k, []).get(k)!).push(r);
+      }
+      for (const t of targets) {
+        const k = keyOf(t.provider, t.callId);
+        const parents = new Set<string>();
+        for (const e of [...(own.get(k) ?? []), ...(related.get(k) ?? [])]) {
+          const parent = e.legId === t.callId ? e.parentLegId : e.legId;
+          if (parent) parents.add(keyOf(t.provider, parent));
+        }
+        for (const p of parents) for (const e of byParent.get(p) ?? []) (related.get(k) ?? related.set(k, []).get(k)!).push(e);
+      }
+    }
+
+    const rows: CallLegRow[] = [];
+    for (const t of targets) {
+      const k = keyOf(t.provider, t.callId);
+      const row = projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] });
+      if (row) rows.push(row);
+    }
+    if (rows.length === 0) return;
+    await upsertLegs(trx, g, rows);
+    await healTrees(trx, g, rows);
+  },
+};
+
+const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
+  const col = <T>(f: (r: CallLegRow) => T) => rows.map(f);
+  await sql`
+    INSERT INTO ${legs(g)} (provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number,
+      status, started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source,
+      answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict)
+    SELECT t.provider, t.call_id, t.account_id, t.parent_call_id, t.call_id, 0, t.direction, t.from_number, t.to_number,
+      t.status, t.started_at, t.answered_at, t.ended_at, t.ring, t.talk, t.ring_src, t.talk_src, t.answered_by, t.end_reason,
+      t.sip_status, coalesce(string_to_array(nullif(t.conf, ''), ','), '{}'), t.final, t.event_count, t.last_position, t.link_conflict
+    FROM unnest(${col((r) => r.provider)}::text[], ${col((r) => r.callId)}::text[], ${col((r) => r.accountId)}::text[],
+      ${col((r) => r.parentCallId)}::text[], ${col((r) => r.direction)}::text[], ${col((r) => r.from)}::text[], ${col((r) => r.to)}::text[],
+      ${col((r) => r.status)}::text[], ${col((r) => r.startedAt)}::timestamptz[], ${col((r) => r.answeredAt)}::timestamptz[],
+      ${col((r) => r.endedAt)}::timestamptz[], ${col((r) => r.ringDurationSec)}::float8[], ${col((r) => r.talkDurationSec)}::float8[],
+      ${col((r) => r.ringDurationSource)}::text[], ${col((r) => r.talkDurationSource)}::text[], ${col((r) => r.answeredBy)}::text[],
+      ${col((r) => r.endReason)}::text[], ${col((r) => r.sipStatus)}::int[], ${col((r) => r.conferenceIds.join(','))}::text[],
+      ${col((r) => r.final)}::bool[], ${col((r) => r.eventCount)}::int[], ${col((r) => r.lastPosition)}::bigint[], ${col((r) => r.linkConflict)}::bool[])
+      AS t(provider, call_id, account_id, parent_call_id, direction, from_number, to_number, status, started_at, answered_at, ended_at,
+        ring, talk, ring_src, talk_src, answered_by, end_reason, sip_status, conf, final, event_count, last_position, link_conflict)
+    ORDER BY t.provider, t.call_id
+    ON CONFLICT (provider, call_id) DO UPDATE SET
+      account_id = EXCLUDED.account_id, parent_call_id = EXCLUDED.parent_call_id, direction = EXCLUDED.direction,
+      from_number = EXCLUDED.from_number, to_number = EXCLUDED.to_number, status = EXCLUDED.status,
+      started_at = EXCLUDED.started_at, answered_at = EXCLUDED.answered_at, ended_at = EXCLUDED.ended_at,
+      ring_duration_sec = EXCLUDED.ring_duration_sec, talk_duration_sec = EXCLUDED.talk_duration_sec,
+      ring_duration_source = EXCLUDED.ring_duration_source, talk_duration_source = EXCLUDED.talk_duration_source,
+      answered_by = EXCLUDED.answered_by, end_reason = EXCLUDED.end_reason, sip_status = EXCLUDED.sip_status,
+      conference_ids = EXCLUDED.conference_ids, final = EXCLUDED.final, event_count = EXCLUDED.event_count,
+      last_position = EXCLUDED.last_position, link_conflict = EXCLUDED.link_conflict`.execute(trx);
+
+  const recRows = rows.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
+  await sql`
+    DELETE FROM ${recs(g)} r USING unnest(${col((r) => r.provider)}::text[], ${col((r) => r.callId)}::text[]) AS t(p, c)
+    WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
+  if (recRows.length > 0) {
+    await sql`
+      INSERT INTO ${recs(g)} (provider, recording_id, call_id, root_call_id, url, duration_sec, scope, created_at)
+      SELECT t.p, t.rid, t.c, t.c, t.url, t.d, t.s, t.at
+      FROM unnest(${recRows.map((r) => r.provider)}::text[], ${recRows.map((r) => r.recordingId)}::text[], ${recRows.map((r) => r.callId)}::text[],
+        ${recRows.map((r) => r.url)}::text[], ${recRows.map((r) => r.durationSec)}::float8[], ${recRows.map((r) => r.scope)}::text[],
+        ${recRows.map((r) => r.createdAt)}::timestamptz[]) AS t(p, rid, c, url, d, s, at)
+      ON CONFLICT DO NOTHING`.execute(trx);
+  }
+};
+
+/**
+ * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
+ * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
+ */
+const healTrees = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
+  const T = legs(g);
+  await sql`
+    WITH RECURSIVE up AS (
+      SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops
+      FROM ${T} l JOIN unnest(${rows.map((r) => r.provider)}::text[], ${rows.map((r) => r.callId)}::text[]) AS t(p, c)
+        ON l.provider = t.p AND l.call_id = t.c
+      UNION ALL
+      SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1
+      FROM ${T} l JOIN up ON l.provider = up.provider AND l.call_id = up.parent_call_id
+      WHERE up.hops < 32
+    ), roots AS (
+      SELECT DISTINCT ON (provider, start) provider, call_id AS root FROM up ORDER BY provider, start, hops DESC, call_id
+    ), down AS (
+      SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth
+      FROM ${T} l JOIN (SELECT DISTINCT provider, root FROM roots) r ON l.provider = r.provider AND l.call_id = r.root
+      UNION ALL
+      SELECT l.provider, l.call_id, down.root, down.depth + 1
+      FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
+      WHERE down.depth < 32
+    ), best AS (
+      SELECT DISTINCT ON (provider, call_id) provider, call_id, root, depth FROM down ORDER BY provider, call_id, depth DESC
+    ), moved AS (
+      UPDATE ${T} l SET root_call_id = best.root, depth = best.depth FROM best
+      WHERE l.provider = best.provider AND l.call_id = best.call_id
+        AND (l.root_call_id IS DISTINCT FROM best.root OR l.depth IS DISTINCT FROM best.depth)
+      RETURNING l.provider, l.call_id, best.root
+    )
+    UPDATE ${recs(g)} r SET root_call_id = moved.root FROM moved
+    WHERE r.provider = moved.provider AND r.call_id = moved.call_id AND r.root_call_id IS DISTINCT FROM moved.root`.execute(trx);
+  // Recordings of legs whose root did not move but whose recordings were just rewritten start at their own id.
+  await sql`
+    UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
+    JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c) ON l.provider = t.p AND l.call_id = t.c
+    WHERE r.provider = l.provider AND r.call_id = l.call_id AND r.root_call_id IS DISTINCT FROM l.root_call_id`.execute(trx);
+};
