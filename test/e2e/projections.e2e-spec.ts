@@ -85,3 +85,20 @@ describe('projections in the running service', () => {
     expect(noKey.statusCode).toBe(401);
   });
 });
+
+describe('read-your-writes (minPosition)', () => {
+  it('waits for the position of a receipt, refuses a malformed one, and answers 503 for one never reached', async () => {
+    const r = await post(freeclimbRequest(fc({ requestType: 'inboundCall', callId: 'CA-ryw-1', parentCallId: null, from: '+1', to: '+2', callStatus: 'ringing', direction: 'inbound' })));
+    const ok = await t.app.inject({ method: 'GET', url: `/v1/admin/projections?minPosition=${r.position}`, headers: auth });
+    expect(ok.statusCode).toBe(200);
+    expect(await projector.hasPassed(r.position)).toBe(true);
+    const bad = await t.app.inject({ method: 'GET', url: '/v1/admin/projections?minPosition=abc', headers: auth });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().error.message).toContain('minPosition');
+    // A position beyond the head can only be reached by a later append, so this waits out the timeout.
+    const future = BigInt(r.position) + 1_000_000n;
+    const late = await t.app.inject({ method: 'GET', url: `/v1/admin/projections?minPosition=${future}`, headers: auth });
+    expect(late.statusCode).toBe(503);
+    expect(late.headers['retry-after']).toBe('1');
+  });
+});

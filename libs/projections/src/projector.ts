@@ -275,8 +275,9 @@ export class Projector {
 
   /** True once every projection has applied every event at or below `position`. */
   async hasPassed(position: string): Promise<boolean> {
+    // A position not yet in the store (gaps aside, beyond the head) cannot have been projected.
     const r = await sql<{ pending: boolean }>`
-      SELECT EXISTS (
+      SELECT NOT EXISTS (SELECT 1 FROM events WHERE global_position >= ${position}::bigint) OR EXISTS (
         SELECT 1 FROM projection_checkpoints c JOIN events e
           ON e.global_position <= ${position}::bigint AND (e.transaction_id, e.global_position) > (c.last_xid, c.last_position)
         WHERE c.name = ANY (${this.projections.map((p) => p.name)}::text[])

@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Post, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, UseGuards, UseInterceptors } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { z } from 'zod';
 import { badRequest } from '@lib/ledger';
@@ -6,6 +6,7 @@ import type { ProjectionStatus } from '@lib/projections';
 import { ApiKeyGuard } from '../common/api-key.guard.js';
 import { GetProjectionStatusQuery } from './get-projection-status.query.js';
 import { RebuildProjectionsCommand } from './rebuild-projections.command.js';
+import { ReadYourWritesInterceptor } from './read-your-writes.interceptor.js';
 
 const rebuildBody = z.strictObject({ name: z.string().min(1).max(100).optional() }).optional();
 
@@ -18,6 +19,7 @@ export class ProjectionsController {
   ) {}
 
   @Get()
+  @UseInterceptors(ReadYourWritesInterceptor)
   async status(): Promise<{ data: ProjectionStatus[] }> {
     return { data: await this.queryBus.execute(new GetProjectionStatusQuery()) };
   }
