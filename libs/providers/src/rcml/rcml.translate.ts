@@ -159,6 +159,18 @@ const initiated = (callSid: string, env: Envelope): TranslatedEvent =>
 
 const recordingUrlOf = (w: RcmlWebhook): string | undefined => presentString(w.RecordingUrl) ?? presentString(w.PublicRecordingUrl);
 
+/** The recording a callback announces, when it carries a URL; `scope` says which verb recorded it. */
+const recordingOf = (w: RcmlWebhook, callSid: string, scope: RecordingScope, env: Envelope, status?: string): TranslatedEvent | null => {
+  const url = recordingUrlOf(w);
+  if (!url) return null;
+  return newEvent(
+    'RecordingAvailable',
+    callSid,
+    compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope, status }),
+    env,
+  );
+};
+
 const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
   const status = presentString(w.CallStatus);
   switch (status) {
@@ -184,17 +196,8 @@ const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
       const events: TranslatedEvent[] = [
         newEvent('CallCompleted', callSid, compact({ outcome, durationSec, sipStatus: toNumber(w.SipResponseCode) }), env),
       ];
-      const url = recordingUrlOf(w);
-      if (url) {
-        events.push(
-          newEvent(
-            'RecordingAvailable',
-            callSid,
-            compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope: 'call' as const }),
-            env,
-          ),
-        );
-      }
+      const recording = recordingOf(w, callSid, 'call', env);
+      if (recording) events.push(recording);
       return events;
     }
     case 'busy':
@@ -234,17 +237,8 @@ const dialAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedE
   ];
   if (childLegId) events.push(newEvent('ChildLegDialed', callSid, { childLegId, parentLegId: callSid }, env));
   // `<Dial record>` reports the URL before the file may exist (§3.6); it is still the only announcement we get.
-  const url = recordingUrlOf(w);
-  if (url) {
-    events.push(
-      newEvent(
-        'RecordingAvailable',
-        callSid,
-        compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope: 'dial' as const }),
-        env,
-      ),
-    );
-  }
+  const recording = recordingOf(w, callSid, 'dial', env);
+  if (recording) events.push(recording);
   return events;
 };
 
@@ -267,17 +261,8 @@ const recordingStatus = (w: RcmlWebhook, callSid: string, env: Envelope): Transl
 
 const recordAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
   const events: TranslatedEvent[] = [];
-  const url = recordingUrlOf(w);
-  if (url) {
-    events.push(
-      newEvent(
-        'RecordingAvailable',
-        callSid,
-        compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope: 'utterance' as const }),
-        env,
-      ),
-    );
-  }
+  const recording = recordingOf(w, callSid, 'utterance', env);
+  if (recording) events.push(recording);
   const digits = presentString(w.Digits);
   // Restcomm writes the literal `hangup` in Digits when the caller hung up to end the recording (§3.7).
   if (digits && digits !== 'hangup') events.push(newEvent('DtmfReceived', callSid, { digits, source: 'gather' }, env));
