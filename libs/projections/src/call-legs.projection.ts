@@ -106,7 +106,14 @@ export const callLegsProjection: ProjectionDefinition = {
     if (touched.size === 0) return;
 
     const targets = [...touched.values()];
-    const all = await readLegEvents(trx, targets.map((t) => streamOf(t.provider, t.callId)), targets.map((t) => t.callId));
+    // The batch is in hand already; only the touched legs' other events are read.
+    const others = await readLegEvents(
+      trx,
+      targets.map((t) => streamOf(t.provider, t.callId)),
+      targets.map((t) => t.callId),
+      events.map((e) => e.position),
+    );
+    const all = [...events, ...others];
     const own = new Map<string, LedgerEvent[]>();
     const related = new Map<string, LedgerEvent[]>();
     for (const e of all) {

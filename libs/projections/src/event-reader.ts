@@ -60,12 +60,20 @@ export const readAfter = async (db: Executor, cursor: Cursor, limit: number): Pr
 };
 
 /** Every event of the given leg streams plus the parent-side events that name these legs as children. */
-export const readLegEvents = async (db: Executor, streams: readonly string[], childIds: readonly string[]): Promise<LedgerEvent[]> => {
+export const readLegEvents = async (
+  db: Executor,
+  streams: readonly string[],
+  childIds: readonly string[],
+  /** Positions the caller already holds (the batch being projected): not read again. */
+  known: readonly string[] = [],
+): Promise<LedgerEvent[]> => {
   if (streams.length === 0) return [];
   const rows = await sql<Row>`
-    SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[])
+    WITH k AS (SELECT unnest(${known}::bigint[]) AS p)
+    SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND global_position NOT IN (SELECT p FROM k)
     UNION
-    SELECT ${COLUMNS} FROM events WHERE data ? 'childLegId' AND data->>'childLegId' = ANY (${childIds}::text[])`.execute(db);
+    SELECT ${COLUMNS} FROM events WHERE data ? 'childLegId' AND data->>'childLegId' = ANY (${childIds}::text[])
+      AND global_position NOT IN (SELECT p FROM k)`.execute(db);
   return rows.rows.map(toLedgerEvent);
 };
 
