@@ -1,3 +1,7 @@
+/**
+ * `node dist/bench/append.probe.js` (after `npm run build`): times EventStoreRepository.appendBatch alone, per
+ * batch size (SIZES=1,10,64,200,1000), on a fresh embedded PostgreSQL; the probe behind the ingest profile.
+ */
 import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,7 +10,15 @@ import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '../libs/
 import { EventStoreRepository } from '../libs/event-store/src/index.js';
 import { translateJambonzWebhook } from '../libs/providers/src/jambonz/jambonz.translate.js';
 
-const pgs = await startEmbeddedPostgres({ dataDir: await mkdtemp(join(tmpdir(), 'probe-')), flags: process.env.PGLOG ? ['-c', 'session_preload_libraries=auto_explain', '-c', 'auto_explain.log_min_duration=0', '-c', 'auto_explain.log_nested_statements=on'] : [], log: (l) => { if (process.env.PGLOG && l.includes('duration')) console.log(l.slice(0, 160).replace(/\s+/g, ' ')); } });
+// PGLOG=1 logs every statement's plan and duration (auto_explain, nested statements of ledger_append included).
+const explain = ['-c', 'session_preload_libraries=auto_explain', '-c', 'auto_explain.log_min_duration=0', '-c', 'auto_explain.log_nested_statements=on'];
+const pgs = await startEmbeddedPostgres({
+  dataDir: await mkdtemp(join(tmpdir(), 'probe-')),
+  flags: process.env.PGLOG ? explain : [],
+  log: (l) => {
+    if (process.env.PGLOG && l.includes('duration')) console.log(l.slice(0, 160).replace(/\s+/g, ' '));
+  },
+});
 const { db } = createDatabase(pgs.url, 4);
 await migrateToLatest(db);
 const store = new EventStoreRepository(db);

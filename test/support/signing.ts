@@ -9,23 +9,21 @@ export interface SignedRequest {
   payload: Buffer;
 }
 
-export const freeclimbRequest = (body: string | Buffer, path = '', t = nowSec(), secret = SECRETS.FREECLIMB_SIGNING_SECRET): SignedRequest => {
+/** FreeClimb and jambonz share the `t=…,v1=…` HMAC-SHA256 scheme; only the route and header name differ. */
+const timestampedRequest = (provider: 'freeclimb' | 'jambonz', header: string, body: string | Buffer, path: string, t: number, secret: string): SignedRequest => {
   const payload = Buffer.from(body);
   return {
-    url: `/v1/webhooks/freeclimb${path}`,
-    headers: { 'content-type': 'application/json', 'freeclimb-signature': signTimestampedHmac([secret], t, payload) },
+    url: `/v1/webhooks/${provider}${path}`,
+    headers: { 'content-type': 'application/json', [header]: signTimestampedHmac([secret], t, payload) },
     payload,
   };
 };
 
-export const jambonzRequest = (body: string | Buffer, path = '/status', t = nowSec(), secret = SECRETS.JAMBONZ_WEBHOOK_SECRET): SignedRequest => {
-  const payload = Buffer.from(body);
-  return {
-    url: `/v1/webhooks/jambonz${path}`,
-    headers: { 'content-type': 'application/json', 'jambonz-signature': signTimestampedHmac([secret], t, payload) },
-    payload,
-  };
-};
+export const freeclimbRequest = (body: string | Buffer, path = '', t = nowSec(), secret = SECRETS.FREECLIMB_SIGNING_SECRET): SignedRequest =>
+  timestampedRequest('freeclimb', 'freeclimb-signature', body, path, t, secret);
+
+export const jambonzRequest = (body: string | Buffer, path = '/status', t = nowSec(), secret = SECRETS.JAMBONZ_WEBHOOK_SECRET): SignedRequest =>
+  timestampedRequest('jambonz', 'jambonz-signature', body, path, t, secret);
 
 export const twilioRequest = (params: Record<string, string>, path = '/status', token = SECRETS.TWILIO_AUTH_TOKEN): SignedRequest => {
   const url = `/v1/webhooks/twilio${path}`;

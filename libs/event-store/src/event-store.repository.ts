@@ -10,6 +10,7 @@ import {
   type WebhookRecord,
 } from './webhook-record.js';
 
+/** NOTIFY channel of `ledger_append` (the migration spells it out: migrations never import app code). */
 export const EVENTS_CHANNEL = 'ledger_events';
 
 /** Deterministic event id: a re-delivery maps to the same ids, and the unique index would refuse a second copy. */

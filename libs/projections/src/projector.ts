@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { sql, type Transaction } from 'kysely';
 import pg from 'pg';
 import type { Database, DB } from '@lib/db';
+import { EVENTS_CHANNEL } from '@lib/event-store';
 import { headPosition, readAfter, START, type Cursor } from './event-reader.js';
 import type { ProjectionDefinition } from './projection.js';
 
@@ -107,7 +108,7 @@ export class Projector {
       try {
         await client.connect();
         client.on('notification', () => this.wake());
-        await client.query('LISTEN ledger_events');
+        await client.query(`LISTEN ${EVENTS_CHANNEL}`);
         this.listener = client;
         await new Promise<void>((resolve) => {
           client.once('error', () => resolve());

@@ -1,4 +1,3 @@
-export { LEDGER_CONFIG } from '@lib/config';
 /** Tracks whether migrations have been applied; /health is ready only after. */
 export const SCHEMA_STATE = Symbol('SCHEMA_STATE');
 export interface SchemaState {
