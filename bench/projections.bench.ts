@@ -34,18 +34,22 @@ const toRecord = (e: LedgerEvent, salt: number): WebhookRecord => {
 let peakRss = 0;
 const sampler = setInterval(() => (peakRss = Math.max(peakRss, process.memoryUsage().rss)), 100);
 
-const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-proj-'));
+// BENCH_DATA_DIR keeps the filled cluster between runs (iterating on the rebuild without refilling).
+const keptDir = process.env.BENCH_DATA_DIR;
+const dataDir = keptDir ?? (await mkdtemp(join(tmpdir(), 'ledger-bench-proj-')));
 const pgServer = await startEmbeddedPostgres({ dataDir });
 const { db } = createDatabase(pgServer.url, 8);
 try {
   await migrateToLatest(db);
   const store = new EventStoreRepository(db);
+  const already = Number((await db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
   const samples = fc.sample(callScenarioArb, { numRuns: 2000, seed: 42 });
   let events = 0;
   let salt = 0;
   const fillStart = performance.now();
   let batch: WebhookRecord[] = [];
-  while (events < TARGET_EVENTS) {
+  if (already > 0) console.log(`reusing ${fmt(already)} events in ${dataDir}`);
+  while (already === 0 && events < TARGET_EVENTS) {
     const s = samples[salt % samples.length]!;
     salt += 1;
     for (const e of s.events) {
@@ -60,7 +64,7 @@ try {
   }
   if (batch.length) await store.appendBatch(batch);
   const fillSec = (performance.now() - fillStart) / 1000;
-  console.log(`\rfilled ${fmt(events)} events from ${fmt(salt)} scenarios in ${fmt(fillSec, 1)} s (${fmt(events / fillSec)} events/s appended)`);
+  if (already === 0) console.log(`\rfilled ${fmt(events)} events from ${fmt(salt)} scenarios in ${fmt(fillSec, 1)} s (${fmt(events / fillSec)} events/s appended)`);
 
   const projector = new Projector(db, [callLegsProjection], { batchSize: 2000 });
   await projector.init();
@@ -75,5 +79,5 @@ try {
   clearInterval(sampler);
   await db.destroy();
   await pgServer.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  if (!keptDir) await rm(dataDir, { recursive: true, force: true });
 }

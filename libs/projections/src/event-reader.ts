@@ -44,13 +44,15 @@ const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, eve
 /**
  * Commit-order read: (transaction id, position) after the cursor, and only below the oldest transaction
  * still in flight, so an event whose transaction commits late is never skipped (anchors.md §0-1).
+ * ORDER BY names the table's columns: a bare `transaction_id` would mean the text alias in the select list,
+ * which sorts '10' before '9', sorts outside the index, and lets the cursor jump over events.
  */
 export const readAfter = async (db: Executor, cursor: Cursor, limit: number): Promise<{ events: LedgerEvent[]; next: Cursor }> => {
   const rows = await sql<Row>`
     SELECT ${COLUMNS} FROM events
     WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
       AND (transaction_id, global_position) > (${cursor.xid}::xid8, ${cursor.position}::bigint)
-    ORDER BY transaction_id, global_position
+    ORDER BY events.transaction_id, events.global_position
     LIMIT ${limit}`.execute(db);
   const last = rows.rows.at(-1);
   return {

@@ -8,6 +8,7 @@ import { newEvent, type LedgerEvent } from '@lib/ledger';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import type { Executor, ProjectionDefinition } from './projection.js';
 import { Projector } from './projector.js';
+import { readAfter, START } from './event-reader.js';
 
 /** Records every event it is given, so that "exactly once" and "nothing skipped" can be counted. */
 const recorder = (name: string): ProjectionDefinition => ({
@@ -150,5 +151,33 @@ describe('Projector', () => {
     const status = (await projector.status()).find((s) => s.name === 'rebuilt')!;
     expect(status.generation).toBe(2);
     expect(status.state).toBe('running');
+  });
+});
+
+describe('readAfter', () => {
+  it('pages in numeric transaction order, also where the decimal text order differs (9 before 10)', async () => {
+    const own = await createTestDatabase();
+    try {
+      await new EventStoreRepository(own.db).appendBatch([record()]);
+      // Copies of a stored event under transaction ids whose text order ('10' < '9') is not their numeric order.
+      for (const xid of ['10', '9']) {
+        await sql`
+          INSERT INTO events (transaction_id, event_id, stream_name, stream_version, type, data, metadata, receipt_id, occurred_at, received_at, prev_hash, hash)
+          SELECT ${xid}::xid8, gen_random_uuid(), ${`copy-${xid}`}, 1, type, data, metadata, receipt_id, occurred_at, received_at, prev_hash, hash
+          FROM events ORDER BY global_position LIMIT 1`.execute(own.db);
+      }
+      const seen: string[] = [];
+      let cursor = START;
+      for (;;) {
+        const { events, next } = await readAfter(own.db, cursor, 1);
+        if (events.length === 0) break;
+        seen.push(events[0]!.position);
+        cursor = next;
+      }
+      const order = await sql<{ p: string }>`SELECT global_position::text AS p FROM events ORDER BY transaction_id, global_position`.execute(own.db);
+      expect(seen).toEqual(order.rows.map((r) => r.p));
+    } finally {
+      await own.drop();
+    }
   });
 });
