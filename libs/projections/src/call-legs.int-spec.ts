@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { sql } from 'kysely';
+import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
 import type { LedgerEvent, TranslatedEvent } from '@lib/ledger';
@@ -36,7 +37,9 @@ const toRecord = (e: LedgerEvent): WebhookRecord => {
 const readModel = async (tdb: TestDatabase) => {
   const legs = await sql<Record<string, unknown>>`SELECT * FROM call_legs ORDER BY provider, call_id`.execute(tdb.db);
   const recs = await sql<Record<string, unknown>>`SELECT * FROM recordings ORDER BY provider, call_id, recording_id`.execute(tdb.db);
-  return { legs: legs.rows.map(({ last_position: _p, ...rest }) => rest), recordings: recs.rows };
+  const hourly = await sql<Record<string, unknown>>`
+    SELECT * FROM call_leg_hourly ORDER BY hour NULLS FIRST, provider, account_id NULLS FIRST, direction NULLS FIRST, status, is_root`.execute(tdb.db);
+  return { legs: legs.rows.map(({ last_position: _p, ...rest }) => rest), recordings: recs.rows, hourly: hourly.rows };
 };
 
 const project = async (deliveries: LedgerEvent[], batch: number) => {
@@ -86,5 +89,38 @@ describe('call_legs projection over generated scenarios', () => {
       ),
       { numRuns: 12 },
     );
+  });
+});
+
+describe('call_legs bulk rebuild', () => {
+  it('hands over to the commit-order replay at the oldest open transaction, losing nothing committed after it', async () => {
+    const [a, b, c] = fc.sample(callScenarioArb, { numRuns: 3, seed: 11 });
+    const tdb = await createTestDatabase(4);
+    try {
+      const store = new EventStoreRepository(tdb.db);
+      const projector = new Projector(tdb.db, [callLegsProjection]);
+      await projector.init();
+      await store.appendBatch(a!.events.map(toRecord));
+      await projector.runUntilCaughtUp();
+      // An open transaction pins xmin: everything committed after it is above the bulk load's boundary.
+      const held = new pg.Client({ connectionString: tdb.url });
+      await held.connect();
+      await held.query('BEGIN');
+      await held.query('SELECT pg_current_xact_id()');
+      await store.appendBatch(b!.events.map(toRecord));
+      await projector.rebuild('call_legs');
+      await store.appendBatch(c!.events.map(toRecord));
+      await held.query('COMMIT');
+      await held.end();
+      await projector.runUntilCaughtUp();
+      const rebuiltThenLive = await readModel(tdb);
+
+      const reference = await project([...a!.events, ...b!.events, ...c!.events], 1000);
+      expect(rebuiltThenLive).toEqual(reference.live);
+      const legs = new Set(rebuiltThenLive.legs.map((l) => l.call_id));
+      for (const s of [a!, b!, c!]) expect(legs.has(s.rootCallId)).toBe(true);
+    } finally {
+      await tdb.drop();
+    }
   });
 });

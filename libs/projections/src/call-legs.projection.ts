@@ -1,11 +1,17 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
-import { projectCallLeg, type CallLegRow, type LedgerEvent, type Provider } from '@lib/ledger';
-import { readLegEvents, toLedgerEvent } from './event-reader.js';
+import {
+  projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupLeg,
+} from '@lib/ledger';
+import { COLUMNS, readLegEvents, toLedgerEvent, type EventRow } from './event-reader.js';
 import type { Executor, ProjectionDefinition } from './projection.js';
 
 const legs = (g: number) => sql.table(`call_legs_g${g}`);
 const recs = (g: number) => sql.table(`recordings_g${g}`);
+const hourly = (g: number) => sql.table(`call_leg_hourly_g${g}`);
+const CELL = sql`hour, provider, account_id, direction, status, is_root`;
+/** The histogram edges as a SQL array literal, for `width_bucket(seconds, edges)` (same buckets as talkBucket). */
+const EDGES = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 const streamOf = (provider: string, callId: string) => `callLeg-${provider}:${callId}`;
 const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`;
 
@@ -16,7 +22,8 @@ const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`
  */
 export const callLegsProjection: ProjectionDefinition = {
   name: 'call_legs',
-  version: 1,
+  // 2: hourly rollups for the analytics.
+  version: 2,
 
   async createGeneration(db: Executor, g: number) {
     await sql`
@@ -65,104 +72,171 @@ export const callLegsProjection: ProjectionDefinition = {
       )`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_root`)} ON ${recs(g)} (provider, root_call_id)`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_created`)} ON ${recs(g)} (created_at DESC)`.execute(db);
+    // One row per (start hour, provider, account, direction, status, root or not): integer measures that legs
+    // add and take back as they change, and a talk-time histogram for the percentiles.
+    await sql`
+      CREATE TABLE IF NOT EXISTS ${hourly(g)} (
+        hour timestamptz,
+        provider text NOT NULL,
+        account_id text,
+        direction text,
+        status text NOT NULL,
+        is_root boolean NOT NULL,
+        legs bigint NOT NULL,
+        answered bigint NOT NULL,
+        talk_ms bigint NOT NULL,
+        talk_n bigint NOT NULL,
+        ring_ms bigint NOT NULL,
+        ring_n bigint NOT NULL,
+        machine bigint NOT NULL,
+        talk_hist bigint[] NOT NULL
+      )`.execute(db);
+    await sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`call_leg_hourly_g${g}_cell`)} ON ${hourly(g)} (${CELL}) NULLS NOT DISTINCT`.execute(db);
   },
 
   async publish(trx: Transaction<DB>, g: number) {
     await sql`CREATE OR REPLACE VIEW call_legs AS SELECT * FROM ${legs(g)}`.execute(trx);
     await sql`CREATE OR REPLACE VIEW recordings AS SELECT * FROM ${recs(g)}`.execute(trx);
+    await sql`CREATE OR REPLACE VIEW call_leg_hourly AS SELECT * FROM ${hourly(g)}`.execute(trx);
   },
 
   async dropGeneration(db: Executor, g: number) {
     await sql`DROP TABLE IF EXISTS ${legs(g)}`.execute(db);
     await sql`DROP TABLE IF EXISTS ${recs(g)}`.execute(db);
+    await sql`DROP TABLE IF EXISTS ${hourly(g)}`.execute(db);
   },
 
-  async handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) {
-    // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
-    // parent that reports machine detection (jambonz reports AMD on the parent).
-    const touched = new Map<string, { provider: Provider; callId: string }>();
-    const touch = (provider: Provider, callId: string | null | undefined) => {
-      if (callId) touched.set(keyOf(provider, callId), { provider, callId });
-    };
-    const amdParents: { provider: Provider; callId: string }[] = [];
-    for (const e of events) {
-      if (!e.legId) continue;
-      touch(e.provider, e.legId);
-      const child = (e.data as { childLegId?: string }).childLegId;
-      if (child) touch(e.provider, child);
-      if (e.type === 'MachineDetected') amdParents.push({ provider: e.provider, callId: e.legId });
-    }
-    if (amdParents.length > 0) {
-      const kids = await sql<{ provider: Provider; call_id: string }>`
-        SELECT provider, call_id FROM ${legs(g)} l
-        JOIN unnest(${amdParents.map((p) => p.provider)}::text[], ${amdParents.map((p) => p.callId)}::text[]) AS a(p, c)
-          ON l.provider = a.p AND l.parent_call_id = a.c`.execute(trx);
-      for (const k of kids.rows) touch(k.provider, k.call_id);
-      const named = await sql<{ provider: Provider; child: string }>`
-        SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
-        WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'`.execute(trx);
-      for (const k of named.rows) touch(k.provider, k.child);
-    }
-    if (touched.size === 0) return;
+  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) {
+    return projectLegs(trx, events, g, LIVE);
+  },
 
-    const targets = [...touched.values()];
-    // The batch is in hand already; only the touched legs' other events are read.
-    const others = await readLegEvents(
-      trx,
-      targets.map((t) => streamOf(t.provider, t.callId)),
-      targets.map((t) => t.callId),
-      events.map((e) => e.position),
-    );
-    const all = [...events, ...others];
-    const own = new Map<string, LedgerEvent[]>();
-    const related = new Map<string, LedgerEvent[]>();
-    for (const e of all) {
-      if (e.legId) (own.get(keyOf(e.provider, e.legId)) ?? own.set(keyOf(e.provider, e.legId), []).get(keyOf(e.provider, e.legId))!).push(e);
-      const child = (e.data as { childLegId?: string }).childLegId;
-      if (child && e.legId !== child) {
-        const k = keyOf(e.provider, child);
-        (related.get(k) ?? related.set(k, []).get(k)!).push(e);
-      }
+  /**
+   * Rebuild by stream rather than by position: every leg is computed once from its whole stream, and trees
+   * and rollups are derived once at the end instead of after every batch.
+   */
+  async bulkLoad(db: Kysely<DB>, g: number, belowXid: string) {
+    let last = '';
+    for (;;) {
+      const page = await sql<{ stream_name: string }>`
+        SELECT stream_name FROM streams WHERE stream_name > ${last} AND stream_name LIKE 'callLeg-%'
+        ORDER BY stream_name LIMIT ${BULK_STREAMS}`.execute(db);
+      if (page.rows.length === 0) break;
+      last = page.rows.at(-1)!.stream_name;
+      await db.transaction().execute(async (trx) => {
+        const rows = await sql<EventRow>`
+          SELECT ${COLUMNS} FROM events
+          WHERE stream_name = ANY (${page.rows.map((r) => r.stream_name)}::text[]) AND transaction_id < ${belowXid}::xid8`.execute(trx);
+        await projectLegs(trx, rows.rows.map(toLedgerEvent), g, BULK);
+      });
     }
-    // Parents' machine detection, for the rule that attaches a parent-reported AMD to the dial winner.
-    const parentStreams = new Set<string>();
+    await db.transaction().execute(async (trx) => {
+      await healAllTrees(trx, g);
+      await rollupsFromScratch(trx, g);
+    });
+  },
+};
+
+const BULK_STREAMS = 2000;
+
+interface Mode {
+  /** The batch holds every event of its legs' own streams (bulk load), so they are not read again. */
+  completeStreams: boolean;
+  /** Heal roots and keep the rollups current after each batch (live), or once at the end (bulk load). */
+  incremental: boolean;
+}
+const LIVE: Mode = { completeStreams: false, incremental: true };
+const BULK: Mode = { completeStreams: true, incremental: false };
+
+const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode) => {
+  // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
+  // parent that reports machine detection (jambonz reports AMD on the parent).
+  const touched = new Map<string, { provider: Provider; callId: string }>();
+  const touch = (provider: Provider, callId: string | null | undefined) => {
+    if (callId) touched.set(keyOf(provider, callId), { provider, callId });
+  };
+  const amdParents: { provider: Provider; callId: string }[] = [];
+  for (const e of events) {
+    if (!e.legId) continue;
+    touch(e.provider, e.legId);
+    const child = (e.data as { childLegId?: string }).childLegId;
+    if (child) touch(e.provider, child);
+    if (e.type === 'MachineDetected') amdParents.push({ provider: e.provider, callId: e.legId });
+  }
+  if (amdParents.length > 0) {
+    const kids = await sql<{ provider: Provider; call_id: string }>`
+      SELECT provider, call_id FROM ${legs(g)} l
+      JOIN unnest(${amdParents.map((p) => p.provider)}::text[], ${amdParents.map((p) => p.callId)}::text[]) AS a(p, c)
+        ON l.provider = a.p AND l.parent_call_id = a.c`.execute(trx);
+    for (const k of kids.rows) touch(k.provider, k.call_id);
+    const named = await sql<{ provider: Provider; child: string }>`
+      SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
+      WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'`.execute(trx);
+    for (const k of named.rows) touch(k.provider, k.child);
+  }
+  if (touched.size === 0) return;
+
+  const targets = [...touched.values()];
+  // The batch is in hand already; only the touched legs' other events are read.
+  const held = mode.completeStreams ? new Set(events.map((e) => keyOf(e.provider, e.legId ?? ''))) : new Set<string>();
+  const others = await readLegEvents(
+    trx,
+    targets.filter((t) => !held.has(keyOf(t.provider, t.callId))).map((t) => streamOf(t.provider, t.callId)),
+    targets.map((t) => t.callId),
+    events.map((e) => e.position),
+  );
+  const all = [...events, ...others];
+  const own = new Map<string, LedgerEvent[]>();
+  const related = new Map<string, LedgerEvent[]>();
+  for (const e of all) {
+    if (e.legId) (own.get(keyOf(e.provider, e.legId)) ?? own.set(keyOf(e.provider, e.legId), []).get(keyOf(e.provider, e.legId))!).push(e);
+    const child = (e.data as { childLegId?: string }).childLegId;
+    if (child && e.legId !== child) {
+      const k = keyOf(e.provider, child);
+      (related.get(k) ?? related.set(k, []).get(k)!).push(e);
+    }
+  }
+  // Parents' machine detection, for the rule that attaches a parent-reported AMD to the dial winner.
+  const parentStreams = new Set<string>();
+  for (const t of targets) {
+    const k = keyOf(t.provider, t.callId);
+    for (const e of [...(own.get(k) ?? []), ...(related.get(k) ?? [])]) {
+      const parent = e.legId === t.callId ? e.parentLegId : e.legId;
+      if (parent) parentStreams.add(streamOf(t.provider, parent));
+    }
+  }
+  if (parentStreams.size > 0) {
+    const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
+      SELECT global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at
+      FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'`.execute(trx);
+    const byParent = new Map<string, LedgerEvent[]>();
+    for (const r of amd.rows.map(toLedgerEvent)) {
+      const k = keyOf(r.provider, r.legId!);
+      (byParent.get(k) ?? byParent.set(k, []).get(k)!).push(r);
+    }
     for (const t of targets) {
       const k = keyOf(t.provider, t.callId);
+      const parents = new Set<string>();
       for (const e of [...(own.get(k) ?? []), ...(related.get(k) ?? [])]) {
         const parent = e.legId === t.callId ? e.parentLegId : e.legId;
-        if (parent) parentStreams.add(streamOf(t.provider, parent));
+        if (parent) parents.add(keyOf(t.provider, parent));
       }
+      for (const p of parents) for (const e of byParent.get(p) ?? []) (related.get(k) ?? related.set(k, []).get(k)!).push(e);
     }
-    if (parentStreams.size > 0) {
-      const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
-        SELECT global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at
-        FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'`.execute(trx);
-      const byParent = new Map<string, LedgerEvent[]>();
-      for (const r of amd.rows.map(toLedgerEvent)) {
-        const k = keyOf(r.provider, r.legId!);
-        (byParent.get(k) ?? byParent.set(k, []).get(k)!).push(r);
-      }
-      for (const t of targets) {
-        const k = keyOf(t.provider, t.callId);
-        const parents = new Set<string>();
-        for (const e of [...(own.get(k) ?? []), ...(related.get(k) ?? [])]) {
-          const parent = e.legId === t.callId ? e.parentLegId : e.legId;
-          if (parent) parents.add(keyOf(t.provider, parent));
-        }
-        for (const p of parents) for (const e of byParent.get(p) ?? []) (related.get(k) ?? related.set(k, []).get(k)!).push(e);
-      }
-    }
+  }
 
-    const rows: CallLegRow[] = [];
-    for (const t of targets) {
-      const k = keyOf(t.provider, t.callId);
-      const row = projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] });
-      if (row) rows.push(row);
-    }
-    if (rows.length === 0) return;
-    await upsertLegs(trx, g, rows);
-    await healTrees(trx, g, rows);
-  },
+  const rows: CallLegRow[] = [];
+  for (const t of targets) {
+    const k = keyOf(t.provider, t.callId);
+    const row = projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] });
+    if (row) rows.push(row);
+  }
+  if (rows.length === 0) return;
+  const before = mode.incremental ? await currentLegs(trx, g, rows) : [];
+  await upsertLegs(trx, g, rows);
+  if (!mode.incremental) return;
+  await healTrees(trx, g, rows);
+  const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
+  await applyRollupDelta(trx, g, rollupDelta(rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }))));
 };
 
 const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
@@ -213,7 +287,7 @@ const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) =
  * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
  * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
  */
-const healTrees = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
+const healTrees = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]) => {
   const T = legs(g);
   await sql`
     WITH RECURSIVE up AS (
@@ -247,5 +321,114 @@ const healTrees = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) =>
   await sql`
     UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
     JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c) ON l.provider = t.p AND l.call_id = t.c
+    WHERE r.provider = l.provider AND r.call_id = l.call_id AND r.root_call_id IS DISTINCT FROM l.root_call_id`.execute(trx);
+};
+
+/** The legs as stored before this batch rewrites them: what their rollup contribution was. */
+const currentLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]): Promise<(RollupLeg & { callId: string })[]> => {
+  const r = await sql<{
+    provider: Provider; call_id: string; account_id: string | null; parent_call_id: string | null; direction: RollupLeg['direction'];
+    status: RollupLeg['status']; started_at: Date | null; answered_at: Date | null; talk_duration_sec: number | null;
+    ring_duration_sec: number | null; answered_by: RollupLeg['answeredBy'];
+  }>`
+    SELECT l.provider, l.call_id, l.account_id, l.parent_call_id, l.direction, l.status, l.started_at, l.answered_at,
+      l.talk_duration_sec, l.ring_duration_sec, l.answered_by
+    FROM ${legs(g)} l JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
+      ON l.provider = t.p AND l.call_id = t.c`.execute(trx);
+  return r.rows.map((x) => ({
+    provider: x.provider, callId: x.call_id, accountId: x.account_id, parentCallId: x.parent_call_id, direction: x.direction,
+    status: x.status, startedAt: x.started_at?.toISOString() ?? null, answeredAt: x.answered_at?.toISOString() ?? null,
+    talkDurationSec: x.talk_duration_sec, ringDurationSec: x.ring_duration_sec, answeredBy: x.answered_by,
+  }));
+};
+
+/** Adds the net change per cell; a cell left with no legs is removed, so live rollups equal rebuilt ones row for row. */
+const applyRollupDelta = async (trx: Transaction<DB>, g: number, cells: ReturnType<typeof rollupDelta>) => {
+  if (cells.length === 0) return;
+  const col = <T>(f: (c: (typeof cells)[number]) => T) => cells.map(f);
+  await sql`
+    INSERT INTO ${hourly(g)} AS h (${CELL}, legs, answered, talk_ms, talk_n, ring_ms, ring_n, machine, talk_hist)
+    SELECT t.hour, t.provider, t.account_id, t.direction, t.status, t.is_root, t.legs, t.answered, t.talk_ms, t.talk_n, t.ring_ms,
+      t.ring_n, t.machine, t.hist::bigint[]
+    FROM unnest(${col((c) => c.cell.hour)}::timestamptz[], ${col((c) => c.cell.provider)}::text[], ${col((c) => c.cell.accountId)}::text[],
+      ${col((c) => c.cell.direction)}::text[], ${col((c) => c.cell.status)}::text[], ${col((c) => c.cell.isRoot)}::bool[],
+      ${col((c) => c.delta.legs)}::bigint[], ${col((c) => c.delta.answered)}::bigint[], ${col((c) => c.delta.talkMs)}::bigint[],
+      ${col((c) => c.delta.talkN)}::bigint[], ${col((c) => c.delta.ringMs)}::bigint[], ${col((c) => c.delta.ringN)}::bigint[],
+      ${col((c) => c.delta.machine)}::bigint[], ${col((c) => `{${c.delta.talkHistogram.join(',')}}`)}::text[])
+      AS t(hour, provider, account_id, direction, status, is_root, legs, answered, talk_ms, talk_n, ring_ms, ring_n, machine, hist)
+    ORDER BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (${CELL}) DO UPDATE SET
+      legs = h.legs + EXCLUDED.legs, answered = h.answered + EXCLUDED.answered, talk_ms = h.talk_ms + EXCLUDED.talk_ms,
+      talk_n = h.talk_n + EXCLUDED.talk_n, ring_ms = h.ring_ms + EXCLUDED.ring_ms, ring_n = h.ring_n + EXCLUDED.ring_n,
+      machine = h.machine + EXCLUDED.machine,
+      talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`.execute(trx);
+  await sql`
+    DELETE FROM ${hourly(g)} h USING unnest(${col((c) => c.cell.hour)}::timestamptz[], ${col((c) => c.cell.provider)}::text[],
+      ${col((c) => c.cell.accountId)}::text[], ${col((c) => c.cell.direction)}::text[], ${col((c) => c.cell.status)}::text[],
+      ${col((c) => c.cell.isRoot)}::bool[]) AS t(hour, provider, account_id, direction, status, is_root)
+    WHERE h.legs = 0 AND h.hour IS NOT DISTINCT FROM t.hour AND h.provider = t.provider AND h.account_id IS NOT DISTINCT FROM t.account_id
+      AND h.direction IS NOT DISTINCT FROM t.direction AND h.status = t.status AND h.is_root = t.is_root`.execute(trx);
+};
+
+/**
+ * The rollups of a whole generation in one statement (end of a bulk load). Must agree with addLeg in
+ * libs/ledger/src/leg-rollup.ts: same answered rule, same millisecond rounding, same histogram buckets.
+ */
+const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
+  await sql`
+    WITH l AS (
+      SELECT date_trunc('hour', started_at, 'UTC') AS hour, provider, account_id, direction, status, parent_call_id IS NULL AS is_root,
+        (answered_at IS NOT NULL OR coalesce(talk_duration_sec, 0) > 0) AS ans, talk_duration_sec AS talk, ring_duration_sec AS ring,
+        answered_by
+      FROM ${legs(g)}
+    ), hist AS (
+      SELECT ${CELL}, jsonb_object_agg(b, n) AS j FROM (
+        SELECT ${CELL}, width_bucket(talk, ${EDGES}) AS b, count(*) AS n FROM l WHERE ans AND talk IS NOT NULL GROUP BY ${CELL}, 7
+      ) x GROUP BY ${CELL}
+    ), m AS (
+      SELECT ${CELL}, count(*) AS legs, count(*) FILTER (WHERE ans) AS answered,
+        coalesce(sum(floor(talk * 1000 + 0.5)) FILTER (WHERE ans AND talk IS NOT NULL), 0)::bigint AS talk_ms,
+        count(*) FILTER (WHERE ans AND talk IS NOT NULL) AS talk_n,
+        coalesce(sum(floor(ring * 1000 + 0.5)) FILTER (WHERE ring IS NOT NULL), 0)::bigint AS ring_ms,
+        count(ring) AS ring_n, count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine
+      FROM l GROUP BY ${CELL}
+    )
+    INSERT INTO ${hourly(g)} (${CELL}, legs, answered, talk_ms, talk_n, ring_ms, ring_n, machine, talk_hist)
+    SELECT m.hour, m.provider, m.account_id, m.direction, m.status, m.is_root, m.legs, m.answered, m.talk_ms, m.talk_n, m.ring_ms,
+      m.ring_n, m.machine,
+      ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i)
+    FROM m LEFT JOIN hist ON hist.hour IS NOT DISTINCT FROM m.hour AND hist.provider = m.provider
+      AND hist.account_id IS NOT DISTINCT FROM m.account_id AND hist.direction IS NOT DISTINCT FROM m.direction
+      AND hist.status = m.status AND hist.is_root = m.is_root`.execute(trx);
+};
+
+/**
+ * Roots and depths of a whole generation: down from every leg with no (known) parent. Legs that walk finds
+ * nothing for (parent links that form a cycle) go through the incremental rule, as they would live.
+ */
+const healAllTrees = async (trx: Transaction<DB>, g: number) => {
+  const T = legs(g);
+  await sql`
+    WITH RECURSIVE down AS (
+      SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth FROM ${T} l
+      WHERE l.parent_call_id IS NULL
+        OR NOT EXISTS (SELECT 1 FROM ${T} p WHERE p.provider = l.provider AND p.call_id = l.parent_call_id)
+      UNION ALL
+      SELECT l.provider, l.call_id, down.root, down.depth + 1
+      FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
+      WHERE down.depth < 32
+    ), best AS (
+      SELECT DISTINCT ON (provider, call_id) provider, call_id, root, depth FROM down ORDER BY provider, call_id, depth DESC
+    )
+    UPDATE ${T} l SET root_call_id = best.root, depth = best.depth FROM best
+    WHERE l.provider = best.provider AND l.call_id = best.call_id
+      AND (l.root_call_id IS DISTINCT FROM best.root OR l.depth IS DISTINCT FROM best.depth)`.execute(trx);
+  const cyclic = await sql<{ provider: Provider; call_id: string }>`
+    SELECT l.provider, l.call_id FROM ${T} l
+    WHERE l.depth = 0 AND l.parent_call_id IS NOT NULL AND l.parent_call_id <> l.call_id
+      AND EXISTS (SELECT 1 FROM ${T} p WHERE p.provider = l.provider AND p.call_id = l.parent_call_id)`.execute(trx);
+  if (cyclic.rows.length > 0) await healTrees(trx, g, cyclic.rows.map((r) => ({ provider: r.provider, callId: r.call_id })));
+  await sql`
+    UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
     WHERE r.provider = l.provider AND r.call_id = l.call_id AND r.root_call_id IS DISTINCT FROM l.root_call_id`.execute(trx);
 };

@@ -20,6 +20,8 @@ interface Row {
   received_at: Date;
 }
 
+export type EventRow = Row;
+
 export const toLedgerEvent = (r: Row): LedgerEvent => {
   const m = r.metadata;
   return {
@@ -39,7 +41,7 @@ export const toLedgerEvent = (r: Row): LedgerEvent => {
   };
 };
 
-const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at`;
+export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at`;
 
 /**
  * Commit-order read: (transaction id, position) after the cursor, and only below the oldest transaction
@@ -69,7 +71,7 @@ export const readLegEvents = async (
   /** Positions the caller already holds (the batch being projected): not read again. */
   known: readonly string[] = [],
 ): Promise<LedgerEvent[]> => {
-  if (streams.length === 0) return [];
+  if (streams.length === 0 && childIds.length === 0) return [];
   const rows = await sql<Row>`
     WITH k AS (SELECT unnest(${known}::bigint[]) AS p)
     SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND global_position NOT IN (SELECT p FROM k)

@@ -17,4 +17,10 @@ export interface ProjectionDefinition {
   publish(trx: Transaction<DB>, g: number): Promise<void>;
   dropGeneration(db: Executor, g: number): Promise<void>;
   handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number): Promise<void>;
+  /**
+   * Optional fast path for a rebuild: fold every event of transactions below `belowXid` (all finished) into
+   * generation `g` in whatever order suits the projection, in short transactions of its own. The rebuild then
+   * carries on with `handle` from that boundary, so the result must equal replaying those events in order.
+   */
+  bulkLoad?(db: Kysely<DB>, g: number, belowXid: string): Promise<void>;
 }

@@ -29,6 +29,8 @@ export interface ProjectionStatus {
   rebuild: { generation: number; position: string } | null;
 }
 
+const MAX_POSITION = '9223372036854775807';
+
 const lockKey = (name: string) => sql`hashtext(${`ledger-projection:${name}`})`;
 
 /**
@@ -215,6 +217,14 @@ export class Projector {
       await p.dropGeneration(this.db, g);
       await p.createGeneration(this.db, g);
       await sql`UPDATE projection_checkpoints SET state = 'rebuilding', updated_at = now() WHERE name = ${p.name}`.execute(this.db);
+      if (p.bulkLoad) {
+        // Every transaction below the current xmin has finished, so that part of the store is fixed: the
+        // projection folds it its own way, and the commit-order replay resumes from the first xid at or above.
+        const b = await sql<{ xmin: string }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin`.execute(this.db);
+        const xmin = b.rows[0]!.xmin;
+        await p.bulkLoad(this.db, g, xmin);
+        entry.cursor = { xid: (BigInt(xmin) - 1n).toString(), position: MAX_POSITION };
+      }
       for (;;) {
         const done = await this.db.transaction().execute(async (trx) => {
           const { events, next } = await readAfter(trx, entry.cursor, this.batchSize * 5);

@@ -1,0 +1,103 @@
+import type { Direction, Provider } from './call-leg.events.js';
+import type { CallLegRow, LegStatus } from './call-leg.js';
+import { TALK_BUCKETS, talkBucket } from './talk-histogram.js';
+
+/**
+ * Hourly rollup cells behind the analytics. A cell is what the KPI filters and groupings can select on
+ * without touching legs; every measure is an integer (durations in milliseconds), so adding a leg's
+ * contribution and later taking it back leaves exactly the value a rebuild computes from scratch.
+ */
+export interface RollupCell {
+  /** Start hour (UTC, ISO-8601), or null for a leg with no start time yet. */
+  hour: string | null;
+  provider: Provider;
+  accountId: string | null;
+  direction: Direction | null;
+  status: LegStatus;
+  /** No parent: the call itself rather than a leg it dialled (the `rootOnly` filter). */
+  isRoot: boolean;
+}
+
+export interface RollupMeasures {
+  legs: number;
+  answered: number;
+  talkMs: number;
+  /** Answered legs with a talk duration (the ACD denominator and the histogram's population). */
+  talkN: number;
+  ringMs: number;
+  ringN: number;
+  machine: number;
+  talkHistogram: number[];
+}
+
+export type RollupLeg = Pick<
+  CallLegRow,
+  'provider' | 'accountId' | 'parentCallId' | 'direction' | 'status' | 'startedAt' | 'answeredAt' | 'talkDurationSec' | 'ringDurationSec' | 'answeredBy'
+>;
+
+const HOUR_MS = 3_600_000;
+
+export const hourOf = (iso: string | null): string | null =>
+  iso === null ? null : new Date(Math.floor(Date.parse(iso) / HOUR_MS) * HOUR_MS).toISOString();
+
+/** Same rounding as the SQL side: floor(x * 1000 + 0.5). */
+export const toMs = (seconds: number): number => Math.floor(seconds * 1000 + 0.5);
+
+/** A leg counts as answered when it has an answer time or talked at all. */
+export const isAnswered = (leg: Pick<RollupLeg, 'answeredAt' | 'talkDurationSec'>): boolean =>
+  leg.answeredAt !== null || (leg.talkDurationSec ?? 0) > 0;
+
+export const cellOf = (leg: RollupLeg): RollupCell => ({
+  hour: hourOf(leg.startedAt),
+  provider: leg.provider,
+  accountId: leg.accountId,
+  direction: leg.direction,
+  status: leg.status,
+  isRoot: leg.parentCallId === null,
+});
+
+export const cellKey = (c: RollupCell): string =>
+  JSON.stringify([c.hour, c.provider, c.accountId, c.direction, c.status, c.isRoot]);
+
+export const emptyMeasures = (): RollupMeasures => ({
+  legs: 0, answered: 0, talkMs: 0, talkN: 0, ringMs: 0, ringN: 0, machine: 0, talkHistogram: new Array<number>(TALK_BUCKETS).fill(0),
+});
+
+/** Adds `sign` (+1 or -1) times the leg's contribution into `m`. */
+export const addLeg = (m: RollupMeasures, leg: RollupLeg, sign: 1 | -1): RollupMeasures => {
+  m.legs += sign;
+  const answered = isAnswered(leg);
+  if (answered) m.answered += sign;
+  if (answered && leg.talkDurationSec !== null) {
+    m.talkMs += sign * toMs(leg.talkDurationSec);
+    m.talkN += sign;
+    m.talkHistogram[talkBucket(leg.talkDurationSec)]! += sign;
+  }
+  if (leg.ringDurationSec !== null) {
+    m.ringMs += sign * toMs(leg.ringDurationSec);
+    m.ringN += sign;
+  }
+  if (leg.answeredBy === 'machine' || leg.answeredBy === 'fax') m.machine += sign;
+  return m;
+};
+
+/**
+ * Net change to the rollups when legs move from `before` to `after` (either may be missing). Cells whose
+ * change nets to zero are left out, so re-projecting an unchanged leg writes nothing.
+ */
+export const rollupDelta = (changes: readonly { before: RollupLeg | null; after: RollupLeg | null }[]): { cell: RollupCell; delta: RollupMeasures }[] => {
+  const cells = new Map<string, { cell: RollupCell; delta: RollupMeasures }>();
+  const apply = (leg: RollupLeg, sign: 1 | -1) => {
+    const cell = cellOf(leg);
+    const k = cellKey(cell);
+    const entry = cells.get(k) ?? cells.set(k, { cell, delta: emptyMeasures() }).get(k)!;
+    addLeg(entry.delta, leg, sign);
+  };
+  for (const { before, after } of changes) {
+    if (before) apply(before, -1);
+    if (after) apply(after, 1);
+  }
+  return [...cells.values()].filter(({ delta }) =>
+    delta.legs !== 0 || delta.answered !== 0 || delta.talkMs !== 0 || delta.talkN !== 0 || delta.ringMs !== 0 || delta.ringN !== 0 ||
+    delta.machine !== 0 || delta.talkHistogram.some((x) => x !== 0));
+};
