@@ -56,8 +56,18 @@ const parseTime = (value: string | null | undefined): number | undefined => {
   return Number.isNaN(ms) ? undefined : ms;
 };
 
+// Sorting compares each event's time many times over; parse each event's once (a rebuild spends a lot here).
+const times = new WeakMap<LedgerEvent, number>();
+
 /** occurredAt ?? sentAt ?? receivedAt (the first one that parses), in epoch ms. */
-export const eventTime = (e: LedgerEvent): number => parseTime(e.occurredAt) ?? parseTime(e.sentAt) ?? parseTime(e.receivedAt) ?? NO_TIME;
+export const eventTime = (e: LedgerEvent): number => {
+  let t = times.get(e);
+  if (t === undefined) {
+    t = parseTime(e.occurredAt) ?? parseTime(e.sentAt) ?? parseTime(e.receivedAt) ?? NO_TIME;
+    times.set(e, t);
+  }
+  return t;
+};
 
 const positionOf = (e: LedgerEvent): bigint => {
   try {

@@ -115,20 +115,34 @@ export const callLegsProjection: ProjectionDefinition = {
    * and rollups are derived once at the end instead of after every batch.
    */
   async bulkLoad(db: Kysely<DB>, g: number, belowXid: string) {
+    // Pages of streams by name; two workers so that PostgreSQL reads one page while Node folds another.
     let last = '';
-    for (;;) {
-      const page = await sql<{ stream_name: string }>`
-        SELECT stream_name FROM streams WHERE stream_name > ${last} AND stream_name LIKE 'callLeg-%'
-        ORDER BY stream_name LIMIT ${BULK_STREAMS}`.execute(db);
-      if (page.rows.length === 0) break;
-      last = page.rows.at(-1)!.stream_name;
-      await db.transaction().execute(async (trx) => {
-        const rows = await sql<EventRow>`
-          SELECT ${COLUMNS} FROM events
-          WHERE stream_name = ANY (${page.rows.map((r) => r.stream_name)}::text[]) AND transaction_id < ${belowXid}::xid8`.execute(trx);
-        await projectLegs(trx, rows.rows.map(toLedgerEvent), g, BULK);
-      });
-    }
+    let pages = Promise.resolve<{ first: string; last: string } | null>(null);
+    const nextPage = () =>
+      (pages = pages.then(async () => {
+        const page = await sql<{ stream_name: string }>`
+          SELECT stream_name FROM streams WHERE stream_name > ${last} AND stream_name LIKE 'callLeg-%'
+          ORDER BY stream_name LIMIT ${BULK_STREAMS}`.execute(db);
+        if (page.rows.length === 0) return null;
+        const range = { first: page.rows[0]!.stream_name, last: page.rows.at(-1)!.stream_name };
+        last = range.last;
+        return range;
+      }));
+    const worker = async () => {
+      for (let range = await nextPage(); range; range = await nextPage()) {
+        const { first, last: end } = range;
+        await retryOnDeadlock(() =>
+          db.transaction().execute(async (trx) => {
+            // A name range rather than a list: one index range scan over the page's streams.
+            const rows = await sql<EventRow>`
+              SELECT ${COLUMNS} FROM events
+              WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8`.execute(trx);
+            await projectLegs(trx, rows.rows.map(toLedgerEvent), g, BULK);
+          }),
+        );
+      }
+    };
+    await Promise.all([worker(), worker()]);
     await db.transaction().execute(async (trx) => {
       await healAllTrees(trx, g);
       await rollupsFromScratch(trx, g);
@@ -137,6 +151,17 @@ export const callLegsProjection: ProjectionDefinition = {
 };
 
 const BULK_STREAMS = 2000;
+
+/** Two bulk workers may both write a child leg that its parent's page names; PostgreSQL then aborts one of them. */
+const retryOnDeadlock = async (f: () => Promise<void>): Promise<void> => {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await f();
+    } catch (err) {
+      if ((err as { code?: string }).code !== '40P01' || attempt >= 5) throw err;
+    }
+  }
+};
 
 interface Mode {
   /** The batch holds every event of its legs' own streams (bulk load), so they are not read again. */
