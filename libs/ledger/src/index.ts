@@ -3,3 +3,4 @@ export * from './ledger.errors.js';
 export * from './call-leg.js';
 export * from './project-call-leg.js';
 export * from './call-tree.js';
+export * from './kpis.js';
