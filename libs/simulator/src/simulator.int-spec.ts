@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildCallForest, computeKpis, type CallLegRow, type CallTreeNode } from '@lib/ledger';
+import { buildCallForest, computeKpis, type CallLegRow, type CallTreeNode, type KpiLeg } from '@lib/ledger';
 import { Projector } from '@lib/projections';
 import { API_KEY, SECRETS, startTestApp, type TestApp } from '../../../test/support/test-app.js';
 import { diffCallTree, diffKpis, formatDifference, type Difference } from './check.js';
@@ -96,7 +96,7 @@ const readTrees = async (provider: string, rootIds: readonly string[]): Promise<
 
 const compare = async (run: ReturnType<typeof simulate>): Promise<Difference[]> => {
   const diffs: Difference[] = [];
-  const actualLegs: Parameters<typeof computeKpis>[0] = [];
+  const actualLegs: KpiLeg[] = [];
   for (const provider of SIM_PROVIDERS) {
     const calls = run.expected.calls.filter((c) => c.provider === provider);
     if (calls.length === 0) continue;
