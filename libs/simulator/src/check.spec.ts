@@ -32,7 +32,7 @@ const matching = () => node(expected.legs[0]!, [node(expected.legs[1]!), node(ex
 describe('diffCallTree', () => {
   it('finds nothing when the answer matches, within rounding and whatever the time spelling', () => {
     const answer = matching();
-    answer.children[0]!.talkDurationSec = 42.0004;
+    (answer.children[0] as { talkDurationSec: number }).talkDurationSec = 42.0004;
     (answer.children[0] as { startedAt: string }).startedAt = '2026-01-05T14:02:10Z';
     expect(diffCallTree(expected, answer)).toEqual([]);
   });
