@@ -5,3 +5,4 @@ export * from './project-call-leg.js';
 export * from './call-tree.js';
 export * from './talk-histogram.js';
 export * from './leg-rollup.js';
+export * from './kpis.js';

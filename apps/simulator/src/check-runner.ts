@@ -1,0 +1,103 @@
+import { diffCallTree, diffKpis, type Difference, type ExpectedOutcome } from '@lib/simulator';
+
+export interface CheckOptions {
+  target: string;
+  apiKey: string;
+  concurrency: number;
+  /** How long to wait for the projections to catch up when the expectation carries no position (imports). */
+  timeoutMs: number;
+  progress: (line: string) => void;
+}
+
+export interface CheckResult {
+  differences: Difference[];
+  /** Problems reaching the API at all (missing routes, auth), as opposed to wrong answers. */
+  errors: string[];
+  callsChecked: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Reads the ledger's query API and compares every call and the KPIs with the expectation. */
+export async function runCheck(expected: ExpectedOutcome, opts: CheckOptions): Promise<CheckResult> {
+  const base = opts.target.replace(/\/+$/, '');
+  const headers = { authorization: `Bearer ${opts.apiKey}`, accept: 'application/json' };
+  const get = async (path: string): Promise<{ status: number; body: unknown; text: string }> => {
+    const res = await fetch(base + path, { headers });
+    const text = await res.text();
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+    return { status: res.status, body, text };
+  };
+  const out: CheckResult = { differences: [], errors: [], callsChecked: 0 };
+
+  let minPosition = expected.maxPosition ? `&minPosition=${encodeURIComponent(expected.maxPosition)}` : '';
+  if (!expected.maxPosition) {
+    // An import answers without positions: wait until every projection has applied the store's head.
+    const deadline = Date.now() + opts.timeoutMs;
+    for (;;) {
+      const res = await get('/v1/admin/projections');
+      if (res.status !== 200) {
+        out.errors.push(`GET /v1/admin/projections answered ${res.status}: ${res.text.slice(0, 200)}`);
+        break;
+      }
+      const data = (res.body as { data?: Array<{ lagEvents?: number; state?: string }> }).data ?? [];
+      if (data.length > 0 && data.every((p) => p.lagEvents === 0 && p.state === 'running')) break;
+      if (Date.now() > deadline) {
+        out.errors.push(`projections did not catch up within ${opts.timeoutMs} ms: ${res.text.slice(0, 300)}`);
+        break;
+      }
+      await sleep(200);
+    }
+    minPosition = '';
+  }
+
+  let notFound = 0;
+  let firstNotFound = '';
+  const queue = [...expected.calls];
+  const worker = async () => {
+    for (let call = queue.shift(); call; call = queue.shift()) {
+      const path = `/v1/calls/${encodeURIComponent(call.rootCallId)}/tree?provider=${call.provider}${minPosition}`;
+      const res = await get(path);
+      out.callsChecked += 1;
+      if (res.status === 404) {
+        notFound += 1;
+        firstNotFound ||= `GET ${path} answered 404: ${res.text.slice(0, 200)}`;
+        out.differences.push({ path: `call ${call.index} (${call.kind}, ${call.provider} ${call.rootCallId})`, expected: 'found', actual: '404' });
+      } else if (res.status !== 200) {
+        out.errors.push(`GET ${path} answered ${res.status}: ${res.text.slice(0, 200)}`);
+      } else {
+        out.differences.push(...diffCallTree(call, res.body));
+      }
+      if (out.callsChecked % 100 === 0) opts.progress(`checked ${out.callsChecked}/${expected.calls.length} calls, ${out.differences.length} differences`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  if (notFound > 0 && notFound === expected.calls.length) {
+    out.errors.push(`every call answered 404 — is the query API (GET /v1/calls/{callId}/tree) deployed on this ledger? First: ${firstNotFound}`);
+  }
+
+  // KPIs: the whole run, then each provider, over the run's time window.
+  const window = `from=${encodeURIComponent(expected.window.from)}&to=${encodeURIComponent(expected.window.to)}`;
+  const summaries: Array<[string, string, ExpectedOutcome['totals']]> = [
+    ['totals', `/v1/analytics/summary?${window}`, expected.totals],
+    ...Object.entries(expected.byProvider).map(([p, k]) => [`totals[${p}]`, `/v1/analytics/summary?provider=${p}&${window}`, k] as [string, string, ExpectedOutcome['totals']]),
+  ];
+  for (const [where, path, kpis] of summaries) {
+    const res = await get(path + (expected.maxPosition ? minPosition : ''));
+    if (res.status === 404) {
+      out.errors.push(`GET ${path} answered 404 — is the analytics API deployed on this ledger? ${res.text.slice(0, 200)}`);
+      break;
+    }
+    if (res.status !== 200) {
+      out.errors.push(`GET ${path} answered ${res.status}: ${res.text.slice(0, 200)}`);
+      continue;
+    }
+    out.differences.push(...diffKpis(kpis, (res.body as { totals?: unknown }).totals, where));
+  }
+  return out;
+}

@@ -1,0 +1,191 @@
+/**
+ * `npm run simulate -- [options]`: generates CPaaS call traffic (README, "Simulator"), posts it live or writes an
+ * import file, writes the expected outcome, and checks a running ledger against it.
+ */
+import { createWriteStream } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { parseArgs } from 'node:util';
+import { SCENARIO_KINDS, formatDifference, importLine, simulate, type ExpectedOutcome, type ScenarioKind, type SimProvider } from '@lib/simulator';
+import { runCheck } from './check-runner.js';
+import { sendLive } from './live-sender.js';
+
+const HELP = `Usage: npm run simulate -- [options]
+
+Generate calls (seeded, deterministic) and their provider webhooks:
+  --provider P       freeclimb | jambonz | twilio | restcomm | mixed (default mixed)
+  --calls N          number of calls (default 100)
+  --seed S           PRNG seed; same seed + same base time = same traffic (default 1)
+  --base-time ISO    live: start of the traffic (default now); --out: end of the --days window
+                     (default today 00:00 UTC). Pass it for output that is identical across days.
+  --days D           --out only: spread calls over D days before the base time (default 7)
+  --rate R           live only: mean new calls per second (default 20)
+  --max-talk SEC     longest talk time of a leg (default 300)
+  --kinds K,K        only these scenario kinds (default all; see README)
+
+Deliver (one of):
+  --target URL       post live to URL/v1/webhooks/<provider>/..., signed as each provider signs
+  --out FILE         write NDJSON lines for POST /v1/import (with --target --api-key --import: upload it too)
+  --public-url URL   the URL Twilio signs (default = --target)
+  --concurrency C    requests in flight (default 16)
+  --lead SEC         live: send up to SEC seconds before the simulated send time (default 240, max 280)
+  --freeclimb-secret, --jambonz-secret, --twilio-token, --restcomm-token
+                     secrets to sign with (default: the first value of FREECLIMB_SIGNING_SECRET,
+                     JAMBONZ_WEBHOOK_SECRET, TWILIO_AUTH_TOKEN, RESTCOMM_WEBHOOK_TOKEN)
+
+Expect and check:
+  --expect FILE      write (or, with --check, read) the expected outcome, JSON
+  --check            compare a running ledger (--target, --api-key) with --expect; exit 1 on any difference
+  --api-key KEY      Bearer key for /v1/import, /v1/calls, /v1/analytics (default: first of LEDGER_API_KEYS)
+  --timeout SEC      --check: wait at most SEC for projections to catch up (default 60)
+  -h, --help         this text
+`;
+
+const fail = (message: string): never => {
+  process.stderr.write(`simulate: ${message}\n`);
+  process.exit(2);
+};
+
+const firstOf = (value: string | undefined): string | undefined => value?.split(',')[0]?.trim() || undefined;
+
+const number = (name: string, value: string | undefined, fallback: number, min = 0): number => {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < min) fail(`--${name} must be a number >= ${min}, got "${value}"`);
+  return n;
+};
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      provider: { type: 'string', default: 'mixed' },
+      calls: { type: 'string' },
+      seed: { type: 'string', default: '1' },
+      'base-time': { type: 'string' },
+      days: { type: 'string' },
+      rate: { type: 'string' },
+      'max-talk': { type: 'string' },
+      kinds: { type: 'string' },
+      target: { type: 'string' },
+      out: { type: 'string' },
+      import: { type: 'boolean', default: false },
+      'public-url': { type: 'string' },
+      concurrency: { type: 'string' },
+      lead: { type: 'string' },
+      'freeclimb-secret': { type: 'string' },
+      'jambonz-secret': { type: 'string' },
+      'twilio-token': { type: 'string' },
+      'restcomm-token': { type: 'string' },
+      expect: { type: 'string' },
+      check: { type: 'boolean', default: false },
+      'api-key': { type: 'string' },
+      timeout: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const apiKey = values['api-key'] ?? firstOf(process.env.LEDGER_API_KEYS);
+  const concurrency = number('concurrency', values.concurrency, 16, 1);
+  const progress = (line: string) => process.stderr.write(`${line}\n`);
+
+  if (values.check) {
+    if (!values.target || !values.expect || !apiKey) fail('--check needs --target, --expect and --api-key');
+    const expected = JSON.parse(await readFile(values.expect!, 'utf8')) as ExpectedOutcome;
+    const started = Date.now();
+    const result = await runCheck(expected, { target: values.target!, apiKey: apiKey!, concurrency, timeoutMs: number('timeout', values.timeout, 60, 1) * 1000, progress });
+    for (const e of result.errors) process.stdout.write(`error: ${e}\n`);
+    for (const d of result.differences) process.stdout.write(`difference: ${formatDifference(d)}\n`);
+    process.stdout.write(`checked ${result.callsChecked} calls and the KPIs in ${Date.now() - started} ms: ${result.differences.length} differences, ${result.errors.length} errors\n`);
+    process.exitCode = result.differences.length + result.errors.length > 0 ? 1 : 0;
+    return;
+  }
+
+  if (!values.target && !values.out) fail('give --target (post live) or --out (import file); see --help');
+  if (values.target && values.out && !values.import) fail('--target and --out together only with --import (upload the file); see --help');
+  const mode = values.out ? 'import' : 'live';
+  const provider = values.provider as SimProvider | 'mixed';
+  if (!['freeclimb', 'jambonz', 'twilio', 'restcomm', 'mixed'].includes(provider)) fail(`unknown --provider "${provider}"`);
+  const kinds = values.kinds?.split(',').map((k) => k.trim()) as ScenarioKind[] | undefined;
+  for (const k of kinds ?? []) if (!SCENARIO_KINDS.includes(k)) fail(`unknown scenario kind "${k}" (known: ${SCENARIO_KINDS.join(', ')})`);
+  let baseTimeMs: number;
+  if (values['base-time']) {
+    baseTimeMs = Date.parse(values['base-time']);
+    if (Number.isNaN(baseTimeMs)) fail(`--base-time is not a date: "${values['base-time']}"`);
+    baseTimeMs = Math.floor(baseTimeMs / 1000) * 1000;
+  } else {
+    // The default is the only wall-clock read; it is written to the expectation so the run can be replayed.
+    const now = Date.now();
+    baseTimeMs = mode === 'live' ? Math.floor(now / 1000) * 1000 : Math.floor(now / 86_400_000) * 86_400_000;
+  }
+
+  const t0 = Date.now();
+  const run = simulate({
+    seed: values.seed!,
+    calls: number('calls', values.calls, 100, 1),
+    provider,
+    baseTimeMs,
+    mode,
+    days: number('days', values.days, 7, 0),
+    rate: number('rate', values.rate, 20, 0.001),
+    maxTalkSec: number('max-talk', values['max-talk'], 300, 1),
+    kinds,
+  });
+  const legs = run.expected.calls.reduce((s, c) => s + c.legs.length, 0);
+  progress(`generated ${run.calls.length} calls, ${legs} legs, ${run.deliveries.length} deliveries (${run.expected.retries} retries) in ${Date.now() - t0} ms`);
+
+  const secrets = {
+    freeclimb: values['freeclimb-secret'] ?? firstOf(process.env.FREECLIMB_SIGNING_SECRET),
+    jambonz: values['jambonz-secret'] ?? firstOf(process.env.JAMBONZ_WEBHOOK_SECRET),
+    twilio: values['twilio-token'] ?? firstOf(process.env.TWILIO_AUTH_TOKEN),
+    restcomm: values['restcomm-token'] ?? firstOf(process.env.RESTCOMM_WEBHOOK_TOKEN),
+  };
+
+  if (mode === 'live') {
+    const leadSec = Math.min(280, number('lead', values.lead, 240, 0));
+    const result = await sendLive(run.deliveries, {
+      target: values.target!,
+      publicUrl: values['public-url'] ?? values.target!,
+      secrets,
+      concurrency,
+      leadMs: leadSec * 1000,
+      now: () => Date.now(),
+      progress,
+    });
+    for (const e of result.firstErrors) progress(`error: ${e}`);
+    progress(`sent ${result.sent} deliveries in ${(result.elapsedMs / 1000).toFixed(1)} s: ${result.ok} ok (${result.duplicates} duplicates), ${result.errors} errors; max position ${result.maxPosition}`);
+    if (result.maxPosition) run.expected.maxPosition = result.maxPosition;
+    if (result.errors > 0) process.exitCode = 1;
+  } else {
+    const t1 = Date.now();
+    const file = createWriteStream(values.out!);
+    for (const d of run.deliveries) if (!file.write(`${importLine(d)}\n`)) await once(file, 'drain');
+    file.end();
+    await once(file, 'finish');
+    progress(`wrote ${run.deliveries.length} import lines to ${values.out} in ${Date.now() - t1} ms`);
+    if (values.import) {
+      if (!values.target || !apiKey) fail('--import needs --target and --api-key');
+      const res = await fetch(`${values.target!.replace(/\/+$/, '')}/v1/import`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/x-ndjson' },
+        body: await readFile(values.out!),
+      });
+      const text = await res.text();
+      progress(`POST /v1/import answered ${res.status}: ${text.slice(0, 300)}`);
+      if (res.status !== 200) process.exitCode = 1;
+    }
+  }
+
+  if (values.expect) {
+    await writeFile(values.expect, `${JSON.stringify(run.expected, null, 1)}\n`);
+    progress(`wrote the expected outcome (${run.expected.calls.length} calls, ${legs} legs) to ${values.expect}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`simulate: ${(err as Error)?.stack ?? String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,10 @@
+export * from './prng.js';
+export * from './scenario.js';
+export * from './delivery.js';
+export * from './expected-outcome.js';
+export * from './simulate.js';
+export * from './signing.js';
+export * from './check.js';
+export { renderFreeclimb } from './render/freeclimb.renderer.js';
+export { renderJambonz } from './render/jambonz.renderer.js';
+export { renderRcml, encodeForm, restcommTimestamp, twilioTimestamp } from './render/rcml.renderer.js';
