@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { computeKpis, percentileCont, type KpiLeg } from './kpis.js';
+import { addKpiTotals, computeKpis, emptyKpiTotals, kpisOf, kpiTotalsOfLeg, type KpiLeg } from './kpis.js';
 
 const leg = (status: KpiLeg['status'], talk: number | null = null, ring: number | null = null, answeredBy: KpiLeg['answeredBy'] = null): KpiLeg => ({
   status,
@@ -35,8 +35,9 @@ describe('computeKpis', () => {
     expect(k.totalTalkSec).toBe(180);
     // The in-progress leg's ring time is not an attempt's; the busy leg has none.
     expect(k.avgRingSec).toBe(Math.round(((5 + 3 + 4 + 25 + 0 + 7) / 6) * 1000) / 1000);
-    expect(k.p50TalkSec).toBe(60);
-    expect(k.p90TalkSec).toBe(84);
+    // Histogram estimates (talk-histogram.ts): rank 1.5 of 3 lies halfway into [60, 70), rank 2.7 into [90, 100).
+    expect(k.p50TalkSec).toBe(65);
+    expect(k.p90TalkSec).toBe(97);
   });
 
   it('does not depend on the order of the legs', () => {
@@ -45,11 +46,10 @@ describe('computeKpis', () => {
   });
 });
 
-describe('percentileCont', () => {
-  it("interpolates like PostgreSQL's percentile_cont", () => {
-    expect(percentileCont([], 0.5)).toBeNull();
-    expect(percentileCont([7], 0.9)).toBe(7);
-    expect(percentileCont([1, 2, 3, 4], 0.5)).toBe(2.5);
-    expect(percentileCont([10, 20, 30, 40, 50], 0.9)).toBe(46);
+describe('KPI totals', () => {
+  it('give the same KPIs summed in any grouping (what lets the analytics add up hourly rollup cells)', () => {
+    const legs = [leg('completed', 12.5, 1, 'machine'), leg('busy', null, 3), leg('completed', 300, 2), leg('no-answer', 0, 20), leg('ringing')];
+    const halves = [legs.slice(0, 2), legs.slice(2)].map((part) => part.reduce((t, l) => addKpiTotals(t, kpiTotalsOfLeg(l)), emptyKpiTotals()));
+    expect(kpisOf(addKpiTotals(halves[1]!, halves[0]!))).toEqual(computeKpis(legs));
   });
 });

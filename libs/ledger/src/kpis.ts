@@ -1,4 +1,6 @@
 import type { AnsweredBy, LegStatus } from './call-leg.js';
+import { toMs } from './leg-rollup.js';
+import { addHistograms, emptyHistogram, histogramQuantile, talkBucket } from './talk-histogram.js';
 
 /** What the KPIs read of a call leg (a CallLegRow, an API CallLeg or a simulator expectation all fit). */
 export interface KpiLeg {
@@ -28,19 +30,60 @@ const TERMINAL: ReadonlySet<LegStatus> = new Set(['completed', 'busy', 'no-answe
 /** Seconds keep the ledger's 3 decimals; ratios are left unrounded (presentation rounds). */
 const sec = (v: number): number => Math.round(v * 1000) / 1000;
 
-/** PostgreSQL's percentile_cont: linear interpolation between the two nearest ranks of the sorted values. */
-export const percentileCont = (sorted: readonly number[], p: number): number | null => {
-  if (sorted.length === 0) return null;
-  const pos = p * (sorted.length - 1);
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
+/**
+ * Additive totals the KPIs are computed from: the same whether they are summed from legs (computeKpis) or
+ * from the projection's hourly rollup cells (the analytics endpoints), so both give identical figures.
+ * Durations are integer milliseconds, so sums are exact whatever the order.
+ */
+export interface KpiTotals {
+  legs: number;
+  /** Legs by status (every status, terminal or not). */
+  byStatus: Partial<Record<LegStatus, number>>;
+  /** Over completed legs: talk (missing as 0), the talk histogram, machine or fax answers. */
+  completedTalkMs: number;
+  completedTalkHistogram: number[];
+  machineAnswered: number;
+  /** Over terminal legs with a known ring duration. */
+  ringMs: number;
+  ringN: number;
+}
+
+export const emptyKpiTotals = (): KpiTotals => ({
+  legs: 0, byStatus: {}, completedTalkMs: 0, completedTalkHistogram: emptyHistogram(), machineAnswered: 0, ringMs: 0, ringN: 0,
+});
+
+export const addKpiTotals = (into: KpiTotals, other: KpiTotals): KpiTotals => {
+  into.legs += other.legs;
+  for (const [k, v] of Object.entries(other.byStatus) as [LegStatus, number][]) into.byStatus[k] = (into.byStatus[k] ?? 0) + v;
+  into.completedTalkMs += other.completedTalkMs;
+  addHistograms(into.completedTalkHistogram, other.completedTalkHistogram);
+  into.machineAnswered += other.machineAnswered;
+  into.ringMs += other.ringMs;
+  into.ringN += other.ringN;
+  return into;
+};
+
+export const kpiTotalsOfLeg = (leg: KpiLeg): KpiTotals => {
+  const t = emptyKpiTotals();
+  t.legs = 1;
+  t.byStatus[leg.status] = 1;
+  if (TERMINAL.has(leg.status) && leg.ringDurationSec !== null) {
+    t.ringMs = toMs(leg.ringDurationSec);
+    t.ringN = 1;
+  }
+  if (leg.status === 'completed') {
+    const talk = leg.talkDurationSec ?? 0;
+    t.completedTalkMs = toMs(talk);
+    t.completedTalkHistogram[talkBucket(talk)] = 1;
+    if (leg.answeredBy === 'machine' || leg.answeredBy === 'fax') t.machineAnswered = 1;
+  }
+  return t;
 };
 
 /**
- * Call KPIs over a set of legs (anchors.md §C.1), one definition for the analytics endpoint and the simulator's
- * expectations. Every leg is a seizure of its own (a simultaneous ring of three is three attempts), which is how
- * carriers count ASR per trunk.
+ * Call KPIs (anchors.md §C.1), one definition for the analytics endpoints and the simulator's expectations.
+ * Every leg is a seizure of its own (a simultaneous ring of three is three attempts), which is how carriers
+ * count ASR per trunk.
  *
  * - legs: every leg in the set.
  * - attempts: legs with a terminal status (completed, busy, no-answer, failed, canceled). Legs still initiated,
@@ -51,48 +94,44 @@ export const percentileCont = (sorted: readonly number[], p: number): number | n
  * - ner = (answered + busy + no-answer) / attempts (ITU-T E.425: user busy and ring-no-answer are network
  *   successes; failed is not; canceled — the caller or the app gave up, e.g. a simultaneous-ring loser — stays in
  *   the denominator and in neither numerator); null when there are no attempts.
- * - acdSec: mean talkDurationSec over answered legs (answer to hang-up); null when nothing was answered.
+ * - acdSec: mean talkDurationSec over answered legs (answer to hang-up, a missing one as 0); null when nothing
+ *   was answered.
  * - totalTalkSec: sum of talkDurationSec over answered legs.
  * - avgRingSec: mean ringDurationSec over attempts whose ring duration is known; null when none is.
- * - p50TalkSec / p90TalkSec: percentile_cont(0.5 / 0.9) of talkDurationSec over answered legs; null when none.
+ * - p50TalkSec / p90TalkSec: talk-time quantiles over answered legs, estimated from a fixed histogram
+ *   (talk-histogram.ts: 1 s resolution below 10 s, 20 s between 3 and 10 min, interpolated inside the bucket),
+ *   because percentiles cannot be summed across hourly rollups; null when nothing was answered.
  * - outcomes: attempts by terminal status.
  * - machineAnswered: answered legs whose answeredBy is `machine` or `fax` (anything that is not a person).
  * Seconds are rounded to 3 decimals, like the read model.
  */
-export function computeKpis(legs: readonly KpiLeg[]): Kpis {
-  const outcomes = { completed: 0, busy: 0, 'no-answer': 0, failed: 0, canceled: 0 };
-  const talks: number[] = [];
-  const rings: number[] = [];
-  let machineAnswered = 0;
-  for (const leg of legs) {
-    if (!TERMINAL.has(leg.status)) continue;
-    outcomes[leg.status as keyof typeof outcomes] += 1;
-    if (leg.ringDurationSec !== null) rings.push(leg.ringDurationSec);
-    if (leg.status === 'completed') {
-      talks.push(leg.talkDurationSec ?? 0);
-      if (leg.answeredBy === 'machine' || leg.answeredBy === 'fax') machineAnswered += 1;
-    }
-  }
+export const kpisOf = (t: KpiTotals): Kpis => {
+  const n = (s: LegStatus) => t.byStatus[s] ?? 0;
+  const outcomes = { completed: n('completed'), busy: n('busy'), 'no-answer': n('no-answer'), failed: n('failed'), canceled: n('canceled') };
   const attempts = outcomes.completed + outcomes.busy + outcomes['no-answer'] + outcomes.failed + outcomes.canceled;
   const answered = outcomes.completed;
-  const totalTalk = talks.reduce((s, v) => s + v, 0);
-  const sorted = [...talks].sort((a, b) => a - b);
-  const p = (q: number): number | null => {
-    const v = percentileCont(sorted, q);
+  const quantile = (q: number) => {
+    const v = histogramQuantile(t.completedTalkHistogram, q);
     return v === null ? null : sec(v);
   };
   return {
-    legs: legs.length,
+    legs: t.legs,
     attempts,
     answered,
     asr: attempts ? answered / attempts : null,
     ner: attempts ? (answered + outcomes.busy + outcomes['no-answer']) / attempts : null,
-    acdSec: answered ? sec(totalTalk / answered) : null,
-    totalTalkSec: sec(totalTalk),
-    avgRingSec: rings.length ? sec(rings.reduce((s, v) => s + v, 0) / rings.length) : null,
-    p50TalkSec: p(0.5),
-    p90TalkSec: p(0.9),
+    acdSec: answered ? sec(t.completedTalkMs / 1000 / answered) : null,
+    totalTalkSec: sec(t.completedTalkMs / 1000),
+    avgRingSec: t.ringN ? sec(t.ringMs / 1000 / t.ringN) : null,
+    p50TalkSec: quantile(0.5),
+    p90TalkSec: quantile(0.9),
     outcomes,
-    machineAnswered,
+    machineAnswered: t.machineAnswered,
   };
+};
+
+export function computeKpis(legs: readonly KpiLeg[]): Kpis {
+  const total = emptyKpiTotals();
+  for (const leg of legs) addKpiTotals(total, kpiTotalsOfLeg(leg));
+  return kpisOf(total);
 }

@@ -18,12 +18,13 @@ export interface RollupCell {
   isRoot: boolean;
 }
 
+/**
+ * Per cell. Talk time counts every leg (a missing duration as 0) and machine counts every machine or fax
+ * answer: the KPIs (kpis.ts) read them from `completed` cells only, ring time from terminal ones.
+ */
 export interface RollupMeasures {
   legs: number;
-  answered: number;
   talkMs: number;
-  /** Answered legs with a talk duration (the ACD denominator and the histogram's population). */
-  talkN: number;
   ringMs: number;
   ringN: number;
   machine: number;
@@ -32,7 +33,7 @@ export interface RollupMeasures {
 
 export type RollupLeg = Pick<
   CallLegRow,
-  'provider' | 'accountId' | 'parentCallId' | 'direction' | 'status' | 'startedAt' | 'answeredAt' | 'talkDurationSec' | 'ringDurationSec' | 'answeredBy'
+  'provider' | 'accountId' | 'parentCallId' | 'direction' | 'status' | 'startedAt' | 'talkDurationSec' | 'ringDurationSec' | 'answeredBy'
 >;
 
 const HOUR_MS = 3_600_000;
@@ -42,10 +43,6 @@ export const hourOf = (iso: string | null): string | null =>
 
 /** Same rounding as the SQL side: floor(x * 1000 + 0.5). */
 export const toMs = (seconds: number): number => Math.floor(seconds * 1000 + 0.5);
-
-/** A leg counts as answered when it has an answer time or talked at all. */
-export const isAnswered = (leg: Pick<RollupLeg, 'answeredAt' | 'talkDurationSec'>): boolean =>
-  leg.answeredAt !== null || (leg.talkDurationSec ?? 0) > 0;
 
 export const cellOf = (leg: RollupLeg): RollupCell => ({
   hour: hourOf(leg.startedAt),
@@ -60,19 +57,15 @@ export const cellKey = (c: RollupCell): string =>
   JSON.stringify([c.hour, c.provider, c.accountId, c.direction, c.status, c.isRoot]);
 
 export const emptyMeasures = (): RollupMeasures => ({
-  legs: 0, answered: 0, talkMs: 0, talkN: 0, ringMs: 0, ringN: 0, machine: 0, talkHistogram: new Array<number>(TALK_BUCKETS).fill(0),
+  legs: 0, talkMs: 0, ringMs: 0, ringN: 0, machine: 0, talkHistogram: new Array<number>(TALK_BUCKETS).fill(0),
 });
 
 /** Adds `sign` (+1 or -1) times the leg's contribution into `m`. */
 export const addLeg = (m: RollupMeasures, leg: RollupLeg, sign: 1 | -1): RollupMeasures => {
   m.legs += sign;
-  const answered = isAnswered(leg);
-  if (answered) m.answered += sign;
-  if (answered && leg.talkDurationSec !== null) {
-    m.talkMs += sign * toMs(leg.talkDurationSec);
-    m.talkN += sign;
-    m.talkHistogram[talkBucket(leg.talkDurationSec)]! += sign;
-  }
+  const talk = leg.talkDurationSec ?? 0;
+  m.talkMs += sign * toMs(talk);
+  m.talkHistogram[talkBucket(talk)]! += sign;
   if (leg.ringDurationSec !== null) {
     m.ringMs += sign * toMs(leg.ringDurationSec);
     m.ringN += sign;
@@ -98,6 +91,6 @@ export const rollupDelta = (changes: readonly { before: RollupLeg | null; after:
     if (after) apply(after, 1);
   }
   return [...cells.values()].filter(({ delta }) =>
-    delta.legs !== 0 || delta.answered !== 0 || delta.talkMs !== 0 || delta.talkN !== 0 || delta.ringMs !== 0 || delta.ringN !== 0 ||
+    delta.legs !== 0 || delta.talkMs !== 0 || delta.ringMs !== 0 || delta.ringN !== 0 ||
     delta.machine !== 0 || delta.talkHistogram.some((x) => x !== 0));
 };

@@ -73,7 +73,7 @@ export const callLegsProjection: ProjectionDefinition = {
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_root`)} ON ${recs(g)} (provider, root_call_id)`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_created`)} ON ${recs(g)} (created_at DESC)`.execute(db);
     // One row per (start hour, provider, account, direction, status, root or not): integer measures that legs
-    // add and take back as they change, and a talk-time histogram for the percentiles.
+    // add and take back as they change, and a talk-time histogram for the percentiles (leg-rollup.ts).
     await sql`
       CREATE TABLE IF NOT EXISTS ${hourly(g)} (
         hour timestamptz,
@@ -83,9 +83,7 @@ export const callLegsProjection: ProjectionDefinition = {
         status text NOT NULL,
         is_root boolean NOT NULL,
         legs bigint NOT NULL,
-        answered bigint NOT NULL,
         talk_ms bigint NOT NULL,
-        talk_n bigint NOT NULL,
         ring_ms bigint NOT NULL,
         ring_n bigint NOT NULL,
         machine bigint NOT NULL,
@@ -353,16 +351,16 @@ const healTrees = async (trx: Transaction<DB>, g: number, rows: readonly { provi
 const currentLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]): Promise<(RollupLeg & { callId: string })[]> => {
   const r = await sql<{
     provider: Provider; call_id: string; account_id: string | null; parent_call_id: string | null; direction: RollupLeg['direction'];
-    status: RollupLeg['status']; started_at: Date | null; answered_at: Date | null; talk_duration_sec: number | null;
+    status: RollupLeg['status']; started_at: Date | null; talk_duration_sec: number | null;
     ring_duration_sec: number | null; answered_by: RollupLeg['answeredBy'];
   }>`
-    SELECT l.provider, l.call_id, l.account_id, l.parent_call_id, l.direction, l.status, l.started_at, l.answered_at,
+    SELECT l.provider, l.call_id, l.account_id, l.parent_call_id, l.direction, l.status, l.started_at,
       l.talk_duration_sec, l.ring_duration_sec, l.answered_by
     FROM ${legs(g)} l JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
       ON l.provider = t.p AND l.call_id = t.c`.execute(trx);
   return r.rows.map((x) => ({
     provider: x.provider, callId: x.call_id, accountId: x.account_id, parentCallId: x.parent_call_id, direction: x.direction,
-    status: x.status, startedAt: x.started_at?.toISOString() ?? null, answeredAt: x.answered_at?.toISOString() ?? null,
+    status: x.status, startedAt: x.started_at?.toISOString() ?? null,
     talkDurationSec: x.talk_duration_sec, ringDurationSec: x.ring_duration_sec, answeredBy: x.answered_by,
   }));
 };
@@ -372,19 +370,19 @@ const applyRollupDelta = async (trx: Transaction<DB>, g: number, cells: ReturnTy
   if (cells.length === 0) return;
   const col = <T>(f: (c: (typeof cells)[number]) => T) => cells.map(f);
   await sql`
-    INSERT INTO ${hourly(g)} AS h (${CELL}, legs, answered, talk_ms, talk_n, ring_ms, ring_n, machine, talk_hist)
-    SELECT t.hour, t.provider, t.account_id, t.direction, t.status, t.is_root, t.legs, t.answered, t.talk_ms, t.talk_n, t.ring_ms,
-      t.ring_n, t.machine, t.hist::bigint[]
+    INSERT INTO ${hourly(g)} AS h (${CELL}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
+    SELECT t.hour, t.provider, t.account_id, t.direction, t.status, t.is_root, t.legs, t.talk_ms, t.ring_ms, t.ring_n, t.machine,
+      t.hist::bigint[]
     FROM unnest(${col((c) => c.cell.hour)}::timestamptz[], ${col((c) => c.cell.provider)}::text[], ${col((c) => c.cell.accountId)}::text[],
       ${col((c) => c.cell.direction)}::text[], ${col((c) => c.cell.status)}::text[], ${col((c) => c.cell.isRoot)}::bool[],
-      ${col((c) => c.delta.legs)}::bigint[], ${col((c) => c.delta.answered)}::bigint[], ${col((c) => c.delta.talkMs)}::bigint[],
-      ${col((c) => c.delta.talkN)}::bigint[], ${col((c) => c.delta.ringMs)}::bigint[], ${col((c) => c.delta.ringN)}::bigint[],
+      ${col((c) => c.delta.legs)}::bigint[], ${col((c) => c.delta.talkMs)}::bigint[], ${col((c) => c.delta.ringMs)}::bigint[],
+      ${col((c) => c.delta.ringN)}::bigint[],
       ${col((c) => c.delta.machine)}::bigint[], ${col((c) => `{${c.delta.talkHistogram.join(',')}}`)}::text[])
-      AS t(hour, provider, account_id, direction, status, is_root, legs, answered, talk_ms, talk_n, ring_ms, ring_n, machine, hist)
+      AS t(hour, provider, account_id, direction, status, is_root, legs, talk_ms, ring_ms, ring_n, machine, hist)
     ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (${CELL}) DO UPDATE SET
-      legs = h.legs + EXCLUDED.legs, answered = h.answered + EXCLUDED.answered, talk_ms = h.talk_ms + EXCLUDED.talk_ms,
-      talk_n = h.talk_n + EXCLUDED.talk_n, ring_ms = h.ring_ms + EXCLUDED.ring_ms, ring_n = h.ring_n + EXCLUDED.ring_n,
+      legs = h.legs + EXCLUDED.legs, talk_ms = h.talk_ms + EXCLUDED.talk_ms, ring_ms = h.ring_ms + EXCLUDED.ring_ms,
+      ring_n = h.ring_n + EXCLUDED.ring_n,
       machine = h.machine + EXCLUDED.machine,
       talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`.execute(trx);
   await sql`
@@ -397,30 +395,26 @@ const applyRollupDelta = async (trx: Transaction<DB>, g: number, cells: ReturnTy
 
 /**
  * The rollups of a whole generation in one statement (end of a bulk load). Must agree with addLeg in
- * libs/ledger/src/leg-rollup.ts: same answered rule, same millisecond rounding, same histogram buckets.
+ * libs/ledger/src/leg-rollup.ts: same millisecond rounding, same histogram buckets.
  */
 const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
   await sql`
     WITH l AS (
       SELECT date_trunc('hour', started_at, 'UTC') AS hour, provider, account_id, direction, status, parent_call_id IS NULL AS is_root,
-        (answered_at IS NOT NULL OR coalesce(talk_duration_sec, 0) > 0) AS ans, talk_duration_sec AS talk, ring_duration_sec AS ring,
-        answered_by
+        coalesce(talk_duration_sec, 0) AS talk, ring_duration_sec AS ring, answered_by
       FROM ${legs(g)}
     ), hist AS (
       SELECT ${CELL}, jsonb_object_agg(b, n) AS j FROM (
-        SELECT ${CELL}, width_bucket(talk, ${EDGES}) AS b, count(*) AS n FROM l WHERE ans AND talk IS NOT NULL GROUP BY ${CELL}, 7
+        SELECT ${CELL}, width_bucket(talk, ${EDGES}) AS b, count(*) AS n FROM l GROUP BY ${CELL}, 7
       ) x GROUP BY ${CELL}
     ), m AS (
-      SELECT ${CELL}, count(*) AS legs, count(*) FILTER (WHERE ans) AS answered,
-        coalesce(sum(floor(talk * 1000 + 0.5)) FILTER (WHERE ans AND talk IS NOT NULL), 0)::bigint AS talk_ms,
-        count(*) FILTER (WHERE ans AND talk IS NOT NULL) AS talk_n,
-        coalesce(sum(floor(ring * 1000 + 0.5)) FILTER (WHERE ring IS NOT NULL), 0)::bigint AS ring_ms,
-        count(ring) AS ring_n, count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine
+      SELECT ${CELL}, count(*) AS legs, sum(floor(talk * 1000 + 0.5))::bigint AS talk_ms,
+        coalesce(sum(floor(ring * 1000 + 0.5)), 0)::bigint AS ring_ms, count(ring) AS ring_n,
+        count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine
       FROM l GROUP BY ${CELL}
     )
-    INSERT INTO ${hourly(g)} (${CELL}, legs, answered, talk_ms, talk_n, ring_ms, ring_n, machine, talk_hist)
-    SELECT m.hour, m.provider, m.account_id, m.direction, m.status, m.is_root, m.legs, m.answered, m.talk_ms, m.talk_n, m.ring_ms,
-      m.ring_n, m.machine,
+    INSERT INTO ${hourly(g)} (${CELL}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
+    SELECT m.hour, m.provider, m.account_id, m.direction, m.status, m.is_root, m.legs, m.talk_ms, m.ring_ms, m.ring_n, m.machine,
       ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i)
     FROM m LEFT JOIN hist ON hist.hour IS NOT DISTINCT FROM m.hour AND hist.provider = m.provider
       AND hist.account_id IS NOT DISTINCT FROM m.account_id AND hist.direction IS NOT DISTINCT FROM m.direction
