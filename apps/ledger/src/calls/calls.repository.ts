@@ -46,17 +46,16 @@ interface LegDbRow {
   link_conflict: boolean;
   /** started_at at full (microsecond) precision, for the keyset cursor. */
   started_key: string | null;
+  recordings: RecordingJson[];
 }
 
-interface RecordingDbRow {
-  provider: Provider;
+/** A recording as json_build_object spells it (times as PostgreSQL's JSON text). */
+interface RecordingJson {
   recording_id: string;
-  call_id: string;
-  root_call_id: string;
   url: string;
   duration_sec: number | null;
   scope: RecordingScope;
-  created_at: Date;
+  created_at: string;
 }
 
 export interface StoredEventRow {
@@ -83,9 +82,14 @@ export interface StoredEventRow {
   headers: Record<string, string>;
 }
 
-const LEG_COLUMNS = sql.raw(`provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number, status,
-  started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source, answered_by,
-  end_reason, sip_status, conference_ids, final, event_count, last_position::text AS last_position, link_conflict, started_at::text AS started_key`);
+/** A leg row with its recordings folded in, so that every read of legs is one round trip. */
+const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_id, l.root_call_id, l.depth, l.direction, l.from_number,
+  l.to_number, l.status, l.started_at, l.answered_at, l.ended_at, l.ring_duration_sec, l.talk_duration_sec, l.ring_duration_source,
+  l.talk_duration_source, l.answered_by, l.end_reason, l.sip_status, l.conference_ids, l.final, l.event_count,
+  l.last_position::text AS last_position, l.link_conflict, l.started_at::text AS started_key,
+  (SELECT coalesce(json_agg(json_build_object('recording_id', r.recording_id, 'url', r.url, 'duration_sec', r.duration_sec, 'scope', r.scope,
+      'created_at', r.created_at) ORDER BY r.created_at, r.recording_id), '[]')
+    FROM recordings r WHERE r.provider = l.provider AND r.call_id = l.call_id) AS recordings`);
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sql` AND `) : sql`true`);
@@ -98,18 +102,21 @@ const numberMatch = (column: string, pattern: string): RawBuilder<unknown> =>
 
 const filterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   const w: RawBuilder<unknown>[] = [];
-  if (f.provider) w.push(sql`provider = ${f.provider}`);
-  if (f.accountId) w.push(sql`account_id = ${f.accountId}`);
-  if (f.status) w.push(sql`status = ${f.status}`);
-  if (f.direction) w.push(sql`direction = ${f.direction}`);
-  if (f.from) w.push(numberMatch('from_number', f.from));
-  if (f.to) w.push(numberMatch('to_number', f.to));
-  if (f.since) w.push(sql`started_at >= ${f.since}::timestamptz`);
-  if (f.until) w.push(sql`started_at < ${f.until}::timestamptz`);
-  if (f.rootOnly) w.push(sql`parent_call_id IS NULL`);
-  if (f.final !== undefined) w.push(sql`final = ${f.final}`);
+  if (f.provider) w.push(sql`l.provider = ${f.provider}`);
+  if (f.accountId) w.push(sql`l.account_id = ${f.accountId}`);
+  if (f.status) w.push(sql`l.status = ${f.status}`);
+  if (f.direction) w.push(sql`l.direction = ${f.direction}`);
+  if (f.from) w.push(numberMatch('l.from_number', f.from));
+  if (f.to) w.push(numberMatch('l.to_number', f.to));
+  if (f.since) w.push(sql`l.started_at >= ${f.since}::timestamptz`);
+  if (f.until) w.push(sql`l.started_at < ${f.until}::timestamptz`);
+  if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
+  if (f.final !== undefined) w.push(sql`l.final = ${f.final}`);
   return w;
 };
+
+/** `provider = ANY(all providers)` lets the primary key (provider, call_id) answer with one probe per provider. */
+const providersOf = (provider?: Provider): string[] => (provider ? [provider] : [...PROVIDERS]);
 
 export const streamOf = (provider: Provider, callId: string) => `callLeg-${provider}:${callId}`;
 
@@ -130,43 +137,53 @@ export class CallsRepository {
     if (!after || afterStart !== null) {
       // `started_at <= s` gives the index scan its start; the OR only sorts out the few rows that tie on s.
       const keyset = after
-        ? [sql`started_at <= ${afterStart}::timestamptz AND (started_at < ${afterStart}::timestamptz OR (provider, call_id) > (${afterProvider}, ${afterCall}))`]
+        ? [sql`l.started_at <= ${afterStart}::timestamptz AND (l.started_at < ${afterStart}::timestamptz OR (l.provider, l.call_id) > (${afterProvider}, ${afterCall}))`]
         : [];
       const dated = await sql<LegDbRow>`
-        SELECT ${LEG_COLUMNS} FROM call_legs
-        WHERE started_at IS NOT NULL AND ${and([...where, ...keyset])}
-        ORDER BY started_at DESC NULLS LAST, provider, call_id
+        SELECT ${LEG_COLUMNS} FROM call_legs l
+        WHERE l.started_at IS NOT NULL AND ${and([...where, ...keyset])}
+        ORDER BY l.started_at DESC NULLS LAST, l.provider, l.call_id
         LIMIT ${limit + 1}`.execute(this.db);
       rows.push(...dated.rows);
     }
     if (rows.length <= limit && !filters.since && !filters.until) {
-      const keyset = after && afterStart === null ? [sql`(provider, call_id) > (${afterProvider}, ${afterCall})`] : [];
+      const keyset = after && afterStart === null ? [sql`(l.provider, l.call_id) > (${afterProvider}, ${afterCall})`] : [];
       const undated = await sql<LegDbRow>`
-        SELECT ${LEG_COLUMNS} FROM call_legs
-        WHERE started_at IS NULL AND ${and([...where, ...keyset])}
-        ORDER BY provider, call_id
+        SELECT ${LEG_COLUMNS} FROM call_legs l
+        WHERE l.started_at IS NULL AND ${and([...where, ...keyset])}
+        ORDER BY l.provider, l.call_id
         LIMIT ${limit + 1 - rows.length}`.execute(this.db);
       rows.push(...undated.rows);
     }
-    const legs = await this.withRecordings(rows);
-    return { legs, keys: rows.map((r) => [r.started_key, r.provider, r.call_id]) };
+    return { legs: rows.map(toStoredLeg), keys: rows.map((r) => [r.started_key, r.provider, r.call_id]) };
   }
 
   /** The leg with this call id, for one provider or for each provider that uses the id. */
   async findLegs(callId: string, provider?: Provider): Promise<StoredLeg[]> {
-    // `provider = ANY(all providers)` lets the primary key (provider, call_id) answer with one probe per provider.
     const rows = await sql<LegDbRow>`
-      SELECT ${LEG_COLUMNS} FROM call_legs
-      WHERE provider = ANY (${provider ? [provider] : [...PROVIDERS]}::text[]) AND call_id = ${callId}
-      ORDER BY provider`.execute(this.db);
-    return this.withRecordings(rows.rows);
+      SELECT ${LEG_COLUMNS} FROM call_legs l
+      WHERE l.provider = ANY (${providersOf(provider)}::text[]) AND l.call_id = ${callId}
+      ORDER BY l.provider`.execute(this.db);
+    return rows.rows.map(toStoredLeg);
+  }
+
+  /**
+   * Every leg of every tree that holds a leg with this call id (one tree per provider that uses the id), in one
+   * round trip; `isTarget` marks the legs that carry the id.
+   */
+  async treesOf(callId: string, provider?: Provider): Promise<{ leg: StoredLeg; isTarget: boolean }[]> {
+    const rows = await sql<LegDbRow>`
+      SELECT ${LEG_COLUMNS} FROM call_legs l
+      JOIN (SELECT provider, root_call_id FROM call_legs WHERE provider = ANY (${providersOf(provider)}::text[]) AND call_id = ${callId}) m
+        ON l.provider = m.provider AND l.root_call_id = m.root_call_id`.execute(this.db);
+    return rows.rows.map((r) => ({ leg: toStoredLeg(r), isTarget: r.call_id === callId }));
   }
 
   /** Every leg of one tree (same provider, same root). */
   async treeLegs(provider: Provider, rootCallId: string): Promise<StoredLeg[]> {
     const rows = await sql<LegDbRow>`
-      SELECT ${LEG_COLUMNS} FROM call_legs WHERE provider = ${provider} AND root_call_id = ${rootCallId}`.execute(this.db);
-    return this.withRecordings(rows.rows);
+      SELECT ${LEG_COLUMNS} FROM call_legs l WHERE l.provider = ${provider} AND l.root_call_id = ${rootCallId}`.execute(this.db);
+    return rows.rows.map(toStoredLeg);
   }
 
   /** The given streams' events with their receipts, in position order (and what the chain check needs). */
@@ -181,24 +198,9 @@ export class CallsRepository {
       ORDER BY e.global_position`.execute(this.db);
     return rows.rows;
   }
-
-  private async withRecordings(rows: LegDbRow[]): Promise<StoredLeg[]> {
-    if (rows.length === 0) return [];
-    const recs = await sql<RecordingDbRow>`
-      SELECT r.provider, r.recording_id, r.call_id, r.root_call_id, r.url, r.duration_sec, r.scope, r.created_at
-      FROM recordings r JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.call_id)}::text[]) AS t(p, c)
-        ON r.provider = t.p AND r.call_id = t.c
-      ORDER BY r.created_at, r.recording_id`.execute(this.db);
-    const byLeg = new Map<string, RecordingDbRow[]>();
-    for (const r of recs.rows) {
-      const k = `${r.provider}\u0000${r.call_id}`;
-      (byLeg.get(k) ?? byLeg.set(k, []).get(k)!).push(r);
-    }
-    return rows.map((r) => toStoredLeg(r, byLeg.get(`${r.provider}\u0000${r.call_id}`) ?? []));
-  }
 }
 
-const toStoredLeg = (r: LegDbRow, recs: RecordingDbRow[]): StoredLeg => {
+const toStoredLeg = (r: LegDbRow): StoredLeg => {
   const row: CallLegRow = {
     provider: r.provider,
     accountId: r.account_id,
@@ -219,7 +221,7 @@ const toStoredLeg = (r: LegDbRow, recs: RecordingDbRow[]): StoredLeg => {
     endReason: r.end_reason,
     sipStatus: r.sip_status,
     conferenceIds: r.conference_ids,
-    recordings: recs.map((x) => ({ recordingId: x.recording_id, url: x.url, durationSec: x.duration_sec, scope: x.scope, callId: x.call_id, createdAt: x.created_at.toISOString() })),
+    recordings: r.recordings.map((x) => ({ recordingId: x.recording_id, url: x.url, durationSec: x.duration_sec, scope: x.scope, callId: r.call_id, createdAt: new Date(x.created_at).toISOString() })),
     final: r.final,
     eventCount: r.event_count,
     lastPosition: r.last_position,
