@@ -20,7 +20,10 @@ export const SECRETS = {
 };
 
 /** The whole HTTP app on a fresh database, called in-process with `app.inject()`. */
-export const startTestApp = async (env: Record<string, string> = {}): Promise<TestApp> => {
+export const startTestApp = async (
+  env: Record<string, string> = {},
+  options: { onRoute?: (route: { method: string | string[]; url: string }) => void } = {},
+): Promise<TestApp> => {
   const db = await createTestDatabase();
   const config = loadConfig({
     LEDGER_API_KEYS: API_KEY,
@@ -30,6 +33,8 @@ export const startTestApp = async (env: Record<string, string> = {}): Promise<Te
     ...env,
   });
   const app = await createApp({ config, db: db.db, schema: { migrated: true, lastError: null }, databaseUrl: db.url, benchRoutes: true });
+  // Nest adds its routes in init(), so a hook added here sees every one of them.
+  if (options.onRoute) app.getHttpAdapter().getInstance().addHook('onRoute', options.onRoute);
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return {

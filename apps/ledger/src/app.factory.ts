@@ -5,6 +5,7 @@ import type { LedgerConfig } from '@lib/config';
 import type { Database } from '@lib/db';
 import { AppModule } from './app.module.js';
 import { registerBodyParsers } from './common/body-parser.js';
+import { setupOpenApi } from './common/openapi.setup.js';
 import type { SchemaState } from './common/tokens.js';
 
 const NEST_LEVELS: Record<LedgerConfig['logLevel'], LogLevel[] | false> = {
@@ -38,6 +39,7 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
   );
   const fastify = app.getHttpAdapter().getInstance();
   registerBodyParsers(fastify, options.config.maxBodyBytes);
+  setupOpenApi(app);
   // Errors raised before a route handler runs (parsers, limits) reach Nest's exception layer, hence
   // LedgerExceptionFilter, through the error handler Nest installs on Fastify.
   return app;

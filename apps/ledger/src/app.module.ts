@@ -25,6 +25,20 @@ import { ProjectorLifecycle } from './projections/projector.lifecycle.js';
 import { ProjectionsController } from './projections/projections.controller.js';
 import { RebuildProjectionsHandler } from './projections/rebuild-projections.command.js';
 import { ReadYourWritesInterceptor } from './projections/read-your-writes.interceptor.js';
+import { AuditController } from './audit/audit.controller.js';
+import { AuditRepository } from './audit/audit.repository.js';
+import { VerifyAuditHandler } from './audit/verify-audit.query.js';
+import { CallsController } from './calls/calls.controller.js';
+import { CallsRepository } from './calls/calls.repository.js';
+import { GetCallEventsHandler } from './calls/get-call-events.query.js';
+import { GetCallTreeHandler } from './calls/get-call-tree.query.js';
+import { GetCallHandler } from './calls/get-call.query.js';
+import { ListCallsHandler } from './calls/list-calls.query.js';
+import { ExportController } from './export/export.controller.js';
+import { ExportCallsHandler } from './export/export-calls.query.js';
+import { ListRecordingsHandler } from './recordings/list-recordings.query.js';
+import { RecordingsController } from './recordings/recordings.controller.js';
+import { RecordingsRepository } from './recordings/recordings.repository.js';
 
 export interface AppModuleOptions {
   config: LedgerConfig;
@@ -69,6 +83,16 @@ export class AppModule {
       WebhookSignatureGuard,
       IngestWebhookHandler,
       ImportWebhooksHandler,
+      CallsRepository,
+      RecordingsRepository,
+      AuditRepository,
+      ListCallsHandler,
+      GetCallHandler,
+      GetCallTreeHandler,
+      GetCallEventsHandler,
+      ListRecordingsHandler,
+      ExportCallsHandler,
+      VerifyAuditHandler,
     ];
     return {
       module: AppModule,
@@ -79,6 +103,10 @@ export class AppModule {
         HealthController,
         MetricsController,
         ProjectionsController,
+        CallsController,
+        RecordingsController,
+        ExportController,
+        AuditController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],
       providers,

@@ -58,6 +58,9 @@ export const callLegsProjection: ProjectionDefinition = {
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_parent`)} ON ${legs(g)} (provider, parent_call_id)`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_root`)} ON ${legs(g)} (provider, root_call_id)`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_started`)} ON ${legs(g)} (started_at DESC, provider, call_id)`.execute(db);
+    // The query API's keyset order (newest first, unknown starts last), unfiltered and per account.
+    await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_page`)} ON ${legs(g)} (started_at DESC NULLS LAST, provider, call_id)`.execute(db);
+    await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_account_page`)} ON ${legs(g)} (account_id, started_at DESC NULLS LAST, provider, call_id)`.execute(db);
     await sql`
       CREATE TABLE IF NOT EXISTS ${recs(g)} (
         provider text NOT NULL,

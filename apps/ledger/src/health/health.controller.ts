@@ -3,7 +3,14 @@ import { HealthCheckService, HealthIndicatorService, type HealthCheckResult } fr
 import { sql } from 'kysely';
 import { Database } from '@lib/db';
 import type { FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { ApiRoute } from '../common/api-route.decorator.js';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
+
+const indicators = z.record(z.string(), z.looseObject({ status: z.string() }));
+const healthSchema = z
+  .object({ status: z.enum(['ok', 'error', 'shutting_down']), info: indicators.optional(), error: indicators.optional(), details: indicators })
+  .meta({ id: 'Health' });
 
 /** Ready (200) once the database answers and every migration is applied; 503 otherwise. */
 @Controller('health')
@@ -16,6 +23,15 @@ export class HealthController {
   ) {}
 
   @Get()
+  @ApiRoute({
+    tag: 'health',
+    summary: 'Readiness: the database answers and every migration is applied',
+    auth: 'none',
+    responses: [
+      { schema: healthSchema, description: 'ready' },
+      { status: 503, schema: healthSchema, description: 'not ready (Retry-After)' },
+    ],
+  })
   async check(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthCheckResult> {
     try {
       return await this.health.check([

@@ -4,11 +4,30 @@ import { z } from 'zod';
 import { badRequest } from '@lib/ledger';
 import type { ProjectionStatus } from '@lib/projections';
 import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiRoute, queryParams, ValidQuery } from '../common/api-route.decorator.js';
+import { position } from '../common/api-schema.js';
 import { GetProjectionStatusQuery } from './get-projection-status.query.js';
 import { RebuildProjectionsCommand } from './rebuild-projections.command.js';
 import { ReadYourWritesInterceptor } from './read-your-writes.interceptor.js';
 
 const rebuildBody = z.strictObject({ name: z.string().min(1).max(100).optional() }).optional();
+
+const projectionStatusSchema = z
+  .object({
+    name: z.string(),
+    version: z.number().int(),
+    generation: z.number().int(),
+    checkpoint: z.object({ xid: z.string(), position }),
+    head: position.describe('newest position in the store'),
+    lagEvents: z.number(),
+    lagSeconds: z.number(),
+    state: z.enum(['running', 'rebuilding', 'failing']),
+    lastError: z.string().nullable(),
+    failingPosition: position.nullable(),
+    rebuild: z.object({ generation: z.number().int(), position }).nullable(),
+  })
+  .meta({ id: 'ProjectionStatus' });
+const statusQuery = queryParams({});
 
 @Controller('v1/admin/projections')
 @UseGuards(ApiKeyGuard)
@@ -20,13 +39,21 @@ export class ProjectionsController {
 
   @Get()
   @UseInterceptors(ReadYourWritesInterceptor)
-  async status(): Promise<{ data: ProjectionStatus[] }> {
+  @ApiRoute({ tag: 'admin', summary: 'Projection checkpoints, lag and state', query: statusQuery, responses: [{ schema: z.object({ data: z.array(projectionStatusSchema) }) }] })
+  async status(@ValidQuery(statusQuery) _q: unknown): Promise<{ data: ProjectionStatus[] }> {
     return { data: await this.queryBus.execute(new GetProjectionStatusQuery()) };
   }
 
   /** Starts a side-by-side rebuild and answers at once; progress shows in GET /v1/admin/projections. */
   @Post('rebuild')
   @HttpCode(202)
+  @ApiRoute({
+    tag: 'admin',
+    summary: 'Rebuild one projection (or all) side by side; answers at once',
+    body: { contentTypes: ['application/json'], schema: rebuildBody.unwrap(), required: false },
+    responses: [{ status: 202, schema: z.object({ rebuilding: z.array(z.string()) }) }],
+    errors: [400, 404],
+  })
   async rebuild(@Body() body: unknown): Promise<{ rebuilding: string[] }> {
     const parsed = rebuildBody.safeParse(body ?? undefined);
     if (!parsed.success) throw badRequest('REQUEST.INVALID_BODY', `body must be {} or {"name": "<projection>"}: ${parsed.error.issues[0]?.message}`);

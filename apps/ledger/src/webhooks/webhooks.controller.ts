@@ -2,7 +2,11 @@ import { Controller, Get, HttpCode, Post, Req, UseGuards } from '@nestjs/common'
 import { CommandBus } from '@nestjs/cqrs';
 import type { AppendOutcome } from '@lib/event-store';
 import type { Provider } from '@lib/ledger';
+import { z } from 'zod';
+import { PROVIDERS } from '@lib/ledger';
 import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiRoute } from '../common/api-route.decorator.js';
+import { position } from '../common/api-schema.js';
 import { WEBHOOK_PREFIX } from '../common/body-parser.js';
 import { IngestWebhookCommand } from './ingest-webhook.command.js';
 import { RejectionLog } from './rejection-log.js';
@@ -20,6 +24,31 @@ export interface WebhookReceipt {
 const redactQuery = (query: string): string =>
   query.replace(/(^|&)token=[^&]*/g, '$1token=%5Bredacted%5D');
 
+export const webhookReceiptSchema = z
+  .object({
+    receiptId: z.string().describe('id of the stored raw request'),
+    position: position.nullable().describe('global position of the last event appended; use as minPosition. null: no event'),
+    duplicate: z.boolean().describe('the same provider already delivered the same bytes; ids are those of the original'),
+    events: z.array(z.string()).describe('neutral event types the delivery was translated into'),
+  })
+  .meta({ id: 'WebhookReceipt' });
+
+const rejectionsSchema = z.object({
+  total: z.number().int(),
+  recent: z.array(
+    z.object({
+      at: z.string(),
+      provider: z.string(),
+      path: z.string(),
+      remoteAddr: z.string().nullable(),
+      reason: z.string(),
+      contentType: z.string().nullable(),
+      bodyBytes: z.number().int(),
+      userAgent: z.string().nullable(),
+    }),
+  ),
+});
+
 @Controller()
 export class WebhooksController {
   constructor(
@@ -30,6 +59,21 @@ export class WebhooksController {
   @Post(['v1/webhooks/:provider', 'v1/webhooks/:provider/*'])
   @HttpCode(200)
   @UseGuards(WebhookSignatureGuard)
+  @ApiRoute({
+    tag: 'webhooks',
+    summary: "Receive a provider's webhook (stored verbatim, translated, hash-chained)",
+    description:
+      'Authenticated by the provider signature (FreeClimb-Signature, Jambonz-Signature, X-Twilio-Signature) or, for Restcomm, a ' +
+      'shared `token` (query or Basic password), not by API key. Answered only after the commit. The sub-path is kept as a hint.',
+    auth: 'provider-signature',
+    params: {
+      provider: { description: 'freeclimb, jambonz, twilio or restcomm', schema: z.enum(PROVIDERS) },
+      path: { description: 'any sub-path (e.g. status, dial-action), kept with the receipt' },
+    },
+    body: { contentTypes: ['application/json', 'application/x-www-form-urlencoded'], schema: z.string().describe('the provider payload, as the provider sends it') },
+    responses: [{ schema: webhookReceiptSchema }],
+    errors: [404, 413, 503],
+  })
   async receive(@Req() req: VerifiedRequest): Promise<WebhookReceipt> {
     const provider = (req.params as { provider: Provider }).provider;
     const [pathname, query = ''] = splitUrl(req.url);
@@ -55,6 +99,7 @@ export class WebhooksController {
 
   @Get('v1/admin/webhook-rejections')
   @UseGuards(ApiKeyGuard)
+  @ApiRoute({ tag: 'admin', summary: 'Refused deliveries: the count and the last 200 (metadata only)', responses: [{ schema: rejectionsSchema }] })
   rejected() {
     return this.rejections.snapshot();
   }

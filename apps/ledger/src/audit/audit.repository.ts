@@ -1,0 +1,41 @@
+import { Injectable } from '@nestjs/common';
+import { sql, type RawBuilder } from 'kysely';
+import { Database } from '@lib/db';
+import { PROVIDERS, type Provider } from '@lib/ledger';
+
+export interface AuditScope {
+  since?: string;
+  until?: string;
+  callId?: string;
+  provider?: Provider;
+}
+
+@Injectable()
+export class AuditRepository {
+  constructor(private readonly db: Database) {}
+
+  /**
+   * Names of the streams in scope, in name order, after `after`, at most `limit`. A time window selects the
+   * streams that received an event in it (each then checked from its first event: a chain has no middle).
+   */
+  async streamNames(scope: AuditScope, after: string | null, limit: number): Promise<string[]> {
+    const w: RawBuilder<unknown>[] = [];
+    if (after !== null) w.push(sql`s.stream_name > ${after}`);
+    if (scope.callId) {
+      const providers = scope.provider ? [scope.provider] : [...PROVIDERS];
+      w.push(sql`s.stream_name = ANY (${providers.map((p) => `callLeg-${p}:${scope.callId}`)}::text[])`);
+    } else if (scope.provider) {
+      w.push(sql`(s.stream_name LIKE ${`callLeg-${scope.provider}:%`} OR s.stream_name = ${`unrecognized-${scope.provider}`})`);
+    }
+    if (scope.since || scope.until) {
+      const t: RawBuilder<unknown>[] = [sql`e.stream_name = s.stream_name`];
+      if (scope.since) t.push(sql`e.received_at >= ${scope.since}::timestamptz`);
+      if (scope.until) t.push(sql`e.received_at < ${scope.until}::timestamptz`);
+      w.push(sql`EXISTS (SELECT 1 FROM events e WHERE ${sql.join(t, sql` AND `)})`);
+    }
+    const rows = await sql<{ stream_name: string }>`
+      SELECT s.stream_name FROM streams s WHERE ${w.length ? sql.join(w, sql` AND `) : sql`true`}
+      ORDER BY s.stream_name LIMIT ${limit}`.execute(this.db);
+    return rows.rows.map((r) => r.stream_name);
+  }
+}

@@ -1,0 +1,166 @@
+import { z } from 'zod';
+import { DIRECTIONS, PROVIDERS, type LegStatus, type RecordingScope } from '@lib/ledger';
+import { isoDateTime, position } from '../common/api-schema.js';
+import { queryParams } from '../common/api-route.decorator.js';
+
+export const LEG_STATUSES = ['initiated', 'ringing', 'in-progress', 'completed', 'busy', 'no-answer', 'failed', 'canceled'] as const satisfies readonly LegStatus[];
+export const RECORDING_SCOPES = ['call', 'dial', 'utterance', 'conference'] as const satisfies readonly RecordingScope[];
+
+const provider = z.enum(PROVIDERS);
+const nullableTime = isoDateTime.nullable();
+
+export const recordingSchema = z
+  .object({
+    recordingId: z.string(),
+    callId: z.string().describe('the leg the recording belongs to'),
+    rootCallId: z.string(),
+    provider,
+    url: z.string(),
+    durationSec: z.number().nullable(),
+    scope: z.enum(RECORDING_SCOPES),
+    createdAt: isoDateTime,
+  })
+  .meta({ id: 'Recording' });
+export type RecordingDto = z.infer<typeof recordingSchema>;
+
+export const durationSourceSchema = z.enum(['provider', 'derived']).nullable();
+
+export const callLegSchema = z
+  .object({
+    provider,
+    accountId: z.string().nullable(),
+    callId: z.string(),
+    parentCallId: z.string().nullable(),
+    rootCallId: z.string().describe('topmost known ancestor (itself for a root); healed when a parent arrives late'),
+    depth: z.number().int().min(0),
+    direction: z.enum(DIRECTIONS).nullable(),
+    from: z.string().nullable(),
+    to: z.string().nullable(),
+    status: z.enum(LEG_STATUSES),
+    startedAt: nullableTime,
+    answeredAt: nullableTime,
+    endedAt: nullableTime,
+    ringDurationSec: z.number().nullable(),
+    talkDurationSec: z.number().nullable(),
+    durationSource: z
+      .object({ ring: durationSourceSchema, talk: durationSourceSchema })
+      .describe('where each duration came from: "provider" (reported by the provider, wins) or "derived" (from event times); null when there is no such duration'),
+    answeredBy: z.enum(['human', 'machine', 'fax']).nullable(),
+    endReason: z.string().nullable(),
+    sipStatus: z.number().int().nullable(),
+    recordings: z.array(recordingSchema),
+    conferenceIds: z.array(z.string()),
+    final: z.boolean().describe('the terminal event (and, for an answered leg, the provider-reported duration) has arrived'),
+    linkConflict: z.boolean().describe('providers asserted conflicting parents for this leg; the first is kept'),
+    eventCount: z.number().int(),
+    lastPosition: position,
+  })
+  .meta({ id: 'CallLeg', description: 'One call leg as projected from its events.' });
+export type CallLegDto = z.infer<typeof callLegSchema>;
+
+export type CallTreeDto = CallLegDto & { children: CallTreeDto[] };
+export const callTreeSchema: z.ZodType<CallTreeDto> = callLegSchema
+  .extend({
+    get children() {
+      return z.array(callTreeSchema).describe('child legs, by start time (unknown start last), then callId');
+    },
+  })
+  .meta({ id: 'CallTree', description: 'A call leg with its children, recursively.' });
+
+export const callPageSchema = z
+  .object({ data: z.array(callLegSchema), nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page') })
+  .meta({ id: 'CallPage' });
+
+const flag = (name: string) =>
+  z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional()
+    .describe(name);
+const numberPattern = z
+  .string()
+  .min(1)
+  .max(64)
+  .refine((v) => !v.slice(0, -1).includes('*'), 'only a trailing * is allowed');
+
+/** Filters shared by /v1/calls and /v1/export/calls. */
+export const callFilterShape = {
+  provider: provider.optional(),
+  accountId: z.string().min(1).max(200).optional(),
+  status: z.enum(LEG_STATUSES).optional(),
+  direction: z.enum(DIRECTIONS).optional(),
+  from: numberPattern.optional().describe('exact caller, or a prefix ending in * (e.g. +1312*)'),
+  to: numberPattern.optional().describe('exact callee, or a prefix ending in *'),
+  since: z.iso.datetime({ offset: true }).optional().describe('startedAt >= since (ISO-8601); legs without a start time are left out'),
+  until: z.iso.datetime({ offset: true }).optional().describe('startedAt < until (ISO-8601); legs without a start time are left out'),
+  rootOnly: flag('true: only legs with no parent (parentCallId is null)'),
+  final: flag('true: only final legs; false: only legs still expecting events'),
+};
+
+export const listCallsQuerySchema = queryParams({
+  ...callFilterShape,
+  limit: z.coerce.number().int().min(1).max(1000).default(50).describe('page size, 1 to 1000'),
+  cursor: z.string().min(1).max(2000).optional().describe('nextCursor of the previous page, with the same filters'),
+});
+export type ListCallsQueryParams = z.output<typeof listCallsQuerySchema>;
+
+export const exportCallsQuerySchema = queryParams({
+  ...callFilterShape,
+  format: z.enum(['csv', 'ndjson']).describe('csv (RFC 4180, header row) or ndjson (one CallLeg per line)'),
+});
+export type ExportCallsQueryParams = z.output<typeof exportCallsQuerySchema>;
+
+export const getCallQuerySchema = queryParams({ provider: provider.optional().describe('required when several providers use this call id') });
+
+export const callEventsQuerySchema = queryParams({
+  provider: provider.optional().describe('required when several providers use this call id'),
+  tree: flag('true: the events of every leg of the tree, in position order'),
+});
+
+export const callEventSchema = z
+  .object({
+    position,
+    callId: z.string().describe('the leg whose stream holds the event'),
+    streamVersion: z.number().int().min(1),
+    type: z.string(),
+    data: z.unknown(),
+    receivedAt: isoDateTime,
+    occurredAt: nullableTime.describe("provider's own time for the event, when the payload has one"),
+    hash: z.string().regex(/^[0-9a-f]{64}$/).describe('hex sha256 of this link of the leg hash chain'),
+    receipt: z.object({
+      id: z.string(),
+      path: z.string().describe('sub-path below /v1/webhooks/<provider>'),
+      contentType: z.string().nullable(),
+      body: z.string().describe('the raw body exactly as received: UTF-8 text, or base64 when bodyEncoding is base64'),
+      bodyEncoding: z.enum(['utf8', 'base64']).describe('utf8 when the stored bytes are valid UTF-8, else base64 of the bytes'),
+      signature: z.object({
+        status: z.enum(['verified', 'unverified', 'not-checked']),
+        timestamp: nullableTime.describe('signed timestamp (FreeClimb, jambonz)'),
+        header: z.string().nullable().describe('signature header as received (FreeClimb-Signature, Jambonz-Signature, X-Twilio-Signature)'),
+      }),
+    }),
+  })
+  .meta({ id: 'CallEvent' });
+export type CallEventDto = z.infer<typeof callEventSchema>;
+
+export const callEventsSchema = z
+  .object({
+    data: z.array(callEventSchema),
+    chain: z.object({ valid: z.boolean().describe("every listed leg's hash chain recomputes from its stored events and receipts") }),
+  })
+  .meta({ id: 'CallEvents' });
+
+export const listRecordingsQuerySchema = queryParams({
+  callId: z.string().min(1).max(200).optional().describe("recordings of every leg of this leg's tree"),
+  provider: provider.optional(),
+  accountId: z.string().min(1).max(200).optional(),
+  since: z.iso.datetime({ offset: true }).optional().describe('createdAt >= since'),
+  until: z.iso.datetime({ offset: true }).optional().describe('createdAt < until'),
+  limit: z.coerce.number().int().min(1).max(1000).default(50).describe('page size, 1 to 1000'),
+  cursor: z.string().min(1).max(2000).optional().describe('nextCursor of the previous page, with the same filters'),
+});
+export type ListRecordingsQueryParams = z.output<typeof listRecordingsQuerySchema>;
+
+export const recordingPageSchema = z
+  .object({ data: z.array(recordingSchema), nextCursor: z.string().nullable() })
+  .meta({ id: 'RecordingPage' });

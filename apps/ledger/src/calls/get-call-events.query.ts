@@ -1,0 +1,88 @@
+import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
+import { verifyStreamChain, type StoredChainLink } from '@lib/event-store';
+import type { Provider } from '@lib/ledger';
+import type { CallEventDto } from './calls.dto.js';
+import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
+import { encodeRawBody } from './raw-body.js';
+import { resolveLeg } from './resolve-leg.js';
+
+export interface CallEvents {
+  data: CallEventDto[];
+  chain: { valid: boolean };
+}
+
+const SIGNATURE_HEADERS = ['freeclimb-signature', 'jambonz-signature', 'x-twilio-signature'];
+
+const toLink = (r: StoredEventRow): StoredChainLink => ({
+  position: r.position,
+  eventId: r.event_id,
+  streamName: r.stream_name,
+  streamVersion: r.stream_version,
+  type: r.type,
+  schemaVersion: r.schema_version,
+  data: r.data,
+  metadata: r.metadata,
+  receiptId: r.receipt_id,
+  receivedAt: r.received_at.toISOString(),
+  occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
+  prevHash: r.prev_hash,
+  hash: r.hash,
+  bodySha256: r.body_sha256,
+  actualBodySha256: r.actual_body_sha256,
+});
+
+/** Every listed stream must recompute from its first event: the rows come in position order, chains in version order. */
+export const chainsValid = (rows: readonly StoredEventRow[]): boolean => {
+  const byStream = new Map<string, StoredChainLink[]>();
+  for (const r of rows) (byStream.get(r.stream_name) ?? byStream.set(r.stream_name, []).get(r.stream_name)!).push(toLink(r));
+  for (const links of byStream.values()) {
+    if (verifyStreamChain(links.sort((a, b) => a.streamVersion - b.streamVersion)) !== null) return false;
+  }
+  return true;
+};
+
+export class GetCallEventsQuery extends Query<CallEvents> {
+  constructor(
+    readonly callId: string,
+    readonly provider: Provider | undefined,
+    readonly tree: boolean,
+  ) {
+    super();
+  }
+}
+
+@QueryHandler(GetCallEventsQuery)
+export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
+  constructor(private readonly repo: CallsRepository) {}
+
+  async execute({ callId, provider, tree }: GetCallEventsQuery): Promise<CallEvents> {
+    const leg = await resolveLeg(this.repo, callId, provider);
+    const legs = tree ? await this.repo.treeLegs(leg.provider, leg.rootCallId) : [leg];
+    const callOf = new Map(legs.map((l) => [streamOf(l.provider, l.callId), l.callId]));
+    const rows = await this.repo.streamEvents([...callOf.keys()]);
+    return {
+      data: rows.map((r) => ({
+        position: r.position,
+        callId: callOf.get(r.stream_name)!,
+        streamVersion: r.stream_version,
+        type: r.type,
+        data: r.data,
+        receivedAt: r.received_at.toISOString(),
+        occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
+        hash: r.hash.toString('hex'),
+        receipt: {
+          id: r.receipt_id,
+          path: r.path,
+          contentType: r.content_type,
+          ...encodeRawBody(r.body),
+          signature: {
+            status: r.signature_status,
+            timestamp: r.signature_timestamp ? r.signature_timestamp.toISOString() : null,
+            header: SIGNATURE_HEADERS.map((h) => r.headers[h]).find((v) => v !== undefined) ?? null,
+          },
+        },
+      })),
+      chain: { valid: chainsValid(rows) },
+    };
+  }
+}

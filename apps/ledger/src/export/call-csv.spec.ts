@@ -1,0 +1,75 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { CallLegDto } from '../calls/calls.dto.js';
+import { CALL_CSV_COLUMNS, callCsvHeader, callCsvLine, csvField, csvLine } from './call-csv.js';
+
+/** A strict RFC 4180 reader, to check the writer against. */
+const parseCsv = (text: string): string[][] => {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let i = 0;
+  while (i < text.length) {
+    let field = '';
+    if (text[i] === '"') {
+      i += 1;
+      for (;;) {
+        if (text[i] === '"' && text[i + 1] === '"') {
+          field += '"';
+          i += 2;
+        } else if (text[i] === '"') {
+          i += 1;
+          break;
+        } else if (i >= text.length) throw new Error('unterminated quote');
+        else field += text[i++];
+      }
+    } else {
+      while (i < text.length && text[i] !== ',' && text[i] !== '\r') field += text[i++];
+    }
+    row.push(field);
+    if (text[i] === ',') i += 1;
+    else if (text.startsWith('\r\n', i)) {
+      rows.push(row);
+      row = [];
+      i += 2;
+    } else if (i < text.length) throw new Error(`unexpected ${JSON.stringify(text[i])} at ${i}`);
+  }
+  return rows;
+};
+
+const leg: CallLegDto = {
+  provider: 'twilio', accountId: 'AC1', callId: 'CA1', parentCallId: null, rootCallId: 'CA1', depth: 0, direction: 'inbound',
+  from: '+1 (312) 555-0100', to: '"Sales", desk\r\nline 2', status: 'completed', startedAt: '2026-01-05T14:05:50.000Z',
+  answeredAt: null, endedAt: null, ringDurationSec: 6, talkDurationSec: 74.5, durationSource: { ring: 'provider', talk: 'derived' },
+  answeredBy: null, endReason: 'hangup, caller', sipStatus: 200,
+  recordings: [
+    { recordingId: 'RE1', callId: 'CA1', rootCallId: 'CA1', provider: 'twilio', url: 'https://x/a.wav', durationSec: 3, scope: 'call', createdAt: '2026-01-05T14:07:00.000Z' },
+    { recordingId: 'RE2', callId: 'CA1', rootCallId: 'CA1', provider: 'twilio', url: 'https://x/b.wav', durationSec: 3, scope: 'call', createdAt: '2026-01-05T14:08:00.000Z' },
+  ],
+  conferenceIds: [], final: true, linkConflict: false, eventCount: 4, lastPosition: '42',
+};
+
+describe('CSV export rows', () => {
+  it('quotes only fields that need it, doubling quotes', () => {
+    expect(csvField('plain')).toBe('plain');
+    expect(csvField(null)).toBe('');
+    expect(csvField(74.5)).toBe('74.5');
+    expect(csvField(false)).toBe('false');
+    expect(csvField('a,b')).toBe('"a,b"');
+    expect(csvField('say "hi"')).toBe('"say ""hi"""');
+    expect(csvField('two\nlines')).toBe('"two\nlines"');
+    expect(csvField(' padded')).toBe('" padded"');
+  });
+
+  it('writes a header and a row that an RFC 4180 reader reads back field for field', () => {
+    const rows = parseCsv(callCsvHeader() + callCsvLine(leg));
+    expect(rows[0]).toEqual([...CALL_CSV_COLUMNS]);
+    const r = Object.fromEntries(rows[1]!.map((v, i) => [CALL_CSV_COLUMNS[i], v]));
+    expect(r).toMatchObject({ to: '"Sales", desk\r\nline 2', from: '+1 (312) 555-0100', endReason: 'hangup, caller', parentCallId: '', recordingIds: 'RE1;RE2', ringDurationSource: 'provider', talkDurationSec: '74.5' });
+  });
+
+  it('round-trips any text', () => {
+    fc.assert(fc.property(fc.array(fc.string({ unit: 'binary' }), { minLength: 1, maxLength: 6 }), (fields) => {
+        expect(parseCsv(csvLine(fields))).toEqual([fields]);
+      }));
+  });
+});

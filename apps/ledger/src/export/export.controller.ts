@@ -1,0 +1,40 @@
+import { Controller, Get, StreamableFile, UseGuards, UseInterceptors } from '@nestjs/common';
+import { QueryBus } from '@nestjs/cqrs';
+import { Readable } from 'node:stream';
+import { z } from 'zod';
+import { callLegSchema, exportCallsQuerySchema, type ExportCallsQueryParams } from '../calls/calls.dto.js';
+import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
+import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
+import { CALL_CSV_COLUMNS } from './call-csv.js';
+import { ExportCallsQuery } from './export-calls.query.js';
+
+const CONTENT_TYPES = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-ndjson; charset=utf-8' } as const;
+
+@Controller('v1/export')
+@UseGuards(ApiKeyGuard)
+@UseInterceptors(ReadYourWritesInterceptor)
+export class ExportController {
+  constructor(private readonly queryBus: QueryBus) {}
+
+  @Get('calls')
+  @ApiRoute({
+    tag: 'export',
+    summary: 'Stream every matching call leg as CSV or NDJSON',
+    description:
+      'Same filters and order as GET /v1/calls, without paging: the answer is streamed in keyset batches. ' +
+      `CSV columns: ${CALL_CSV_COLUMNS.join(', ')}; list fields are joined with ";". NDJSON: one CallLeg object per line.`,
+    query: exportCallsQuerySchema,
+    responses: [
+      { contentType: 'text/csv', schema: z.string().describe('RFC 4180, CRLF line ends, header row first'), description: 'format=csv' },
+      { contentType: 'application/x-ndjson', schema: callLegSchema, description: 'format=ndjson; the schema is that of each line' },
+    ],
+  })
+  async export(@ValidQuery(exportCallsQuerySchema) q: ExportCallsQueryParams): Promise<StreamableFile> {
+    const chunks = await this.queryBus.execute(new ExportCallsQuery(q));
+    return new StreamableFile(Readable.from(chunks, { objectMode: false }), {
+      type: CONTENT_TYPES[q.format],
+      disposition: `attachment; filename="calls.${q.format}"`,
+    });
+  }
+}

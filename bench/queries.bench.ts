@@ -1,0 +1,210 @@
+/**
+ * `npm run bench:queries [-- --legs N] [-- --explain]`: fills a fresh embedded PostgreSQL with N call legs
+ * (default 1,000,000) in generated call trees through the store's bulk append, rebuilds the projections, starts
+ * the built service on that database and prints p50/p99 latency of the query API over 200 requests per route.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { createDatabase, migrateToLatest, startEmbeddedPostgres, type Database } from '../libs/db/src/index.js';
+import { EventStoreRepository, type WebhookRecord } from '../libs/event-store/src/index.js';
+import type { Outcome, Provider, TranslatedEvent } from '../libs/ledger/src/index.js';
+import { callLegsProjection, Projector } from '../libs/projections/src/index.js';
+import { fmt, startService } from './bench-support.js';
+
+const arg = (name: string): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const TARGET_LEGS = Number(arg('legs') ?? 1_000_000);
+const EXPLAIN = process.argv.includes('--explain');
+const REQUESTS = 200;
+const API_KEY = 'bench-key-0123456789';
+const PROVIDERS: Provider[] = ['freeclimb', 'jambonz', 'twilio', 'restcomm'];
+const ACCOUNTS = 50;
+const END_MS = Date.parse('2026-11-01T00:00:00Z');
+const SPAN_MS = 90 * 86_400_000;
+
+/** mulberry32: the same data on every run. */
+const rng = (() => {
+  let a = 0x9e3779b9;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+})();
+const int = (min: number, max: number) => min + Math.floor(rng() * (max - min + 1));
+
+interface PlannedLeg {
+  callId: string;
+  parent: string | null;
+  depth: number;
+}
+
+/** Tree shapes: mostly a root alone or dialling one to three children; every 100th tree has ten legs over three levels. */
+const planTree = (tree: number, prefix: string): PlannedLeg[] => {
+  const root = `${prefix}${tree.toString(36)}`;
+  const legs: PlannedLeg[] = [{ callId: root, parent: null, depth: 0 }];
+  if (tree % 100 === 99) {
+    for (let c = 0; c < 3; c += 1) {
+      const child = `${root}-${c}`;
+      legs.push({ callId: child, parent: root, depth: 1 });
+      for (let g = 0; g < 3 - c; g += 1) legs.push({ callId: `${child}-${g}`, parent: child, depth: 2 });
+    }
+    return legs;
+  }
+  const r = rng();
+  const children = r < 0.4 ? 0 : r < 0.8 ? 1 : int(2, 3);
+  for (let c = 0; c < children; c += 1) legs.push({ callId: `${root}-${c}`, parent: root, depth: 1 });
+  return legs;
+};
+
+const LOSSES: Outcome[] = ['busy', 'no-answer', 'failed', 'canceled'];
+
+const legRecord = (provider: Provider, account: string, leg: PlannedLeg, startMs: number): WebhookRecord => {
+  const answered = rng() < 0.65;
+  const ring = int(1, 20);
+  const talk = answered ? int(5, 600) : 0;
+  const endMs = startMs + ring * 1000 + talk * 1000;
+  const at = (ms: number) => new Date(ms).toISOString();
+  const base = { legId: leg.callId, accountId: account, parentLegId: leg.parent, providerSeq: null, party: null };
+  const events: TranslatedEvent[] = [
+    {
+      ...base,
+      type: 'CallInitiated',
+      occurredAt: at(startMs),
+      data: { direction: leg.parent ? 'outbound-dial' : rng() < 0.7 ? 'inbound' : 'outbound-api', from: `+1312555${String(int(0, 9999)).padStart(4, '0')}`, to: `+1847555${String(int(0, 9999)).padStart(4, '0')}` },
+    },
+  ];
+  if (answered) events.push({ ...base, type: 'CallAnswered', occurredAt: at(startMs + ring * 1000), data: {} });
+  events.push({
+    ...base,
+    type: 'CallCompleted',
+    occurredAt: at(endMs),
+    data: answered ? { outcome: 'completed', durationSec: talk, endReason: 'hangup' } : { outcome: LOSSES[int(0, 3)]!, durationSec: 0 },
+  });
+  if (answered && rng() < 0.15) {
+    events.push({ ...base, type: 'RecordingAvailable', occurredAt: at(endMs + 2000), data: { recordingId: `RE${leg.callId}`, url: `https://rec.example/${leg.callId}.wav`, durationSec: talk, scope: 'call' } });
+  }
+  const body = Buffer.from(JSON.stringify({ provider, account, leg, events: events.map((e) => [e.type, e.occurredAt, e.data]) }));
+  return {
+    receipt: {
+      provider, body, bodySha256: createHash('sha256').update(body).digest(), contentType: 'application/json', path: '', query: '', headers: {},
+      remoteAddr: null, receivedAt: new Date(endMs + 2500), source: 'import', signatureStatus: 'not-checked', signatureTimestamp: null,
+    },
+    events,
+  };
+};
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+
+const measure = async (label: string, url: (i: number) => string, base: string) => {
+  const headers = { authorization: `Bearer ${API_KEY}` };
+  for (let i = 0; i < 20; i += 1) await (await fetch(base + url(i), { headers })).arrayBuffer();
+  const times: number[] = [];
+  for (let i = 0; i < REQUESTS; i += 1) {
+    const started = performance.now();
+    const res = await fetch(base + url(i), { headers });
+    await res.arrayBuffer();
+    times.push(performance.now() - started);
+    if (res.status !== 200) throw new Error(`${label}: ${url(i)} answered ${res.status}`);
+  }
+  times.sort((a, b) => a - b);
+  console.log(`${label.padEnd(44)} p50 ${fmt(percentile(times, 0.5), 2).padStart(7)} ms   p99 ${fmt(percentile(times, 0.99), 2).padStart(7)} ms`);
+};
+
+const explain = async (db: Database, title: string, query: ReturnType<typeof sql>) => {
+  const rows = await sql<{ 'QUERY PLAN': string }>`EXPLAIN (ANALYZE, BUFFERS) ${query}`.execute(db);
+  console.log(`\n-- ${title}\n${rows.rows.map((r) => r['QUERY PLAN']).join('\n')}`);
+};
+
+const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-queries-'));
+const pgServer = await startEmbeddedPostgres({ dataDir });
+const { db } = createDatabase(pgServer.url, 8);
+let service: Awaited<ReturnType<typeof startService>> | null = null;
+try {
+  await migrateToLatest(db);
+  const store = new EventStoreRepository(db);
+  const sampleLegs: { provider: Provider; callId: string }[] = [];
+  const bigTreeLeaves: { provider: Provider; callId: string }[] = [];
+  let legs = 0;
+  let events = 0;
+  let tree = 0;
+  const fillStart = performance.now();
+  let batch: WebhookRecord[] = [];
+  const inFlight: Promise<unknown>[] = [];
+  const treeCount = Math.ceil(TARGET_LEGS / 2);
+  while (legs < TARGET_LEGS) {
+    const provider = PROVIDERS[tree % PROVIDERS.length]!;
+    const account = `AC${provider.slice(0, 2)}${String(int(0, ACCOUNTS - 1)).padStart(3, '0')}`;
+    const startMs = END_MS - SPAN_MS + Math.floor(((tree + rng()) / treeCount) * SPAN_MS);
+    for (const leg of planTree(tree, `CA${provider.slice(0, 2)}`)) {
+      batch.push(legRecord(provider, account, leg, startMs + leg.depth * 1500 + int(0, 500)));
+      events += batch.at(-1)!.events.length;
+      legs += 1;
+      if (rng() < 0.002) sampleLegs.push({ provider, callId: leg.callId });
+      if (tree % 100 === 99 && leg.depth === 2) bigTreeLeaves.push({ provider, callId: leg.callId });
+    }
+    tree += 1;
+    if (batch.length >= 2000) {
+      // Two appends in flight: one commits while the next is sent.
+      inFlight.push(store.appendBatch(batch));
+      batch = [];
+      if (inFlight.length >= 2) await inFlight.shift();
+      if (tree % 5000 < 3) process.stdout.write(`\rappended ~${fmt(legs)} legs`);
+    }
+  }
+  inFlight.push(store.appendBatch(batch));
+  await Promise.all(inFlight);
+  const fillSec = (performance.now() - fillStart) / 1000;
+  console.log(`\rappended ${fmt(legs)} legs in ${fmt(tree)} trees (${fmt(events)} events) in ${fmt(fillSec, 1)} s (${fmt(events / fillSec)} events/s)`);
+
+  const projector = new Projector(db, [callLegsProjection], { batchSize: 2000 });
+  await projector.init();
+  const rebuildStart = performance.now();
+  await projector.rebuild();
+  console.log(`projection rebuild: ${fmt((performance.now() - rebuildStart) / 1000, 1)} s`);
+  await projector.stop();
+  // What autovacuum would do after a while; without it the planner guesses row counts of fresh tables.
+  await sql`VACUUM ANALYZE`.execute(db);
+  const [{ n }] = (await sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs`.execute(db)).rows as [{ n: string }];
+  console.log(`call_legs rows: ${fmt(Number(n))}\n`);
+
+  const pick = <T>(list: T[], i: number) => list[(i * 7919) % list.length]!;
+  const deepUntil = (i: number) => new Date(END_MS - SPAN_MS * (0.6 + 0.3 * ((i * 37) % 100) / 100)).toISOString();
+  const deepFilter = (i: number) => `accountId=AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}&status=completed&until=${encodeURIComponent(deepUntil(i))}`;
+
+  if (EXPLAIN) {
+    const i = 3;
+    const acct = `AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}`;
+    const leaf = pick(bigTreeLeaves, i);
+    const leg = pick(sampleLegs, i);
+    // The statements CallsRepository sends (same SQL, literal values).
+    await explain(db, 'first page of /v1/calls', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND true ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
+    await explain(db, 'filtered page deep in the history', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND account_id = ${acct} AND status = 'completed' AND started_at < ${deepUntil(i)}::timestamptz ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
+    await explain(db, 'next page by cursor', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND started_at <= ${deepUntil(i)}::timestamptz AND (started_at < ${deepUntil(i)}::timestamptz OR (provider, call_id) > ('jambonz', 'x')) ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
+    await explain(db, 'one leg (call id without provider)', sql`SELECT * FROM call_legs WHERE provider = ANY (${PROVIDERS}::text[]) AND call_id = ${leg.callId}`);
+    await explain(db, 'legs of a tree', sql`SELECT * FROM call_legs WHERE provider = ${leaf.provider} AND root_call_id = ${leaf.callId.split('-')[0]}`);
+    await explain(db, "a leg's events with receipts", sql`SELECT e.*, r.body, sha256(r.body) FROM events e JOIN webhook_receipts r ON r.id = e.receipt_id WHERE e.stream_name = ANY (${[`callLeg-${leg.provider}:${leg.callId}`]}::text[]) ORDER BY e.global_position`);
+    await explain(db, 'recordings of a page', sql`SELECT r.* FROM recordings r JOIN unnest(${[leg.provider]}::text[], ${[leg.callId]}::text[]) AS t(p, c) ON r.provider = t.p AND r.call_id = t.c ORDER BY r.created_at, r.recording_id`);
+    console.log('');
+  }
+
+  service = await startService({ DATABASE_URL: pgServer.url, LEDGER_API_KEYS: API_KEY, LOG_LEVEL: 'warn' });
+  const base = service.url;
+  await measure('GET /v1/calls (first page, 50)', () => '/v1/calls', base);
+  await measure('GET /v1/calls (account+status, deep, 50)', (i) => `/v1/calls?${deepFilter(i)}`, base);
+  await measure('GET /v1/calls/{id}/tree (10-leg tree)', (i) => `/v1/calls/${pick(bigTreeLeaves, i).callId}/tree`, base);
+  await measure('GET /v1/calls/{id}/events', (i) => `/v1/calls/${pick(sampleLegs, i).callId}/events`, base);
+  await measure('GET /v1/calls/{id}', (i) => `/v1/calls/${pick(sampleLegs, i).callId}`, base);
+  console.log(`\nservice peak RSS: ${fmt(service.peakRssMb())} MB`);
+} finally {
+  await service?.stop();
+  await db.destroy();
+  await pgServer.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
