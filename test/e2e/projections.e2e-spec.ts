@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Projector } from '@lib/projections';
+import { callLegsProjection, Projector } from '@lib/projections';
 import { API_KEY, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
 import { freeclimbRequest, restcommRequest, type SignedRequest } from '../support/signing.js';
 
@@ -72,7 +72,7 @@ describe('projections in the running service', () => {
     const status = await t.app.inject({ method: 'GET', url: '/v1/admin/projections', headers: auth });
     expect(status.statusCode).toBe(200);
     const [cl] = status.json().data;
-    expect(cl).toMatchObject({ name: 'call_legs', version: 1, state: expect.stringMatching(/running|rebuilding/), lagEvents: expect.any(Number) });
+    expect(cl).toMatchObject({ name: 'call_legs', version: callLegsProjection.version, state: expect.stringMatching(/running|rebuilding/), lagEvents: expect.any(Number) });
     const before = await sql`SELECT * FROM call_legs ORDER BY provider, call_id`.execute(t.db.db);
     const res = await t.app.inject({ method: 'POST', url: '/v1/admin/projections/rebuild', headers: { ...auth, 'content-type': 'application/json' }, payload: '{"name":"call_legs"}' });
     expect(res.statusCode).toBe(202);

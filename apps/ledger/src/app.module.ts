@@ -39,6 +39,10 @@ import { ExportCallsHandler } from './export/export-calls.query.js';
 import { ListRecordingsHandler } from './recordings/list-recordings.query.js';
 import { RecordingsController } from './recordings/recordings.controller.js';
 import { RecordingsRepository } from './recordings/recordings.repository.js';
+import { AnalyticsController } from './analytics/analytics.controller.js';
+import { AnalyticsRepository } from './analytics/analytics.repository.js';
+import { GetAnalyticsSummaryHandler } from './analytics/get-analytics-summary.query.js';
+import { GetAnalyticsTimeseriesHandler } from './analytics/get-analytics-timeseries.query.js';
 
 export interface AppModuleOptions {
   config: LedgerConfig;
@@ -93,6 +97,9 @@ export class AppModule {
       ListRecordingsHandler,
       ExportCallsHandler,
       VerifyAuditHandler,
+      AnalyticsRepository,
+      GetAnalyticsSummaryHandler,
+      GetAnalyticsTimeseriesHandler,
     ];
     return {
       module: AppModule,
@@ -107,6 +114,7 @@ export class AppModule {
         RecordingsController,
         ExportController,
         AuditController,
+        AnalyticsController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],
       providers,

@@ -82,7 +82,7 @@ export async function runCheck(expected: ExpectedOutcome, opts: CheckOptions): P
   }
 
   // KPIs: the whole run, then each provider, over the run's time window.
-  const window = `from=${encodeURIComponent(expected.window.from)}&to=${encodeURIComponent(expected.window.to)}`;
+  const window = `since=${encodeURIComponent(expected.window.from)}&until=${encodeURIComponent(expected.window.to)}`;
   const summaries: Array<[string, string, ExpectedOutcome['totals']]> = [
     ['totals', `/v1/analytics/summary?${window}`, expected.totals],
     ...Object.entries(expected.byProvider).map(([p, k]) => [`totals[${p}]`, `/v1/analytics/summary?provider=${p}&${window}`, k] as [string, string, ExpectedOutcome['totals']]),

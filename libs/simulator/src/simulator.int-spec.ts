@@ -57,7 +57,7 @@ interface LegDbRow {
   link_conflict: boolean;
 }
 
-/** The read model in the shape of the query API's CallLeg (camelCase, durationSource = talk source). */
+/** The read model in the shape of the query API's CallLeg (camelCase, durationSource = {ring, talk}). */
 const readTrees = async (provider: string, rootIds: readonly string[]): Promise<Map<string, unknown>> => {
   const rows = await sql<LegDbRow>`SELECT * FROM call_legs WHERE provider = ${provider} AND root_call_id = ANY(${[...rootIds]})`.execute(t.db.db);
   const recs = await sql<{ call_id: string; recording_id: string; url: string; duration_sec: number | null; scope: string; created_at: Date }>`
@@ -90,7 +90,7 @@ const readTrees = async (provider: string, rootIds: readonly string[]): Promise<
     lastPosition: String(r.last_position),
     linkConflict: r.link_conflict,
   }));
-  const toApi = (n: CallTreeNode): unknown => ({ ...n, durationSource: n.talkDurationSource, children: n.children.map(toApi) });
+  const toApi = (n: CallTreeNode): unknown => ({ ...n, durationSource: { ring: n.ringDurationSource, talk: n.talkDurationSource }, children: n.children.map(toApi) });
   return new Map(buildCallForest(legs).map((root) => [root.callId, toApi(root)]));
 };
 

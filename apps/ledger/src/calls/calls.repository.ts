@@ -100,7 +100,7 @@ const numberMatch = (column: string, pattern: string): RawBuilder<unknown> =>
     ? sql`${sql.ref(column)} LIKE ${pattern.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`) + '%'}`
     : sql`${sql.ref(column)} = ${pattern}`;
 
-const filterSql = (f: CallFilters): RawBuilder<unknown>[] => {
+export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   const w: RawBuilder<unknown>[] = [];
   if (f.provider) w.push(sql`l.provider = ${f.provider}`);
   if (f.accountId) w.push(sql`l.account_id = ${f.accountId}`);
@@ -131,7 +131,7 @@ export class CallsRepository {
    * `limit + 1` rows so that the caller knows whether there is a next page.
    */
   async listLegs(filters: CallFilters, after: CursorKey | null, limit: number): Promise<{ legs: StoredLeg[]; keys: CursorKey[] }> {
-    const where = filterSql(filters);
+    const where = callFilterSql(filters);
     const rows: LegDbRow[] = [];
     const [afterStart, afterProvider, afterCall] = after ?? [];
     if (!after || afterStart !== null) {

@@ -1,0 +1,144 @@
+import { Injectable } from '@nestjs/common';
+import { sql, type RawBuilder } from 'kysely';
+import { Database } from '@lib/db';
+import { addKpiTotals, emptyKpiTotals, TALK_EDGES, type KpiTotals, type LegStatus } from '@lib/ledger';
+import { callFilterSql, type CallFilters } from '../calls/calls.repository.js';
+import type { GroupBy } from './analytics.dto.js';
+
+const HOUR_MS = 3_600_000;
+const TERMINAL: ReadonlySet<string> = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
+const EDGES = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
+
+interface CellRow {
+  k: unknown;
+  status: LegStatus;
+  legs: string;
+  talk_ms: string;
+  ring_ms: string;
+  ring_n: string;
+  machine: string;
+}
+
+/** Group key as the API shows it: ISO-8601 for periods, the value otherwise. */
+const keyOf = (k: unknown): string | null => (k === null || k === undefined ? null : k instanceof Date ? k.toISOString() : String(k));
+
+const rollupKey = (g: GroupBy | null): RawBuilder<unknown> => {
+  switch (g) {
+    case null: return sql`NULL::text`;
+    case 'provider': return sql`h.provider`;
+    case 'accountId': return sql`h.account_id`;
+    case 'direction': return sql`h.direction`;
+    case 'status': return sql`h.status`;
+    case 'day': return sql`date_trunc('day', h.hour, 'UTC')`;
+    case 'hour': return sql`h.hour`;
+    default: throw new Error(`group ${g} is not in the rollups`);
+  }
+};
+
+const legKey = (g: GroupBy | null): RawBuilder<unknown> => {
+  switch (g) {
+    case null: return sql`NULL::text`;
+    case 'provider': return sql`l.provider`;
+    case 'accountId': return sql`l.account_id`;
+    case 'direction': return sql`l.direction`;
+    case 'status': return sql`l.status`;
+    case 'from': return sql`l.from_number`;
+    case 'to': return sql`l.to_number`;
+    case 'day': return sql`date_trunc('day', l.started_at, 'UTC')`;
+    case 'hour': return sql`date_trunc('hour', l.started_at, 'UTC')`;
+  }
+};
+
+const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sql` AND `) : sql`true`);
+
+/**
+ * KPI totals per group, read from the projection's hourly rollups wherever they can answer (whole hours, filters
+ * the rollup cells carry) and from the legs themselves for the rest: the partial hours at the edges of a
+ * since/until window, and the filters and groupings a cell does not carry (from, to, final). Both sources give
+ * the same integer totals (libs/ledger/src/kpis.ts), so where a figure comes from does not change it.
+ */
+@Injectable()
+export class AnalyticsRepository {
+  constructor(private readonly db: Database) {}
+
+  async totalsByGroup(filters: CallFilters, groupBy: GroupBy | null): Promise<Map<string | null, KpiTotals>> {
+    const out = new Map<string | null, KpiTotals>();
+    const rollupsCan = !filters.from && !filters.to && filters.final === undefined && groupBy !== 'from' && groupBy !== 'to';
+    if (!rollupsCan) {
+      await this.fromLegs(filters, groupBy, out);
+      return out;
+    }
+    const since = filters.since ? Date.parse(filters.since) : null;
+    const until = filters.until ? Date.parse(filters.until) : null;
+    const h1 = since === null ? null : Math.ceil(since / HOUR_MS) * HOUR_MS;
+    const h2 = until === null ? null : Math.floor(until / HOUR_MS) * HOUR_MS;
+    if (h1 !== null && h2 !== null && h1 >= h2) {
+      await this.fromLegs(filters, groupBy, out);
+      return out;
+    }
+    await this.fromRollups(filters, groupBy, h1, h2, out);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    if (since !== null && h1! > since) await this.fromLegs({ ...filters, since: filters.since, until: iso(h1!) }, groupBy, out);
+    if (until !== null && h2! < until) await this.fromLegs({ ...filters, since: iso(h2!), until: filters.until }, groupBy, out);
+    return out;
+  }
+
+  private async fromRollups(f: CallFilters, groupBy: GroupBy | null, h1: number | null, h2: number | null, out: Map<string | null, KpiTotals>) {
+    const w: RawBuilder<unknown>[] = [];
+    if (f.provider) w.push(sql`h.provider = ${f.provider}`);
+    if (f.accountId) w.push(sql`h.account_id = ${f.accountId}`);
+    if (f.status) w.push(sql`h.status = ${f.status}`);
+    if (f.direction) w.push(sql`h.direction = ${f.direction}`);
+    if (f.rootOnly) w.push(sql`h.is_root`);
+    if (h1 !== null) w.push(sql`h.hour >= ${new Date(h1).toISOString()}::timestamptz`);
+    if (h2 !== null) w.push(sql`h.hour < ${new Date(h2).toISOString()}::timestamptz`);
+    const key = rollupKey(groupBy);
+    const cells = await sql<CellRow>`
+      SELECT ${key} AS k, h.status, sum(h.legs)::text AS legs, sum(h.talk_ms)::text AS talk_ms, sum(h.ring_ms)::text AS ring_ms,
+        sum(h.ring_n)::text AS ring_n, sum(h.machine)::text AS machine
+      FROM call_leg_hourly h WHERE ${and(w)} GROUP BY 1, 2`.execute(this.db);
+    const hist = await sql<{ k: unknown; b: number; n: string }>`
+      SELECT ${key} AS k, (u.i - 1)::int AS b, sum(u.v)::text AS n
+      FROM call_leg_hourly h, unnest(h.talk_hist) WITH ORDINALITY AS u(v, i)
+      WHERE ${and([...w, sql`h.status = 'completed'`])} GROUP BY 1, 2 HAVING sum(u.v) <> 0`.execute(this.db);
+    merge(out, cells.rows, hist.rows);
+  }
+
+  private async fromLegs(f: CallFilters, groupBy: GroupBy | null, out: Map<string | null, KpiTotals>) {
+    const w = callFilterSql(f);
+    const key = legKey(groupBy);
+    const cells = await sql<CellRow>`
+      SELECT ${key} AS k, l.status, count(*)::text AS legs, sum(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::text AS talk_ms,
+        coalesce(sum(floor(l.ring_duration_sec * 1000 + 0.5)), 0)::text AS ring_ms, count(l.ring_duration_sec)::text AS ring_n,
+        count(*) FILTER (WHERE l.answered_by IN ('machine', 'fax'))::text AS machine
+      FROM call_legs l WHERE ${and(w)} GROUP BY 1, 2`.execute(this.db);
+    const hist = await sql<{ k: unknown; b: number; n: string }>`
+      SELECT ${key} AS k, width_bucket(coalesce(l.talk_duration_sec, 0), ${EDGES}) AS b, count(*)::text AS n
+      FROM call_legs l WHERE ${and([...w, sql`l.status = 'completed'`])} GROUP BY 1, 2`.execute(this.db);
+    merge(out, cells.rows, hist.rows);
+  }
+}
+
+const merge = (out: Map<string | null, KpiTotals>, cells: CellRow[], hist: { k: unknown; b: number; n: string }[]) => {
+  const part = new Map<string | null, KpiTotals>();
+  const get = (k: unknown) => {
+    const key = keyOf(k);
+    return part.get(key) ?? part.set(key, emptyKpiTotals()).get(key)!;
+  };
+  for (const r of cells) {
+    const t = get(r.k);
+    const legs = Number(r.legs);
+    t.legs += legs;
+    t.byStatus[r.status] = (t.byStatus[r.status] ?? 0) + legs;
+    if (TERMINAL.has(r.status)) {
+      t.ringMs += Number(r.ring_ms);
+      t.ringN += Number(r.ring_n);
+    }
+    if (r.status === 'completed') {
+      t.completedTalkMs += Number(r.talk_ms);
+      t.machineAnswered += Number(r.machine);
+    }
+  }
+  for (const r of hist) get(r.k).completedTalkHistogram[r.b]! += Number(r.n);
+  for (const [k, t] of part) out.set(k, addKpiTotals(out.get(k) ?? emptyKpiTotals(), t));
+};
