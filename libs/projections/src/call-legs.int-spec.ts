@@ -124,3 +124,23 @@ describe('call_legs bulk rebuild', () => {
     }
   });
 });
+
+describe('call_legs switch-over', () => {
+  it('publishes a generation whose columns differ from the live view (a version that drops a column)', async () => {
+    const tdb = await createTestDatabase(4);
+    try {
+      const projector = new Projector(tdb.db, [callLegsProjection]);
+      await projector.init();
+      // The views as an older version left them: one column more than this version's tables have.
+      await sql`CREATE OR REPLACE VIEW call_legs AS SELECT *, 1 AS retired_column FROM call_legs_g1`.execute(tdb.db);
+      await new EventStoreRepository(tdb.db).appendBatch(fc.sample(callScenarioArb, { numRuns: 1, seed: 5 })[0]!.events.map(toRecord));
+      await projector.rebuild('call_legs');
+      const cols = await sql<{ column_name: string }>`
+        SELECT column_name FROM information_schema.columns WHERE table_name = 'call_legs'`.execute(tdb.db);
+      expect(cols.rows.map((c) => c.column_name)).not.toContain('retired_column');
+      expect((await readModel(tdb)).legs.length).toBeGreaterThan(0);
+    } finally {
+      await tdb.drop();
+    }
+  });
+});

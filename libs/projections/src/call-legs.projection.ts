@@ -96,9 +96,12 @@ export const callLegsProjection: ProjectionDefinition = {
   },
 
   async publish(trx: Transaction<DB>, g: number) {
-    await sql`CREATE OR REPLACE VIEW call_legs AS SELECT * FROM ${legs(g)}`.execute(trx);
-    await sql`CREATE OR REPLACE VIEW recordings AS SELECT * FROM ${recs(g)}`.execute(trx);
-    await sql`CREATE OR REPLACE VIEW call_leg_hourly AS SELECT * FROM ${hourly(g)}`.execute(trx);
+    // Drop and create rather than CREATE OR REPLACE: a new version may drop or reorder columns, which REPLACE
+    // refuses. Both happen inside the switch-over transaction, so readers see the old view or the new one.
+    for (const [view, table] of [['call_legs', legs(g)], ['recordings', recs(g)], ['call_leg_hourly', hourly(g)]] as const) {
+      await sql`DROP VIEW IF EXISTS ${sql.table(view)}`.execute(trx);
+      await sql`CREATE VIEW ${sql.table(view)} AS SELECT * FROM ${table}`.execute(trx);
+    }
   },
 
   async dropGeneration(db: Executor, g: number) {
