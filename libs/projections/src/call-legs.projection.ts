@@ -235,7 +235,7 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   }
   if (parentStreams.size > 0) {
     const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
-      SELECT global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at
+      SELECT ${COLUMNS}
       FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'`.execute(trx);
     const byParent = new Map<string, LedgerEvent[]>();
     for (const r of amd.rows.map(toLedgerEvent)) {

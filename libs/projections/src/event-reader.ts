@@ -16,8 +16,9 @@ interface Row {
   type: string;
   data: unknown;
   metadata: Record<string, unknown>;
-  occurred_at: Date | null;
-  received_at: Date;
+  /** ISO-8601 UTC with milliseconds, formatted by PostgreSQL (see COLUMNS). */
+  occurred_at: string | null;
+  received_at: string;
 }
 
 export type EventRow = Row;
@@ -35,13 +36,16 @@ export const toLedgerEvent = (r: Row): LedgerEvent => {
     parentLegId: (m.parentLegId as string | null) ?? null,
     party: (m.party as LegParty | null) ?? null,
     providerSeq: (m.providerSeq as number | null) ?? null,
-    occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
+    occurredAt: r.occurred_at,
     sentAt: (m.sentAt as string | null) ?? null,
-    receivedAt: r.received_at.toISOString(),
+    receivedAt: r.received_at,
   };
 };
 
-export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, occurred_at, received_at`;
+// Times leave PostgreSQL already in Date#toISOString()'s spelling: a rebuild reads millions of them, and parsing
+// each into a Date only to print it again was a tenth of the rebuild's CPU.
+const iso = (column: string) => sql.raw(`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${column}`);
+export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, ${iso('occurred_at')}, ${iso('received_at')}`;
 
 /**
  * Commit-order read: (transaction id, position) after the cursor, and only below the oldest transaction
