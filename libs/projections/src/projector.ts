@@ -156,6 +156,13 @@ export class Projector {
 
   /** One batch: returns how many events were applied (0 when another instance holds the lock). */
   async runOnce(p: ProjectionDefinition): Promise<number> {
+    const applied = await this.applyBatch(p);
+    // Read-your-writes waiters re-check as soon as a batch commits instead of at their next poll.
+    if (applied > 0) this.signal.emit('applied');
+    return applied;
+  }
+
+  private applyBatch(p: ProjectionDefinition): Promise<number> {
     return this.db.transaction().execute(async (trx) => {
       const locked = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${lockKey(p.name)}) AS ok`.execute(trx);
       if (!locked.rows[0]?.ok) return 0;
@@ -296,14 +303,25 @@ export class Projector {
     return !r.rows[0]!.pending;
   }
 
-  /** Read-your-writes: waits (woken by batches) until `position` is projected, or `timeoutMs` passes. */
+  /**
+   * Read-your-writes: waits until `position` is projected, or `timeoutMs` passes. Woken by this process's
+   * batches; the 25 ms poll covers batches that another instance applies.
+   */
   async waitFor(position: string, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (await this.hasPassed(position)) return true;
       const left = deadline - Date.now();
       if (left <= 0) return false;
-      await new Promise((r) => setTimeout(r, Math.min(25, left)));
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.signal.off('applied', done);
+          resolve();
+        };
+        const timer = setTimeout(done, Math.min(25, left));
+        this.signal.once('applied', done);
+      });
     }
   }
 }
