@@ -172,7 +172,21 @@ try {
   // What autovacuum would do after a while; without it the planner guesses row counts of fresh tables.
   await sql`VACUUM ANALYZE`.execute(db);
   const [{ n }] = (await sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs`.execute(db)).rows as [{ n: string }];
-  console.log(`call_legs rows: ${fmt(Number(n))}\n`);
+  const [{ s: streams }] = (await sql<{ s: string }>`SELECT count(*)::text AS s FROM streams WHERE stream_name LIKE 'callLeg-%'`.execute(db)).rows as [{ s: string }];
+  console.log(`call_legs rows: ${fmt(Number(n))} (leg streams in the store: ${fmt(Number(streams))})\n`);
+  if (n !== streams) {
+    const missing = await sql<{ stream_name: string; version: number }>`
+      SELECT s.stream_name, s.version FROM streams s
+      WHERE s.stream_name LIKE 'callLeg-%' AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE 'callLeg-' || l.provider || ':' || l.call_id = s.stream_name)
+      ORDER BY s.stream_name LIMIT 5`.execute(db);
+    console.log('legs missing from the read model, e.g.:', missing.rows);
+    const span = await sql`SELECT min(started_at) AS first, max(started_at) AS last, count(*) FILTER (WHERE parent_call_id IS NULL) AS roots FROM call_legs`.execute(db);
+    const positions = await sql`SELECT min(e.global_position) AS first, max(e.global_position) AS last, count(*) AS events FROM events e
+      WHERE NOT EXISTS (SELECT 1 FROM call_legs l WHERE 'callLeg-' || l.provider || ':' || l.call_id = e.stream_name)`.execute(db);
+    const cp = await sql`SELECT * FROM projection_checkpoints`.execute(db);
+    const failures = await sql`SELECT * FROM projection_failures ORDER BY id DESC LIMIT 3`.execute(db);
+    console.log({ readModel: span.rows[0], eventsOfMissingLegs: positions.rows[0], checkpoints: cp.rows, failures: failures.rows });
+  }
 
   const pick = <T>(list: T[], i: number) => list[(i * 7919) % list.length]!;
   const deepUntil = (i: number) => new Date(END_MS - SPAN_MS * (0.6 + 0.3 * ((i * 37) % 100) / 100)).toISOString();

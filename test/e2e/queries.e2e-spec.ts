@@ -258,3 +258,19 @@ describe('GET /v1/audit/verify', () => {
     expect((await getJson(`/v1/calls/${KID1}/events`)).chain.valid).toBe(false);
   });
 });
+
+describe('before the projector has created the read models', () => {
+  it('answers 503 with Retry-After instead of an internal error', async () => {
+    const cold = await startTestApp({ LEDGER_PROJECTOR: 'off' });
+    try {
+      for (const url of ['/v1/calls', '/v1/calls/CA1', '/v1/recordings']) {
+        const res = await cold.app.inject({ method: 'GET', url, headers: auth });
+        expect(res.statusCode, url).toBe(503);
+        expect(res.headers['retry-after']).toBe('1');
+        expect(res.json().error.code).toBe('SERVICE.UNAVAILABLE');
+      }
+    } finally {
+      await cold.close();
+    }
+  });
+});

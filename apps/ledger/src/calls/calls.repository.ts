@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
-import { PROVIDERS, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope } from '@lib/ledger';
+import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { StoredLeg } from './call-leg.mapper.js';
 
@@ -118,6 +118,18 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
 /** `provider = ANY(all providers)` lets the primary key (provider, call_id) answer with one probe per provider. */
 const providersOf = (provider?: Provider): string[] => (provider ? [provider] : [...PROVIDERS]);
 
+/**
+ * The read-model views appear when the projector first starts; until then a query is "not yet", not a bug.
+ */
+export const readModelQuery = async <T>(run: Promise<T>): Promise<T> => {
+  try {
+    return await run;
+  } catch (err) {
+    if ((err as { code?: string }).code === '42P01') throw unavailable('the read models are being created (projector starting); retry shortly');
+    throw err;
+  }
+};
+
 export const streamOf = (provider: Provider, callId: string) => `callLeg-${provider}:${callId}`;
 
 /** Reads of the call-leg read model (the `call_legs` and `recordings` views) and of the legs' stored events. */
@@ -139,20 +151,20 @@ export class CallsRepository {
       const keyset = after
         ? [sql`l.started_at <= ${afterStart}::timestamptz AND (l.started_at < ${afterStart}::timestamptz OR (l.provider, l.call_id) > (${afterProvider}, ${afterCall}))`]
         : [];
-      const dated = await sql<LegDbRow>`
+      const dated = await readModelQuery(sql<LegDbRow>`
         SELECT ${LEG_COLUMNS} FROM call_legs l
         WHERE l.started_at IS NOT NULL AND ${and([...where, ...keyset])}
         ORDER BY l.started_at DESC NULLS LAST, l.provider, l.call_id
-        LIMIT ${limit + 1}`.execute(this.db);
+        LIMIT ${limit + 1}`.execute(this.db));
       rows.push(...dated.rows);
     }
     if (rows.length <= limit && !filters.since && !filters.until) {
       const keyset = after && afterStart === null ? [sql`(l.provider, l.call_id) > (${afterProvider}, ${afterCall})`] : [];
-      const undated = await sql<LegDbRow>`
+      const undated = await readModelQuery(sql<LegDbRow>`
         SELECT ${LEG_COLUMNS} FROM call_legs l
         WHERE l.started_at IS NULL AND ${and([...where, ...keyset])}
         ORDER BY l.provider, l.call_id
-        LIMIT ${limit + 1 - rows.length}`.execute(this.db);
+        LIMIT ${limit + 1 - rows.length}`.execute(this.db));
       rows.push(...undated.rows);
     }
     return { legs: rows.map(toStoredLeg), keys: rows.map((r) => [r.started_key, r.provider, r.call_id]) };
@@ -160,10 +172,10 @@ export class CallsRepository {
 
   /** The leg with this call id, for one provider or for each provider that uses the id. */
   async findLegs(callId: string, provider?: Provider): Promise<StoredLeg[]> {
-    const rows = await sql<LegDbRow>`
+    const rows = await readModelQuery(sql<LegDbRow>`
       SELECT ${LEG_COLUMNS} FROM call_legs l
       WHERE l.provider = ANY (${providersOf(provider)}::text[]) AND l.call_id = ${callId}
-      ORDER BY l.provider`.execute(this.db);
+      ORDER BY l.provider`.execute(this.db));
     return rows.rows.map(toStoredLeg);
   }
 
@@ -172,17 +184,17 @@ export class CallsRepository {
    * round trip; `isTarget` marks the legs that carry the id.
    */
   async treesOf(callId: string, provider?: Provider): Promise<{ leg: StoredLeg; isTarget: boolean }[]> {
-    const rows = await sql<LegDbRow>`
+    const rows = await readModelQuery(sql<LegDbRow>`
       SELECT ${LEG_COLUMNS} FROM call_legs l
       JOIN (SELECT provider, root_call_id FROM call_legs WHERE provider = ANY (${providersOf(provider)}::text[]) AND call_id = ${callId}) m
-        ON l.provider = m.provider AND l.root_call_id = m.root_call_id`.execute(this.db);
+        ON l.provider = m.provider AND l.root_call_id = m.root_call_id`.execute(this.db));
     return rows.rows.map((r) => ({ leg: toStoredLeg(r), isTarget: r.call_id === callId }));
   }
 
   /** Every leg of one tree (same provider, same root). */
   async treeLegs(provider: Provider, rootCallId: string): Promise<StoredLeg[]> {
-    const rows = await sql<LegDbRow>`
-      SELECT ${LEG_COLUMNS} FROM call_legs l WHERE l.provider = ${provider} AND l.root_call_id = ${rootCallId}`.execute(this.db);
+    const rows = await readModelQuery(sql<LegDbRow>`
+      SELECT ${LEG_COLUMNS} FROM call_legs l WHERE l.provider = ${provider} AND l.root_call_id = ${rootCallId}`.execute(this.db));
     return rows.rows.map(toStoredLeg);
   }
 

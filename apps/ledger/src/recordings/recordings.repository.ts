@@ -4,6 +4,7 @@ import { Database } from '@lib/db';
 import { PROVIDERS, type Provider, type RecordingScope } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { RecordingDto } from '../calls/calls.dto.js';
+import { readModelQuery } from '../calls/calls.repository.js';
 
 export interface RecordingFilters {
   callId?: string;
@@ -50,12 +51,12 @@ export class RecordingsRepository {
       const [at, p, c, rid] = after;
       w.push(sql`r.created_at <= ${at}::timestamptz AND (r.created_at < ${at}::timestamptz OR (r.provider, r.call_id, r.recording_id) > (${p}, ${c}, ${rid}))`);
     }
-    const rows = await sql<RecordingDbRow>`
+    const rows = await readModelQuery(sql<RecordingDbRow>`
       SELECT r.provider, r.recording_id, r.call_id, r.root_call_id, r.url, r.duration_sec, r.scope, r.created_at, r.created_at::text AS created_key
       FROM recordings r
       WHERE ${w.length ? sql.join(w, sql` AND `) : sql`true`}
       ORDER BY r.created_at DESC, r.provider, r.call_id, r.recording_id
-      LIMIT ${limit + 1}`.execute(this.db);
+      LIMIT ${limit + 1}`.execute(this.db));
     return {
       recordings: rows.rows.map((r) => ({
         recordingId: r.recording_id,
