@@ -188,6 +188,15 @@ try {
     console.log({ readModel: span.rows[0], eventsOfMissingLegs: positions.rows[0], checkpoints: cp.rows, failures: failures.rows });
   }
 
+  // Samples come from the read model itself, so that a leg is only asked for once it is there.
+  const sampled = await sql<{ provider: Provider; call_id: string }>`SELECT provider, call_id FROM call_legs WHERE abs(hashtext(call_id)) % 200 = 0 LIMIT 2000`.execute(db);
+  sampleLegs.splice(0, sampleLegs.length, ...sampled.rows.map((r) => ({ provider: r.provider, callId: r.call_id })));
+  const big = await sql<{ provider: Provider; call_id: string }>`
+    SELECT l.provider, l.call_id FROM call_legs l
+    WHERE l.depth = 2 AND l.provider = ANY (${PROVIDERS}::text[]) AND l.root_call_id = ANY (${[...new Set(bigTreeLeaves.map((b) => b.callId.split('-')[0]!))].slice(-2000)}::text[])
+      AND (SELECT count(*) FROM call_legs t WHERE t.provider = l.provider AND t.root_call_id = l.root_call_id) = 10`.execute(db);
+  bigTreeLeaves.splice(0, bigTreeLeaves.length, ...big.rows.map((r) => ({ provider: r.provider, callId: r.call_id })));
+  console.log(`samples: ${sampleLegs.length} legs, ${bigTreeLeaves.length} leaves of 10-leg trees\n`);
   const pick = <T>(list: T[], i: number) => list[(i * 7919) % list.length]!;
   const deepUntil = (i: number) => new Date(END_MS - SPAN_MS * (0.6 + 0.3 * ((i * 37) % 100) / 100)).toISOString();
   const deepFilter = (i: number) => `accountId=AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}&status=completed&until=${encodeURIComponent(deepUntil(i))}`;
