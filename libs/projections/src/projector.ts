@@ -13,6 +13,11 @@ export interface ProjectorOptions {
   /** Connection string for LISTEN; null disables cross-process wake-ups (polling still works). */
   listenUrl?: string | null;
   log?: (level: 'log' | 'warn' | 'error', message: string) => void;
+  /**
+   * Called after a live batch has committed, with the events it applied: summed over every instance it must
+   * equal the number of events, which is how "exactly once" is checked from outside (a metric).
+   */
+  onApplied?: (projection: string, events: number) => void;
 }
 
 export interface ProjectionStatus {
@@ -156,7 +161,7 @@ export class Projector {
 
   /** One batch: returns how many events were applied (0 when another instance holds the lock). */
   async runOnce(p: ProjectionDefinition): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    const applied = await this.db.transaction().execute(async (trx) => {
       const locked = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${lockKey(p.name)}) AS ok`.execute(trx);
       if (!locked.rows[0]?.ok) return 0;
       const cp = await sql<{ last_xid: string; last_position: string; generation: number; state: string }>`
@@ -179,6 +184,8 @@ export class Projector {
         WHERE name = ${p.name}`.execute(trx);
       return events.length;
     });
+    if (applied > 0) this.options.onApplied?.(p.name, applied);
+    return applied;
   }
 
   private async recordFailure(p: ProjectionDefinition, err: unknown): Promise<void> {
