@@ -112,6 +112,10 @@ export class Projector {
     if (!url) return;
     while (this.running) {
       const client = new pg.Client({ connectionString: url, application_name: 'call-ledger-projector-listen' });
+      // A server shutdown makes the client emit 'error' more than once (the server's 57P01, then the closed
+      // socket): a listener that stays for the client's whole life, because an unhandled 'error' event kills
+      // the process (found by the database-outage chaos test).
+      client.on('error', () => undefined);
       try {
         await client.connect();
         client.on('notification', () => this.wake());

@@ -18,13 +18,15 @@ export interface LedgerProcess {
   /** Resident set size in bytes (Linux /proc), null once the process is gone. */
   rss(): number | null;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Throws, with the process's last output, if it has exited: for use inside waitUntil conditions. */
+  assertAlive(): void;
 }
 
-/** Polls `check` until it holds, failing with `what` after `timeoutMs`: a condition, never a fixed sleep. */
+/** Polls `check` until it holds, failing with `what` after `timeoutMs` (or at once when `check` throws): a condition, never a fixed sleep. */
 export const waitUntil = async (what: string, check: () => Promise<boolean> | boolean, timeoutMs = 60_000, everyMs = 100): Promise<void> => {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    if (await Promise.resolve().then(check).catch(() => false)) return;
+    if (await check()) return;
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
@@ -74,6 +76,11 @@ export const startLedger = async (env: Record<string, string>, options: { waitRe
         return m ? Number(m[1]) * 1024 : null;
       } catch {
         return null;
+      }
+    },
+    assertAlive: () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`the ledger exited (${child.exitCode ?? child.signalCode}):\n${chunks.join('').slice(-4000)}`);
       }
     },
     stop: async (signal = 'SIGTERM') => {
