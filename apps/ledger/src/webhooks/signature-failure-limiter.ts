@@ -14,9 +14,9 @@ interface Entry {
 
 /**
  * Counts refused webhook signatures per remote address in fixed windows. Once an address has used up its
- * allowance it is refused before its signature is even computed, until its window ends: a sender that keeps
- * guessing gets no oracle and costs no HMAC work, and a legitimate sender with a wrong secret (the usual cause)
- * backs off on the provider's own retry schedule.
+ * allowance, its further failures are answered 429 with Retry-After until its window ends, so that a sender that
+ * keeps guessing is told to back off, is counted apart, and cannot flood the rejection log. The guard checks the
+ * signature first: an authentic delivery is never limited (see webhook-signature.guard.ts for why).
  */
 export class SignatureFailureLimiter {
   private readonly entries = new Map<string, Entry>();

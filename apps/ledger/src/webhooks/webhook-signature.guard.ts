@@ -10,7 +10,7 @@ export type VerifiedRequest = FastifyRequest & { signatureVerdict?: SignatureVer
 
 /**
  * Authenticates a delivery over its raw bytes before anything is stored; refusals are counted and logged, and
- * an address that keeps failing is refused with 429 for the rest of its window (SignatureFailureLimiter).
+ * an address that keeps failing gets 429 instead of 401 for the rest of its window (SignatureFailureLimiter).
  */
 @Injectable()
 export class WebhookSignatureGuard implements CanActivate {
@@ -38,12 +38,6 @@ export class WebhookSignatureGuard implements CanActivate {
       bodyBytes: rawBody.length,
       userAgent: req.headers['user-agent'] ?? null,
     });
-    const wait = this.limiter.blockedFor(address);
-    if (wait !== null) {
-      this.metrics.rateLimited.inc({ provider });
-      this.rejections.record(entry('rate limited: too many refused signatures from this address'));
-      throw rateLimited(`too many refused signatures from this address; retry in ${wait} s`, wait);
-    }
     const verdict = this.providers.get(provider).verify({
       rawBody,
       headers: req.headers,
@@ -51,6 +45,15 @@ export class WebhookSignatureGuard implements CanActivate {
       nowSec: Math.floor(req.receivedAt.getTime() / 1000),
     });
     if (verdict.status === 'rejected') {
+      // Verified first, limited after: the address is what trustProxy derives from X-Forwarded-For, which any
+      // client can set, so blocking an address before checking would let anyone silence a real provider by
+      // claiming its address (and Restcomm never retries). An authentic delivery is therefore never limited.
+      const wait = this.limiter.blockedFor(address);
+      if (wait !== null) {
+        this.metrics.rateLimited.inc({ provider });
+        // Kept out of the rejection log: one address that keeps failing must not push every other refusal out.
+        throw rateLimited(`too many refused signatures from this address; retry in ${wait} s`, wait);
+      }
       this.metrics.rejections.inc({ provider });
       this.limiter.recordFailure(address);
       this.rejections.record(entry(verdict.reason));
