@@ -248,6 +248,7 @@ const INJECTIONS = [
   '\\x27; TRUNCATE events; --',
   "$$; DROP TABLE call_legs_g1; $$",
   "ACe511*' OR '1'='1",
+  'nul\u0000byte',
 ];
 const GET_ROUTES = ['/v1/calls', '/v1/calls/{id}', '/v1/calls/{id}/tree', '/v1/calls/{id}/events', '/v1/recordings', '/v1/export/calls', '/v1/audit/verify', '/v1/analytics/summary', '/v1/analytics/timeseries', '/v1/admin/projections'];
 // Not minPosition: a position never reached is a documented 503 after 3 s (read-your-writes, projections.e2e-spec.ts).
