@@ -2,9 +2,11 @@ import type { LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { LedgerConfig } from '@lib/config';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Database } from '@lib/db';
 import { AppModule } from './app.module.js';
 import { registerBodyParsers } from './common/body-parser.js';
+import { toErrorResponse } from './common/ledger-exception.filter.js';
 import { setupOpenApi } from './common/openapi.setup.js';
 import type { SchemaState } from './common/tokens.js';
 
@@ -31,6 +33,12 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
   const adapter = new FastifyAdapter({
     bodyLimit: options.config.maxBodyBytes,
     trustProxy: true,
+    // Errors Fastify raises before routing (a malformed percent-encoding in the path: FST_ERR_BAD_URL) skip
+    // Nest's filter and were answered in Fastify's own shape; the API promises {"error": {"code", "message"}}.
+    frameworkErrors: (err: Error, _req: FastifyRequest, reply: FastifyReply) => {
+      const { status, body, headers } = toErrorResponse(err);
+      void reply.status(status).headers(headers).send(body);
+    },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot({ config: options.config, db: options.db, schema: options.schema, databaseUrl: options.databaseUrl ?? null, benchRoutes: options.benchRoutes }),

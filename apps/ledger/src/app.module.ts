@@ -17,6 +17,7 @@ import { MetricsController } from './metrics/metrics.controller.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { IngestWebhookHandler } from './webhooks/ingest-webhook.handler.js';
 import { RejectionLog } from './webhooks/rejection-log.js';
+import { SignatureFailureLimiter } from './webhooks/signature-failure-limiter.js';
 import { WebhookSignatureGuard } from './webhooks/webhook-signature.guard.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { GetProjectionStatusHandler } from './projections/get-projection-status.query.js';
@@ -77,13 +78,23 @@ export class AppModule {
         },
         inject: [EventStoreRepository, LEDGER_CONFIG, MetricsService],
       },
-      { provide: Projector, useFactory: (db: Database) => createProjector(db, [callLegsProjection], options.databaseUrl), inject: [Database] },
+      {
+        provide: Projector,
+        useFactory: (db: Database, metrics: MetricsService) =>
+          createProjector(db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count)),
+        inject: [Database, MetricsService],
+      },
       ProjectorLifecycle,
       GetProjectionStatusHandler,
       RebuildProjectionsHandler,
       ReadYourWritesInterceptor,
       MetricsService,
       RejectionLog,
+      {
+        provide: SignatureFailureLimiter,
+        useFactory: (c: LedgerConfig) => new SignatureFailureLimiter({ limit: c.signatureFailureLimit, windowMs: c.signatureFailureWindowSec * 1000 }),
+        inject: [LEDGER_CONFIG],
+      },
       WebhookSignatureGuard,
       IngestWebhookHandler,
       ImportWebhooksHandler,

@@ -28,6 +28,8 @@ const envSchema = z.object({
   LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
   LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
+  LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
+  LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -55,6 +57,12 @@ export interface LedgerConfig {
   /** Run the projector inside the service (off when `npm run projector` runs it apart). */
   projectorInProcess: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /**
+   * Refused webhook signatures/tokens tolerated from one remote address per window; past it the address gets
+   * 429 until the window has passed. 0 turns the limit off.
+   */
+  signatureFailureLimit: number;
+  signatureFailureWindowSec: number;
 }
 
 export class ConfigError extends Error {}
@@ -87,6 +95,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     ingestConcurrency: e.LEDGER_INGEST_CONCURRENCY,
     projectorInProcess: e.LEDGER_PROJECTOR === 'on',
     logLevel: e.LOG_LEVEL,
+    signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
+    signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,
   };
 };
 

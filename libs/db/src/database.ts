@@ -20,6 +20,10 @@ export const createDatabase = (connectionString: string, max = 10): DatabaseHand
   });
   // An idle client's error (server restart) must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);
+  // The pool listens for errors only on idle clients. A checked-out client between two statements (inside a
+  // transaction) that loses its server emits 'error' with no listener, which kills the process: the
+  // database-outage chaos test found it. Its next statement fails with a connection error, answered 503.
+  pool.on('connect', (client) => void client.on('error', () => undefined));
   const db = new Database({ dialect: new PostgresDialect({ pool }) });
   return { db, pool };
 };

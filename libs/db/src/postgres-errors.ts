@@ -9,3 +9,13 @@ export const isConnectionError = (err: unknown): boolean => {
   }
   return /timeout exceeded when trying to connect|Connection terminated|connection error|Client has encountered a connection error/i.test(e.message ?? '');
 };
+
+/**
+ * Text PostgreSQL cannot take: a NUL character (22021, "invalid byte sequence for encoding UTF8: 0x00") or one
+ * outside the encoding (22P05). It comes from the request (a `%00` in a path or query parameter), so it is the
+ * client's error, not the server's.
+ */
+export const isUnstorableText = (err: unknown): boolean => {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code === '22021' || code === '22P05';
+};

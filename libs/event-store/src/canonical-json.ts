@@ -5,9 +5,17 @@
  */
 export const canonicalJson = (value: unknown): string => JSON.stringify(normalise(value));
 
+/**
+ * NUL and lone UTF-16 surrogates become U+FFFD: jsonb refuses both (`\u0000`, "Unicode low surrogate must follow
+ * a high surrogate"). A lone surrogate reaches event data from a provider body (`"\ud800"` in JSON) or from a
+ * parser's error message that quotes half a character (the hostile-input fuzz test found the second).
+ */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+const storable = (s: string): string => s.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
+
 const normalise = (value: unknown): unknown => {
   if (value === null) return null;
-  if (typeof value === 'string') return value.includes('\u0000') ? value.replaceAll('\u0000', '\uFFFD') : value;
+  if (typeof value === 'string') return storable(value);
   if (typeof value === 'number') return Number.isFinite(value) ? value : null;
   if (typeof value !== 'object') return value;
   if (value instanceof Date) return value.toISOString();
@@ -15,7 +23,7 @@ const normalise = (value: unknown): unknown => {
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(value).sort()) {
     const v = (value as Record<string, unknown>)[key];
-    if (v !== undefined) out[key.includes('\u0000') ? key.replaceAll('\u0000', '\uFFFD') : key] = normalise(v);
+    if (v !== undefined) out[storable(key)] = normalise(v);
   }
   return out;
 };

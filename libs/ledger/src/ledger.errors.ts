@@ -22,6 +22,8 @@ export const bodyTooLarge = (limit: number) =>
   new LedgerError('REQUEST.BODY_TOO_LARGE', 413, `request body exceeds the limit of ${limit} bytes`);
 export const unavailable = (message: string, retryAfterSec = 1) =>
   new LedgerError('SERVICE.UNAVAILABLE', 503, message, { 'retry-after': String(retryAfterSec) });
+export const rateLimited = (message: string, retryAfterSec: number) =>
+  new LedgerError('REQUEST.RATE_LIMITED', 429, message, { 'retry-after': String(retryAfterSec) });
 export const unauthorized = (message = 'missing or invalid API key: send Authorization: Bearer <key>') =>
   new LedgerError('AUTH.API_KEY_INVALID', 401, message, { 'www-authenticate': 'Bearer' });
 export const badRequest = (code: string, message: string) => new LedgerError(code, 400, message);

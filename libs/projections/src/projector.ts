@@ -13,6 +13,11 @@ export interface ProjectorOptions {
   /** Connection string for LISTEN; null disables cross-process wake-ups (polling still works). */
   listenUrl?: string | null;
   log?: (level: 'log' | 'warn' | 'error', message: string) => void;
+  /**
+   * Called after a live batch has committed, with the events it applied: summed over every instance it must
+   * equal the number of events, which is how "exactly once" is checked from outside (a metric).
+   */
+  onApplied?: (projection: string, events: number) => void;
 }
 
 export interface ProjectionStatus {
@@ -107,6 +112,10 @@ export class Projector {
     if (!url) return;
     while (this.running) {
       const client = new pg.Client({ connectionString: url, application_name: 'call-ledger-projector-listen' });
+      // A server shutdown makes the client emit 'error' more than once (the server's 57P01, then the closed
+      // socket): a listener that stays for the client's whole life, because an unhandled 'error' event kills
+      // the process (found by the database-outage chaos test).
+      client.on('error', () => undefined);
       try {
         await client.connect();
         client.on('notification', () => this.wake());
@@ -156,14 +165,7 @@ export class Projector {
 
   /** One batch: returns how many events were applied (0 when another instance holds the lock). */
   async runOnce(p: ProjectionDefinition): Promise<number> {
-    const applied = await this.applyBatch(p);
-    // Read-your-writes waiters re-check as soon as a batch commits instead of at their next poll.
-    if (applied > 0) this.signal.emit('applied');
-    return applied;
-  }
-
-  private applyBatch(p: ProjectionDefinition): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
+    const applied = await this.db.transaction().execute(async (trx) => {
       const locked = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${lockKey(p.name)}) AS ok`.execute(trx);
       if (!locked.rows[0]?.ok) return 0;
       const cp = await sql<{ last_xid: string; last_position: string; generation: number; state: string }>`
@@ -186,6 +188,12 @@ export class Projector {
         WHERE name = ${p.name}`.execute(trx);
       return events.length;
     });
+    if (applied > 0) {
+      this.options.onApplied?.(p.name, applied);
+      // Read-your-writes waiters re-check as soon as a batch commits instead of at their next poll.
+      this.signal.emit('applied');
+    }
+    return applied;
   }
 
   private async recordFailure(p: ProjectionDefinition, err: unknown): Promise<void> {

@@ -24,6 +24,7 @@ const ERROR_TEXT: Record<number, string> = {
   409: 'ambiguous: several providers use this call id; pass ?provider=',
   413: 'body too large',
   415: 'unsupported content type',
+  429: 'too many refused signatures from this address; retry after Retry-After seconds',
   503: 'database unavailable, or minPosition not reached in time (Retry-After)',
 };
 

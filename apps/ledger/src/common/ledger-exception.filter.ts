@@ -1,5 +1,5 @@
 import { Catch, HttpException, Logger, type ArgumentsHost, type ExceptionFilter } from '@nestjs/common';
-import { isConnectionError } from '@lib/db';
+import { isConnectionError, isUnstorableText } from '@lib/db';
 import { LedgerError } from '@lib/ledger';
 import type { FastifyReply } from 'fastify';
 
@@ -35,6 +35,10 @@ export const toErrorResponse = (err: unknown): { status: number; body: ErrorBody
   }
   if (isConnectionError(err)) {
     return { status: 503, body: { error: { code: 'SERVICE.UNAVAILABLE', message: 'database unavailable, retry shortly' } }, headers: { 'retry-after': '1' } };
+  }
+  // Found by the query-parameter fuzzing: `/v1/calls/%00` reached PostgreSQL and was a 500.
+  if (isUnstorableText(err)) {
+    return { status: 400, body: { error: { code: 'REQUEST.INVALID', message: 'a parameter holds a character that cannot be searched for (NUL)' } }, headers: {} };
   }
   // Fastify's own errors (body too large, bad content length, malformed JSON) carry a 4xx statusCode.
   const fst = err as { statusCode?: number; code?: string; message?: string };

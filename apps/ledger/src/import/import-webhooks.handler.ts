@@ -2,6 +2,7 @@ import { Inject } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import split2 from 'split2';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
+import { isConnectionError } from '@lib/db';
 import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { Projector } from '@lib/projections';
@@ -11,6 +12,11 @@ import { ImportWebhooksCommand, type ImportResult } from './import-webhooks.comm
 import { importLineSchema } from './import-line.schema.js';
 
 const BATCH = 1000;
+
+interface Line {
+  record: WebhookRecord;
+  lineNo: number;
+}
 const MAX_LISTED_REJECTIONS = 1000;
 
 /**
@@ -34,18 +40,31 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
       if (result.rejected.length < MAX_LISTED_REJECTIONS) result.rejected.push({ line, error });
       else result.rejectedNotListed += 1;
     };
-    let batch: WebhookRecord[] = [];
+    let batch: Line[] = [];
     let inFlight: Promise<void> = Promise.resolve();
-    const write = (records: WebhookRecord[]) =>
-      this.store.appendBatch(records).then((outcomes) => {
-        for (const o of outcomes) {
-          if (o.duplicate) result.duplicates += 1;
-          else result.imported += 1;
-        }
+    const count = (outcomes: { duplicate: boolean }[]) => {
+      for (const o of outcomes) {
+        if (o.duplicate) result.duplicates += 1;
+        else result.imported += 1;
+      }
+      this.metrics.imported.inc({ result: 'imported' }, outcomes.filter((o) => !o.duplicate).length);
+      this.metrics.imported.inc({ result: 'duplicate' }, outcomes.filter((o) => o.duplicate).length);
+    };
+    // A line the database refuses (say, a NUL byte in `path`) must not fail the whole upload with a 500: the
+    // batch is split until that line is alone and rejected, and its neighbours are kept (the hostile-input fuzz
+    // test found this). An unreachable database still fails the request, as a 503.
+    const write = async (lines: Line[]): Promise<void> => {
+      try {
+        count(await this.store.appendBatch(lines.map((l) => l.record)));
         this.projector.wake();
-        this.metrics.imported.inc({ result: 'imported' }, outcomes.filter((o) => !o.duplicate).length);
-        this.metrics.imported.inc({ result: 'duplicate' }, outcomes.filter((o) => o.duplicate).length);
-      });
+      } catch (err) {
+        if (isConnectionError(err)) throw err;
+        if (lines.length === 1) return reject(lines[0]!.lineNo, `could not be stored: ${(err as Error).message}`);
+        const mid = lines.length >> 1;
+        await write(lines.slice(0, mid));
+        await write(lines.slice(mid));
+      }
+    };
 
     const lines = body.pipe(split2({ maxLength: this.config.maxBodyBytes * 2 + 4096 }));
     let lineNo = 0;
@@ -55,10 +74,13 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
         if (raw.trim() === '') continue;
         const record = this.toRecord(raw, lineNo, reject);
         if (!record) continue;
-        batch.push(record);
+        batch.push({ record, lineNo });
         if (batch.length >= BATCH) {
           await inFlight;
           inFlight = write(batch);
+          // Marked handled now: it is awaited only after the next lines are read, and an unhandled rejection
+          // (a database outage mid-upload) would end the process instead of answering 503.
+          inFlight.catch(() => undefined);
           batch = [];
         }
       }

@@ -16,6 +16,18 @@ export class MetricsService {
     labelNames: ['provider'] as const,
     registers: [this.registry],
   });
+  readonly rateLimited = new Counter({
+    name: 'ledger_webhook_rate_limited_total',
+    help: 'Webhook deliveries refused with 429: their address had too many refused signatures in the window',
+    labelNames: ['provider'] as const,
+    registers: [this.registry],
+  });
+  readonly projected = new Counter({
+    name: 'ledger_projection_events_total',
+    help: 'Events applied by this process to each projection (live batches; rebuilds not counted)',
+    labelNames: ['projection'] as const,
+    registers: [this.registry],
+  });
   readonly unrecognized = new Counter({
     name: 'ledger_webhooks_unrecognized_total',
     help: 'Authentic deliveries kept verbatim but not understood',

@@ -6,8 +6,14 @@ export const PROJECTIONS = Symbol('PROJECTIONS');
 
 const logger = new Logger('Projector');
 
-export const createProjector = (db: Database, projections: ProjectionDefinition[], listenUrl: string | null): Projector =>
+export const createProjector = (
+  db: Database,
+  projections: ProjectionDefinition[],
+  listenUrl: string | null,
+  onApplied?: (projection: string, events: number) => void,
+): Projector =>
   new Projector(db, projections, {
     listenUrl,
+    onApplied,
     log: (level, message) => (level === 'error' ? logger.error(message) : level === 'warn' ? logger.warn(message) : logger.log(message)),
   });

@@ -72,7 +72,7 @@ export class WebhooksController {
     },
     body: { contentTypes: ['application/json', 'application/x-www-form-urlencoded'], schema: z.string().describe('the provider payload, as the provider sends it') },
     responses: [{ schema: webhookReceiptSchema }],
-    errors: [404, 413, 503],
+    errors: [404, 413, 429, 503],
   })
   async receive(@Req() req: VerifiedRequest): Promise<WebhookReceipt> {
     const provider = (req.params as { provider: Provider }).provider;

@@ -1,19 +1,18 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 
 /**
- * Constant-time string equality. Both sides are hashed first so that the comparison takes the same time
- * whatever the lengths, and timingSafeEqual never sees buffers of different sizes.
+ * Constant-time string equality. Strings are compared as UTF-16 code units (`utf16le`), which is lossless:
+ * UTF-8 would turn every lone surrogate into U+FFFD, so '\uD800' and '\uDC00' would compare equal. Equal lengths
+ * compare directly; different lengths compare sha256 digests, so that timingSafeEqual never sees buffers of
+ * different sizes and the time does not depend on where the inputs differ.
  */
 export const constantTimeEqual = (a: string, b: string): boolean => {
-  // Equal lengths (the usual case for digests) compare directly; only mismatched lengths pay for hashing.
-  if (a.length === b.length) {
-    const ba = Buffer.from(a, 'utf8');
-    const bb = Buffer.from(b, 'utf8');
-    if (ba.length === bb.length) return timingSafeEqual(ba, bb);
-  }
-  const ha = createHash('sha256').update(a, 'utf8').digest();
-  const hb = createHash('sha256').update(b, 'utf8').digest();
-  return timingSafeEqual(ha, hb) && a.length === b.length;
+  const ba = Buffer.from(a, 'utf16le');
+  const bb = Buffer.from(b, 'utf16le');
+  if (ba.length === bb.length) return timingSafeEqual(ba, bb);
+  const ha = createHash('sha256').update(ba).digest();
+  const hb = createHash('sha256').update(bb).digest();
+  return timingSafeEqual(ha, hb) && false;
 };
 
 /** True when `candidate` equals any of `secrets`, checking every one so that the time does not say which. */
