@@ -25,7 +25,8 @@ beforeAll(async () => {
   capture(process.stdout);
   capture(process.stderr);
   t = await startTestApp(
-    { ...SECRETS, LOG_LEVEL: 'trace', LEDGER_SIGNATURE_FAILURE_LIMIT: String(LIMIT), LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: '600' },
+    // Behind a trusted proxy, so that each request can come from the address its X-Forwarded-For names.
+    { ...SECRETS, LOG_LEVEL: 'trace', LEDGER_SIGNATURE_FAILURE_LIMIT: String(LIMIT), LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: '600', LEDGER_TRUST_PROXY: 'true' },
     { onRoute: (r) => void [r.method].flat().forEach((m) => served.push({ method: m, url: r.url })) },
   );
 });
@@ -144,5 +145,20 @@ describe('repeated signature failures from one address', () => {
     // Only the first refusals are logged: the limited ones do not push other addresses' refusals out of the log.
     const log = (await t.app.inject({ method: 'GET', url: '/v1/admin/webhook-rejections', headers: { authorization: `Bearer ${API_KEY}` } })).json();
     expect(log.recent.filter((r: { remoteAddr: string }) => r.remoteAddr === attacker)).toHaveLength(LIMIT);
+  });
+});
+
+describe('remote address without a trusted proxy (the default)', () => {
+  it('stores the peer address and ignores a client-supplied X-Forwarded-For', async () => {
+    const own = await startTestApp(SECRETS);
+    try {
+      const r = restcommRequest('CallSid=CA-trust-proxy&CallStatus=ringing');
+      const res = await own.app.inject({ method: 'POST', url: r.url, headers: { ...r.headers, 'x-forwarded-for': '203.0.113.9' }, payload: r.payload, remoteAddress: '198.51.100.7' });
+      expect(res.statusCode).toBe(200);
+      const row = await own.db.db.selectFrom('webhook_receipts').select('remote_addr').where('id', '=', res.json().receiptId).executeTakeFirstOrThrow();
+      expect(row.remote_addr).toBe('198.51.100.7');
+    } finally {
+      await own.close();
+    }
   });
 });

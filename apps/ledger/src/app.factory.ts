@@ -28,11 +28,14 @@ export interface CreateAppOptions {
   benchRoutes?: boolean;
 }
 
+/** Trust the nearest `n` proxies (Fastify's hop-count form, as a function so that its types accept it). */
+const hops = (n: number) => (_address: string, hop: number) => hop < n;
+
 /** Builds the HTTP application (not listening yet); tests and main share it. */
 export const createApp = async (options: CreateAppOptions): Promise<NestFastifyApplication> => {
   const adapter = new FastifyAdapter({
     bodyLimit: options.config.maxBodyBytes,
-    trustProxy: true,
+    trustProxy: typeof options.config.trustProxy === 'number' ? hops(options.config.trustProxy) : options.config.trustProxy,
     // Errors Fastify raises before routing (a malformed percent-encoding in the path: FST_ERR_BAD_URL) skip
     // Nest's filter and were answered in Fastify's own shape; the API promises {"error": {"code", "message"}}.
     frameworkErrors: (err: Error, _req: FastifyRequest, reply: FastifyReply) => {

@@ -30,6 +30,19 @@ const envSchema = z.object({
   LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
   LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
+  // Which proxies may set X-Forwarded-For: 'false' (none: the peer's address is the remote address), 'true'
+  // (any), a hop count, or a comma-separated list of proxy addresses/CIDRs. Off by default, because a trusted
+  // header lets any client choose the address that is stored and rate-limited.
+  LEDGER_TRUST_PROXY: z
+    .string()
+    .default('false')
+    .transform((v): boolean | number | string[] => {
+      const t = v.trim();
+      if (t === 'false' || t === '') return false;
+      if (t === 'true') return true;
+      if (/^\d+$/.test(t)) return Number(t);
+      return t.split(',').map((x) => x.trim()).filter(Boolean);
+    }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -63,6 +76,8 @@ export interface LedgerConfig {
    */
   signatureFailureLimit: number;
   signatureFailureWindowSec: number;
+  /** Fastify's trustProxy: false, true, a hop count or proxy addresses. */
+  trustProxy: boolean | number | string[];
 }
 
 export class ConfigError extends Error {}
@@ -97,6 +112,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     logLevel: e.LOG_LEVEL,
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
     signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,
+    trustProxy: e.LEDGER_TRUST_PROXY,
   };
 };
 

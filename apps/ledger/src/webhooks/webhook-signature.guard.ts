@@ -45,9 +45,9 @@ export class WebhookSignatureGuard implements CanActivate {
       nowSec: Math.floor(req.receivedAt.getTime() / 1000),
     });
     if (verdict.status === 'rejected') {
-      // Verified first, limited after: the address is what trustProxy derives from X-Forwarded-For, which any
-      // client can set, so blocking an address before checking would let anyone silence a real provider by
-      // claiming its address (and Restcomm never retries). An authentic delivery is therefore never limited.
+      // Verified first, limited after: behind a proxy (LEDGER_TRUST_PROXY) the address comes from X-Forwarded-For,
+      // which a client may be able to set, so blocking an address before checking could let anyone silence a real
+      // provider by claiming its address (and Restcomm never retries). An authentic delivery is never limited.
       const wait = this.limiter.blockedFor(address);
       if (wait !== null) {
         this.metrics.rateLimited.inc({ provider });
