@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { freePort } from '../libs/db/src/embedded-postgres.js';
@@ -121,3 +121,106 @@ export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorte
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
 export const isMain = (metaUrl: string) => metaUrl === `file://${process.argv[1]}`;
+
+/** utime + stime of one process, in clock ticks (100 per second on Linux), and its parent. */
+const procStat = (pid: number): { ticks: number; ppid: number } | null => {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { ticks: Number(f[11]) + Number(f[12]), ppid: Number(f[1]) };
+  } catch {
+    return null;
+  }
+};
+
+const machineTicks = (): { busy: number; total: number; steal: number } => {
+  const [, ...v] = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/);
+  const n = v.map(Number);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - n[3]! - n[4]!, total, steal: n[7] ?? 0 };
+};
+
+/** A PostgreSQL server's processes: the postmaster and its children (backends, walwriter, checkpointer...). */
+export const postgresPids = (dataDir: string): number[] => {
+  const postmaster = Number(readFileSync(join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const pids = [postmaster];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    if (procStat(Number(name))?.ppid === postmaster) pids.push(Number(name));
+  }
+  return pids;
+};
+
+export interface CpuShare {
+  wallSec: number;
+  /** Per group, CPU seconds over wall seconds: 1.0 is one core busy all along (the machine has os.cpus().length). */
+  cores: Record<string, number>;
+  /** Busy cores of the whole machine, and the part of it outside the groups (other users of the box). */
+  machineBusyCores: number;
+  otherCores: number;
+  stealPct: number;
+}
+
+/**
+ * Where the CPU went during a phase, from /proc: the poor man's profile that runs in the same run, on the same
+ * noisy machine. Sampled every 200 ms so that processes which exit before the end (the rebuild CLI, its backends)
+ * keep their last reading; only what a process burns in its last 200 ms before exiting is lost.
+ */
+export class CpuMeter {
+  private readonly first = new Map<number, number>();
+  private readonly last = new Map<number, { group: string; ticks: number }>();
+  private readonly startMachine = machineTicks();
+  private readonly started = performance.now();
+  private readonly timer: NodeJS.Timeout;
+  constructor(private readonly groups: Record<string, () => number[]>) {
+    for (const pids of Object.values(groups)) for (const pid of pids()) this.first.set(pid, procStat(pid)?.ticks ?? 0);
+    this.timer = setInterval(() => this.sample(), 200);
+    this.timer.unref();
+  }
+  private sample(): void {
+    for (const [group, pids] of Object.entries(this.groups)) {
+      let list: number[];
+      try {
+        list = pids();
+      } catch {
+        continue;
+      }
+      for (const pid of list) {
+        const t = procStat(pid)?.ticks;
+        if (t === undefined) continue;
+        // A process born during the phase counts from zero.
+        if (!this.first.has(pid)) this.first.set(pid, 0);
+        this.last.set(pid, { group, ticks: t });
+      }
+    }
+  }
+  stop(): CpuShare {
+    this.sample();
+    clearInterval(this.timer);
+    const wallSec = (performance.now() - this.started) / 1000;
+    const m = machineTicks();
+    const cores: Record<string, number> = Object.fromEntries(Object.keys(this.groups).map((g) => [g, 0]));
+    for (const [pid, { group, ticks }] of this.last) cores[group]! += (ticks - (this.first.get(pid) ?? 0)) / 100 / wallSec;
+    const ours = Object.values(cores).reduce((a, b) => a + b, 0);
+    const totalDelta = m.total - this.startMachine.total;
+    const machineBusyCores = ((m.busy - this.startMachine.busy) / Math.max(1, totalDelta)) * cpus().length;
+    return { wallSec, cores, machineBusyCores, otherCores: Math.max(0, machineBusyCores - ours), stealPct: ((m.steal - this.startMachine.steal) / Math.max(1, totalDelta)) * 100 };
+  }
+}
+
+/** Hook around each measured phase (run-all records CPU shares and load there); the standalone benches pass none. */
+export interface PhaseProbe {
+  begin(name: string, servicePid: number | null): () => void;
+}
+export const noProbe: PhaseProbe = { begin: () => () => undefined };
+
+/** Sum and count of a Prometheus histogram or summary, from the service's /metrics text. */
+export const scrapeHistogram = async (base: string, apiKey: string, name: string): Promise<{ sum: number; count: number }> => {
+  const text = await (await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${apiKey}` } })).text();
+  const value = (suffix: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith(`${name}_${suffix}`))
+      .reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
+  return { sum: value('sum'), count: value('count') };
+};

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { startEmbeddedPostgres } from '../libs/db/src/index.js';
 import { importLine, signDelivery, simulate, type Delivery } from '../libs/simulator/src/index.js';
-import { BENCH_SECRETS, SIM_SECRETS, databaseUrl, fmt, isMain, runAutocannon, startService, type RunningService } from './bench-support.js';
+import { BENCH_SECRETS, SIM_SECRETS, databaseUrl, fmt, isMain, noProbe, runAutocannon, scrapeHistogram, startService, type PhaseProbe, type RunningService } from './bench-support.js';
 
 export const CONNECTIONS = 64;
 const API_KEY = 'bench-key-0123456789';
@@ -31,6 +31,8 @@ export interface LoadFigures {
   /** Answers saying the delivery was already stored (provider retries in the simulated traffic). */
   duplicates: number;
   peakRssMb: number;
+  /** Group commits during the run, from the service's ledger_ingest_batch_* metrics. */
+  batches?: { count: number; meanSize: number; meanMs: number };
 }
 
 export interface LiveIngestFigures {
@@ -118,7 +120,17 @@ export interface LiveIngestOptions {
   connections?: number;
   /** Keep the group-commit service running for the import phase. */
   keepService?: boolean;
+  probe?: PhaseProbe;
 }
+
+const batchStats = async (service: RunningService) => ({
+  size: await scrapeHistogram(service.url, API_KEY, 'ledger_ingest_batch_size'),
+  seconds: await scrapeHistogram(service.url, API_KEY, 'ledger_ingest_batch_seconds'),
+});
+const batchDelta = (a: Awaited<ReturnType<typeof batchStats>>, b: Awaited<ReturnType<typeof batchStats>>) => {
+  const count = b.size.count - a.size.count;
+  return { count, meanSize: count ? (b.size.sum - a.size.sum) / count : 0, meanMs: count ? ((b.seconds.sum - a.seconds.sum) / count) * 1000 : 0 };
+};
 
 /**
  * The naive path is the same service and the same `ledger_append`, with group commit switched off: a batch of at
@@ -129,6 +141,7 @@ export const NAIVE_ENV = { LEDGER_INGEST_BATCH_MAX: '1', LEDGER_INGEST_CONCURREN
 
 export const benchLiveIngest = async (opts: LiveIngestOptions): Promise<{ figures: LiveIngestFigures; service: RunningService | null }> => {
   const connections = opts.connections ?? CONNECTIONS;
+  const probe = opts.probe ?? noProbe;
   const deliveries = simulatedDeliveries('bench-live', opts.deliveries, 'live');
   const env = { ...BENCH_SECRETS, LEDGER_API_KEYS: API_KEY };
 
@@ -140,14 +153,19 @@ export const benchLiveIngest = async (opts: LiveIngestOptions): Promise<{ figure
     const noopOpts = { url: `${group.url}/internal/noop`, connections, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: noopBody };
     await runAutocannon({ ...noopOpts, duration: 2 });
     group.rss.reset();
+    let end = probe.begin('noop', group.child.pid!);
     const noopRes = await runAutocannon({ ...noopOpts, duration: opts.durationSec });
+    end();
     noop = figures(noopRes, 0, group.rss.peakMb());
 
     const cursor = { i: 0 };
     await driveWebhooks(group, deliveries, 2, connections, cursor);
     group.rss.reset();
+    const before = await batchStats(group);
+    end = probe.begin('ingest', group.child.pid!);
     const g = await driveWebhooks(group, deliveries, opts.durationSec, connections, cursor);
-    groupCommit = figures(g.res, g.duplicates, group.rss.peakMb());
+    end();
+    groupCommit = { ...figures(g.res, g.duplicates, group.rss.peakMb()), batches: batchDelta(before, await batchStats(group)) };
   } catch (err) {
     await group.stop();
     throw err;
@@ -161,8 +179,11 @@ export const benchLiveIngest = async (opts: LiveIngestOptions): Promise<{ figure
     const cursor = { i: 0 };
     await driveWebhooks(naiveService, deliveries, 2, connections, cursor);
     naiveService.rss.reset();
+    const before = await batchStats(naiveService);
+    const end = probe.begin('naive', naiveService.child.pid!);
     const n = await driveWebhooks(naiveService, deliveries, opts.durationSec, connections, cursor);
-    naive = figures(n.res, n.duplicates, naiveService.rss.peakMb());
+    end();
+    naive = { ...figures(n.res, n.duplicates, naiveService.rss.peakMb()), batches: batchDelta(before, await batchStats(naiveService)) };
   } finally {
     await naiveService.stop();
   }
@@ -179,15 +200,17 @@ const copyText = (v: string | null): string => (v === null ? '\\N' : v.replace(/
  * NDJSON import through the running service (`POST /v1/import`), then the physical ceiling: the same rows' bodies
  * and metadata COPY'd by one client into a bare table (no index, no trigger, no constraint) on the same server.
  */
-export const benchImport = async (service: RunningService, serviceDbUrl: string, rows: number): Promise<ImportFigures> => {
+export const benchImport = async (service: RunningService, serviceDbUrl: string, rows: number, probe: PhaseProbe = noProbe): Promise<ImportFigures> => {
   const deliveries = simulatedDeliveries('bench-import', rows, 'import');
   const payload = Buffer.from(deliveries.map(importLine).join('\n') + '\n');
 
   service.rss.reset();
+  let end = probe.begin('import', service.child.pid!);
   const started = performance.now();
   const res = await fetch(`${service.url}/v1/import`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${API_KEY}` }, body: payload });
   const summary = (await res.json()) as { imported: number; duplicates: number; rejected: unknown[] };
   const seconds = (performance.now() - started) / 1000;
+  end();
   const peakRssMb = service.rss.peakMb();
   if (summary.imported + summary.duplicates !== rows) throw new Error(`import kept ${summary.imported} + ${summary.duplicates} duplicates of ${rows}: ${JSON.stringify(summary.rejected).slice(0, 300)}`);
 
@@ -203,6 +226,7 @@ export const benchImport = async (service: RunningService, serviceDbUrl: string,
   try {
     await client.query('DROP TABLE IF EXISTS bench_raw_copy');
     await client.query('CREATE TABLE bench_raw_copy (provider text, received_at timestamptz, content_type text, path text, query text, body text)');
+    end = probe.begin('copy', null);
     const copyStarted = performance.now();
     // Chunks of 64 KiB, as a client streaming a file would send them.
     const chunks = function* () {
@@ -210,6 +234,7 @@ export const benchImport = async (service: RunningService, serviceDbUrl: string,
     };
     await pipeline(Readable.from(chunks()), client.query(copyFrom('COPY bench_raw_copy FROM STDIN')));
     copySec = (performance.now() - copyStarted) / 1000;
+    end();
     const n = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM bench_raw_copy');
     if (Number(n.rows[0]!.n) !== rows) throw new Error(`COPY stored ${n.rows[0]!.n} of ${rows} rows`);
     await client.query('DROP TABLE bench_raw_copy');
