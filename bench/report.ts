@@ -161,7 +161,8 @@ const notes = (r: Results): string[] => {
   return out;
 };
 
-export const renderMarkdown = (r: Results): string => {
+/** `profileNotes`: bench/profile-notes.md, the hand-written findings of the probes, appended verbatim. */
+export const renderMarkdown = (r: Results, profileNotes = ''): string => {
   const m = r.machine;
   const L: string[] = [];
   const row = (...cells: (string | number)[]) => L.push(`| ${cells.join(' | ')} |`);
@@ -267,6 +268,8 @@ export const renderMarkdown = (r: Results): string => {
   if (ns.length === 0) L.push('Every target was met in this run.', '');
   for (const x of ns) L.push(x, '');
 
+  if (profileNotes) L.push('## Profiles (separate runs, hand-written in bench/profile-notes.md)', '', profileNotes.trim(), '');
+
   L.push('## How to reproduce', '');
   L.push('```sh', 'npm ci', 'npm run bench                     # full run: writes bench/results.json and BENCHMARKS.md', 'BENCH_SCALE=0.05 npm run bench    # quick run: writes bench/tmp/results.json and bench/tmp/BENCHMARKS.md', '```', '');
   L.push(
@@ -286,6 +289,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const [input = 'bench/results.json', output = 'BENCHMARKS.md'] = process.argv.slice(2);
   const results = JSON.parse(await readFile(input, 'utf8')) as Results;
   results.figures = computeFigures(results);
-  await writeFile(output, renderMarkdown(results));
+  const notesFile = await readFile('bench/profile-notes.md', 'utf8').catch(() => '');
+  await writeFile(output, renderMarkdown(results, notesFile));
   console.log(`rendered ${output} from ${input}`);
 }

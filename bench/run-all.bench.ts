@@ -4,7 +4,7 @@
  * BENCH_SCALE=0.05 runs a quick, smaller version (its figures are not comparable to the targets' sizes).
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -202,6 +202,6 @@ await mkdir(join(outDir, 'bench'), { recursive: true });
 const jsonPath = full ? 'bench/results.json' : join(outDir, 'results.json');
 const mdPath = join(outDir, 'BENCHMARKS.md');
 await writeFile(jsonPath, JSON.stringify(results, null, 2) + '\n');
-await writeFile(mdPath, renderMarkdown(results));
+await writeFile(mdPath, renderMarkdown(results, await readFile('bench/profile-notes.md', 'utf8').catch(() => '')));
 console.log(`\n${results.figures.map((f) => `${f.label}: ${f.display}${f.target ? ` (target ${f.target}: ${f.pass ? 'met' : 'MISSED'})` : ''}`).join('\n')}`);
 console.log(`\nwrote ${jsonPath} and ${mdPath} in ${fmt(results.runSeconds / 60, 1)} min`);
