@@ -86,7 +86,7 @@ let queriesRssMb: number;
 let pgVersion: string;
 let durability: Record<string, string>;
 try {
-  pgVersion = (await admin.query<{ v: string }>('SHOW server_version')).rows[0]!.v;
+  pgVersion = (await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]!.v;
   durability = Object.fromEntries(
     (await admin.query<{ name: string; setting: string }>(`SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'commit_delay', 'shared_buffers', 'max_wal_size') ORDER BY name`)).rows.map((r) => [r.name, r.setting]),
   );
