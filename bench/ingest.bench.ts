@@ -1,98 +1,297 @@
 /**
- * `npm run bench:ingest`: the service as its own process on a fresh embedded PostgreSQL; autocannon drives
- * 64 connections at (1) POST /internal/noop, the same framework path without I/O, and (2) signed jambonz
- * webhooks, each one distinct, so that every request is a real durable append. Then an NDJSON import.
+ * `npm run bench:ingest`: one embedded PostgreSQL owned by this process; the service runs as its own process on a
+ * fresh database of it. autocannon drives 64 connections at (1) POST /internal/noop, the same framework path
+ * without I/O, (2) simulated provider webhooks (signed with the test secrets, every provider, retries included),
+ * each a durable append through group commit, and (3) the same traffic on a second service instance configured as
+ * the naive path (one transaction per request). Then an NDJSON import of simulated history, and a raw COPY of the
+ * same rows into a bare table on the same server as the physical ceiling.
  */
-import autocannon from 'autocannon';
-import { randomUUID } from 'node:crypto';
-import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
-import { fmt, startService } from './bench-support.js';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { startEmbeddedPostgres } from '../libs/db/src/index.js';
+import { importLine, signDelivery, simulate, type Delivery } from '../libs/simulator/src/index.js';
+import { BENCH_SECRETS, SIM_SECRETS, databaseUrl, fmt, isMain, noProbe, runAutocannon, scrapeHistogram, startService, type PhaseProbe, type RunningService } from './bench-support.js';
 
-const SECRET = 'bench-secret';
-const API_KEY = 'bench-key';
-const DURATION = Number(process.env.BENCH_DURATION ?? 10);
-const CONNECTIONS = 64;
-const IMPORT_ROWS = Number(process.env.BENCH_IMPORT_ROWS ?? 100_000);
+export const CONNECTIONS = 64;
+const API_KEY = 'bench-key-0123456789';
 
-const statuses = ['trying', 'ringing', 'in-progress', 'completed'];
-const jambonzBody = (i: number) =>
-  JSON.stringify({
-    call_sid: randomUUID(),
-    direction: 'outbound',
-    from: '+14155550123',
-    to: `+1617555${String(i % 10000).padStart(4, '0')}`,
-    call_id: randomUUID(),
-    sip_status: 200,
-    sip_reason: 'OK',
-    call_status: statuses[i % 4],
-    account_sid: 'a749fdf4-139c-426a-83af-461f6bdd3f5c',
-    application_sid: '6dc3f73c-423a-4983-ad05-6d36abdcdde0',
-    trace_id: '8c1f0e5b7d2a4c39b6e1f0a2d3c4b5a6',
-    fs_sip_address: '10.0.12.7:5070',
-    parent_call_sid: '4754abdd-3a32-4c0c-91f5-8b1ed1740d2a',
-    ...(i % 4 === 3 ? { duration: 42 } : {}),
-  });
-
-const run = (opts: autocannon.Options) =>
-  new Promise<autocannon.Result>((resolve, reject) => autocannon(opts, (err, res) => (err ? reject(err) : resolve(res))));
-
-export interface IngestFigures {
-  noop: { rps: number; p50: number; p99: number };
-  ingest: { rps: number; p50: number; p99: number; non2xx: number; errors: number };
-  ratio: number;
-  importRowsPerSec: number;
+export interface LoadFigures {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  non2xx: number;
+  errors: number;
+  /** Answers saying the delivery was already stored (provider retries in the simulated traffic). */
+  duplicates: number;
   peakRssMb: number;
+  /** Group commits during the run, from the service's ledger_ingest_batch_* metrics. */
+  batches?: { count: number; meanSize: number; meanMs: number };
 }
 
-export const benchIngest = async (): Promise<IngestFigures> => {
-  const service = await startService({ JAMBONZ_WEBHOOK_SECRET: SECRET, LEDGER_API_KEYS: API_KEY });
-  try {
-    const noopBody = jambonzBody(0);
-    await run({ url: `${service.url}/internal/noop`, connections: CONNECTIONS, duration: 2, method: 'POST', headers: { 'content-type': 'application/json' }, body: noopBody });
-    const noop = await run({ url: `${service.url}/internal/noop`, connections: CONNECTIONS, duration: DURATION, method: 'POST', headers: { 'content-type': 'application/json' }, body: noopBody });
+export interface LiveIngestFigures {
+  noop: LoadFigures;
+  groupCommit: LoadFigures;
+  naive: LoadFigures;
+  deliveriesGenerated: number;
+  durationSec: number;
+  connections: number;
+  naiveEnv: Record<string, string>;
+}
 
-    let i = 0;
-    const signed = () => {
-      const body = jambonzBody(i++);
-      return {
-        method: 'POST' as const,
-        path: '/v1/webhooks/jambonz/status',
-        headers: { 'content-type': 'application/json', 'jambonz-signature': signTimestampedHmac([SECRET], Math.floor(Date.now() / 1000), Buffer.from(body)) },
-        body,
-      };
-    };
-    await run({ url: service.url, connections: CONNECTIONS, duration: 2, requests: [{ setupRequest: () => signed() }] });
-    const ingest = await run({ url: service.url, connections: CONNECTIONS, duration: DURATION, requests: [{ setupRequest: () => signed() }] });
+export interface ImportFigures {
+  rows: number;
+  bytes: number;
+  imported: number;
+  duplicates: number;
+  seconds: number;
+  rowsPerSec: number;
+  peakRssMb: number;
+  copy: { seconds: number; rowsPerSec: number; bytes: number };
+  ratio: number;
+}
 
-    const lines: string[] = [];
-    for (let k = 0; k < IMPORT_ROWS; k++) {
-      lines.push(JSON.stringify({ provider: 'jambonz', receivedAt: new Date(Date.UTC(2026, 0, 1) + k * 1000).toISOString(), contentType: 'application/json', body: jambonzBody(k), path: 'status' }));
-    }
-    const payload = lines.join('\n') + '\n';
-    const started = performance.now();
-    const res = await fetch(`${service.url}/v1/import`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${API_KEY}` }, body: payload });
-    const summary = (await res.json()) as { imported: number };
-    const importSec = (performance.now() - started) / 1000;
-    if (summary.imported !== IMPORT_ROWS) throw new Error(`import kept ${summary.imported} of ${IMPORT_ROWS}`);
-
-    return {
-      noop: { rps: noop.requests.average, p50: noop.latency.p50, p99: noop.latency.p99 },
-      ingest: { rps: ingest.requests.average, p50: ingest.latency.p50, p99: ingest.latency.p99, non2xx: ingest.non2xx, errors: ingest.errors },
-      ratio: ingest.requests.average / noop.requests.average,
-      importRowsPerSec: IMPORT_ROWS / importSec,
-      peakRssMb: service.peakRssMb(),
-    };
-  } finally {
-    await service.stop();
+/**
+ * Simulated traffic of every provider, generated until `count` deliveries (the last call may be cut). simulate()
+ * runs in chunks of 2,000 calls with their own seeds: its expectation spreads every time into Math.min, which
+ * overflows the stack somewhere above 10,000 calls.
+ */
+export const simulatedDeliveries = (seed: string, count: number, mode: 'live' | 'import'): Delivery[] => {
+  const now = Date.now();
+  const out: Delivery[] = [];
+  for (let chunk = 0; out.length < count; chunk += 1) {
+    if (chunk > 1000) throw new Error(`simulator gave ${out.length} deliveries, wanted ${count}`);
+    const run = simulate({
+      seed: `${seed}-${chunk}`,
+      calls: 2000,
+      provider: 'mixed',
+      baseTimeMs: mode === 'live' ? Math.floor(now / 1000) * 1000 : Math.floor(now / 86_400_000) * 86_400_000,
+      mode,
+      days: 30,
+      rate: 50,
+      maxTalkSec: 600,
+    });
+    out.push(...run.deliveries);
   }
+  return out.slice(0, count);
 };
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const f = await benchIngest();
-  console.log(`\nCall Ledger ingest benchmark (${CONNECTIONS} connections, ${DURATION} s per run, embedded PostgreSQL, fsync on)`);
-  console.log(`no-I/O route      ${fmt(f.noop.rps)} req/s   p50 ${f.noop.p50} ms   p99 ${f.noop.p99} ms`);
-  console.log(`signed webhooks   ${fmt(f.ingest.rps)} req/s   p50 ${f.ingest.p50} ms   p99 ${f.ingest.p99} ms   (non-2xx ${f.ingest.non2xx}, errors ${f.ingest.errors})`);
-  console.log(`ingest / no-I/O   ${fmt(f.ratio * 100, 1)} %   (target >= 40 %, p99 < 25 ms)`);
-  console.log(`import            ${fmt(f.importRowsPerSec)} rows/s over ${fmt(IMPORT_ROWS)} rows`);
-  console.log(`peak service RSS  ${fmt(f.peakRssMb)} MB`);
+/**
+ * Drives `connections` connections for `durationSec` over the deliveries in arrival order. Each is signed at send
+ * time (t = now), so the ±5-minute window holds however long the run; the body is the simulator's, byte for byte.
+ */
+const driveWebhooks = async (service: RunningService, deliveries: Delivery[], durationSec: number, connections: number, cursor: { i: number }) => {
+  let duplicates = 0;
+  const res = await runAutocannon({
+    url: service.url,
+    connections,
+    duration: durationSec,
+    requests: [
+      {
+        setupRequest: (req) => {
+          const d = deliveries[cursor.i++ % deliveries.length]!;
+          const s = signDelivery({ ...d, sentAtMs: Date.now() }, SIM_SECRETS, service.url);
+          return { ...req, method: 'POST', path: s.url, headers: s.headers, body: s.body };
+        },
+        onResponse: (_status, body) => {
+          if (body.includes('"duplicate":true')) duplicates += 1;
+        },
+      },
+    ],
+  });
+  return { res, duplicates };
+};
+
+const figures = (res: import('autocannon').Result, duplicates: number, peakRssMb: number): LoadFigures => ({
+  rps: res.requests.average,
+  p50: res.latency.p50,
+  p99: res.latency.p99,
+  requests: res.requests.total,
+  non2xx: res.non2xx,
+  errors: res.errors,
+  duplicates,
+  peakRssMb,
+});
+
+export interface LiveIngestOptions {
+  /** Creates an empty database on the shared server and returns its URL. */
+  freshDatabase: (name: string) => Promise<string>;
+  durationSec: number;
+  deliveries: number;
+  connections?: number;
+  /** Keep the group-commit service running for the import phase. */
+  keepService?: boolean;
+  probe?: PhaseProbe;
+}
+
+const batchStats = async (service: RunningService) => ({
+  size: await scrapeHistogram(service.url, API_KEY, 'ledger_ingest_batch_size'),
+  seconds: await scrapeHistogram(service.url, API_KEY, 'ledger_ingest_batch_seconds'),
+});
+const batchDelta = (a: Awaited<ReturnType<typeof batchStats>>, b: Awaited<ReturnType<typeof batchStats>>) => {
+  const count = b.size.count - a.size.count;
+  return { count, meanSize: count ? (b.size.sum - a.size.sum) / count : 0, meanMs: count ? ((b.seconds.sum - a.seconds.sum) / count) * 1000 : 0 };
+};
+
+/**
+ * The naive path is the same service and the same `ledger_append`, with group commit switched off: a batch of at
+ * most one delivery, and as many transactions in flight as the pool has connections (10), so each request is its
+ * own transaction with its own commit flush, as a handler calling the store directly would do.
+ */
+export const NAIVE_ENV = { LEDGER_INGEST_BATCH_MAX: '1', LEDGER_INGEST_CONCURRENCY: '10', LEDGER_DB_POOL_SIZE: '10' };
+
+export const benchLiveIngest = async (opts: LiveIngestOptions): Promise<{ figures: LiveIngestFigures; service: RunningService | null }> => {
+  const connections = opts.connections ?? CONNECTIONS;
+  const probe = opts.probe ?? noProbe;
+  const deliveries = simulatedDeliveries('bench-live', opts.deliveries, 'live');
+  const env = { ...BENCH_SECRETS, LEDGER_API_KEYS: API_KEY };
+
+  const group = await startService({ ...env, DATABASE_URL: await opts.freshDatabase('bench_ingest') });
+  let noop: LoadFigures;
+  let groupCommit: LoadFigures;
+  try {
+    const noopBody = deliveries.find((d) => d.contentType.includes('json'))!.body;
+    const noopOpts = { url: `${group.url}/internal/noop`, connections, method: 'POST' as const, headers: { 'content-type': 'application/json' }, body: noopBody };
+    await runAutocannon({ ...noopOpts, duration: 2 });
+    group.rss.reset();
+    let end = probe.begin('noop', group.child.pid!);
+    const noopRes = await runAutocannon({ ...noopOpts, duration: opts.durationSec });
+    end();
+    noop = figures(noopRes, 0, group.rss.peakMb());
+
+    const cursor = { i: 0 };
+    await driveWebhooks(group, deliveries, 2, connections, cursor);
+    group.rss.reset();
+    const before = await batchStats(group);
+    end = probe.begin('ingest', group.child.pid!);
+    const g = await driveWebhooks(group, deliveries, opts.durationSec, connections, cursor);
+    end();
+    groupCommit = { ...figures(g.res, g.duplicates, group.rss.peakMb()), batches: batchDelta(before, await batchStats(group)) };
+  } catch (err) {
+    await group.stop();
+    throw err;
+  }
+  if (!opts.keepService) await group.stop();
+
+  // Same deliveries from the start, on an empty database: the two paths see identical traffic and table sizes.
+  const naiveService = await startService({ ...env, ...NAIVE_ENV, DATABASE_URL: await opts.freshDatabase('bench_ingest_naive') });
+  let naive: LoadFigures;
+  try {
+    const cursor = { i: 0 };
+    await driveWebhooks(naiveService, deliveries, 2, connections, cursor);
+    naiveService.rss.reset();
+    const before = await batchStats(naiveService);
+    const end = probe.begin('naive', naiveService.child.pid!);
+    const n = await driveWebhooks(naiveService, deliveries, opts.durationSec, connections, cursor);
+    end();
+    naive = { ...figures(n.res, n.duplicates, naiveService.rss.peakMb()), batches: batchDelta(before, await batchStats(naiveService)) };
+  } finally {
+    await naiveService.stop();
+  }
+  return {
+    figures: { noop, groupCommit, naive, deliveriesGenerated: deliveries.length, durationSec: opts.durationSec, connections, naiveEnv: NAIVE_ENV },
+    service: opts.keepService ? group : null,
+  };
+};
+
+/** COPY text format: backslash, tab, newline and carriage return are the characters that must be escaped. */
+const copyText = (v: string | null): string => (v === null ? '\\N' : v.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r')));
+
+/**
+ * NDJSON import through the running service (`POST /v1/import`), then the physical ceiling: the same rows' bodies
+ * and metadata COPY'd by one client into a bare table (no index, no trigger, no constraint) on the same server.
+ */
+export const benchImport = async (service: RunningService, serviceDbUrl: string, rows: number, probe: PhaseProbe = noProbe): Promise<ImportFigures> => {
+  const deliveries = simulatedDeliveries('bench-import', rows, 'import');
+  const payload = Buffer.from(deliveries.map(importLine).join('\n') + '\n');
+
+  service.rss.reset();
+  let end = probe.begin('import', service.child.pid!);
+  const started = performance.now();
+  const res = await fetch(`${service.url}/v1/import`, { method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${API_KEY}` }, body: payload });
+  const summary = (await res.json()) as { imported: number; duplicates: number; rejected: unknown[] };
+  const seconds = (performance.now() - started) / 1000;
+  end();
+  const peakRssMb = service.rss.peakMb();
+  if (summary.imported + summary.duplicates !== rows) throw new Error(`import kept ${summary.imported} + ${summary.duplicates} duplicates of ${rows}: ${JSON.stringify(summary.rejected).slice(0, 300)}`);
+
+  // The rows as a bare table holds them: the import line's fields, the body as the text it was sent as.
+  const copyPayload = Buffer.from(
+    deliveries
+      .map((d) => [d.provider, new Date(d.receivedAtMs).toISOString(), d.contentType, d.path, d.query || null, d.body].map(copyText).join('\t') + '\n')
+      .join(''),
+  );
+  const client = new pg.Client({ connectionString: serviceDbUrl });
+  await client.connect();
+  let copySec: number;
+  try {
+    await client.query('DROP TABLE IF EXISTS bench_raw_copy');
+    await client.query('CREATE TABLE bench_raw_copy (provider text, received_at timestamptz, content_type text, path text, query text, body text)');
+    end = probe.begin('copy', null);
+    const copyStarted = performance.now();
+    // Chunks of 64 KiB, as a client streaming a file would send them.
+    const chunks = function* () {
+      for (let o = 0; o < copyPayload.length; o += 65536) yield copyPayload.subarray(o, o + 65536);
+    };
+    await pipeline(Readable.from(chunks()), client.query(copyFrom('COPY bench_raw_copy FROM STDIN')));
+    copySec = (performance.now() - copyStarted) / 1000;
+    end();
+    const n = await client.query<{ n: string }>('SELECT count(*)::text AS n FROM bench_raw_copy');
+    if (Number(n.rows[0]!.n) !== rows) throw new Error(`COPY stored ${n.rows[0]!.n} of ${rows} rows`);
+    await client.query('DROP TABLE bench_raw_copy');
+  } finally {
+    await client.end();
+  }
+  const rowsPerSec = rows / seconds;
+  const copyRowsPerSec = rows / copySec;
+  return {
+    rows,
+    bytes: payload.length,
+    imported: summary.imported,
+    duplicates: summary.duplicates,
+    seconds,
+    rowsPerSec,
+    peakRssMb,
+    copy: { seconds: copySec, rowsPerSec: copyRowsPerSec, bytes: copyPayload.length },
+    ratio: rowsPerSec / copyRowsPerSec,
+  };
+};
+
+/** Digest of the generated traffic, printed so that two runs can be told to have sent the same bytes. */
+export const trafficDigest = (deliveries: Delivery[]) => createHash('sha256').update(deliveries.map((d) => d.body).join('\n')).digest('hex').slice(0, 12);
+
+if (isMain(import.meta.url)) {
+  const duration = Number(process.env.BENCH_DURATION ?? 10);
+  const importRows = Number(process.env.BENCH_IMPORT_ROWS ?? 100_000);
+  const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-ingest-'));
+  const server = await startEmbeddedPostgres({ dataDir });
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  const freshDatabase = async (name: string) => {
+    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+    await admin.query(`CREATE DATABASE ${name}`);
+    return databaseUrl(server.url, name);
+  };
+  try {
+    const { figures: f, service } = await benchLiveIngest({ freshDatabase, durationSec: duration, deliveries: Math.max(20_000, duration * 6000), keepService: true });
+    const imp = await benchImport(service!, databaseUrl(server.url, 'bench_ingest'), importRows).finally(() => service!.stop());
+    console.log(`\nCall Ledger ingest benchmark (${f.connections} connections, ${duration} s per run, embedded PostgreSQL, fsync on)`);
+    console.log(`no-I/O route      ${fmt(f.noop.rps)} req/s   p50 ${f.noop.p50} ms   p99 ${f.noop.p99} ms`);
+    console.log(`group commit      ${fmt(f.groupCommit.rps)} req/s   p50 ${f.groupCommit.p50} ms   p99 ${f.groupCommit.p99} ms   (non-2xx ${f.groupCommit.non2xx}, errors ${f.groupCommit.errors}, duplicates ${f.groupCommit.duplicates})`);
+    console.log(`naive (1 tx/req)  ${fmt(f.naive.rps)} req/s   p50 ${f.naive.p50} ms   p99 ${f.naive.p99} ms   (non-2xx ${f.naive.non2xx}, errors ${f.naive.errors})`);
+    console.log(`ingest / no-I/O   ${fmt((f.groupCommit.rps / f.noop.rps) * 100, 1)} %   (target >= 40 %)`);
+    console.log(`ingest / naive    ${fmt(f.groupCommit.rps / f.naive.rps, 2)} x   (target >= 3 x)`);
+    console.log(`import            ${fmt(imp.rowsPerSec)} rows/s over ${fmt(imp.rows)} rows; raw COPY ${fmt(imp.copy.rowsPerSec)} rows/s; ratio ${fmt(imp.ratio * 100, 1)} % (target >= 50 %)`);
+    console.log(`peak service RSS  ingest ${fmt(f.groupCommit.peakRssMb)} MB, import ${fmt(imp.peakRssMb)} MB`);
+  } finally {
+    await admin.end();
+    await server.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  }
 }

@@ -12,7 +12,7 @@ import { createDatabase, migrateToLatest, startEmbeddedPostgres, type Database }
 import { EventStoreRepository, type WebhookRecord } from '../libs/event-store/src/index.js';
 import type { Outcome, Provider, TranslatedEvent } from '../libs/ledger/src/index.js';
 import { callLegsProjection, Projector } from '../libs/projections/src/index.js';
-import { fmt, startService } from './bench-support.js';
+import { fmt, isMain, percentile, startService } from './bench-support.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -100,9 +100,14 @@ const legRecord = (provider: Provider, account: string, leg: PlannedLeg, startMs
   };
 };
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
+export interface RouteLatency {
+  route: string;
+  p50: number;
+  p99: number;
+  requests: number;
+}
 
-const measure = async (label: string, url: (i: number) => string, base: string) => {
+const measure = async (label: string, url: (i: number) => string, base: string): Promise<RouteLatency> => {
   const headers = { authorization: `Bearer ${API_KEY}` };
   for (let i = 0; i < 20; i += 1) await (await fetch(base + url(i), { headers })).arrayBuffer();
   const times: number[] = [];
@@ -114,7 +119,9 @@ const measure = async (label: string, url: (i: number) => string, base: string) 
     if (res.status !== 200) throw new Error(`${label}: ${url(i)} answered ${res.status}`);
   }
   times.sort((a, b) => a - b);
-  console.log(`${label.padEnd(44)} p50 ${fmt(percentile(times, 0.5), 2).padStart(7)} ms   p99 ${fmt(percentile(times, 0.99), 2).padStart(7)} ms`);
+  const r = { route: label, p50: percentile(times, 0.5), p99: percentile(times, 0.99), requests: REQUESTS };
+  console.log(`${label.padEnd(44)} p50 ${fmt(r.p50, 2).padStart(7)} ms   p99 ${fmt(r.p99, 2).padStart(7)} ms`);
+  return r;
 };
 
 const explain = async (db: Database, title: string, query: ReturnType<typeof sql>) => {
@@ -122,12 +129,17 @@ const explain = async (db: Database, title: string, query: ReturnType<typeof sql
   console.log(`\n-- ${title}\n${rows.rows.map((r) => r['QUERY PLAN']).join('\n')}`);
 };
 
-const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-queries-'));
-const pgServer = await startEmbeddedPostgres({ dataDir });
-const { db } = createDatabase(pgServer.url, 8);
-let service: Awaited<ReturnType<typeof startService>> | null = null;
-try {
-  await migrateToLatest(db);
+export interface LegFill {
+  legs: number;
+  trees: number;
+  events: number;
+  seconds: number;
+  sampleLegs: { provider: Provider; callId: string }[];
+  bigTreeLeaves: { provider: Provider; callId: string }[];
+}
+
+/** Appends `targetLegs` legs in generated call trees through the store's bulk append (no projection). */
+export const fillLegs = async (db: Database, targetLegs: number): Promise<LegFill> => {
   const store = new EventStoreRepository(db);
   const sampleLegs: { provider: Provider; callId: string }[] = [];
   const bigTreeLeaves: { provider: Provider; callId: string }[] = [];
@@ -137,8 +149,8 @@ try {
   const fillStart = performance.now();
   let batch: WebhookRecord[] = [];
   const inFlight: Promise<unknown>[] = [];
-  const treeCount = Math.ceil(TARGET_LEGS / 2);
-  while (legs < TARGET_LEGS) {
+  const treeCount = Math.ceil(targetLegs / 2);
+  while (legs < targetLegs) {
     const provider = PROVIDERS[tree % PROVIDERS.length]!;
     const account = `AC${provider.slice(0, 2)}${String(int(0, ACCOUNTS - 1)).padStart(3, '0')}`;
     const startMs = END_MS - SPAN_MS + Math.floor(((tree + rng()) / treeCount) * SPAN_MS);
@@ -160,74 +172,85 @@ try {
   }
   inFlight.push(store.appendBatch(batch));
   await Promise.all(inFlight);
-  const fillSec = (performance.now() - fillStart) / 1000;
-  console.log(`\rappended ${fmt(legs)} legs in ${fmt(tree)} trees (${fmt(events)} events) in ${fmt(fillSec, 1)} s (${fmt(events / fillSec)} events/s)`);
+  const seconds = (performance.now() - fillStart) / 1000;
+  console.log(`\rappended ${fmt(legs)} legs in ${fmt(tree)} trees (${fmt(events)} events) in ${fmt(seconds, 1)} s (${fmt(events / seconds)} events/s)`);
+  return { legs, trees: tree, events, seconds, sampleLegs, bigTreeLeaves };
+};
 
-  const projector = new Projector(db, [callLegsProjection], { batchSize: 2000 });
-  await projector.init();
-  const rebuildStart = performance.now();
-  await projector.rebuild();
-  console.log(`projection rebuild: ${fmt((performance.now() - rebuildStart) / 1000, 1)} s`);
-  await projector.stop();
-  // What autovacuum would do after a while; without it the planner guesses row counts of fresh tables.
-  await sql`VACUUM ANALYZE`.execute(db);
-  const [{ n }] = (await sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs`.execute(db)).rows as [{ n: string }];
-  const [{ s: streams }] = (await sql<{ s: string }>`SELECT count(*)::text AS s FROM streams WHERE stream_name LIKE 'callLeg-%'`.execute(db)).rows as [{ s: string }];
-  console.log(`call_legs rows: ${fmt(Number(n))} (leg streams in the store: ${fmt(Number(streams))})\n`);
-  if (n !== streams) {
-    const missing = await sql<{ stream_name: string; version: number }>`
-      SELECT s.stream_name, s.version FROM streams s
-      WHERE s.stream_name LIKE 'callLeg-%' AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE 'callLeg-' || l.provider || ':' || l.call_id = s.stream_name)
-      ORDER BY s.stream_name LIMIT 5`.execute(db);
-    console.log('legs missing from the read model, e.g.:', missing.rows);
-    const span = await sql`SELECT min(started_at) AS first, max(started_at) AS last, count(*) FILTER (WHERE parent_call_id IS NULL) AS roots FROM call_legs`.execute(db);
-    const positions = await sql`SELECT min(e.global_position) AS first, max(e.global_position) AS last, count(*) AS events FROM events e
-      WHERE NOT EXISTS (SELECT 1 FROM call_legs l WHERE 'callLeg-' || l.provider || ':' || l.call_id = e.stream_name)`.execute(db);
-    const cp = await sql`SELECT * FROM projection_checkpoints`.execute(db);
-    const failures = await sql`SELECT * FROM projection_failures ORDER BY id DESC LIMIT 3`.execute(db);
-    console.log({ readModel: span.rows[0], eventsOfMissingLegs: positions.rows[0], checkpoints: cp.rows, failures: failures.rows });
+const pick = <T>(list: T[], i: number) => list[(i * 7919) % list.length]!;
+const deepUntil = (i: number) => new Date(END_MS - SPAN_MS * (0.6 + 0.3 * ((i * 37) % 100) / 100)).toISOString();
+const deepFilter = (i: number) => `accountId=AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}&status=completed&until=${encodeURIComponent(deepUntil(i))}`;
+
+/** p50/p99 of the query routes of the query issue, `REQUESTS` sequential requests each after 20 warm-up ones. */
+export const measureQueries = async (base: string, fill: Pick<LegFill, 'sampleLegs' | 'bigTreeLeaves'>): Promise<RouteLatency[]> => [
+  await measure('GET /v1/calls (first page, 50)', () => '/v1/calls', base),
+  await measure('GET /v1/calls (account+status, deep, 50)', (i) => `/v1/calls?${deepFilter(i)}`, base),
+  await measure('GET /v1/calls/{id}/tree (10-leg tree)', (i) => `/v1/calls/${pick(fill.bigTreeLeaves, i).callId}/tree`, base),
+  await measure('GET /v1/calls/{id}/events', (i) => `/v1/calls/${pick(fill.sampleLegs, i).callId}/events`, base),
+  await measure('GET /v1/calls/{id}', (i) => `/v1/calls/${pick(fill.sampleLegs, i).callId}`, base),
+  await measure('GET /v1/analytics/summary (30 days, by day)', (i) => `/v1/analytics/summary?groupBy=day&since=${summarySince(i)}&until=${summaryUntil(i)}`, base),
+];
+
+// 30-day windows ending on a whole hour inside the fill; a few different ones so that no single answer is cached by the planner's luck.
+const summaryUntil = (i: number) => new Date(END_MS - (i % 5) * 86_400_000).toISOString();
+const summarySince = (i: number) => new Date(END_MS - (i % 5) * 86_400_000 - 30 * 86_400_000).toISOString();
+
+export const QUERY_API_KEY = API_KEY;
+
+/** A latency over a partial read model would flatter it: every leg stream must have its row first. */
+export const assertEveryLegProjected = async (db: Database) => {
+  const r = await sql<{ missing: string }>`
+    SELECT count(*)::text AS missing FROM streams s
+    WHERE s.stream_name LIKE 'callLeg-%'
+      AND NOT EXISTS (SELECT 1 FROM call_legs l WHERE 'callLeg-' || l.provider || ':' || l.call_id = s.stream_name)`.execute(db);
+  if (r.rows[0]!.missing !== '0') throw new Error(`${r.rows[0]!.missing} leg streams have no row in call_legs after the rebuild`);
+};
+
+if (isMain(import.meta.url)) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-queries-'));
+  const pgServer = await startEmbeddedPostgres({ dataDir });
+  const { db } = createDatabase(pgServer.url, 8);
+  let service: Awaited<ReturnType<typeof startService>> | null = null;
+  try {
+    await migrateToLatest(db);
+    const fill = await fillLegs(db, TARGET_LEGS);
+    const { sampleLegs, bigTreeLeaves } = fill;
+    const projector = new Projector(db, [callLegsProjection], { batchSize: 2000 });
+    await projector.init();
+    const rebuildStart = performance.now();
+    await projector.rebuild();
+    console.log(`projection rebuild: ${fmt((performance.now() - rebuildStart) / 1000, 1)} s`);
+    await projector.stop();
+    // What autovacuum would do after a while; without it the planner guesses row counts of fresh tables.
+    await sql`VACUUM ANALYZE`.execute(db);
+    const [{ n }] = (await sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs`.execute(db)).rows as [{ n: string }];
+    console.log(`call_legs rows: ${fmt(Number(n))}\n`);
+    await assertEveryLegProjected(db);
+
+    if (EXPLAIN) {
+      const i = 3;
+      const acct = `AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}`;
+      const leaf = pick(bigTreeLeaves, i);
+      const leg = pick(sampleLegs, i);
+      // The statements CallsRepository sends (same SQL, literal values).
+      await explain(db, 'first page of /v1/calls', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND true ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
+      await explain(db, 'filtered page deep in the history', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND account_id = ${acct} AND status = 'completed' AND started_at < ${deepUntil(i)}::timestamptz ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
+      await explain(db, 'next page by cursor', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND started_at <= ${deepUntil(i)}::timestamptz AND (started_at < ${deepUntil(i)}::timestamptz OR (provider, call_id) > ('jambonz', 'x')) ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
+      await explain(db, 'one leg (call id without provider)', sql`SELECT * FROM call_legs WHERE provider = ANY (${PROVIDERS}::text[]) AND call_id = ${leg.callId}`);
+      await explain(db, 'legs of a tree', sql`SELECT * FROM call_legs WHERE provider = ${leaf.provider} AND root_call_id = ${leaf.callId.split('-')[0]}`);
+      await explain(db, "a leg's events with receipts", sql`SELECT e.*, r.body, sha256(r.body) FROM events e JOIN webhook_receipts r ON r.id = e.receipt_id WHERE e.stream_name = ANY (${[`callLeg-${leg.provider}:${leg.callId}`]}::text[]) ORDER BY e.global_position`);
+      await explain(db, 'recordings of a page', sql`SELECT r.* FROM recordings r JOIN unnest(${[leg.provider]}::text[], ${[leg.callId]}::text[]) AS t(p, c) ON r.provider = t.p AND r.call_id = t.c ORDER BY r.created_at, r.recording_id`);
+      console.log('');
+    }
+
+    service = await startService({ DATABASE_URL: pgServer.url, LEDGER_API_KEYS: API_KEY, LOG_LEVEL: 'warn' });
+    const base = service.url;
+    await measureQueries(base, fill);
+    console.log(`\nservice peak RSS: ${fmt(service.peakRssMb())} MB`);
+  } finally {
+    await service?.stop();
+    await db.destroy();
+    await pgServer.stop();
+    await rm(dataDir, { recursive: true, force: true });
   }
-
-  // Samples come from the read model itself, so that a leg is only asked for once it is there.
-  const sampled = await sql<{ provider: Provider; call_id: string }>`SELECT provider, call_id FROM call_legs WHERE abs(hashtext(call_id)) % 200 = 0 LIMIT 2000`.execute(db);
-  sampleLegs.splice(0, sampleLegs.length, ...sampled.rows.map((r) => ({ provider: r.provider, callId: r.call_id })));
-  const big = await sql<{ provider: Provider; call_id: string }>`
-    SELECT l.provider, l.call_id FROM call_legs l
-    WHERE l.depth = 2 AND l.provider = ANY (${PROVIDERS}::text[]) AND l.root_call_id = ANY (${[...new Set(bigTreeLeaves.map((b) => b.callId.split('-')[0]!))].slice(-2000)}::text[])
-      AND (SELECT count(*) FROM call_legs t WHERE t.provider = l.provider AND t.root_call_id = l.root_call_id) = 10`.execute(db);
-  bigTreeLeaves.splice(0, bigTreeLeaves.length, ...big.rows.map((r) => ({ provider: r.provider, callId: r.call_id })));
-  console.log(`samples: ${sampleLegs.length} legs, ${bigTreeLeaves.length} leaves of 10-leg trees\n`);
-  const pick = <T>(list: T[], i: number) => list[(i * 7919) % list.length]!;
-  const deepUntil = (i: number) => new Date(END_MS - SPAN_MS * (0.6 + 0.3 * ((i * 37) % 100) / 100)).toISOString();
-  const deepFilter = (i: number) => `accountId=AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}&status=completed&until=${encodeURIComponent(deepUntil(i))}`;
-
-  if (EXPLAIN) {
-    const i = 3;
-    const acct = `AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}`;
-    const leaf = pick(bigTreeLeaves, i);
-    const leg = pick(sampleLegs, i);
-    // The statements CallsRepository sends (same SQL, literal values).
-    await explain(db, 'first page of /v1/calls', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND true ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
-    await explain(db, 'filtered page deep in the history', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND account_id = ${acct} AND status = 'completed' AND started_at < ${deepUntil(i)}::timestamptz ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
-    await explain(db, 'next page by cursor', sql`SELECT * FROM call_legs WHERE started_at IS NOT NULL AND started_at <= ${deepUntil(i)}::timestamptz AND (started_at < ${deepUntil(i)}::timestamptz OR (provider, call_id) > ('jambonz', 'x')) ORDER BY started_at DESC NULLS LAST, provider, call_id LIMIT 51`);
-    await explain(db, 'one leg (call id without provider)', sql`SELECT * FROM call_legs WHERE provider = ANY (${PROVIDERS}::text[]) AND call_id = ${leg.callId}`);
-    await explain(db, 'legs of a tree', sql`SELECT * FROM call_legs WHERE provider = ${leaf.provider} AND root_call_id = ${leaf.callId.split('-')[0]}`);
-    await explain(db, "a leg's events with receipts", sql`SELECT e.*, r.body, sha256(r.body) FROM events e JOIN webhook_receipts r ON r.id = e.receipt_id WHERE e.stream_name = ANY (${[`callLeg-${leg.provider}:${leg.callId}`]}::text[]) ORDER BY e.global_position`);
-    await explain(db, 'recordings of a page', sql`SELECT r.* FROM recordings r JOIN unnest(${[leg.provider]}::text[], ${[leg.callId]}::text[]) AS t(p, c) ON r.provider = t.p AND r.call_id = t.c ORDER BY r.created_at, r.recording_id`);
-    console.log('');
-  }
-
-  service = await startService({ DATABASE_URL: pgServer.url, LEDGER_API_KEYS: API_KEY, LOG_LEVEL: 'warn' });
-  const base = service.url;
-  await measure('GET /v1/calls (first page, 50)', () => '/v1/calls', base);
-  await measure('GET /v1/calls (account+status, deep, 50)', (i) => `/v1/calls?${deepFilter(i)}`, base);
-  await measure('GET /v1/calls/{id}/tree (10-leg tree)', (i) => `/v1/calls/${pick(bigTreeLeaves, i).callId}/tree`, base);
-  await measure('GET /v1/calls/{id}/events', (i) => `/v1/calls/${pick(sampleLegs, i).callId}/events`, base);
-  await measure('GET /v1/calls/{id}', (i) => `/v1/calls/${pick(sampleLegs, i).callId}`, base);
-  console.log(`\nservice peak RSS: ${fmt(service.peakRssMb())} MB`);
-} finally {
-  await service?.stop();
-  await db.destroy();
-  await pgServer.stop();
-  await rm(dataDir, { recursive: true, force: true });
 }

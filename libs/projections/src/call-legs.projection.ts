@@ -402,6 +402,9 @@ const applyRollupDelta = async (trx: Transaction<DB>, g: number, cells: ReturnTy
 /**
  * The rollups of a whole generation in one statement (end of a bulk load). Must agree with addLeg in
  * libs/ledger/src/leg-rollup.ts: same millisecond rounding, same histogram buckets.
+ * The cell join spells IS NOT DISTINCT FROM as equalities (coalesced value, null flag): the planner can hash or
+ * merge only on equalities, and with the nullable columns left to a join filter, a merge join on provider, status
+ * and is_root compared every pair of cells in those groups (88 s of a 110 s rebuild at 60,000 legs, quadratic).
  */
 const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
   await sql`
@@ -422,8 +425,10 @@ const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
     INSERT INTO ${hourly(g)} (${CELL}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
     SELECT m.hour, m.provider, m.account_id, m.direction, m.status, m.is_root, m.legs, m.talk_ms, m.ring_ms, m.ring_n, m.machine,
       ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i)
-    FROM m LEFT JOIN hist ON hist.hour IS NOT DISTINCT FROM m.hour AND hist.provider = m.provider
-      AND hist.account_id IS NOT DISTINCT FROM m.account_id AND hist.direction IS NOT DISTINCT FROM m.direction
+    FROM m LEFT JOIN hist ON coalesce(hist.hour, 'epoch') = coalesce(m.hour, 'epoch') AND (hist.hour IS NULL) = (m.hour IS NULL)
+      AND hist.provider = m.provider
+      AND coalesce(hist.account_id, '') = coalesce(m.account_id, '') AND (hist.account_id IS NULL) = (m.account_id IS NULL)
+      AND coalesce(hist.direction, '') = coalesce(m.direction, '') AND (hist.direction IS NULL) = (m.direction IS NULL)
       AND hist.status = m.status AND hist.is_root = m.is_root`.execute(trx);
 };
 
