@@ -224,8 +224,9 @@ export function expectOutcome(args: {
     mode,
     baseTime: new Date(args.baseTimeMs).toISOString(),
     window: {
-      from: new Date(Math.min(...times, ...sent, args.baseTimeMs)).toISOString(),
-      to: new Date(Math.max(...times, ...sent, args.baseTimeMs) + 1000).toISOString(),
+      // reduce, not Math.min(...xs): spreading hundreds of thousands of times overflows the call stack.
+      from: new Date([...times, ...sent].reduce((a, b) => Math.min(a, b), args.baseTimeMs)).toISOString(),
+      to: new Date([...times, ...sent].reduce((a, b) => Math.max(a, b), args.baseTimeMs) + 1000).toISOString(),
     },
     deliveries: deliveries.length,
     retries: deliveries.filter((d) => d.retry).length,

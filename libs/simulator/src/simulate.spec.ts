@@ -160,3 +160,10 @@ describe('expected outcome', () => {
     expect(live.totals).not.toHaveProperty('avgRingSec');
   });
 });
+
+describe('simulate at scale', () => {
+  it('generates 30,000 calls without overflowing the stack', () => {
+    const run = simulate({ seed: 'big', calls: 30_000, provider: 'freeclimb', baseTimeMs: Date.UTC(2026, 0, 1), mode: 'import', days: 1, rate: 1, maxTalkSec: 60 });
+    expect(run.expected.calls).toHaveLength(30_000);
+  });
+});
