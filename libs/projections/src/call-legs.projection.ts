@@ -438,21 +438,23 @@ const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
  */
 const healAllTrees = async (trx: Transaction<DB>, g: number) => {
   const T = legs(g);
+  // Legs are inserted as their own root at depth 0, which is already right for every root and for every leg
+  // whose parent is unknown; so the walk starts only from roots that have children, and only rewrites
+  // descendants. Each leg has one parent, so the walk reaches a leg at most once and needs no de-duplication.
   await sql`
     WITH RECURSIVE down AS (
       SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth FROM ${T} l
-      WHERE l.parent_call_id IS NULL
-        OR NOT EXISTS (SELECT 1 FROM ${T} p WHERE p.provider = l.provider AND p.call_id = l.parent_call_id)
+      WHERE (l.parent_call_id IS NULL
+          OR NOT EXISTS (SELECT 1 FROM ${T} p WHERE p.provider = l.provider AND p.call_id = l.parent_call_id))
+        AND EXISTS (SELECT 1 FROM ${T} c WHERE c.provider = l.provider AND c.parent_call_id = l.call_id AND c.call_id <> l.call_id)
       UNION ALL
       SELECT l.provider, l.call_id, down.root, down.depth + 1
       FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
       WHERE down.depth < 32
-    ), best AS (
-      SELECT DISTINCT ON (provider, call_id) provider, call_id, root, depth FROM down ORDER BY provider, call_id, depth DESC
     )
-    UPDATE ${T} l SET root_call_id = best.root, depth = best.depth FROM best
-    WHERE l.provider = best.provider AND l.call_id = best.call_id
-      AND (l.root_call_id IS DISTINCT FROM best.root OR l.depth IS DISTINCT FROM best.depth)`.execute(trx);
+    UPDATE ${T} l SET root_call_id = down.root, depth = down.depth FROM down
+    WHERE down.depth > 0 AND l.provider = down.provider AND l.call_id = down.call_id
+      AND (l.root_call_id IS DISTINCT FROM down.root OR l.depth IS DISTINCT FROM down.depth)`.execute(trx);
   const cyclic = await sql<{ provider: Provider; call_id: string }>`
     SELECT l.provider, l.call_id FROM ${T} l
     WHERE l.depth = 0 AND l.parent_call_id IS NOT NULL AND l.parent_call_id <> l.call_id
