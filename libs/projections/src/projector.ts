@@ -47,6 +47,8 @@ const lockKey = (name: string) => sql`hashtext(${`ledger-projection:${name}`})`;
 export class Projector {
   private readonly signal = new EventEmitter();
   private running = false;
+  /** Counts wake-ups, so that one arriving while a batch runs is not lost to the sleep that follows it. */
+  private wakes = 0;
   private listener: pg.Client | null = null;
   private readonly loops: Promise<void>[] = [];
   private readonly rebuilding = new Map<string, { generation: number; cursor: Cursor; promise: Promise<void> }>();
@@ -104,6 +106,7 @@ export class Projector {
 
   /** In-process wake-up after an append. */
   wake(): void {
+    this.wakes += 1;
     this.signal.emit('wake');
   }
 
@@ -151,9 +154,11 @@ export class Projector {
     let backoff = 0;
     while (this.running) {
       try {
+        const seen = this.wakes;
         const n = await this.runOnce(p);
         backoff = 0;
-        if (n < this.batchSize) await this.sleep(this.pollMs);
+        // An append that committed while this batch ran may be above its snapshot: look again at once.
+        if (n < this.batchSize && this.wakes === seen) await this.sleep(this.pollMs);
       } catch (err) {
         backoff = Math.min(backoff ? backoff * 2 : 200, 30_000);
         await this.recordFailure(p, err).catch(() => undefined);
