@@ -83,6 +83,16 @@ describe('GET /v1/analytics/summary', () => {
     expect(prefix.body.totals).toEqual(computeKpis(selected.filter((l) => l.final && l.parentCallId === null)));
   });
 
+  it('agrees whichever rollup answers: by account (fine cells) and by status (coarse cells)', async () => {
+    const byAccount = await get('/v1/analytics/summary?groupBy=accountId');
+    for (const g of byAccount.body.groups) expect(g).toEqual({ key: g.key, ...computeKpis(legs.filter((l) => l.accountId === g.key)) });
+    const byStatus = await get('/v1/analytics/summary?groupBy=status&rootOnly=true');
+    for (const g of byStatus.body.groups) expect(g).toEqual({ key: g.key, ...computeKpis(legs.filter((l) => l.status === g.key && l.parentCallId === null)) });
+    const direction = await get('/v1/analytics/summary?direction=inbound');
+    expect(direction.body.totals).toEqual(computeKpis(legs.filter((l) => l.direction === 'inbound')));
+    expect(byAccount.body.groups.length).toBeGreaterThan(1);
+  });
+
   it('names the parameter it refuses', async () => {
     const r = await get('/v1/analytics/summary?groupBy=color');
     expect(r.status).toBe(400);

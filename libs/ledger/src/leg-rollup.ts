@@ -94,3 +94,26 @@ export const rollupDelta = (changes: readonly { before: RollupLeg | null; after:
     delta.legs !== 0 || delta.talkMs !== 0 || delta.ringMs !== 0 || delta.ringN !== 0 ||
     delta.machine !== 0 || delta.talkHistogram.some((x) => x !== 0));
 };
+
+/**
+ * Deltas of a coarser rollup: the cells merged by the dimensions `keep` picks (same measures summed, zero
+ * changes dropped). The coarse cell keeps the first fine cell's other fields, which its table does not store.
+ */
+export const coarsen = (
+  cells: readonly { cell: RollupCell; delta: RollupMeasures }[],
+  keep: readonly ((c: RollupCell) => unknown)[],
+): { cell: RollupCell; delta: RollupMeasures }[] => {
+  const out = new Map<string, { cell: RollupCell; delta: RollupMeasures }>();
+  for (const { cell, delta } of cells) {
+    const k = JSON.stringify(keep.map((f) => f(cell)));
+    const e = out.get(k) ?? out.set(k, { cell, delta: emptyMeasures() }).get(k)!;
+    e.delta.legs += delta.legs;
+    e.delta.talkMs += delta.talkMs;
+    e.delta.ringMs += delta.ringMs;
+    e.delta.ringN += delta.ringN;
+    e.delta.machine += delta.machine;
+    delta.talkHistogram.forEach((x, i) => (e.delta.talkHistogram[i]! += x));
+  }
+  return [...out.values()].filter(({ delta }) =>
+    delta.legs !== 0 || delta.talkMs !== 0 || delta.ringMs !== 0 || delta.ringN !== 0 || delta.machine !== 0 || delta.talkHistogram.some((x) => x !== 0));
+};

@@ -39,7 +39,9 @@ const readModel = async (tdb: TestDatabase) => {
   const recs = await sql<Record<string, unknown>>`SELECT * FROM recordings ORDER BY provider, call_id, recording_id`.execute(tdb.db);
   const hourly = await sql<Record<string, unknown>>`
     SELECT * FROM call_leg_hourly ORDER BY hour NULLS FIRST, provider, account_id NULLS FIRST, direction NULLS FIRST, status, is_root`.execute(tdb.db);
-  return { legs: legs.rows.map(({ last_position: _p, ...rest }) => rest), recordings: recs.rows, hourly: hourly.rows };
+  const coarse = await sql<Record<string, unknown>>`
+    SELECT * FROM call_provider_hourly ORDER BY hour NULLS FIRST, provider, status`.execute(tdb.db);
+  return { legs: legs.rows.map(({ last_position: _p, ...rest }) => rest), recordings: recs.rows, hourly: hourly.rows, coarse: coarse.rows };
 };
 
 const project = async (deliveries: LedgerEvent[], batch: number) => {

@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import {
-  projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupLeg,
+  coarsen, projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
 import { COLUMNS, readLegEvents, toLedgerEvent, type EventRow } from './event-reader.js';
 import type { Executor, ProjectionDefinition } from './projection.js';
@@ -10,6 +10,50 @@ const legs = (g: number) => sql.table(`call_legs_g${g}`);
 const recs = (g: number) => sql.table(`recordings_g${g}`);
 const hourly = (g: number) => sql.table(`call_leg_hourly_g${g}`);
 const CELL = sql`hour, provider, account_id, direction, status, is_root`;
+
+interface CellColumn {
+  name: string;
+  type: string;
+  nullable: boolean;
+  of: (c: RollupCell) => unknown;
+}
+const HOUR: CellColumn = { name: 'hour', type: 'timestamptz', nullable: true, of: (c) => c.hour };
+const PROVIDER: CellColumn = { name: 'provider', type: 'text', nullable: false, of: (c) => c.provider };
+const STATUS: CellColumn = { name: 'status', type: 'text', nullable: false, of: (c) => c.status };
+
+/**
+ * Two rollups of the same measures: the fine one carries every filter a cell can (account, direction, root or
+ * not), the coarse one only the hour, provider and status, so that the common questions (a month by day, by
+ * provider, by status) sum a few thousand rows instead of a cell per leg or two.
+ */
+interface RollupSpec {
+  table: (g: number) => string;
+  columns: CellColumn[];
+}
+const FINE: RollupSpec = {
+  table: (g) => `call_leg_hourly_g${g}`,
+  columns: [
+    HOUR, PROVIDER,
+    { name: 'account_id', type: 'text', nullable: true, of: (c) => c.accountId },
+    { name: 'direction', type: 'text', nullable: true, of: (c) => c.direction },
+    STATUS,
+    { name: 'is_root', type: 'bool', nullable: false, of: (c) => c.isRoot },
+  ],
+};
+const COARSE: RollupSpec = { table: (g) => `call_provider_hourly_g${g}`, columns: [HOUR, PROVIDER, STATUS] };
+const ROLLUPS = [FINE, COARSE];
+const names = (spec: RollupSpec, prefix = '') => sql.raw(spec.columns.map((c) => prefix + c.name).join(', '));
+/** IS NOT DISTINCT FROM as plain equalities (coalesced value, null flag), which the planner can hash and merge on. */
+const sameCell = (spec: RollupSpec, a: string, b: string) =>
+  sql.raw(
+    spec.columns
+      .map((c) =>
+        c.nullable
+          ? `coalesce(${a}.${c.name}, ${c.type === 'timestamptz' ? "'epoch'" : "''"}) = coalesce(${b}.${c.name}, ${c.type === 'timestamptz' ? "'epoch'" : "''"}) AND (${a}.${c.name} IS NULL) = (${b}.${c.name} IS NULL)`
+          : `${a}.${c.name} = ${b}.${c.name}`,
+      )
+      .join(' AND '),
+  );
 /** The histogram edges as a SQL array literal, for `width_bucket(seconds, edges)` (same buckets as talkBucket). */
 const EDGES = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 const streamOf = (provider: string, callId: string) => `callLeg-${provider}:${callId}`;
@@ -22,8 +66,8 @@ const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`
  */
 export const callLegsProjection: ProjectionDefinition = {
   name: 'call_legs',
-  // 2: hourly rollups for the analytics.
-  version: 2,
+  // 2: hourly rollups for the analytics. 3: the coarse (hour, provider, status) rollup beside them.
+  version: 3,
 
   async createGeneration(db: Executor, g: number) {
     await sql`
@@ -75,30 +119,29 @@ export const callLegsProjection: ProjectionDefinition = {
       )`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_root`)} ON ${recs(g)} (provider, root_call_id)`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_created`)} ON ${recs(g)} (created_at DESC)`.execute(db);
-    // One row per (start hour, provider, account, direction, status, root or not): integer measures that legs
-    // add and take back as they change, and a talk-time histogram for the percentiles (leg-rollup.ts).
-    await sql`
-      CREATE TABLE IF NOT EXISTS ${hourly(g)} (
-        hour timestamptz,
-        provider text NOT NULL,
-        account_id text,
-        direction text,
-        status text NOT NULL,
-        is_root boolean NOT NULL,
-        legs bigint NOT NULL,
-        talk_ms bigint NOT NULL,
-        ring_ms bigint NOT NULL,
-        ring_n bigint NOT NULL,
-        machine bigint NOT NULL,
-        talk_hist bigint[] NOT NULL
-      )`.execute(db);
-    await sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`call_leg_hourly_g${g}_cell`)} ON ${hourly(g)} (${CELL}) NULLS NOT DISTINCT`.execute(db);
+    // Per rollup: one row per cell (start hour and the spec's dimensions) with integer measures that legs add
+    // and take back as they change, and a talk-time histogram for the percentiles (leg-rollup.ts).
+    for (const spec of ROLLUPS) {
+      const cols = spec.columns.map((c) => `${c.name} ${c.type}${c.nullable ? '' : ' NOT NULL'}`).join(',\n        ');
+      await sql`
+        CREATE TABLE IF NOT EXISTS ${sql.table(spec.table(g))} (
+          ${sql.raw(cols)},
+          legs bigint NOT NULL,
+          talk_ms bigint NOT NULL,
+          ring_ms bigint NOT NULL,
+          ring_n bigint NOT NULL,
+          machine bigint NOT NULL,
+          talk_hist bigint[] NOT NULL
+        )`.execute(db);
+      await sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`${spec.table(g)}_cell`)} ON ${sql.table(spec.table(g))} (${names(spec)}) NULLS NOT DISTINCT`.execute(db);
+    }
   },
 
   async publish(trx: Transaction<DB>, g: number) {
     // Drop and create rather than CREATE OR REPLACE: a new version may drop or reorder columns, which REPLACE
     // refuses. Both happen inside the switch-over transaction, so readers see the old view or the new one.
-    for (const [view, table] of [['call_legs', legs(g)], ['recordings', recs(g)], ['call_leg_hourly', hourly(g)]] as const) {
+    const views = [['call_legs', legs(g)], ['recordings', recs(g)], ['call_leg_hourly', hourly(g)], ['call_provider_hourly', sql.table(COARSE.table(g))]] as const;
+    for (const [view, table] of views) {
       await sql`DROP VIEW IF EXISTS ${sql.table(view)}`.execute(trx);
       await sql`CREATE VIEW ${sql.table(view)} AS SELECT * FROM ${table}`.execute(trx);
     }
@@ -107,7 +150,7 @@ export const callLegsProjection: ProjectionDefinition = {
   async dropGeneration(db: Executor, g: number) {
     await sql`DROP TABLE IF EXISTS ${legs(g)}`.execute(db);
     await sql`DROP TABLE IF EXISTS ${recs(g)}`.execute(db);
-    await sql`DROP TABLE IF EXISTS ${hourly(g)}`.execute(db);
+    for (const spec of ROLLUPS) await sql`DROP TABLE IF EXISTS ${sql.table(spec.table(g))}`.execute(db);
   },
 
   handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) {
@@ -372,31 +415,29 @@ const currentLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]):
 };
 
 /** Adds the net change per cell; a cell left with no legs is removed, so live rollups equal rebuilt ones row for row. */
-const applyRollupDelta = async (trx: Transaction<DB>, g: number, cells: ReturnType<typeof rollupDelta>) => {
-  if (cells.length === 0) return;
-  const col = <T>(f: (c: (typeof cells)[number]) => T) => cells.map(f);
-  await sql`
-    INSERT INTO ${hourly(g)} AS h (${CELL}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
-    SELECT t.hour, t.provider, t.account_id, t.direction, t.status, t.is_root, t.legs, t.talk_ms, t.ring_ms, t.ring_n, t.machine,
-      t.hist::bigint[]
-    FROM unnest(${col((c) => c.cell.hour)}::timestamptz[], ${col((c) => c.cell.provider)}::text[], ${col((c) => c.cell.accountId)}::text[],
-      ${col((c) => c.cell.direction)}::text[], ${col((c) => c.cell.status)}::text[], ${col((c) => c.cell.isRoot)}::bool[],
-      ${col((c) => c.delta.legs)}::bigint[], ${col((c) => c.delta.talkMs)}::bigint[], ${col((c) => c.delta.ringMs)}::bigint[],
-      ${col((c) => c.delta.ringN)}::bigint[],
-      ${col((c) => c.delta.machine)}::bigint[], ${col((c) => `{${c.delta.talkHistogram.join(',')}}`)}::text[])
-      AS t(hour, provider, account_id, direction, status, is_root, legs, talk_ms, ring_ms, ring_n, machine, hist)
-    ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (${CELL}) DO UPDATE SET
-      legs = h.legs + EXCLUDED.legs, talk_ms = h.talk_ms + EXCLUDED.talk_ms, ring_ms = h.ring_ms + EXCLUDED.ring_ms,
-      ring_n = h.ring_n + EXCLUDED.ring_n,
-      machine = h.machine + EXCLUDED.machine,
-      talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`.execute(trx);
-  await sql`
-    DELETE FROM ${hourly(g)} h USING unnest(${col((c) => c.cell.hour)}::timestamptz[], ${col((c) => c.cell.provider)}::text[],
-      ${col((c) => c.cell.accountId)}::text[], ${col((c) => c.cell.direction)}::text[], ${col((c) => c.cell.status)}::text[],
-      ${col((c) => c.cell.isRoot)}::bool[]) AS t(hour, provider, account_id, direction, status, is_root)
-    WHERE h.legs = 0 AND h.hour IS NOT DISTINCT FROM t.hour AND h.provider = t.provider AND h.account_id IS NOT DISTINCT FROM t.account_id
-      AND h.direction IS NOT DISTINCT FROM t.direction AND h.status = t.status AND h.is_root = t.is_root`.execute(trx);
+const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: ReturnType<typeof rollupDelta>) => {
+  for (const spec of ROLLUPS) {
+    const cells = spec === FINE ? fine : coarsen(fine, spec.columns.map((c) => c.of));
+    if (cells.length === 0) continue;
+    const T = sql.table(spec.table(g));
+    const col = <T>(f: (c: (typeof cells)[number]) => T) => cells.map(f);
+    const keys = sql.join(spec.columns.map((c) => sql`${col((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
+    const order = sql.raw(spec.columns.map((_, i) => String(i + 1)).join(', '));
+    await sql`
+      INSERT INTO ${T} AS h (${names(spec)}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
+      SELECT ${names(spec, 't.')}, t.legs, t.talk_ms, t.ring_ms, t.ring_n, t.machine, t.hist::bigint[]
+      FROM unnest(${keys}, ${col((c) => c.delta.legs)}::bigint[], ${col((c) => c.delta.talkMs)}::bigint[], ${col((c) => c.delta.ringMs)}::bigint[],
+        ${col((c) => c.delta.ringN)}::bigint[], ${col((c) => c.delta.machine)}::bigint[], ${col((c) => `{${c.delta.talkHistogram.join(',')}}`)}::text[])
+        AS t(${names(spec)}, legs, talk_ms, ring_ms, ring_n, machine, hist)
+      ORDER BY ${order}
+      ON CONFLICT (${names(spec)}) DO UPDATE SET
+        legs = h.legs + EXCLUDED.legs, talk_ms = h.talk_ms + EXCLUDED.talk_ms, ring_ms = h.ring_ms + EXCLUDED.ring_ms,
+        ring_n = h.ring_n + EXCLUDED.ring_n, machine = h.machine + EXCLUDED.machine,
+        talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`.execute(trx);
+    await sql`
+      DELETE FROM ${T} h USING unnest(${keys}) AS t(${names(spec)})
+      WHERE h.legs = 0 AND ${sql.raw(spec.columns.map((c) => `h.${c.name} IS NOT DISTINCT FROM t.${c.name}`).join(' AND '))}`.execute(trx);
+  }
 };
 
 /**
@@ -407,29 +448,28 @@ const applyRollupDelta = async (trx: Transaction<DB>, g: number, cells: ReturnTy
  * and is_root compared every pair of cells in those groups (88 s of a 110 s rebuild at 60,000 legs, quadratic).
  */
 const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
-  await sql`
-    WITH l AS (
-      SELECT date_trunc('hour', started_at, 'UTC') AS hour, provider, account_id, direction, status, parent_call_id IS NULL AS is_root,
-        coalesce(talk_duration_sec, 0) AS talk, ring_duration_sec AS ring, answered_by
-      FROM ${legs(g)}
-    ), hist AS (
-      SELECT ${CELL}, jsonb_object_agg(b, n) AS j FROM (
-        SELECT ${CELL}, width_bucket(talk, ${EDGES}) AS b, count(*) AS n FROM l GROUP BY ${CELL}, 7
-      ) x GROUP BY ${CELL}
-    ), m AS (
-      SELECT ${CELL}, count(*) AS legs, sum(floor(talk * 1000 + 0.5))::bigint AS talk_ms,
-        coalesce(sum(floor(ring * 1000 + 0.5)), 0)::bigint AS ring_ms, count(ring) AS ring_n,
-        count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine
-      FROM l GROUP BY ${CELL}
-    )
-    INSERT INTO ${hourly(g)} (${CELL}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
-    SELECT m.hour, m.provider, m.account_id, m.direction, m.status, m.is_root, m.legs, m.talk_ms, m.ring_ms, m.ring_n, m.machine,
-      ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i)
-    FROM m LEFT JOIN hist ON coalesce(hist.hour, 'epoch') = coalesce(m.hour, 'epoch') AND (hist.hour IS NULL) = (m.hour IS NULL)
-      AND hist.provider = m.provider
-      AND coalesce(hist.account_id, '') = coalesce(m.account_id, '') AND (hist.account_id IS NULL) = (m.account_id IS NULL)
-      AND coalesce(hist.direction, '') = coalesce(m.direction, '') AND (hist.direction IS NULL) = (m.direction IS NULL)
-      AND hist.status = m.status AND hist.is_root = m.is_root`.execute(trx);
+  for (const spec of ROLLUPS) {
+    const cell = names(spec);
+    await sql`
+      WITH l AS (
+        SELECT date_trunc('hour', started_at, 'UTC') AS hour, provider, account_id, direction, status, parent_call_id IS NULL AS is_root,
+          coalesce(talk_duration_sec, 0) AS talk, ring_duration_sec AS ring, answered_by
+        FROM ${legs(g)}
+      ), hist AS (
+        SELECT ${cell}, jsonb_object_agg(b, n) AS j FROM (
+          SELECT ${cell}, width_bucket(talk, ${EDGES}) AS b, count(*) AS n FROM l GROUP BY ${cell}, width_bucket(talk, ${EDGES})
+        ) x GROUP BY ${cell}
+      ), m AS (
+        SELECT ${cell}, count(*) AS legs, sum(floor(talk * 1000 + 0.5))::bigint AS talk_ms,
+          coalesce(sum(floor(ring * 1000 + 0.5)), 0)::bigint AS ring_ms, count(ring) AS ring_n,
+          count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine
+        FROM l GROUP BY ${cell}
+      )
+      INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
+      SELECT ${names(spec, 'm.')}, m.legs, m.talk_ms, m.ring_ms, m.ring_n, m.machine,
+        ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i)
+      FROM m LEFT JOIN hist ON ${sameCell(spec, 'hist', 'm')}`.execute(trx);
+  }
 };
 
 /**

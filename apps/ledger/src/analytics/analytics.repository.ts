@@ -53,7 +53,7 @@ const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sq
 
 /**
  * KPI totals per group, read from the projection's hourly rollups wherever they can answer (whole hours, filters
- * the rollup cells carry) and from the legs themselves for the rest: the partial hours at the edges of a
+ * the rollup cells carry; the coarse hour-provider-status rollup when nothing finer is asked) and from the legs themselves for the rest: the partial hours at the edges of a
  * since/until window, and the filters and groupings a cell does not carry (from, to, final). Both sources give
  * the same integer totals (libs/ledger/src/kpis.ts), so where a figure comes from does not change it.
  */
@@ -84,6 +84,9 @@ export class AnalyticsRepository {
   }
 
   private async fromRollups(f: CallFilters, groupBy: GroupBy | null, h1: number | null, h2: number | null, out: Map<string | null, KpiTotals>) {
+    // The coarse rollup (hour, provider, status) answers whenever nothing finer is asked for: far fewer rows.
+    const coarse = !f.accountId && !f.direction && !f.rootOnly && groupBy !== 'accountId' && groupBy !== 'direction';
+    const table = sql.table(coarse ? 'call_provider_hourly' : 'call_leg_hourly');
     const w: RawBuilder<unknown>[] = [];
     if (f.provider) w.push(sql`h.provider = ${f.provider}`);
     if (f.accountId) w.push(sql`h.account_id = ${f.accountId}`);
@@ -96,10 +99,10 @@ export class AnalyticsRepository {
     const cells = await sql<CellRow>`
       SELECT ${key} AS k, h.status, sum(h.legs)::text AS legs, sum(h.talk_ms)::text AS talk_ms, sum(h.ring_ms)::text AS ring_ms,
         sum(h.ring_n)::text AS ring_n, sum(h.machine)::text AS machine
-      FROM call_leg_hourly h WHERE ${and(w)} GROUP BY 1, 2`.execute(this.db);
+      FROM ${table} h WHERE ${and(w)} GROUP BY 1, 2`.execute(this.db);
     const hist = await sql<{ k: unknown; b: number; n: string }>`
       SELECT ${key} AS k, (u.i - 1)::int AS b, sum(u.v)::text AS n
-      FROM call_leg_hourly h, unnest(h.talk_hist) WITH ORDINALITY AS u(v, i)
+      FROM ${table} h, unnest(h.talk_hist) WITH ORDINALITY AS u(v, i)
       WHERE ${and([...w, sql`h.status = 'completed'`])} GROUP BY 1, 2 HAVING sum(u.v) <> 0`.execute(this.db);
     merge(out, cells.rows, hist.rows);
   }
