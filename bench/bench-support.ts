@@ -4,7 +4,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
-import { freePort } from '../libs/db/src/embedded-postgres.js';
+import pg from 'pg';
+import { freePort, startEmbeddedPostgres } from '../libs/db/src/embedded-postgres.js';
 
 /** The secrets of the test suite (test/support/test-app.ts): the simulator signs with them, the service checks them. */
 export const BENCH_SECRETS = {
@@ -223,4 +224,23 @@ export const scrapeHistogram = async (base: string, apiKey: string, name: string
       .filter((l) => l.startsWith(`${name}_${suffix}`))
       .reduce((s, l) => s + Number(l.split(' ').at(-1)), 0);
   return { sum: value('sum'), count: value('count') };
+};
+
+/** One embedded PostgreSQL for a benchmark run, with an admin connection that hands out empty databases. */
+export const startBenchServer = async (prefix: string) => {
+  const dataDir = await mkdtemp(join(tmpdir(), prefix));
+  const server = await startEmbeddedPostgres({ dataDir });
+  const admin = new pg.Client({ connectionString: server.url });
+  await admin.connect();
+  const freshDatabase = async (name: string) => {
+    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
+    await admin.query(`CREATE DATABASE ${name}`);
+    return databaseUrl(server.url, name);
+  };
+  const stop = async () => {
+    await admin.end();
+    await server.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  };
+  return { dataDir, server, admin, freshDatabase, stop };
 };

@@ -7,16 +7,12 @@
  * same rows into a bare table on the same server as the physical ceiling.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
-import { startEmbeddedPostgres } from '../libs/db/src/index.js';
 import { importLine, signDelivery, simulate, type Delivery } from '../libs/simulator/src/index.js';
-import { BENCH_SECRETS, SIM_SECRETS, databaseUrl, fmt, isMain, noProbe, runAutocannon, scrapeHistogram, startService, type PhaseProbe, type RunningService } from './bench-support.js';
+import { BENCH_SECRETS, SIM_SECRETS, databaseUrl, fmt, isMain, noProbe, runAutocannon, scrapeHistogram, startService, type PhaseProbe, type RunningService, startBenchServer } from './bench-support.js';
 
 export const CONNECTIONS = 64;
 const API_KEY = 'bench-key-0123456789';
@@ -269,15 +265,7 @@ export const trafficDigest = (deliveries: Delivery[]) => createHash('sha256').up
 if (isMain(import.meta.url)) {
   const duration = Number(process.env.BENCH_DURATION ?? 10);
   const importRows = Number(process.env.BENCH_IMPORT_ROWS ?? 100_000);
-  const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-ingest-'));
-  const server = await startEmbeddedPostgres({ dataDir });
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  const freshDatabase = async (name: string) => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-    await admin.query(`CREATE DATABASE ${name}`);
-    return databaseUrl(server.url, name);
-  };
+  const { server, freshDatabase, stop: stopServer } = await startBenchServer('ledger-bench-ingest-');
   try {
     const { figures: f, service } = await benchLiveIngest({ freshDatabase, durationSec: duration, deliveries: Math.max(20_000, duration * 6000), keepService: true });
     const imp = await benchImport(service!, databaseUrl(server.url, 'bench_ingest'), importRows).finally(() => service!.stop());
@@ -290,8 +278,6 @@ if (isMain(import.meta.url)) {
     console.log(`import            ${fmt(imp.rowsPerSec)} rows/s over ${fmt(imp.rows)} rows; raw COPY ${fmt(imp.copy.rowsPerSec)} rows/s; ratio ${fmt(imp.ratio * 100, 1)} % (target >= 50 %)`);
     console.log(`peak service RSS  ingest ${fmt(f.groupCommit.peakRssMb)} MB, import ${fmt(imp.peakRssMb)} MB`);
   } finally {
-    await admin.end();
-    await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await stopServer();
   }
 }

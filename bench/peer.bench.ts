@@ -5,16 +5,13 @@
  * with the same appenders, the same pool size and the server's durability settings (read back and reported).
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
 import pg from 'pg';
-import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '../libs/db/src/index.js';
+import { createDatabase, migrateToLatest } from '../libs/db/src/index.js';
 import { EventStoreRepository, GroupCommitWriter, legStreamName, type WebhookRecord } from '../libs/event-store/src/index.js';
 import { ProviderRegistry } from '../libs/providers/src/index.js';
 import { buildWebhookRecord } from '../apps/ledger/src/webhooks/webhook-record.factory.js';
-import { databaseUrl, fmt, isMain, noProbe, type PhaseProbe } from './bench-support.js';
+import { databaseUrl, fmt, isMain, noProbe, type PhaseProbe, startBenchServer } from './bench-support.js';
 import { simulatedDeliveries } from './ingest.bench.js';
 
 /** pg.Pool's default, which Emmett's pool (dumbo) keeps; the ledger's pool is given the same. */
@@ -179,15 +176,7 @@ export const benchPeer = async (freshDatabase: (name: string) => Promise<string>
 };
 
 if (isMain(import.meta.url)) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-peer-'));
-  const server = await startEmbeddedPostgres({ dataDir });
-  const admin = new pg.Client({ connectionString: server.url });
-  await admin.connect();
-  const freshDatabase = async (name: string) => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-    await admin.query(`CREATE DATABASE ${name}`);
-    return databaseUrl(server.url, name);
-  };
+  const { freshDatabase, stop: stopServer } = await startBenchServer('ledger-bench-peer-');
   try {
     for (const appenders of (process.env.BENCH_APPENDERS ?? '8,64').split(',').map(Number)) {
       const f = await benchPeer(freshDatabase, { appends: Number(process.env.BENCH_APPENDS ?? 20_000), appenders });
@@ -197,8 +186,6 @@ if (isMain(import.meta.url)) {
       console.log(`ratio   ${fmt(f.ratio, 2)} x`);
     }
   } finally {
-    await admin.end();
-    await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await stopServer();
   }
 }

@@ -4,13 +4,12 @@
  * BENCH_SCALE=0.05 runs a quick, smaller version (its figures are not comparable to the targets' sizes).
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
-import pg from 'pg';
-import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '../libs/db/src/index.js';
-import { CpuMeter, RssSampler, databaseUrl, fmt, postgresPids, startService, type CpuShare, type PhaseProbe } from './bench-support.js';
+import { createDatabase, migrateToLatest } from '../libs/db/src/index.js';
+import { CpuMeter, RssSampler, databaseUrl, fmt, postgresPids, startService, type CpuShare, type PhaseProbe, startBenchServer } from './bench-support.js';
 import { benchImport, benchLiveIngest, type ImportFigures, type LiveIngestFigures } from './ingest.bench.js';
 import { benchPeer, type PeerFigures } from './peer.bench.js';
 import { QUERY_API_KEY, assertEveryLegProjected, fillLegs, measureQueries, type RouteLatency } from './queries.bench.js';
@@ -38,15 +37,7 @@ export interface PhaseRecord {
 const t0 = performance.now();
 const startedAt = new Date();
 const loadStart = loadavg();
-const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-all-'));
-const server = await startEmbeddedPostgres({ dataDir });
-const admin = new pg.Client({ connectionString: server.url });
-await admin.connect();
-const freshDatabase = async (name: string) => {
-  await admin.query(`DROP DATABASE IF EXISTS ${name}`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  return databaseUrl(server.url, name);
-};
+const { dataDir, server, admin, freshDatabase, stop: stopServer } = await startBenchServer('ledger-bench-all-');
 
 const phases: PhaseRecord[] = [];
 /** Records each phase's CPU split (service / PostgreSQL / this process / everything else) and peak RSS. */
@@ -164,9 +155,7 @@ try {
     await service.stop();
   }
 } finally {
-  await admin.end();
-  await server.stop();
-  await rm(dataDir, { recursive: true, force: true });
+  await stopServer();
 }
 
 const results: Results = {
