@@ -1,20 +1,14 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callLegsProjection, Projector } from '@lib/projections';
-import { API_KEY, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
+import { callLegsProjection, type Projector } from '@lib/projections';
+import { API_KEY, readyProjector, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
 import { freeclimbRequest, restcommRequest, type SignedRequest } from '../support/signing.js';
 
 let t: TestApp;
 let projector: Projector;
 beforeAll(async () => {
   t = await startTestApp(SECRETS);
-  projector = t.app.get(Projector);
-  // The in-process projector initialises in the background once the schema is known to be migrated.
-  const deadline = Date.now() + 10_000;
-  while ((await projector.status()).length === 0) {
-    if (Date.now() > deadline) throw new Error('projector did not initialise');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  projector = await readyProjector(t);
 });
 afterAll(async () => t.close());
 

@@ -1,6 +1,7 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { loadConfig, type LedgerConfig } from '@lib/config';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import { Projector } from '@lib/projections';
 import { createApp } from '../../apps/ledger/src/app.factory.js';
 
 export interface TestApp {
@@ -46,4 +47,15 @@ export const startTestApp = async (
       await db.drop();
     },
   };
+};
+
+/** The app's projector, once it has initialised (it does so in the background after the schema check). */
+export const readyProjector = async (t: TestApp): Promise<Projector> => {
+  const projector = t.app.get(Projector);
+  const deadline = Date.now() + 10_000;
+  while ((await projector.status()).length === 0) {
+    if (Date.now() > deadline) throw new Error('projector did not initialise');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return projector;
 };

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCallForest, computeKpis, type CallLegRow, type CallTreeNode, type KpiLeg } from '@lib/ledger';
-import { Projector } from '@lib/projections';
-import { API_KEY, SECRETS, startTestApp, type TestApp } from '../../../test/support/test-app.js';
+import type { Projector } from '@lib/projections';
+import { API_KEY, readyProjector, SECRETS, startTestApp, type TestApp } from '../../../test/support/test-app.js';
 import { diffCallTree, diffKpis, formatDifference, type Difference } from './check.js';
 import { SCENARIO_KINDS, SIM_PROVIDERS, kindsFor } from './scenario.js';
 import { importLine, simulate } from './simulate.js';
@@ -17,13 +17,7 @@ let t: TestApp;
 let projector: Projector;
 beforeAll(async () => {
   t = await startTestApp(SECRETS);
-  projector = t.app.get(Projector);
-  // The in-process projector initialises in the background once the schema is known to be migrated.
-  const deadline = Date.now() + 10_000;
-  while ((await projector.status()).length === 0) {
-    if (Date.now() > deadline) throw new Error('projector did not initialise');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  projector = await readyProjector(t);
 });
 afterAll(async () => t.close());
 
