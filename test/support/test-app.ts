@@ -1,12 +1,16 @@
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { loadConfig, type LedgerConfig } from '@lib/config';
+import { APP_TIMEOUTS, createDatabase, type DatabaseHandle } from '@lib/db';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import { Projector } from '@lib/projections';
 import { createApp } from '../../apps/ledger/src/app.factory.js';
 
 export interface TestApp {
   app: NestFastifyApplication;
+  /** The database as its superuser, for the test's own reads and tampering; the app itself runs as ledger_app/ledger_projector. */
   db: TestDatabase;
+  /** The app's pools: ledger_app (requests) and ledger_projector (the in-process projector). */
+  pools: { app: DatabaseHandle; projector: DatabaseHandle };
   config: LedgerConfig;
   close(): Promise<void>;
 }
@@ -33,7 +37,16 @@ export const startTestApp = async (
     DATABASE_URL: db.url,
     ...env,
   });
-  const app = await createApp({ config, db: db.db, schema: { migrated: true, lastError: null }, databaseUrl: db.url, benchRoutes: true });
+  // As in production: requests as ledger_app (no write but ledger_append, no DDL), the projector as ledger_projector.
+  const pools = { app: createDatabase(db.appUrl, 10, APP_TIMEOUTS), projector: createDatabase(db.projectorUrl, 4) };
+  const app = await createApp({
+    config,
+    db: pools.app.db,
+    projectorDb: pools.projector.db,
+    schema: { migrated: true, lastError: null },
+    databaseUrl: db.projectorUrl,
+    benchRoutes: true,
+  });
   // Nest adds its routes in init(), so a hook added here sees every one of them.
   if (options.onRoute) app.getHttpAdapter().getInstance().addHook('onRoute', options.onRoute);
   await app.init();
@@ -41,9 +54,11 @@ export const startTestApp = async (
   return {
     app,
     db,
+    pools,
     config,
     close: async () => {
       await app.close();
+      await Promise.allSettled([pools.app.db.destroy(), pools.projector.db.destroy()]);
       await db.drop();
     },
   };

@@ -23,6 +23,8 @@ const NEST_LEVELS: Record<LedgerConfig['logLevel'], LogLevel[] | false> = {
 export interface CreateAppOptions {
   config: LedgerConfig;
   db: Database;
+  /** The projector's pool when it runs as a role of its own (see AppModuleOptions). */
+  projectorDb?: Database;
   schema: SchemaState;
   databaseUrl?: string | null;
   benchRoutes?: boolean;
@@ -44,7 +46,7 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot({ config: options.config, db: options.db, schema: options.schema, databaseUrl: options.databaseUrl ?? null, benchRoutes: options.benchRoutes }),
+    AppModule.forRoot({ config: options.config, db: options.db, projectorDb: options.projectorDb, schema: options.schema, databaseUrl: options.databaseUrl ?? null, benchRoutes: options.benchRoutes }),
     adapter,
     { bodyParser: false, logger: NEST_LEVELS[options.config.logLevel] },
   );

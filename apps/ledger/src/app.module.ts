@@ -49,6 +49,11 @@ export interface AppModuleOptions {
   config: LedgerConfig;
   db: Database;
   schema: SchemaState;
+  /**
+   * The projector's own pool (the ledger_projector role, which owns the read models); `db` when absent (one
+   * role does everything).
+   */
+  projectorDb?: Database;
   /** Connection string for LISTEN/NOTIFY wake-ups of the projector (null: polling only). */
   databaseUrl: string | null;
   /** Adds POST /internal/noop, the no-I/O baseline route of the benchmarks. */
@@ -68,7 +73,7 @@ export class AppModule {
       {
         provide: GroupCommitWriter,
         useFactory: (store: EventStoreRepository, c: LedgerConfig, metrics: MetricsService) => {
-          const writer = new GroupCommitWriter(store, { batchMax: c.ingestBatchMax, queueMax: c.ingestQueueMax, concurrency: c.ingestConcurrency });
+          const writer = new GroupCommitWriter(store, { batchMax: c.ingestBatchMax, queueMax: c.ingestQueueMax, concurrency: c.ingestConcurrency, deadlineMs: c.ingestDeadlineMs });
           writer.onBatch = (size, seconds) => {
             metrics.batchSize.observe(size);
             metrics.batchSeconds.observe(seconds);
@@ -81,7 +86,7 @@ export class AppModule {
       {
         provide: Projector,
         useFactory: (db: Database, metrics: MetricsService) =>
-          createProjector(db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count)),
+          createProjector(options.projectorDb ?? db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count)),
         inject: [Database, MetricsService],
       },
       ProjectorLifecycle,

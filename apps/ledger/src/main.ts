@@ -9,7 +9,14 @@ const logger = new Logger('Ledger');
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
   const database = await openDatabase(config);
-  const app = await createApp({ config, db: database.db, schema: database.schema, databaseUrl: database.url, benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1' });
+  const app = await createApp({
+    config,
+    db: database.db,
+    projectorDb: database.projector.db,
+    schema: database.schema,
+    databaseUrl: database.projector.url,
+    benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1',
+  });
   app.enableShutdownHooks();
   for (const provider of ['freeclimb', 'jambonz', 'twilio', 'restcomm'] as const) {
     if (config.secrets[provider].length === 0) {
@@ -21,7 +28,7 @@ async function bootstrap(): Promise<void> {
   }
   if (config.apiKeys.length === 0) logger.warn('LEDGER_API_KEYS is empty: query, import and admin routes refuse every request');
   await app.listen({ port: config.port, host: config.host });
-  logger.log(`listening on ${await app.getUrl()} (database: ${database.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'})`);
+  logger.log(`listening on ${await app.getUrl()} (database: ${database.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}, ${database.mode === 'single' ? 'one role' : 'app and projector roles'})`);
   await database.ready;
   logger.log('migrations applied; ready');
 

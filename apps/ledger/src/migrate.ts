@@ -1,20 +1,20 @@
 import { Logger } from '@nestjs/common';
 import { loadConfig } from '@lib/config';
-import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '@lib/db';
+import { openToolDatabase } from './database.runtime.js';
 
-/** `npm run migrate`: applies migrations and exits (embedded PostgreSQL when DATABASE_URL is unset). */
+/**
+ * `npm run migrate`: applies migrations as the owner and exits (embedded PostgreSQL when DATABASE_URL is unset;
+ * LEDGER_DATABASE_OWNER_URL, else DATABASE_URL, otherwise).
+ */
 const logger = new Logger('Migrate');
 const config = loadConfig();
-const embedded = config.databaseUrl ? null : await startEmbeddedPostgres({ dataDir: config.dataDir });
-const { db } = createDatabase(config.databaseUrl ?? embedded!.url, 2);
+const database = await openToolDatabase(config, { attach: false });
 try {
-  const result = await migrateToLatest(db);
-  const applied = result.results?.filter((r) => r.status === 'Success').map((r) => r.migrationName) ?? [];
-  logger.log(applied.length ? `applied: ${applied.join(', ')}` : 'already up to date');
+  await database.migrate();
+  logger.log('migrations applied');
 } catch (err) {
   logger.error(`migration failed: ${(err as Error).message}`);
   process.exitCode = 1;
 } finally {
-  await db.destroy();
-  await embedded?.stop();
+  await database.stop();
 }

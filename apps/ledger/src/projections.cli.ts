@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { loadConfig } from '@lib/config';
-import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '@lib/db';
+import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
 import { callLegsProjection } from '@lib/projections';
+import { openToolDatabase } from './database.runtime.js';
 import { createProjector } from './projections/projector.provider.js';
 
 /**
@@ -10,11 +11,12 @@ import { createProjector } from './projections/projector.provider.js';
  */
 const [command = 'status', name] = process.argv.slice(2);
 const config = loadConfig();
-const embedded = config.databaseUrl ? null : await startEmbeddedPostgres({ dataDir: config.dataDir, attach: true });
-const { db } = createDatabase(config.databaseUrl ?? embedded!.url, 4);
+const database = await openToolDatabase(config, { attach: true });
+// Migrations as the owner; the projections as the projector role, which owns the read models it rebuilds.
+const { db } = createDatabase(database.projectorUrl, 4, { ...BACKGROUND_TIMEOUTS, applicationName: 'call-ledger-projections-cli' });
 let code = 0;
 try {
-  await migrateToLatest(db);
+  await database.migrate();
   const projector = createProjector(db, [callLegsProjection], null);
   await projector.init();
   if (command === 'rebuild') {
@@ -31,6 +33,6 @@ try {
   code = 1;
 } finally {
   await db.destroy();
-  await embedded?.stop();
+  await database.stop();
 }
 process.exit(code);

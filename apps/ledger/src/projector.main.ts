@@ -1,8 +1,9 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadConfig } from '@lib/config';
-import { createDatabase, startEmbeddedPostgres } from '@lib/db';
+import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
 import { callLegsProjection } from '@lib/projections';
+import { openToolDatabase } from './database.runtime.js';
 import { createProjector } from './projections/projector.provider.js';
 
 /**
@@ -12,9 +13,11 @@ import { createProjector } from './projections/projector.provider.js';
  */
 const logger = new Logger('ProjectorProcess');
 const config = loadConfig();
-const embedded = config.databaseUrl ? null : await startEmbeddedPostgres({ dataDir: config.dataDir, attach: true });
-const url = config.databaseUrl ?? embedded!.url;
-const { db } = createDatabase(url, 4);
+const database = await openToolDatabase(config, { attach: true });
+await database.migrate();
+// As the projector role (LEDGER_PROJECTOR_DATABASE_URL; the embedded cluster's ledger_projector).
+const url = database.projectorUrl;
+const { db } = createDatabase(url, 4, { ...BACKGROUND_TIMEOUTS, applicationName: 'call-ledger-projector' });
 const projector = createProjector(db, [callLegsProjection], url);
 await projector.init();
 projector.start();
@@ -22,7 +25,7 @@ logger.log(`projecting ${projector.projections.map((p) => p.name).join(', ')}`);
 const stop = async () => {
   await projector.stop();
   await db.destroy();
-  await embedded?.stop();
+  await database.stop();
   process.exit(0);
 };
 process.once('SIGINT', () => void stop());

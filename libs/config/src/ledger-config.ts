@@ -15,6 +15,14 @@ const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
   DATABASE_URL: z.string().url().optional(),
+  LEDGER_DATABASE_OWNER_URL: z.string().url().optional(),
+  LEDGER_PROJECTOR_DATABASE_URL: z.string().url().optional(),
+  LEDGER_DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(2_000),
+  LEDGER_DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
+  LEDGER_DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).default(5_000),
+  LEDGER_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
+  LEDGER_INGEST_DEADLINE_MS: z.coerce.number().int().min(0).default(1_000),
+  LEDGER_EMBEDDED_MAX_RESTARTS: z.coerce.number().int().min(1).default(5),
   LEDGER_DATA_DIR: z.string().default('./.data'),
   LEDGER_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   LEDGER_PUBLIC_URL: z.string().url().optional(),
@@ -51,8 +59,20 @@ export interface LedgerConfig {
   host: string;
   /** Absent: start the embedded PostgreSQL under `dataDir`. */
   databaseUrl: string | undefined;
+  /**
+   * Owner of the store (migrations). Set: DATABASE_URL is the app role and `projectorDatabaseUrl` the projector
+   * role (README "Database roles"). Unset with DATABASE_URL: one role does everything, as before.
+   */
+  databaseOwnerUrl: string | undefined;
+  projectorDatabaseUrl: string | undefined;
   dataDir: string;
   poolSize: number;
+  /** Limits of the request-serving pool (ms; 0 = none). */
+  dbTimeouts: { connectMs: number; statementMs: number; lockMs: number; idleInTransactionMs: number };
+  /** A delivery not committed within this gets 503 with Retry-After (0 = no deadline). */
+  ingestDeadlineMs: number;
+  /** Consecutive failed restarts of the embedded PostgreSQL before the service exits non-zero. */
+  embeddedMaxRestarts: number;
   /** Base of the URL providers call, used for Twilio signatures (they sign the full URL). */
   publicUrl: string | undefined;
   apiKeys: string[];
@@ -90,12 +110,28 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     throw new ConfigError(`invalid configuration: ${details}`);
   }
   const e = parsed.data;
+  if (e.LEDGER_DATABASE_OWNER_URL && !e.DATABASE_URL) {
+    throw new ConfigError('invalid configuration: LEDGER_DATABASE_OWNER_URL needs DATABASE_URL (the app role)');
+  }
+  if (e.LEDGER_DATABASE_OWNER_URL && !e.LEDGER_PROJECTOR_DATABASE_URL) {
+    throw new ConfigError('invalid configuration: LEDGER_DATABASE_OWNER_URL needs LEDGER_PROJECTOR_DATABASE_URL (the projector role)');
+  }
   return {
     port: e.PORT,
     host: e.HOST,
     databaseUrl: e.DATABASE_URL,
+    databaseOwnerUrl: e.LEDGER_DATABASE_OWNER_URL,
+    projectorDatabaseUrl: e.LEDGER_PROJECTOR_DATABASE_URL,
     dataDir: resolve(e.LEDGER_DATA_DIR),
     poolSize: e.LEDGER_DB_POOL_SIZE,
+    dbTimeouts: {
+      connectMs: e.LEDGER_DB_CONNECT_TIMEOUT_MS,
+      statementMs: e.LEDGER_DB_STATEMENT_TIMEOUT_MS,
+      lockMs: e.LEDGER_DB_LOCK_TIMEOUT_MS,
+      idleInTransactionMs: e.LEDGER_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    },
+    ingestDeadlineMs: e.LEDGER_INGEST_DEADLINE_MS,
+    embeddedMaxRestarts: e.LEDGER_EMBEDDED_MAX_RESTARTS,
     publicUrl: e.LEDGER_PUBLIC_URL?.replace(/\/+$/, ''),
     apiKeys: e.LEDGER_API_KEYS,
     secrets: {

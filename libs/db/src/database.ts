@@ -10,13 +10,44 @@ export interface DatabaseHandle {
   pool: pg.Pool;
 }
 
-export const createDatabase = (connectionString: string, max = 10): DatabaseHandle => {
+/**
+ * Per-pool limits, sent as startup parameters so the server enforces them on every session of the pool. A
+ * stalled server cannot enforce anything, so ingest also has its own deadline (GroupCommitWriter).
+ */
+export interface DatabaseTimeouts {
+  /** Give up opening a connection after this long (a stopped server accepts TCP and never answers). */
+  connectMs?: number;
+  /** statement_timeout; 0 = none (rebuilds and migrations may run long). */
+  statementMs?: number;
+  /** lock_timeout; 0 = none. */
+  lockMs?: number;
+  /** idle_in_transaction_session_timeout: a client that stalls inside a transaction stops holding its locks. */
+  idleInTransactionMs?: number;
+}
+
+export interface DatabaseOptions extends DatabaseTimeouts {
+  applicationName?: string;
+}
+
+/** Request-serving pools: a statement or lock wait past these is an error (answered 503), never a hang. */
+export const APP_TIMEOUTS: Required<DatabaseTimeouts> = { connectMs: 2_000, statementMs: 15_000, lockMs: 5_000, idleInTransactionMs: 30_000 };
+/** Projector and migrations: long statements are legitimate (a rebuild's bulk load), stalls inside a transaction are not. */
+export const BACKGROUND_TIMEOUTS: Required<DatabaseTimeouts> = { connectMs: 5_000, statementMs: 0, lockMs: 60_000, idleInTransactionMs: 120_000 };
+
+/** Without options: only the connect timeout (tools, tests, benches). The service passes the sets above. */
+const NO_LIMITS: Required<DatabaseTimeouts> = { connectMs: 5_000, statementMs: 0, lockMs: 0, idleInTransactionMs: 0 };
+
+export const createDatabase = (connectionString: string, max = 10, options: DatabaseOptions = {}): DatabaseHandle => {
+  const t = { ...NO_LIMITS, ...options };
   const pool = new pg.Pool({
     connectionString,
     max,
-    // A dead server must surface as an error quickly, never as a request that hangs.
-    connectionTimeoutMillis: 5_000,
-    application_name: 'call-ledger',
+    // A dead or stopped server must surface as an error quickly, never as a request that hangs.
+    connectionTimeoutMillis: t.connectMs,
+    ...(t.statementMs > 0 ? { statement_timeout: t.statementMs } : {}),
+    ...(t.lockMs > 0 ? { lock_timeout: t.lockMs } : {}),
+    ...(t.idleInTransactionMs > 0 ? { idle_in_transaction_session_timeout: t.idleInTransactionMs } : {}),
+    application_name: options.applicationName ?? 'call-ledger',
   });
   // An idle client's error (server restart) must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);

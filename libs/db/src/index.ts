@@ -3,3 +3,4 @@ export type * from './database.types.js';
 export * from './embedded-postgres.js';
 export * from './migrate.js';
 export * from './postgres-errors.js';
+export * from './database-roles.js';

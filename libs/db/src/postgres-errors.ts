@@ -1,13 +1,31 @@
 export const PG_UNIQUE_VIOLATION = '23505';
 
-/** Errors that mean "the database is not there right now", as opposed to a bad statement. */
+/**
+ * SQLSTATEs and socket codes that mean "the database cannot serve this right now; the same request may succeed
+ * shortly", as opposed to a bad statement:
+ * - the server is gone or unreachable (sockets, 08xxx, 57P01-57P03 shutdown/crash, 53300 too many connections);
+ * - one of the service's timeouts fired: 57014 (statement_timeout, or a cancel), 55P03 (lock_timeout),
+ *   25P03 (idle_in_transaction_session_timeout, the session is closed), 57P05 (idle_session_timeout).
+ * The service answers these with 503 and `Retry-After`; the group commit treats them as transient.
+ */
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH',
+  '57P01', '57P02', '57P03', '57P05', '08000', '08003', '08006', '08001', '08004', '53300',
+  '57014', '55P03', '25P03',
+]);
+
+/** Errors that mean "the database is not there right now" (or did not answer in time), not a bad statement. */
 export const isConnectionError = (err: unknown): boolean => {
   const e = err as { code?: string; message?: string } | undefined;
   if (!e) return false;
-  if (e.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004'].includes(e.code)) {
-    return true;
-  }
-  return /timeout exceeded when trying to connect|Connection terminated|connection error|Client has encountered a connection error/i.test(e.message ?? '');
+  if (e.code && UNAVAILABLE_CODES.has(e.code)) return true;
+  return /timeout exceeded when trying to connect|Connection terminated|connection error|Client has encountered a connection error|Query read timeout/i.test(e.message ?? '');
+};
+
+/** Worth retrying as is: unavailability and timeouts, plus serialization failures and deadlocks. */
+export const isTransientError = (err: unknown): boolean => {
+  const code = (err as { code?: string } | undefined)?.code;
+  return isConnectionError(err) || code === '40001' || code === '40P01';
 };
 
 /**

@@ -16,6 +16,12 @@ export interface GroupCommitOptions {
   queueMax: number;
   /** Transactions in flight: two lets one batch's CPU work overlap the other's commit flush. */
   concurrency?: number;
+  /**
+   * A delivery not committed within this many ms is refused with 503 (Retry-After), so that a stalled server
+   * (SIGSTOP, a hung disk) never hangs a provider's request; still queued, it is dropped, already in flight it
+   * may yet commit (a retry then gets 200 as a duplicate). 0 or absent: no deadline.
+   */
+  deadlineMs?: number;
 }
 
 export interface GroupCommitStats {
@@ -53,7 +59,22 @@ export class GroupCommitWriter {
       return Promise.reject(unavailable('ingest queue is full, retry shortly', 1));
     }
     return new Promise<AppendOutcome>((resolve, reject) => {
-      this.queue.push({ record, resolve, reject });
+      const deadlineMs = this.options.deadlineMs ?? 0;
+      if (deadlineMs <= 0) {
+        this.queue.push({ record, resolve, reject });
+      } else {
+        const waiter: Waiter = {
+          record,
+          resolve: (o) => (clearTimeout(timer), resolve(o)),
+          reject: (e) => (clearTimeout(timer), reject(e)),
+        };
+        const timer = setTimeout(() => {
+          const queued = this.queue.indexOf(waiter);
+          if (queued >= 0) this.queue.splice(queued, 1);
+          reject(unavailable('the database did not answer in time, retry shortly', 1));
+        }, deadlineMs);
+        this.queue.push(waiter);
+      }
       this.pump();
     });
   }

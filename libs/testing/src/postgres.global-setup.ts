@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
-import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '../../db/src/index.js';
+import { randomBytes } from 'node:crypto';
+import { createDatabase, grantServiceLogins, migrateToLatest, startEmbeddedPostgres } from '../../db/src/index.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -12,6 +13,8 @@ declare module 'vitest' {
     /** Name of the migrated template database that each test file clones. */
     pgTemplate: string;
     pgEngine: string;
+    /** Passwords of the service roles (ledger_app, ledger_projector) for this run; the roles are cluster-wide. */
+    pgRolePasswords: { app: string; projector: string };
   }
 }
 
@@ -73,10 +76,14 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const { db } = createDatabase(withDatabase(serverUrl, template), 2);
   await migrateToLatest(db);
   await db.destroy();
+  // The migrations made the service roles; the app under test logs in as them (test/support/test-app.ts).
+  const rolePasswords = { app: randomBytes(18).toString('base64url'), projector: randomBytes(18).toString('base64url') };
+  await grantServiceLogins(serverUrl, rolePasswords);
 
   project.provide('pgServerUrl', serverUrl);
   project.provide('pgTemplate', template);
   project.provide('pgEngine', engine);
+  project.provide('pgRolePasswords', rolePasswords);
   return async () => {
     const c = new pg.Client({ connectionString: serverUrl });
     await c.connect();

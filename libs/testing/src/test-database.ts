@@ -1,11 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDatabase, type DatabaseHandle } from '../../db/src/index.js';
+import { APP_ROLE, PROJECTOR_ROLE, createDatabase, urlAsRole, type DatabaseHandle } from '../../db/src/index.js';
 import { withDatabase } from './postgres.global-setup.js';
 
 export interface TestDatabase extends DatabaseHandle {
+  /** As the superuser that made it (db/pool above): tests use it to look behind the service's back. */
   url: string;
+  /** The same database as the service's least-privileged roles. */
+  appUrl: string;
+  projectorUrl: string;
   name: string;
   drop(): Promise<void>;
 }
@@ -24,6 +28,8 @@ export const createTestDatabase = async (poolSize = 10): Promise<TestDatabase> =
   return {
     ...handle,
     url,
+    appUrl: urlAsRole(url, APP_ROLE, inject('pgRolePasswords').app),
+    projectorUrl: urlAsRole(url, PROJECTOR_ROLE, inject('pgRolePasswords').projector),
     name,
     drop: async () => {
       await handle.db.destroy();
