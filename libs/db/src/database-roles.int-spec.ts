@@ -1,0 +1,184 @@
+import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { Migrator, sql, type Kysely } from 'kysely';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { migrations } from '../../../migrations/index.js';
+import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
+import { newEvent } from '@lib/ledger';
+import { callLegsProjection, Projector } from '@lib/projections';
+import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import { createDatabase, type DatabaseHandle } from './database.js';
+import { APP_ROLE, PROJECTOR_ROLE, urlAsRole } from './database-roles.js';
+import { migrateToLatest } from './migrate.js';
+
+/**
+ * The service's roles against the real server (the test database is migrated by the owner, as in production):
+ * the app role reads and appends through ledger_append and nothing else; the projector owns the read models.
+ */
+let tdb: TestDatabase;
+let app: DatabaseHandle;
+let projector: DatabaseHandle;
+beforeAll(async () => {
+  tdb = await createTestDatabase(2);
+  app = createDatabase(tdb.appUrl, 2);
+  projector = createDatabase(tdb.projectorUrl, 2);
+});
+afterAll(async () => {
+  await app?.db.destroy();
+  await projector?.db.destroy();
+  await tdb?.drop();
+});
+
+let seq = 0;
+const record = (legId: string): WebhookRecord => {
+  const raw = Buffer.from(JSON.stringify({ n: ++seq, legId }));
+  return {
+    receipt: {
+      provider: 'jambonz',
+      body: raw,
+      bodySha256: createHash('sha256').update(raw).digest(),
+      contentType: 'application/json',
+      path: 'status',
+      query: '',
+      headers: { 'content-type': 'application/json' },
+      remoteAddr: '127.0.0.1',
+      receivedAt: new Date(),
+      source: 'live',
+      signatureStatus: 'verified',
+      signatureTimestamp: null,
+    },
+    events: [newEvent('CallRinging', legId, { sipStatus: 180 }, { accountId: 'acc' })],
+  };
+};
+
+/** The SQLSTATE a statement fails with (null when it succeeds). */
+const failure = async (db: Kysely<any>, statement: ReturnType<typeof sql>): Promise<string | null> =>
+  statement.execute(db).then(
+    () => null,
+    (err: { code?: string }) => err.code ?? 'no code',
+  );
+
+const INSUFFICIENT_PRIVILEGE = '42501';
+
+describe('the app role (ledger_app)', () => {
+  it('appends through ledger_append (SECURITY DEFINER) and reads the store', async () => {
+    const [outcome] = await new EventStoreRepository(app.db).appendBatch([record('roles-1')]);
+    expect(outcome).toMatchObject({ duplicate: false, events: ['CallRinging'] });
+    const who = await sql<{ u: string }>`SELECT current_user AS u`.execute(app.db);
+    expect(who.rows[0]!.u).toBe('ledger_app');
+    const row = await app.db.selectFrom('events').select(['stream_name', 'receipt_id']).where('global_position', '=', outcome!.position).executeTakeFirstOrThrow();
+    expect(row.stream_name).toBe('callLeg-jambonz:roles-1');
+    expect(await failure(app.db, sql`SELECT count(*) FROM webhook_receipts, streams`)).toBeNull();
+  });
+
+  it('cannot write the store directly, change its schema or create anything', async () => {
+    const statements = {
+      'INSERT INTO events': sql`INSERT INTO events (event_id, stream_name, stream_version, type, data, metadata, receipt_id, received_at, hash)
+        SELECT gen_random_uuid(), 'x', 99, 'Forged', '{}', '{}', id, now(), '\\x00' FROM webhook_receipts LIMIT 1`,
+      'INSERT INTO webhook_receipts': sql`INSERT INTO webhook_receipts (provider, body_sha256, body, path, query, headers, received_at, source, signature_status)
+        VALUES ('jambonz', '\\x01', '\\x01', '', '', '{}', now(), 'live', 'verified')`,
+      'UPDATE webhook_receipts': sql`UPDATE webhook_receipts SET path = 'forged'`,
+      'UPDATE streams': sql`UPDATE streams SET version = 0`,
+      'DELETE FROM streams': sql`DELETE FROM streams`,
+      'DELETE FROM events': sql`DELETE FROM events`,
+      'TRUNCATE events': sql`TRUNCATE events`,
+      'ALTER TABLE events': sql`ALTER TABLE events DISABLE TRIGGER USER`,
+      'DROP TABLE events': sql`DROP TABLE events`,
+      'DROP FUNCTION ledger_append': sql`DROP FUNCTION ledger_append`,
+      'CREATE TABLE': sql`CREATE TABLE forged (id int)`,
+      'CREATE FUNCTION': sql`CREATE FUNCTION forged() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
+      'INSERT INTO projection_checkpoints': sql`INSERT INTO projection_checkpoints (name, version) VALUES ('forged', 1)`,
+      'ledger_apply_roles()': sql`SELECT ledger_apply_roles()`,
+    };
+    const results: Record<string, string | null> = {};
+    for (const [name, statement] of Object.entries(statements)) results[name] = await failure(app.db, statement);
+    expect(results).toEqual(Object.fromEntries(Object.keys(statements).map((k) => [k, INSUFFICIENT_PRIVILEGE])));
+    // Nothing slipped through as the superuser sees it.
+    expect((await sql<{ n: string }>`SELECT count(*)::text AS n FROM pg_tables WHERE tablename = 'forged'`.execute(tdb.db)).rows[0]!.n).toBe('0');
+  });
+
+  it('cannot call ledger_append with a search_path of its own making (pinned)', async () => {
+    const config = await sql<{ cfg: string[] | null; secdef: boolean }>`
+      SELECT proconfig AS cfg, prosecdef AS secdef FROM pg_proc WHERE proname = 'ledger_append'`.execute(tdb.db);
+    expect(config.rows.length).toBeGreaterThan(0);
+    for (const r of config.rows) {
+      expect(r.secdef).toBe(true);
+      expect(r.cfg).toContain('search_path=public, pg_temp');
+    }
+  });
+});
+
+describe('the projector role (ledger_projector)', () => {
+  it('creates and maintains the read models, which the app can read but not write, and cannot write the store', async () => {
+    const p = new Projector(projector.db, [callLegsProjection]);
+    await p.init();
+    await p.runUntilCaughtUp();
+    const legs = await app.db.selectFrom('call_legs').select('call_id').execute();
+    expect(legs.map((l) => l.call_id)).toContain('roles-1');
+    const owner = await sql<{ owner: string }>`SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'call_legs_g1'`.execute(tdb.db);
+    expect(owner.rows[0]!.owner).toBe('ledger_projector');
+    expect(await failure(app.db, sql`DELETE FROM call_legs_g1`)).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await failure(app.db, sql`DROP VIEW call_legs`)).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await failure(projector.db, sql`DELETE FROM streams`)).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await failure(projector.db, sql`INSERT INTO streams (stream_name) VALUES ('forged')`)).toBe(INSUFFICIENT_PRIVILEGE);
+    expect(await failure(projector.db, sql`ALTER TABLE events DISABLE TRIGGER USER`)).toBe(INSUFFICIENT_PRIVILEGE);
+    // A rebuild makes new generation tables: still readable by the app (default privileges).
+    await p.rebuild();
+    expect((await app.db.selectFrom('call_legs').select('call_id').execute()).map((l) => l.call_id)).toContain('roles-1');
+  });
+
+  it('a table a later migration creates (as the owner) is readable by both roles without a grant of its own', async () => {
+    await sql`CREATE TABLE roles_later_table (id int)`.execute(tdb.db);
+    expect(await failure(app.db, sql`SELECT * FROM roles_later_table`)).toBeNull();
+    expect(await failure(projector.db, sql`SELECT * FROM roles_later_table`)).toBeNull();
+    expect(await failure(app.db, sql`INSERT INTO roles_later_table VALUES (1)`)).toBe(INSUFFICIENT_PRIVILEGE);
+  });
+});
+
+describe('a store made before the roles existed', () => {
+  it('is upgraded by the migration: the read models the owner made pass to the projector, and the service roles work on it', async () => {
+    const serverUrl = inject('pgServerUrl');
+    const name = `ledger_old_${randomBytes(5).toString('hex')}`;
+    const admin = new pg.Client({ connectionString: serverUrl });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${name}`);
+    const url = new URL(serverUrl);
+    url.pathname = `/${name}`;
+    const owner = createDatabase(url.toString(), 2);
+    let oldApp: DatabaseHandle | null = null;
+    let oldProjector: DatabaseHandle | null = null;
+    try {
+      const result = await new Migrator({ db: owner.db, provider: { getMigrations: async () => migrations } }).migrateTo('20261121000300_projections');
+      expect(result.error).toBeUndefined();
+      // The old service: everything as the owner, read models included.
+      await new EventStoreRepository(owner.db).appendBatch([record('old-1')]);
+      const before = new Projector(owner.db, [callLegsProjection]);
+      await before.init();
+      await before.runUntilCaughtUp();
+
+      await migrateToLatest(owner.db);
+      const owners = await sql<{ name: string; owner: string }>`
+        SELECT c.relname AS name, pg_get_userbyid(c.relowner) AS owner FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'v') ORDER BY 1`.execute(owner.db);
+      const byName = Object.fromEntries(owners.rows.map((r) => [r.name, r.owner]));
+      expect(byName).toMatchObject({ call_legs: PROJECTOR_ROLE, call_legs_g1: PROJECTOR_ROLE, projection_checkpoints: PROJECTOR_ROLE, projection_failures: PROJECTOR_ROLE });
+      expect(byName.events).not.toBe(PROJECTOR_ROLE);
+
+      const passwords = inject('pgRolePasswords');
+      oldApp = createDatabase(urlAsRole(url.toString(), APP_ROLE, passwords.app), 2);
+      oldProjector = createDatabase(urlAsRole(url.toString(), PROJECTOR_ROLE, passwords.projector), 2);
+      await new EventStoreRepository(oldApp.db).appendBatch([record('old-2')]);
+      const after = new Projector(oldProjector.db, [callLegsProjection]);
+      await after.init();
+      await after.runUntilCaughtUp();
+      expect((await oldApp.db.selectFrom('call_legs').select('call_id').orderBy('call_id').execute()).map((l) => l.call_id)).toEqual(['old-1', 'old-2']);
+    } finally {
+      await oldApp?.db.destroy();
+      await oldProjector?.db.destroy();
+      await owner.db.destroy();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
+});
