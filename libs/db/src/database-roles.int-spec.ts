@@ -61,6 +61,9 @@ const failure = async (db: Kysely<any>, statement: ReturnType<typeof sql>): Prom
 
 const INSUFFICIENT_PRIVILEGE = '42501';
 
+const legIds = async (db: Kysely<any>): Promise<string[]> =>
+  (await sql<{ call_id: string }>`SELECT call_id FROM call_legs ORDER BY call_id`.execute(db)).rows.map((r) => r.call_id);
+
 describe('the app role (ledger_app)', () => {
   it('appends through ledger_append (SECURITY DEFINER) and reads the store', async () => {
     const [outcome] = await new EventStoreRepository(app.db).appendBatch([record('roles-1')]);
@@ -114,8 +117,7 @@ describe('the projector role (ledger_projector)', () => {
     const p = new Projector(projector.db, [callLegsProjection]);
     await p.init();
     await p.runUntilCaughtUp();
-    const legs = await app.db.selectFrom('call_legs').select('call_id').execute();
-    expect(legs.map((l) => l.call_id)).toContain('roles-1');
+    expect(await legIds(app.db)).toContain('roles-1');
     const owner = await sql<{ owner: string }>`SELECT tableowner AS owner FROM pg_tables WHERE tablename = 'call_legs_g1'`.execute(tdb.db);
     expect(owner.rows[0]!.owner).toBe('ledger_projector');
     expect(await failure(app.db, sql`DELETE FROM call_legs_g1`)).toBe(INSUFFICIENT_PRIVILEGE);
@@ -125,7 +127,7 @@ describe('the projector role (ledger_projector)', () => {
     expect(await failure(projector.db, sql`ALTER TABLE events DISABLE TRIGGER USER`)).toBe(INSUFFICIENT_PRIVILEGE);
     // A rebuild makes new generation tables: still readable by the app (default privileges).
     await p.rebuild();
-    expect((await app.db.selectFrom('call_legs').select('call_id').execute()).map((l) => l.call_id)).toContain('roles-1');
+    expect(await legIds(app.db)).toContain('roles-1');
   });
 
   it('a table a later migration creates (as the owner) is readable by both roles without a grant of its own', async () => {
@@ -172,7 +174,7 @@ describe('a store made before the roles existed', () => {
       const after = new Projector(oldProjector.db, [callLegsProjection]);
       await after.init();
       await after.runUntilCaughtUp();
-      expect((await oldApp.db.selectFrom('call_legs').select('call_id').orderBy('call_id').execute()).map((l) => l.call_id)).toEqual(['old-1', 'old-2']);
+      expect(await legIds(oldApp.db)).toEqual(['old-1', 'old-2']);
     } finally {
       await oldApp?.db.destroy();
       await oldProjector?.db.destroy();
