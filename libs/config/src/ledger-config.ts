@@ -22,7 +22,7 @@ const envSchema = z.object({
   LEDGER_DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).default(5_000),
   LEDGER_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS: z.coerce.number().int().min(0).default(30_000),
   LEDGER_INGEST_DEADLINE_MS: z.coerce.number().int().min(0).default(800),
-  LEDGER_EMBEDDED_MAX_RESTARTS: z.coerce.number().int().min(1).default(5),
+  LEDGER_EMBEDDED_MAX_RESTARTS: z.coerce.number().int().min(1).default(8),
   LEDGER_DATA_DIR: z.string().default('./.data'),
   LEDGER_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   LEDGER_PUBLIC_URL: z.string().url().optional(),

@@ -179,4 +179,30 @@ describe('embedded PostgreSQL supervision', () => {
     await rename(join(dir, 'pg-away'), join(dir, 'pg'));
     await server.stop();
   });
+
+  it('does not restart for ever a server that keeps dying right after each restart (crash loop): the streak counts towards giving up', async () => {
+    const dir = await newDataDir();
+    const warnings: string[] = [];
+    let gaveUp: (err: unknown) => void = () => undefined;
+    const givenUp = new Promise<unknown>((resolve) => (gaveUp = resolve));
+    let killedUpTo = 0;
+    const server = await start({
+      dataDir: dir,
+      flags: ['-c', 'fsync=off'],
+      warn: (l) => {
+        warnings.push(l);
+        // Each time it comes back, it dies again at once.
+        if (/restarted on port/.test(l)) {
+          killedUpTo += 1;
+          process.kill(postmasterPid(dir)!, 'SIGKILL');
+        }
+      },
+      supervise: { baseDelayMs: 20, maxFailures: 3, onGiveUp: (e) => gaveUp(e) },
+    });
+    process.kill(postmasterPid(dir)!, 'SIGKILL');
+    await givenUp;
+    expect(killedUpTo).toBe(3);
+    expect(warnings.filter((w) => /restart attempt \d\/3 in/.test(w)).map((w) => /attempt (\d)/.exec(w)![1])).toEqual(['1', '2', '3']);
+    await server.stop();
+  });
 });

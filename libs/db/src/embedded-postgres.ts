@@ -167,6 +167,9 @@ const rotateLegacyPassword = async (port: number, password: string, log: (line: 
   }
 };
 
+/** A restarted server that stays up this long starts the next streak of attempts from the shortest delay. */
+const STABLE_MS = 60_000;
+
 /** Exponential backoff, capped: attempt 1 waits `base`, then doubles. */
 export const restartDelay = (attempt: number, baseMs: number, maxMs: number): number => Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
 
@@ -183,6 +186,15 @@ export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): P
   const pgDir = join(options.dataDir, 'pg');
   const log = options.log ?? (() => undefined);
   const warn = options.warn ?? log;
+  // The server's last log lines, to say why a restart failed (its output is not logged otherwise).
+  const recent: string[] = [];
+  const remember = (m: string) => {
+    log(m);
+    for (const line of m.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      recent.push(line.slice(0, 300));
+      if (recent.length > 5) recent.shift();
+    }
+  };
   const clusterExists = existsSync(join(pgDir, 'PG_VERSION'));
   if (options.attach) {
     const live = runningServer(pgDir);
@@ -214,8 +226,8 @@ export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): P
     // Postgres refuses to run as root; the library then runs it as a `postgres` user it creates if needed.
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: options.flags ?? [],
-    onLog: (m: unknown) => log(String(m)),
-    onError: (m: unknown) => log(String(m)),
+    onLog: (m: unknown) => remember(String(m)),
+    onError: (m: unknown) => remember(String(m)),
   });
   const slot = server as unknown as ProcessSlot;
   if (!clusterExists) await server.initialise();
@@ -245,12 +257,19 @@ export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): P
     });
   };
   let restarting = false;
+  // Attempts in the current streak: a server that dies again soon after a restart continues the backoff (and
+  // counts towards giving up) instead of starting over at the shortest delay.
+  let streak = 0;
+  let upSince = Date.now();
   const restart = async () => {
     if (restarting || !supervision) return;
     restarting = true;
     const maxFailures = supervision.maxFailures ?? 5;
-    let lastError: unknown = null;
-    for (let attempt = 1; attempt <= maxFailures && !stopping; attempt += 1) {
+    if (Date.now() - upSince > STABLE_MS) streak = 0;
+    let lastError: unknown = new Error('the server kept exiting soon after each restart');
+    while (streak < maxFailures && !stopping) {
+      streak += 1;
+      const attempt = streak;
       const delay = restartDelay(attempt, supervision.baseDelayMs ?? 250, supervision.maxDelayMs ?? 10_000);
       warn(`embedded PostgreSQL: restart attempt ${attempt}/${maxFailures} in ${delay} ms`);
       await new Promise((r) => setTimeout(r, delay));
@@ -258,15 +277,16 @@ export const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions): P
       try {
         await server.start();
         restarting = false;
+        upSince = Date.now();
         warn(`embedded PostgreSQL: restarted on port ${port} (attempt ${attempt})`);
         watch();
         return;
       } catch (err) {
         // The library rejects with nothing when the server exits during start (e.g. the killed postmaster's
-        // backends still hold its shared memory for a moment).
-        lastError = err ?? new Error('the server exited during start');
+        // backends still hold its shared memory for a moment); the server's own last words say why.
+        lastError = err ?? new Error(recent.at(-1) ?? 'the server exited during start');
         slot.process = undefined;
-        warn(`embedded PostgreSQL: restart attempt ${attempt} failed: ${(lastError as Error).message || 'server exited during start'}`);
+        warn(`embedded PostgreSQL: restart attempt ${attempt} failed: ${(lastError as Error).message || 'the server exited during start'}`);
       }
     }
     restarting = false;
