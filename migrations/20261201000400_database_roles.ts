@@ -41,8 +41,12 @@ export async function up(db: Kysely<any>): Promise<void> {
       END LOOP;
       -- A non-superuser owner must be able to act as the projector to hand it the read models (and, in a
       -- single-URL deployment, to keep maintaining them).
-      IF NOT am_super THEN
-        EXECUTE format('GRANT ledger_projector TO %I', current_user);
+      IF NOT am_super AND NOT pg_has_role(current_user, 'ledger_projector', 'MEMBER') THEN
+        BEGIN
+          EXECUTE format('GRANT ledger_projector TO %I', current_user);
+        EXCEPTION WHEN insufficient_privilege THEN
+          RAISE EXCEPTION 'the migrating role % must be a member of ledger_projector: GRANT ledger_projector TO % (as a role that may)', current_user, current_user;
+        END;
       END IF;
 
       EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC', s);

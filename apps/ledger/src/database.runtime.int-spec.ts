@@ -1,3 +1,4 @@
+import { Logger } from '@nestjs/common';
 import { sql, type Kysely } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '@lib/config';
@@ -7,6 +8,8 @@ import { openDatabase } from './database.runtime.js';
 /** The service's connection setup against an external server, in both of its modes. */
 let tdb: TestDatabase;
 beforeAll(async () => {
+  // The single-role warning is expected here; the test output need not carry it.
+  Logger.overrideLogger(false);
   tdb = await createTestDatabase(2);
 });
 afterAll(async () => tdb?.drop());

@@ -71,6 +71,7 @@ export class GroupCommitWriter {
         const timer = setTimeout(() => {
           const queued = this.queue.indexOf(waiter);
           if (queued >= 0) this.queue.splice(queued, 1);
+          this.stats.queued = this.queue.length;
           reject(unavailable('the database did not answer in time, retry shortly', 1));
         }, deadlineMs);
         this.queue.push(waiter);
