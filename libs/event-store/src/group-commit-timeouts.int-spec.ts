@@ -101,6 +101,36 @@ describe('GroupCommitWriter against a database that does not answer in time', ()
     }
   });
 
+  it('a database that is slow for one delivery but keeps committing others is waited for, not refused', async () => {
+    const busy = createDatabase(tdb.appUrl, 2);
+    try {
+      const writer = new GroupCommitWriter(new EventStoreRepository(busy.db), { batchMax: 1, queueMax: 100, concurrency: 2, deadlineMs: 200 });
+      await writer.submit(record('slow-leg'));
+      // Hold the stream head of one leg: its next delivery waits inside PostgreSQL, the others go through.
+      await blocker.query('BEGIN');
+      await blocker.query("SELECT 1 FROM streams WHERE stream_name = 'callLeg-jambonz:slow-leg' FOR UPDATE");
+      let slowSettled: string | null = null;
+      const slow = writer.submit(record('slow-leg')).then(
+        () => (slowSettled = 'committed'),
+        () => (slowSettled = 'refused'),
+      );
+      // Other deliveries keep committing for three deadlines.
+      const until = Date.now() + 600;
+      let others = 0;
+      while (Date.now() < until) {
+        await writer.submit(record(`busy-${others}`));
+        others += 1;
+      }
+      expect(others).toBeGreaterThan(3);
+      expect(slowSettled).toBeNull();
+      await blocker.query('ROLLBACK');
+      await slow;
+      expect(slowSettled).toBe('committed');
+    } finally {
+      await busy.db.destroy();
+    }
+  });
+
   it('classifies every timeout the pools set as a connection (transient) error', async () => {
     const limited = createDatabase(tdb.appUrl, 1, { statementMs: 50 });
     try {

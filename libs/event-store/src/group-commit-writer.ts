@@ -17,9 +17,10 @@ export interface GroupCommitOptions {
   /** Transactions in flight: two lets one batch's CPU work overlap the other's commit flush. */
   concurrency?: number;
   /**
-   * A delivery not committed within this many ms is refused with 503 (Retry-After), so that a stalled server
-   * (SIGSTOP, a hung disk) never hangs a provider's request; still queued, it is dropped, already in flight it
-   * may yet commit (a retry then gets 200 as a duplicate). 0 or absent: no deadline.
+   * A delivery that has waited this many ms while the database answered no batch is refused with 503
+   * (Retry-After), so that a stalled server (SIGSTOP, a hung disk) never hangs a provider's request, while a
+   * busy one that keeps committing is waited for. Still queued, it is dropped; already in flight, it may yet
+   * commit (a retry then gets 200 as a duplicate). 0 or absent: no deadline.
    */
   deadlineMs?: number;
 }
@@ -39,6 +40,8 @@ export interface GroupCommitStats {
 export class GroupCommitWriter {
   private readonly queue: Waiter[] = [];
   private inFlight = 0;
+  /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
+  private lastAnswerAt = 0;
   private readonly concurrency: number;
   readonly stats: GroupCommitStats = { batches: 0, records: 0, queued: 0, inFlight: 0 };
   onBatch?: (size: number, seconds: number) => void;
@@ -63,17 +66,26 @@ export class GroupCommitWriter {
       if (deadlineMs <= 0) {
         this.queue.push({ record, resolve, reject });
       } else {
+        let timer: NodeJS.Timeout;
         const waiter: Waiter = {
           record,
           resolve: (o) => (clearTimeout(timer), resolve(o)),
           reject: (e) => (clearTimeout(timer), reject(e)),
         };
-        const timer = setTimeout(() => {
+        // Slow but answering (a load peak) is not a stall: wait on while a statement came back within the
+        // deadline, refuse once the database has said nothing for that long.
+        const check = () => {
+          const quietFor = Date.now() - this.lastAnswerAt;
+          if (quietFor < deadlineMs) {
+            timer = setTimeout(check, deadlineMs - quietFor);
+            return;
+          }
           const queued = this.queue.indexOf(waiter);
           if (queued >= 0) this.queue.splice(queued, 1);
           this.stats.queued = this.queue.length;
           reject(unavailable('the database did not answer in time, retry shortly', 1));
-        }, deadlineMs);
+        };
+        timer = setTimeout(check, deadlineMs);
         this.queue.push(waiter);
       }
       this.pump();
@@ -97,11 +109,13 @@ export class GroupCommitWriter {
     const started = performance.now();
     try {
       const outcomes = await this.store.appendBatch(batch.map((w) => w.record));
+      this.lastAnswerAt = Date.now();
       batch.forEach((w, i) => w.resolve(outcomes[i]!));
       this.stats.batches += 1;
       this.stats.records += batch.length;
       this.onBatch?.(batch.length, (performance.now() - started) / 1000);
     } catch (err) {
+      if (!isConnectionError(err)) this.lastAnswerAt = Date.now();
       if (isConnectionError(err)) {
         const e = unavailable('database unavailable, retry shortly', 1);
         for (const w of batch) w.reject(e);
