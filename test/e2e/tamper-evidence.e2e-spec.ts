@@ -69,7 +69,7 @@ describe('GET /v1/audit/verify after tampering as the database owner', () => {
     expect(report.valid).toBe(false);
     const broken = [...report.broken].sort((a: { callId: string }, b: { callId: string }) => a.callId.localeCompare(b.callId));
     expect(broken).toEqual([
-      { callId: 'CA-tamper-1', provider: 'freeclimb', streamName: 'callLeg-freeclimb:CA-tamper-1', position: changed.position, reason: 'event content does not match its hash' },
+      { callId: 'CA-tamper-1', provider: 'freeclimb', streamName: 'callLeg-freeclimb:CA-tamper-1', position: changed.position, reason: expect.stringContaining('does not match its hash') },
       { callId: 'CA-tamper-2', provider: 'freeclimb', streamName: 'callLeg-freeclimb:CA-tamper-2', position: two[2]!.position, reason: expect.stringContaining('stream version 3 where 2 was expected') },
       { callId: 'CA-tamper-3', provider: 'freeclimb', streamName: 'callLeg-freeclimb:CA-tamper-3', position: cited.position, reason: 'raw webhook body no longer matches its recorded sha256' },
     ]);

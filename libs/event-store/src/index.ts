@@ -3,3 +3,4 @@ export * from './event-store.repository.js';
 export * from './group-commit-writer.js';
 export * from './hash-chain.js';
 export * from './webhook-record.js';
+export * from './dedupe-key.js';
