@@ -27,12 +27,24 @@ export class CheckpointRepository {
    * Takes a checkpoint of the transactions that ended since the last one. `onlyIfChanged`: none is written when
    * no event was appended (the periodic timer); on demand one is always written, so that its time is signed.
    */
-  async create(signer: CheckpointSigner | null, onlyIfChanged: boolean): Promise<CheckpointRecord | null> {
+  async create(signer: CheckpointSigner | null, onlyIfChanged: boolean, waitMs = 5000): Promise<CheckpointRecord | null> {
     return this.db.transaction().execute(async (trx) => {
       await sql`SELECT ${LOCK}`.execute(trx);
       const last = await trx.selectFrom('ledger_checkpoints').selectAll().orderBy('seq', 'desc').limit(1).executeTakeFirst();
       // Every transaction below the snapshot's xmin has ended: the window is final, nothing can still land in it.
-      const snap = await sql<{ xmin: string; now: Date }>`SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, now() AS now`.execute(trx);
+      // On demand, wait (a little) until every transaction that had started by now has ended, so that the
+      // checkpoint covers everything committed before it was asked for.
+      const snapshot = () => sql<{ xmin: string; xmax: string; now: Date }>`
+        SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, pg_snapshot_xmax(pg_current_snapshot())::text AS xmax, clock_timestamp() AS now`.execute(trx);
+      let snap = await snapshot();
+      if (!onlyIfChanged) {
+        const target = snap.rows[0]!.xmax;
+        const deadline = Date.now() + waitMs;
+        while (xidBefore(snap.rows[0]!.xmin, target) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 10));
+          snap = await snapshot();
+        }
+      }
       const fromXmin = last?.to_xmin ?? '0';
       const toXmin = xidBefore(fromXmin, snap.rows[0]!.xmin) ? snap.rows[0]!.xmin : fromXmin;
       const heads = await windowHeads(trx, fromXmin, toXmin);

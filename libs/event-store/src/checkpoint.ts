@@ -40,7 +40,20 @@ export const headsSha256 = (heads: readonly CheckpointHead[]): string => {
   return h.digest('hex');
 };
 
-export const checkpointMessage = (b: CheckpointBody): string => canonicalJson({ format: CHECKPOINT_FORMAT, ...b });
+/** Exactly the signed fields (a record passed in carries its digest and signature too: they are not signed). */
+export const checkpointMessage = (b: CheckpointBody): string =>
+  canonicalJson({
+    format: CHECKPOINT_FORMAT,
+    seq: b.seq,
+    createdAt: b.createdAt,
+    fromXmin: b.fromXmin,
+    toXmin: b.toXmin,
+    position: b.position,
+    streamCount: b.streamCount,
+    headCount: b.headCount,
+    headsSha256: b.headsSha256,
+    prevDigest: b.prevDigest,
+  });
 
 export const checkpointDigest = (b: CheckpointBody): string => createHash('sha256').update(checkpointMessage(b), 'utf8').digest('hex');
 

@@ -6,3 +6,4 @@ export * from './webhook-record.js';
 export * from './dedupe-key.js';
 export * from './checkpoint.js';
 export * from './checkpoint.repository.js';
+export * from './offline-verify.js';
