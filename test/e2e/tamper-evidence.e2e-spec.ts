@@ -1,9 +1,13 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sql } from 'kysely';
 import { checkpointMessage, computeEventHash, EventStoreRepository, verifyAuditExport } from '@lib/event-store';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
 import { freeclimbRequest, type SignedRequest } from '../support/signing.js';
+import { runVerifyCli } from '../../apps/ledger/src/verify.cli.js';
 
 /**
  * Tamper evidence: the database owner can switch the immutability triggers off, but whatever they change in
@@ -144,6 +148,15 @@ describe('GET /v1/audit/verify against the owner, with signed checkpoints', () =
     expect(intact).toMatchObject({ valid: true, broken: [], publicKeySource: 'argument', checkpoints: { checked: 1, signed: 1, problems: [] } });
     expect(intact.eventsChecked).toBe(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM events`.execute(s.db.db)).rows[0]!.n));
 
+    // The CLI (npm run verify) on files: 0 for the intact export, 1 for an edited one, 2 for a usage error.
+    const dir = mkdtempSync(join(tmpdir(), 'audit-'));
+    writeFileSync(join(dir, 'audit.ndjson'), `${lines.join('\n')}\n`);
+    writeFileSync(join(dir, 'key.pem'), publicPem);
+    const out: string[] = [];
+    expect(await runVerifyCli([join(dir, 'audit.ndjson'), '--public-key', join(dir, 'key.pem')], (x) => out.push(x))).toBe(0);
+    expect(JSON.parse(out[0]!)).toMatchObject({ valid: true, publicKeySource: 'argument' });
+    expect(await runVerifyCli(['--public-key'], () => undefined)).toBe(2);
+
     // The same export read with the key inside it verifies too, and says that this proves nothing.
     expect((await verifyAuditExport(lines)).notes.join(' ')).toContain('proves nothing');
 
@@ -153,6 +166,8 @@ describe('GET /v1/audit/verify against the owner, with signed checkpoints', () =
       return o.kind === 'event' && o.streamName === streamOf('CA-own-ok') && o.streamVersion === 2 ? JSON.stringify({ ...o, data: { ...o.data, forged: true } }) : l;
     });
     expect(edited).not.toEqual(lines);
+    writeFileSync(join(dir, 'edited.ndjson'), `${edited.join('\n')}\n`);
+    expect(await runVerifyCli([join(dir, 'edited.ndjson'), '--public-key', publicPem], () => undefined)).toBe(1);
     const r1 = await verifyAuditExport(edited, { publicKey: publicPem });
     expect(r1.valid).toBe(false);
     expect(r1.broken).toContainEqual(expect.objectContaining({ streamName: streamOf('CA-own-ok'), reason: expect.stringContaining('does not match its hash') }));
