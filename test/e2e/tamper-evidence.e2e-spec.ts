@@ -144,6 +144,10 @@ describe('GET /v1/audit/verify against the owner, with signed checkpoints', () =
   it('the offline verifier passes an intact export and catches an edited one', async () => {
     const lines = await exportS();
     expect(JSON.parse(lines[0]!)).toMatchObject({ kind: 'header', publicKey: publicPem });
+    // What the chain hashes of a signature header is its sha256: the export never carries a signature.
+    const stored = await sql<{ sig: string }>`SELECT headers->>'freeclimb-signature' AS sig FROM webhook_receipts`.execute(s.db.db);
+    expect(stored.rows.length).toBeGreaterThan(0);
+    for (const { sig } of stored.rows) expect(lines.join('\n')).not.toContain(sig.split('v1=')[1]!);
     const intact = await verifyAuditExport(lines, { publicKey: publicPem });
     expect(intact).toMatchObject({ valid: true, broken: [], publicKeySource: 'argument', checkpoints: { checked: 1, signed: 1, problems: [] } });
     expect(intact.eventsChecked).toBe(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM events`.execute(s.db.db)).rows[0]!.n));

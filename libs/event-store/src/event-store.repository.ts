@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Database } from '@lib/db';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
-import { CHAIN_VERSION, chainContentOfText, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StreamHead } from './hash-chain.js';
+import { CHAIN_VERSION, chainContentOfText, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StreamHead } from './hash-chain.js';
 import {
   legStreamName,
   unrecognizedStreamName,
@@ -43,17 +43,7 @@ const storableReceipt = (r: ReceiptInput): StorableReceipt => ({
   headers: JSON.parse(canonicalJson(r.headers)) as Record<string, string>,
 });
 
-export const hashedMetaOf = (r: ReceiptInput): HashedReceiptMeta => ({
-  provider: r.provider,
-  contentType: r.contentType,
-  path: r.path,
-  query: r.query,
-  headers: r.headers,
-  remoteAddr: r.remoteAddr,
-  source: r.source,
-  signatureStatus: r.signatureStatus,
-  signatureTimestamp: r.signatureTimestamp?.toISOString() ?? null,
-});
+export const hashedMetaOf = (r: ReceiptInput): HashedReceiptMeta => hashedReceiptMeta(r);
 
 /**
  * SQL of the append-only store. `appendBatch` keeps many deliveries in one statement (group commit and bulk
@@ -208,7 +198,7 @@ export class EventStoreRepository {
       transactionId: String(r.transaction_id),
       receipt:
         r.chain_version >= 2
-          ? {
+          ? hashedReceiptMeta({
               provider: r.provider,
               contentType: r.content_type,
               path: r.path,
@@ -217,8 +207,8 @@ export class EventStoreRepository {
               remoteAddr: r.remote_addr,
               source: r.source,
               signatureStatus: r.signature_status,
-              signatureTimestamp: r.signature_timestamp ? r.signature_timestamp.toISOString() : null,
-            }
+              signatureTimestamp: r.signature_timestamp,
+            })
           : null,
       position: String(r.global_position),
       eventId: r.event_id,

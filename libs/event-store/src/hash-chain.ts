@@ -52,6 +52,44 @@ export const chainContent = (c: Omit<ChainedEventContent, 'streamVersion'>): str
 
 export const receiptMetaText = (r: HashedReceiptMeta): string => canonicalJson(r);
 
+/** Headers that carry a signature: hashed (and exported) as their sha256, never as the value. */
+export const SIGNATURE_HEADERS = ['freeclimb-signature', 'jambonz-signature', 'x-twilio-signature'] as const;
+
+/**
+ * The receipt metadata as rule 2 hashes it, from the stored columns. A signature header enters as
+ * `sha256:<hex of its value>`: an edited stored signature still breaks the chain, and the audit export, which
+ * must carry what is hashed, never carries a full signature.
+ */
+export const hashedReceiptMeta = (r: {
+  provider: string;
+  contentType: string | null;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  remoteAddr: string | null;
+  source: string;
+  signatureStatus: string;
+  signatureTimestamp: Date | string | null;
+}): HashedReceiptMeta => {
+  const headers: Record<string, string> = { ...r.headers };
+  for (const name of SIGNATURE_HEADERS) {
+    const v = headers[name];
+    if (v !== undefined) headers[name] = `sha256:${createHash('sha256').update(v, 'utf8').digest('hex')}`;
+  }
+  const ts = r.signatureTimestamp;
+  return {
+    provider: r.provider,
+    contentType: r.contentType,
+    path: r.path,
+    query: r.query,
+    headers,
+    remoteAddr: r.remoteAddr,
+    source: r.source,
+    signatureStatus: r.signatureStatus,
+    signatureTimestamp: ts === null ? null : typeof ts === 'string' ? ts : ts.toISOString(),
+  };
+};
+
 /** Same text from data, metadata and receipt already in canonical form (the writer's hot path). */
 export const chainContentOfText = (c: ContentFields & { dataText: string; metadataText: string; receiptText: string | null }): string => {
   const common = `${JSON.stringify(c.eventId)},${JSON.stringify(c.streamName)},${JSON.stringify(c.type)},${c.schemaVersion},${c.dataText},${c.metadataText},${JSON.stringify(c.bodySha256)},${JSON.stringify(c.receivedAt)},${c.occurredAt === null ? 'null' : JSON.stringify(c.occurredAt)}`;

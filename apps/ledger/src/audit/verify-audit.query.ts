@@ -112,8 +112,9 @@ export class VerifyAuditHandler implements IQueryHandler<VerifyAuditQuery> {
     for (;;) {
       const page = await this.checkpoints.repository.list(afterSeq, 100);
       for (const c of page) {
-        checker.add(c, await this.checkpoints.repository.heads(c.seq));
-        const signed = only ? await this.checkpoints.repository.heads(c.seq, only) : await this.checkpoints.repository.heads(c.seq);
+        const all = await this.checkpoints.repository.heads(c.seq);
+        checker.add(c, all);
+        const signed = only ? all.filter((h) => only.includes(h.streamName)) : all;
         const now = await this.checkpoints.repository.recomputeHeads(c, only);
         for (const d of compareWindowHeads(signed, now)) if (inScope(d.streamName)) brokenAt(d.streamName, c.position, `${d.reason} (checkpoint ${c.seq})`);
         last = c;

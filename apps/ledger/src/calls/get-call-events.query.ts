@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { verifyStreamChain, type StoredChainLink } from '@lib/event-store';
+import { hashedReceiptMeta, SIGNATURE_HEADERS, verifyStreamChain, type StoredChainLink } from '@lib/event-store';
 import type { Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
 import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
@@ -12,7 +12,6 @@ export interface CallEvents {
   chain: { valid: boolean };
 }
 
-const SIGNATURE_HEADERS = ['freeclimb-signature', 'jambonz-signature', 'x-twilio-signature'];
 
 /**
  * A full signature is never served (it would let a reader replay the delivery within its window, and for
@@ -25,7 +24,7 @@ const toLink = (r: StoredEventRow): StoredChainLink => ({
   chainVersion: r.chain_version,
   receipt:
     r.chain_version >= 2
-      ? {
+      ? hashedReceiptMeta({
           provider: r.provider,
           contentType: r.content_type,
           path: r.path,
@@ -34,8 +33,8 @@ const toLink = (r: StoredEventRow): StoredChainLink => ({
           remoteAddr: r.remote_addr,
           source: r.source,
           signatureStatus: r.signature_status,
-          signatureTimestamp: r.signature_timestamp ? r.signature_timestamp.toISOString() : null,
-        }
+          signatureTimestamp: r.signature_timestamp,
+        })
       : null,
   position: r.position,
   eventId: r.event_id,
