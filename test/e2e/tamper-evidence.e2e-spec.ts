@@ -238,3 +238,25 @@ describe('GET /v1/audit/verify against the owner, with signed checkpoints', () =
     expect((await verifyS()).checkpoints.problems).toEqual([{ seq: 1, reason: expect.stringContaining('signature does not verify') }]);
   });
 });
+
+describe('checkpoints without a signing key, taken periodically', () => {
+  let u: TestApp;
+  beforeAll(async () => {
+    u = await startTestApp({ ...SECRETS, LEDGER_CHECKPOINT_INTERVAL_SEC: '1' });
+  });
+  afterAll(async () => u.close());
+
+  it('are taken once events were appended, unsigned, and verify says that signatures were not checked', async () => {
+    const count = async () => Number((await sql<{ n: string }>`SELECT count(*) AS n FROM ledger_checkpoints`.execute(u.db.db)).rows[0]!.n);
+    const r = freeclimbRequest(leg('CA-periodic', 'ringing', { requestType: 'inboundCall' }), '/voice');
+    expect((await u.app.inject({ method: 'POST', url: r.url, headers: r.headers, payload: r.payload })).statusCode).toBe(200);
+    const deadline = Date.now() + 15_000;
+    while ((await count()) === 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 50));
+    const rows = await sql<{ signature: Buffer | null; head_count: number }>`SELECT signature, head_count FROM ledger_checkpoints ORDER BY seq`.execute(u.db.db);
+    expect(rows.rows[0]).toEqual({ signature: null, head_count: 1 });
+    const report = (await u.app.inject({ method: 'GET', url: '/v1/audit/verify', headers: { authorization: `Bearer ${API_KEY}` } })).json();
+    expect(report).toMatchObject({ valid: true, checkpoints: { checked: rows.rows.length, signed: 0, unsigned: rows.rows.length, signaturesChecked: false, problems: [] } });
+    const key = (await u.app.inject({ method: 'GET', url: '/v1/audit/public-key', headers: { authorization: `Bearer ${API_KEY}` } })).json();
+    expect(key).toEqual({ publicKey: null, publicKeySha256: null });
+  });
+});
