@@ -55,7 +55,7 @@ describe('chain versions across the issue-10 migration', () => {
           provider: 'jambonz', body: next, bodySha256: createHash('sha256').update(next).digest(), contentType: 'application/json', path: 'status', query: '',
           headers: { 'jambonz-signature': 't=1,v1=ab' }, remoteAddr: '127.0.0.1', receivedAt: new Date(), source: 'live', signatureStatus: 'verified', signatureTimestamp: null,
         },
-        events: [newEvent('CallCompleted', 'leg-old', { durationSec: 3 })],
+        events: [newEvent('CallCompleted', 'leg-old', { outcome: 'completed', durationSec: 3 })],
       },
     ]);
     const all = await store.readChainLinks({ streamNames: [stream] });
