@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { canonicalFormString } from '@lib/event-store';
 import { connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
@@ -132,8 +133,14 @@ describe('every webhook endpoint, fuzzed', () => {
             return;
           }
           expect(signed, `${what} was accepted unsigned`).toBe(true);
-          const receipt = JSON.parse(res.body) as { receiptId: string };
+          const receipt = JSON.parse(res.body) as { receiptId: string; duplicate: boolean };
           const stored = await t.db.db.selectFrom('webhook_receipts').select(['body', 'body_sha256']).where('id', '=', receipt.receiptId).executeTakeFirstOrThrow();
+          if (receipt.duplicate && (provider === 'twilio' || provider === 'restcomm')) {
+            // A form delivery duplicates any body with the same signed parameter string (README, The receipt):
+            // the original's bytes are the ones kept.
+            expect(canonicalFormString(stored.body), what).toBe(canonicalFormString(body));
+            return;
+          }
           expect(stored.body.equals(body), what).toBe(true);
           expect(Buffer.from(stored.body_sha256).equals(createHash('sha256').update(body).digest()), what).toBe(true);
         },

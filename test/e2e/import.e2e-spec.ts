@@ -35,7 +35,8 @@ describe('POST /v1/import', () => {
     expect(out.rejected[1].error).toMatch(/provider/);
     expect(out.rejected[2].error).toMatch(/receivedAt/);
 
-    const receipt = await t.db.db.selectFrom('webhook_receipts').selectAll().where('source', '=', 'import').orderBy('id').executeTakeFirstOrThrow();
+    // Receipts of one batch are inserted sorted by their dedupe key (no deadlock between batches), not in line order.
+    const receipt = await t.db.db.selectFrom('webhook_receipts').selectAll().where('source', '=', 'import').orderBy('received_at').executeTakeFirstOrThrow();
     expect(receipt.received_at.toISOString()).toBe('2026-01-05T14:02:10.118Z');
     expect(receipt.signature_status).toBe('not-checked');
     expect(receipt.path).toBe('voice');

@@ -41,6 +41,8 @@ const postRequest = (path: string): { url: string; headers: Record<string, strin
       };
     case '/v1/admin/projections/rebuild':
       return { url: path, headers: { ...auth, 'content-type': 'application/json' }, payload: '{"name":"no-such-projection"}' };
+    case '/v1/admin/checkpoints':
+      return { url: path, headers: auth };
     case '/internal/noop':
       return { url: path, headers: { 'content-type': 'application/json' }, payload: '{}' };
     default:

@@ -178,7 +178,7 @@ describe('GET /v1/calls/{callId}/events', () => {
     expect(res.data.map((e: any) => e.streamVersion)).toEqual(res.data.map((_: unknown, i: number) => i + 1));
     const first = res.data.find((e: any) => e.receipt.body === bodies.get(KID1)!.toString('utf8'));
     expect(first).toMatchObject({ callId: KID1, receipt: { bodyEncoding: 'utf8', contentType: 'application/json', signature: { status: 'verified' } } });
-    expect(first.receipt.signature.header).toMatch(/^t=\d+,v1=/);
+    expect(first.receipt.signature.header).toMatch(/^sha256:[0-9a-f]{16}$/);
     expect(first.hash).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -254,7 +254,7 @@ describe('GET /v1/audit/verify', () => {
     await sql`ALTER TABLE events ENABLE TRIGGER USER`.execute(t.db.db);
     const bad = await getJson('/v1/audit/verify');
     expect(bad.valid).toBe(false);
-    expect(bad.broken).toEqual([expect.objectContaining({ callId: KID1, provider: 'freeclimb', reason: 'event content does not match its hash' })]);
+    expect(bad.broken).toEqual([expect.objectContaining({ callId: KID1, provider: 'freeclimb', reason: expect.stringContaining('does not match its hash') })]);
     expect((await getJson(`/v1/calls/${KID1}/events`)).chain.valid).toBe(false);
   });
 });

@@ -34,6 +34,8 @@ export const startTestApp = async (
     LEDGER_API_KEYS: API_KEY,
     LEDGER_PUBLIC_URL: 'https://ledger.example.com',
     LOG_LEVEL: 'silent',
+    // No periodic checkpoint in the middle of a test: tests take theirs with POST /v1/admin/checkpoints.
+    LEDGER_CHECKPOINT_INTERVAL_SEC: '0',
     DATABASE_URL: db.url,
     ...env,
   });

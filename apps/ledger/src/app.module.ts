@@ -29,6 +29,8 @@ import { ReadYourWritesInterceptor } from './projections/read-your-writes.interc
 import { AuditController } from './audit/audit.controller.js';
 import { AuditRepository } from './audit/audit.repository.js';
 import { VerifyAuditHandler } from './audit/verify-audit.query.js';
+import { AuditExportService } from './audit/audit-export.service.js';
+import { CheckpointService } from './audit/checkpoint.service.js';
 import { CallsController } from './calls/calls.controller.js';
 import { CallsRepository } from './calls/calls.repository.js';
 import { GetCallEventsHandler } from './calls/get-call-events.query.js';
@@ -113,6 +115,8 @@ export class AppModule {
       ListRecordingsHandler,
       ExportCallsHandler,
       VerifyAuditHandler,
+      CheckpointService,
+      AuditExportService,
       AnalyticsRepository,
       GetAnalyticsSummaryHandler,
       GetAnalyticsTimeseriesHandler,

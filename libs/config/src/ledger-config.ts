@@ -51,6 +51,9 @@ const envSchema = z.object({
       if (/^\d+$/.test(t)) return Number(t);
       return t.split(',').map((x) => x.trim()).filter(Boolean);
     }),
+  // Ed25519 private key (PKCS#8 PEM, or base64 of the DER) that signs the audit checkpoints. Unset: unsigned.
+  LEDGER_CHECKPOINT_SIGNING_KEY: z.string().optional(),
+  LEDGER_CHECKPOINT_INTERVAL_SEC: z.coerce.number().int().min(0).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -98,6 +101,10 @@ export interface LedgerConfig {
   signatureFailureWindowSec: number;
   /** Fastify's trustProxy: false, true, a hop count or proxy addresses. */
   trustProxy: boolean | number | string[];
+  /** Ed25519 key that signs checkpoints (PEM or base64 PKCS#8); undefined: checkpoints are unsigned. */
+  checkpointSigningKey: string | undefined;
+  /** Seconds between periodic checkpoints; 0: only on demand. */
+  checkpointIntervalSec: number;
 }
 
 export class ConfigError extends Error {}
@@ -149,6 +156,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
     signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,
     trustProxy: e.LEDGER_TRUST_PROXY,
+    checkpointSigningKey: e.LEDGER_CHECKPOINT_SIGNING_KEY?.trim() || undefined,
+    checkpointIntervalSec: e.LEDGER_CHECKPOINT_INTERVAL_SEC,
   };
 };
 

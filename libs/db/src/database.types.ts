@@ -9,6 +9,7 @@ export interface WebhookReceiptsTable {
   id: GeneratedInt8;
   provider: string;
   body_sha256: Buffer;
+  dedupe_key: Buffer | null;
   body: Buffer;
   content_type: string | null;
   path: string;
@@ -43,11 +44,36 @@ export interface EventsTable {
   received_at: Timestamp;
   prev_hash: Buffer | null;
   hash: Buffer;
+  chain_version: Generated<number>;
   recorded_at: Generated<Date>;
+}
+
+export interface LedgerCheckpointsTable {
+  seq: Int8;
+  created_at: Timestamp;
+  from_xmin: string;
+  to_xmin: string;
+  position: Int8;
+  stream_count: Int8;
+  head_count: number;
+  heads_sha256: Buffer;
+  prev_digest: Buffer | null;
+  digest: Buffer;
+  signature: Buffer | null;
+  public_key_sha256: Buffer | null;
+}
+
+export interface LedgerCheckpointHeadsTable {
+  seq: Int8;
+  stream_name: string;
+  version: number;
+  hash: Buffer;
 }
 
 export interface DB {
   webhook_receipts: WebhookReceiptsTable;
   streams: StreamsTable;
   events: EventsTable;
+  ledger_checkpoints: LedgerCheckpointsTable;
+  ledger_checkpoint_heads: LedgerCheckpointHeadsTable;
 }

@@ -37,3 +37,24 @@ export const isUnstorableText = (err: unknown): boolean => {
   const code = (err as { code?: string } | undefined)?.code;
   return code === '22021' || code === '22P05';
 };
+
+/**
+ * Errors that say nothing about the statement's data and go away on a retry: serialization failure, deadlock,
+ * lock timeout, a cancelled statement (statement_timeout, pg_cancel_backend), too many connections, lack of
+ * resources, an administrator's shutdown. Retrying the same batch is right; isolating a "culprit" is not.
+ */
+const TRANSIENT_CODES = new Set(['40001', '40P01', '55P03', '57014', '53000', '53100', '53200', '53300', '53400', '57P01', '57P02', '57P03', '58000', '58030']);
+export const isTransientError = (err: unknown): boolean => {
+  const code = (err as { code?: string } | undefined)?.code;
+  return code !== undefined && TRANSIENT_CODES.has(code);
+};
+
+/**
+ * Errors caused by one row's data: class 22 (data exception: bad encoding, out of range), 23 (integrity
+ * constraint) and 54 (program limit exceeded: a value too large for an index). Only these justify splitting a
+ * batch to find the record that causes them.
+ */
+export const isDataError = (err: unknown): boolean => {
+  const code = (err as { code?: string } | undefined)?.code;
+  return typeof code === 'string' && /^(22|23|54)/.test(code);
+};

@@ -13,6 +13,14 @@ export const canonicalJson = (value: unknown): string => JSON.stringify(normalis
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 const storable = (s: string): string => s.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD');
 
+/**
+ * A text column as PostgreSQL will hold it, for every text that is hashed (stream names, path, query...):
+ * node-postgres encodes a lone surrogate as U+FFFD (UTF-8 has no form for it), so hashing the string as
+ * received would hash something that is never stored; and `text` refuses NUL outright. Both become U+FFFD
+ * before the value is stored and hashed (`storage-facts.int-spec.ts` checks both facts on the real server).
+ */
+export const storableText = storable;
+
 const normalise = (value: unknown): unknown => {
   if (value === null) return null;
   if (typeof value === 'string') return storable(value);

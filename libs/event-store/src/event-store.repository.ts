@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Database } from '@lib/db';
-import { canonicalJson } from './canonical-json.js';
-import { chainContentOfText, type StoredChainLink } from './hash-chain.js';
+import { canonicalJson, storableText } from './canonical-json.js';
+import { dedupeKeyFor } from './dedupe-key.js';
+import { CHAIN_VERSION, chainContentOfText, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StreamHead } from './hash-chain.js';
 import {
   legStreamName,
   unrecognizedStreamName,
   type AppendOutcome,
+  type ReceiptInput,
   type WebhookRecord,
 } from './webhook-record.js';
 
@@ -26,6 +28,23 @@ const isoOrNull = (value: string | null): string | null => {
   return Number.isNaN(d.getTime()) ? null : d.toISOString();
 };
 
+const storableOrNull = (s: string | null): string | null => (s === null ? null : storableText(s));
+
+type StorableReceipt = ReceiptInput & { dedupeKey: Buffer };
+
+const storableReceipt = (r: ReceiptInput): StorableReceipt => ({
+  ...r,
+  dedupeKey: dedupeKeyFor(r.provider, r.body, r.bodySha256),
+  contentType: storableOrNull(r.contentType),
+  path: storableText(r.path),
+  query: storableText(r.query),
+  remoteAddr: storableOrNull(r.remoteAddr),
+  // Round-tripped through the canonical form, as jsonb will hold it.
+  headers: JSON.parse(canonicalJson(r.headers)) as Record<string, string>,
+});
+
+export const hashedMetaOf = (r: ReceiptInput): HashedReceiptMeta => hashedReceiptMeta(r);
+
 /**
  * SQL of the append-only store. `appendBatch` keeps many deliveries in one statement (group commit and bulk
  * import share it): the `ledger_append` function stores receipts under the dedupe constraint, then the events
@@ -37,11 +56,12 @@ export class EventStoreRepository {
   async appendBatch(records: readonly WebhookRecord[]): Promise<AppendOutcome[]> {
     if (records.length === 0) return [];
     // Copies inside one batch: the first is the delivery, the others are answered as its duplicates.
+    const keys = records.map((r) => dedupeKeyFor(r.receipt.provider, r.receipt.body, r.receipt.bodySha256).toString('hex'));
     const firstByKey = new Map<string, number>();
     const copyOf = new Map<number, number>();
     const unique: number[] = [];
     records.forEach((r, i) => {
-      const key = `${r.receipt.provider}:${r.receipt.bodySha256.toString('hex')}`;
+      const key = `${r.receipt.provider}:${keys[i]}`;
       const first = firstByKey.get(key);
       if (first === undefined) {
         firstByKey.set(key, i);
@@ -50,6 +70,8 @@ export class EventStoreRepository {
     });
 
     const u = unique.map((i) => records[i]!);
+    // Every text that is hashed is first made storable, so the hash covers exactly what PostgreSQL keeps.
+    const rc = u.map((x) => storableReceipt(x.receipt));
     const ev = {
       owner: [] as number[],
       stream: [] as string[],
@@ -61,11 +83,12 @@ export class EventStoreRepository {
       content: [] as string[],
     };
     u.forEach((rec, k) => {
-      const r = rec.receipt;
+      const r = rc[k]!;
+      const receiptText = receiptMetaText(hashedMetaOf(r));
       const bodySha256 = r.bodySha256.toString('hex');
       const receivedAt = r.receivedAt.toISOString();
       rec.events.forEach((e, index) => {
-        const streamName = e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider);
+        const streamName = storableText(e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
         const eventId = eventIdFor(r.provider, r.bodySha256, index);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.
@@ -88,20 +111,21 @@ export class EventStoreRepository {
         ev.data.push(dataText);
         ev.metadata.push(metadataText);
         ev.occurred.push(occurredAt);
-        ev.content.push(chainContentOfText({ eventId, streamName, type: e.type, schemaVersion: 1, dataText, metadataText, bodySha256, receivedAt, occurredAt }));
+        ev.content.push(
+          chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion: 1, dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText }),
+        );
       });
     });
 
-    const rc = u.map((x) => x.receipt);
     const result = await sql<{ ord: number; receipt_id: string; duplicate: boolean; last_position: string | null; types: string[] }>`
       SELECT * FROM ledger_append(
-        ${rc.map((r) => r.provider)}::text[], ${rc.map((r) => r.bodySha256)}::bytea[], ${rc.map((r) => r.body)}::bytea[],
-        ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
-        ${rc.map((r) => JSON.stringify(r.headers))}::text[], ${rc.map((r) => r.remoteAddr)}::text[],
+        ${rc.map((r) => r.provider)}::text[], ${rc.map((r) => r.bodySha256)}::bytea[], ${rc.map((r) => r.dedupeKey)}::bytea[],
+        ${rc.map((r) => r.body)}::bytea[], ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
+        ${rc.map((r) => canonicalJson(r.headers))}::text[], ${rc.map((r) => r.remoteAddr)}::text[],
         ${rc.map((r) => r.receivedAt.toISOString())}::timestamptz[], ${rc.map((r) => r.source)}::text[],
         ${rc.map((r) => r.signatureStatus)}::text[], ${rc.map((r) => r.signatureTimestamp?.toISOString() ?? null)}::timestamptz[],
         ${ev.owner}::int[], ${ev.stream}::text[], ${ev.eventId}::uuid[], ${ev.type}::text[], ${ev.data}::text[],
-        ${ev.metadata}::text[], ${ev.occurred}::timestamptz[], ${ev.content}::text[])
+        ${ev.metadata}::text[], ${ev.occurred}::timestamptz[], ${ev.content}::text[], ${CHAIN_VERSION}::smallint)
     `.execute(this.db);
 
     const outcomes: AppendOutcome[] = new Array(records.length);
@@ -118,6 +142,13 @@ export class EventStoreRepository {
     });
     for (const [copy, first] of copyOf) outcomes[copy] = { ...outcomes[first]!, duplicate: true };
     return outcomes;
+  }
+
+  /** The `streams` rows of the given names (a name without a row is absent from the map). */
+  async readStreamHeads(streamNames: string[]): Promise<Map<string, StreamHead>> {
+    if (streamNames.length === 0) return new Map();
+    const rows = await this.db.selectFrom('streams').select(['stream_name', 'version', 'last_hash']).where('stream_name', 'in', streamNames).execute();
+    return new Map(rows.map((r) => [r.stream_name, { version: r.version, lastHash: r.last_hash }]));
   }
 
   /** Every link of the given streams (or all streams), in stream order, with the receipt body rehashed. */
@@ -139,6 +170,17 @@ export class EventStoreRepository {
         'e.occurred_at',
         'e.prev_hash',
         'e.hash',
+        'e.chain_version',
+        'e.transaction_id',
+        'r.provider',
+        'r.content_type',
+        'r.path',
+        'r.query',
+        'r.headers',
+        'r.remote_addr',
+        'r.source',
+        'r.signature_status',
+        'r.signature_timestamp',
         sql<string>`encode(r.body_sha256, 'hex')`.as('body_sha256'),
         sql<string>`encode(sha256(r.body), 'hex')`.as('actual_body_sha256'),
       ]);
@@ -152,6 +194,22 @@ export class EventStoreRepository {
     }
     const rows = await q.orderBy('e.stream_name').orderBy('e.stream_version').execute();
     return rows.map((r) => ({
+      chainVersion: r.chain_version,
+      transactionId: String(r.transaction_id),
+      receipt:
+        r.chain_version >= 2
+          ? hashedReceiptMeta({
+              provider: r.provider,
+              contentType: r.content_type,
+              path: r.path,
+              query: r.query,
+              headers: r.headers,
+              remoteAddr: r.remote_addr,
+              source: r.source,
+              signatureStatus: r.signature_status,
+              signatureTimestamp: r.signature_timestamp,
+            })
+          : null,
       position: String(r.global_position),
       eventId: r.event_id,
       streamName: r.stream_name,

@@ -1,4 +1,4 @@
-import { isConnectionError } from '@lib/db';
+import { isConnectionError, isDataError, isTransientError } from '@lib/db';
 import { unrecognized, unavailable } from '@lib/ledger';
 import type { EventStoreRepository } from './event-store.repository.js';
 import type { AppendOutcome, WebhookRecord } from './webhook-record.js';
@@ -23,6 +23,10 @@ export interface GroupCommitOptions {
    * commit (a retry then gets 200 as a duplicate). 0 or absent: no deadline.
    */
   deadlineMs?: number;
+  /** Retries of a batch that hit a transient error (deadlock, cancel, lock timeout...) before answering 503. */
+  transientRetries?: number;
+  /** First retry delay; doubled at each retry, with jitter. */
+  retryBaseMs?: number;
 }
 
 export interface GroupCommitStats {
@@ -30,6 +34,8 @@ export interface GroupCommitStats {
   records: number;
   queued: number;
   inFlight: number;
+  /** Batches re-run after a transient error. */
+  retries: number;
 }
 
 /**
@@ -43,7 +49,7 @@ export class GroupCommitWriter {
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
   private readonly concurrency: number;
-  readonly stats: GroupCommitStats = { batches: 0, records: 0, queued: 0, inFlight: 0 };
+  readonly stats: GroupCommitStats = { batches: 0, records: 0, queued: 0, inFlight: 0, retries: 0 };
   onBatch?: (size: number, seconds: number) => void;
 
   constructor(
@@ -105,7 +111,7 @@ export class GroupCommitWriter {
     this.stats.inFlight = this.inFlight;
   }
 
-  private async flush(batch: Waiter[]): Promise<void> {
+  private async flush(batch: Waiter[], attempt = 0): Promise<void> {
     const started = performance.now();
     try {
       const outcomes = await this.store.appendBatch(batch.map((w) => w.record));
@@ -118,6 +124,26 @@ export class GroupCommitWriter {
       if (!isConnectionError(err)) this.lastAnswerAt = Date.now();
       if (isConnectionError(err)) {
         const e = unavailable('database unavailable, retry shortly', 1);
+        for (const w of batch) w.reject(e);
+        return;
+      }
+      if (isTransientError(err)) {
+        // A deadlock or a cancelled statement says nothing about the records: the same batch is run again, and
+        // an authentic delivery is never filed as unrecognized because of a lock.
+        if (attempt < (this.options.transientRetries ?? 3)) {
+          this.stats.retries += 1;
+          const base = (this.options.retryBaseMs ?? 50) * 2 ** attempt;
+          await new Promise((r) => setTimeout(r, base + Math.random() * base));
+          return this.flush(batch, attempt + 1);
+        }
+        const e = unavailable(`database busy (${(err as { code?: string }).code}), retry shortly`, 1);
+        for (const w of batch) w.reject(e);
+        return;
+      }
+      if (!isDataError(err)) {
+        // Not the records' fault as far as we can tell (a bug, a permission...): nothing is stored, the
+        // providers retry. Storing them as unrecognized would be for ever.
+        const e = unavailable('delivery could not be stored, retry shortly', 1);
         for (const w of batch) w.reject(e);
         return;
       }
@@ -141,7 +167,21 @@ export class GroupCommitWriter {
       const [outcome] = await this.store.appendBatch([record]);
       waiter.resolve(outcome!);
     } catch (err) {
-      waiter.reject(isConnectionError(err) ? unavailable('database unavailable, retry shortly', 1) : err);
+      waiter.reject(isConnectionError(err) || isTransientError(err) ? unavailable('database unavailable, retry shortly', 1) : err);
     }
   }
 }
+
+/** Runs `fn` again after a transient error (deadlock, cancel, lock timeout...), at most `retries` times. */
+export const retryTransient = async <T>(fn: () => Promise<T>, retries = 3, baseMs = 50): Promise<T> => {
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransientError(err)) throw err;
+      if (attempt >= retries) throw unavailable(`database busy (${(err as { code?: string }).code}), retry shortly`, 1);
+      const base = baseMs * 2 ** attempt;
+      await new Promise((r) => setTimeout(r, base + Math.random() * base));
+    }
+  }
+};

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical-json.js';
-import { chainContent, chainContentOfText, computeEventHash, verifyStreamChain, type StoredChainLink } from './hash-chain.js';
+import { chainContent, chainContentOfText, computeEventHash, verifyStreamChain, type ChainedEventContent, type HashedReceiptMeta, type StoredChainLink } from './hash-chain.js';
 
 const content = {
+  chainVersion: 1,
+  receipt: null,
   eventId: '0f6c2b1e-1111-8222-9333-444455556666',
   streamName: 'callLeg-jambonz:abc',
   type: 'CallCompleted',
@@ -15,7 +17,7 @@ const content = {
 };
 
 const link = (streamVersion: number, prev: Buffer | null, overrides: Partial<StoredChainLink> = {}): StoredChainLink => {
-  const c = { ...content, streamVersion, ...overrides };
+  const c: ChainedEventContent = { ...content, streamVersion, ...overrides };
   return { ...c, position: String(streamVersion), receiptId: '1', prevHash: prev, hash: computeEventHash(prev, c), actualBodySha256: c.bodySha256 };
 };
 
@@ -26,7 +28,7 @@ describe('hash chain', () => {
     expect(chainContent(content)).toBe(
       canonicalJson([content.eventId, content.streamName, content.type, 1, content.data, content.metadata, content.bodySha256, content.receivedAt, null]),
     );
-    expect(chainContentOfText({ ...content, dataText: canonicalJson(content.data), metadataText: canonicalJson(content.metadata) })).toBe(chainContent(content));
+    expect(chainContentOfText({ ...content, dataText: canonicalJson(content.data), metadataText: canonicalJson(content.metadata), receiptText: null })).toBe(chainContent(content));
   });
 
   it('verifies an intact chain and reports the first broken link', () => {
@@ -38,5 +40,31 @@ describe('hash chain', () => {
     expect(verifyStreamChain([a, c])).toMatchObject({ streamVersion: 3, reason: expect.stringContaining('missing') });
     expect(verifyStreamChain([a, { ...b, prevHash: Buffer.alloc(32) }, c])).toMatchObject({ streamVersion: 2, reason: expect.stringContaining('previous-hash') });
     expect(verifyStreamChain([{ ...a, actualBodySha256: 'cd'.repeat(32) }, b])).toMatchObject({ streamVersion: 1, reason: expect.stringContaining('raw webhook body') });
+  });
+
+  const receipt: HashedReceiptMeta = {
+    provider: 'jambonz', contentType: 'application/json', path: 'status', query: '', headers: { 'jambonz-signature': 't=1,v1=ab' },
+    remoteAddr: '198.51.100.7', source: 'live', signatureStatus: 'verified', signatureTimestamp: '2026-01-05T14:02:10.000Z',
+  };
+
+  it('chain version 2 covers the receipt metadata; version 1 events keep verifying under their own rule', () => {
+    const a = link(1, null);
+    const b = link(2, a.hash, { chainVersion: 2, receipt });
+    const c = link(3, b.hash, { chainVersion: 2, receipt });
+    expect(verifyStreamChain([a, b, c])).toBeNull();
+    expect(chainContent({ ...content, chainVersion: 2, receipt })).toMatch(/^\["chain\/2",/);
+    for (const edit of [{ signatureStatus: 'unverified' }, { remoteAddr: '203.0.113.9' }, { headers: { 'jambonz-signature': 't=1,v1=cd' } }, { query: 'x=1' }]) {
+      expect(verifyStreamChain([a, { ...b, receipt: { ...receipt, ...edit } }, c])).toMatchObject({ streamVersion: 2, reason: expect.stringContaining('receipt metadata') });
+    }
+    // Relabelling a version-2 event as version 1 to drop the receipt from the hash does not verify either.
+    expect(verifyStreamChain([a, b, { ...c, chainVersion: 1, receipt: null }])).toMatchObject({ streamVersion: 3 });
+  });
+
+  it('compares the chain with its stream head: a deleted last event or a rewritten head is reported', () => {
+    const a = link(1, null);
+    const b = link(2, a.hash);
+    expect(verifyStreamChain([a, b], { version: 2, lastHash: b.hash })).toBeNull();
+    expect(verifyStreamChain([a], { version: 2, lastHash: b.hash })).toMatchObject({ reason: expect.stringContaining('records version 2 but the chain ends at 1') });
+    expect(verifyStreamChain([a, b], { version: 2, lastHash: a.hash })).toMatchObject({ reason: expect.stringContaining('another last hash') });
   });
 });

@@ -1,8 +1,29 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 
+/**
+ * The rule an event was hashed with. 1: the event alone (stores written before issue 10). 2: the event and the
+ * metadata of the receipt it came from, so that the owner cannot change a signature verdict, an address or a
+ * stored signature header without breaking the chain. Old events keep verifying under rule 1.
+ */
+export const CHAIN_VERSION = 2;
+
+/** The receipt's columns that rule 2 hashes, as they are stored (text normalised by `storableText`). */
+export interface HashedReceiptMeta {
+  provider: string;
+  contentType: string | null;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  remoteAddr: string | null;
+  source: string;
+  signatureStatus: string;
+  signatureTimestamp: string | null;
+}
+
 /** What an event's hash covers besides its stream version and the previous event's hash. */
 export interface ChainedEventContent {
+  chainVersion: number;
   eventId: string;
   streamName: string;
   streamVersion: number;
@@ -14,17 +35,72 @@ export interface ChainedEventContent {
   bodySha256: string;
   receivedAt: string;
   occurredAt: string | null;
+  /** Rule 2 only. */
+  receipt: HashedReceiptMeta | null;
 }
+
+type ContentFields = Omit<ChainedEventContent, 'streamVersion' | 'data' | 'metadata' | 'receipt'>;
 
 /** The canonical text that is hashed; computed by the writer, recomputed from stored columns by the verifier. */
 export const chainContent = (c: Omit<ChainedEventContent, 'streamVersion'>): string =>
-  chainContentOfText({ ...c, dataText: canonicalJson(c.data), metadataText: canonicalJson(c.metadata) });
+  chainContentOfText({
+    ...c,
+    dataText: canonicalJson(c.data),
+    metadataText: canonicalJson(c.metadata),
+    receiptText: c.receipt ? receiptMetaText(c.receipt) : null,
+  });
 
-/** Same text from data and metadata already in canonical form (the writer's hot path; no re-serialising). */
-export const chainContentOfText = (
-  c: Omit<ChainedEventContent, 'streamVersion' | 'data' | 'metadata'> & { dataText: string; metadataText: string },
-): string =>
-  `[${JSON.stringify(c.eventId)},${JSON.stringify(c.streamName)},${JSON.stringify(c.type)},${c.schemaVersion},${c.dataText},${c.metadataText},${JSON.stringify(c.bodySha256)},${JSON.stringify(c.receivedAt)},${c.occurredAt === null ? 'null' : JSON.stringify(c.occurredAt)}]`;
+export const receiptMetaText = (r: HashedReceiptMeta): string => canonicalJson(r);
+
+/** Headers that carry a signature: hashed (and exported) as their sha256, never as the value. */
+export const SIGNATURE_HEADERS = ['freeclimb-signature', 'jambonz-signature', 'x-twilio-signature'] as const;
+
+/**
+ * The receipt metadata as rule 2 hashes it, from the stored columns. A signature header enters as
+ * `sha256:<hex of its value>`: an edited stored signature still breaks the chain, and the audit export, which
+ * must carry what is hashed, never carries a full signature.
+ */
+export const hashedReceiptMeta = (r: {
+  provider: string;
+  contentType: string | null;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  remoteAddr: string | null;
+  source: string;
+  signatureStatus: string;
+  signatureTimestamp: Date | string | null;
+}): HashedReceiptMeta => {
+  const headers: Record<string, string> = { ...r.headers };
+  for (const name of SIGNATURE_HEADERS) {
+    const v = headers[name];
+    if (v !== undefined) headers[name] = `sha256:${createHash('sha256').update(v, 'utf8').digest('hex')}`;
+  }
+  const ts = r.signatureTimestamp;
+  return {
+    provider: r.provider,
+    contentType: r.contentType,
+    path: r.path,
+    query: r.query,
+    headers,
+    remoteAddr: r.remoteAddr,
+    source: r.source,
+    signatureStatus: r.signatureStatus,
+    signatureTimestamp: ts === null ? null : typeof ts === 'string' ? ts : ts.toISOString(),
+  };
+};
+
+/** Same text from data, metadata and receipt already in canonical form (the writer's hot path). */
+export const chainContentOfText = (c: ContentFields & { dataText: string; metadataText: string; receiptText: string | null }): string => {
+  const common = `${JSON.stringify(c.eventId)},${JSON.stringify(c.streamName)},${JSON.stringify(c.type)},${c.schemaVersion},${c.dataText},${c.metadataText},${JSON.stringify(c.bodySha256)},${JSON.stringify(c.receivedAt)},${c.occurredAt === null ? 'null' : JSON.stringify(c.occurredAt)}`;
+  if (c.chainVersion === 1) return `[${common}]`;
+  if (c.chainVersion === 2) {
+    if (c.receiptText === null) throw new Error('chain version 2 hashes the receipt metadata');
+    // The rule is spelled inside the hashed text: an event cannot be re-labelled as another rule's.
+    return `["chain/2",${common},${c.receiptText}]`;
+  }
+  throw new Error(`unknown chain version ${c.chainVersion}`);
+};
 
 /**
  * hash = sha256(previous hash || "<version>:" || content). The database computes the same expression when it
@@ -38,11 +114,19 @@ export const computeEventHash = (prevHash: Buffer | null, content: ChainedEventC
 
 export interface StoredChainLink extends ChainedEventContent {
   position: string;
+  /** xid8 of the writing transaction, as text: which checkpoint window the event belongs to. */
+  transactionId?: string;
   receiptId: string;
   prevHash: Buffer | null;
   hash: Buffer;
   /** sha256 recomputed from the receipt's stored body bytes, to catch an edited receipt. */
   actualBodySha256: string;
+}
+
+/** The row of `streams`: what the writer recorded as the stream's last version and hash. */
+export interface StreamHead {
+  version: number;
+  lastHash: Buffer | null;
 }
 
 export interface BrokenLink {
@@ -54,11 +138,13 @@ export interface BrokenLink {
 
 /**
  * Walks one stream in version order and reports the first link that does not hold. Anything after a broken
- * link is unverifiable, so one report per stream is the honest answer.
+ * link is unverifiable, so one report per stream is the honest answer. With the stream's head row, a chain
+ * that ends before the head (its last events deleted) or on another hash is reported too.
  */
-export const verifyStreamChain = (links: readonly StoredChainLink[]): BrokenLink | null => {
+export const verifyStreamChain = (links: readonly StoredChainLink[], head?: StreamHead | null): BrokenLink | null => {
   let prev: Buffer | null = null;
   let expectedVersion = 1;
+  let sawRule2 = false;
   for (const link of links) {
     const at = (reason: string): BrokenLink => ({
       streamName: link.streamName,
@@ -69,9 +155,22 @@ export const verifyStreamChain = (links: readonly StoredChainLink[]): BrokenLink
     if (link.streamVersion !== expectedVersion) return at(`stream version ${link.streamVersion} where ${expectedVersion} was expected (an event is missing or was inserted)`);
     if (!sameBytes(link.prevHash, prev)) return at('previous-hash does not match the hash of the event before it');
     if (link.actualBodySha256 !== link.bodySha256) return at('raw webhook body no longer matches its recorded sha256');
-    if (!computeEventHash(prev, link).equals(link.hash)) return at('event content does not match its hash');
+    if (link.chainVersion < 2 && sawRule2) return at(`chain version ${link.chainVersion} after a version-2 event (relabelled to escape the receipt check)`);
+    if (!computeEventHash(prev, link).equals(link.hash)) {
+      return at(link.chainVersion >= 2 ? 'event content or its receipt metadata does not match its hash' : 'event content does not match its hash');
+    }
+    sawRule2 ||= link.chainVersion >= 2;
     prev = link.hash;
     expectedVersion += 1;
+  }
+  if (head) {
+    const last = links.at(-1);
+    const lastVersion = last?.streamVersion ?? 0;
+    const where = { streamName: last?.streamName ?? '', position: last?.position ?? '0', streamVersion: lastVersion };
+    if (head.version !== lastVersion) {
+      return { ...where, reason: `the stream head records version ${head.version} but the chain ends at ${lastVersion} (events deleted from its end, or the head edited)` };
+    }
+    if (!sameBytes(head.lastHash, last?.hash ?? null)) return { ...where, reason: 'the stream head records another last hash (the chain was rewritten)' };
   }
   return null;
 };

@@ -38,4 +38,22 @@ export class AuditRepository {
       ORDER BY s.stream_name LIMIT ${limit}`.execute(this.db);
     return rows.rows.map((r) => r.stream_name);
   }
+
+  /** The leg stream names a callId scope stands for (one per provider, or the one provider asked). */
+  legStreamNames(scope: AuditScope): string[] {
+    const providers = scope.provider ? [scope.provider] : [...PROVIDERS];
+    return providers.map((p) => `callLeg-${p}:${scope.callId}`);
+  }
+
+  /**
+   * Streams that have events but no head row: deleting the row would otherwise hide the stream from the walk
+   * over `streams`. A full scan, like the verification of every chain it goes with.
+   */
+  async streamsWithoutHead(): Promise<{ streamName: string; position: string }[]> {
+    const rows = await sql<{ stream_name: string; position: string }>`
+      SELECT e.stream_name, min(e.global_position)::text AS position FROM events e
+      WHERE NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_name = e.stream_name)
+      GROUP BY e.stream_name ORDER BY e.stream_name`.execute(this.db);
+    return rows.rows.map((r) => ({ streamName: r.stream_name, position: r.position }));
+  }
 }

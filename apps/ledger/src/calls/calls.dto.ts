@@ -136,7 +136,10 @@ export const callEventSchema = z
       signature: z.object({
         status: z.enum(['verified', 'unverified', 'not-checked']),
         timestamp: nullableTime.describe('signed timestamp (FreeClimb, jambonz)'),
-        header: z.string().nullable().describe('signature header as received (FreeClimb-Signature, Jambonz-Signature, X-Twilio-Signature)'),
+        header: z
+          .string()
+          .nullable()
+          .describe('fingerprint of the signature header received (FreeClimb-Signature, Jambonz-Signature, X-Twilio-Signature): "sha256:" and the first 16 hex digits of its sha256; never the signature itself'),
       }),
     }),
   })

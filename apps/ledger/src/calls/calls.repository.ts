@@ -80,6 +80,11 @@ export interface StoredEventRow {
   signature_status: 'verified' | 'unverified' | 'not-checked';
   signature_timestamp: Date | null;
   headers: Record<string, string>;
+  chain_version: number;
+  provider: string;
+  query: string;
+  remote_addr: string | null;
+  source: string;
 }
 
 /** A leg row with its recordings folded in, so that every read of legs is one round trip. */
@@ -204,7 +209,7 @@ export class CallsRepository {
       SELECT e.global_position::text AS position, e.event_id, e.stream_name, e.stream_version, e.type, e.schema_version, e.data,
         e.metadata, e.received_at, e.occurred_at, e.prev_hash, e.hash, r.id::text AS receipt_id, r.path, r.content_type, r.body,
         encode(r.body_sha256, 'hex') AS body_sha256, encode(sha256(r.body), 'hex') AS actual_body_sha256, r.signature_status,
-        r.signature_timestamp, r.headers
+        r.signature_timestamp, r.headers, e.chain_version, r.provider, r.query, r.remote_addr, r.source
       FROM events e JOIN webhook_receipts r ON r.id = e.receipt_id
       WHERE e.stream_name = ANY (${streamNames}::text[])
       ORDER BY e.global_position`.execute(this.db);

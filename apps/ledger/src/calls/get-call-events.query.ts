@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { verifyStreamChain, type StoredChainLink } from '@lib/event-store';
+import { hashedReceiptMeta, SIGNATURE_HEADERS, verifyStreamChain, type StoredChainLink } from '@lib/event-store';
 import type { Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
 import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
@@ -11,9 +12,30 @@ export interface CallEvents {
   chain: { valid: boolean };
 }
 
-const SIGNATURE_HEADERS = ['freeclimb-signature', 'jambonz-signature', 'x-twilio-signature'];
+
+/**
+ * A full signature is never served (it would let a reader replay the delivery within its window, and for
+ * Twilio for ever): a fingerprint identifies it against the stored header or an audit export instead.
+ */
+export const signatureFingerprint = (header: string | undefined): string | null =>
+  header === undefined ? null : `sha256:${createHash('sha256').update(header, 'utf8').digest('hex').slice(0, 16)}`;
 
 const toLink = (r: StoredEventRow): StoredChainLink => ({
+  chainVersion: r.chain_version,
+  receipt:
+    r.chain_version >= 2
+      ? hashedReceiptMeta({
+          provider: r.provider,
+          contentType: r.content_type,
+          path: r.path,
+          query: r.query,
+          headers: r.headers,
+          remoteAddr: r.remote_addr,
+          source: r.source,
+          signatureStatus: r.signature_status,
+          signatureTimestamp: r.signature_timestamp,
+        })
+      : null,
   position: r.position,
   eventId: r.event_id,
   streamName: r.stream_name,
@@ -78,7 +100,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
           signature: {
             status: r.signature_status,
             timestamp: r.signature_timestamp ? r.signature_timestamp.toISOString() : null,
-            header: SIGNATURE_HEADERS.map((h) => r.headers[h]).find((v) => v !== undefined) ?? null,
+            header: signatureFingerprint(SIGNATURE_HEADERS.map((h) => r.headers[h]).find((v) => v !== undefined)),
           },
         },
       })),

@@ -3,7 +3,8 @@ import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import split2 from 'split2';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { isConnectionError } from '@lib/db';
-import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
+import { EventStoreRepository, retryTransient, type WebhookRecord } from '@lib/event-store';
+import { LedgerError } from '@lib/ledger';
 import { ProviderRegistry } from '@lib/providers';
 import { Projector } from '@lib/projections';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -55,10 +56,12 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     // test found this). An unreachable database still fails the request, as a 503.
     const write = async (lines: Line[]): Promise<void> => {
       try {
-        count(await this.store.appendBatch(lines.map((l) => l.record)));
+        count(await retryTransient(() => this.store.appendBatch(lines.map((l) => l.record))));
         this.projector.wake();
       } catch (err) {
-        if (isConnectionError(err)) throw err;
+        // An outage, or a lock that outlived the retries (a LedgerError 503), fails the upload; a rejected line
+        // is visible to the uploader, who can send it again.
+        if (isConnectionError(err) || err instanceof LedgerError) throw err;
         if (lines.length === 1) return reject(lines[0]!.lineNo, `could not be stored: ${(err as Error).message}`);
         const mid = lines.length >> 1;
         await write(lines.slice(0, mid));

@@ -33,14 +33,31 @@ export const pickHeaders = (headers: Record<string, string | string[] | undefine
   return out;
 };
 
+/**
+ * Restcomm's shared token may ride in the query: it is a credential, so it is not kept. The name is compared
+ * decoded, as the token check reads it (`URLSearchParams`): `%74oken=` and `tok%65n=` are the token too. Each
+ * other piece of the query is kept exactly as received.
+ */
+export const redactQuery = (provider: string, query: string): string => {
+  if (provider !== 'restcomm' || query === '') return query;
+  return query
+    .split('&')
+    .map((piece) => {
+      const [name] = new URLSearchParams(piece).keys();
+      return name === 'token' ? 'token=%5Bredacted%5D' : piece;
+    })
+    .join('&');
+};
+
 /** Translation is pure CPU work: it runs before the request joins a group commit, never inside one. */
 export const buildWebhookRecord = (input: IngestWebhookInput, providers: ProviderRegistry): WebhookRecord => {
   let events: TranslatedEvent[];
+  const query = redactQuery(input.provider, input.query);
   try {
     events = providers.get(input.provider).translate(input.rawBody, {
       provider: input.provider,
       path: input.path,
-      query: new URLSearchParams(input.query),
+      query: new URLSearchParams(query),
       contentType: input.contentType,
     });
   } catch (err) {
@@ -53,7 +70,7 @@ export const buildWebhookRecord = (input: IngestWebhookInput, providers: Provide
       bodySha256: createHash('sha256').update(input.rawBody).digest(),
       contentType: input.contentType,
       path: input.path,
-      query: input.query,
+      query,
       headers: input.headers,
       remoteAddr: input.remoteAddr,
       receivedAt: input.receivedAt,

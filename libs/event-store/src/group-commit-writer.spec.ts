@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { newEvent } from '@lib/ledger';
+import type { EventStoreRepository } from './event-store.repository.js';
+import { GroupCommitWriter } from './group-commit-writer.js';
+import type { AppendOutcome, WebhookRecord } from './webhook-record.js';
+
+const pgError = (code: string) => Object.assign(new Error(`pg error ${code}`), { code });
+
+const rec = (legId: string): WebhookRecord => ({
+  receipt: {
+    provider: 'jambonz', body: Buffer.from(legId), bodySha256: Buffer.alloc(32), contentType: null, path: '', query: '', headers: {},
+    remoteAddr: null, receivedAt: new Date(), source: 'live', signatureStatus: 'verified', signatureTimestamp: null,
+  },
+  events: [newEvent('CallRinging', legId, { sipStatus: 180 })],
+});
+
+/** A store that fails as told: the writer's decisions are what is tested here (the SQL is tested in the int-spec). */
+const failingStore = (fail: (batch: readonly WebhookRecord[], call: number) => Error | null) => {
+  const calls: string[][] = [];
+  const store = {
+    appendBatch: async (batch: readonly WebhookRecord[]): Promise<AppendOutcome[]> => {
+      calls.push(batch.map((r) => r.events[0]!.type === 'UnrecognizedWebhook' ? `unrecognized:${r.receipt.body}` : String(r.receipt.body)));
+      const err = fail(batch, calls.length);
+      if (err) throw err;
+      return batch.map((r, i) => ({ receiptId: String(i), position: '1', duplicate: false, events: r.events.map((e) => e.type) }));
+    },
+  };
+  return { store: store as unknown as EventStoreRepository, calls };
+};
+
+describe('GroupCommitWriter error handling', () => {
+  it.each(['40P01', '40001', '55P03', '57014', '53300'])('retries a batch after %s and stores it with its real events', async (code) => {
+    const { store, calls } = failingStore((_b, n) => (n <= 2 ? pgError(code) : null));
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1, retryBaseMs: 1 });
+    const outcomes = await Promise.all([writer.submit(rec('a')), writer.submit(rec('b'))]);
+    expect(outcomes.map((o) => o.events)).toEqual([['CallRinging'], ['CallRinging']]);
+    expect(calls.flat().some((c) => c.startsWith('unrecognized'))).toBe(false);
+    expect(writer.stats.retries).toBe(2);
+  });
+
+  it('answers 503 with Retry-After when the transient error outlasts the retries, and stores nothing as unrecognized', async () => {
+    const { store, calls } = failingStore(() => pgError('40P01'));
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1, transientRetries: 2, retryBaseMs: 1 });
+    await expect(writer.submit(rec('a'))).rejects.toMatchObject({ status: 503, code: 'SERVICE.UNAVAILABLE', headers: { 'retry-after': '1' } });
+    expect(calls).toEqual([['a'], ['a'], ['a']]);
+  });
+
+  it('splits a batch only on a data error, and keeps the culprit alone as unrecognized', async () => {
+    const { store, calls } = failingStore((b) => (b.some((r) => String(r.receipt.body) === 'bad' && r.events[0]!.type !== 'UnrecognizedWebhook') ? pgError('22P05') : null));
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    const outcomes = await Promise.all(['a', 'bad', 'c', 'd'].map((id) => writer.submit(rec(id))));
+    expect(outcomes.map((o) => o.events)).toEqual([['CallRinging'], ['UnrecognizedWebhook'], ['CallRinging'], ['CallRinging']]);
+    expect(calls.at(-1)).toEqual(['unrecognized:bad']);
+  });
+
+  it('does not split or file as unrecognized on an error that is not the data (a missing function, a permission)', async () => {
+    const { store, calls } = failingStore(() => pgError('42501'));
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    const settled = await Promise.allSettled([writer.submit(rec('a')), writer.submit(rec('b'))]);
+    expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
+    expect((settled[0] as PromiseRejectedResult).reason).toMatchObject({ status: 503 });
+    expect(calls.flat()).toEqual(['a', 'b']);
+  });
+});

@@ -1,0 +1,200 @@
+import { sql, type Kysely } from 'kysely';
+import * as appendFunction from './20261121000200_append_function.js';
+
+/**
+ * Tamper evidence against the database owner (issue 10):
+ * - `events.chain_version`: events written from now on (2) hash the receipt's metadata too (signature verdict,
+ *   remote address, content type, path, query, source, stored headers); existing events keep 1 and keep
+ *   verifying under the rule they were hashed with. The column defaults to 1 so that old rows read 1 without a
+ *   table rewrite; `ledger_append` writes 2 explicitly.
+ * - `webhook_receipts.dedupe_key`: form bodies (Twilio, Restcomm) deduplicate on their canonical parameter list,
+ *   not their exact bytes. Old rows have none and are deduplicated by their body sha256, as before.
+ * - `ledger_checkpoints` / `ledger_checkpoint_heads`: signed checkpoints of the stream heads, append-only.
+ * - `ledger_append` is replaced: it takes the dedupe keys and the chain version, and inserts receipts sorted by
+ *   (provider, dedupe key) so that two concurrent batches wait for each other's keys in the same order and
+ *   cannot deadlock.
+ */
+export async function up(db: Kysely<any>): Promise<void> {
+  await sql`ALTER TABLE events ADD COLUMN chain_version smallint NOT NULL DEFAULT 1`.execute(db);
+  await sql`ALTER TABLE webhook_receipts ADD COLUMN dedupe_key bytea`.execute(db);
+  await sql`
+    CREATE UNIQUE INDEX webhook_receipts_dedupe_key ON webhook_receipts (provider, (coalesce(dedupe_key, body_sha256)))`.execute(db);
+
+  await sql`
+    CREATE TABLE ledger_checkpoints (
+      seq bigint PRIMARY KEY,
+      created_at timestamptz NOT NULL,
+      -- The window: every event whose transaction id is in [from_xmin, to_xmin). Both are snapshot xmins, so every
+      -- transaction of the window had ended when the checkpoint was taken.
+      from_xmin xid8 NOT NULL,
+      to_xmin xid8 NOT NULL,
+      position bigint NOT NULL,
+      stream_count bigint NOT NULL,
+      head_count integer NOT NULL,
+      heads_sha256 bytea NOT NULL,
+      prev_digest bytea,
+      digest bytea NOT NULL,
+      signature bytea,
+      public_key_sha256 bytea
+    )`.execute(db);
+  await sql`
+    CREATE TABLE ledger_checkpoint_heads (
+      seq bigint NOT NULL REFERENCES ledger_checkpoints (seq),
+      stream_name text NOT NULL,
+      version integer NOT NULL,
+      hash bytea NOT NULL,
+      PRIMARY KEY (seq, stream_name)
+    )`.execute(db);
+  for (const table of ['ledger_checkpoints', 'ledger_checkpoint_heads']) {
+    await sql`
+      CREATE TRIGGER ${sql.raw(`${table}_append_only`)} BEFORE UPDATE OR DELETE ON ${sql.table(table)}
+      FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
+    await sql`
+      CREATE TRIGGER ${sql.raw(`${table}_no_truncate`)} BEFORE TRUNCATE ON ${sql.table(table)}
+      FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
+  }
+
+  await sql`DROP FUNCTION ledger_append`.execute(db);
+  await sql`
+    CREATE FUNCTION ledger_append(
+      r_provider text[], r_sha bytea[], r_dedupe bytea[], r_body bytea[], r_content_type text[], r_path text[],
+      r_query text[], r_headers text[], r_remote text[], r_received timestamptz[], r_source text[], r_sig_status text[],
+      r_sig_ts timestamptz[],
+      e_owner int[], e_stream text[], e_event_id uuid[], e_type text[], e_data text[], e_metadata text[],
+      e_occurred timestamptz[], e_content text[], e_chain_version smallint
+    ) RETURNS TABLE (ord int, receipt_id bigint, duplicate boolean, last_position bigint, types text[])
+    LANGUAGE plpgsql AS $fn$
+    DECLARE
+      kept_ord int[];
+      kept_id bigint[];
+      head_name text[];
+      head_base int[];
+      head_hash bytea[];
+      o_idx int[] := '{}';
+      o_ver int[] := '{}';
+      o_prev bytea[] := '{}';
+      o_hash bytea[] := '{}';
+      f_name text[] := '{}';
+      f_hash bytea[] := '{}';
+      cur text := NULL;
+      ver int;
+      prev bytea;
+      h bytea;
+      ev record;
+      top bigint;
+      p_ord int[] := '{}';
+      p_pos bigint[] := '{}';
+      p_types text[] := '{}';
+    BEGIN
+      -- No arbiter: a conflict on either key (exact bytes, or canonical content) makes the delivery a duplicate.
+      WITH ins AS (
+        INSERT INTO webhook_receipts (provider, body_sha256, dedupe_key, body, content_type, path, query, headers,
+          remote_addr, received_at, source, signature_status, signature_timestamp)
+        SELECT t.p, t.s, t.dk, t.b, t.ct, t.pa, t.q, t.hd::jsonb, t.ra, t.rcv, t.src, t.ss, t.sts
+        FROM unnest(r_provider, r_sha, r_dedupe, r_body, r_content_type, r_path, r_query, r_headers, r_remote,
+          r_received, r_source, r_sig_status, r_sig_ts)
+          WITH ORDINALITY AS t(p, s, dk, b, ct, pa, q, hd, ra, rcv, src, ss, sts, o)
+        ORDER BY t.p, t.dk
+        ON CONFLICT DO NOTHING
+        RETURNING id, provider, body_sha256
+      )
+      SELECT array_agg(k.o ORDER BY k.o), array_agg(ins.id ORDER BY k.o) INTO kept_ord, kept_id
+      FROM ins JOIN unnest(r_provider, r_sha) WITH ORDINALITY AS k(p, s, o) ON k.p = ins.provider AND k.s = ins.body_sha256;
+      kept_ord := coalesce(kept_ord, '{}');
+      kept_id := coalesce(kept_id, '{}');
+
+      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
+        WITH c AS (
+          SELECT x.st, count(*)::int AS n FROM unnest(e_owner, e_stream) AS x(ow, st)
+          WHERE x.ow = ANY (kept_ord) GROUP BY x.st
+        ), up AS (
+          INSERT INTO streams AS s (stream_name, version)
+          SELECT c.st, c.n FROM c ORDER BY c.st
+          ON CONFLICT (stream_name) DO UPDATE SET version = s.version + EXCLUDED.version
+          RETURNING s.stream_name, s.version, s.last_hash
+        )
+        SELECT array_agg(up.stream_name), array_agg(up.version - c.n), array_agg(up.last_hash)
+        INTO head_name, head_base, head_hash
+        FROM up JOIN c ON c.st = up.stream_name;
+
+        FOR ev IN
+          SELECT x.o::int AS o, x.st, x.content, hd.base, hd.lh
+          FROM unnest(e_owner, e_stream, e_content) WITH ORDINALITY AS x(ow, st, content, o)
+          JOIN unnest(head_name, head_base, head_hash) AS hd(name, base, lh) ON hd.name = x.st
+          WHERE x.ow = ANY (kept_ord)
+          ORDER BY x.st, x.o
+        LOOP
+          IF cur IS DISTINCT FROM ev.st THEN
+            IF cur IS NOT NULL THEN
+              f_name := f_name || cur;
+              f_hash := f_hash || prev;
+            END IF;
+            cur := ev.st;
+            ver := ev.base;
+            prev := ev.lh;
+          END IF;
+          ver := ver + 1;
+          h := sha256(coalesce(prev, ''::bytea) || convert_to(ver::text || ':' || ev.content, 'UTF8'));
+          o_idx := o_idx || ev.o;
+          o_ver := o_ver || ver;
+          o_prev := o_prev || prev;
+          o_hash := o_hash || h;
+          prev := h;
+        END LOOP;
+        f_name := f_name || cur;
+        f_hash := f_hash || prev;
+
+        WITH ins AS (
+          INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id,
+            occurred_at, received_at, prev_hash, hash, chain_version)
+          SELECT x.eid, x.st, z.v, x.ty, 1, x.d::jsonb, x.m::jsonb, kid.id, x.occ, r_received[x.ow], z.ph, z.hh, e_chain_version
+          FROM unnest(o_idx, o_ver, o_prev, o_hash) AS z(i, v, ph, hh)
+          JOIN unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred)
+            WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, o) ON x.o = z.i
+          JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
+          ORDER BY z.i
+          RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
+        ), per AS (
+          SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
+          FROM ins GROUP BY ins.rid
+        )
+        SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ','))
+        INTO p_ord, p_pos, p_types
+        FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
+
+        UPDATE streams AS s SET last_hash = f.h FROM unnest(f_name, f_hash) AS f(n, h) WHERE s.stream_name = f.n;
+        SELECT max(v) INTO top FROM unnest(p_pos) AS v;
+        PERFORM pg_notify('ledger_events', top::text);
+      END IF;
+
+      -- A duplicate answers with the receipt it duplicates: same bytes, or (new rows) the same canonical content.
+      RETURN QUERY
+      SELECT kid.o::int, kid.id, false, pp.pos, coalesce(string_to_array(pp.types, ','), '{}')
+      FROM unnest(kept_ord, kept_id) AS kid(o, id)
+      LEFT JOIN unnest(coalesce(p_ord, '{}'), coalesce(p_pos, '{}'), coalesce(p_types, '{}')) AS pp(o, pos, types) ON pp.o = kid.o
+      UNION ALL
+      SELECT k.o::int, r.id, true, agg.pos, coalesce(agg.types, '{}')
+      FROM unnest(r_provider, r_sha, r_dedupe) WITH ORDINALITY AS k(p, s, dk, o)
+      JOIN LATERAL (
+        SELECT w.id FROM webhook_receipts w
+        WHERE w.provider = k.p AND (w.body_sha256 = k.s OR coalesce(w.dedupe_key, w.body_sha256) = k.dk)
+        ORDER BY w.id LIMIT 1
+      ) r ON true
+      LEFT JOIN LATERAL (
+        SELECT max(e.global_position) AS pos, array_agg(e.type ORDER BY e.global_position) AS types
+        FROM events e WHERE e.receipt_id = r.id
+      ) agg ON true
+      WHERE NOT (k.o = ANY (kept_ord));
+    END
+    $fn$`.execute(db);
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await sql`DROP TABLE ledger_checkpoint_heads`.execute(db);
+  await sql`DROP TABLE ledger_checkpoints`.execute(db);
+  await sql`DROP INDEX webhook_receipts_dedupe_key`.execute(db);
+  await sql`ALTER TABLE webhook_receipts DROP COLUMN dedupe_key`.execute(db);
+  await sql`ALTER TABLE events DROP COLUMN chain_version`.execute(db);
+  await sql`DROP FUNCTION ledger_append`.execute(db);
+  await appendFunction.up(db);
+}
