@@ -3,8 +3,8 @@ import type { DB } from '@lib/db';
 import {
   coarsen, projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
-import { COLUMNS, readLegEvents, toLedgerEvent, type EventRow } from './event-reader.js';
-import type { Executor, ProjectionDefinition } from './projection.js';
+import { COLUMNS, compareCursors, cursorOf, notParked, readLegEvents, toLedgerEvent, type Cursor, type EventRow } from './event-reader.js';
+import { isDataError, ProjectionDataError, type Executor, type Isolate, type ProjectionDefinition } from './projection.js';
 
 const legs = (g: number) => sql.table(`call_legs_g${g}`);
 const recs = (g: number) => sql.table(`recordings_g${g}`);
@@ -153,15 +153,15 @@ export const callLegsProjection: ProjectionDefinition = {
     for (const spec of ROLLUPS) await sql`DROP TABLE IF EXISTS ${sql.table(spec.table(g))}`.execute(db);
   },
 
-  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) {
-    return projectLegs(trx, events, g, LIVE);
+  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor) {
+    return projectLegs(trx, events, g, LIVE, upTo);
   },
 
   /**
    * Rebuild by stream rather than by position: every leg is computed once from its whole stream, and trees
    * and rollups are derived once at the end instead of after every batch.
    */
-  async bulkLoad(db: Kysely<DB>, g: number, belowXid: string) {
+  async bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isolate: Isolate) {
     // Pages of streams by name; two workers so that PostgreSQL reads one page while Node folds another.
     let last = '';
     let pages = Promise.resolve<{ first: string; last: string } | null>(null);
@@ -178,15 +178,26 @@ export const callLegsProjection: ProjectionDefinition = {
     const worker = async () => {
       for (let range = await nextPage(); range; range = await nextPage()) {
         const { first, last: end } = range;
-        await retryOnDeadlock(() =>
-          db.transaction().execute(async (trx) => {
-            // A name range rather than a list: one index range scan over the page's streams.
-            const rows = await sql<EventRow>`
-              SELECT ${COLUMNS} FROM events
-              WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8`.execute(trx);
-            await projectLegs(trx, rows.rows.map(toLedgerEvent), g, BULK);
-          }),
-        );
+        // A name range rather than a list: one index range scan over the page's streams.
+        const read = (trx: Transaction<DB>) => sql<EventRow>`
+          SELECT ${COLUMNS} FROM events
+          WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8`.execute(trx);
+        try {
+          await retryOnDeadlock(() =>
+            db.transaction().execute(async (trx) => projectLegs(trx, (await read(trx)).rows.map(toLedgerEvent), g, BULK)),
+          );
+        } catch (err) {
+          if (!isDataError(err)) throw err;
+          // A poison event in the page: the projector parks what cannot be applied alone. Sub-batches hold part
+          // of a stream, so they read the rest of each leg like the live loop does.
+          await retryOnDeadlock(() =>
+            db.transaction().execute(async (trx) => {
+              // In commit order, so that each event is judged with its predecessors (upTo), as the live loop does.
+              const events = (await read(trx)).rows.map(toLedgerEvent).sort((a, b) => compareCursors(cursorOf(a)!, cursorOf(b)!));
+              await isolate(trx, events, (t, sub, upTo) => projectLegs(t, sub, g, BULK_ISOLATED, upTo));
+            }),
+          );
+        }
       }
     };
     await Promise.all([worker(), worker()]);
@@ -218,8 +229,18 @@ interface Mode {
 }
 const LIVE: Mode = { completeStreams: false, incremental: true };
 const BULK: Mode = { completeStreams: true, incremental: false };
+const BULK_ISOLATED: Mode = { completeStreams: false, incremental: false };
 
-const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode) => {
+/** The pure fold failing on an event's content is as deterministic as SQL refusing a value: parkable. */
+const pure = <T>(what: string, f: () => T): T => {
+  try {
+    return f();
+  } catch (err) {
+    throw new ProjectionDataError(`${what}: ${(err as Error).message}`, { cause: err });
+  }
+};
+
+const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor) => {
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
   // parent that reports machine detection (jambonz reports AMD on the parent).
   const touched = new Map<string, { provider: Provider; callId: string }>();
@@ -242,7 +263,8 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
     for (const k of kids.rows) touch(k.provider, k.call_id);
     const named = await sql<{ provider: Provider; child: string }>`
       SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
-      WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'`.execute(trx);
+      WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'
+        AND ${notParked(callLegsProjection.name, g)}`.execute(trx);
     for (const k of named.rows) touch(k.provider, k.child);
   }
   if (touched.size === 0) return;
@@ -255,6 +277,8 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
     targets.filter((t) => !held.has(keyOf(t.provider, t.callId))).map((t) => streamOf(t.provider, t.callId)),
     targets.map((t) => t.callId),
     events.map((e) => e.position),
+    { projection: callLegsProjection.name, generation: g },
+    upTo,
   );
   const all = [...events, ...others];
   const own = new Map<string, LedgerEvent[]>();
@@ -279,7 +303,8 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   if (parentStreams.size > 0) {
     const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
       SELECT ${COLUMNS}
-      FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'`.execute(trx);
+      FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'
+        AND ${notParked(callLegsProjection.name, g)}`.execute(trx);
     const byParent = new Map<string, LedgerEvent[]>();
     for (const r of amd.rows.map(toLedgerEvent)) {
       const k = keyOf(r.provider, r.legId!);
@@ -299,7 +324,9 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   const rows: CallLegRow[] = [];
   for (const t of targets) {
     const k = keyOf(t.provider, t.callId);
-    const row = projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] });
+    const row = pure(`leg ${t.provider}:${t.callId}`, () =>
+      projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] }),
+    );
     if (row) rows.push(row);
   }
   if (rows.length === 0) return;
@@ -308,7 +335,8 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   if (!mode.incremental) return;
   await healTrees(trx, g, rows);
   const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
-  await applyRollupDelta(trx, g, rollupDelta(rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }))));
+  const delta = pure('rollup delta', () => rollupDelta(rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }))));
+  await applyRollupDelta(trx, g, delta);
 };
 
 const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
