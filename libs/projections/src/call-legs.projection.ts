@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import {
-  coarsen, projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
+  cellKey, cellOf, coarsen, projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
 import { COLUMNS, compareCursors, cursorOf, notParked, readLegEvents, toLedgerEvent, type Cursor, type EventRow } from './event-reader.js';
 import { isDataError, ProjectionDataError, type Executor, type Isolate, type ProjectionDefinition } from './projection.js';
@@ -134,7 +134,9 @@ export const callLegsProjection: ProjectionDefinition = {
           ring_ms bigint NOT NULL,
           ring_n bigint NOT NULL,
           machine bigint NOT NULL,
-          talk_hist bigint[] NOT NULL
+          talk_hist bigint[] NOT NULL,
+          talk_min_ms bigint,
+          talk_max_ms bigint
         )`.execute(db);
       await sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`${spec.table(g)}_cell`)} ON ${sql.table(spec.table(g))} (${names(spec)}) NULLS NOT DISTINCT`.execute(db);
     }
@@ -338,8 +340,14 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   if (!mode.incremental) return;
   await healTrees(trx, g, rows);
   const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
-  const delta = pure('rollup delta', () => rollupDelta(rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }))));
+  const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
+  const delta = pure('rollup delta', () => rollupDelta(changes));
   await applyRollupDelta(trx, g, delta);
+  // The extremes cannot be taken back like a sum: recomputed from the legs for every cell a changed leg left or
+  // entered. Not only the cells with a non-zero delta: two legs trading 61 s and 69 s for 62 s and 68 s in one
+  // bucket net to zero and still move the max.
+  const moved = changes.filter(({ before: b, after: a }) => !b || b.talkDurationSec !== a.talkDurationSec || cellKey(cellOf(b)) !== cellKey(cellOf(a)));
+  await refreshExtremes(trx, g, moved.flatMap(({ before: b, after: a }) => (b ? [cellOf(b), cellOf(a)] : [cellOf(a)])));
 };
 
 const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
@@ -473,6 +481,36 @@ const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: ReturnTyp
   }
 };
 
+/** talk_min_ms / talk_max_ms of the given cells, from the legs in them (same rounding as talk_ms). */
+const refreshExtremes = async (trx: Transaction<DB>, g: number, fine: readonly RollupCell[]) => {
+  if (fine.length === 0) return;
+  for (const spec of ROLLUPS) {
+    const unique = new Map(fine.map((c) => [JSON.stringify(spec.columns.map((col) => col.of(c))), c]));
+    const cells = [...unique.values()];
+    const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x))}::${sql.raw(c.type)}[]`));
+    const legMatch = sql.raw(
+      spec.columns
+        .map((c) => {
+          switch (c.name) {
+            case 'hour': return `((t.hour IS NULL AND l.started_at IS NULL) OR (l.started_at >= t.hour AND l.started_at < t.hour + interval '1 hour'))`;
+            case 'is_root': return `(l.parent_call_id IS NULL) = t.is_root`;
+            default: return c.nullable ? `l.${c.name} IS NOT DISTINCT FROM t.${c.name}` : `l.${c.name} = t.${c.name}`;
+          }
+        })
+        .join(' AND '),
+    );
+    await sql`
+      UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = x.mn, talk_max_ms = x.mx
+      FROM (
+        SELECT ${names(spec, 't.')}, min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn,
+          max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
+        FROM unnest(${keys}) AS t(${names(spec)}) JOIN ${legs(g)} l ON ${legMatch}
+        GROUP BY ${names(spec, 't.')}
+      ) x
+      WHERE ${sameCell(spec, 'h', 'x')} AND (h.talk_min_ms IS DISTINCT FROM x.mn OR h.talk_max_ms IS DISTINCT FROM x.mx)`.execute(trx);
+  }
+};
+
 /**
  * The rollups of a whole generation in one statement (end of a bulk load). Must agree with addLeg in
  * libs/ledger/src/leg-rollup.ts: same millisecond rounding, same histogram buckets.
@@ -495,12 +533,14 @@ const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
       ), m AS (
         SELECT ${cell}, count(*) AS legs, sum(floor(talk * 1000 + 0.5))::bigint AS talk_ms,
           coalesce(sum(floor(ring * 1000 + 0.5)), 0)::bigint AS ring_ms, count(ring) AS ring_n,
-          count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine
+          count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine,
+          min(floor(talk * 1000 + 0.5))::bigint AS talk_min_ms, max(floor(talk * 1000 + 0.5))::bigint AS talk_max_ms
         FROM l GROUP BY ${cell}
       )
-      INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
+      INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist, talk_min_ms, talk_max_ms)
       SELECT ${names(spec, 'm.')}, m.legs, m.talk_ms, m.ring_ms, m.ring_n, m.machine,
-        ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i)
+        ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i),
+        m.talk_min_ms, m.talk_max_ms
       FROM m LEFT JOIN hist ON ${sameCell(spec, 'hist', 'm')}`.execute(trx);
   }
 };
