@@ -112,6 +112,7 @@ export class Projector {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.stopping = false;
     void this.listen();
     for (const p of this.projections) this.loops.push(this.loop(p));
   }
