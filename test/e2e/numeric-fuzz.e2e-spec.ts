@@ -1,7 +1,9 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NUMERIC_FIELDS, numberProblem, type CallEventType } from '@lib/ledger';
+import { EventStoreRepository } from '@lib/event-store';
+import { newEvent, NUMERIC_FIELDS, numberProblem, type CallEventType } from '@lib/ledger';
 import type { Projector } from '@lib/projections';
 import { freeclimbRequest, jambonzRequest, restcommRequest, twilioRequest, type SignedRequest } from '../support/signing.js';
 import { API_KEY, readyProjector, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
@@ -177,5 +179,33 @@ describe('numeric fields of every dialect, fuzzed', () => {
     expect(listed).toBeGreaterThan(0);
     const legs = await sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs WHERE jsonb_array_length(invalid_fields) > 0`.execute(t.db.db);
     expect(Number(legs.rows[0]!.n)).toBeGreaterThan(0);
+  });
+});
+
+describe('a poison event stored before the bounds existed (bypassing translation)', () => {
+  it('is parked; the leg shows it (parkedEvents) and its other events; the status lists it', async () => {
+    const body = Buffer.from('{"poison":true}');
+    const [receipt] = await new EventStoreRepository(t.db.db).appendBatch([{
+      receipt: {
+        provider: 'jambonz', body, bodySha256: createHash('sha256').update(body).digest(), contentType: 'application/json', path: '/status', query: '',
+        headers: {}, remoteAddr: null, receivedAt: new Date(), source: 'import', signatureStatus: 'not-checked', signatureTimestamp: null,
+      },
+      events: [
+        newEvent('CallInitiated', 'CA-poisoned', { direction: 'inbound', from: '+1', to: '+2' }, { accountId: 'AC-fuzz' }),
+        // No URL: recordings.url is NOT NULL, so the read model refuses it (SQLSTATE 23502) whatever the code.
+        newEvent('RecordingAvailable', 'CA-poisoned', { url: null, scope: 'call' } as never, { accountId: 'AC-fuzz' }),
+        // A SIP status the integer column cannot hold, as a store written before the bounds would have it.
+        newEvent('CallAnswered', 'CA-poisoned', { sipStatus: 1e12 }, { accountId: 'AC-fuzz' }),
+      ],
+    }]);
+    const call = await t.app.inject({ method: 'GET', url: `/v1/calls/CA-poisoned?minPosition=${receipt!.position}`, headers: auth });
+    expect(call.statusCode).toBe(200);
+    expect(call.json()).toMatchObject({
+      status: 'in-progress', sipStatus: null, recordings: [], parkedEvents: 1,
+      invalidFields: [expect.objectContaining({ type: 'CallAnswered', field: 'sipStatus', value: '1000000000000', reason: 'above 699' })],
+    });
+    const status = await t.app.inject({ method: 'GET', url: '/v1/admin/projections', headers: auth });
+    const legs = (status.json().data as { name: string; state: string; parkedEvents: number; parked: { stream: string; type: string }[] }[]).find((p) => p.name === 'call_legs')!;
+    expect(legs).toMatchObject({ state: 'running', parkedEvents: 1, parked: [expect.objectContaining({ stream: 'callLeg-jambonz:CA-poisoned', type: 'RecordingAvailable' })] });
   });
 });
