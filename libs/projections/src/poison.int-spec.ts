@@ -198,4 +198,39 @@ describe('rebuild lock', () => {
       await other.db.destroy();
     }
   });
+
+  it('after a version bump two instances start the rebuild at once: one builds the new generation, the other waits and skips', async () => {
+    const other = createDatabase(tdb.url, 5);
+    try {
+      const old = new Projector(tdb.db, [recorder('bumped')]);
+      await old.init();
+      await old.runUntilCaughtUp();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let reachedGate!: () => void;
+      const atGate = new Promise<void>((r) => (reachedGate = r));
+      const v2 = (fail: (events: readonly LedgerEvent[], g: number) => unknown): ProjectionDefinition => ({ ...recorder('bumped', fail), version: 2 });
+      const a = new Projector(tdb.db, [v2(async (_e, g) => {
+        if (g === 2) {
+          reachedGate();
+          await gate;
+        }
+      })]);
+      let secondWrote = 0;
+      const bLog: string[] = [];
+      const b = new Projector(other.db, [v2((_e, g) => void (g > 1 && secondWrote++))], { rebuildLockPollMs: 10, log: (_l, m) => bLog.push(m) });
+      await a.init(); // starts the rebuild in the background
+      await atGate;
+      await b.init();
+      await expect.poll(() => bLog.some((m) => m.includes('waiting for its rebuild lock')), { timeout: 10_000, interval: 10 }).toBe(true);
+      release();
+      await expect.poll(async () => (await statusOf(a, 'bumped')).version, { timeout: 20_000, interval: 20 }).toBe(2);
+      await expect.poll(() => bLog.some((m) => m.includes('skipping')), { timeout: 10_000, interval: 10 }).toBe(true);
+      await Promise.all([a.stop(), b.stop()]);
+      expect(secondWrote).toBe(0);
+      expect(await statusOf(a, 'bumped')).toMatchObject({ generation: 2, version: 2, state: 'running' });
+    } finally {
+      await other.db.destroy();
+    }
+  });
 });
