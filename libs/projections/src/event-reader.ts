@@ -39,12 +39,14 @@ export const toLedgerEvent = (r: Row): LedgerEvent => {
 };
 
 const toEvent = (r: Row): LedgerEvent => {
-  const m = r.metadata;
+  const m = (r.metadata ?? {}) as Record<string, unknown>;
   return {
     position: String(r.global_position),
     eventId: r.event_id,
     type: r.type as CallEventType,
-    data: r.data as never,
+    // The append path always stores an object; anything else (written around it) is read as an empty one, so
+    // that the projection's own reads of data fields cannot throw on it.
+    data: (r.data !== null && typeof r.data === 'object' ? r.data : {}) as never,
     provider: m.provider as Provider,
     legId: (m.legId as string | null) ?? null,
     accountId: (m.accountId as string | null) ?? null,

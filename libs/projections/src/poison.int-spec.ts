@@ -103,6 +103,30 @@ describe('a poison event (one the projection cannot apply even alone)', () => {
   });
 });
 
+describe('events written around the append path', () => {
+  it('null data or metadata, or a leg id that is not text, do not stop the projection', async () => {
+    const [ok] = await store.appendBatch([record([newEvent('CallInitiated', 'poison-shape-ok', { direction: 'inbound', from: '+1', to: '+2' })])]);
+    for (const [i, data, metadata] of [
+      [1, 'null', '{"provider":"jambonz","legId":"poison-shape-1"}'],
+      [2, '{"outcome":"completed","durationSec":"x"}', 'null'],
+      [3, '{"childLegId":{"not":"text"},"outcome":"busy"}', '{"provider":"jambonz","legId":12345}'],
+    ] as const) {
+      await sql`
+        INSERT INTO events (event_id, stream_name, stream_version, type, data, metadata, receipt_id, received_at, hash)
+        SELECT gen_random_uuid(), ${`callLeg-jambonz:poison-shape-${i}`}, 1, ${i === 3 ? 'DialCompleted' : 'CallCompleted'}, ${data}::jsonb,
+          ${metadata}::jsonb, receipt_id, now(), '\\x00'
+        FROM events WHERE global_position = ${ok!.position!}::bigint`.execute(tdb.db);
+    }
+    const [later] = await store.appendBatch([record([newEvent('CallInitiated', 'poison-shape-later', { direction: 'inbound', from: '+1', to: '+3' })])]);
+    const projector = new Projector(tdb.db, [callLegsProjection]);
+    await projector.init();
+    await projector.runUntilCaughtUp();
+    expect(await projector.hasPassed(later!.position!)).toBe(true);
+    expect(await statusOf(projector)).toMatchObject({ state: 'running', lagEvents: 0 });
+    expect((await legs()).map((l) => l.call_id)).toEqual(expect.arrayContaining(['poison-shape-ok', 'poison-shape-later', 'poison-shape-1']));
+  });
+});
+
 /** Records positions; `fail` decides per call whether to throw instead. */
 const recorder = (name: string, fail: (events: readonly LedgerEvent[], g: number) => unknown = () => undefined): ProjectionDefinition => ({
   name,
