@@ -63,6 +63,13 @@ export async function up(db: Kysely<any>): Promise<void> {
         EXECUTE format('GRANT SELECT ON %I.%I TO ledger_app, ledger_projector', s, r.relname);
       END LOOP;
 
+      -- Signed checkpoints of the stream heads are taken by the service: it may add rows, never change them
+      -- (the append-only triggers refuse UPDATE, DELETE and TRUNCATE to everyone).
+      FOR r IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = s::regnamespace AND c.relkind = 'r'
+        AND c.relname IN ('ledger_checkpoints', 'ledger_checkpoint_heads') LOOP
+        EXECUTE format('GRANT INSERT ON %I.%I TO ledger_app', s, r.relname);
+      END LOOP;
+
       -- Appends run as the owner of the function; any signature of it (a later migration may add arguments).
       FOR r IN SELECT p.oid::regprocedure AS fn FROM pg_proc p WHERE p.proname = 'ledger_append' AND p.pronamespace = s::regnamespace LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = %I, pg_temp', r.fn, s);
@@ -73,7 +80,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
       -- Read models and projection bookkeeping belong to the projector (made by earlier versions as the owner).
       FOR r IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = s::regnamespace AND c.relkind IN ('r', 'v')
-        AND c.relname ~ '^(projection_checkpoints|projection_failures|call_legs|recordings|call_leg_hourly|call_provider_hourly)(_g[0-9]+)?$' LOOP
+        AND c.relname ~ '^(projection_checkpoints|projection_failures|projection_parked|call_legs|recordings|call_leg_hourly|call_provider_hourly)(_g[0-9]+)?$' LOOP
         EXECUTE format('ALTER TABLE %I.%I OWNER TO ledger_projector', s, r.relname);
         EXECUTE format('GRANT SELECT ON %I.%I TO ledger_app', s, r.relname);
       END LOOP;

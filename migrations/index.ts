@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as eventStore from './20261121000100_event_store.js';
 import * as appendFunction from './20261121000200_append_function.js';
 import * as projections from './20261121000300_projections.js';
+import * as projectionParked from './20261201000100_projection_parked.js';
 import * as tamperEvidence from './20261201000200_tamper_evidence.js';
 import * as databaseRoles from './20261201000400_database_roles.js';
 
@@ -13,6 +14,7 @@ export const migrations: Record<string, Migration> = {
   '20261121000100_event_store': eventStore,
   '20261121000200_append_function': appendFunction,
   '20261121000300_projections': projections,
+  '20261201000100_projection_parked': projectionParked,
   '20261201000200_tamper_evidence': tamperEvidence,
   '20261201000400_database_roles': databaseRoles,
 };

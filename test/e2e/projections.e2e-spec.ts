@@ -89,6 +89,15 @@ describe('read-your-writes (minPosition)', () => {
     const bad = await t.app.inject({ method: 'GET', url: '/v1/admin/projections?minPosition=abc', headers: auth });
     expect(bad.statusCode).toBe(400);
     expect(bad.json().error.message).toContain('minPosition');
+    // Past int8: PostgreSQL cannot cast it, which was a 500.
+    for (const huge of ['9223372036854775808', '9999999999999999999', '99999999999999999999']) {
+      for (const url of [`/v1/admin/projections?minPosition=${huge}`, `/v1/calls?minPosition=${huge}`, `/v1/analytics/summary?minPosition=${huge}`]) {
+        const res = await t.app.inject({ method: 'GET', url, headers: auth });
+        expect(res.statusCode, url).toBe(400);
+        expect(res.json().error.code).toBe('QUERY.INVALID_PARAMETER');
+        expect(res.json().error.message).toContain('minPosition');
+      }
+    }
     // A position beyond the head can only be reached by a later append, so this waits out the timeout.
     const future = BigInt(r.position) + 1_000_000n;
     const late = await t.app.inject({ method: 'GET', url: `/v1/admin/projections?minPosition=${future}`, headers: auth });

@@ -63,4 +63,18 @@ export interface CallLegRow {
   lastPosition: string;
   /** Conflicting parent assertions are kept and flagged (providers.md §4.6-3). */
   linkConflict: boolean;
+  /**
+   * Numbers of this leg's events (and of the parent's dial result naming it) that were out of bounds
+   * (numeric-bounds.ts) and so not projected, oldest first; at most 50. The raw bodies keep them.
+   */
+  invalidFields: LegInvalidField[];
+}
+
+/** An out-of-bounds number, with the event that carried it (null for a duration derived from event times). */
+export interface LegInvalidField {
+  position: string | null;
+  type: string | null;
+  field: string;
+  value: string;
+  reason: string;
 }

@@ -6,3 +6,4 @@ export * from './call-tree.js';
 export * from './talk-histogram.js';
 export * from './leg-rollup.js';
 export * from './kpis.js';
+export * from './numeric-bounds.js';

@@ -35,9 +35,19 @@ describe('computeKpis', () => {
     expect(k.totalTalkSec).toBe(180);
     // The in-progress leg's ring time is not an attempt's; the busy leg has none.
     expect(k.avgRingSec).toBe(Math.round(((5 + 3 + 4 + 25 + 0 + 7) / 6) * 1000) / 1000);
-    // Histogram estimates (talk-histogram.ts): rank 1.5 of 3 lies halfway into [60, 70), rank 2.7 into [90, 100).
+    // Histogram estimates (talk-histogram.ts): rank 1.5 of 3 lies halfway into [60, 70); rank 2.7 into [90, 100)
+    // gives 97, past the longest call (90): clamped to it.
     expect(k.p50TalkSec).toBe(65);
-    expect(k.p90TalkSec).toBe(97);
+    expect(k.p90TalkSec).toBe(90);
+  });
+
+  it('never estimates a talk-time quantile outside the shortest and longest talk seen', () => {
+    // One 61 s call: its bucket [60, 70) put p50 at 65 and p90 at 69, longer than any call.
+    expect(computeKpis([leg('completed', 61)])).toMatchObject({ p50TalkSec: 61, p90TalkSec: 61 });
+    // Past the last edge the open bucket answers its lower edge (4 h), shorter than every call in it.
+    expect(computeKpis([leg('completed', 20_000), leg('completed', 30_000)])).toMatchObject({ p50TalkSec: 20_000, p90TalkSec: 20_000 });
+    // Both in [12, 14): p50 interpolates to 13, below the shorter call; p90 to 13.8, between them.
+    expect(computeKpis([leg('completed', 13.5), leg('completed', 13.9)])).toMatchObject({ p50TalkSec: 13.5, p90TalkSec: 13.8 });
   });
 
   it('does not depend on the order of the legs', () => {

@@ -42,6 +42,13 @@ export interface KpiTotals {
   /** Over completed legs: talk (missing as 0), the talk histogram, machine or fax answers. */
   completedTalkMs: number;
   completedTalkHistogram: number[];
+  /**
+   * Shortest and longest talk of a completed leg (null when none): a quantile interpolated inside its histogram
+   * bucket may lie past the longest call seen (one 61 s call: the bucket [60, 70) put its p90 at 69 s), so the
+   * estimates are clamped to what was observed. Not additive, but min/max merge exactly.
+   */
+  completedTalkMinMs: number | null;
+  completedTalkMaxMs: number | null;
   machineAnswered: number;
   /** Over terminal legs with a known ring duration. */
   ringMs: number;
@@ -49,14 +56,20 @@ export interface KpiTotals {
 }
 
 export const emptyKpiTotals = (): KpiTotals => ({
-  legs: 0, byStatus: {}, completedTalkMs: 0, completedTalkHistogram: emptyHistogram(), machineAnswered: 0, ringMs: 0, ringN: 0,
+  legs: 0, byStatus: {}, completedTalkMs: 0, completedTalkHistogram: emptyHistogram(), completedTalkMinMs: null, completedTalkMaxMs: null,
+  machineAnswered: 0, ringMs: 0, ringN: 0,
 });
+
+const pick = (a: number | null, b: number | null, f: (x: number, y: number) => number): number | null =>
+  a === null ? b : b === null ? a : f(a, b);
 
 export const addKpiTotals = (into: KpiTotals, other: KpiTotals): KpiTotals => {
   into.legs += other.legs;
   for (const [k, v] of Object.entries(other.byStatus) as [LegStatus, number][]) into.byStatus[k] = (into.byStatus[k] ?? 0) + v;
   into.completedTalkMs += other.completedTalkMs;
   addHistograms(into.completedTalkHistogram, other.completedTalkHistogram);
+  into.completedTalkMinMs = pick(into.completedTalkMinMs, other.completedTalkMinMs, Math.min);
+  into.completedTalkMaxMs = pick(into.completedTalkMaxMs, other.completedTalkMaxMs, Math.max);
   into.machineAnswered += other.machineAnswered;
   into.ringMs += other.ringMs;
   into.ringN += other.ringN;
@@ -75,6 +88,7 @@ export const kpiTotalsOfLeg = (leg: KpiLeg): KpiTotals => {
     const talk = leg.talkDurationSec ?? 0;
     t.completedTalkMs = toMs(talk);
     t.completedTalkHistogram[talkBucket(talk)] = 1;
+    t.completedTalkMinMs = t.completedTalkMaxMs = toMs(talk);
     if (leg.answeredBy === 'machine' || leg.answeredBy === 'fax') t.machineAnswered = 1;
   }
   return t;
@@ -100,7 +114,8 @@ export const kpiTotalsOfLeg = (leg: KpiLeg): KpiTotals => {
  * - avgRingSec: mean ringDurationSec over attempts whose ring duration is known; null when none is.
  * - p50TalkSec / p90TalkSec: talk-time quantiles over answered legs, estimated from a fixed histogram
  *   (talk-histogram.ts: 1 s resolution below 10 s, 20 s between 3 and 10 min, interpolated inside the bucket),
- *   because percentiles cannot be summed across hourly rollups; null when nothing was answered.
+ *   because percentiles cannot be summed across hourly rollups, then clamped to the shortest and longest talk
+ *   seen (an estimate never lies outside the data); null when nothing was answered.
  * - outcomes: attempts by terminal status.
  * - machineAnswered: answered legs whose answeredBy is `machine` or `fax` (anything that is not a person).
  * Seconds are rounded to 3 decimals, like the read model.
@@ -112,7 +127,10 @@ export const kpisOf = (t: KpiTotals): Kpis => {
   const answered = outcomes.completed;
   const quantile = (q: number) => {
     const v = histogramQuantile(t.completedTalkHistogram, q);
-    return v === null ? null : sec(v);
+    if (v === null) return null;
+    const lo = t.completedTalkMinMs === null ? v : t.completedTalkMinMs / 1000;
+    const hi = t.completedTalkMaxMs === null ? v : t.completedTalkMaxMs / 1000;
+    return sec(Math.min(hi, Math.max(lo, v)));
   };
   return {
     legs: t.legs,

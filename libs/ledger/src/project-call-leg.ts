@@ -9,7 +9,8 @@
  * first copy is kept.
  */
 import type { MachineResult, Outcome, Provider } from './call-leg.events.js';
-import type { AnsweredBy, CallLegRow, DurationSource, LedgerEvent, LegStatus, RecordingRow } from './call-leg.js';
+import type { AnsweredBy, CallLegRow, DurationSource, LedgerEvent, LegInvalidField, LegStatus, RecordingRow } from './call-leg.js';
+import { MAX_DURATION_SEC, numberProblem, numericFieldSchema, valueText } from './numeric-bounds.js';
 
 export interface ProjectCallLegInput {
   provider: Provider;
@@ -146,6 +147,20 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const links = related.filter((e) => childOf(e) === callId);
   if (own.length === 0 && links.length === 0) return null;
 
+  // --- numbers: every one read through its bounds (numeric-bounds.ts). Events stored before the ledger bounded
+  // them at ingest may still hold anything; a bad value is reported on the leg, never projected.
+  const invalid = new Map<string, LegInvalidField>();
+  const report = (f: LegInvalidField) => invalid.set(`${f.position}\u0000${f.field}`, f);
+  const num = (e: LedgerEvent, field: string): number | undefined => {
+    const value = (e.data as unknown as Record<string, unknown>)[field];
+    const schema = numericFieldSchema(e.type, field);
+    if (value === undefined || value === null || !schema) return undefined;
+    const reason = numberProblem(schema, value);
+    if (reason === null) return value as number;
+    report({ position: e.position, type: e.type, field, value: valueText(value), reason });
+    return undefined;
+  };
+
   // --- parent link (§4.6-3)
   const assertions: { parent: string; event: LedgerEvent }[] = [];
   for (const e of own) if (e.parentLegId && e.parentLegId !== callId) assertions.push({ parent: e.parentLegId, event: e });
@@ -160,6 +175,15 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   // --- status
   const completions = own.filter(isType('CallCompleted'));
   const dials = links.filter(isType('DialCompleted'));
+  for (const e of [...own, ...dials]) {
+    const listed = (e.data as { invalidFields?: unknown }).invalidFields;
+    if (!Array.isArray(listed)) continue;
+    for (const f of listed.slice(0, 20) as { field?: unknown; value?: unknown; reason?: unknown }[]) {
+      if (f && typeof f.field === 'string') {
+        report({ position: e.position, type: e.type, field: f.field, value: valueText(f.value), reason: typeof f.reason === 'string' ? f.reason : 'invalid' });
+      }
+    }
+  }
   const sawAnswer = own.some(isType('CallAnswered'));
   const rang = own.some(isType('CallRinging'));
   const ownOutcomes = completions.map((e) => e.data.outcome).filter(isDefinitive);
@@ -199,7 +223,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     talkDurationSec = 0;
     talkDurationSource = 'derived';
   } else if (status === 'completed') {
-    const reported = finiteMax(completions.map((e) => e.data.durationSec)) ?? finiteMax(dials.map((e) => e.data.durationSec));
+    const reported = finiteMax(completions.map((e) => num(e, 'durationSec'))) ?? finiteMax(dials.map((e) => num(e, 'durationSec')));
     if (reported !== undefined) {
       talkDurationSec = seconds(reported);
       talkDurationSource = 'provider';
@@ -210,7 +234,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   }
   let ringDurationSec: number | null = null;
   let ringDurationSource: DurationSource | null = null;
-  const reportedRing = finiteMax(dials.map((e) => e.data.ringDurationSec));
+  const reportedRing = finiteMax(dials.map((e) => num(e, 'ringDurationSec')));
   if (reportedRing !== undefined) {
     ringDurationSec = seconds(reportedRing);
     ringDurationSource = 'provider';
@@ -220,6 +244,18 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
       ringDurationSec = seconds((until - startedMs) / 1000);
       ringDurationSource = 'derived';
     }
+  }
+
+  // Derived from event times: provider clocks can be years apart (a bad Timestamp), which no call lasts.
+  if (talkDurationSource === 'derived' && talkDurationSec !== null && talkDurationSec > MAX_DURATION_SEC) {
+    report({ position: null, type: null, field: 'talkDurationSec', value: valueText(talkDurationSec), reason: `derived from event times: above ${MAX_DURATION_SEC} s` });
+    talkDurationSec = null;
+    talkDurationSource = null;
+  }
+  if (ringDurationSource === 'derived' && ringDurationSec !== null && ringDurationSec > MAX_DURATION_SEC) {
+    report({ position: null, type: null, field: 'ringDurationSec', value: valueText(ringDurationSec), reason: `derived from event times: above ${MAX_DURATION_SEC} s` });
+    ringDurationSec = null;
+    ringDurationSource = null;
   }
 
   // --- answeredBy (AMD attribution, §2.11-4, §4.6-8)
@@ -252,10 +288,8 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
 
   // --- end reason, SIP status
   const endReason = firstNonNull(completions.map((e) => e.data.endReason || e.data.terminatedBy || null));
-  const sipCandidates = canonicalEvents([...own, ...dials]).filter(
-    (e) => typeof (e.data as { sipStatus?: unknown }).sipStatus === 'number',
-  );
-  const sipStatus = sipCandidates.length ? (sipCandidates.at(-1)!.data as { sipStatus: number }).sipStatus : null;
+  const sipCandidates = canonicalEvents([...own, ...dials]).map((e) => num(e, 'sipStatus')).filter((v) => v !== undefined);
+  const sipStatus = sipCandidates.at(-1) ?? null;
 
   // --- conferences, recordings
   const conferenceIds = [
@@ -275,7 +309,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     .sort(([a], [b]) => cmp(a, b))
     .map(([recordingId, events]) => {
       const first = events[0]!;
-      const duration = finiteMax(events.map((e) => e.data.durationSec));
+      const duration = finiteMax(events.map((e) => num(e, 'durationSec')));
       return {
         recordingId,
         url: first.data.url,
@@ -317,5 +351,8 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     eventCount: own.length,
     lastPosition,
     linkConflict,
+    invalidFields: [...invalid.values()]
+      .sort((a, b) => cmp(a.position === null ? -1n : BigInt(a.position), b.position === null ? -1n : BigInt(b.position)) || cmp(a.field, b.field))
+      .slice(0, 50),
   };
 }

@@ -193,3 +193,48 @@ describe('call_legs hourly rollups from scratch', () => {
     }
   });
 });
+
+describe('call_legs rollup talk extremes (talk_min_ms, talk_max_ms)', () => {
+  it('follow a leg whose talk shrinks, and legs that trade talk within one bucket (a zero sum delta), live as rebuilt', async () => {
+    let n = 0;
+    const rec = (legId: string, type: TranslatedEvent['type'], occurredAt: string, data: object): WebhookRecord => {
+      const body = Buffer.from(JSON.stringify({ legId, n: n++ }));
+      return {
+        receipt: {
+          provider: 'twilio', body, bodySha256: createHash('sha256').update(body).digest(), contentType: 'application/json', path: '', query: '',
+          headers: {}, remoteAddr: null, receivedAt: new Date(occurredAt), source: 'import', signatureStatus: 'not-checked', signatureTimestamp: null,
+        },
+        events: [{ type, legId, accountId: 'AC1', parentLegId: null, occurredAt, providerSeq: null, party: null, data } as TranslatedEvent],
+      };
+    };
+    const answered = (legId: string, talkSec: number) => [
+      rec(legId, 'CallInitiated', '2026-03-01T10:05:00Z', { direction: 'inbound', from: '+1', to: '+2' }),
+      rec(legId, 'CallAnswered', '2026-03-01T10:05:10Z', {}),
+      rec(legId, 'CallCompleted', new Date(Date.parse('2026-03-01T10:05:10Z') + talkSec * 1000).toISOString(), { outcome: 'completed' }),
+    ];
+    const extremes = async (tdb: TestDatabase) =>
+      (await sql<{ mn: string; mx: string }>`SELECT talk_min_ms::text AS mn, talk_max_ms::text AS mx FROM call_provider_hourly WHERE status = 'completed'`.execute(tdb.db)).rows;
+    const tdb = await createTestDatabase(4);
+    try {
+      const store = new EventStoreRepository(tdb.db);
+      const projector = new Projector(tdb.db, [callLegsProjection]);
+      await projector.init();
+      // Derived talks of 61 s and 69 s (one histogram bucket, [60, 70)), then a 300 s one.
+      await store.appendBatch([...answered('CA-a', 61), ...answered('CA-b', 69), ...answered('CA-c', 300)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '61000', mx: '300000' }]);
+      // The provider's own durations arrive in one batch: c shrinks to 100 s, a and b trade 61/69 for 62/68
+      // (same bucket, same sum: the additive delta of a and b is zero).
+      const provider = (legId: string, sec: number) => rec(legId, 'CallCompleted', '2026-03-01T10:20:00Z', { outcome: 'completed', durationSec: sec });
+      await store.appendBatch([provider('CA-a', 62), provider('CA-b', 68), provider('CA-c', 100)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '100000' }]);
+      const live = await readModel(tdb);
+      await projector.rebuild('call_legs');
+      expect((await readModel(tdb)).coarse).toEqual(live.coarse);
+      expect((await readModel(tdb)).hourly).toEqual(live.hourly);
+    } finally {
+      await tdb.drop();
+    }
+  });
+});

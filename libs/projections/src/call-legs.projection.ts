@@ -1,10 +1,10 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import {
-  coarsen, projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
+  cellKey, cellOf, coarsen, projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
-import { COLUMNS, readLegEvents, toLedgerEvent, type EventRow } from './event-reader.js';
-import type { Executor, ProjectionDefinition } from './projection.js';
+import { COLUMNS, compareCursors, cursorOf, notParked, readLegEvents, toLedgerEvent, type Cursor, type EventRow } from './event-reader.js';
+import { isDataError, ProjectionDataError, type Executor, type Isolate, type ProjectionDefinition } from './projection.js';
 
 const legs = (g: number) => sql.table(`call_legs_g${g}`);
 const recs = (g: number) => sql.table(`recordings_g${g}`);
@@ -67,7 +67,9 @@ const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`
 export const callLegsProjection: ProjectionDefinition = {
   name: 'call_legs',
   // 2: hourly rollups for the analytics. 3: the coarse (hour, provider, status) rollup beside them.
-  version: 3,
+  // 4: legs report out-of-bounds numbers (invalid_fields) instead of projecting them, and the rollups keep
+  // the talk-time extremes (talk_min_ms, talk_max_ms) that bound the quantile estimates.
+  version: 4,
 
   async createGeneration(db: Executor, g: number) {
     await sql`
@@ -97,6 +99,7 @@ export const callLegsProjection: ProjectionDefinition = {
         event_count integer NOT NULL,
         last_position bigint NOT NULL,
         link_conflict boolean NOT NULL DEFAULT false,
+        invalid_fields jsonb NOT NULL DEFAULT '[]',
         PRIMARY KEY (provider, call_id)
       )`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_parent`)} ON ${legs(g)} (provider, parent_call_id)`.execute(db);
@@ -131,7 +134,9 @@ export const callLegsProjection: ProjectionDefinition = {
           ring_ms bigint NOT NULL,
           ring_n bigint NOT NULL,
           machine bigint NOT NULL,
-          talk_hist bigint[] NOT NULL
+          talk_hist bigint[] NOT NULL,
+          talk_min_ms bigint,
+          talk_max_ms bigint
         )`.execute(db);
       await sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`${spec.table(g)}_cell`)} ON ${sql.table(spec.table(g))} (${names(spec)}) NULLS NOT DISTINCT`.execute(db);
     }
@@ -153,15 +158,15 @@ export const callLegsProjection: ProjectionDefinition = {
     for (const spec of ROLLUPS) await sql`DROP TABLE IF EXISTS ${sql.table(spec.table(g))}`.execute(db);
   },
 
-  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) {
-    return projectLegs(trx, events, g, LIVE);
+  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor) {
+    return projectLegs(trx, events, g, LIVE, upTo);
   },
 
   /**
    * Rebuild by stream rather than by position: every leg is computed once from its whole stream, and trees
    * and rollups are derived once at the end instead of after every batch.
    */
-  async bulkLoad(db: Kysely<DB>, g: number, belowXid: string) {
+  async bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isolate: Isolate) {
     // Pages of streams by name; two workers so that PostgreSQL reads one page while Node folds another.
     let last = '';
     let pages = Promise.resolve<{ first: string; last: string } | null>(null);
@@ -178,15 +183,26 @@ export const callLegsProjection: ProjectionDefinition = {
     const worker = async () => {
       for (let range = await nextPage(); range; range = await nextPage()) {
         const { first, last: end } = range;
-        await retryOnDeadlock(() =>
-          db.transaction().execute(async (trx) => {
-            // A name range rather than a list: one index range scan over the page's streams.
-            const rows = await sql<EventRow>`
-              SELECT ${COLUMNS} FROM events
-              WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8`.execute(trx);
-            await projectLegs(trx, rows.rows.map(toLedgerEvent), g, BULK);
-          }),
-        );
+        // A name range rather than a list: one index range scan over the page's streams.
+        const read = (trx: Transaction<DB>) => sql<EventRow>`
+          SELECT ${COLUMNS} FROM events
+          WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8`.execute(trx);
+        try {
+          await retryOnDeadlock(() =>
+            db.transaction().execute(async (trx) => projectLegs(trx, (await read(trx)).rows.map(toLedgerEvent), g, BULK)),
+          );
+        } catch (err) {
+          if (!isDataError(err)) throw err;
+          // A poison event in the page: the projector parks what cannot be applied alone. Sub-batches hold part
+          // of a stream, so they read the rest of each leg like the live loop does.
+          await retryOnDeadlock(() =>
+            db.transaction().execute(async (trx) => {
+              // In commit order, so that each event is judged with its predecessors (upTo), as the live loop does.
+              const events = (await read(trx)).rows.map(toLedgerEvent).sort((a, b) => compareCursors(cursorOf(a)!, cursorOf(b)!));
+              await isolate(trx, events, (t, sub, upTo) => projectLegs(t, sub, g, BULK_ISOLATED, upTo));
+            }),
+          );
+        }
       }
     };
     await Promise.all([worker(), worker()]);
@@ -218,8 +234,18 @@ interface Mode {
 }
 const LIVE: Mode = { completeStreams: false, incremental: true };
 const BULK: Mode = { completeStreams: true, incremental: false };
+const BULK_ISOLATED: Mode = { completeStreams: false, incremental: false };
 
-const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode) => {
+/** The pure fold failing on an event's content is as deterministic as SQL refusing a value: parkable. */
+const pure = <T>(what: string, f: () => T): T => {
+  try {
+    return f();
+  } catch (err) {
+    throw new ProjectionDataError(`${what}: ${(err as Error).message}`, { cause: err });
+  }
+};
+
+const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor) => {
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
   // parent that reports machine detection (jambonz reports AMD on the parent).
   const touched = new Map<string, { provider: Provider; callId: string }>();
@@ -242,7 +268,8 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
     for (const k of kids.rows) touch(k.provider, k.call_id);
     const named = await sql<{ provider: Provider; child: string }>`
       SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
-      WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'`.execute(trx);
+      WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'
+        AND ${notParked(callLegsProjection.name, g)}`.execute(trx);
     for (const k of named.rows) touch(k.provider, k.child);
   }
   if (touched.size === 0) return;
@@ -255,6 +282,8 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
     targets.filter((t) => !held.has(keyOf(t.provider, t.callId))).map((t) => streamOf(t.provider, t.callId)),
     targets.map((t) => t.callId),
     events.map((e) => e.position),
+    { projection: callLegsProjection.name, generation: g },
+    upTo,
   );
   const all = [...events, ...others];
   const own = new Map<string, LedgerEvent[]>();
@@ -279,7 +308,8 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   if (parentStreams.size > 0) {
     const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
       SELECT ${COLUMNS}
-      FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'`.execute(trx);
+      FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'
+        AND ${notParked(callLegsProjection.name, g)}`.execute(trx);
     const byParent = new Map<string, LedgerEvent[]>();
     for (const r of amd.rows.map(toLedgerEvent)) {
       const k = keyOf(r.provider, r.legId!);
@@ -299,7 +329,9 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   const rows: CallLegRow[] = [];
   for (const t of targets) {
     const k = keyOf(t.provider, t.callId);
-    const row = projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] });
+    const row = pure(`leg ${t.provider}:${t.callId}`, () =>
+      projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] }),
+    );
     if (row) rows.push(row);
   }
   if (rows.length === 0) return;
@@ -308,7 +340,14 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   if (!mode.incremental) return;
   await healTrees(trx, g, rows);
   const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
-  await applyRollupDelta(trx, g, rollupDelta(rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }))));
+  const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
+  const delta = pure('rollup delta', () => rollupDelta(changes));
+  await applyRollupDelta(trx, g, delta);
+  // The extremes cannot be taken back like a sum: recomputed from the legs for every cell a changed leg left or
+  // entered. Not only the cells with a non-zero delta: two legs trading 61 s and 69 s for 62 s and 68 s in one
+  // bucket net to zero and still move the max.
+  const moved = changes.filter(({ before: b, after: a }) => !b || b.talkDurationSec !== a.talkDurationSec || cellKey(cellOf(b)) !== cellKey(cellOf(a)));
+  await refreshExtremes(trx, g, moved.flatMap(({ before: b, after: a }) => (b ? [cellOf(b), cellOf(a)] : [cellOf(a)])));
 };
 
 const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
@@ -316,19 +355,21 @@ const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) =
   await sql`
     INSERT INTO ${legs(g)} (provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number,
       status, started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source,
-      answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict)
+      answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict, invalid_fields)
     SELECT t.provider, t.call_id, t.account_id, t.parent_call_id, t.call_id, 0, t.direction, t.from_number, t.to_number,
       t.status, t.started_at, t.answered_at, t.ended_at, t.ring, t.talk, t.ring_src, t.talk_src, t.answered_by, t.end_reason,
-      t.sip_status, coalesce(string_to_array(nullif(t.conf, ''), ','), '{}'), t.final, t.event_count, t.last_position, t.link_conflict
+      t.sip_status, coalesce(string_to_array(nullif(t.conf, ''), ','), '{}'), t.final, t.event_count, t.last_position, t.link_conflict,
+      t.invalid::jsonb
     FROM unnest(${col((r) => r.provider)}::text[], ${col((r) => r.callId)}::text[], ${col((r) => r.accountId)}::text[],
       ${col((r) => r.parentCallId)}::text[], ${col((r) => r.direction)}::text[], ${col((r) => r.from)}::text[], ${col((r) => r.to)}::text[],
       ${col((r) => r.status)}::text[], ${col((r) => r.startedAt)}::timestamptz[], ${col((r) => r.answeredAt)}::timestamptz[],
       ${col((r) => r.endedAt)}::timestamptz[], ${col((r) => r.ringDurationSec)}::float8[], ${col((r) => r.talkDurationSec)}::float8[],
       ${col((r) => r.ringDurationSource)}::text[], ${col((r) => r.talkDurationSource)}::text[], ${col((r) => r.answeredBy)}::text[],
       ${col((r) => r.endReason)}::text[], ${col((r) => r.sipStatus)}::int[], ${col((r) => r.conferenceIds.join(','))}::text[],
-      ${col((r) => r.final)}::bool[], ${col((r) => r.eventCount)}::int[], ${col((r) => r.lastPosition)}::bigint[], ${col((r) => r.linkConflict)}::bool[])
+      ${col((r) => r.final)}::bool[], ${col((r) => r.eventCount)}::int[], ${col((r) => r.lastPosition)}::bigint[], ${col((r) => r.linkConflict)}::bool[],
+      ${col((r) => JSON.stringify(r.invalidFields))}::text[])
       AS t(provider, call_id, account_id, parent_call_id, direction, from_number, to_number, status, started_at, answered_at, ended_at,
-        ring, talk, ring_src, talk_src, answered_by, end_reason, sip_status, conf, final, event_count, last_position, link_conflict)
+        ring, talk, ring_src, talk_src, answered_by, end_reason, sip_status, conf, final, event_count, last_position, link_conflict, invalid)
     ORDER BY t.provider, t.call_id
     ON CONFLICT (provider, call_id) DO UPDATE SET
       account_id = EXCLUDED.account_id, parent_call_id = EXCLUDED.parent_call_id, direction = EXCLUDED.direction,
@@ -338,7 +379,7 @@ const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) =
       ring_duration_source = EXCLUDED.ring_duration_source, talk_duration_source = EXCLUDED.talk_duration_source,
       answered_by = EXCLUDED.answered_by, end_reason = EXCLUDED.end_reason, sip_status = EXCLUDED.sip_status,
       conference_ids = EXCLUDED.conference_ids, final = EXCLUDED.final, event_count = EXCLUDED.event_count,
-      last_position = EXCLUDED.last_position, link_conflict = EXCLUDED.link_conflict`.execute(trx);
+      last_position = EXCLUDED.last_position, link_conflict = EXCLUDED.link_conflict, invalid_fields = EXCLUDED.invalid_fields`.execute(trx);
 
   const recRows = rows.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
   await sql`
@@ -440,6 +481,36 @@ const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: ReturnTyp
   }
 };
 
+/** talk_min_ms / talk_max_ms of the given cells, from the legs in them (same rounding as talk_ms). */
+const refreshExtremes = async (trx: Transaction<DB>, g: number, fine: readonly RollupCell[]) => {
+  if (fine.length === 0) return;
+  for (const spec of ROLLUPS) {
+    const unique = new Map(fine.map((c) => [JSON.stringify(spec.columns.map((col) => col.of(c))), c]));
+    const cells = [...unique.values()];
+    const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x))}::${sql.raw(c.type)}[]`));
+    const legMatch = sql.raw(
+      spec.columns
+        .map((c) => {
+          switch (c.name) {
+            case 'hour': return `((t.hour IS NULL AND l.started_at IS NULL) OR (l.started_at >= t.hour AND l.started_at < t.hour + interval '1 hour'))`;
+            case 'is_root': return `(l.parent_call_id IS NULL) = t.is_root`;
+            default: return c.nullable ? `l.${c.name} IS NOT DISTINCT FROM t.${c.name}` : `l.${c.name} = t.${c.name}`;
+          }
+        })
+        .join(' AND '),
+    );
+    await sql`
+      UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = x.mn, talk_max_ms = x.mx
+      FROM (
+        SELECT ${names(spec, 't.')}, min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn,
+          max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
+        FROM unnest(${keys}) AS t(${names(spec)}) JOIN ${legs(g)} l ON ${legMatch}
+        GROUP BY ${names(spec, 't.')}
+      ) x
+      WHERE ${sameCell(spec, 'h', 'x')} AND (h.talk_min_ms IS DISTINCT FROM x.mn OR h.talk_max_ms IS DISTINCT FROM x.mx)`.execute(trx);
+  }
+};
+
 /**
  * The rollups of a whole generation in one statement (end of a bulk load). Must agree with addLeg in
  * libs/ledger/src/leg-rollup.ts: same millisecond rounding, same histogram buckets.
@@ -462,12 +533,14 @@ const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
       ), m AS (
         SELECT ${cell}, count(*) AS legs, sum(floor(talk * 1000 + 0.5))::bigint AS talk_ms,
           coalesce(sum(floor(ring * 1000 + 0.5)), 0)::bigint AS ring_ms, count(ring) AS ring_n,
-          count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine
+          count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine,
+          min(floor(talk * 1000 + 0.5))::bigint AS talk_min_ms, max(floor(talk * 1000 + 0.5))::bigint AS talk_max_ms
         FROM l GROUP BY ${cell}
       )
-      INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
+      INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist, talk_min_ms, talk_max_ms)
       SELECT ${names(spec, 'm.')}, m.legs, m.talk_ms, m.ring_ms, m.ring_n, m.machine,
-        ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i)
+        ARRAY(SELECT coalesce((hist.j ->> i::text)::bigint, 0) FROM generate_series(0, ${TALK_BUCKETS - 1}::int) AS i),
+        m.talk_min_ms, m.talk_max_ms
       FROM m LEFT JOIN hist ON ${sameCell(spec, 'hist', 'm')}`.execute(trx);
   }
 };

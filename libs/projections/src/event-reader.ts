@@ -23,13 +23,30 @@ interface Row {
 
 export type EventRow = Row;
 
+/** Where each event read from the store sits in commit order (kept beside it, not in the domain's event type). */
+const cursors = new WeakMap<LedgerEvent, Cursor>();
+export const cursorOf = (e: LedgerEvent): Cursor | undefined => cursors.get(e);
+/** Commit order: (transaction id, position), both compared as numbers. */
+export const compareCursors = (a: Cursor, b: Cursor): number => {
+  const x = BigInt(a.xid) - BigInt(b.xid) || BigInt(a.position) - BigInt(b.position);
+  return x < 0n ? -1 : x > 0n ? 1 : 0;
+};
+
 export const toLedgerEvent = (r: Row): LedgerEvent => {
-  const m = r.metadata;
+  const e = toEvent(r);
+  cursors.set(e, { xid: String(r.transaction_id), position: String(r.global_position) });
+  return e;
+};
+
+const toEvent = (r: Row): LedgerEvent => {
+  const m = (r.metadata ?? {}) as Record<string, unknown>;
   return {
     position: String(r.global_position),
     eventId: r.event_id,
     type: r.type as CallEventType,
-    data: r.data as never,
+    // The append path always stores an object; anything else (written around it) is read as an empty one, so
+    // that the projection's own reads of data fields cannot throw on it.
+    data: (r.data !== null && typeof r.data === 'object' ? r.data : {}) as never,
     provider: m.provider as Provider,
     legId: (m.legId as string | null) ?? null,
     accountId: (m.accountId as string | null) ?? null,
@@ -67,21 +84,34 @@ export const readAfter = async (db: Executor, cursor: Cursor, limit: number): Pr
   };
 };
 
-/** Every event of the given leg streams plus the parent-side events that name these legs as children. */
+/**
+ * Events that `projection` parked in generation `g` (projection_parked): a read of a leg's other events
+ * leaves them out, so that a parked event does not break every later batch that touches its leg.
+ */
+export const notParked = (projection: string, g: number, alias = 'events') =>
+  sql`NOT EXISTS (SELECT 1 FROM projection_parked pk WHERE pk.projection = ${projection} AND pk.generation = ${g}
+    AND pk.position = ${sql.ref(`${alias}.global_position`)})`;
+
+/** Every event of the given leg streams plus the parent-side events that name these legs as children (parked ones left out). */
 export const readLegEvents = async (
   db: Executor,
   streams: readonly string[],
   childIds: readonly string[],
   /** Positions the caller already holds (the batch being projected): not read again. */
-  known: readonly string[] = [],
+  known: readonly string[],
+  parked: { projection: string; generation: number },
+  /** Only events at or before this point in commit order (isolating a poison event: its successors are not yet applied). */
+  upTo?: Cursor,
 ): Promise<LedgerEvent[]> => {
   if (streams.length === 0 && childIds.length === 0) return [];
+  const before = upTo ? sql`AND (transaction_id, global_position) <= (${upTo.xid}::xid8, ${upTo.position}::bigint)` : sql``;
+  const skip = sql`${notParked(parked.projection, parked.generation)} ${before}`;
   const rows = await sql<Row>`
     WITH k AS (SELECT unnest(${known}::bigint[]) AS p)
-    SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND global_position NOT IN (SELECT p FROM k)
+    SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND global_position NOT IN (SELECT p FROM k) AND ${skip}
     UNION
     SELECT ${COLUMNS} FROM events WHERE data ? 'childLegId' AND data->>'childLegId' = ANY (${childIds}::text[])
-      AND global_position NOT IN (SELECT p FROM k)`.execute(db);
+      AND global_position NOT IN (SELECT p FROM k) AND ${skip}`.execute(db);
   return rows.rows.map(toLedgerEvent);
 };
 

@@ -17,6 +17,8 @@ interface CellRow {
   ring_ms: string;
   ring_n: string;
   machine: string;
+  talk_min_ms: string | null;
+  talk_max_ms: string | null;
 }
 
 /** Group key as the API shows it: ISO-8601 for periods, the value otherwise. */
@@ -98,7 +100,7 @@ export class AnalyticsRepository {
     const key = rollupKey(groupBy);
     const cells = await sql<CellRow>`
       SELECT ${key} AS k, h.status, sum(h.legs)::text AS legs, sum(h.talk_ms)::text AS talk_ms, sum(h.ring_ms)::text AS ring_ms,
-        sum(h.ring_n)::text AS ring_n, sum(h.machine)::text AS machine
+        sum(h.ring_n)::text AS ring_n, sum(h.machine)::text AS machine, min(h.talk_min_ms)::text AS talk_min_ms, max(h.talk_max_ms)::text AS talk_max_ms
       FROM ${table} h WHERE ${and(w)} GROUP BY 1, 2`.execute(this.db);
     const hist = await sql<{ k: unknown; b: number; n: string }>`
       SELECT ${key} AS k, (u.i - 1)::int AS b, sum(u.v)::text AS n
@@ -113,7 +115,8 @@ export class AnalyticsRepository {
     const cells = await sql<CellRow>`
       SELECT ${key} AS k, l.status, count(*)::text AS legs, sum(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::text AS talk_ms,
         coalesce(sum(floor(l.ring_duration_sec * 1000 + 0.5)), 0)::text AS ring_ms, count(l.ring_duration_sec)::text AS ring_n,
-        count(*) FILTER (WHERE l.answered_by IN ('machine', 'fax'))::text AS machine
+        count(*) FILTER (WHERE l.answered_by IN ('machine', 'fax'))::text AS machine,
+        min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::text AS talk_min_ms, max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::text AS talk_max_ms
       FROM call_legs l WHERE ${and(w)} GROUP BY 1, 2`.execute(this.db);
     const hist = await sql<{ k: unknown; b: number; n: string }>`
       SELECT ${key} AS k, width_bucket(coalesce(l.talk_duration_sec, 0), ${EDGES}) AS b, count(*)::text AS n
@@ -140,6 +143,7 @@ const merge = (out: Map<string | null, KpiTotals>, cells: CellRow[], hist: { k: 
     if (r.status === 'completed') {
       t.completedTalkMs += Number(r.talk_ms);
       t.machineAnswered += Number(r.machine);
+      addKpiTotals(t, { ...emptyKpiTotals(), completedTalkMinMs: r.talk_min_ms === null ? null : Number(r.talk_min_ms), completedTalkMaxMs: r.talk_max_ms === null ? null : Number(r.talk_max_ms) });
     }
   }
   for (const r of hist) get(r.k).completedTalkHistogram[r.b]! += Number(r.n);

@@ -2,7 +2,7 @@ import type { CallLegRow, CallTreeNode } from '@lib/ledger';
 import type { CallLegDto, CallTreeDto, RecordingDto } from './calls.dto.js';
 
 /** A read-model row as the repository returns it: the domain row plus its place in the tree. */
-export type StoredLeg = CallLegRow & { rootCallId: string; depth: number };
+export type StoredLeg = CallLegRow & { rootCallId: string; depth: number; parkedEvents?: number };
 
 export const toCallLegDto = (leg: StoredLeg): CallLegDto => ({
   provider: leg.provider,
@@ -41,10 +41,13 @@ export const toCallLegDto = (leg: StoredLeg): CallLegDto => ({
   linkConflict: leg.linkConflict,
   eventCount: leg.eventCount,
   lastPosition: leg.lastPosition,
+  invalidFields: leg.invalidFields,
+  parkedEvents: leg.parkedEvents ?? 0,
 });
 
 /** buildCallTree's nodes (children already ordered by start time) as the API shape, recursively. */
-export const toCallTreeDto = (node: CallTreeNode): CallTreeDto => ({
+// buildCallTree copies each row, so the repository's parkedEvents rides along on the nodes.
+export const toCallTreeDto = (node: CallTreeNode & { parkedEvents?: number }): CallTreeDto => ({
   ...toCallLegDto(node),
   children: node.children.map(toCallTreeDto),
 });

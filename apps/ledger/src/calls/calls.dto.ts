@@ -54,6 +54,18 @@ export const callLegSchema = z
     linkConflict: z.boolean().describe('providers asserted conflicting parents for this leg; the first is kept'),
     eventCount: z.number().int(),
     lastPosition: position,
+    invalidFields: z
+      .array(
+        z.object({
+          position: position.nullable().describe('the event that carried the value; null for a duration derived from event times'),
+          type: z.string().nullable().describe('that event\'s type'),
+          field: z.string(),
+          value: z.string().describe('the value as text, at most 64 characters'),
+          reason: z.string(),
+        }),
+      )
+      .describe('numbers of this leg\'s events that were out of bounds and so not projected (the raw bodies keep them); oldest first, at most 50'),
+    parkedEvents: z.number().int().min(0).describe('events of this leg\'s stream that the projection could not apply and skipped (see GET /v1/admin/projections)'),
   })
   .meta({ id: 'CallLeg', description: 'One call leg as projected from its events.' });
 export type CallLegDto = z.infer<typeof callLegSchema>;

@@ -44,6 +44,8 @@ interface LegDbRow {
   event_count: number;
   last_position: string;
   link_conflict: boolean;
+  invalid_fields: CallLegRow['invalidFields'];
+  parked_events: number;
   /** started_at at full (microsecond) precision, for the keyset cursor. */
   started_key: string | null;
   recordings: RecordingJson[];
@@ -91,7 +93,9 @@ export interface StoredEventRow {
 const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_id, l.root_call_id, l.depth, l.direction, l.from_number,
   l.to_number, l.status, l.started_at, l.answered_at, l.ended_at, l.ring_duration_sec, l.talk_duration_sec, l.ring_duration_source,
   l.talk_duration_source, l.answered_by, l.end_reason, l.sip_status, l.conference_ids, l.final, l.event_count,
-  l.last_position::text AS last_position, l.link_conflict, l.started_at::text AS started_key,
+  l.last_position::text AS last_position, l.link_conflict, l.invalid_fields, l.started_at::text AS started_key,
+  (SELECT count(*)::int FROM projection_parked pk JOIN projection_checkpoints c ON c.name = pk.projection AND c.generation = pk.generation
+    WHERE pk.projection = 'call_legs' AND pk.stream_name = 'callLeg-' || l.provider || ':' || l.call_id) AS parked_events,
   (SELECT coalesce(json_agg(json_build_object('recording_id', r.recording_id, 'url', r.url, 'duration_sec', r.duration_sec, 'scope', r.scope,
       'created_at', r.created_at) ORDER BY r.created_at, r.recording_id), '[]')
     FROM recordings r WHERE r.provider = l.provider AND r.call_id = l.call_id) AS recordings`);
@@ -243,6 +247,7 @@ const toStoredLeg = (r: LegDbRow): StoredLeg => {
     eventCount: r.event_count,
     lastPosition: r.last_position,
     linkConflict: r.link_conflict,
+    invalidFields: r.invalid_fields,
   };
-  return { ...row, rootCallId: r.root_call_id, depth: r.depth };
+  return { ...row, rootCallId: r.root_call_id, depth: r.depth, parkedEvents: r.parked_events };
 };

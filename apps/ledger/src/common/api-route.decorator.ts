@@ -3,14 +3,14 @@ import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiParam, ApiQuery, 
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { badRequest } from '@lib/ledger';
-import { errorSchema, toOpenApiSchema } from './api-schema.js';
+import { errorSchema, isPositionText, toOpenApiSchema } from './api-schema.js';
 
 export const API_KEY_SCHEME = 'apiKey';
 
 /** Read-your-writes, accepted by every query route (ReadYourWritesInterceptor does the waiting). */
 export const minPositionParam = z
   .string()
-  .regex(/^\d{1,19}$/)
+  .refine(isPositionText, 'must be a position from an ingest receipt: digits, at most 9223372036854775807')
   .optional()
   .describe('position from an ingest receipt: answer only once every projection has applied it (else 503 after 3 s)');
 

@@ -44,4 +44,8 @@ export const errorSchema = z
   .meta({ id: 'Error', description: 'Every error the API answers with.' });
 
 export const isoDateTime = z.iso.datetime().describe('ISO-8601 UTC');
+/** int8's largest value: a position above it cannot exist, and PostgreSQL refuses to cast it (a 500 before). */
+export const MAX_POSITION = 9223372036854775807n;
+export const isPositionText = (raw: unknown): raw is string => typeof raw === 'string' && /^\d{1,19}$/.test(raw) && BigInt(raw) <= MAX_POSITION;
+
 export const position = z.string().regex(/^\d+$/).describe('global position in the event store (int8 as a decimal string)');

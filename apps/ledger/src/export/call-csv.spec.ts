@@ -40,7 +40,7 @@ const leg: CallLegDto = {
   provider: 'twilio', accountId: 'AC1', callId: 'CA1', parentCallId: null, rootCallId: 'CA1', depth: 0, direction: 'inbound',
   from: '+1 (312) 555-0100', to: '"Sales", desk\r\nline 2', status: 'completed', startedAt: '2026-01-05T14:05:50.000Z',
   answeredAt: null, endedAt: null, ringDurationSec: 6, talkDurationSec: 74.5, durationSource: { ring: 'provider', talk: 'derived' },
-  answeredBy: null, endReason: 'hangup, caller', sipStatus: 200,
+  answeredBy: null, endReason: 'hangup, caller', sipStatus: 200, invalidFields: [], parkedEvents: 0,
   recordings: [
     { recordingId: 'RE1', callId: 'CA1', rootCallId: 'CA1', provider: 'twilio', url: 'https://x/a.wav', durationSec: 3, scope: 'call', createdAt: '2026-01-05T14:07:00.000Z' },
     { recordingId: 'RE2', callId: 'CA1', rootCallId: 'CA1', provider: 'twilio', url: 'https://x/b.wav', durationSec: 3, scope: 'call', createdAt: '2026-01-05T14:08:00.000Z' },

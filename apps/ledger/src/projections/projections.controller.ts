@@ -5,7 +5,7 @@ import { badRequest } from '@lib/ledger';
 import type { ProjectionStatus } from '@lib/projections';
 import { ApiKeyGuard } from '../common/api-key.guard.js';
 import { ApiRoute, queryParams, ValidQuery } from '../common/api-route.decorator.js';
-import { position } from '../common/api-schema.js';
+import { isoDateTime, position } from '../common/api-schema.js';
 import { GetProjectionStatusQuery } from './get-projection-status.query.js';
 import { RebuildProjectionsCommand } from './rebuild-projections.command.js';
 import { ReadYourWritesInterceptor } from './read-your-writes.interceptor.js';
@@ -25,6 +25,19 @@ const projectionStatusSchema = z
     lastError: z.string().nullable(),
     failingPosition: position.nullable(),
     rebuild: z.object({ generation: z.number().int(), position }).nullable(),
+    parkedEvents: z.number().int().min(0).describe('events of the current generation that could not be applied even alone, and were skipped'),
+    parked: z
+      .array(
+        z.object({
+          position,
+          eventId: z.string(),
+          stream: z.string(),
+          type: z.string(),
+          error: z.string().describe('why the read model refused it (the database error or the projection code)'),
+          parkedAt: isoDateTime,
+        }),
+      )
+      .describe('the newest parked events, at most 20; the raw webhooks stay in the store and in GET /v1/calls/{callId}/events'),
   })
   .meta({ id: 'ProjectionStatus' });
 const statusQuery = queryParams({});

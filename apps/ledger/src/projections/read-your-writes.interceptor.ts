@@ -3,6 +3,7 @@ import { from, switchMap, type Observable } from 'rxjs';
 import { badRequest, LedgerError } from '@lib/ledger';
 import { Projector } from '@lib/projections';
 import type { FastifyRequest } from 'fastify';
+import { isPositionText } from '../common/api-schema.js';
 
 export const MIN_POSITION_WAIT_MS = 3_000;
 
@@ -18,8 +19,8 @@ export class ReadYourWritesInterceptor implements NestInterceptor {
     const req = context.switchToHttp().getRequest<FastifyRequest>();
     const raw = (req.query as Record<string, unknown> | undefined)?.minPosition;
     if (raw === undefined) return next.handle();
-    if (typeof raw !== 'string' || !/^\d{1,19}$/.test(raw)) {
-      throw badRequest('QUERY.INVALID_PARAMETER', 'minPosition must be a position from an ingest receipt (digits)');
+    if (!isPositionText(raw)) {
+      throw badRequest('QUERY.INVALID_PARAMETER', 'invalid query parameter "minPosition": must be a position from an ingest receipt (digits, at most 9223372036854775807)');
     }
     return from(this.projector.waitFor(raw, MIN_POSITION_WAIT_MS)).pipe(
       switchMap((ok) => {

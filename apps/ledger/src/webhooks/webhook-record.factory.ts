@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { WebhookRecord } from '@lib/event-store';
-import { unrecognized, type TranslatedEvent } from '@lib/ledger';
+import { boundEventNumbers, unrecognized, type TranslatedEvent } from '@lib/ledger';
 import type { ProviderRegistry } from '@lib/providers';
 import type { IngestWebhookInput } from './ingest-webhook.command.js';
 
@@ -63,6 +63,9 @@ export const buildWebhookRecord = (input: IngestWebhookInput, providers: Provide
   } catch (err) {
     events = [unrecognized(`translator failed: ${(err as Error).message}`)];
   }
+  // One check of every number after translation, whatever the translator read: a value the read model cannot
+  // hold is listed in the event (data.invalidFields) instead of stored as data (numeric-bounds.ts).
+  events = events.map(boundEventNumbers);
   return {
     receipt: {
       provider: input.provider,
