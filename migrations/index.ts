@@ -2,6 +2,7 @@ import type { Migration } from 'kysely';
 import * as eventStore from './20261121000100_event_store.js';
 import * as appendFunction from './20261121000200_append_function.js';
 import * as projections from './20261121000300_projections.js';
+import * as auditActions from './20261201000500_audit_actions.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -11,4 +12,5 @@ export const migrations: Record<string, Migration> = {
   '20261121000100_event_store': eventStore,
   '20261121000200_append_function': appendFunction,
   '20261121000300_projections': projections,
+  '20261201000500_audit_actions': auditActions,
 };

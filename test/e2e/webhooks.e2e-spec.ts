@@ -162,7 +162,7 @@ describe('POST /v1/webhooks/:provider', () => {
   });
 
   it('accepts a secondary secret (rotation)', async () => {
-    const r = await startTestApp({ ...SECRETS, FREECLIMB_SIGNING_SECRET: `old-secret, ${SECRETS.FREECLIMB_SIGNING_SECRET}` });
+    const r = await startTestApp({ ...SECRETS, FREECLIMB_SIGNING_SECRET: `old-secret-0123456789, ${SECRETS.FREECLIMB_SIGNING_SECRET}` });
     try {
       const req = freeclimbRequest(fcInbound());
       const res = await r.app.inject({ method: 'POST', url: req.url, headers: req.headers, payload: req.payload });

@@ -12,12 +12,16 @@ export interface TestApp {
 }
 
 export const API_KEY = 'test-key-0123456789';
+/** Scoped keys of the test app (LEDGER_API_KEYS entries `<name>:<scopes>:<key>`). */
+export const READ_KEY = 'test-read-key-0123456789';
+export const IMPORT_KEY = 'test-import-key-0123456789';
+export const API_KEYS_ENV = `ops:read+import+admin:${API_KEY},console:read:${READ_KEY},loader:import:${IMPORT_KEY}`;
 
 export const SECRETS = {
   FREECLIMB_SIGNING_SECRET: 'sigsec_ead6d3b6904196c60835d039e91b3341c77a7793',
   JAMBONZ_WEBHOOK_SECRET: 'whsec_example_4f2a',
   TWILIO_AUTH_TOKEN: 'example_auth_token',
-  RESTCOMM_WEBHOOK_TOKEN: 'rc-token-1',
+  RESTCOMM_WEBHOOK_TOKEN: 'rc-token-0123456789',
 };
 
 /** The whole HTTP app on a fresh database, called in-process with `app.inject()`. */
@@ -27,7 +31,7 @@ export const startTestApp = async (
 ): Promise<TestApp> => {
   const db = await createTestDatabase();
   const config = loadConfig({
-    LEDGER_API_KEYS: API_KEY,
+    LEDGER_API_KEYS: API_KEYS_ENV,
     LEDGER_PUBLIC_URL: 'https://ledger.example.com',
     LOG_LEVEL: 'silent',
     DATABASE_URL: db.url,

@@ -7,6 +7,8 @@ import { Database } from '@lib/db';
 import { EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
+import { ApiKeyFailureLimiter } from './common/api-key.guard.js';
+import { AuditActionsRepository } from './common/audit-actions.repository.js';
 import { LedgerExceptionFilter } from './common/ledger-exception.filter.js';
 import { SCHEMA_STATE, type SchemaState } from './common/tokens.js';
 import { NoopController } from './common/noop.controller.js';
@@ -95,6 +97,12 @@ export class AppModule {
         useFactory: (c: LedgerConfig) => new SignatureFailureLimiter({ limit: c.signatureFailureLimit, windowMs: c.signatureFailureWindowSec * 1000 }),
         inject: [LEDGER_CONFIG],
       },
+      {
+        provide: ApiKeyFailureLimiter,
+        useFactory: (c: LedgerConfig) => new ApiKeyFailureLimiter({ limit: c.apiKeyFailureLimit, windowMs: c.apiKeyFailureWindowSec * 1000 }),
+        inject: [LEDGER_CONFIG],
+      },
+      AuditActionsRepository,
       WebhookSignatureGuard,
       IngestWebhookHandler,
       ImportWebhooksHandler,

@@ -46,8 +46,18 @@ export interface EventsTable {
   recorded_at: Generated<Date>;
 }
 
+/** Imports and admin actions by API key name (migration 20261201000500). */
+export interface AuditActionsTable {
+  id: GeneratedInt8;
+  at: Generated<Date>;
+  key_name: string;
+  action: string;
+  details: ColumnType<Record<string, unknown>, string, never>;
+}
+
 export interface DB {
   webhook_receipts: WebhookReceiptsTable;
   streams: StreamsTable;
   events: EventsTable;
+  audit_actions: AuditActionsTable;
 }

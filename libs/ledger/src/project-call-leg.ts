@@ -9,7 +9,7 @@
  * first copy is kept.
  */
 import type { MachineResult, Outcome, Provider } from './call-leg.events.js';
-import type { AnsweredBy, CallLegRow, DurationSource, LedgerEvent, LegStatus, RecordingRow } from './call-leg.js';
+import { weakestVerification, type AnsweredBy, type CallLegRow, type DurationSource, type LedgerEvent, type LegStatus, type RecordingRow } from './call-leg.js';
 
 export interface ProjectCallLegInput {
   provider: Provider;
@@ -224,6 +224,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
 
   // --- answeredBy (AMD attribution, §2.11-4, §4.6-8)
   const amd: MachineResult[] = [];
+  const parentAmdUsed: LedgerEvent[] = [];
   const dialStart = firstTime(own.filter((e) => e.type === 'ChildLegDialed' || e.type === 'DialCompleted'));
   for (const e of own.filter(isType('MachineDetected'))) {
     if (provider === 'jambonz' && dialStart !== undefined && eventTime(e) > dialStart) continue;
@@ -237,7 +238,10 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
       const t = eventTime(e);
       const afterStart = known(answeredMs) ? t >= answeredMs : known(startedMs) ? t > startedMs : true;
       const beforeEnd = known(endedMs) ? t <= endedMs : true;
-      if (afterStart && beforeEnd) amd.push(e.data.result);
+      if (afterStart && beforeEnd) {
+        amd.push(e.data.result);
+        parentAmdUsed.push(e);
+      }
     }
   }
   const answeredResults = new Set(amd.map((r) => ANSWERED_BY[r]));
@@ -317,5 +321,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     eventCount: own.length,
     lastPosition,
     linkConflict,
+    // Every event that could shape the row: its own, the parent-side events naming it, the parent AMD attached to it.
+    verification: weakestVerification([...own, ...links, ...parentAmdUsed]),
   };
 }

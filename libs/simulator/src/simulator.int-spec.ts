@@ -49,6 +49,7 @@ interface LegDbRow {
   event_count: number;
   last_position: string;
   link_conflict: boolean;
+  verification: string;
 }
 
 /** The read model in the shape of the query API's CallLeg (camelCase, durationSource = {ring, talk}). */
@@ -83,6 +84,7 @@ const readTrees = async (provider: string, rootIds: readonly string[]): Promise<
     eventCount: r.event_count,
     lastPosition: String(r.last_position),
     linkConflict: r.link_conflict,
+    verification: r.verification as CallLegRow['verification'],
   }));
   const toApi = (n: CallTreeNode): unknown => ({ ...n, durationSource: { ring: n.ringDurationSource, talk: n.talkDurationSource }, children: n.children.map(toApi) });
   return new Map(buildCallForest(legs).map((root) => [root.callId, toApi(root)]));

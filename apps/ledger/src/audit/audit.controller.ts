@@ -2,7 +2,7 @@ import { Controller, Get, UseGuards, UseInterceptors } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { z } from 'zod';
 import { PROVIDERS } from '@lib/ledger';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, queryParams, ValidQuery } from '../common/api-route.decorator.js';
 import { position } from '../common/api-schema.js';
 import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
@@ -34,6 +34,7 @@ export const auditReportSchema = z
 
 @Controller('v1/audit')
 @UseGuards(ApiKeyGuard)
+@RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
 export class AuditController {
   constructor(private readonly queryBus: QueryBus) {}

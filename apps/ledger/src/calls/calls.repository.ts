@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
-import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope } from '@lib/ledger';
+import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type Verification } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { StoredLeg } from './call-leg.mapper.js';
 
@@ -16,6 +16,7 @@ export interface CallFilters {
   until?: string;
   rootOnly?: boolean;
   final?: boolean;
+  verification?: Verification;
 }
 
 interface LegDbRow {
@@ -44,6 +45,7 @@ interface LegDbRow {
   event_count: number;
   last_position: string;
   link_conflict: boolean;
+  verification: Verification;
   /** started_at at full (microsecond) precision, for the keyset cursor. */
   started_key: string | null;
   recordings: RecordingJson[];
@@ -86,7 +88,7 @@ export interface StoredEventRow {
 const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_id, l.root_call_id, l.depth, l.direction, l.from_number,
   l.to_number, l.status, l.started_at, l.answered_at, l.ended_at, l.ring_duration_sec, l.talk_duration_sec, l.ring_duration_source,
   l.talk_duration_source, l.answered_by, l.end_reason, l.sip_status, l.conference_ids, l.final, l.event_count,
-  l.last_position::text AS last_position, l.link_conflict, l.started_at::text AS started_key,
+  l.last_position::text AS last_position, l.link_conflict, l.verification, l.started_at::text AS started_key,
   (SELECT coalesce(json_agg(json_build_object('recording_id', r.recording_id, 'url', r.url, 'duration_sec', r.duration_sec, 'scope', r.scope,
       'created_at', r.created_at) ORDER BY r.created_at, r.recording_id), '[]')
     FROM recordings r WHERE r.provider = l.provider AND r.call_id = l.call_id) AS recordings`);
@@ -112,6 +114,7 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   if (f.until) w.push(sql`l.started_at < ${f.until}::timestamptz`);
   if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
   if (f.final !== undefined) w.push(sql`l.final = ${f.final}`);
+  if (f.verification) w.push(sql`l.verification = ${f.verification}`);
   return w;
 };
 
@@ -238,6 +241,7 @@ const toStoredLeg = (r: LegDbRow): StoredLeg => {
     eventCount: r.event_count,
     lastPosition: r.last_position,
     linkConflict: r.link_conflict,
+    verification: r.verification,
   };
   return { ...row, rootCallId: r.root_call_id, depth: r.depth };
 };
