@@ -15,7 +15,8 @@ export const API_KEY = 'test-key-0123456789';
 /** Scoped keys of the test app (LEDGER_API_KEYS entries `<name>:<scopes>:<key>`). */
 export const READ_KEY = 'test-read-key-0123456789';
 export const IMPORT_KEY = 'test-import-key-0123456789';
-export const API_KEYS_ENV = `ops:read+import+admin:${API_KEY},console:read:${READ_KEY},loader:import:${IMPORT_KEY}`;
+export const ADMIN_KEY = 'test-admin-key-0123456789';
+export const API_KEYS_ENV = `ops:read+import+admin:${API_KEY},console:read:${READ_KEY},loader:import:${IMPORT_KEY},root:admin:${ADMIN_KEY}`;
 
 export const SECRETS = {
   FREECLIMB_SIGNING_SECRET: 'sigsec_ead6d3b6904196c60835d039e91b3341c77a7793',
