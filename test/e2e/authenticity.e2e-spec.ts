@@ -185,6 +185,9 @@ describe('API key scopes', () => {
       details: { outcome: 'done', imported: 2, duplicates: 1, rejected: 1, firstReceiptId: receipts[1]!.id, lastReceiptId: receipts[0]!.id },
     });
     expect(actions[0]).toMatchObject({ key_name: 'ops', action: 'projections.rebuild', details: { requested: 'call_legs', rebuilding: ['call_legs'] } });
+    const served = (await get('/v1/admin/actions?limit=2')).json().data;
+    expect(served.map((a: { keyName: string; action: string }) => [a.keyName, a.action])).toEqual([['ops', 'projections.rebuild'], ['loader', 'import']]);
+    expect((await get('/v1/admin/actions', READ_KEY)).statusCode).toBe(403);
     const all = JSON.stringify(await t.db.db.selectFrom('audit_actions').selectAll().execute());
     for (const key of [API_KEY, IMPORT_KEY, READ_KEY]) expect(all).not.toContain(key);
   });

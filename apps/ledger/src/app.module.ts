@@ -7,6 +7,7 @@ import { Database } from '@lib/db';
 import { EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
+import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-actions.controller.js';
 import { ApiKeyFailureLimiter } from './common/api-key.guard.js';
 import { AuditActionsRepository } from './common/audit-actions.repository.js';
 import { LedgerExceptionFilter } from './common/ledger-exception.filter.js';
@@ -103,6 +104,7 @@ export class AppModule {
         inject: [LEDGER_CONFIG],
       },
       AuditActionsRepository,
+      ListAuditActionsHandler,
       WebhookSignatureGuard,
       IngestWebhookHandler,
       ImportWebhooksHandler,
@@ -134,6 +136,7 @@ export class AppModule {
         ExportController,
         AuditController,
         AnalyticsController,
+        AuditActionsController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],
       providers,
