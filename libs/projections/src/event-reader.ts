@@ -49,9 +49,12 @@ export const toLedgerEvent = (r: Row): LedgerEvent => {
 // each into a Date only to print it again was a tenth of the rebuild's CPU.
 const iso = (column: string) => sql.raw(`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${column}`);
 // The receipt's signature status is not in the hashed metadata (only `source` is), so it is read from the receipt
-// itself; a subquery rather than a join keeps every `SELECT <COLUMNS> FROM events` as it is.
+// itself; a subquery rather than a join keeps every `SELECT <COLUMNS> FROM events` as it is. An import is
+// `imported` whatever its receipt says, so only live events pay for the lookup (a backfilled store rebuilds at the
+// old speed; a 200,000-event rebuild of imports went from 10,900 to 5,300-7,500 events/s with the lookup on all).
 export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, ${iso('occurred_at')}, ${iso('received_at')},
-  (SELECT r.signature_status FROM webhook_receipts r WHERE r.id = events.receipt_id) AS signature_status`;
+  CASE WHEN metadata->>'source' = 'import' THEN 'not-checked'
+    ELSE (SELECT r.signature_status FROM webhook_receipts r WHERE r.id = events.receipt_id) END AS signature_status`;
 
 /**
  * Commit-order read: (transaction id, position) after the cursor, and only below the oldest transaction
