@@ -10,8 +10,8 @@ import { randomUUID } from 'node:crypto';
 import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
 import { fmt, startService } from './bench-support.js';
 
-const SECRET = 'bench-secret';
-const API_KEY = 'bench-key';
+const SECRET = 'bench-secret-0123456789';
+const API_KEY = 'bench-key-0123456789';
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const PROBES = Number(process.env.BENCH_PROBES ?? 200);
 

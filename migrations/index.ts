@@ -5,6 +5,7 @@ import * as projections from './20261121000300_projections.js';
 import * as projectionParked from './20261201000100_projection_parked.js';
 import * as tamperEvidence from './20261201000200_tamper_evidence.js';
 import * as databaseRoles from './20261201000400_database_roles.js';
+import * as auditActions from './20261201000500_audit_actions.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -17,4 +18,5 @@ export const migrations: Record<string, Migration> = {
   '20261201000100_projection_parked': projectionParked,
   '20261201000200_tamper_evidence': tamperEvidence,
   '20261201000400_database_roles': databaseRoles,
+  '20261201000500_audit_actions': auditActions,
 };

@@ -162,7 +162,7 @@ describe('POST /v1/webhooks/:provider', () => {
   });
 
   it('accepts a secondary secret (rotation)', async () => {
-    const r = await startTestApp({ ...SECRETS, FREECLIMB_SIGNING_SECRET: `old-secret, ${SECRETS.FREECLIMB_SIGNING_SECRET}` });
+    const r = await startTestApp({ ...SECRETS, FREECLIMB_SIGNING_SECRET: `old-secret-0123456789, ${SECRETS.FREECLIMB_SIGNING_SECRET}` });
     try {
       const req = freeclimbRequest(fcInbound());
       const res = await r.app.inject({ method: 'POST', url: req.url, headers: req.headers, payload: req.payload });
@@ -172,8 +172,16 @@ describe('POST /v1/webhooks/:provider', () => {
     }
   });
 
-  it('accepts unsigned deliveries of a provider with no secret configured, marked unverified', async () => {
-    const r = await startTestApp({});
+  it('refuses deliveries of a provider with no secret configured, unless LEDGER_ACCEPT_UNSIGNED lists it (then marked unverified)', async () => {
+    const closed = await startTestApp({});
+    try {
+      const res = await closed.app.inject({ method: 'POST', url: '/v1/webhooks/jambonz/status', headers: { 'content-type': 'application/json' }, payload: jzStatus() });
+      expect(res.statusCode).toBe(403);
+      expect(res.json().error.code).toBe('WEBHOOK.PROVIDER_NOT_CONFIGURED');
+    } finally {
+      await closed.close();
+    }
+    const r = await startTestApp({ LEDGER_ACCEPT_UNSIGNED: 'jambonz' });
     try {
       const res = await r.app.inject({ method: 'POST', url: '/v1/webhooks/jambonz/status', headers: { 'content-type': 'application/json' }, payload: jzStatus() });
       expect(res.statusCode).toBe(200);

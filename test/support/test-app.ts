@@ -16,12 +16,17 @@ export interface TestApp {
 }
 
 export const API_KEY = 'test-key-0123456789';
+/** Scoped keys of the test app (LEDGER_API_KEYS entries `<name>:<scopes>:<key>`). */
+export const READ_KEY = 'test-read-key-0123456789';
+export const IMPORT_KEY = 'test-import-key-0123456789';
+export const ADMIN_KEY = 'test-admin-key-0123456789';
+export const API_KEYS_ENV = `ops:read+import+admin:${API_KEY},console:read:${READ_KEY},loader:import:${IMPORT_KEY},root:admin:${ADMIN_KEY}`;
 
 export const SECRETS = {
   FREECLIMB_SIGNING_SECRET: 'sigsec_ead6d3b6904196c60835d039e91b3341c77a7793',
   JAMBONZ_WEBHOOK_SECRET: 'whsec_example_4f2a',
   TWILIO_AUTH_TOKEN: 'example_auth_token',
-  RESTCOMM_WEBHOOK_TOKEN: 'rc-token-1',
+  RESTCOMM_WEBHOOK_TOKEN: 'rc-token-0123456789',
 };
 
 /** The whole HTTP app on a fresh database, called in-process with `app.inject()`. */
@@ -31,7 +36,7 @@ export const startTestApp = async (
 ): Promise<TestApp> => {
   const db = await createTestDatabase();
   const config = loadConfig({
-    LEDGER_API_KEYS: API_KEY,
+    LEDGER_API_KEYS: API_KEYS_ENV,
     LEDGER_PUBLIC_URL: 'https://ledger.example.com',
     LOG_LEVEL: 'silent',
     // No periodic checkpoint in the middle of a test: tests take theirs with POST /v1/admin/checkpoints.

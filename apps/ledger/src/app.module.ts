@@ -7,6 +7,9 @@ import { Database } from '@lib/db';
 import { EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
+import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-actions.controller.js';
+import { ApiKeyFailureLimiter } from './common/api-key.guard.js';
+import { AuditActionsRepository } from './common/audit-actions.repository.js';
 import { LedgerExceptionFilter } from './common/ledger-exception.filter.js';
 import { SCHEMA_STATE, type SchemaState } from './common/tokens.js';
 import { NoopController } from './common/noop.controller.js';
@@ -102,6 +105,13 @@ export class AppModule {
         useFactory: (c: LedgerConfig) => new SignatureFailureLimiter({ limit: c.signatureFailureLimit, windowMs: c.signatureFailureWindowSec * 1000 }),
         inject: [LEDGER_CONFIG],
       },
+      {
+        provide: ApiKeyFailureLimiter,
+        useFactory: (c: LedgerConfig) => new ApiKeyFailureLimiter({ limit: c.apiKeyFailureLimit, windowMs: c.apiKeyFailureWindowSec * 1000 }),
+        inject: [LEDGER_CONFIG],
+      },
+      AuditActionsRepository,
+      ListAuditActionsHandler,
       WebhookSignatureGuard,
       IngestWebhookHandler,
       ImportWebhooksHandler,
@@ -135,6 +145,7 @@ export class AppModule {
         ExportController,
         AuditController,
         AnalyticsController,
+        AuditActionsController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],
       providers,

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
-import { loadConfig } from '@lib/config';
+import { loadConfig, securityWarnings } from '@lib/config';
 import { createApp } from './app.factory.js';
 import { openDatabase } from './database.runtime.js';
 
@@ -18,11 +18,7 @@ async function bootstrap(): Promise<void> {
     benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1',
   });
   app.enableShutdownHooks();
-  for (const provider of ['freeclimb', 'jambonz', 'twilio', 'restcomm'] as const) {
-    if (config.secrets[provider].length === 0) {
-      logger.warn(`${provider}: no secret configured, deliveries are accepted and marked unverified`);
-    }
-  }
+  for (const warning of securityWarnings(config)) logger.warn(warning);
   if (config.secrets.twilio.length > 0 && !config.publicUrl) {
     logger.warn('twilio: LEDGER_PUBLIC_URL is not set; signatures are checked against the Host header, which proxies may change');
   }

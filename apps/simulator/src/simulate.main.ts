@@ -47,6 +47,11 @@ const fail = (message: string): never => {
 };
 
 const firstOf = (value: string | undefined): string | undefined => value?.split(',')[0]?.trim() || undefined;
+/** The key of the first LEDGER_API_KEYS entry, plain (`<key>`) or named (`<name>:<scopes>:<key>`). */
+const firstApiKey = (value: string | undefined): string | undefined => {
+  const entry = firstOf(value);
+  return entry ? (/^[A-Za-z0-9_.-]{1,64}:[a-z+]+:(.*)$/s.exec(entry)?.[1] ?? entry) : undefined;
+};
 
 const number = (name: string, value: string | undefined, fallback: number, min = 0): number => {
   if (value === undefined) return fallback;
@@ -88,7 +93,7 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
-  const apiKey = values['api-key'] ?? firstOf(process.env.LEDGER_API_KEYS);
+  const apiKey = values['api-key'] ?? firstApiKey(process.env.LEDGER_API_KEYS);
   const concurrency = number('concurrency', values.concurrency, 16, 1);
   const progress = (line: string) => process.stderr.write(`${line}\n`);
 

@@ -1,15 +1,102 @@
+import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 
+/**
+ * Shortest webhook secret or API key accepted at start. A short secret is guessable offline from one signed
+ * delivery (HMAC) or online despite the failure limiters; 16 characters of a random alphabet is ~96 bits.
+ */
+export const MIN_SECRET_LENGTH = 16;
+
+const splitList = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+
+/** Comma-separated secrets, each at least MIN_SECRET_LENGTH long (the value is never echoed in the error). */
 const secretList = z
   .string()
   .optional()
-  .transform((value) =>
-    (value ?? '')
-      .split(',')
-      .map((s) => s.trim())
-      .filter((s) => s.length > 0),
-  );
+  .transform((value, ctx) => {
+    const list = splitList(value);
+    list.forEach((s, i) => {
+      if (s.length < MIN_SECRET_LENGTH) ctx.addIssue({ code: 'custom', message: `value ${i + 1} is ${s.length} characters long; at least ${MIN_SECRET_LENGTH} are required` });
+    });
+    return list;
+  });
+
+export const API_SCOPES = ['read', 'import', 'admin'] as const;
+export type ApiScope = (typeof API_SCOPES)[number];
+
+export interface ApiKey {
+  /** Shown in logs and audit records instead of the key: the entry's name, or `key-<sha256 prefix>` for a plain key. */
+  name: string;
+  scopes: ApiScope[];
+  key: string;
+  /** A plain `<key>` entry (every scope), as LEDGER_API_KEYS was before scopes. */
+  plain: boolean;
+}
+
+/** A fingerprint that names a plain key in logs and audit records without revealing it. */
+export const keyFingerprint = (key: string): string => `key-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
+
+const NAMED_KEY = /^([A-Za-z0-9_.-]{1,64}):([a-z+]+):(.*)$/s;
+
+/**
+ * LEDGER_API_KEYS: comma-separated entries, each either `<name>:<scope>[+<scope>…]:<key>` (scopes read, import,
+ * admin) or a plain `<key>`, which keeps its old meaning of every scope (so existing deployments keep working;
+ * the service warns about such keys at start). Names must be unique; keys must be unique and ≥ 16 characters.
+ */
+const apiKeyList = z
+  .string()
+  .optional()
+  .transform((value, ctx): ApiKey[] => {
+    const keys: ApiKey[] = [];
+    splitList(value).forEach((entry, i) => {
+      const where = `entry ${i + 1}`;
+      const named = NAMED_KEY.exec(entry);
+      let parsed: ApiKey;
+      if (named) {
+        const scopes = named[2]!.split('+');
+        const unknown = scopes.filter((s) => !(API_SCOPES as readonly string[]).includes(s));
+        if (unknown.length > 0 || scopes.length === 0) {
+          ctx.addIssue({ code: 'custom', message: `${where} ("${named[1]}"): unknown scope "${unknown.join('+')}"; use ${API_SCOPES.join(', ')} joined by +` });
+          return;
+        }
+        parsed = { name: named[1]!, scopes: [...new Set(scopes as ApiScope[])], key: named[3]!.trim(), plain: false };
+      } else if (entry.includes(':')) {
+        ctx.addIssue({ code: 'custom', message: `${where}: expected <name>:<scope>[+<scope>]:<key> (name of letters, digits, . _ -) or a plain key without ":"` });
+        return;
+      } else {
+        parsed = { name: keyFingerprint(entry), scopes: [...API_SCOPES], key: entry, plain: true };
+      }
+      if (parsed.key.length < MIN_SECRET_LENGTH) {
+        ctx.addIssue({ code: 'custom', message: `${where} ("${named ? parsed.name : 'plain key'}"): the key is ${parsed.key.length} characters long; at least ${MIN_SECRET_LENGTH} are required` });
+        return;
+      }
+      if (keys.some((k) => k.name === parsed.name)) ctx.addIssue({ code: 'custom', message: `${where}: the name "${parsed.name}" is used twice` });
+      else if (keys.some((k) => k.key === parsed.key)) ctx.addIssue({ code: 'custom', message: `${where} ("${parsed.name}"): the same key is listed twice` });
+      else keys.push(parsed);
+    });
+    return keys;
+  });
+
+const PROVIDER_NAMES = ['freeclimb', 'jambonz', 'twilio', 'restcomm'] as const;
+type ProviderName = (typeof PROVIDER_NAMES)[number];
+
+/** LEDGER_ACCEPT_UNSIGNED: comma-separated providers, or `all`, whose deliveries are taken unsigned when no secret is set. */
+const providerList = z
+  .string()
+  .optional()
+  .transform((value, ctx): ProviderName[] => {
+    const list = splitList(value).map((s) => s.toLowerCase());
+    if (list.includes('all')) return [...PROVIDER_NAMES];
+    for (const p of list) {
+      if (!(PROVIDER_NAMES as readonly string[]).includes(p)) ctx.addIssue({ code: 'custom', message: `unknown provider "${p}"; use ${PROVIDER_NAMES.join(', ')} or all` });
+    }
+    return [...new Set(list)] as ProviderName[];
+  });
 
 const envSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
@@ -26,7 +113,8 @@ const envSchema = z.object({
   LEDGER_DATA_DIR: z.string().default('./.data'),
   LEDGER_DB_POOL_SIZE: z.coerce.number().int().min(2).max(200).default(10),
   LEDGER_PUBLIC_URL: z.string().url().optional(),
-  LEDGER_API_KEYS: secretList,
+  LEDGER_API_KEYS: apiKeyList,
+  LEDGER_ACCEPT_UNSIGNED: providerList,
   FREECLIMB_SIGNING_SECRET: secretList,
   JAMBONZ_WEBHOOK_SECRET: secretList,
   TWILIO_AUTH_TOKEN: secretList,
@@ -38,6 +126,8 @@ const envSchema = z.object({
   LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
   LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
+  LEDGER_API_KEY_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
+  LEDGER_API_KEY_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
   // Which proxies may set X-Forwarded-For: 'false' (none: the peer's address is the remote address), 'true'
   // (any), a hop count, or a comma-separated list of proxy addresses/CIDRs. Off by default, because a trusted
   // header lets any client choose the address that is stored and rate-limited.
@@ -78,7 +168,12 @@ export interface LedgerConfig {
   embeddedMaxRestarts: number;
   /** Base of the URL providers call, used for Twilio signatures (they sign the full URL). */
   publicUrl: string | undefined;
-  apiKeys: string[];
+  apiKeys: ApiKey[];
+  /**
+   * Providers whose deliveries are accepted unsigned (and marked unverified) while they have no secret: a
+   * development opt-in. Any other provider without a secret is refused (WEBHOOK.PROVIDER_NOT_CONFIGURED).
+   */
+  acceptUnsigned: ProviderName[];
   secrets: {
     freeclimb: string[];
     jambonz: string[];
@@ -99,6 +194,9 @@ export interface LedgerConfig {
    */
   signatureFailureLimit: number;
   signatureFailureWindowSec: number;
+  /** Refused API keys tolerated from one remote address per window; past it every request from it gets 429. 0: off. */
+  apiKeyFailureLimit: number;
+  apiKeyFailureWindowSec: number;
   /** Fastify's trustProxy: false, true, a hop count or proxy addresses. */
   trustProxy: boolean | number | string[];
   /** Ed25519 key that signs checkpoints (PEM or base64 PKCS#8); undefined: checkpoints are unsigned. */
@@ -141,6 +239,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     embeddedMaxRestarts: e.LEDGER_EMBEDDED_MAX_RESTARTS,
     publicUrl: e.LEDGER_PUBLIC_URL?.replace(/\/+$/, ''),
     apiKeys: e.LEDGER_API_KEYS,
+    acceptUnsigned: e.LEDGER_ACCEPT_UNSIGNED,
     secrets: {
       freeclimb: e.FREECLIMB_SIGNING_SECRET,
       jambonz: e.JAMBONZ_WEBHOOK_SECRET,
@@ -155,6 +254,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     logLevel: e.LOG_LEVEL,
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
     signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,
+    apiKeyFailureLimit: e.LEDGER_API_KEY_FAILURE_LIMIT,
+    apiKeyFailureWindowSec: e.LEDGER_API_KEY_FAILURE_WINDOW_SEC,
     trustProxy: e.LEDGER_TRUST_PROXY,
     checkpointSigningKey: e.LEDGER_CHECKPOINT_SIGNING_KEY?.trim() || undefined,
     checkpointIntervalSec: e.LEDGER_CHECKPOINT_INTERVAL_SEC,
@@ -163,3 +264,24 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
 
 /** DI token for the parsed configuration. */
 export const LEDGER_CONFIG = Symbol('LEDGER_CONFIG');
+
+/**
+ * What the service says loudly at start about how it authenticates: unsigned providers accepted on purpose
+ * (development only), providers that will be refused for want of a secret, and plain keys that hold every scope.
+ */
+export const securityWarnings = (config: LedgerConfig): string[] => {
+  const out: string[] = [];
+  for (const provider of PROVIDER_NAMES) {
+    if (config.secrets[provider].length > 0) continue;
+    out.push(
+      config.acceptUnsigned.includes(provider)
+        ? `!!! ${provider}: NO SECRET and LEDGER_ACCEPT_UNSIGNED lists it: anyone can post forged ${provider} deliveries; they are stored and marked unverified. Development only !!!`
+        : `${provider}: no secret configured, its deliveries are refused (403 WEBHOOK.PROVIDER_NOT_CONFIGURED)`,
+    );
+  }
+  const plain = config.apiKeys.filter((k) => k.plain);
+  if (plain.length > 0) {
+    out.push(`LEDGER_API_KEYS: ${plain.length} plain key(s) (${plain.map((k) => k.name).join(', ')}) hold every scope; prefer <name>:<scopes>:<key> entries`);
+  }
+  return out;
+};

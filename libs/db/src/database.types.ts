@@ -70,10 +70,20 @@ export interface LedgerCheckpointHeadsTable {
   hash: Buffer;
 }
 
+/** Imports and admin actions by API key name (migration 20261201000500). */
+export interface AuditActionsTable {
+  id: GeneratedInt8;
+  at: Generated<Date>;
+  key_name: string;
+  action: string;
+  details: ColumnType<Record<string, unknown>, string, never>;
+}
+
 export interface DB {
   webhook_receipts: WebhookReceiptsTable;
   streams: StreamsTable;
   events: EventsTable;
   ledger_checkpoints: LedgerCheckpointsTable;
   ledger_checkpoint_heads: LedgerCheckpointHeadsTable;
+  audit_actions: AuditActionsTable;
 }

@@ -1,5 +1,31 @@
 import type { CallEventDataMap, CallEventType, Direction, LegParty, Provider, RecordingScope } from './call-leg.events.js';
 
+/**
+ * How far an event can be trusted, from its receipt: `verified` (signature or token checked), `imported` (uploaded
+ * with an import-scoped API key, no signature check), `unverified` (accepted unsigned: LEDGER_ACCEPT_UNSIGNED).
+ */
+export type Verification = 'verified' | 'imported' | 'unverified';
+export const VERIFICATIONS = ['verified', 'imported', 'unverified'] as const satisfies readonly Verification[];
+
+/** The receipt's provenance as an event's verification: an import is never more than `imported`. */
+export const receiptVerification = (source: string | null | undefined, signatureStatus: string | null | undefined): Verification =>
+  source === 'import' || signatureStatus === 'not-checked' ? 'imported' : signatureStatus === 'verified' ? 'verified' : 'unverified';
+
+const TRUST: Record<Verification, number> = { unverified: 0, imported: 1, verified: 2 };
+
+/**
+ * A leg is as trustworthy as the weakest event that shaped it: one imported event makes a verified leg `imported`,
+ * one unsigned event makes it `unverified`. An event of unknown provenance counts as `unverified`.
+ */
+export const weakestVerification = (events: readonly { verification?: Verification }[]): Verification => {
+  let weakest: Verification = 'verified';
+  for (const e of events) {
+    const v = e.verification ?? 'unverified';
+    if (TRUST[v] < TRUST[weakest]) weakest = v;
+  }
+  return weakest;
+};
+
 /** One stored event as the projections see it (read back from the event store). */
 export interface LedgerEvent<K extends CallEventType = CallEventType> {
   /** Global position, as a decimal string (int8). */
@@ -19,6 +45,8 @@ export interface LedgerEvent<K extends CallEventType = CallEventType> {
   sentAt: string | null;
   /** Arrival at the ledger (or the imported receivedAt), ISO-8601. */
   receivedAt: string;
+  /** From the event's receipt (source, signature status); absent counts as `unverified`. */
+  verification?: Verification;
 }
 
 export type LegStatus = 'initiated' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'no-answer' | 'failed' | 'canceled';
@@ -63,6 +91,8 @@ export interface CallLegRow {
   lastPosition: string;
   /** Conflicting parent assertions are kept and flagged (providers.md §4.6-3). */
   linkConflict: boolean;
+  /** The weakest verification among the events that shaped the leg (weakestVerification). */
+  verification: Verification;
   /**
    * Numbers of this leg's events (and of the parent's dial result naming it) that were out of bounds
    * (numeric-bounds.ts) and so not projected, oldest first; at most 50. The raw bodies keep them.

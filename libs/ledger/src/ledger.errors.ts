@@ -27,3 +27,11 @@ export const rateLimited = (message: string, retryAfterSec: number) =>
 export const unauthorized = (message = 'missing or invalid API key: send Authorization: Bearer <key>') =>
   new LedgerError('AUTH.API_KEY_INVALID', 401, message, { 'www-authenticate': 'Bearer' });
 export const badRequest = (code: string, message: string) => new LedgerError(code, 400, message);
+export const forbiddenScope = (keyName: string, scope: string) =>
+  new LedgerError('AUTH.FORBIDDEN_SCOPE', 403, `the API key "${keyName}" lacks the "${scope}" scope this route needs`);
+export const providerNotConfigured = (provider: string) =>
+  new LedgerError(
+    'WEBHOOK.PROVIDER_NOT_CONFIGURED',
+    403,
+    `no secret is configured for ${provider}, so its deliveries cannot be authenticated and are refused; set its secret, or list it in LEDGER_ACCEPT_UNSIGNED for development`,
+  );

@@ -385,3 +385,32 @@ describe('projectCallLeg properties', () => {
     );
   });
 });
+
+describe('projectCallLeg: verification', () => {
+  const v = (verification: LedgerEvent['verification']): Opts => ({ verification });
+
+  it('is verified only when every event that shaped the leg is, else the weakest (unverified < imported < verified)', () => {
+    const signed = [ev('CallInitiated', 'A', { direction: 'inbound', from: '+1', to: '+2' }, v('verified')), ev('CallAnswered', 'A', {}, { ...v('verified'), t: 2 })];
+    expect(must(project('A', signed)).verification).toBe('verified');
+    const imported = ev('CallCompleted', 'A', { outcome: 'completed', durationSec: 9 }, { ...v('imported'), t: 12 });
+    expect(must(project('A', [...signed, imported])).verification).toBe('imported');
+    const unsigned = ev('CallRinging', 'A', {}, { ...v('unverified'), t: 1 });
+    expect(must(project('A', [...signed, imported, unsigned])).verification).toBe('unverified');
+    // An event whose provenance is unknown is not trusted.
+    expect(must(project('A', [ev('CallInitiated', 'A', { direction: null, from: null, to: null })])).verification).toBe('unverified');
+  });
+
+  it('counts the parent-side events that name the leg, and a parent AMD only when it is attached to the leg', () => {
+    const own = [ev('CallInitiated', 'C', { direction: 'outbound-dial', from: '+1', to: '+2' }, { ...v('verified'), parentLegId: 'P' }), ev('CallAnswered', 'C', {}, { ...v('verified'), t: 3 })];
+    const importedDial = ev('ChildLegDialed', 'P', { childLegId: 'C', parentLegId: 'P' }, { ...v('imported'), t: 0 });
+    expect(must(project('C', own, [importedDial])).verification).toBe('imported');
+    // jambonz AMD on the parent, inside the answered child's span: attached, so it shapes the leg.
+    const amd = ev('MachineDetected', 'P', { result: 'machine' }, { ...v('unverified'), t: 5 });
+    const row = must(project('C', own, [amd]));
+    expect(row.answeredBy).toBe('machine');
+    expect(row.verification).toBe('unverified');
+    // Before the child answered: not attached, so it does not touch the child's verification.
+    const early = ev('MachineDetected', 'P', { result: 'machine' }, { ...v('unverified'), t: 1 });
+    expect(must(project('C', own, [early]))).toMatchObject({ answeredBy: null, verification: 'verified' });
+  });
+});

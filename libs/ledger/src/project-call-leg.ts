@@ -9,7 +9,7 @@
  * first copy is kept.
  */
 import type { MachineResult, Outcome, Provider } from './call-leg.events.js';
-import type { AnsweredBy, CallLegRow, DurationSource, LedgerEvent, LegInvalidField, LegStatus, RecordingRow } from './call-leg.js';
+import { weakestVerification, type AnsweredBy, type CallLegRow, type DurationSource, type LedgerEvent, type LegInvalidField, type LegStatus, type RecordingRow } from './call-leg.js';
 import { MAX_DURATION_SEC, numberProblem, numericFieldSchema, valueText } from './numeric-bounds.js';
 
 export interface ProjectCallLegInput {
@@ -260,6 +260,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
 
   // --- answeredBy (AMD attribution, §2.11-4, §4.6-8)
   const amd: MachineResult[] = [];
+  const parentAmdUsed: LedgerEvent[] = [];
   const dialStart = firstTime(own.filter((e) => e.type === 'ChildLegDialed' || e.type === 'DialCompleted'));
   for (const e of own.filter(isType('MachineDetected'))) {
     if (provider === 'jambonz' && dialStart !== undefined && eventTime(e) > dialStart) continue;
@@ -273,7 +274,10 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
       const t = eventTime(e);
       const afterStart = known(answeredMs) ? t >= answeredMs : known(startedMs) ? t > startedMs : true;
       const beforeEnd = known(endedMs) ? t <= endedMs : true;
-      if (afterStart && beforeEnd) amd.push(e.data.result);
+      if (afterStart && beforeEnd) {
+        amd.push(e.data.result);
+        parentAmdUsed.push(e);
+      }
     }
   }
   const answeredResults = new Set(amd.map((r) => ANSWERED_BY[r]));
@@ -354,5 +358,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     invalidFields: [...invalid.values()]
       .sort((a, b) => cmp(a.position === null ? -1n : BigInt(a.position), b.position === null ? -1n : BigInt(b.position)) || cmp(a.field, b.field))
       .slice(0, 50),
+    // Every event that could shape the row: its own, the parent-side events naming it, the parent AMD attached to it.
+    verification: weakestVerification([...own, ...links, ...parentAmdUsed]),
   };
 }

@@ -4,11 +4,20 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
-import type { LedgerEvent, TranslatedEvent } from '@lib/ledger';
+import { projectCallLeg, receiptVerification, type LedgerEvent, type TranslatedEvent } from '@lib/ledger';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
-import { callScenarioArb } from '../../ledger/src/testing/call-scenarios.js';
+import { callScenarioArb, legInputsOf } from '../../ledger/src/testing/call-scenarios.js';
 import { callLegsProjection } from './call-legs.projection.js';
 import { Projector } from './projector.js';
+
+/**
+ * Each event's provenance, fixed by its id so that every delivery order sees the same (duplicates carry the same
+ * bytes and dedupe): most live and signed, some live unsigned, some imported, so the legs' verification varies.
+ */
+const provenanceOf = (e: LedgerEvent): Pick<WebhookRecord['receipt'], 'source' | 'signatureStatus'> => {
+  const n = createHash('sha256').update(e.eventId).digest()[0]! % 8;
+  return n === 0 ? { source: 'live', signatureStatus: 'unverified' } : n === 1 ? { source: 'import', signatureStatus: 'not-checked' } : { source: 'live', signatureStatus: 'verified' };
+};
 
 /** One delivery per scenario event: the same event always has the same bytes, so duplicates dedupe. */
 const toRecord = (e: LedgerEvent): WebhookRecord => {
@@ -26,8 +35,8 @@ const toRecord = (e: LedgerEvent): WebhookRecord => {
   return {
     receipt: {
       provider: e.provider, body, bodySha256: createHash('sha256').update(body).digest(), contentType: 'application/json',
-      path: '', query: '', headers: {}, remoteAddr: null, receivedAt: new Date(e.receivedAt), source: 'import',
-      signatureStatus: 'not-checked', signatureTimestamp: e.sentAt ? new Date(e.sentAt) : null,
+      path: '', query: '', headers: {}, remoteAddr: null, receivedAt: new Date(e.receivedAt), ...provenanceOf(e),
+      signatureTimestamp: e.sentAt ? new Date(e.sentAt) : null,
     },
     events: [translated],
   };
@@ -87,6 +96,16 @@ describe('call_legs projection over generated scenarios', () => {
           expect(reference.rebuilt).toEqual(reference.live);
           expect(other.rebuilt).toEqual(other.live);
           expect(reference.live.legs.length).toBeGreaterThan(0);
+          // Each leg's verification is the pure rule's over the events' receipts (read back through the store).
+          const withProvenance = canonical.map((e) => {
+            const p = provenanceOf(e);
+            return { ...e, verification: receiptVerification(p.source, p.signatureStatus) };
+          });
+          const expected = legInputsOf(withProvenance).flatMap((input) => {
+            const row = projectCallLeg(input);
+            return row ? [`${row.provider}:${row.callId}=${row.verification}`] : [];
+          });
+          expect(reference.live.legs.map((l) => `${l.provider}:${l.call_id}=${l.verification}`).sort()).toEqual(expected.sort());
         },
       ),
       { numRuns: 12 },

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { CallEventType, LedgerEvent, LegParty, Provider } from '@lib/ledger';
+import { receiptVerification, type CallEventType, type LedgerEvent, type LegParty, type Provider } from '@lib/ledger';
 import type { Executor } from './projection.js';
 
 export interface Cursor {
@@ -19,6 +19,8 @@ interface Row {
   /** ISO-8601 UTC with milliseconds, formatted by PostgreSQL (see COLUMNS). */
   occurred_at: string | null;
   received_at: string;
+  /** The receipt's signature_status (see COLUMNS). */
+  signature_status: string | null;
 }
 
 export type EventRow = Row;
@@ -56,13 +58,20 @@ const toEvent = (r: Row): LedgerEvent => {
     occurredAt: r.occurred_at,
     sentAt: (m.sentAt as string | null) ?? null,
     receivedAt: r.received_at,
+    verification: receiptVerification(m.source as string | undefined, r.signature_status),
   };
 };
 
 // Times leave PostgreSQL already in Date#toISOString()'s spelling: a rebuild reads millions of them, and parsing
 // each into a Date only to print it again was a tenth of the rebuild's CPU.
 const iso = (column: string) => sql.raw(`to_char(${column} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS ${column}`);
-export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, ${iso('occurred_at')}, ${iso('received_at')}`;
+// The receipt's signature status is not in the hashed metadata (only `source` is), so it is read from the receipt
+// itself; a subquery rather than a join keeps every `SELECT <COLUMNS> FROM events` as it is. An import is
+// `imported` whatever its receipt says, so only live events pay for the lookup (a backfilled store rebuilds at the
+// old speed; a 200,000-event rebuild of imports went from 10,900 to 5,300-7,500 events/s with the lookup on all).
+export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, data, metadata, ${iso('occurred_at')}, ${iso('received_at')},
+  CASE WHEN metadata->>'source' = 'import' THEN 'not-checked'
+    ELSE (SELECT r.signature_status FROM webhook_receipts r WHERE r.id = events.receipt_id) END AS signature_status`;
 
 /**
  * Commit-order read: (transaction id, position) after the cursor, and only below the oldest transaction

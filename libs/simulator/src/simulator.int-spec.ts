@@ -50,6 +50,7 @@ interface LegDbRow {
   last_position: string;
   link_conflict: boolean;
   invalid_fields: CallLegRow['invalidFields'];
+  verification: string;
 }
 
 /** The read model in the shape of the query API's CallLeg (camelCase, durationSource = {ring, talk}). */
@@ -85,6 +86,7 @@ const readTrees = async (provider: string, rootIds: readonly string[]): Promise<
     lastPosition: String(r.last_position),
     linkConflict: r.link_conflict,
     invalidFields: r.invalid_fields,
+    verification: r.verification as CallLegRow['verification'],
   }));
   const toApi = (n: CallTreeNode): unknown => ({ ...n, durationSource: { ring: n.ringDurationSource, talk: n.talkDurationSource }, children: n.children.map(toApi) });
   return new Map(buildCallForest(legs).map((root) => [root.callId, toApi(root)]));

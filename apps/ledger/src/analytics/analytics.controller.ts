@@ -1,6 +1,6 @@
 import { Controller, Get, UseGuards, UseInterceptors } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
 import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import {
@@ -15,6 +15,7 @@ const SOURCES =
 
 @Controller('v1/analytics')
 @UseGuards(ApiKeyGuard)
+@RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
 export class AnalyticsController {
   constructor(private readonly queryBus: QueryBus) {}

@@ -4,7 +4,8 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { PROVIDERS } from '@lib/ledger';
 import type { CheckpointRecord } from '@lib/event-store';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+
+import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, queryParams, ValidQuery } from '../common/api-route.decorator.js';
 import { position } from '../common/api-schema.js';
 import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
@@ -82,6 +83,7 @@ export class AuditController {
   ) {}
 
   @Get('v1/audit/verify')
+  @RequireScope('read')
   @UseInterceptors(ReadYourWritesInterceptor)
   @ApiRoute({
     tag: 'audit',
@@ -106,6 +108,7 @@ export class AuditController {
   }
 
   @Get('v1/audit/public-key')
+  @RequireScope('read')
   @ApiRoute({ tag: 'audit', summary: 'The public key that checks checkpoint signatures', responses: [{ schema: publicKeySchema }] })
   publicKey(): z.infer<typeof publicKeySchema> {
     const s = this.checkpoints.signer;
@@ -113,6 +116,7 @@ export class AuditController {
   }
 
   @Get('v1/audit/export')
+  @RequireScope('read')
   @ApiRoute({
     tag: 'audit',
     summary: 'Stream the evidence for offline verification (NDJSON)',
@@ -129,6 +133,7 @@ export class AuditController {
   }
 
   @Post('v1/admin/checkpoints')
+  @RequireScope('admin')
   @HttpCode(201)
   @ApiRoute({
     tag: 'admin',

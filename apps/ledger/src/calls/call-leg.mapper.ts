@@ -39,6 +39,7 @@ export const toCallLegDto = (leg: StoredLeg): CallLegDto => ({
   conferenceIds: leg.conferenceIds,
   final: leg.final,
   linkConflict: leg.linkConflict,
+  verification: leg.verification,
   eventCount: leg.eventCount,
   lastPosition: leg.lastPosition,
   invalidFields: leg.invalidFields,

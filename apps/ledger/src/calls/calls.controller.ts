@@ -1,7 +1,7 @@
 import { Controller, Get, Param, UseGuards, UseInterceptors } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import type { z } from 'zod';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
 import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import {
@@ -25,6 +25,7 @@ const callIdParam = { callId: { description: "the provider's call id of the leg 
 
 @Controller('v1/calls')
 @UseGuards(ApiKeyGuard)
+@RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
 export class CallsController {
   constructor(private readonly queryBus: QueryBus) {}

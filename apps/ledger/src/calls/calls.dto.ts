@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { DIRECTIONS, PROVIDERS, type LegStatus, type RecordingScope } from '@lib/ledger';
+import { DIRECTIONS, PROVIDERS, VERIFICATIONS, type LegStatus, type RecordingScope } from '@lib/ledger';
 import { isoDateTime, position } from '../common/api-schema.js';
 import { queryParams } from '../common/api-route.decorator.js';
 
@@ -22,6 +22,8 @@ export const recordingSchema = z
   })
   .meta({ id: 'Recording' });
 export type RecordingDto = z.infer<typeof recordingSchema>;
+
+export const verificationSchema = z.enum(VERIFICATIONS);
 
 export const durationSourceSchema = z.enum(['provider', 'derived']).nullable();
 
@@ -52,6 +54,9 @@ export const callLegSchema = z
     conferenceIds: z.array(z.string()),
     final: z.boolean().describe('the terminal event (and, for an answered leg, the provider-reported duration) has arrived'),
     linkConflict: z.boolean().describe('providers asserted conflicting parents for this leg; the first is kept'),
+    verification: verificationSchema.describe(
+      'the weakest provenance among the events that shaped the leg: verified (every one signed), imported (one at least came from POST /v1/import), unverified (one at least was accepted unsigned)',
+    ),
     eventCount: z.number().int(),
     lastPosition: position,
     invalidFields: z
@@ -107,6 +112,7 @@ export const callFilterShape = {
   until: z.iso.datetime({ offset: true }).optional().describe('startedAt < until (ISO-8601); legs without a start time are left out'),
   rootOnly: flag('true: only legs with no parent (parentCallId is null)'),
   final: flag('true: only final legs; false: only legs still expecting events'),
+  verification: verificationSchema.optional().describe('only legs of this verification state (verified, imported, unverified)'),
 };
 
 export const listCallsQuerySchema = queryParams({

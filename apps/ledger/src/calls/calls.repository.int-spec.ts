@@ -26,8 +26,8 @@ const seed = async (legs: Seed[]) => {
   await sql`DELETE FROM call_legs`.execute(tdb.db);
   if (legs.length === 0) return;
   await sql`
-    INSERT INTO call_legs (provider, call_id, root_call_id, status, started_at, from_number, final, event_count, last_position)
-    SELECT p, c, c, 'initiated', s, f, false, 1, 1
+    INSERT INTO call_legs (provider, call_id, root_call_id, status, started_at, from_number, final, event_count, last_position, verification)
+    SELECT p, c, c, 'initiated', s, f, false, 1, 1, 'verified'
     FROM unnest(${legs.map((l) => l.provider)}::text[], ${legs.map((l) => l.callId)}::text[], ${legs.map((l) => l.startedAt)}::timestamptz[],
       ${legs.map((l) => l.from)}::text[]) AS t(p, c, s, f)`.execute(tdb.db);
 };

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
-import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope } from '@lib/ledger';
+import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type Verification } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { StoredLeg } from './call-leg.mapper.js';
 
@@ -16,6 +16,7 @@ export interface CallFilters {
   until?: string;
   rootOnly?: boolean;
   final?: boolean;
+  verification?: Verification;
 }
 
 interface LegDbRow {
@@ -46,6 +47,7 @@ interface LegDbRow {
   link_conflict: boolean;
   invalid_fields: CallLegRow['invalidFields'];
   parked_events: number;
+  verification: Verification;
   /** started_at at full (microsecond) precision, for the keyset cursor. */
   started_key: string | null;
   recordings: RecordingJson[];
@@ -96,6 +98,7 @@ const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_
   l.last_position::text AS last_position, l.link_conflict, l.invalid_fields, l.started_at::text AS started_key,
   (SELECT count(*)::int FROM projection_parked pk JOIN projection_checkpoints c ON c.name = pk.projection AND c.generation = pk.generation
     WHERE pk.projection = 'call_legs' AND pk.stream_name = 'callLeg-' || l.provider || ':' || l.call_id) AS parked_events,
+  l.verification,
   (SELECT coalesce(json_agg(json_build_object('recording_id', r.recording_id, 'url', r.url, 'duration_sec', r.duration_sec, 'scope', r.scope,
       'created_at', r.created_at) ORDER BY r.created_at, r.recording_id), '[]')
     FROM recordings r WHERE r.provider = l.provider AND r.call_id = l.call_id) AS recordings`);
@@ -121,6 +124,7 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   if (f.until) w.push(sql`l.started_at < ${f.until}::timestamptz`);
   if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
   if (f.final !== undefined) w.push(sql`l.final = ${f.final}`);
+  if (f.verification) w.push(sql`l.verification = ${f.verification}`);
   return w;
 };
 
@@ -248,6 +252,7 @@ const toStoredLeg = (r: LegDbRow): StoredLeg => {
     lastPosition: r.last_position,
     linkConflict: r.link_conflict,
     invalidFields: r.invalid_fields,
+    verification: r.verification,
   };
   return { ...row, rootCallId: r.root_call_id, depth: r.depth, parkedEvents: r.parked_events };
 };

@@ -20,11 +20,12 @@ export const queryParams = <T extends z.ZodRawShape>(shape: T) => z.strictObject
 const ERROR_TEXT: Record<number, string> = {
   400: 'a parameter or the body is invalid; the message names it',
   401: 'missing or wrong credentials',
+  403: 'the API key lacks the scope of this route (AUTH.FORBIDDEN_SCOPE), or the provider has no secret configured (WEBHOOK.PROVIDER_NOT_CONFIGURED)',
   404: 'not found',
   409: 'ambiguous: several providers use this call id; pass ?provider=',
   413: 'body too large',
   415: 'unsupported content type',
-  429: 'too many refused signatures from this address; retry after Retry-After seconds',
+  429: 'too many refused signatures or API keys from this address: everything from it is refused until Retry-After seconds have passed',
   503: 'database unavailable, or minPosition not reached in time (Retry-After)',
 };
 
@@ -82,7 +83,7 @@ export const ApiRoute = (o: ApiRouteOptions): MethodDecorator => {
   }
   for (const [status, r] of byStatus) decorators.push(ApiResponse({ status, description: r.description.join('; '), content: r.content }));
   const errors = new Set(o.errors ?? []);
-  if (auth !== 'none') errors.add(401);
+  if (auth !== 'none') errors.add(401).add(403).add(429);
   if (o.query) errors.add(400);
   const errSchema = toOpenApiSchema(errorSchema);
   for (const status of [...errors].sort()) {

@@ -20,7 +20,7 @@ export const setupOpenApi = (app: INestApplication): OpenAPIObject => {
     )
     .setVersion('1')
     .setOpenAPIVersion('3.1.0')
-    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'one of LEDGER_API_KEYS' }, API_KEY_SCHEME)
+    .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'one of LEDGER_API_KEYS, with the scope of the route: read (queries, /metrics), import (POST /v1/import), admin (/v1/admin/*); else 403 AUTH.FORBIDDEN_SCOPE' }, API_KEY_SCHEME)
     .build();
   const document = SwaggerModule.createDocument(app, config);
   document.components = { ...document.components, schemas: { ...document.components?.schemas, ...(componentSchemas as Record<string, object>) } };

@@ -45,7 +45,7 @@ const leg: CallLegDto = {
     { recordingId: 'RE1', callId: 'CA1', rootCallId: 'CA1', provider: 'twilio', url: 'https://x/a.wav', durationSec: 3, scope: 'call', createdAt: '2026-01-05T14:07:00.000Z' },
     { recordingId: 'RE2', callId: 'CA1', rootCallId: 'CA1', provider: 'twilio', url: 'https://x/b.wav', durationSec: 3, scope: 'call', createdAt: '2026-01-05T14:08:00.000Z' },
   ],
-  conferenceIds: [], final: true, linkConflict: false, eventCount: 4, lastPosition: '42',
+  conferenceIds: [], final: true, linkConflict: false, eventCount: 4, lastPosition: '42', verification: 'imported',
 };
 
 describe('CSV export rows', () => {
@@ -64,7 +64,7 @@ describe('CSV export rows', () => {
     const rows = parseCsv(callCsvHeader() + callCsvLine(leg));
     expect(rows[0]).toEqual([...CALL_CSV_COLUMNS]);
     const r = Object.fromEntries(rows[1]!.map((v, i) => [CALL_CSV_COLUMNS[i], v]));
-    expect(r).toMatchObject({ to: '"Sales", desk\r\nline 2', from: '+1 (312) 555-0100', endReason: 'hangup, caller', parentCallId: '', recordingIds: 'RE1;RE2', ringDurationSource: 'provider', talkDurationSec: '74.5' });
+    expect(r).toMatchObject({ to: '"Sales", desk\r\nline 2', from: '+1 (312) 555-0100', endReason: 'hangup, caller', parentCallId: '', recordingIds: 'RE1;RE2', ringDurationSource: 'provider', talkDurationSec: '74.5', verification: 'imported' });
   });
 
   it('round-trips any text', () => {

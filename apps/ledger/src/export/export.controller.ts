@@ -3,7 +3,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { callLegSchema, exportCallsQuerySchema, type ExportCallsQueryParams } from '../calls/calls.dto.js';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
 import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import { CALL_CSV_COLUMNS } from './call-csv.js';
@@ -13,6 +13,7 @@ const CONTENT_TYPES = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-n
 
 @Controller('v1/export')
 @UseGuards(ApiKeyGuard)
+@RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
 export class ExportController {
   constructor(private readonly queryBus: QueryBus) {}

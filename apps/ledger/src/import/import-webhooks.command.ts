@@ -9,7 +9,11 @@ export interface ImportResult {
 }
 
 export class ImportWebhooksCommand extends Command<ImportResult> {
-  constructor(readonly body: NodeJS.ReadableStream) {
+  constructor(
+    readonly body: NodeJS.ReadableStream,
+    /** Name of the API key that uploads (never the key): recorded in audit_actions with the outcome. */
+    readonly actor: string,
+  ) {
     super();
   }
 }

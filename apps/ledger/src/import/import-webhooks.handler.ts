@@ -7,6 +7,7 @@ import { EventStoreRepository, retryTransient, type WebhookRecord } from '@lib/e
 import { LedgerError } from '@lib/ledger';
 import { ProviderRegistry } from '@lib/providers';
 import { Projector } from '@lib/projections';
+import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { buildWebhookRecord, pickHeaders } from '../webhooks/webhook-record.factory.js';
 import { ImportWebhooksCommand, type ImportResult } from './import-webhooks.command.js';
@@ -32,9 +33,32 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     private readonly metrics: MetricsService,
     @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
     private readonly projector: Projector,
+    private readonly audit: AuditActionsRepository,
   ) {}
 
-  async execute({ body }: ImportWebhooksCommand): Promise<ImportResult> {
+  /** Every upload leaves an audit record naming its key, with its counts and the ids of the receipts it created. */
+  async execute(command: ImportWebhooksCommand): Promise<ImportResult> {
+    const receipts = { first: null as bigint | null, last: null as bigint | null };
+    let result: ImportResult | undefined;
+    try {
+      result = await this.run(command.body, receipts);
+      return result;
+    } finally {
+      await this.audit
+        .record(command.actor, 'import', {
+          outcome: result ? 'done' : 'failed',
+          imported: result?.imported ?? null,
+          duplicates: result?.duplicates ?? null,
+          rejected: result ? result.rejected.length + result.rejectedNotListed : null,
+          firstReceiptId: receipts.first?.toString() ?? null,
+          lastReceiptId: receipts.last?.toString() ?? null,
+        })
+        // A database outage fails the import with 503 already; the audit write must not turn it into a 500.
+        .catch(() => undefined);
+    }
+  }
+
+  private async run(body: NodeJS.ReadableStream, receipts: { first: bigint | null; last: bigint | null }): Promise<ImportResult> {
     const result: ImportResult = { imported: 0, duplicates: 0, rejected: [], rejectedNotListed: 0 };
     const reject = (line: number, error: string) => {
       this.metrics.imported.inc({ result: 'rejected' });
@@ -43,10 +67,16 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     };
     let batch: Line[] = [];
     let inFlight: Promise<void> = Promise.resolve();
-    const count = (outcomes: { duplicate: boolean }[]) => {
+    const count = (outcomes: { duplicate: boolean; receiptId: string }[]) => {
       for (const o of outcomes) {
-        if (o.duplicate) result.duplicates += 1;
-        else result.imported += 1;
+        if (o.duplicate) {
+          result.duplicates += 1;
+          continue;
+        }
+        result.imported += 1;
+        const id = BigInt(o.receiptId);
+        if (receipts.first === null || id < receipts.first) receipts.first = id;
+        if (receipts.last === null || id > receipts.last) receipts.last = id;
       }
       this.metrics.imported.inc({ result: 'imported' }, outcomes.filter((o) => !o.duplicate).length);
       this.metrics.imported.inc({ result: 'duplicate' }, outcomes.filter((o) => o.duplicate).length);

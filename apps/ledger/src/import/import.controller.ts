@@ -1,9 +1,8 @@
 import { Controller, HttpCode, Post, Req, UseGuards } from '@nestjs/common';
 import { CommandBus } from '@nestjs/cqrs';
 import { LedgerError } from '@lib/ledger';
-import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope, type AuthenticatedRequest } from '../common/api-key.guard.js';
 import { ApiRoute } from '../common/api-route.decorator.js';
 import { ImportWebhooksCommand, type ImportResult } from './import-webhooks.command.js';
 
@@ -20,6 +19,7 @@ const importResultSchema = z
 
 @Controller('v1/import')
 @UseGuards(ApiKeyGuard)
+@RequireScope('import')
 export class ImportController {
   constructor(private readonly commandBus: CommandBus) {}
 
@@ -33,9 +33,9 @@ export class ImportController {
       'translated and deduplicated like a live webhook, without a signature check.',
     body: { contentTypes: ['application/x-ndjson'], schema: z.string().describe('NDJSON, one historical webhook per line') },
     responses: [{ schema: importResultSchema }],
-    errors: [400, 413, 415, 503],
+    errors: [400, 403, 413, 415, 429, 503],
   })
-  async import(@Req() req: FastifyRequest): Promise<ImportResult> {
+  async import(@Req() req: AuthenticatedRequest): Promise<ImportResult> {
     const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
     if (!NDJSON_TYPES.includes(type)) {
       throw new LedgerError('IMPORT.UNSUPPORTED_MEDIA_TYPE', 415, `content-type must be application/x-ndjson, got "${type || 'none'}"`);
@@ -44,6 +44,6 @@ export class ImportController {
     if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') {
       throw new LedgerError('IMPORT.EMPTY', 400, 'request body is missing');
     }
-    return this.commandBus.execute(new ImportWebhooksCommand(body));
+    return this.commandBus.execute(new ImportWebhooksCommand(body, req.actor!.name));
   }
 }

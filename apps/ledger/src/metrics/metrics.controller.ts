@@ -1,11 +1,12 @@
 import { Controller, Get, Header, UseGuards } from '@nestjs/common';
 import { z } from 'zod';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute } from '../common/api-route.decorator.js';
 import { MetricsService } from './metrics.service.js';
 
 @Controller('metrics')
 @UseGuards(ApiKeyGuard)
+@RequireScope('read')
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 

@@ -1,9 +1,10 @@
-import { Body, Controller, Get, HttpCode, Post, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Req, UseGuards, UseInterceptors } from '@nestjs/common';
 import { CommandBus, QueryBus } from '@nestjs/cqrs';
 import { z } from 'zod';
 import { badRequest } from '@lib/ledger';
 import type { ProjectionStatus } from '@lib/projections';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope, type AuthenticatedRequest } from '../common/api-key.guard.js';
+import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { ApiRoute, queryParams, ValidQuery } from '../common/api-route.decorator.js';
 import { isoDateTime, position } from '../common/api-schema.js';
 import { GetProjectionStatusQuery } from './get-projection-status.query.js';
@@ -44,10 +45,12 @@ const statusQuery = queryParams({});
 
 @Controller('v1/admin/projections')
 @UseGuards(ApiKeyGuard)
+@RequireScope('admin')
 export class ProjectionsController {
   constructor(
     private readonly commandBus: CommandBus,
     private readonly queryBus: QueryBus,
+    private readonly audit: AuditActionsRepository,
   ) {}
 
   @Get()
@@ -67,9 +70,11 @@ export class ProjectionsController {
     responses: [{ status: 202, schema: z.object({ rebuilding: z.array(z.string()) }) }],
     errors: [400, 404],
   })
-  async rebuild(@Body() body: unknown): Promise<{ rebuilding: string[] }> {
+  async rebuild(@Body() body: unknown, @Req() req: AuthenticatedRequest): Promise<{ rebuilding: string[] }> {
     const parsed = rebuildBody.safeParse(body ?? undefined);
     if (!parsed.success) throw badRequest('REQUEST.INVALID_BODY', `body must be {} or {"name": "<projection>"}: ${parsed.error.issues[0]?.message}`);
-    return this.commandBus.execute(new RebuildProjectionsCommand(parsed.data?.name));
+    const started = await this.commandBus.execute(new RebuildProjectionsCommand(parsed.data?.name));
+    await this.audit.record(req.actor!.name, 'projections.rebuild', { requested: parsed.data?.name ?? null, rebuilding: started.rebuilding });
+    return started;
   }
 }

@@ -13,10 +13,11 @@ interface Entry {
 }
 
 /**
- * Counts refused webhook signatures per remote address in fixed windows. Once an address has used up its
- * allowance, its further failures are answered 429 with Retry-After until its window ends, so that a sender that
- * keeps guessing is told to back off, is counted apart, and cannot flood the rejection log. The guard checks the
- * signature first: an authentic delivery is never limited (see webhook-signature.guard.ts for why).
+ * Counts refused credentials (webhook signatures or tokens; API keys in ApiKeyFailureLimiter) per remote address in
+ * fixed windows. Once an address has used up its allowance, everything it sends is refused with 429 and
+ * Retry-After until its window ends, a correct guess included: answering a right guess while refusing wrong ones
+ * would still let a guesser go on at full speed and learn when it hit. Blocking by address is sound because the
+ * address is the TCP peer unless LEDGER_TRUST_PROXY names proxies (README, "Guessing").
  */
 export class SignatureFailureLimiter {
   private readonly entries = new Map<string, Entry>();

@@ -1,5 +1,6 @@
-import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { isProvider, providerUnknown, rateLimited, signatureInvalid } from '@lib/ledger';
+import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
+import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
+import { isProvider, providerNotConfigured, providerUnknown, rateLimited, signatureInvalid } from '@lib/ledger';
 import { ProviderRegistry, type SignatureVerdict } from '@lib/providers';
 import type { FastifyRequest } from 'fastify';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -10,7 +11,8 @@ export type VerifiedRequest = FastifyRequest & { signatureVerdict?: SignatureVer
 
 /**
  * Authenticates a delivery over its raw bytes before anything is stored; refusals are counted and logged, and
- * an address that keeps failing gets 429 instead of 401 for the rest of its window (SignatureFailureLimiter).
+ * an address that keeps failing is refused altogether (429, even with a right signature) for the rest of its
+ * window (SignatureFailureLimiter). A provider without a secret is refused unless LEDGER_ACCEPT_UNSIGNED lists it.
  */
 @Injectable()
 export class WebhookSignatureGuard implements CanActivate {
@@ -19,6 +21,7 @@ export class WebhookSignatureGuard implements CanActivate {
     private readonly rejections: RejectionLog,
     private readonly metrics: MetricsService,
     private readonly limiter: SignatureFailureLimiter,
+    @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
   ) {}
 
   canActivate(context: ExecutionContext): boolean {
@@ -38,22 +41,26 @@ export class WebhookSignatureGuard implements CanActivate {
       bodyBytes: rawBody.length,
       userAgent: req.headers['user-agent'] ?? null,
     });
-    const verdict = this.providers.get(provider).verify({
+    // Checked before the signature: a guesser over its allowance must not learn that a guess was right.
+    const wait = this.limiter.blockedFor(address);
+    if (wait !== null) {
+      this.metrics.rateLimited.inc({ provider });
+      // Kept out of the rejection log: one address that keeps failing must not push every other refusal out.
+      throw rateLimited(`too many refused signatures from this address; retry in ${wait} s`, wait);
+    }
+    const adapter = this.providers.get(provider);
+    if (!adapter.verifying && !this.config.acceptUnsigned.includes(provider)) {
+      this.metrics.rejections.inc({ provider });
+      this.rejections.record(entry('no secret configured for this provider'));
+      throw providerNotConfigured(provider);
+    }
+    const verdict = adapter.verify({
       rawBody,
       headers: req.headers,
       url: req.url,
       nowSec: Math.floor(req.receivedAt.getTime() / 1000),
     });
     if (verdict.status === 'rejected') {
-      // Verified first, limited after: behind a proxy (LEDGER_TRUST_PROXY) the address comes from X-Forwarded-For,
-      // which a client may be able to set, so blocking an address before checking could let anyone silence a real
-      // provider by claiming its address (and Restcomm never retries). An authentic delivery is never limited.
-      const wait = this.limiter.blockedFor(address);
-      if (wait !== null) {
-        this.metrics.rateLimited.inc({ provider });
-        // Kept out of the rejection log: one address that keeps failing must not push every other refusal out.
-        throw rateLimited(`too many refused signatures from this address; retry in ${wait} s`, wait);
-      }
       this.metrics.rejections.inc({ provider });
       this.limiter.recordFailure(address);
       this.rejections.record(entry(verdict.reason));

@@ -4,7 +4,7 @@ import type { AppendOutcome } from '@lib/event-store';
 import type { Provider } from '@lib/ledger';
 import { z } from 'zod';
 import { PROVIDERS } from '@lib/ledger';
-import { ApiKeyGuard } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute } from '../common/api-route.decorator.js';
 import { position } from '../common/api-schema.js';
 import { WEBHOOK_PREFIX } from '../common/body-parser.js';
@@ -96,6 +96,7 @@ export class WebhooksController {
 
   @Get('v1/admin/webhook-rejections')
   @UseGuards(ApiKeyGuard)
+  @RequireScope('admin')
   @ApiRoute({ tag: 'admin', summary: 'Refused deliveries: the count and the last 200 (metadata only)', responses: [{ schema: rejectionsSchema }] })
   rejected() {
     return this.rejections.snapshot();

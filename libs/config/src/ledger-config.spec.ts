@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, keyFingerprint, loadConfig, securityWarnings } from './ledger-config.js';
+
+const KEY = 'k'.repeat(16);
+
+describe('LEDGER_API_KEYS', () => {
+  it('reads named entries with scopes, and plain keys with every scope (the format before scopes)', () => {
+    const c = loadConfig({ LEDGER_API_KEYS: `ops:read+import+admin:${'a'.repeat(20)}, console:read:${'b'.repeat(16)},${'c'.repeat(16)}` });
+    expect(c.apiKeys).toEqual([
+      { name: 'ops', scopes: ['read', 'import', 'admin'], key: 'a'.repeat(20), plain: false },
+      { name: 'console', scopes: ['read'], key: 'b'.repeat(16), plain: false },
+      { name: keyFingerprint('c'.repeat(16)), scopes: ['read', 'import', 'admin'], key: 'c'.repeat(16), plain: true },
+    ]);
+    expect(keyFingerprint('c'.repeat(16))).toMatch(/^key-[0-9a-f]{12}$/);
+    // A key may itself hold colons: everything after the scopes is the key.
+    expect(loadConfig({ LEDGER_API_KEYS: `x:read:${KEY}:tail` }).apiKeys[0]!.key).toBe(`${KEY}:tail`);
+  });
+
+  it('refuses to start with a key shorter than 16 characters, without echoing it', () => {
+    for (const value of ['short-key-123', `ops:admin:tiny-key`]) {
+      let err: unknown;
+      try {
+        loadConfig({ LEDGER_API_KEYS: value });
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ConfigError);
+      expect((err as Error).message).toMatch(/LEDGER_API_KEYS: entry 1.*at least 16 are required/);
+      expect((err as Error).message).not.toContain(value.split(':').at(-1));
+    }
+  });
+
+  it('refuses unknown scopes, malformed entries, duplicate names and duplicate keys', () => {
+    expect(() => loadConfig({ LEDGER_API_KEYS: `ops:write:${KEY}` })).toThrow(/unknown scope "write"/);
+    expect(() => loadConfig({ LEDGER_API_KEYS: `bad name:read:${KEY}` })).toThrow(/expected <name>:<scope>/);
+    expect(() => loadConfig({ LEDGER_API_KEYS: `a:read:${KEY},a:read:${'z'.repeat(16)}` })).toThrow(/"a" is used twice/);
+    expect(() => loadConfig({ LEDGER_API_KEYS: `a:read:${KEY},b:admin:${KEY}` })).toThrow(/same key is listed twice/);
+  });
+});
+
+describe('webhook secrets', () => {
+  it('refuse to start when one is shorter than 16 characters, naming the variable', () => {
+    for (const name of ['FREECLIMB_SIGNING_SECRET', 'JAMBONZ_WEBHOOK_SECRET', 'TWILIO_AUTH_TOKEN', 'RESTCOMM_WEBHOOK_TOKEN']) {
+      expect(() => loadConfig({ [name]: `${'s'.repeat(16)},rc-token-1` }), name).toThrow(new RegExp(`${name}: value 2 is 10 characters long; at least 16`));
+      expect(loadConfig({ [name]: 's'.repeat(16) }).secrets).toBeDefined();
+    }
+  });
+});
+
+describe('LEDGER_ACCEPT_UNSIGNED', () => {
+  it('is empty by default, takes providers or all, and refuses unknown names', () => {
+    expect(loadConfig({}).acceptUnsigned).toEqual([]);
+    expect(loadConfig({ LEDGER_ACCEPT_UNSIGNED: 'freeclimb, jambonz' }).acceptUnsigned).toEqual(['freeclimb', 'jambonz']);
+    expect(loadConfig({ LEDGER_ACCEPT_UNSIGNED: 'all' }).acceptUnsigned).toEqual(['freeclimb', 'jambonz', 'twilio', 'restcomm']);
+    expect(() => loadConfig({ LEDGER_ACCEPT_UNSIGNED: 'plivo' })).toThrow(/unknown provider "plivo"/);
+  });
+
+  it('is warned about loudly at start, as are providers that will be refused and plain keys', () => {
+    const warnings = securityWarnings(loadConfig({ LEDGER_ACCEPT_UNSIGNED: 'jambonz', TWILIO_AUTH_TOKEN: 't'.repeat(32), LEDGER_API_KEYS: KEY }));
+    expect(warnings.find((w) => w.includes('jambonz'))).toMatch(/NO SECRET.*forged/);
+    expect(warnings.find((w) => w.includes('freeclimb'))).toMatch(/refused/);
+    expect(warnings.some((w) => w.includes('twilio'))).toBe(false);
+    expect(warnings.find((w) => w.includes('plain key'))).toContain(keyFingerprint(KEY));
+    expect(warnings.join('\n')).not.toContain(KEY);
+  });
+});
