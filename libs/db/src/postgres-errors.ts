@@ -22,12 +22,6 @@ export const isConnectionError = (err: unknown): boolean => {
   return /timeout exceeded when trying to connect|Connection terminated|connection error|Client has encountered a connection error|Query read timeout/i.test(e.message ?? '');
 };
 
-/** Worth retrying as is: unavailability and timeouts, plus serialization failures and deadlocks. */
-export const isTransientError = (err: unknown): boolean => {
-  const code = (err as { code?: string } | undefined)?.code;
-  return isConnectionError(err) || code === '40001' || code === '40P01';
-};
-
 /**
  * Text PostgreSQL cannot take: a NUL character (22021, "invalid byte sequence for encoding UTF8: 0x00") or one
  * outside the encoding (22P05). It comes from the request (a `%00` in a path or query parameter), so it is the
@@ -41,9 +35,11 @@ export const isUnstorableText = (err: unknown): boolean => {
 /**
  * Errors that say nothing about the statement's data and go away on a retry: serialization failure, deadlock,
  * lock timeout, a cancelled statement (statement_timeout, pg_cancel_backend), too many connections, lack of
- * resources, an administrator's shutdown. Retrying the same batch is right; isolating a "culprit" is not.
+ * resources, an administrator's shutdown, the pools' idle timeouts. Retrying the same batch is right; isolating a
+ * "culprit" is not. Many of these are also connection errors (503 at the HTTP edge once retries are spent); a
+ * socket error is not retried here: the server is gone, and the caller answers 503 at once.
  */
-const TRANSIENT_CODES = new Set(['40001', '40P01', '55P03', '57014', '53000', '53100', '53200', '53300', '53400', '57P01', '57P02', '57P03', '58000', '58030']);
+const TRANSIENT_CODES = new Set(['40001', '40P01', '55P03', '57014', '25P03', '57P05', '53000', '53100', '53200', '53300', '53400', '57P01', '57P02', '57P03', '58000', '58030']);
 export const isTransientError = (err: unknown): boolean => {
   const code = (err as { code?: string } | undefined)?.code;
   return code !== undefined && TRANSIENT_CODES.has(code);

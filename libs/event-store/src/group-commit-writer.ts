@@ -122,11 +122,6 @@ export class GroupCommitWriter {
       this.onBatch?.(batch.length, (performance.now() - started) / 1000);
     } catch (err) {
       if (!isConnectionError(err)) this.lastAnswerAt = Date.now();
-      if (isConnectionError(err)) {
-        const e = unavailable('database unavailable, retry shortly', 1);
-        for (const w of batch) w.reject(e);
-        return;
-      }
       if (isTransientError(err)) {
         // A deadlock or a cancelled statement says nothing about the records: the same batch is run again, and
         // an authentic delivery is never filed as unrecognized because of a lock.
@@ -137,6 +132,11 @@ export class GroupCommitWriter {
           return this.flush(batch, attempt + 1);
         }
         const e = unavailable(`database busy (${(err as { code?: string }).code}), retry shortly`, 1);
+        for (const w of batch) w.reject(e);
+        return;
+      }
+      if (isConnectionError(err)) {
+        const e = unavailable('database unavailable, retry shortly', 1);
         for (const w of batch) w.reject(e);
         return;
       }
