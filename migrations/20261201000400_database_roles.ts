@@ -57,6 +57,9 @@ export async function up(db: Kysely<any>): Promise<void> {
       -- The store: read-only for both roles (the triggers already refuse UPDATE/DELETE even to the owner).
       EXECUTE format('REVOKE ALL ON %I.webhook_receipts, %I.events, %I.streams FROM PUBLIC, ledger_app, ledger_projector', s, s, s);
       EXECUTE format('GRANT SELECT ON %I.webhook_receipts, %I.events, %I.streams TO ledger_app, ledger_projector', s, s, s);
+      -- Everything else that exists already (tables earlier migrations made, such as the checkpoint tables) is
+      -- readable by both; the default privileges below cover what later migrations make.
+      EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO ledger_app, ledger_projector', s);
       -- /health and the migration status read the migration bookkeeping.
       FOR r IN SELECT c.relname FROM pg_class c WHERE c.relnamespace = s::regnamespace AND c.relkind = 'r'
         AND c.relname IN ('kysely_migration', 'kysely_migration_lock') LOOP

@@ -151,7 +151,7 @@ describe('a store made before the roles existed', () => {
     let oldApp: DatabaseHandle | null = null;
     let oldProjector: DatabaseHandle | null = null;
     try {
-      const result = await new Migrator({ db: owner.db, provider: { getMigrations: async () => migrations } }).migrateTo('20261121000300_projections');
+      const result = await new Migrator({ db: owner.db, provider: { getMigrations: async () => migrations } }).migrateTo('20261201000200_tamper_evidence');
       expect(result.error).toBeUndefined();
       // The old service: everything as the owner, read models included.
       await new EventStoreRepository(owner.db).appendBatch([record('old-1')]);
