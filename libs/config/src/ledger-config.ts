@@ -44,6 +44,15 @@ const envSchema = z.object({
       return t.split(',').map((x) => x.trim()).filter(Boolean);
     }),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // HTTP edge limits against slow clients (see README, Configuration). Node's own defaults (60 s for headers,
+  // 5 min per request, no connection cap) let a few thousand idle sockets or trickled bodies hold the process.
+  LEDGER_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  LEDGER_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
+  LEDGER_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  LEDGER_SOCKET_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
+  LEDGER_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).default(1000),
+  LEDGER_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(2048),
+  LEDGER_MAX_BODY_BYTES_IN_FLIGHT: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
 });
 
 export interface LedgerConfig {
@@ -78,6 +87,22 @@ export interface LedgerConfig {
   signatureFailureWindowSec: number;
   /** Fastify's trustProxy: false, true, a hop count or proxy addresses. */
   trustProxy: boolean | number | string[];
+  http: {
+    /** A connection must have sent its whole request head within this (else 408 and closed). */
+    headersTimeoutMs: number;
+    /** ...and its whole request, body included (an import upload too). */
+    requestTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. */
+    keepAliveTimeoutMs: number;
+    /** A socket with no traffic either way is destroyed after this (0: never). */
+    socketTimeoutMs: number;
+    /** Requests served on one keep-alive connection before it is closed (0: no limit). */
+    maxRequestsPerSocket: number;
+    /** Open connections at most; past it the oldest one without a request in progress is closed. */
+    maxConnections: number;
+    /** Bytes of request bodies buffered at once across all requests; past it 503 before the body is read. */
+    maxBodyBytesInFlight: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -113,6 +138,17 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
     signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,
     trustProxy: e.LEDGER_TRUST_PROXY,
+    http: {
+      headersTimeoutMs: e.LEDGER_HEADERS_TIMEOUT_MS,
+      // Node requires headersTimeout <= requestTimeout.
+      requestTimeoutMs: Math.max(e.LEDGER_REQUEST_TIMEOUT_MS, e.LEDGER_HEADERS_TIMEOUT_MS),
+      keepAliveTimeoutMs: e.LEDGER_KEEPALIVE_TIMEOUT_MS,
+      socketTimeoutMs: e.LEDGER_SOCKET_TIMEOUT_MS,
+      maxRequestsPerSocket: e.LEDGER_MAX_REQUESTS_PER_SOCKET,
+      maxConnections: e.LEDGER_MAX_CONNECTIONS,
+      // A budget smaller than one largest body would refuse every such body forever.
+      maxBodyBytesInFlight: Math.max(e.LEDGER_MAX_BODY_BYTES_IN_FLIGHT, e.LEDGER_MAX_BODY_BYTES),
+    },
   };
 };
 
