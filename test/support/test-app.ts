@@ -23,7 +23,7 @@ export const SECRETS = {
 /** The whole HTTP app on a fresh database, called in-process with `app.inject()`. */
 export const startTestApp = async (
   env: Record<string, string> = {},
-  options: { onRoute?: (route: { method: string | string[]; url: string }) => void } = {},
+  options: { onRoute?: (route: { method: string | string[]; url: string }) => void; logDestination?: { write(line: string): void } } = {},
 ): Promise<TestApp> => {
   const db = await createTestDatabase();
   const config = loadConfig({
@@ -33,7 +33,7 @@ export const startTestApp = async (
     DATABASE_URL: db.url,
     ...env,
   });
-  const app = await createApp({ config, db: db.db, schema: { migrated: true, lastError: null }, databaseUrl: db.url, benchRoutes: true });
+  const app = await createApp({ config, db: db.db, schema: { migrated: true, lastError: null }, databaseUrl: db.url, benchRoutes: true, logDestination: options.logDestination });
   // Nest adds its routes in init(), so a hook added here sees every one of them.
   if (options.onRoute) app.getHttpAdapter().getInstance().addHook('onRoute', options.onRoute);
   await app.init();

@@ -1,7 +1,7 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { LedgerConfig } from '@lib/config';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Logger as PinoNestLogger, PinoLogger } from 'nestjs-pino';
 import type { DestinationStream, Logger as PinoInstance } from 'pino';
 import type { Database } from '@lib/db';
@@ -40,7 +40,7 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
     trustProxy: typeof config.trustProxy === 'number' ? hops(config.trustProxy) : config.trustProxy,
     loggerInstance: logger,
     // One access line per request is written by registerAccessLog instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: requestId,
     clientErrorHandler,
     // Requests that arrive on an open connection while the service drains are still served (with
