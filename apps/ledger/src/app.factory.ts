@@ -7,9 +7,9 @@ import type { DestinationStream, Logger as PinoInstance } from 'pino';
 import type { Database } from '@lib/db';
 import { AppModule } from './app.module.js';
 import { registerBodyParsers } from './common/body-parser.js';
-import { capConnections, clientErrorHandler, registerEdgeHooks, serverOptions } from './common/http-edge.js';
+import { guardConnections, clientErrorHandler, registerEdgeHooks, serverOptions } from './common/http-edge.js';
 import { toErrorResponse } from './common/ledger-exception.filter.js';
-import { createRootLogger, registerAccessLog, requestId } from './common/logging.js';
+import { createRootLogger, registerAccessLog, requestId, safeUrl } from './common/logging.js';
 import { setupOpenApi } from './common/openapi.setup.js';
 import type { SchemaState } from './common/tokens.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -68,7 +68,10 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
   );
   app.useLogger(app.get(PinoNestLogger));
   const fastify = app.getHttpAdapter().getInstance();
-  capConnections(fastify.server, config.http.maxConnections, (kind) => logger.warn({ kind, max: config.http.maxConnections }, 'connection cap reached'));
+  guardConnections(fastify.server, config.http.maxConnections, {
+    shed: (kind) => logger.warn({ kind, max: config.http.maxConnections }, 'connection cap reached'),
+    aborted: (req) => logger.warn({ method: req.method, url: safeUrl(req.url ?? '') }, 'connection closed before the answer was sent'),
+  });
   registerAccessLog(fastify);
   const rejections = app.get(RejectionLog);
   const metrics = app.get(MetricsService);

@@ -53,15 +53,27 @@ export const clientErrorHandler = (err: NodeJS.ErrnoException, socket: Socket): 
   socket.destroy();
 };
 
+/** How long a connection may sit without a request once the server closes (see `guardConnections`). */
+export const DRAIN_IDLE_GRACE_MS = 1000;
+
 /**
  * Caps open connections. When a new one would pass the cap, the oldest connection that has no request in
  * progress (half-sent headers, or idle between keep-alive requests) is closed to make room, so that a flood of
  * idle sockets cannot lock out /health or a provider; only when every connection is serving a request is the
  * new one refused. (`server.maxConnections` would refuse the newcomer and keep the idle sockets.)
+ *
+ * Also makes the close graceful: Node's `server.close()` destroys every connection without a request in
+ * progress at once, including one just accepted whose request is already in its buffer but not parsed yet, so
+ * that client sees a reset for a request it sent. Here a connection is closed only once it has been idle for
+ * DRAIN_IDLE_GRACE_MS; requests that arrive meanwhile are served (with `Connection: close`, by Fastify).
  */
-export const capConnections = (server: Server, max: number, onShed: (kind: 'evicted' | 'refused') => void = () => {}): void => {
+export const guardConnections = (
+  server: Server,
+  max: number,
+  on: { shed?: (kind: 'evicted' | 'refused') => void; aborted?: (req: IncomingMessage) => void } = {},
+): void => {
   // Map order is age order: the first idle entry is the oldest idle socket.
-  const open = new Map<Socket, { busy: number }>();
+  const open = new Map<Socket, { busy: number; idleSince: number }>();
   server.on('connection', (socket: Socket) => {
     if (open.size >= max) {
       let victim: Socket | null = null;
@@ -74,23 +86,35 @@ export const capConnections = (server: Server, max: number, onShed: (kind: 'evic
       if (victim) {
         open.delete(victim);
         victim.destroy();
-        onShed('evicted');
+        on.shed?.('evicted');
       } else {
         socket.destroy();
-        onShed('refused');
+        on.shed?.('refused');
         return;
       }
     }
-    const state = { busy: 0 };
-    open.set(socket, state);
+    open.set(socket, { busy: 0, idleSince: Date.now() });
     socket.once('close', () => open.delete(socket));
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const state = open.get(req.socket);
     if (!state) return;
     state.busy += 1;
-    res.once('close', () => (state.busy -= 1));
+    res.once('close', () => {
+      // A request whose connection closed before its answer was sent (the client left, or the server dropped it).
+      if (!res.writableFinished) on.aborted?.(req);
+      state.busy -= 1;
+      if (state.busy === 0) state.idleSince = Date.now();
+    });
   });
+  // Node calls this from server.close(); sweep until every connection is gone.
+  server.closeIdleConnections = () => {
+    const now = Date.now();
+    for (const [socket, state] of open) {
+      if (state.busy === 0 && now - state.idleSince >= DRAIN_IDLE_GRACE_MS) socket.destroy();
+    }
+    if (open.size > 0) setTimeout(() => server.closeIdleConnections(), 100).unref();
+  };
 };
 
 /** Whether a delivery carries the credential its provider uses at all (the guard then checks its value). */
