@@ -83,7 +83,8 @@ export class WebhooksController {
       new IngestWebhookCommand({
         provider,
         rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-        contentType: req.headers['content-type'] ?? null,
+        // An empty Content-Type is no content type.
+        contentType: req.headers['content-type']?.trim() || null,
         path: subPath,
         query: provider === 'restcomm' ? redactQuery(query) : query,
         headers: pickHeaders(req.headers),
