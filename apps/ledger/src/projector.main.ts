@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadConfig } from '@lib/config';
+import { useJsonLogs } from './common/logging.js';
 import { createDatabase, startEmbeddedPostgres } from '@lib/db';
 import { callLegsProjection } from '@lib/projections';
 import { createProjector } from './projections/projector.provider.js';
@@ -12,6 +13,7 @@ import { createProjector } from './projections/projector.provider.js';
  */
 const logger = new Logger('ProjectorProcess');
 const config = loadConfig();
+useJsonLogs(config.logLevel);
 const embedded = config.databaseUrl ? null : await startEmbeddedPostgres({ dataDir: config.dataDir, attach: true });
 const url = config.databaseUrl ?? embedded!.url;
 const { db } = createDatabase(url, 4);

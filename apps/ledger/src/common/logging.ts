@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { Logger } from '@nestjs/common';
+import { Logger as PinoNestLogger, PinoLogger } from 'nestjs-pino';
 import { pino, type DestinationStream, type Logger as PinoInstance } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import type { LedgerConfig } from '@lib/config';
@@ -64,6 +66,16 @@ export const createRootLogger = (level: LedgerConfig['logLevel'], destination?: 
   // process.stdout rather than pino's own fd writer: writes to a pipe or a file are synchronous on Linux, so
   // nothing is lost at process.exit, and whatever wraps stdout (tests, supervisors) sees every line.
   return pino(options, process.stdout);
+};
+
+/**
+ * For entry points: a root logger, with Nest's static Logger routed to it from here on (so lines written before
+ * an application exists, such as the embedded PostgreSQL start, are JSON too). Returns the root for createApp.
+ */
+export const useJsonLogs = (level: LedgerConfig['logLevel']): PinoInstance => {
+  const root = createRootLogger(level);
+  Logger.overrideLogger(new PinoNestLogger(new PinoLogger({ pinoHttp: { logger: root } }), {}));
+  return root;
 };
 
 /** Echoes the request id and writes one access line per answered request. */
