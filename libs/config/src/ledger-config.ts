@@ -48,7 +48,9 @@ const envSchema = z.object({
   // 5 min per request, no connection cap) let a few thousand idle sockets or trickled bodies hold the process.
   LEDGER_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
   LEDGER_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
-  LEDGER_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  // Above a load balancer's usual 60 s idle timeout. Shorter, the service closes idle sockets that a client may be
+  // reusing at that moment (10 s cost the overload chaos test sockets closed under requests).
+  LEDGER_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(72_000),
   LEDGER_SOCKET_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
   LEDGER_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).default(1000),
   LEDGER_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(2048),
