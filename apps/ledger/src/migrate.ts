@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { loadConfig } from '@lib/config';
 import { openToolDatabase } from './database.runtime.js';
+import { useJsonLogs } from './common/logging.js';
 
 /**
  * `npm run migrate`: applies migrations as the owner and exits (embedded PostgreSQL when DATABASE_URL is unset;
@@ -8,6 +9,7 @@ import { openToolDatabase } from './database.runtime.js';
  */
 const logger = new Logger('Migrate');
 const config = loadConfig();
+useJsonLogs(config.logLevel);
 const database = await openToolDatabase(config, { attach: false });
 try {
   await database.migrate();

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { loadConfig } from '@lib/config';
 import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
+import { useJsonLogs } from './common/logging.js';
 import { callLegsProjection } from '@lib/projections';
 import { openToolDatabase } from './database.runtime.js';
 import { createProjector } from './projections/projector.provider.js';
@@ -13,6 +14,7 @@ import { createProjector } from './projections/projector.provider.js';
  */
 const logger = new Logger('ProjectorProcess');
 const config = loadConfig();
+useJsonLogs(config.logLevel);
 const database = await openToolDatabase(config, { attach: true });
 await database.migrate();
 // As the projector role (LEDGER_PROJECTOR_DATABASE_URL; the embedded cluster's ledger_projector).

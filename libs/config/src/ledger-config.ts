@@ -145,6 +145,17 @@ const envSchema = z.object({
   LEDGER_CHECKPOINT_SIGNING_KEY: z.string().optional(),
   LEDGER_CHECKPOINT_INTERVAL_SEC: z.coerce.number().int().min(0).default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // HTTP edge limits against slow clients (see README, Configuration). Node's own defaults (60 s for headers,
+  // 5 min per request, no connection cap) let a few thousand idle sockets or trickled bodies hold the process.
+  LEDGER_HEADERS_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  LEDGER_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).default(120_000),
+  // Above a load balancer's usual 60 s idle timeout. Shorter, the service closes idle sockets that a client may be
+  // reusing at that moment (10 s cost the overload chaos test sockets closed under requests).
+  LEDGER_KEEPALIVE_TIMEOUT_MS: z.coerce.number().int().min(100).default(72_000),
+  LEDGER_SOCKET_TIMEOUT_MS: z.coerce.number().int().min(0).default(60_000),
+  LEDGER_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).default(1000),
+  LEDGER_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(2048),
+  LEDGER_MAX_BODY_BYTES_IN_FLIGHT: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
 });
 
 export interface LedgerConfig {
@@ -203,6 +214,22 @@ export interface LedgerConfig {
   checkpointSigningKey: string | undefined;
   /** Seconds between periodic checkpoints; 0: only on demand. */
   checkpointIntervalSec: number;
+  http: {
+    /** A connection must have sent its whole request head within this (else 408 and closed). */
+    headersTimeoutMs: number;
+    /** ...and its whole request, body included (an import upload too). */
+    requestTimeoutMs: number;
+    /** An idle keep-alive connection is closed after this. */
+    keepAliveTimeoutMs: number;
+    /** A socket with no traffic either way is destroyed after this (0: never). */
+    socketTimeoutMs: number;
+    /** Requests served on one keep-alive connection before it is closed (0: no limit). */
+    maxRequestsPerSocket: number;
+    /** Open connections at most; past it the oldest one without a request in progress is closed. */
+    maxConnections: number;
+    /** Bytes of request bodies buffered at once across all requests; past it 503 before the body is read. */
+    maxBodyBytesInFlight: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -259,6 +286,17 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     trustProxy: e.LEDGER_TRUST_PROXY,
     checkpointSigningKey: e.LEDGER_CHECKPOINT_SIGNING_KEY?.trim() || undefined,
     checkpointIntervalSec: e.LEDGER_CHECKPOINT_INTERVAL_SEC,
+    http: {
+      headersTimeoutMs: e.LEDGER_HEADERS_TIMEOUT_MS,
+      // Node requires headersTimeout <= requestTimeout.
+      requestTimeoutMs: Math.max(e.LEDGER_REQUEST_TIMEOUT_MS, e.LEDGER_HEADERS_TIMEOUT_MS),
+      keepAliveTimeoutMs: e.LEDGER_KEEPALIVE_TIMEOUT_MS,
+      socketTimeoutMs: e.LEDGER_SOCKET_TIMEOUT_MS,
+      maxRequestsPerSocket: e.LEDGER_MAX_REQUESTS_PER_SOCKET,
+      maxConnections: e.LEDGER_MAX_CONNECTIONS,
+      // A budget smaller than one largest body would refuse every such body forever.
+      maxBodyBytesInFlight: Math.max(e.LEDGER_MAX_BODY_BYTES_IN_FLIGHT, e.LEDGER_MAX_BODY_BYTES),
+    },
   };
 };
 

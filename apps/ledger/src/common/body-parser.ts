@@ -32,12 +32,39 @@ const collect = (payload: NodeJS.ReadableStream, limit: number): Promise<Buffer>
     });
   });
 
+/** `type/subtype` with optional parameters (RFC 9110 media-type tokens). */
+const MEDIA_TYPE = /^\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*(;.*)?$/;
+const DECLARED_TYPE = Symbol('declaredContentType');
+
+/**
+ * Fastify answers 415 to a body whose Content-Type is empty or malformed before any parser runs; a signed
+ * webhook must be kept whatever its headers say (translation sniffs the bytes, and stores it as unrecognized if
+ * they cannot be read). So for webhooks such a header is set aside while the body is read, and put back
+ * afterwards, so that the receipt keeps what was sent (an empty one is stored as no content type).
+ */
+const keepWebhooksWithoutMediaType = (fastify: FastifyInstance): void => {
+  fastify.addHook('onRequest', (req, _reply, done) => {
+    const declared = req.headers['content-type'];
+    if (declared !== undefined && req.url.startsWith(WEBHOOK_PREFIX) && !MEDIA_TYPE.test(declared)) {
+      (req.raw as unknown as Record<symbol, string>)[DECLARED_TYPE] = declared;
+      delete req.raw.headers['content-type'];
+    }
+    done();
+  });
+  fastify.addHook('preValidation', (req, _reply, done) => {
+    const declared = (req.raw as unknown as Record<symbol, string | undefined>)[DECLARED_TYPE];
+    if (declared !== undefined) req.raw.headers['content-type'] = declared;
+    done();
+  });
+};
+
 /**
  * One parser for every content type, so that nothing is parsed before it is kept: webhook bodies stay raw
  * bytes (signatures are over bytes, and an unparseable authentic body must still be stored), /v1/import gets
  * the stream itself (uploads are unbounded and read line by line), and the small admin bodies are JSON.
  */
 export const registerBodyParsers = (fastify: FastifyInstance, maxBodyBytes: number): void => {
+  keepWebhooksWithoutMediaType(fastify);
   fastify.removeAllContentTypeParsers();
   fastify.addContentTypeParser('*', (req: FastifyRequest, payload, done) => {
     const path = req.url.split('?', 1)[0]!;

