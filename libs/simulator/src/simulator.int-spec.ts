@@ -83,6 +83,7 @@ const readTrees = async (provider: string, rootIds: readonly string[]): Promise<
     eventCount: r.event_count,
     lastPosition: String(r.last_position),
     linkConflict: r.link_conflict,
+    answeredByDetail: null, hangupBy: null, endReasonDetail: null, startedAtSource: null, answeredAtSource: null, endedAtSource: null, pddSec: null,
   }));
   const toApi = (n: CallTreeNode): unknown => ({ ...n, durationSource: { ring: n.ringDurationSource, talk: n.talkDurationSource }, children: n.children.map(toApi) });
   return new Map(buildCallForest(legs).map((root) => [root.callId, toApi(root)]));

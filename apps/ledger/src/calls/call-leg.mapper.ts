@@ -41,6 +41,11 @@ export const toCallLegDto = (leg: StoredLeg): CallLegDto => ({
   linkConflict: leg.linkConflict,
   eventCount: leg.eventCount,
   lastPosition: leg.lastPosition,
+  answeredByDetail: leg.answeredByDetail,
+  hangupBy: leg.hangupBy,
+  endReasonDetail: leg.endReasonDetail,
+  timeSource: { started: leg.startedAtSource, answered: leg.answeredAtSource, ended: leg.endedAtSource },
+  pddSec: leg.pddSec,
 });
 
 /** buildCallTree's nodes (children already ordered by start time) as the API shape, recursively. */

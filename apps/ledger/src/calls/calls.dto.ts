@@ -24,6 +24,7 @@ export const recordingSchema = z
 export type RecordingDto = z.infer<typeof recordingSchema>;
 
 export const durationSourceSchema = z.enum(['provider', 'derived']).nullable();
+export const timeSourceSchema = z.enum(['provider', 'signature', 'received', 'derived']).nullable();
 
 export const callLegSchema = z
   .object({
@@ -54,6 +55,18 @@ export const callLegSchema = z
     linkConflict: z.boolean().describe('providers asserted conflicting parents for this leg; the first is kept'),
     eventCount: z.number().int(),
     lastPosition: position,
+    answeredByDetail: z
+      .string()
+      .nullable()
+      .describe("the provider's own machine-detection value (Twilio `machine_end_beep`, FreeClimb `answering machine`, jambonz `amd_tone_detected`...)"),
+    hangupBy: z.string().nullable().describe('which side hung up, as the provider reports it (jambonz `caller`/`jambonz`; FreeClimb `far-end`/`application`/`platform`); null when the provider does not say'),
+    endReasonDetail: z.string().nullable().describe("why the leg ended, in the provider's words (Twilio `ErrorCode: ErrorMessage`)"),
+    timeSource: z
+      .object({ started: timeSourceSchema, answered: timeSourceSchema, ended: timeSourceSchema })
+      .describe(
+        'the clock each time was read from: "provider" (a time in the payload: Twilio/Restcomm Timestamp, Restcomm CallTimestamp, jambonz conference time), "signature" (the signed send time), "received" (arrival at the ledger or the import line\'s receivedAt), "derived" (end minus the provider\'s duration, when only a final callback arrived)',
+      ),
+    pddSec: z.number().nullable().describe('post-dial delay: start to first ringing, when the provider reports ringing (ringDurationSec includes it)'),
   })
   .meta({ id: 'CallLeg', description: 'One call leg as projected from its events.' });
 export type CallLegDto = z.infer<typeof callLegSchema>;

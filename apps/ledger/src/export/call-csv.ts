@@ -5,6 +5,7 @@ export const CALL_CSV_COLUMNS = [
   'provider', 'accountId', 'callId', 'parentCallId', 'rootCallId', 'depth', 'direction', 'from', 'to', 'status', 'startedAt',
   'answeredAt', 'endedAt', 'ringDurationSec', 'talkDurationSec', 'ringDurationSource', 'talkDurationSource', 'answeredBy',
   'endReason', 'sipStatus', 'recordingIds', 'recordingUrls', 'conferenceIds', 'final', 'linkConflict', 'eventCount', 'lastPosition',
+  'answeredByDetail', 'hangupBy', 'endReasonDetail', 'startedAtSource', 'answeredAtSource', 'endedAtSource', 'pddSec',
 ] as const;
 
 /** RFC 4180: a field with a comma, quote, CR or LF (or edge spaces a reader might trim) is quoted, quotes doubled. */
@@ -24,4 +25,5 @@ export const callCsvLine = (leg: CallLegDto): string =>
     leg.startedAt, leg.answeredAt, leg.endedAt, leg.ringDurationSec, leg.talkDurationSec, leg.durationSource.ring, leg.durationSource.talk,
     leg.answeredBy, leg.endReason, leg.sipStatus, leg.recordings.map((r) => r.recordingId).join(';'), leg.recordings.map((r) => r.url).join(';'),
     leg.conferenceIds.join(';'), leg.final, leg.linkConflict, leg.eventCount, leg.lastPosition,
+    leg.answeredByDetail, leg.hangupBy, leg.endReasonDetail, leg.timeSource.started, leg.timeSource.answered, leg.timeSource.ended, leg.pddSec,
   ]);
