@@ -82,8 +82,9 @@ const factTime = (d: Delivery, mode: RunMode): number | undefined => {
 const earliest = (deliveries: readonly Delivery[], callId: string, kind: Fact['kind'], mode: RunMode): Time => {
   let best: Time = null;
   for (const d of deliveries) {
-    if (d.retry || !d.facts.some((f) => f.callId === callId && f.kind === kind)) continue;
-    const t = factTime(d, mode);
+    const fact = d.retry ? undefined : d.facts.find((f) => f.callId === callId && f.kind === kind);
+    if (!fact) continue;
+    const t = fact.atMs ?? factTime(d, mode);
     if (t === undefined) return undefined;
     if (best === null || best === undefined || t < best) best = t;
   }

@@ -9,7 +9,7 @@
  * Which callback families are used: A (voice request), B (number status, Restcomm inbound), C (call progress),
  * D (Dial action), E (Record action) and Twilio's recording status callback.
  */
-import { latency, type Delivery, type Fact } from '../delivery.js';
+import { hookStateFacts, latency, type Delivery, type Fact } from '../delivery.js';
 import { Prng } from '../prng.js';
 import type { SimCall, SimDial, SimLeg, SimRecording } from '../scenario.js';
 
@@ -73,8 +73,15 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
   const restcomm = dialect === 'restcomm';
   const contentType = restcomm ? 'application/x-www-form-urlencoded; charset=UTF-8' : 'application/x-www-form-urlencoded';
 
-  const emit = (atSec: number, path: string, params: Params, facts: Fact[], stamped: boolean): void => {
+  const emit = (atSec: number, path: string, params: Params, facts0: Fact[], stamped: boolean): void => {
     const sentAtMs = call.startMs + atSec * 1000;
+    const value = (name: string) => params.find(([k]) => k === name)?.[1] ?? undefined;
+    const callSid = value('CallSid');
+    // Action callbacks (Dial, Record) carry the leg's own CallStatus (issue 11 §2).
+    let facts = path === '/dial-action' || path === '/record-action' ? [...facts0, ...hookStateFacts(callSid, value('CallStatus'), ['in-progress'], ['completed', 'busy', 'no-answer', 'failed', 'canceled'])] : facts0;
+    // Restcomm's CallTimestamp dates the leg's creation (RC-vi parameters()): its CallInitiated carries that time.
+    const created = value('CallTimestamp');
+    if (created && callSid) facts = [...facts.filter((f) => !(f.kind === 'initiated' && f.callId === callSid)), { callId: callSid, kind: 'initiated', atMs: Date.parse(created) }];
     out.push({
       provider: call.provider,
       callIndex: call.index,
