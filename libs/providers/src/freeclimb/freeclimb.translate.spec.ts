@@ -217,3 +217,24 @@ describe('translateFreeclimbWebhook (providers.md §4.3)', () => {
     expect((events[0]!.data as { reason: string }).reason.length).toBeGreaterThan(5);
   });
 });
+
+describe('issue 11: what action webhooks say about their leg', () => {
+  // FreeClimb openapi (FreeClimbAPI/nodejs-sdk openapi.json) RecordWebhook: the common request fields include the
+  // leg's from, to, direction and callStatus.
+  it('record keeps the leg from/to/direction and answers it', () => {
+    const events = run({ requestType: 'record', ...inboundLeg, callStatus: 'inProgress', recordingId: REC, recordingUrl: recUrl, recordingDurationSec: 3 });
+    expect(events[0]!.party).toEqual({ direction: 'inbound', from: '+13125550147', to: '+13125550100' });
+    expect(shape(events).map((e) => e.type)).toEqual(['RecordingAvailable', 'CallAnswered']);
+  });
+
+  it('a getDigits of a leg that is already over ends it; machineDetected answers it', () => {
+    expect(shape(run({ requestType: 'getDigits', ...inboundLeg, callStatus: 'completed', digits: '1', reason: 'timeout' }))).toEqual([
+      { type: 'DtmfReceived', legId: PARENT, data: { digits: '1', reason: 'timeout', source: 'gather' } },
+      { type: 'CallCompleted', legId: PARENT, data: { outcome: 'completed' } },
+    ]);
+  });
+
+  it('the webhooks that already carry the status are not doubled', () => {
+    expect(run({ ...inboundLeg, callStatus: 'ringing', requestType: 'inboundCall' }).map((e) => e.type)).toEqual(['CallInitiated', 'CallRinging']);
+  });
+});

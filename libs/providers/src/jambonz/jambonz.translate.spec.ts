@@ -534,3 +534,27 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
     });
   });
 });
+
+describe('the leg state every hook carries (issue 11 §2)', () => {
+  // jambonz-feature-server lib/tasks/task.js performAction/performHook send `cs.callInfo` (the whole CallInfo, with
+  // call_status, sip_status, duration, call_termination_by) with every action, AMD and conference hook.
+  it('a dial actionHook answers the caller it reports on; the child SIP code stays in the DialCompleted', () => {
+    const events = run(dialAction, 'dial-action');
+    expect(shape(events)).toEqual([
+      { type: 'DialCompleted', legId: PARENT, data: { childLegId: WINNER, outcome: 'completed', sipStatus: 200 } },
+      { type: 'ChildLegDialed', legId: PARENT, data: { childLegId: WINNER, parentLegId: PARENT } },
+      { type: 'CallAnswered', legId: PARENT, data: { sipStatus: 200 } },
+    ]);
+  });
+
+  it('an AMD, gather or conference hook of a completed leg ends it, with duration and who hung up', () => {
+    const done = { ...inboundAnswered, call_status: 'completed', duration: 31, call_termination_by: 'caller' };
+    for (const payload of [{ ...done, type: 'amd_human_detected', reason: 'short greeting' }, { ...done, reason: 'timeout' }, { ...done, event: 'leave', conference_sid: CONF, time: '2026-01-05T14:03:22.511Z', members: 0 }]) {
+      expect(run(payload).at(-1)).toMatchObject({ type: 'CallCompleted', legId: PARENT, data: { outcome: 'completed', durationSec: 31, terminatedBy: 'caller' } });
+    }
+  });
+
+  it('a hook of a leg still trying adds nothing', () => {
+    expect(run({ ...inboundTrying, type: 'amd_human_detected' }).map((e) => e.type)).toEqual(['MachineDetected']);
+  });
+});
