@@ -124,4 +124,14 @@ describe('provider fixture corpus', () => {
       expect(leg.json(), `${f.provider}/${f.name} leg ${callId}`).toMatchObject(expected);
     }
   });
+
+  it('the KPIs count the Twilio machine answers the corpus holds (AnsweredBy on the final callback)', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/v1/analytics/summary?provider=twilio', headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(res.statusCode, res.body).toBe(200);
+    const { totals } = res.json() as { totals: { answered: number; machineAnswered: number; machineRate: number | null } };
+    // status-completed-final-only-2018 (machine_end_silence) is the one answered Twilio leg a machine took; the
+    // async AMD leg (machine_end_beep) has not ended, so it is no attempt yet.
+    expect(totals.machineAnswered).toBe(1);
+    expect(totals.machineRate).toBeCloseTo(1 / totals.answered, 12);
+  });
 });
