@@ -167,7 +167,7 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       ...defined('answeredAt', iso(answeredAt)),
       ...defined('endedAt', iso(ended)),
       recordings: call.provider === 'jambonz' ? [] : leg.recordings.map((r) => ({ recordingId: r.recordingId, scope: r.scope, durationSec: r.durationSec })).sort((a, b) => (a.recordingId < b.recordingId ? -1 : 1)),
-      conferenceIds: (call.provider === 'freeclimb' || call.provider === 'jambonz') && leg.conference ? [leg.conference.conferenceId] : [],
+      conferenceIds: call.provider !== 'restcomm' && leg.conference ? [leg.conference.conferenceId] : [],
       // Every answered leg gets its provider duration; only an unresolved Restcomm child stays provisional.
       final: !(fallback && leg.parentCallId !== null),
     };
@@ -186,6 +186,8 @@ const defined = <K extends string>(key: K, value: string | null | undefined): Pa
 const answeredByOf = (call: SimCall, leg: SimLeg, answered: boolean, answeredAt: Time, ended: Time, mine: readonly Delivery[], mode: RunMode): AnsweredBy => {
   if (!leg.amd || !answered) return null;
   if (call.provider === 'freeclimb') return leg.amd.result === 'machine' ? 'machine' : null;
+  // Twilio's AnsweredBy is reported on the leg itself (async callback or status callback).
+  if (call.provider === 'twilio') return leg.amd.result;
   if (call.provider !== 'jambonz') return null;
   const t = earliest(mine, leg.callId, 'amd', mode);
   if (typeof t !== 'number' || typeof answeredAt !== 'number') return null;
