@@ -179,9 +179,10 @@ const defined = <K extends string>(key: K, value: string | null | undefined): Pa
   value === undefined ? {} : ({ [key]: value } as Record<K, string | null>);
 
 /**
- * AMD: FreeClimb reports only machines, on the dialled leg itself; jambonz names the parent and the ledger
- * hands the result to the answered child when the hook's time lies within the child's answer..end (§2.11-4,
- * §4.6-8); the RCML dialects send nothing the ledger reads.
+ * AMD: FreeClimb reports only machines, on the dialled leg itself; Twilio reports AnsweredBy on the leg itself
+ * (AsyncAmdStatusCallback or the final status callback); jambonz names the parent and the ledger hands the result
+ * to the answered child when the hook's time lies within the child's answer..end (§2.11-4, §4.6-8); Restcomm has
+ * no AMD.
  */
 const answeredByOf = (call: SimCall, leg: SimLeg, answered: boolean, answeredAt: Time, ended: Time, mine: readonly Delivery[], mode: RunMode): AnsweredBy => {
   if (!leg.amd || !answered) return null;
