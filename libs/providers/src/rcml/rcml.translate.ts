@@ -252,7 +252,8 @@ const completedOutcome = (env: Envelope, durationSec: number | undefined): Outco
 /**
  * The leg's own CallStatus in an action hook (<Dial>, <Gather>, <Record>, <Enqueue> action): status callbacks are
  * optional, and an app that only receives action hooks must still see its legs reach the state they report.
- * `answeredCompleted` is what `completed` means in that hook for Restcomm (a <Gather> ran on an answered call).
+ * `restcommCompleted` is what a Restcomm `completed` without a positive CallDuration means in that hook: answered
+ * after a <Gather>, <Record> or <Enqueue> (they need media), after a <Dial> only if the dial was bridged.
  */
 const legState = (w: RcmlWebhook, callSid: string, env: Envelope, restcommCompleted: Outcome): TranslatedEvent[] => {
   const status = presentString(w.CallStatus);
