@@ -134,4 +134,41 @@ describe('provider fixture corpus', () => {
     expect(totals.machineAnswered).toBe(1);
     expect(totals.machineRate).toBeCloseTo(1 / totals.answered, 12);
   });
+
+  it('backfill: imported today, a 2018 call keeps its provider clocks and lands in its own hour, not the import\'s', async () => {
+    // Restcomm CallTimestamp (the call's creation) and a Twilio final callback alone (start = end - CallDuration).
+    // The bodies differ from the fixtures by their call ids only, so they are new deliveries, not duplicates.
+    const rc = fixtures.find((f) => f.provider === 'restcomm' && f.name === 'dial-action-busy-486')!;
+    const tw = fixtures.find((f) => f.provider === 'twilio' && f.name === 'status-completed-final-only-2018')!;
+    const now = new Date().toISOString();
+    const lines = [
+      { provider: 'restcomm', receivedAt: now, contentType: 'application/x-www-form-urlencoded', path: '/dial-action', body: rc.body.toString('utf8').replaceAll('CA5a6782f2', 'CA5a6782ff') },
+      { provider: 'twilio', receivedAt: now, contentType: 'application/x-www-form-urlencoded', path: '/status', body: tw.body.toString('utf8').replaceAll('CA3333cccc', 'CA3333ffff') },
+    ];
+    const auth = { authorization: `Bearer ${API_KEY}` };
+    const res = await t.app.inject({ method: 'POST', url: '/v1/import', headers: { 'content-type': 'application/x-ndjson', ...auth }, payload: lines.map((l) => JSON.stringify(l)).join('\n') + '\n' });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json()).toMatchObject({ imported: 2, duplicates: 0, rejected: [] });
+    const leg = async (provider: string, id: string) => {
+      let body: Record<string, unknown> = {};
+      await expect
+        .poll(async () => {
+          const r = await t.app.inject({ method: 'GET', url: `/v1/calls/${encodeURIComponent(id)}?provider=${provider}`, headers: auth });
+          body = r.statusCode === 200 ? (r.json() as Record<string, unknown>) : {};
+          return r.statusCode;
+        }, { timeout: 10_000 })
+        .toBe(200);
+      return body;
+    };
+    expect(await leg('restcomm', 'IDe63fbd64e6e52e61d091a29ebda913cd-CA5a6782ff38f8f435013bdb74e077ea2e')).toMatchObject({
+      startedAt: '2018-01-05T14:02:10.118Z', timeSource: { started: 'provider' },
+    });
+    expect(await leg('twilio', 'CA3333ffff4444dddd5555eeee6666ffff')).toMatchObject({
+      startedAt: '2018-03-05T14:02:33.000Z', endedAt: '2018-03-05T14:03:10.000Z', timeSource: { started: 'derived', ended: 'provider' },
+    });
+    const hours = await t.app.inject({ method: 'GET', url: '/v1/analytics/summary?provider=twilio&groupBy=hour&since=2018-03-05T00:00:00Z&until=2018-03-06T00:00:00Z', headers: auth });
+    expect(hours.statusCode, hours.body).toBe(200);
+    const groups = (hours.json() as { groups: { key: string; legs: number }[] }).groups;
+    expect(groups.find((g) => g.key.startsWith('2018-03-05T14'))?.legs).toBe(2);
+  });
 });
