@@ -145,8 +145,14 @@ const childOf = (e: LedgerEvent): string | undefined =>
  *   (simultaneous-ring losers keep the provider's no-answer/canceled; the jambonz 487 loser stays `no-answer` with
  *   endReason `canceled-487`). Only ambiguous outcomes ('unanswered-unknown'/'unknown') and no parent answer:
  *   `no-answer` if the leg rang (own CallRinging), else `failed`.
- * - Times: startedAt = earliest own CallInitiated, else earliest own event; answeredAt = earliest CallAnswered;
- *   endedAt = earliest own CallCompleted, else earliest parent DialCompleted naming the leg.
+ * - Answer evidence: an own CallAnswered, an own definitive `completed` (Twilio's `completed`, also when an older
+ *   translator stored it as `unanswered-unknown`), or an own MachineDetected (AMD runs on answered calls only).
+ * - Times: startedAt = earliest own CallInitiated, else earliest own event; when the leg has no CallInitiated,
+ *   CallRinging or CallAnswered at all (a final callback alone), min(that, endedAt - provider talk time), marked
+ *   `derived`; answeredAt = earliest CallAnswered; endedAt = earliest own CallCompleted, else earliest parent
+ *   DialCompleted naming the leg. Each time says which clock it came from (eventTimeSource).
+ * - sipStatus: the canonically last SIP code of the leg's own events and of the parent DialCompleted naming it;
+ *   never of the leg's own DialCompleted (that is the dialled child's answer).
  * - talkDurationSec: null until ended; 0 ('derived') for ended legs that were not `completed`; for `completed`:
  *   max own CallCompleted.durationSec ('provider'), else max parent DialCompleted.durationSec ('provider'),
  *   else endedAt - answeredAt ('derived'), else null.
@@ -162,7 +168,8 @@ const childOf = (e: LedgerEvent): string | undefined =>
  * - final: ended AND NOT (the outcome came only from the ambiguous-end fallback while the leg has a parent, so a
  *   parent DialCompleted may still resolve it) AND (status !== 'completed' OR talkDurationSource === 'provider').
  *   I.e. the terminal fact is there and, for answered legs, the provider's own duration (FreeClimb callDuration,
- *   jambonz duration, Restcomm CallDuration/DialCallDuration) has arrived.
+ *   jambonz duration, Restcomm CallDuration/DialCallDuration) has arrived. A jambonz `completed` is final without a
+ *   duration (jambonz sends none when it recorded no connect time).
  */
 export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const { provider, callId } = input;
@@ -217,7 +224,6 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const terminal = isTerminalStatus(status);
 
   // --- times
-  const firstTime = firstTimeOf;
   const startEvent = own.find(isType('CallInitiated')) ?? own[0];
   const answerEvent = own.find(isType('CallAnswered'));
   const endEvent = ended ? (completions[0] ?? dials[0]) : undefined;
