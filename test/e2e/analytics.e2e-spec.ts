@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { computeKpis, type KpiLeg } from '@lib/ledger';
 import { importLine, simulate } from '@lib/simulator';
-import { API_KEY, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
+import { API_KEY, readyProjector, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
 
 /**
  * The analytics against the legs they summarise: whatever mix of hourly rollups and raw legs answers a request,
@@ -42,6 +42,9 @@ beforeAll(async () => {
   // The import answers counts, not positions: read-your-writes on the store's head.
   const head = await t.db.db.selectFrom('events').select((eb) => eb.fn.max('global_position').as('p')).executeTakeFirstOrThrow();
   const position = String(head.p);
+  // The import is a few thousand events; on a loaded machine projecting them can outlast the API's 3 s
+  // read-your-writes wait, so wait for the projector itself first (the answers are what is under test).
+  expect(await (await readyProjector(t)).waitFor(position, 60_000)).toBe(true);
   let cursor: string | null = null;
   do {
     const page = await get(`/v1/calls?limit=1000&minPosition=${position}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);

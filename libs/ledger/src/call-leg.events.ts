@@ -23,7 +23,10 @@ export interface CallEventDataMap {
     outcome: Outcome;
     durationSec?: number;
     endReason?: string;
+    /** Why it ended, in the provider's words (Twilio `ErrorCode: ErrorMessage`). */
+    endReasonDetail?: string;
     sipStatus?: number;
+    /** Which side hung up, as the provider says it (jambonz `call_termination_by`: `caller`, `jambonz`). */
     terminatedBy?: string;
   };
   ChildLegDialed: { childLegId: string; parentLegId: string };
@@ -34,7 +37,8 @@ export interface CallEventDataMap {
     ringDurationSec?: number;
     sipStatus?: number;
   };
-  MachineDetected: { result: MachineResult; detail?: string };
+  /** `detail` keeps the provider's own value (Twilio `machine_end_beep`, jambonz `amd_tone_detected`...). */
+  MachineDetected: { result: MachineResult; detail?: string; detectionMs?: number };
   RecordingAvailable: {
     recordingId?: string;
     url: string;

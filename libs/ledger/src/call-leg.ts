@@ -52,6 +52,12 @@ export interface LedgerEvent<K extends CallEventType = CallEventType> {
 export type LegStatus = 'initiated' | 'ringing' | 'in-progress' | 'completed' | 'busy' | 'no-answer' | 'failed' | 'canceled';
 export type DurationSource = 'provider' | 'derived';
 export type AnsweredBy = 'human' | 'machine' | 'fax' | null;
+/**
+ * Which clock a leg time was read from: `provider` (a time in the payload: Twilio/Restcomm `Timestamp`, Restcomm
+ * `CallTimestamp`, jambonz conference `time`), `signature` (the signed send time `t` of FreeClimb/jambonz),
+ * `received` (our arrival time, or an import line's `receivedAt`), `derived` (the end minus the provider's duration).
+ */
+export type TimeSource = 'provider' | 'signature' | 'received' | 'derived';
 
 export interface RecordingRow {
   recordingId: string;
@@ -91,6 +97,17 @@ export interface CallLegRow {
   lastPosition: string;
   /** Conflicting parent assertions are kept and flagged (providers.md §4.6-3). */
   linkConflict: boolean;
+  /** The provider's own AMD value (Twilio `machine_end_beep`, FreeClimb `answering machine`, jambonz `amd_tone_detected`). */
+  answeredByDetail: string | null;
+  /** Which side hung up, in the provider's words (jambonz `call_termination_by`; FreeClimb from `callEndedReason`). */
+  hangupBy: string | null;
+  /** Why the leg ended, in the provider's words (Twilio `ErrorCode: ErrorMessage`). */
+  endReasonDetail: string | null;
+  startedAtSource: TimeSource | null;
+  answeredAtSource: TimeSource | null;
+  endedAtSource: TimeSource | null;
+  /** Post-dial delay: start to first ringing, when both are known (ringDurationSec includes it). */
+  pddSec: number | null;
   /** The weakest verification among the events that shaped the leg (weakestVerification). */
   verification: Verification;
   /**

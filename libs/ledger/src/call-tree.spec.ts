@@ -9,7 +9,7 @@ const row = (callId: string, parentCallId: string | null, startedAt: string | nu
   provider: 'jambonz', accountId: 'AC1', callId, parentCallId, direction: null, from: null, to: null, status: 'initiated',
   startedAt, answeredAt: null, endedAt: null, ringDurationSec: null, talkDurationSec: null, ringDurationSource: null,
   talkDurationSource: null, answeredBy: null, endReason: null, sipStatus: null, conferenceIds: [], recordings: [], final: false,
-  eventCount: 1, lastPosition: '1', linkConflict: false, invalidFields: [], verification: 'verified',
+  eventCount: 1, lastPosition: '1', linkConflict: false, invalidFields: [], verification: 'verified', answeredByDetail: null, hangupBy: null, endReasonDetail: null, startedAtSource: null, answeredAtSource: null, endedAtSource: null, pddSec: null,
 });
 
 const shape = (node: CallTreeNode): unknown => ({ id: node.callId, root: node.rootCallId, depth: node.depth, children: node.children.map(shape) });

@@ -13,6 +13,7 @@ describe('computeKpis', () => {
     expect(computeKpis([leg('ringing'), leg('in-progress'), leg('initiated')])).toEqual({
       legs: 3, attempts: 0, answered: 0, asr: null, ner: null, acdSec: null, totalTalkSec: 0, avgRingSec: null,
       p50TalkSec: null, p90TalkSec: null, outcomes: { completed: 0, busy: 0, 'no-answer': 0, failed: 0, canceled: 0 }, machineAnswered: 0,
+      machineRate: null,
     });
   });
 
@@ -28,6 +29,8 @@ describe('computeKpis', () => {
       leg('in-progress', null, 2),
     ]);
     expect(k).toMatchObject({ legs: 8, attempts: 7, answered: 3, machineAnswered: 2 });
+    // Machine-answered rate over answered legs (issue 11 §1): a machine and a fax of three answers.
+    expect(k.machineRate).toBeCloseTo(2 / 3, 12);
     expect(k.asr).toBeCloseTo(3 / 7, 12);
     expect(k.ner).toBeCloseTo(5 / 7, 12);
     expect(k.outcomes).toEqual({ completed: 3, busy: 1, 'no-answer': 1, failed: 1, canceled: 1 });

@@ -23,6 +23,8 @@ export interface Kpis {
   p90TalkSec: number | null;
   outcomes: { completed: number; busy: number; 'no-answer': number; failed: number; canceled: number };
   machineAnswered: number;
+  /** machineAnswered / answered; null when nothing was answered. */
+  machineRate: number | null;
 }
 
 const TERMINAL: ReadonlySet<LegStatus> = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
@@ -117,7 +119,9 @@ export const kpiTotalsOfLeg = (leg: KpiLeg): KpiTotals => {
  *   because percentiles cannot be summed across hourly rollups, then clamped to the shortest and longest talk
  *   seen (an estimate never lies outside the data); null when nothing was answered.
  * - outcomes: attempts by terminal status.
- * - machineAnswered: answered legs whose answeredBy is `machine` or `fax` (anything that is not a person).
+ * - machineAnswered: answered legs whose answeredBy is `machine` or `fax` (anything that is not a person): Twilio
+ *   AnsweredBy machine_* / fax, FreeClimb machineDetected, jambonz amd_machine_* / amd_tone_detected.
+ * - machineRate = machineAnswered / answered; null when nothing was answered.
  * Seconds are rounded to 3 decimals, like the read model.
  */
 export const kpisOf = (t: KpiTotals): Kpis => {
@@ -145,6 +149,7 @@ export const kpisOf = (t: KpiTotals): Kpis => {
     p90TalkSec: quantile(0.9),
     outcomes,
     machineAnswered: t.machineAnswered,
+    machineRate: answered ? t.machineAnswered / answered : null,
   };
 };
 

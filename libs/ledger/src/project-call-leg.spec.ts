@@ -167,7 +167,7 @@ describe('projectCallLeg: times and durations', () => {
   });
 
   it('derives talk = ended - answered and ring = answered - started, rounded to 3 decimals', () => {
-    const row = must(project('A', answered()));
+    const row = must(project('A', withProvider('restcomm', answered()), [], 'restcomm'));
     expect(row).toMatchObject({
       startedAt: at(0), answeredAt: at(10.5), endedAt: at(75.25),
       talkDurationSec: 64.75, talkDurationSource: 'derived', ringDurationSec: 10.5, ringDurationSource: 'derived', final: false,
@@ -305,7 +305,7 @@ describe('projectCallLeg: links, party, recordings, conferences', () => {
     expect(row.conferenceIds).toEqual(['cf-a', 'cf-b']);
   });
 
-  it('takes sipStatus from the canonically last event that has one, endReason from CallCompleted', () => {
+  it('takes sipStatus from the canonically last event that has one; who hung up is hangupBy, not the end reason', () => {
     const row = must(
       project('A', [
         ev('CallRinging', 'A', { sipStatus: 180 }, { t: 1 }),
@@ -313,7 +313,86 @@ describe('projectCallLeg: links, party, recordings, conferences', () => {
         ev('CallRinging', 'A', { sipStatus: 183 }, { t: 2 }),
       ]),
     );
-    expect(row).toMatchObject({ sipStatus: 503, endReason: 'jambonz', status: 'failed' });
+    expect(row).toMatchObject({ sipStatus: 503, endReason: null, hangupBy: 'jambonz', status: 'failed' });
+  });
+});
+
+/**
+ * Issue 11: each dialect's own rules. Every case names the provider source that justifies it.
+ */
+describe('projectCallLeg: provider dialects (issue 11)', () => {
+  const twilio = (events: LedgerEvent[]) => withProvider('twilio', events);
+
+  it('Twilio completed with no positive duration is answered (https://www.twilio.com/docs/voice/api/call-resource#call-status-values), also when stored by the old translator as unanswered-unknown', () => {
+    // Only the final callback: Twilio's default statusCallbackEvent is `completed`.
+    for (const outcome of ['completed', 'unanswered-unknown'] as const) {
+      const row = must(project('A', twilio([ev('CallCompleted', 'A', { outcome, durationSec: 0 }, { t: 30 })]), [], 'twilio'));
+      expect(row).toMatchObject({ status: 'completed', talkDurationSec: 0, talkDurationSource: 'provider', final: true });
+    }
+  });
+
+  it("Restcomm's rule stays Restcomm's: completed with CallDuration=0 and no answer is not answered (RC-call CallbackState, RC-test testDialStatusCallbackAliceUnavailable)", () => {
+    const row = must(
+      project('C', withProvider('restcomm', [ev('CallRinging', 'C', {}, { t: 1 }), ev('CallCompleted', 'C', { outcome: 'unanswered-unknown', durationSec: 0 }, { t: 30 })]), [], 'restcomm'),
+    );
+    expect(row.status).toBe('no-answer');
+  });
+
+  it('an AMD result proves the answer: Twilio AnsweredBy (https://www.twilio.com/docs/voice/answering-machine-detection), FreeClimb machineDetected', () => {
+    const amd = ev('MachineDetected', 'A', { result: 'beep', detail: 'machine_end_beep', detectionMs: 4200 }, { t: 8 });
+    const open = must(project('A', twilio([ev('CallInitiated', 'A', { direction: 'outbound-api', from: null, to: null }, { t: 0 }), amd]), [], 'twilio'));
+    expect(open).toMatchObject({ status: 'in-progress', answeredBy: 'machine', answeredByDetail: 'machine_end_beep' });
+    const restcomm = withProvider('restcomm', [amd, ev('CallCompleted', 'A', { outcome: 'unanswered-unknown' }, { t: 40 })]);
+    expect(must(project('A', restcomm, [], 'restcomm')).status).toBe('completed');
+    const fc = withProvider('freeclimb', [ev('MachineDetected', 'A', { result: 'fax', detail: 'fax modem' }, { t: 8 })]);
+    expect(must(project('A', fc, [], 'freeclimb'))).toMatchObject({ status: 'in-progress', answeredBy: 'fax', answeredByDetail: 'fax modem' });
+  });
+
+  it("Twilio AnsweredBy=unknown: answered, answeredBy stays null, the detail says unknown", () => {
+    const row = must(project('A', twilio([ev('MachineDetected', 'A', { result: 'unknown', detail: 'unknown' }, { t: 8 }), ev('CallCompleted', 'A', { outcome: 'completed', durationSec: 20 }, { t: 30 })]), [], 'twilio'));
+    expect(row).toMatchObject({ status: 'completed', answeredBy: null, answeredByDetail: 'unknown' });
+  });
+
+  it("the dialled leg's SIP code (jambonz dial_sip_status, Restcomm DialSipResponseCode: JZ-dial `this.results`, RC-vi) lands on the child, never on the caller", () => {
+    const dial = ev('DialCompleted', 'P', { childLegId: 'C', outcome: 'busy', sipStatus: 486 }, { t: 20 });
+    const parent = must(project('P', [ev('CallAnswered', 'P', { sipStatus: 200 }, { t: 1 }), dial]));
+    expect(parent.sipStatus).toBe(200);
+    const parentOnly = must(project('P', [ev('CallInitiated', 'P', { direction: 'inbound', from: null, to: null }, { t: 0 }), dial]));
+    expect(parentOnly.sipStatus).toBeNull();
+    expect(must(project('C', [ev('CallRinging', 'C', {}, { t: 3 })], [dial])).sipStatus).toBe(486);
+  });
+
+  it('jambonz call_termination_by is hangupBy; FreeClimb callEndedReason farEndHangup is the far end (FC-openapi CallEndedReason)', () => {
+    const jz = must(project('A', [ev('CallAnswered', 'A', {}, { t: 1 }), ev('CallCompleted', 'A', { outcome: 'completed', durationSec: 9, terminatedBy: 'caller' }, { t: 10 })]));
+    expect(jz).toMatchObject({ hangupBy: 'caller', endReason: null });
+    const fc = withProvider('freeclimb', [ev('CallCompleted', 'A', { outcome: 'completed', durationSec: 9, endReason: 'farEndHangup' }, { t: 10 })]);
+    expect(must(project('A', fc, [], 'freeclimb'))).toMatchObject({ hangupBy: 'far-end', endReason: 'farEndHangup' });
+  });
+
+  it('Twilio ErrorCode/ErrorMessage is the end reason detail', () => {
+    const row = must(project('A', twilio([ev('CallCompleted', 'A', { outcome: 'failed', endReasonDetail: '32009: Your TwiML tried to Dial a SIP endpoint' }, { t: 3 })]), [], 'twilio'));
+    expect(row).toMatchObject({ status: 'failed', endReasonDetail: '32009: Your TwiML tried to Dial a SIP endpoint' });
+  });
+
+  it('a final callback alone: the start is its end minus the provider duration, marked derived; provider clocks are named', () => {
+    const end = ev('CallCompleted', 'A', { outcome: 'completed', durationSec: 95 }, { t: 0, occurredAt: '2018-03-05T14:03:10.000Z', sentAt: null, receivedAt: '2026-11-30T10:00:00.000Z' });
+    const row = must(project('A', twilio([end]), [], 'twilio'));
+    expect(row).toMatchObject({
+      startedAt: '2018-03-05T14:01:35.000Z', endedAt: '2018-03-05T14:03:10.000Z', startedAtSource: 'derived', endedAtSource: 'provider', answeredAtSource: null,
+    });
+  });
+
+  it('a start known from its own event keeps it, and says which clock it came from', () => {
+    const row = must(project('A', [ev('CallInitiated', 'A', { direction: 'inbound', from: null, to: null }, { t: 0 }), ev('CallRinging', 'A', {}, { t: 2.5 }), ev('CallAnswered', 'A', {}, { t: 6, sentAt: null })]));
+    expect(row).toMatchObject({ startedAt: at(0), startedAtSource: 'signature', answeredAtSource: 'received', pddSec: 2.5, ringDurationSec: 6.2 });
+  });
+
+  it('jambonz completed without duration is final; an unanswered leg talks 0 s in every dialect', () => {
+    expect(must(project('A', [ev('CallAnswered', 'A', {}, { t: 1 }), ev('CallCompleted', 'A', { outcome: 'completed' }, { t: 9 })])).final).toBe(true);
+    for (const provider of ['freeclimb', 'jambonz', 'twilio', 'restcomm'] as const) {
+      const row = must(project('A', withProvider(provider, [ev('CallRinging', 'A', {}, { t: 1 }), ev('CallCompleted', 'A', { outcome: 'busy' }, { t: 9 })]), [], provider));
+      expect(row).toMatchObject({ status: 'busy', talkDurationSec: 0, talkDurationSource: 'derived' });
+    }
   });
 });
 

@@ -9,7 +9,7 @@
  * first copy is kept.
  */
 import type { MachineResult, Outcome, Provider } from './call-leg.events.js';
-import { weakestVerification, type AnsweredBy, type CallLegRow, type DurationSource, type LedgerEvent, type LegInvalidField, type LegStatus, type RecordingRow } from './call-leg.js';
+import { weakestVerification, type AnsweredBy, type CallLegRow, type DurationSource, type LedgerEvent, type LegInvalidField, type LegStatus, type RecordingRow, type TimeSource } from './call-leg.js';
 import { MAX_DURATION_SEC, numberProblem, numericFieldSchema, valueText } from './numeric-bounds.js';
 
 export interface ProjectCallLegInput {
@@ -60,6 +60,29 @@ const parseTime = (value: string | null | undefined): number | undefined => {
 // Sorting compares each event's time many times over; parse each event's once (a rebuild spends a lot here).
 const times = new WeakMap<LedgerEvent, number>();
 
+/** Which clock eventTime read: the same precedence, so the API can say where each leg time came from. */
+export const eventTimeSource = (e: LedgerEvent): TimeSource =>
+  parseTime(e.occurredAt) !== undefined ? 'provider' : parseTime(e.sentAt) !== undefined ? 'signature' : 'received';
+
+/**
+ * FreeClimb says who ended a call only through callEndedReason (FC-openapi `CallEndedReason`): the far end hung
+ * up, the app's Hangup command, or the platform's maximum call length.
+ */
+const FREECLIMB_HANGUP_BY: Record<string, string> = {
+  farEndHangup: 'far-end',
+  hangupCommand: 'application',
+  maxCallDurationExceeded: 'platform',
+};
+
+/**
+ * Twilio's `completed` means "answered and ended normally" (https://www.twilio.com/docs/voice/api/call-resource#call-status-values):
+ * its final callback carries the real status (busy, no-answer...). Translators before projection version 4
+ * applied Restcomm's rule ("completed with no positive CallDuration may be unanswered") to Twilio too and stored
+ * `unanswered-unknown`; those stored events are read as what Twilio said.
+ */
+const ownOutcomeOf = (provider: Provider, e: LedgerEvent<'CallCompleted'>): Outcome =>
+  provider === 'twilio' && e.data.outcome === 'unanswered-unknown' ? 'completed' : e.data.outcome;
+
 /** occurredAt ?? sentAt ?? receivedAt (the first one that parses), in epoch ms. */
 export const eventTime = (e: LedgerEvent): number => {
   let t = times.get(e);
@@ -103,6 +126,8 @@ const finiteMax = (values: readonly (number | undefined)[]): number | undefined 
   return ok.length ? Math.max(...ok) : undefined;
 };
 
+const firstTimeOf = (events: readonly LedgerEvent[]): number | undefined => (events.length ? eventTime(events[0]!) : undefined);
+
 const isType = <K extends LedgerEvent['type']>(type: K) => (e: LedgerEvent): e is LedgerEvent<K> => e.type === type;
 const childOf = (e: LedgerEvent): string | undefined =>
   e.type === 'ChildLegDialed' || e.type === 'DialCompleted' ? (e.data as { childLegId?: string }).childLegId : undefined;
@@ -121,8 +146,14 @@ const childOf = (e: LedgerEvent): string | undefined =>
  *   (simultaneous-ring losers keep the provider's no-answer/canceled; the jambonz 487 loser stays `no-answer` with
  *   endReason `canceled-487`). Only ambiguous outcomes ('unanswered-unknown'/'unknown') and no parent answer:
  *   `no-answer` if the leg rang (own CallRinging), else `failed`.
- * - Times: startedAt = earliest own CallInitiated, else earliest own event; answeredAt = earliest CallAnswered;
- *   endedAt = earliest own CallCompleted, else earliest parent DialCompleted naming the leg.
+ * - Answer evidence: an own CallAnswered, an own definitive `completed` (Twilio's `completed`, also when an older
+ *   translator stored it as `unanswered-unknown`), or an own MachineDetected (AMD runs on answered calls only).
+ * - Times: startedAt = earliest own CallInitiated, else earliest own event; when the leg has no CallInitiated,
+ *   CallRinging or CallAnswered at all (a final callback alone), min(that, endedAt - provider talk time), marked
+ *   `derived`; answeredAt = earliest CallAnswered; endedAt = earliest own CallCompleted, else earliest parent
+ *   DialCompleted naming the leg. Each time says which clock it came from (eventTimeSource).
+ * - sipStatus: the canonically last SIP code of the leg's own events and of the parent DialCompleted naming it;
+ *   never of the leg's own DialCompleted (that is the dialled child's answer).
  * - talkDurationSec: null until ended; 0 ('derived') for ended legs that were not `completed`; for `completed`:
  *   max own CallCompleted.durationSec ('provider'), else max parent DialCompleted.durationSec ('provider'),
  *   else endedAt - answeredAt ('derived'), else null.
@@ -138,7 +169,8 @@ const childOf = (e: LedgerEvent): string | undefined =>
  * - final: ended AND NOT (the outcome came only from the ambiguous-end fallback while the leg has a parent, so a
  *   parent DialCompleted may still resolve it) AND (status !== 'completed' OR talkDurationSource === 'provider').
  *   I.e. the terminal fact is there and, for answered legs, the provider's own duration (FreeClimb callDuration,
- *   jambonz duration, Restcomm CallDuration/DialCallDuration) has arrived.
+ *   jambonz duration, Restcomm CallDuration/DialCallDuration) has arrived. A jambonz `completed` is final without a
+ *   duration (jambonz sends none when it recorded no connect time).
  */
 export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const { provider, callId } = input;
@@ -184,15 +216,21 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
       }
     }
   }
-  const sawAnswer = own.some(isType('CallAnswered'));
+  // Machine detection runs only on an answered call, so a leg's own AMD result proves the answer (Twilio
+  // AnsweredBy, FreeClimb machineDetected). A jambonz leg's AMD after it started dialling is about the child.
+  const dialStart = firstTimeOf(own.filter((e) => e.type === 'ChildLegDialed' || e.type === 'DialCompleted'));
+  const ownAmd = own
+    .filter(isType('MachineDetected'))
+    .filter((e) => !(provider === 'jambonz' && dialStart !== undefined && eventTime(e) > dialStart));
+  const sawAnswer = own.some(isType('CallAnswered')) || ownAmd.length > 0;
   const rang = own.some(isType('CallRinging'));
-  const ownOutcomes = completions.map((e) => e.data.outcome).filter(isDefinitive);
+  const ownOutcomes = completions.map((e) => ownOutcomeOf(provider, e)).filter(isDefinitive);
   const parentOutcomes = dials.map((e) => e.data.outcome).filter(isDefinitive);
   const ended = completions.length > 0 || dials.length > 0;
   let status: LegStatus;
   let fromFallback = false;
   if (!ended) {
-    const rank = Math.max(0, ...own.map((e) => EVENT_RANK[e.type] ?? 0));
+    const rank = Math.max(sawAnswer ? 2 : 0, ...own.map((e) => EVENT_RANK[e.type] ?? 0));
     status = rank >= 2 ? 'in-progress' : rank === 1 ? 'ringing' : 'initiated';
   } else if (sawAnswer || ownOutcomes.includes('completed')) {
     status = 'completed';
@@ -210,11 +248,15 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const terminal = isTerminalStatus(status);
 
   // --- times
-  const firstTime = (events: readonly LedgerEvent[]): number | undefined => (events.length ? eventTime(events[0]!) : undefined);
-  const startedMs = firstTime(own.filter(isType('CallInitiated'))) ?? firstTime(own);
-  const answeredMs = firstTime(own.filter(isType('CallAnswered')));
-  const endedMs = ended ? (firstTime(completions) ?? firstTime(dials)) : undefined;
+  const startEvent = own.find(isType('CallInitiated')) ?? own[0];
+  const answerEvent = own.find(isType('CallAnswered'));
+  const endEvent = ended ? (completions[0] ?? dials[0]) : undefined;
+  let startedMs = startEvent ? eventTime(startEvent) : undefined;
+  const answeredMs = answerEvent ? eventTime(answerEvent) : undefined;
+  const endedMs = endEvent ? eventTime(endEvent) : undefined;
   const known = (ms: number | undefined): ms is number => ms !== undefined && ms !== NO_TIME;
+  const sourceOf = (e: LedgerEvent | undefined): TimeSource | null => (e && known(eventTime(e)) ? eventTimeSource(e) : null);
+  let startedAtSource = sourceOf(startEvent);
 
   // --- durations
   let talkDurationSec: number | null = null;
@@ -230,6 +272,16 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     } else if (known(answeredMs) && known(endedMs)) {
       talkDurationSec = seconds((endedMs - answeredMs) / 1000);
       talkDurationSource = 'derived';
+    }
+  }
+  // Only a final callback arrived (Twilio's default): the call started no later than its end minus the talk time
+  // the provider reported, which keeps a backfilled call in its own hour rather than the hour of its last callback.
+  const progress = own.some((e) => e.type === 'CallInitiated' || e.type === 'CallRinging' || e.type === 'CallAnswered');
+  if (!progress && talkDurationSource === 'provider' && talkDurationSec !== null && known(endedMs)) {
+    const implied = endedMs - Math.round(talkDurationSec * 1000);
+    if (!known(startedMs) || implied < startedMs) {
+      startedMs = implied;
+      startedAtSource = 'derived';
     }
   }
   let ringDurationSec: number | null = null;
@@ -259,13 +311,8 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   }
 
   // --- answeredBy (AMD attribution, §2.11-4, §4.6-8)
-  const amd: MachineResult[] = [];
+  const amd: LedgerEvent<'MachineDetected'>[] = [...ownAmd];
   const parentAmdUsed: LedgerEvent[] = [];
-  const dialStart = firstTime(own.filter((e) => e.type === 'ChildLegDialed' || e.type === 'DialCompleted'));
-  for (const e of own.filter(isType('MachineDetected'))) {
-    if (provider === 'jambonz' && dialStart !== undefined && eventTime(e) > dialStart) continue;
-    amd.push(e.data.result);
-  }
   const winner =
     (status === 'in-progress' || status === 'completed') && !parentOutcomes.some((o) => o !== 'completed');
   if (provider === 'jambonz' && parentCallId && winner) {
@@ -275,13 +322,16 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
       const afterStart = known(answeredMs) ? t >= answeredMs : known(startedMs) ? t > startedMs : true;
       const beforeEnd = known(endedMs) ? t <= endedMs : true;
       if (afterStart && beforeEnd) {
-        amd.push(e.data.result);
+        amd.push(e);
         parentAmdUsed.push(e);
       }
     }
   }
-  const answeredResults = new Set(amd.map((r) => ANSWERED_BY[r]));
+  const answeredResults = new Set(amd.map((e) => ANSWERED_BY[e.data.result]));
   const answeredBy: AnsweredBy = ANSWERED_BY_PRECEDENCE.find((r) => answeredResults.has(r)) ?? null;
+  const amdSorted = canonicalEvents(amd) as LedgerEvent<'MachineDetected'>[];
+  const decisive = amdSorted.find((e) => ANSWERED_BY[e.data.result] === answeredBy) ?? amdSorted[0];
+  const answeredByDetail = decisive ? (decisive.data.detail ?? decisive.data.result) : null;
 
   // --- party, account
   const firstNonNull = <T>(values: readonly (T | null | undefined)[]): T | null => values.find((v) => v !== null && v !== undefined) ?? null;
@@ -291,8 +341,16 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const accountId = firstNonNull([...own.map((e) => e.accountId), ...links.map((e) => e.accountId)]);
 
   // --- end reason, SIP status
-  const endReason = firstNonNull(completions.map((e) => e.data.endReason || e.data.terminatedBy || null));
-  const sipCandidates = canonicalEvents([...own, ...dials]).map((e) => num(e, 'sipStatus')).filter((v) => v !== undefined);
+  const endReason = firstNonNull(completions.map((e) => e.data.endReason || null));
+  const endReasonDetail = firstNonNull(completions.map((e) => e.data.endReasonDetail || null));
+  const hangupBy = firstNonNull(
+    completions.map((e) => e.data.terminatedBy || (provider === 'freeclimb' && e.data.endReason ? FREECLIMB_HANGUP_BY[e.data.endReason] : null) || null),
+  );
+  // A leg's own DialCompleted reports the dialled child's SIP answer (jambonz dial_sip_status, Restcomm
+  // DialSipResponseCode): it belongs to the child, which reads it through `dials`, never to the caller.
+  const sipCandidates = canonicalEvents([...own.filter((e) => e.type !== 'DialCompleted'), ...dials])
+    .map((e) => num(e, 'sipStatus'))
+    .filter((v) => v !== undefined);
   const sipStatus = sipCandidates.at(-1) ?? null;
 
   // --- conferences, recordings
@@ -327,8 +385,15 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   // --- bookkeeping
   const positions = (own.length ? own : links).map(positionOf);
   const lastPosition = positions.reduce((a, b) => (b > a ? b : a)).toString();
+  // jambonz sends `duration` only when it knows the connect time; a `completed` without one is still its last word.
+  const jambonzFinal = provider === 'jambonz' && completions.some((e) => e.data.outcome === 'completed');
   const final =
-    terminal && !(fromFallback && parentCallId !== null) && (status !== 'completed' || talkDurationSource === 'provider');
+    terminal && !(fromFallback && parentCallId !== null) && (status !== 'completed' || talkDurationSource === 'provider' || jambonzFinal);
+  const firstRinging = own.find(isType('CallRinging'));
+  const pddSec =
+    firstRinging && known(startedMs) && startedAtSource !== 'derived' && known(eventTime(firstRinging))
+      ? seconds((eventTime(firstRinging) - startedMs) / 1000)
+      : null;
 
   return {
     provider,
@@ -355,6 +420,13 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     eventCount: own.length,
     lastPosition,
     linkConflict,
+    answeredByDetail,
+    hangupBy,
+    endReasonDetail,
+    startedAtSource: known(startedMs) ? startedAtSource : null,
+    answeredAtSource: sourceOf(answerEvent),
+    endedAtSource: sourceOf(endEvent),
+    pddSec,
     invalidFields: [...invalid.values()]
       .sort((a, b) => cmp(a.position === null ? -1n : BigInt(a.position), b.position === null ? -1n : BigInt(b.position)) || cmp(a.field, b.field))
       .slice(0, 50),

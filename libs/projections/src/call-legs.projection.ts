@@ -70,6 +70,9 @@ export const callLegsProjection: ProjectionDefinition = {
   // 4: legs report out-of-bounds numbers (invalid_fields) instead of projecting them, and the rollups keep
   // the talk-time extremes (talk_min_ms, talk_max_ms) that bound the quantile estimates.
   //    Each leg's verification (verified / imported / unverified), from its events' receipts.
+  //    Provider dialect rules (issue 11): Twilio `completed` is answered, AMD proves an answer, the dialled leg's
+  // SIP code stays on the child, hangup side, end reason detail, AMD detail, time sources, start implied by
+  // end - duration, PDD.
   version: 4,
 
   async createGeneration(db: Executor, g: number) {
@@ -102,6 +105,13 @@ export const callLegsProjection: ProjectionDefinition = {
         link_conflict boolean NOT NULL DEFAULT false,
         invalid_fields jsonb NOT NULL DEFAULT '[]',
         verification text NOT NULL,
+        answered_by_detail text,
+        hangup_by text,
+        end_reason_detail text,
+        started_at_source text,
+        answered_at_source text,
+        ended_at_source text,
+        pdd_sec double precision,
         PRIMARY KEY (provider, call_id)
       )`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_parent`)} ON ${legs(g)} (provider, parent_call_id)`.execute(db);
@@ -357,11 +367,13 @@ const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) =
   await sql`
     INSERT INTO ${legs(g)} (provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number,
       status, started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source,
-      answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict, invalid_fields, verification)
+      answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict, invalid_fields, verification,
+      answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec)
     SELECT t.provider, t.call_id, t.account_id, t.parent_call_id, t.call_id, 0, t.direction, t.from_number, t.to_number,
       t.status, t.started_at, t.answered_at, t.ended_at, t.ring, t.talk, t.ring_src, t.talk_src, t.answered_by, t.end_reason,
       t.sip_status, coalesce(string_to_array(nullif(t.conf, ''), ','), '{}'), t.final, t.event_count, t.last_position, t.link_conflict,
-      t.invalid::jsonb, t.verification
+      t.invalid::jsonb, t.verification,
+      t.answered_by_detail, t.hangup_by, t.end_reason_detail, t.started_at_source, t.answered_at_source, t.ended_at_source, t.pdd_sec
     FROM unnest(${col((r) => r.provider)}::text[], ${col((r) => r.callId)}::text[], ${col((r) => r.accountId)}::text[],
       ${col((r) => r.parentCallId)}::text[], ${col((r) => r.direction)}::text[], ${col((r) => r.from)}::text[], ${col((r) => r.to)}::text[],
       ${col((r) => r.status)}::text[], ${col((r) => r.startedAt)}::timestamptz[], ${col((r) => r.answeredAt)}::timestamptz[],
@@ -369,10 +381,13 @@ const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) =
       ${col((r) => r.ringDurationSource)}::text[], ${col((r) => r.talkDurationSource)}::text[], ${col((r) => r.answeredBy)}::text[],
       ${col((r) => r.endReason)}::text[], ${col((r) => r.sipStatus)}::int[], ${col((r) => r.conferenceIds.join(','))}::text[],
       ${col((r) => r.final)}::bool[], ${col((r) => r.eventCount)}::int[], ${col((r) => r.lastPosition)}::bigint[], ${col((r) => r.linkConflict)}::bool[],
-      ${col((r) => JSON.stringify(r.invalidFields))}::text[], ${col((r) => r.verification)}::text[])
+      ${col((r) => JSON.stringify(r.invalidFields))}::text[], ${col((r) => r.verification)}::text[],
+      ${col((r) => r.answeredByDetail)}::text[], ${col((r) => r.hangupBy)}::text[], ${col((r) => r.endReasonDetail)}::text[],
+      ${col((r) => r.startedAtSource)}::text[], ${col((r) => r.answeredAtSource)}::text[], ${col((r) => r.endedAtSource)}::text[],
+      ${col((r) => r.pddSec)}::float8[])
       AS t(provider, call_id, account_id, parent_call_id, direction, from_number, to_number, status, started_at, answered_at, ended_at,
         ring, talk, ring_src, talk_src, answered_by, end_reason, sip_status, conf, final, event_count, last_position, link_conflict, invalid,
-        verification)
+        verification, answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec)
     ORDER BY t.provider, t.call_id
     ON CONFLICT (provider, call_id) DO UPDATE SET
       account_id = EXCLUDED.account_id, parent_call_id = EXCLUDED.parent_call_id, direction = EXCLUDED.direction,
@@ -383,7 +398,10 @@ const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) =
       answered_by = EXCLUDED.answered_by, end_reason = EXCLUDED.end_reason, sip_status = EXCLUDED.sip_status,
       conference_ids = EXCLUDED.conference_ids, final = EXCLUDED.final, event_count = EXCLUDED.event_count,
       last_position = EXCLUDED.last_position, link_conflict = EXCLUDED.link_conflict, invalid_fields = EXCLUDED.invalid_fields,
-      verification = EXCLUDED.verification`.execute(trx);
+      verification = EXCLUDED.verification,
+      answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
+      started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
+      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec`.execute(trx);
 
   const recRows = rows.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
   await sql`

@@ -97,7 +97,7 @@ export function diffCallTree(expected: ExpectedCall, actual: unknown): Differenc
   return out;
 }
 
-const KPI_FIELDS = ['legs', 'attempts', 'answered', 'asr', 'ner', 'acdSec', 'totalTalkSec', 'avgRingSec', 'p50TalkSec', 'p90TalkSec', 'machineAnswered'] as const;
+const KPI_FIELDS = ['legs', 'attempts', 'answered', 'asr', 'ner', 'acdSec', 'totalTalkSec', 'avgRingSec', 'p50TalkSec', 'p90TalkSec', 'machineAnswered', 'machineRate'] as const;
 
 export function diffKpis(expected: ExpectedKpis, actual: unknown, where: string): Difference[] {
   if (!isObject(actual)) return [{ path: where, expected: 'KPIs', actual }];

@@ -9,7 +9,16 @@ import type { Prng } from './prng.js';
 export interface Fact {
   callId: string;
   kind: 'initiated' | 'answered' | 'ended' | 'dial-ended' | 'amd';
+  /** A provider time that dates this fact itself rather than the delivery (Restcomm CallTimestamp: the creation). */
+  atMs?: number;
 }
+
+/**
+ * The leg state an action hook reports on its own leg (issue 11 §2: jambonz `call_status`, FreeClimb `callStatus`,
+ * Twilio/Restcomm `CallStatus` in action callbacks): in progress means answered, a final status means ended.
+ */
+export const hookStateFacts = (callId: string | undefined, status: string | undefined, answered: readonly string[], ended: readonly string[]): Fact[] =>
+  !callId || !status ? [] : answered.includes(status) ? [{ callId, kind: 'answered' }] : ended.includes(status) ? [{ callId, kind: 'ended' }] : [];
 
 /** One HTTP request a provider makes, fully rendered. */
 export interface Delivery {

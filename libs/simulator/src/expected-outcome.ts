@@ -82,8 +82,9 @@ const factTime = (d: Delivery, mode: RunMode): number | undefined => {
 const earliest = (deliveries: readonly Delivery[], callId: string, kind: Fact['kind'], mode: RunMode): Time => {
   let best: Time = null;
   for (const d of deliveries) {
-    if (d.retry || !d.facts.some((f) => f.callId === callId && f.kind === kind)) continue;
-    const t = factTime(d, mode);
+    const fact = d.retry ? undefined : d.facts.find((f) => f.callId === callId && f.kind === kind);
+    if (!fact) continue;
+    const t = fact.atMs ?? factTime(d, mode);
     if (t === undefined) return undefined;
     if (best === null || best === undefined || t < best) best = t;
   }
@@ -166,7 +167,7 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       ...defined('answeredAt', iso(answeredAt)),
       ...defined('endedAt', iso(ended)),
       recordings: call.provider === 'jambonz' ? [] : leg.recordings.map((r) => ({ recordingId: r.recordingId, scope: r.scope, durationSec: r.durationSec })).sort((a, b) => (a.recordingId < b.recordingId ? -1 : 1)),
-      conferenceIds: (call.provider === 'freeclimb' || call.provider === 'jambonz') && leg.conference ? [leg.conference.conferenceId] : [],
+      conferenceIds: call.provider !== 'restcomm' && leg.conference ? [leg.conference.conferenceId] : [],
       // Every answered leg gets its provider duration; only an unresolved Restcomm child stays provisional.
       final: !(fallback && leg.parentCallId !== null),
     };
@@ -178,13 +179,16 @@ const defined = <K extends string>(key: K, value: string | null | undefined): Pa
   value === undefined ? {} : ({ [key]: value } as Record<K, string | null>);
 
 /**
- * AMD: FreeClimb reports only machines, on the dialled leg itself; jambonz names the parent and the ledger
- * hands the result to the answered child when the hook's time lies within the child's answer..end (§2.11-4,
- * §4.6-8); the RCML dialects send nothing the ledger reads.
+ * AMD: FreeClimb reports only machines, on the dialled leg itself; Twilio reports AnsweredBy on the leg itself
+ * (AsyncAmdStatusCallback or the final status callback); jambonz names the parent and the ledger hands the result
+ * to the answered child when the hook's time lies within the child's answer..end (§2.11-4, §4.6-8); Restcomm has
+ * no AMD.
  */
 const answeredByOf = (call: SimCall, leg: SimLeg, answered: boolean, answeredAt: Time, ended: Time, mine: readonly Delivery[], mode: RunMode): AnsweredBy => {
   if (!leg.amd || !answered) return null;
   if (call.provider === 'freeclimb') return leg.amd.result === 'machine' ? 'machine' : null;
+  // Twilio's AnsweredBy is reported on the leg itself (async callback or status callback).
+  if (call.provider === 'twilio') return leg.amd.result;
   if (call.provider !== 'jambonz') return null;
   const t = earliest(mine, leg.callId, 'amd', mode);
   if (typeof t !== 'number' || typeof answeredAt !== 'number') return null;

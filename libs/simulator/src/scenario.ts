@@ -36,14 +36,15 @@ const ALL_BUT = (...excluded: ScenarioKind[]): ScenarioKind[] => SCENARIO_KINDS.
 
 /**
  * What each provider can express (providers.md): jambonz has no recording webhook (§2.8) and no REST leg with a
- * parent (§2.9); the RCML dialects report no AMD the ledger reads, no conference membership, no REST child; a
+ * parent (§2.9); Restcomm reports no AMD and no conference membership, and neither RCML dialect a REST child (Twilio
+ * reports AMD through AnsweredBy and conferences through the conference statusCallback, docs/providers.md); a
  * call blast (independent children of one parent) is FreeClimb's OutDial pattern; Restcomm has no conference
  * recording callback (§3.7).
  */
 export const KINDS_BY_PROVIDER: Readonly<Record<SimProvider, readonly ScenarioKind[]>> = {
   freeclimb: ALL_BUT('recording-dial'),
   jambonz: ALL_BUT('call-blast', 'recording-call', 'recording-dial', 'recording-utterance', 'recording-conference', 'rest-child'),
-  twilio: ALL_BUT('call-blast', 'amd-machine', 'amd-human', 'conference', 'rest-child'),
+  twilio: ALL_BUT('call-blast', 'rest-child'),
   restcomm: ALL_BUT('call-blast', 'amd-machine', 'amd-human', 'conference', 'rest-child', 'recording-conference'),
 };
 
@@ -74,7 +75,8 @@ export interface SimLeg {
   outcome: LegOutcome;
   /** Answer to hang-up, whole seconds; 0 for unanswered legs. */
   talkSec: number;
-  amd: { result: 'human' | 'machine'; atSec: number } | null;
+  /** `asyncAmd`: Twilio's AsyncAmdStatusCallback rather than AnsweredBy on the final status callback. */
+  amd: { result: 'human' | 'machine'; atSec: number; asyncAmd?: boolean } | null;
   /** Cancelled because a sibling of a simultaneous ring answered first. */
   simringLoser: boolean;
   recordings: SimRecording[];
@@ -405,7 +407,7 @@ const buildCall = (index: number, provider: SimProvider, kind: ScenarioKind, acc
         child.endSec = child.answerSec! + child.talkSec;
       }
       const atSec = child.answerSec! + Math.min(child.talkSec - 1, r.int(2, 4));
-      child.amd = { result: machine ? 'machine' : 'human', atSec: Math.max(child.answerSec!, atSec) };
+      child.amd = { result: machine ? 'machine' : 'human', atSec: Math.max(child.answerSec!, atSec), ...(provider === 'twilio' ? { asyncAmd: r.chance(0.5) } : {}) };
       b.dials.at(-1)!.endSec = child.endSec;
       coverChildren(b, root);
       break;

@@ -87,6 +87,7 @@ const readTrees = async (provider: string, rootIds: readonly string[]): Promise<
     linkConflict: r.link_conflict,
     invalidFields: r.invalid_fields,
     verification: r.verification as CallLegRow['verification'],
+    answeredByDetail: null, hangupBy: null, endReasonDetail: null, startedAtSource: null, answeredAtSource: null, endedAtSource: null, pddSec: null,
   }));
   const toApi = (n: CallTreeNode): unknown => ({ ...n, durationSource: { ring: n.ringDurationSource, talk: n.talkDurationSource }, children: n.children.map(toApi) });
   return new Map(buildCallForest(legs).map((root) => [root.callId, toApi(root)]));

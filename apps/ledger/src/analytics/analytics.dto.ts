@@ -24,6 +24,7 @@ export const kpisShape = {
     .object({ completed: z.number().int(), busy: z.number().int(), 'no-answer': z.number().int(), failed: z.number().int(), canceled: z.number().int() })
     .describe('attempts by terminal status'),
   machineAnswered: z.number().int().describe('answered legs that machine detection called a machine or a fax'),
+  machineRate: z.number().min(0).max(1).nullable().describe('machineAnswered / answered; null when nothing was answered'),
 };
 export const kpisSchema = z.object(kpisShape).meta({ id: 'Kpis' });
 

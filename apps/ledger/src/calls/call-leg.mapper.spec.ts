@@ -6,7 +6,7 @@ const leg = (callId: string, parentCallId: string | null, startedAt: string | nu
   provider: 'jambonz', accountId: 'acc', callId, parentCallId, direction: parentCallId ? 'outbound-dial' : 'inbound', from: '+1', to: '+2',
   status: 'completed', startedAt, answeredAt: null, endedAt: null, ringDurationSec: 3, talkDurationSec: 60, ringDurationSource: 'derived',
   talkDurationSource: 'provider', answeredBy: null, endReason: null, sipStatus: null, conferenceIds: [], recordings: [], final: true,
-  eventCount: 2, lastPosition: '9', linkConflict: false, invalidFields: [], parkedEvents: 0, verification: 'verified', rootCallId: 'root', depth: parentCallId ? 1 : 0, ...extra,
+  eventCount: 2, lastPosition: '9', linkConflict: false, invalidFields: [], parkedEvents: 0, verification: 'verified', answeredByDetail: null, hangupBy: null, endReasonDetail: null, startedAtSource: null, answeredAtSource: null, endedAtSource: null, pddSec: null, rootCallId: 'root', depth: parentCallId ? 1 : 0, ...extra,
 });
 
 describe('call-leg DTOs', () => {

@@ -44,6 +44,11 @@ export const toCallLegDto = (leg: StoredLeg): CallLegDto => ({
   lastPosition: leg.lastPosition,
   invalidFields: leg.invalidFields,
   parkedEvents: leg.parkedEvents ?? 0,
+  answeredByDetail: leg.answeredByDetail,
+  hangupBy: leg.hangupBy,
+  endReasonDetail: leg.endReasonDetail,
+  timeSource: { started: leg.startedAtSource, answered: leg.answeredAtSource, ended: leg.endedAtSource },
+  pddSec: leg.pddSec,
 });
 
 /** buildCallTree's nodes (children already ordered by start time) as the API shape, recursively. */

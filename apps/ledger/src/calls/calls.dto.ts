@@ -26,6 +26,7 @@ export type RecordingDto = z.infer<typeof recordingSchema>;
 export const verificationSchema = z.enum(VERIFICATIONS);
 
 export const durationSourceSchema = z.enum(['provider', 'derived']).nullable();
+export const timeSourceSchema = z.enum(['provider', 'signature', 'received', 'derived']).nullable();
 
 export const callLegSchema = z
   .object({
@@ -71,6 +72,18 @@ export const callLegSchema = z
       )
       .describe('numbers of this leg\'s events that were out of bounds and so not projected (the raw bodies keep them); oldest first, at most 50'),
     parkedEvents: z.number().int().min(0).describe('events of this leg\'s stream that the projection could not apply and skipped (see GET /v1/admin/projections)'),
+    answeredByDetail: z
+      .string()
+      .nullable()
+      .describe("the provider's own machine-detection value (Twilio `machine_end_beep`, FreeClimb `answering machine`, jambonz `amd_tone_detected`...)"),
+    hangupBy: z.string().nullable().describe('which side hung up, as the provider reports it (jambonz `caller`/`jambonz`; FreeClimb `far-end`/`application`/`platform`); null when the provider does not say'),
+    endReasonDetail: z.string().nullable().describe("why the leg ended, in the provider's words (Twilio `ErrorCode: ErrorMessage`)"),
+    timeSource: z
+      .object({ started: timeSourceSchema, answered: timeSourceSchema, ended: timeSourceSchema })
+      .describe(
+        'the clock each time was read from: "provider" (a time in the payload: Twilio/Restcomm Timestamp, Restcomm CallTimestamp, jambonz conference time), "signature" (the signed send time), "received" (arrival at the ledger or the import line\'s receivedAt), "derived" (end minus the provider\'s duration, when only a final callback arrived)',
+      ),
+    pddSec: z.number().nullable().describe('post-dial delay: start to first ringing, when the provider reports ringing (ringDurationSec includes it)'),
   })
   .meta({ id: 'CallLeg', description: 'One call leg as projected from its events.' });
 export type CallLegDto = z.infer<typeof callLegSchema>;

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
-import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type Verification } from '@lib/ledger';
+import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type TimeSource, type Verification } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { StoredLeg } from './call-leg.mapper.js';
 
@@ -48,6 +48,13 @@ interface LegDbRow {
   invalid_fields: CallLegRow['invalidFields'];
   parked_events: number;
   verification: Verification;
+  answered_by_detail: string | null;
+  hangup_by: string | null;
+  end_reason_detail: string | null;
+  started_at_source: TimeSource | null;
+  answered_at_source: TimeSource | null;
+  ended_at_source: TimeSource | null;
+  pdd_sec: number | null;
   /** started_at at full (microsecond) precision, for the keyset cursor. */
   started_key: string | null;
   recordings: RecordingJson[];
@@ -99,6 +106,7 @@ const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_
   (SELECT count(*)::int FROM projection_parked pk JOIN projection_checkpoints c ON c.name = pk.projection AND c.generation = pk.generation
     WHERE pk.projection = 'call_legs' AND pk.stream_name = 'callLeg-' || l.provider || ':' || l.call_id) AS parked_events,
   l.verification,
+  l.answered_by_detail, l.hangup_by, l.end_reason_detail, l.started_at_source, l.answered_at_source, l.ended_at_source, l.pdd_sec,
   (SELECT coalesce(json_agg(json_build_object('recording_id', r.recording_id, 'url', r.url, 'duration_sec', r.duration_sec, 'scope', r.scope,
       'created_at', r.created_at) ORDER BY r.created_at, r.recording_id), '[]')
     FROM recordings r WHERE r.provider = l.provider AND r.call_id = l.call_id) AS recordings`);
@@ -253,6 +261,13 @@ const toStoredLeg = (r: LegDbRow): StoredLeg => {
     linkConflict: r.link_conflict,
     invalidFields: r.invalid_fields,
     verification: r.verification,
+    answeredByDetail: r.answered_by_detail,
+    hangupBy: r.hangup_by,
+    endReasonDetail: r.end_reason_detail,
+    startedAtSource: r.started_at_source,
+    answeredAtSource: r.answered_at_source,
+    endedAtSource: r.ended_at_source,
+    pddSec: r.pdd_sec,
   };
   return { ...row, rootCallId: r.root_call_id, depth: r.depth, parkedEvents: r.parked_events };
 };

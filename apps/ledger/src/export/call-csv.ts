@@ -5,6 +5,7 @@ export const CALL_CSV_COLUMNS = [
   'provider', 'accountId', 'callId', 'parentCallId', 'rootCallId', 'depth', 'direction', 'from', 'to', 'status', 'startedAt',
   'answeredAt', 'endedAt', 'ringDurationSec', 'talkDurationSec', 'ringDurationSource', 'talkDurationSource', 'answeredBy',
   'endReason', 'sipStatus', 'recordingIds', 'recordingUrls', 'conferenceIds', 'final', 'linkConflict', 'eventCount', 'lastPosition',
+  'answeredByDetail', 'hangupBy', 'endReasonDetail', 'startedAtSource', 'answeredAtSource', 'endedAtSource', 'pddSec',
   'verification',
 ] as const;
 
@@ -36,5 +37,6 @@ export const callCsvLine = (leg: CallLegDto): string =>
     leg.provider, leg.accountId, leg.callId, leg.parentCallId, leg.rootCallId, leg.depth, leg.direction, leg.from, leg.to, leg.status,
     leg.startedAt, leg.answeredAt, leg.endedAt, leg.ringDurationSec, leg.talkDurationSec, leg.durationSource.ring, leg.durationSource.talk,
     leg.answeredBy, leg.endReason, leg.sipStatus, leg.recordings.map((r) => r.recordingId).join(';'), leg.recordings.map((r) => r.url).join(';'),
-    leg.conferenceIds.join(';'), leg.final, leg.linkConflict, leg.eventCount, leg.lastPosition, leg.verification,
+    leg.conferenceIds.join(';'), leg.final, leg.linkConflict, leg.eventCount, leg.lastPosition,
+    leg.answeredByDetail, leg.hangupBy, leg.endReasonDetail, leg.timeSource.started, leg.timeSource.answered, leg.timeSource.ended, leg.pddSec, leg.verification,
   ]);

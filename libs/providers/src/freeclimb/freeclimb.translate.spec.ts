@@ -17,6 +17,9 @@ const childLeg = { ...base, callId: CHILD, parentCallId: PARENT, from: '+1312555
 
 const run = (payload: unknown): TranslatedEvent[] => translateFreeclimbWebhook(Buffer.from(JSON.stringify(payload)), ctx);
 const shape = (events: TranslatedEvent[]) => events.map((e) => ({ type: e.type, legId: e.legId, data: e.data }));
+/** The webhook's own events, without the leg state its callStatus also reports (tested on its own below). */
+const hookRun = (payload: unknown): TranslatedEvent[] =>
+  run(payload).filter((e) => !['CallRinging', 'CallAnswered', 'CallCompleted'].includes(e.type));
 
 describe('translateFreeclimbWebhook (providers.md §4.3)', () => {
   it('inboundCall → CallInitiated(inbound) + CallRinging on the root leg', () => {
@@ -110,11 +113,15 @@ describe('translateFreeclimbWebhook (providers.md §4.3)', () => {
     ['fax modem', 'fax'],
   ])('machineDetected "%s" → MachineDetected(%s)', (machineType, result) => {
     const events = run({ requestType: 'machineDetected', ...childLeg, callStatus: 'inProgress', machineType });
-    expect(shape(events)).toEqual([{ type: 'MachineDetected', legId: CHILD, data: { result, detail: machineType } }]);
+    // The webhook's callStatus inProgress also answers the leg (issue 11 §2).
+    expect(shape(events)).toEqual([
+      { type: 'MachineDetected', legId: CHILD, data: { result, detail: machineType } },
+      { type: 'CallAnswered', legId: CHILD, data: {} },
+    ]);
   });
 
   it('record → RecordingAvailable(utterance)', () => {
-    const events = run({
+    const events = hookRun({
       requestType: 'record', ...inboundLeg, callStatus: 'inProgress', recordingId: REC, recordingUrl: recUrl,
       recordingSize: '193644', recordingFormat: 'audio/wav', recordingDurationSec: 12, termReason: 'finishKey', privacyMode: false,
     });
@@ -122,7 +129,7 @@ describe('translateFreeclimbWebhook (providers.md §4.3)', () => {
   });
 
   it('transcribe → RecordingAvailable(ms → s) + SpeechRecognized', () => {
-    const events = run({
+    const events = hookRun({
       requestType: 'transcribe', ...inboundLeg, callStatus: 'inProgress', recordingId: REC, recordingUrl: recUrl,
       recordingDurationMs: 4500, transcript: 'I need help with my bill', bargeInTimeMs: 1767225600000,
     });
@@ -133,61 +140,61 @@ describe('translateFreeclimbWebhook (providers.md §4.3)', () => {
   });
 
   it('getDigits → DtmfReceived(gather)', () => {
-    const events = run({ requestType: 'getDigits', ...inboundLeg, callStatus: 'inProgress', digits: '42', reason: 'finishKey' });
+    const events = hookRun({ requestType: 'getDigits', ...inboundLeg, callStatus: 'inProgress', digits: '42', reason: 'finishKey' });
     expect(shape(events)).toEqual([{ type: 'DtmfReceived', legId: PARENT, data: { digits: '42', reason: 'finishKey', source: 'gather' } }]);
   });
 
   it('getSpeech recognition → SpeechRecognized; other reasons → AppHook', () => {
-    expect(shape(run({ requestType: 'getSpeech', ...inboundLeg, reason: 'recognition', recognitionResult: 'billing', confidence: 87 }))).toEqual([
+    expect(shape(hookRun({ requestType: 'getSpeech', ...inboundLeg, reason: 'recognition', recognitionResult: 'billing', confidence: 87 }))).toEqual([
       { type: 'SpeechRecognized', legId: PARENT, data: { text: 'billing', confidence: 87 } },
     ]);
-    expect(run({ requestType: 'getSpeech', ...inboundLeg, reason: 'noInput' }).map((e) => e.type)).toEqual(['AppHook']);
+    expect(hookRun({ requestType: 'getSpeech', ...inboundLeg, reason: 'noInput' }).map((e) => e.type)).toEqual(['AppHook']);
   });
 
   it('callControl → DtmfReceived(call-control)', () => {
-    const events = run({ requestType: 'callControl', ...childLeg, conferenceId: CONF, digits: '*1' });
+    const events = hookRun({ requestType: 'callControl', ...childLeg, conferenceId: CONF, digits: '*1' });
     expect(shape(events)).toEqual([{ type: 'DtmfReceived', legId: CHILD, data: { digits: '*1', source: 'call-control' } }]);
   });
 
   it('addToConferenceNotification / leaveConference → ConferenceJoined / ConferenceLeft', () => {
-    expect(shape(run({ requestType: 'addToConferenceNotification', ...childLeg, conferenceId: CONF, callStatus: 'inProgress', status: 'inProgress' }))).toEqual([
+    expect(shape(hookRun({ requestType: 'addToConferenceNotification', ...childLeg, conferenceId: CONF, callStatus: 'inProgress', status: 'inProgress' }))).toEqual([
       { type: 'ConferenceJoined', legId: CHILD, data: { conferenceId: CONF } },
     ]);
-    expect(shape(run({ requestType: 'leaveConference', ...childLeg, conferenceId: CONF, callStatus: 'inProgress' }))).toEqual([
+    expect(shape(hookRun({ requestType: 'leaveConference', ...childLeg, conferenceId: CONF, callStatus: 'inProgress' }))).toEqual([
       { type: 'ConferenceLeft', legId: CHILD, data: { conferenceId: CONF } },
     ]);
   });
 
   it('conferenceStatus / createConference → ConferenceStatusChanged; recording → RecordingAvailable(conference)', () => {
-    expect(shape(run({ requestType: 'createConference', ...inboundLeg, conferenceId: CONF, status: 'empty' }))).toEqual([
+    expect(shape(hookRun({ requestType: 'createConference', ...inboundLeg, conferenceId: CONF, status: 'empty' }))).toEqual([
       { type: 'ConferenceStatusChanged', legId: PARENT, data: { conferenceId: CONF, status: 'empty' } },
     ]);
-    expect(shape(run({ requestType: 'conferenceStatus', ...inboundLeg, conferenceId: CONF, status: 'terminated', recordingUrl: recUrl, recordingId: REC, recordingDurationSec: 318 }))).toEqual([
+    expect(shape(hookRun({ requestType: 'conferenceStatus', ...inboundLeg, conferenceId: CONF, status: 'terminated', recordingUrl: recUrl, recordingId: REC, recordingDurationSec: 318 }))).toEqual([
       { type: 'ConferenceStatusChanged', legId: PARENT, data: { conferenceId: CONF, status: 'terminated' } },
       { type: 'RecordingAvailable', legId: PARENT, data: { recordingId: REC, url: recUrl, durationSec: 318, scope: 'conference', status: 'terminated' } },
     ]);
   });
 
   it('conferenceRecordingStatus → RecordingAvailable(conference)', () => {
-    const events = run({ requestType: 'conferenceRecordingStatus', ...inboundLeg, conferenceId: CONF, callStatus: 'inProgress', status: 'empty', recordingId: REC, recordingUrl: recUrl, recordingDurationSec: 318 });
+    const events = hookRun({ requestType: 'conferenceRecordingStatus', ...inboundLeg, conferenceId: CONF, callStatus: 'inProgress', status: 'empty', recordingId: REC, recordingUrl: recUrl, recordingDurationSec: 318 });
     expect(shape(events)).toEqual([
       { type: 'RecordingAvailable', legId: PARENT, data: { recordingId: REC, url: recUrl, durationSec: 318, scope: 'conference', status: 'empty' } },
     ]);
   });
 
   it('queue webhooks → QueueEntered / QueueLeft', () => {
-    expect(shape(run({ requestType: 'addToQueueNotification', ...inboundLeg, queueId: 'QU1', queueTime: 0 }))).toEqual([
+    expect(shape(hookRun({ requestType: 'addToQueueNotification', ...inboundLeg, queueId: 'QU1', queueTime: 0 }))).toEqual([
       { type: 'QueueEntered', legId: PARENT, data: { queueId: 'QU1', queueTimeSec: 0 } },
     ]);
-    expect(shape(run({ requestType: 'dequeue', ...inboundLeg, queueId: 'QU1', queueTime: '35', queueResult: 'dequeued' }))).toEqual([
+    expect(shape(hookRun({ requestType: 'dequeue', ...inboundLeg, queueId: 'QU1', queueTime: '35', queueResult: 'dequeued' }))).toEqual([
       { type: 'QueueLeft', legId: PARENT, data: { queueId: 'QU1', queueTimeSec: 35, result: 'dequeued' } },
     ]);
-    expect(run({ requestType: 'removeFromQueueNotification', ...inboundLeg, queueId: 'QU1', queueResult: 'hangup' }).map((e) => e.type)).toEqual(['QueueLeft']);
+    expect(hookRun({ requestType: 'removeFromQueueNotification', ...inboundLeg, queueId: 'QU1', queueResult: 'hangup' }).map((e) => e.type)).toEqual(['QueueLeft']);
   });
 
   it('redirect and queueWait → AppHook', () => {
-    expect(run({ requestType: 'redirect', ...inboundLeg }).map((e) => e.type)).toEqual(['AppHook']);
-    expect(run({ requestType: 'queueWait', ...inboundLeg, queueId: 'QU1' }).map((e) => e.type)).toEqual(['AppHook']);
+    expect(hookRun({ requestType: 'redirect', ...inboundLeg }).map((e) => e.type)).toEqual(['AppHook']);
+    expect(hookRun({ requestType: 'queueWait', ...inboundLeg, queueId: 'QU1' }).map((e) => e.type)).toEqual(['AppHook']);
   });
 
   it('SMS and unknown request types → UnrecognizedWebhook on the leg, with the reason', () => {
@@ -208,5 +215,26 @@ describe('translateFreeclimbWebhook (providers.md §4.3)', () => {
     expect(events).toHaveLength(1);
     expect(events[0]!.type).toBe('UnrecognizedWebhook');
     expect((events[0]!.data as { reason: string }).reason.length).toBeGreaterThan(5);
+  });
+});
+
+describe('issue 11: what action webhooks say about their leg', () => {
+  // FreeClimb openapi (FreeClimbAPI/nodejs-sdk openapi.json) RecordWebhook: the common request fields include the
+  // leg's from, to, direction and callStatus.
+  it('record keeps the leg from/to/direction and answers it', () => {
+    const events = run({ requestType: 'record', ...inboundLeg, callStatus: 'inProgress', recordingId: REC, recordingUrl: recUrl, recordingDurationSec: 3 });
+    expect(events[0]!.party).toEqual({ direction: 'inbound', from: '+13125550147', to: '+13125550100' });
+    expect(shape(events).map((e) => e.type)).toEqual(['RecordingAvailable', 'CallAnswered']);
+  });
+
+  it('a getDigits of a leg that is already over ends it; machineDetected answers it', () => {
+    expect(shape(run({ requestType: 'getDigits', ...inboundLeg, callStatus: 'completed', digits: '1', reason: 'timeout' }))).toEqual([
+      { type: 'DtmfReceived', legId: PARENT, data: { digits: '1', reason: 'timeout', source: 'gather' } },
+      { type: 'CallCompleted', legId: PARENT, data: { outcome: 'completed' } },
+    ]);
+  });
+
+  it('the webhooks that already carry the status are not doubled', () => {
+    expect(run({ ...inboundLeg, callStatus: 'ringing', requestType: 'inboundCall' }).map((e) => e.type)).toEqual(['CallInitiated', 'CallRinging']);
   });
 });

@@ -43,7 +43,24 @@ export const translateFreeclimbWebhook = (rawBody: Buffer, _ctx: TranslationCont
     const issue = result.error.issues[0];
     return [unrecognized(`payload does not match FreeClimb webhook: ${issue?.path.join('.') || 'body'}: ${issue?.message}`, legHint, accountHint)];
   }
-  return translateParsed(result.data);
+  const events = translateParsed(result.data);
+  return [...events, ...hookState(result.data, events)];
+};
+
+/**
+ * Every FreeClimb webhook carries the leg's `callStatus` (FC-openapi common request fields), so an app that
+ * receives only its action webhooks (getDigits, record, machineDetected...) still sees the leg answered or ended.
+ * The webhooks that already translate the status (inboundCall, outDial*, callStatus) are left alone.
+ */
+const STATE_OWN = new Set(['inboundCall', 'outDialStart', 'outDialConnect', 'outDialApiConnect', 'callStatus']);
+const hookState = (w: FreeclimbWebhook, events: readonly TranslatedEvent[]): TranslatedEvent[] => {
+  if (STATE_OWN.has(w.requestType) || !w.callId || events.every((e) => e.type === 'UnrecognizedWebhook')) return [];
+  const party: LegParty = { direction: (w.direction ? DIRECTIONS[w.direction] : undefined) ?? null, from: w.from ?? null, to: w.to ?? null };
+  const env = { accountId: w.accountId ?? null, parentLegId: w.parentCallId ?? null, party };
+  if (w.callStatus === 'inProgress') return [newEvent('CallAnswered', w.callId, {}, env)];
+  if (w.callStatus === 'ringing') return [newEvent('CallRinging', w.callId, {}, env)];
+  const outcome = w.callStatus ? OUTCOMES[w.callStatus] : undefined;
+  return outcome ? [newEvent('CallCompleted', w.callId, { outcome }, env)] : [];
 };
 
 const translateParsed = (w: FreeclimbWebhook): TranslatedEvent[] => {
@@ -145,6 +162,7 @@ const translateParsed = (w: FreeclimbWebhook): TranslatedEvent[] => {
 
     case 'record':
       if (!w.recordingUrl) return [newEvent('AppHook', callId, { kind: 'record-without-recording' }, env)];
+      // The RecordUtterance webhook names the leg's own from/to/direction (FC-openapi `RecordWebhook`): keep them.
       return [
         newEvent(
           'RecordingAvailable',
@@ -155,7 +173,7 @@ const translateParsed = (w: FreeclimbWebhook): TranslatedEvent[] => {
             durationSec: toNumber(w.recordingDurationSec),
             scope: 'utterance' as const,
           }),
-          onLeg,
+          env,
         ),
       ];
 

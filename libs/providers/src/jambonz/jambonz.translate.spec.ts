@@ -21,6 +21,9 @@ const ctxFor = (path = ''): TranslationContext => ({
 const run = (payload: unknown, path = ''): TranslatedEvent[] =>
   translateJambonzWebhook(Buffer.from(JSON.stringify(payload)), ctxFor(path));
 const shape = (events: TranslatedEvent[]) => events.map((e) => ({ type: e.type, legId: e.legId, data: e.data }));
+/** The hook's own events, without the leg state its CallInfo also reports (tested on its own below). */
+const hookRun = (payload: unknown, path = ''): TranslatedEvent[] =>
+  run(payload, path).filter((e) => !['CallRinging', 'CallAnswered', 'CallCompleted'].includes(e.type));
 
 // §2.7 fixtures: full CallInfo key sets as jambonz serialises them.
 const inboundTrying = {
@@ -249,7 +252,7 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
 
   describe('dial actionHook', () => {
     it('→ DialCompleted on the parent + ChildLegDialed(parent → dial_call_sid)', () => {
-      const events = run(dialAction, 'dial-action');
+      const events = hookRun(dialAction, 'dial-action');
       expect(shape(events)).toEqual([
         { type: 'DialCompleted', legId: PARENT, data: { childLegId: WINNER, outcome: 'completed', sipStatus: 200 } },
         { type: 'ChildLegDialed', legId: PARENT, data: { childLegId: WINNER, parentLegId: PARENT } },
@@ -259,18 +262,18 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
 
     it('reads the documented dial_status when dial_call_status is absent (§2.11-1)', () => {
       const { dial_call_status: _omit, ...rest } = dialAction;
-      const events = run({ ...rest, dial_status: 'busy', dial_sip_status: 486 }, 'dial-action');
+      const events = hookRun({ ...rest, dial_status: 'busy', dial_sip_status: 486 }, 'dial-action');
       expect(shape(events)[0]).toEqual({ type: 'DialCompleted', legId: PARENT, data: { childLegId: WINNER, outcome: 'busy', sipStatus: 486 } });
     });
 
     it('dial_call_status wins over dial_status', () => {
-      const events = run({ ...dialAction, dial_status: 'failed' }, 'dial-action');
+      const events = hookRun({ ...dialAction, dial_status: 'failed' }, 'dial-action');
       expect(events[0]!.data).toMatchObject({ outcome: 'completed' });
     });
 
     it('without dial_call_sid (nobody answered) → DialCompleted only, no link', () => {
       const { dial_call_sid: _omit, ...rest } = dialAction;
-      expect(shape(run({ ...rest, dial_call_status: 'no-answer', dial_sip_status: 487 }, 'dial-action'))).toEqual([
+      expect(shape(hookRun({ ...rest, dial_call_status: 'no-answer', dial_sip_status: 487 }, 'dial-action'))).toEqual([
         { type: 'DialCompleted', legId: PARENT, data: { outcome: 'no-answer', sipStatus: 487 } },
       ]);
     });
@@ -281,13 +284,13 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
       ['queued', 'unknown'],
       ['', 'unknown'],
     ])('dial_call_status "%s" → outcome %s', (status, outcome) => {
-      expect(run({ ...dialAction, dial_call_status: status }, 'dial-action')[0]!.data).toMatchObject({ outcome });
+      expect(hookRun({ ...dialAction, dial_call_status: status }, 'dial-action')[0]!.data).toMatchObject({ outcome });
     });
   });
 
   describe('AMD hook', () => {
     it('amd_machine_detected → MachineDetected(machine) on the payload call_sid (the parent)', () => {
-      const events = run(amdHook, 'amd');
+      const events = hookRun(amdHook, 'amd');
       expect(shape(events)).toEqual([
         {
           type: 'MachineDetected',
@@ -307,31 +310,31 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
       ['amd_decision_timeout', {}, 'unknown', 'amd_decision_timeout'],
     ])('%s → MachineDetected(%s)', (type, extra, result, detail) => {
       const payload = { ...inboundAnswered, type, ...extra };
-      expect(shape(run(payload, 'amd'))).toEqual([{ type: 'MachineDetected', legId: PARENT, data: { result, detail } }]);
+      expect(shape(hookRun(payload, 'amd'))).toEqual([{ type: 'MachineDetected', legId: PARENT, data: { result, detail } }]);
     });
 
     it.each(['amd_error', 'amd_stopped'])('%s → AppHook', (type) => {
-      expect(shape(run({ ...inboundAnswered, type, error: 'stt failure' }, 'amd'))).toEqual([
+      expect(shape(hookRun({ ...inboundAnswered, type, error: 'stt failure' }, 'amd'))).toEqual([
         { type: 'AppHook', legId: PARENT, data: { kind: type } },
       ]);
     });
 
     it('an unknown amd_ type → UnrecognizedWebhook', () => {
-      expect(shape(run({ ...inboundAnswered, type: 'amd_future_thing' }, 'amd'))).toEqual([
+      expect(shape(hookRun({ ...inboundAnswered, type: 'amd_future_thing' }, 'amd'))).toEqual([
         { type: 'UnrecognizedWebhook', legId: PARENT, data: { reason: 'unsupported jambonz AMD type "amd_future_thing"' } },
       ]);
     });
   });
 
   it('dial dtmfHook → DtmfReceived(dial-capture) on the leg that pressed', () => {
-    const events = run({ ...childAnswered, dtmf: '*2' }, 'dtmf');
+    const events = hookRun({ ...childAnswered, dtmf: '*2' }, 'dtmf');
     expect(shape(events)).toEqual([{ type: 'DtmfReceived', legId: WINNER, data: { digits: '*2', source: 'dial-capture' } }]);
     expect(events[0]!.parentLegId).toBe(PARENT);
   });
 
   describe('gather actionHook', () => {
     it('dtmfDetected → DtmfReceived(gather, reason)', () => {
-      expect(shape(run({ ...inboundAnswered, reason: 'dtmfDetected', digits: '1234' }, 'gather'))).toEqual([
+      expect(shape(hookRun({ ...inboundAnswered, reason: 'dtmfDetected', digits: '1234' }, 'gather'))).toEqual([
         { type: 'DtmfReceived', legId: PARENT, data: { digits: '1234', reason: 'dtmfDetected', source: 'gather' } },
       ]);
     });
@@ -346,19 +349,19 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
           { confidence: 0.4, transcript: 'walk to sails' },
         ],
       };
-      expect(shape(run({ ...inboundAnswered, reason: 'speechDetected', speech }, 'gather'))).toEqual([
+      expect(shape(hookRun({ ...inboundAnswered, reason: 'speechDetected', speech }, 'gather'))).toEqual([
         { type: 'SpeechRecognized', legId: PARENT, data: { text: 'talk to sales', confidence: 0.91 } },
       ]);
     });
 
     it('speechDetected with a plain string speech → SpeechRecognized(text)', () => {
-      expect(shape(run({ ...inboundAnswered, reason: 'speechDetected', speech: 'billing' }, 'gather'))).toEqual([
+      expect(shape(hookRun({ ...inboundAnswered, reason: 'speechDetected', speech: 'billing' }, 'gather'))).toEqual([
         { type: 'SpeechRecognized', legId: PARENT, data: { text: 'billing' } },
       ]);
     });
 
     it.each(['timeout', 'error', 'stt-low-confidence'])('%s → AppHook', (reason) => {
-      expect(shape(run({ ...inboundAnswered, reason }, 'gather'))).toEqual([
+      expect(shape(hookRun({ ...inboundAnswered, reason }, 'gather'))).toEqual([
         { type: 'AppHook', legId: PARENT, data: { kind: `gather:${reason}` } },
       ]);
     });
@@ -366,31 +369,31 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
 
   describe('conference statusHook', () => {
     it('join → ConferenceJoined(conferenceId, members), occurredAt = time', () => {
-      const events = run(conferenceHook('join'), 'conference');
+      const events = hookRun(conferenceHook('join'), 'conference');
       expect(shape(events)).toEqual([{ type: 'ConferenceJoined', legId: WINNER, data: { conferenceId: CONF, members: 2 } }]);
       expect(events[0]).toMatchObject({ occurredAt: '2026-01-05T14:03:22.511Z', accountId: ACC, parentLegId: PARENT });
     });
 
     it('leave → ConferenceLeft', () => {
-      expect(shape(run({ ...conferenceHook('leave'), members: 1 }, 'conference'))).toEqual([
+      expect(shape(hookRun({ ...conferenceHook('leave'), members: 1 }, 'conference'))).toEqual([
         { type: 'ConferenceLeft', legId: WINNER, data: { conferenceId: CONF, members: 1 } },
       ]);
     });
 
     it.each(['start', 'end'])('%s → ConferenceStatusChanged', (event) => {
-      const events = run(conferenceHook(event), 'conference');
+      const events = hookRun(conferenceHook(event), 'conference');
       expect(shape(events)).toEqual([{ type: 'ConferenceStatusChanged', legId: WINNER, data: { conferenceId: CONF, status: event } }]);
       expect(events[0]!.occurredAt).toBe('2026-01-05T14:03:22.511Z');
     });
 
     it.each(['start-talking', 'stop-talking'])('%s → AppHook', (event) => {
-      expect(shape(run(conferenceHook(event), 'conference'))).toEqual([
+      expect(shape(hookRun(conferenceHook(event), 'conference'))).toEqual([
         { type: 'AppHook', legId: WINNER, data: { kind: `conference:${event}` } },
       ]);
     });
 
     it('an unparseable time leaves occurredAt null', () => {
-      expect(run({ ...conferenceHook('join'), time: 'yesterday' }, 'conference')[0]!.occurredAt).toBeNull();
+      expect(hookRun({ ...conferenceHook('join'), time: 'yesterday' }, 'conference')[0]!.occurredAt).toBeNull();
     });
   });
 
@@ -481,9 +484,10 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
 
   describe('path hint', () => {
     it('does not override a payload that names its hook', () => {
-      expect(run(dialAction, 'status').map((e) => e.type)).toEqual(['DialCompleted', 'ChildLegDialed']);
-      expect(run(amdHook, 'status').map((e) => e.type)).toEqual(['MachineDetected']);
-      expect(run(conferenceHook('join'), 'amd').map((e) => e.type)).toEqual(['ConferenceJoined']);
+      // Each hook also reports its leg's own call_status (in-progress): CallAnswered (issue 11 §2).
+      expect(run(dialAction, 'status').map((e) => e.type)).toEqual(['DialCompleted', 'ChildLegDialed', 'CallAnswered']);
+      expect(run(amdHook, 'status').map((e) => e.type)).toEqual(['MachineDetected', 'CallAnswered']);
+      expect(run(conferenceHook('join'), 'amd').map((e) => e.type)).toEqual(['ConferenceJoined', 'CallAnswered']);
       expect(run(childAnswered, 'call-hook').map((e) => e.type)).toEqual(['CallAnswered']);
     });
 
@@ -528,5 +532,29 @@ describe('translateJambonzWebhook (providers.md §4.4)', () => {
         { type: 'CallCompleted', legId: PARENT, data: { outcome: 'completed', durationSec: 37 } },
       ]);
     });
+  });
+});
+
+describe('the leg state every hook carries (issue 11 §2)', () => {
+  // jambonz-feature-server lib/tasks/task.js performAction/performHook send `cs.callInfo` (the whole CallInfo, with
+  // call_status, sip_status, duration, call_termination_by) with every action, AMD and conference hook.
+  it('a dial actionHook answers the caller it reports on; the child SIP code stays in the DialCompleted', () => {
+    const events = run(dialAction, 'dial-action');
+    expect(shape(events)).toEqual([
+      { type: 'DialCompleted', legId: PARENT, data: { childLegId: WINNER, outcome: 'completed', sipStatus: 200 } },
+      { type: 'ChildLegDialed', legId: PARENT, data: { childLegId: WINNER, parentLegId: PARENT } },
+      { type: 'CallAnswered', legId: PARENT, data: { sipStatus: 200 } },
+    ]);
+  });
+
+  it('an AMD, gather or conference hook of a completed leg ends it, with duration and who hung up', () => {
+    const done = { ...inboundAnswered, call_status: 'completed', duration: 31, call_termination_by: 'caller' };
+    for (const payload of [{ ...done, type: 'amd_human_detected', reason: 'short greeting' }, { ...done, reason: 'timeout' }, { ...done, event: 'leave', conference_sid: CONF, time: '2026-01-05T14:03:22.511Z', members: 0 }]) {
+      expect(run(payload).at(-1)).toMatchObject({ type: 'CallCompleted', legId: PARENT, data: { outcome: 'completed', durationSec: 31, terminatedBy: 'caller' } });
+    }
+  });
+
+  it('a hook of a leg still trying adds nothing', () => {
+    expect(run({ ...inboundTrying, type: 'amd_human_detected' }).map((e) => e.type)).toEqual(['MachineDetected']);
   });
 });

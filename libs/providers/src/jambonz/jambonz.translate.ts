@@ -126,26 +126,29 @@ const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] 
     const issue = error.issues[0];
     return [unrecognized(`payload does not match jambonz ${kind} hook: ${issue?.path.join('.') || 'body'}: ${issue?.message}`, legHint, accountHint)];
   };
+  // Action, AMD, conference, gather and dtmf hooks carry the whole CallInfo of their leg (JZ-task `performAction`
+  // / `performHook` serialise `cs.callInfo`), so the leg's own call_status rides along: apps without a status hook
+  // must still see their legs answered and ended.
   switch (kind) {
     case 'dial-action': {
       const r = jambonzDialActionSchema.safeParse(obj);
-      return r.success ? dialAction(r.data, legHint) : fail(r.error);
+      return r.success ? [...dialAction(r.data, legHint), ...legState(r.data, legHint)] : fail(r.error);
     }
     case 'amd': {
       const r = jambonzAmdSchema.safeParse(obj);
-      return r.success ? amd(r.data, legHint) : fail(r.error);
+      return r.success ? [...amd(r.data, legHint), ...legState(r.data, legHint)] : fail(r.error);
     }
     case 'dtmf': {
       const r = jambonzDtmfSchema.safeParse(obj);
-      return r.success ? dtmf(r.data, legHint) : fail(r.error);
+      return r.success ? [...dtmf(r.data, legHint), ...legState(r.data, legHint)] : fail(r.error);
     }
     case 'conference': {
       const r = jambonzConferenceSchema.safeParse(obj);
-      return r.success ? conference(r.data, legHint) : fail(r.error);
+      return r.success ? [...conference(r.data, legHint), ...legState(r.data, legHint)] : fail(r.error);
     }
     case 'gather': {
       const r = jambonzGatherSchema.safeParse(obj);
-      return r.success ? gather(r.data, legHint) : fail(r.error);
+      return r.success ? [...gather(r.data, legHint), ...legState(r.data, legHint)] : fail(r.error);
     }
     case 'call-hook': {
       const r = jambonzCallHookSchema.safeParse(obj);
@@ -229,6 +232,10 @@ const status = (w: JambonzCallInfo, callSid: string): TranslatedEvent[] => {
       return [unrecognized(`unsupported jambonz call_status "${w.call_status ?? ''}"`, callSid, env.accountId)];
   }
 };
+
+/** The state a hook's CallInfo reports for its own leg: what a status hook with the same CallInfo would say. */
+const LEG_STATE_TYPES = new Set(['CallRinging', 'CallAnswered', 'CallCompleted']);
+const legState = (w: JambonzCallInfo, callSid: string): TranslatedEvent[] => status(w, callSid).filter((e) => LEG_STATE_TYPES.has(e.type));
 
 // session:new only proves the leg exists; its call_status must not advance state (§4.4).
 const callHook = (w: JambonzCallHook, callSid: string): TranslatedEvent[] => [callInitiated(callSid, envelopeOf(w))];

@@ -130,7 +130,18 @@ export const rcmlWebhookSchema = z.looseObject({
   SpeechResult: str,
   Confidence: str,
   ErrorCode: str,
+  ErrorMessage: str,
   FailureReason: str,
+  AnsweredBy: str,
+  MachineDetectionDuration: str,
+  ConferenceSid: str,
+  FriendlyName: str,
+  StatusCallbackEvent: str,
+  CallSidEndingConference: str,
+  QueueResult: str,
+  QueueSid: str,
+  QueueTime: str,
+  QueuePosition: str,
 });
 
 export type RcmlWebhook = z.infer<typeof rcmlWebhookSchema>;

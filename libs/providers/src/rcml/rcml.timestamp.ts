@@ -9,9 +9,12 @@ const NAMED_OFFSETS_MIN: Record<string, number> = {
 };
 
 // `EEE, dd MMM YYYY HH:mm:ss <zone>`; the weekday is optional in RFC 2822 and not checked (it carries no information).
-const RFC2822_LIKE = /^(?:[A-Za-z]{3},?\s+)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?\s+(\S+)$/;
+// Fractional seconds are accepted: some Twilio-compatible platforms print milliseconds there.
+const RFC2822_LIKE = /^(?:[A-Za-z]{3},?\s+)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?\s+(\S+)$/;
 const NUMERIC_OFFSET = /^([+-])(\d{2}):?(\d{2})$/;
-const ISO_8601 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})$/;
+// ISO 8601 as Twilio-compatible platforms send it: `T` or a space between date and time (SQL style), fractional
+// seconds, `Z`, a numeric offset or ` UTC`; without any zone the time is UTC (every such platform stamps in UTC).
+const ISO_8601_LIKE = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)\s*(Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?$/i;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
@@ -77,9 +80,17 @@ export const parseRcmlTimestamp = (value: unknown): string | null => {
   const text = value.trim();
   if (text === '' || text === 'null') return null;
 
-  if (ISO_8601.test(text)) {
-    const ms = Date.parse(text);
-    return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+  const iso = ISO_8601_LIKE.exec(text);
+  if (iso) {
+    const [, date, time, zoneToken] = iso;
+    // Date.parse accepts at most milliseconds; finer digits are cut, never rounded into the next second.
+    const hms = time!.replace(/(\.\d{3})\d+$/, '$1');
+    const zone = !zoneToken || /^(z|utc|gmt)$/i.test(zoneToken) ? 'Z' : zoneToken.length === 3 ? `${zoneToken}:00` : zoneToken.includes(':') ? zoneToken : `${zoneToken.slice(0, 3)}:${zoneToken.slice(3)}`;
+    const ms = Date.parse(`${date}T${hms}${zone}`);
+    if (!Number.isFinite(ms)) return null;
+    const out = new Date(ms);
+    // Date.parse rolls 2026-02-31 over into March on some engines; a date that does not exist is unparseable.
+    return out.toISOString().slice(0, 10) === date || zone !== 'Z' ? out.toISOString() : null;
   }
 
   const m = RFC2822_LIKE.exec(text);
@@ -90,10 +101,11 @@ export const parseRcmlTimestamp = (value: unknown): string | null => {
   const hour = Number(m[4]);
   const minute = Number(m[5]);
   const second = m[6] === undefined ? 0 : Number(m[6]);
-  const zone = m[7]!;
+  const millis = m[7] === undefined ? 0 : Number(m[7].slice(0, 3).padEnd(3, '0'));
+  const zone = m[8]!;
   if (month === undefined || hour > 23 || minute > 59 || second > 59) return null;
 
-  const wallMs = Date.UTC(year, month, day, hour, minute, second);
+  const wallMs = Date.UTC(year, month, day, hour, minute, second, millis);
   const check = new Date(wallMs);
   // Date.UTC rolls 31 Feb over into March; a date that does not exist is unparseable, not "close enough".
   if (check.getUTCDate() !== day || check.getUTCMonth() !== month || check.getUTCFullYear() !== year) return null;

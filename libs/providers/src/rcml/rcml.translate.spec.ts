@@ -57,7 +57,8 @@ describe('translateRcmlWebhook — table 4.5', () => {
       legId: PARENT,
       accountId: ACCOUNT,
       parentLegId: null,
-      occurredAt: null,
+      // CallTimestamp, the call's creation time (RC-vi parameters()), is the CallInitiated's provider time (issue 11 §5).
+      occurredAt: '2026-01-05T14:02:10.118Z',
       providerSeq: null,
       party: { direction: 'inbound', from: '+12125550177', to: '+12125550100' },
       data: { direction: 'inbound', from: '+12125550177', to: '+12125550100' },
@@ -76,7 +77,8 @@ describe('translateRcmlWebhook — table 4.5', () => {
       '&CallTimestamp=2026-01-05T14%3A02%3A10.118Z',
     );
     const events = run(body, ctx('voice'));
-    expect(events).toHaveLength(1);
+    expect(types(events)).toEqual(['CallAnswered', 'CallInitiated']);
+    expect(events[1]).toMatchObject({ legId: CHILD, occurredAt: '2026-01-05T14:02:10.118Z' });
     expect(events[0]).toMatchObject({
       type: 'CallAnswered',
       legId: CHILD,
@@ -99,7 +101,7 @@ describe('translateRcmlWebhook — table 4.5', () => {
 
     it('completed -> CallCompleted(completed, durationSec)', () => {
       const events = run(raw(`${inboundVoiceRequest('completed').toString()}&CallDuration=41`), ctx('status'));
-      expect(events).toHaveLength(1);
+      expect(types(events)).toEqual(['CallCompleted', 'CallInitiated']);
       expect(events[0]).toMatchObject({ type: 'CallCompleted', legId: PARENT, accountId: ACCOUNT, data: { outcome: 'completed', durationSec: 41 } });
     });
 
@@ -111,7 +113,10 @@ describe('translateRcmlWebhook — table 4.5', () => {
       ['not-found', 'failed'],
     ])('%s -> CallCompleted(%s)', (status, outcome) => {
       const events = run(inboundVoiceRequest(status), ctx('status'));
-      expect(events).toEqual([expect.objectContaining({ type: 'CallCompleted', legId: PARENT, data: { outcome } })]);
+      expect(events).toEqual([
+        expect.objectContaining({ type: 'CallCompleted', legId: PARENT, data: { outcome } }),
+        expect.objectContaining({ type: 'CallInitiated', legId: PARENT, occurredAt: '2026-01-05T14:02:10.118Z' }),
+      ]);
     });
   });
 
@@ -230,7 +235,9 @@ describe('translateRcmlWebhook — table 4.5', () => {
 
   it('D: child answered and hung up -> DialCompleted + ChildLegDialed on the parent (bare RecordingUrl: no recording)', () => {
     const events = run(dialAction(`&DialRingDuration=6&DialCallSid=${CHILD}&DialCallStatus=completed&DialCallDuration=95`), ctx('dial-action'));
-    expect(types(events)).toEqual(['DialCompleted', 'ChildLegDialed']);
+    // The parent's own CallStatus=in-progress answers the parent (issue 11 §2); CallTimestamp starts it.
+    expect(types(events)).toEqual(['DialCompleted', 'ChildLegDialed', 'CallAnswered', 'CallInitiated']);
+    expect(events[2]).toMatchObject({ legId: PARENT, data: {} });
     expect(events[0]).toMatchObject({
       legId: PARENT,
       accountId: ACCOUNT,
@@ -248,14 +255,16 @@ describe('translateRcmlWebhook — table 4.5', () => {
         `&RecordingUrl=${encodeURIComponent(url)}&PublicRecordingUrl=${encodeURIComponent(url)}`,
       ),
     );
-    expect(types(events)).toEqual(['DialCompleted', 'ChildLegDialed', 'RecordingAvailable']);
-    expect(events[2]).toMatchObject({ legId: PARENT, data: { recordingId: RECORDING, url, scope: 'dial' } });
+    expect(types(events)).toEqual(['DialCompleted', 'ChildLegDialed', 'CallAnswered', 'RecordingAvailable', 'CallInitiated']);
+    expect(events[3]).toMatchObject({ legId: PARENT, data: { recordingId: RECORDING, url, scope: 'dial' } });
   });
 
   it('D: DialCallSid "null" (failed before the child existed) -> DialCompleted only, with the SIP status', () => {
     const events = run(dialAction('&DialCallSid=null&DialCallStatus=failed&DialCallDuration=0&DialSipCallId=abc%40rc&DialSipResponseCode=503'));
     expect(events).toEqual([
       expect.objectContaining({ type: 'DialCompleted', legId: PARENT, data: { outcome: 'failed', durationSec: 0, sipStatus: 503 } }),
+      expect.objectContaining({ type: 'CallAnswered', legId: PARENT }),
+      expect.objectContaining({ type: 'CallInitiated', legId: PARENT }),
     ]);
   });
 
@@ -281,7 +290,7 @@ describe('translateRcmlWebhook — table 4.5', () => {
       `&PublicRecordingUrl=http%3A%2F%2Frc.example.net%2Frestcomm%2Frecordings%2F${RECORDING}.wav&RecordingDuration=8.42&Digits=%23`,
     );
     const events = run(body, ctx('record'));
-    expect(types(events)).toEqual(['RecordingAvailable', 'DtmfReceived']);
+    expect(types(events)).toEqual(['RecordingAvailable', 'DtmfReceived', 'CallAnswered', 'CallInitiated']);
     expect(events[0]).toMatchObject({ legId: PARENT, accountId: ACCOUNT, data: { recordingId: RECORDING, url, durationSec: 8.42, scope: 'utterance' } });
     expect(events[1]).toMatchObject({ legId: PARENT, data: { digits: '#', source: 'gather' } });
   });
@@ -291,18 +300,27 @@ describe('translateRcmlWebhook — table 4.5', () => {
       `${inboundVoiceRequest('completed').toString()}`,
       `&RecordingUrl=http%3A%2F%2Frc.example.net%2Frestcomm%2Frecordings%2F${RECORDING}.wav&RecordingDuration=3.0&Digits=hangup`,
     );
-    expect(types(run(body))).toEqual(['RecordingAvailable']);
+    // The caller hung up to end the recording: CallStatus=completed ends the leg (a <Record> ran, so it was answered).
+    const events = run(body);
+    expect(types(events)).toEqual(['RecordingAvailable', 'CallCompleted', 'CallInitiated']);
+    expect(events[1]).toMatchObject({ legId: PARENT, data: { outcome: 'completed' } });
   });
 
   it('F: gather action with Digits -> DtmfReceived', () => {
     const events = run(raw(`${inboundVoiceRequest('in-progress').toString()}&Digits=1234`), ctx('gather'));
-    expect(events).toEqual([expect.objectContaining({ type: 'DtmfReceived', legId: PARENT, data: { digits: '1234', source: 'gather' } })]);
+    expect(events).toEqual([
+      expect.objectContaining({ type: 'DtmfReceived', legId: PARENT, data: { digits: '1234', source: 'gather' } }),
+      expect.objectContaining({ type: 'CallAnswered', legId: PARENT }),
+      expect.objectContaining({ type: 'CallInitiated', legId: PARENT }),
+    ]);
   });
 
   it('F: gather action with SpeechResult -> SpeechRecognized', () => {
     const events = run(raw(`${inboundVoiceRequest('in-progress').toString()}&SpeechResult=talk+to+sales&Confidence=0.91`));
     expect(events).toEqual([
       expect.objectContaining({ type: 'SpeechRecognized', legId: PARENT, data: { text: 'talk to sales', confidence: 0.91 } }),
+      expect.objectContaining({ type: 'CallAnswered', legId: PARENT }),
+      expect.objectContaining({ type: 'CallInitiated', legId: PARENT }),
     ]);
   });
 
@@ -422,7 +440,7 @@ describe('translateRcmlWebhook — sequences and edge cases', () => {
   it('unknown Direction -> party.direction null', () => {
     const body = Buffer.from(inboundVoiceRequest('ringing').toString().replace('Direction=inbound', 'Direction=trunking-originating'));
     const events = run(body);
-    expect(types(events)).toEqual(['CallRinging']);
+    expect(types(events)).toEqual(['CallRinging', 'CallInitiated']);
     expect(events[0]!.party).toEqual({ direction: null, from: '+12125550177', to: '+12125550100' });
   });
 

@@ -5,7 +5,9 @@ import {
   unrecognized,
   type Direction,
   type LegParty,
+  type MachineResult,
   type Outcome,
+  type Provider,
   type RecordingScope,
   type TranslatedEvent,
   type TranslationContext,
@@ -14,7 +16,17 @@ import { formBodyFromQuery, parseFormBody, rcmlWebhookSchema, type RcmlWebhook }
 import { parseRcmlTimestamp } from './rcml.timestamp.js';
 
 /** Callback families of providers.md §3.3 ('recording-status' is Twilio's recordingStatusCallback). */
-export type RcmlFamily = 'call-progress' | 'dial-action' | 'recording-status' | 'record-action' | 'gather-action' | 'voice-request';
+export type RcmlFamily =
+  | 'call-progress'
+  | 'dial-action'
+  | 'recording-status'
+  | 'record-action'
+  | 'gather-action'
+  | 'voice-request'
+  | 'amd-status'
+  | 'conference-status'
+  | 'enqueue-action'
+  | 'queue-wait';
 
 // Outcome map of providers.md §4.5; anything not listed (literal "null", '', in-progress, wait-for-answer) is unknown.
 const OUTCOMES: Record<string, Outcome> = {
@@ -43,12 +55,30 @@ const RECORDING_SCOPES: Record<string, RecordingScope> = {
 
 const RECORDING_SID = /^RE[0-9a-f]{32}$/i;
 
+/**
+ * Twilio `AnsweredBy` (https://www.twilio.com/docs/voice/answering-machine-detection#webhook-parameters), sent on
+ * the voice URL request (synchronous AMD), on status callbacks, and alone to `AsyncAmdStatusCallback`. The
+ * provider's own value is kept as the detail.
+ */
+const ANSWERED_BY: Record<string, MachineResult> = {
+  human: 'human',
+  machine_start: 'machine',
+  machine_end_beep: 'beep',
+  machine_end_silence: 'machine',
+  machine_end_other: 'machine',
+  fax: 'fax',
+  unknown: 'unknown',
+};
+
 type Envelope = {
   accountId: string | null;
   parentLegId: string | null;
   occurredAt: string | null;
   providerSeq: number | null;
   party: LegParty;
+  provider: Provider;
+  /** Restcomm `CallTimestamp`: the call's creation time (RC-vi `parameters()`), on every request but family C. */
+  createdAt: string | null;
 };
 
 const compact = <T extends object>(value: T): T =>
@@ -75,6 +105,8 @@ const has = (w: RcmlWebhook, key: string): boolean => Object.prototype.hasOwnPro
  * payload is genuinely ambiguous: a record action that lost its RecordingDuration, a gather action with no input.
  */
 export const detectRcmlFamily = (w: RcmlWebhook, path: string): RcmlFamily | null => {
+  // Twilio conference statusCallback: ConferenceSid + StatusCallbackEvent (participant-join, conference-end...).
+  if (has(w, 'ConferenceSid') && has(w, 'StatusCallbackEvent')) return 'conference-status';
   if (w.CallbackSource === 'call-progress-events') return 'call-progress';
   if (has(w, 'DialCallStatus')) return 'dial-action';
   // Before record-action: Twilio's recording status callback also carries RecordingDuration.
@@ -83,6 +115,12 @@ export const detectRcmlFamily = (w: RcmlWebhook, path: string): RcmlFamily | nul
   if (has(w, 'Digits') || has(w, 'SpeechResult')) return 'gather-action';
   if (/record/i.test(path) && presentString(w.RecordingUrl)) return 'record-action';
   if (/gather/i.test(path)) return 'gather-action';
+  // <Enqueue action>: QueueResult, QueueSid, QueueTime (https://www.twilio.com/docs/voice/twiml/enqueue#attributes-action).
+  if (has(w, 'QueueResult')) return 'enqueue-action';
+  // <Enqueue waitUrl>: QueuePosition, QueueSid, QueueTime, AvgQueueTime, CurrentQueueSize.
+  if (has(w, 'QueueSid') && has(w, 'QueuePosition')) return 'queue-wait';
+  // AsyncAmdStatusCallback carries CallSid, AccountSid, AnsweredBy, MachineDetectionDuration and no CallStatus.
+  if (has(w, 'AnsweredBy') && !has(w, 'CallStatus')) return 'amd-status';
   if (has(w, 'CallStatus')) return 'voice-request';
   return null;
 };
@@ -119,7 +157,7 @@ const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] 
   }
   const w = result.data;
   const accountId = presentString(w.AccountSid) ?? null;
-  const callSid = presentString(w.CallSid);
+  const callSid = presentString(w.CallSid) ?? presentString(w.CallSidEndingConference);
   if (!callSid) return [unrecognized('no CallSid in form body', null, accountId)];
 
   const family = detectRcmlFamily(w, ctx.path);
@@ -136,21 +174,128 @@ const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] 
     occurredAt: parseRcmlTimestamp(w.Timestamp),
     providerSeq: toNumber(w.SequenceNumber) ?? null,
     party,
+    provider: ctx.provider,
+    createdAt: parseRcmlTimestamp(w.CallTimestamp),
   };
 
-  switch (family) {
-    case 'call-progress':
-      return callProgress(w, callSid, env);
-    case 'dial-action':
-      return dialAction(w, callSid, env);
-    case 'recording-status':
-      return recordingStatus(w, callSid, env);
-    case 'record-action':
-      return recordAction(w, callSid, env);
-    case 'gather-action':
-      return gatherAction(w, callSid, env);
-    case 'voice-request':
-      return voiceRequest(w, callSid, env, /status/i.test(ctx.path));
+  const events = ((): TranslatedEvent[] => {
+    switch (family) {
+      case 'call-progress':
+        return callProgress(w, callSid, env);
+      case 'dial-action':
+        return dialAction(w, callSid, env);
+      case 'recording-status':
+        return recordingStatus(w, callSid, env);
+      case 'record-action':
+        return [...recordAction(w, callSid, env), ...legState(w, callSid, env, 'completed')];
+      case 'gather-action':
+        return [...gatherAction(w, callSid, env), ...legState(w, callSid, env, 'completed')];
+      case 'voice-request':
+        return voiceRequest(w, callSid, env, /status/i.test(ctx.path));
+      case 'amd-status':
+        return [machineDetected(w, callSid, env)!];
+      case 'conference-status':
+        return conferenceStatus(w, callSid, env);
+      case 'enqueue-action':
+        return [
+          newEvent('QueueLeft', callSid, compact({ queueId: presentString(w.QueueSid) ?? '', queueTimeSec: toNumber(w.QueueTime), result: presentString(w.QueueResult) }), env),
+          ...legState(w, callSid, env, 'completed'),
+        ];
+      case 'queue-wait':
+        return [newEvent('QueueEntered', callSid, compact({ queueId: presentString(w.QueueSid) ?? '', queueTimeSec: toNumber(w.QueueTime) }), env)];
+    }
+  })();
+  const amd = family === 'amd-status' ? null : machineDetected(w, callSid, env);
+  if (amd) events.push(amd);
+  return withCreationTime(events, callSid, env);
+};
+
+const machineDetected = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent | null => {
+  const value = presentString(w.AnsweredBy);
+  if (!value) return null;
+  return newEvent('MachineDetected', callSid, compact({ result: ANSWERED_BY[value] ?? 'unknown', detail: value, detectionMs: toNumber(w.MachineDetectionDuration) }), env);
+};
+
+/**
+ * CallTimestamp is when the call was created, which is exactly what CallInitiated means: the leg's own
+ * CallInitiated carries it as its provider time, and a request that has no CallInitiated gets one, so a
+ * backfilled call starts at its own creation time however late its callbacks were imported.
+ */
+const withCreationTime = (events: TranslatedEvent[], callSid: string, env: Envelope): TranslatedEvent[] => {
+  if (!env.createdAt || events.every((e) => e.type === 'UnrecognizedWebhook')) return events;
+  let found = false;
+  const out = events.map((e) => {
+    if (e.type !== 'CallInitiated' || e.legId !== callSid) return e;
+    found = true;
+    return { ...e, occurredAt: env.createdAt };
+  });
+  if (!found) out.push(newEvent('CallInitiated', callSid, { direction: env.party.direction, from: env.party.from, to: env.party.to }, { ...env, occurredAt: env.createdAt }));
+  return out;
+};
+
+/** Twilio ErrorCode / ErrorMessage: why the call failed, kept as the end reason's detail. */
+const errorDetailOf = (w: RcmlWebhook): string | undefined => {
+  const code = presentString(w.ErrorCode);
+  const message = presentString(w.ErrorMessage);
+  return code && message ? `${code}: ${message}` : (code ?? message);
+};
+
+/**
+ * `completed` per dialect. Twilio: "the call was answered and has ended normally"
+ * (https://www.twilio.com/docs/voice/api/call-resource#call-status-values); unanswered calls end busy, no-answer,
+ * failed or canceled. Restcomm ends unanswered legs with `completed` too (RC-call `CallbackState`, RC-test
+ * testDialStatusCallbackAliceUnavailable), so there only a positive answer->end duration proves an answer.
+ */
+const completedOutcome = (env: Envelope, durationSec: number | undefined): Outcome =>
+  env.provider === 'twilio' || (durationSec !== undefined && durationSec > 0) ? 'completed' : 'unanswered-unknown';
+
+/**
+ * The leg's own CallStatus in an action hook (<Dial>, <Gather>, <Record>, <Enqueue> action): status callbacks are
+ * optional, and an app that only receives action hooks must still see its legs reach the state they report.
+ * `restcommCompleted` is what a Restcomm `completed` without a positive CallDuration means in that hook: answered
+ * after a <Gather>, <Record> or <Enqueue> (they need media), after a <Dial> only if the dial was bridged.
+ */
+const legState = (w: RcmlWebhook, callSid: string, env: Envelope, restcommCompleted: Outcome): TranslatedEvent[] => {
+  const status = presentString(w.CallStatus);
+  switch (status) {
+    case 'ringing':
+      return [newEvent('CallRinging', callSid, {}, env)];
+    case 'in-progress':
+    case 'answered':
+      return [newEvent('CallAnswered', callSid, {}, env)];
+    case 'completed': {
+      const durationSec = toNumber(w.CallDuration);
+      const outcome = env.provider === 'twilio' ? 'completed' : durationSec !== undefined && durationSec > 0 ? 'completed' : restcommCompleted;
+      return [newEvent('CallCompleted', callSid, compact({ outcome, durationSec, endReasonDetail: errorDetailOf(w) }), env)];
+    }
+    case 'busy':
+    case 'no-answer':
+    case 'failed':
+    case 'not-found':
+    case 'canceled':
+      return [newEvent('CallCompleted', callSid, compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), endReasonDetail: errorDetailOf(w) }), env)];
+    default:
+      return [];
+  }
+};
+
+/**
+ * Twilio conference statusCallback (https://www.twilio.com/docs/voice/api/conference-resource#conference-status-callback):
+ * participant events name the participant's CallSid; conference-end names CallSidEndingConference.
+ */
+const conferenceStatus = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent[] => {
+  const conferenceId = presentString(w.ConferenceSid)!;
+  const event = presentString(w.StatusCallbackEvent) ?? '';
+  switch (event) {
+    case 'participant-join':
+      return [newEvent('ConferenceJoined', callSid, { conferenceId }, env)];
+    case 'participant-leave':
+      return [newEvent('ConferenceLeft', callSid, { conferenceId }, env)];
+    case 'conference-start':
+    case 'conference-end':
+      return [newEvent('ConferenceStatusChanged', callSid, { conferenceId, status: event.slice('conference-'.length) }, env)];
+    default:
+      return [newEvent('AppHook', callSid, { kind: `conference:${event}` }, env)];
   }
 };
 
@@ -192,9 +337,9 @@ const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
       const durationSec = toNumber(w.CallDuration);
       // Restcomm ends unanswered legs with `completed` too (§3.11) and this translator is stateless, so only a
       // positive answer->end duration proves an answer; the ledger upgrades the outcome if it saw `answered`.
-      const outcome: Outcome = durationSec !== undefined && durationSec > 0 ? 'completed' : 'unanswered-unknown';
+      const outcome = completedOutcome(env, durationSec);
       const events: TranslatedEvent[] = [
-        newEvent('CallCompleted', callSid, compact({ outcome, durationSec, sipStatus: toNumber(w.SipResponseCode) }), env),
+        newEvent('CallCompleted', callSid, compact({ outcome, durationSec, sipStatus: toNumber(w.SipResponseCode), endReasonDetail: errorDetailOf(w) }), env),
       ];
       const recording = recordingOf(w, callSid, 'call', env);
       if (recording) events.push(recording);
@@ -208,7 +353,12 @@ const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
         newEvent(
           'CallCompleted',
           callSid,
-          compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), sipStatus: toNumber(w.SipResponseCode) }),
+          compact({
+            outcome: outcomeOf(status),
+            durationSec: toNumber(w.CallDuration),
+            sipStatus: toNumber(w.SipResponseCode),
+            endReasonDetail: errorDetailOf(w),
+          }),
           env,
         ),
       ];
@@ -236,6 +386,9 @@ const dialAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedE
     ),
   ];
   if (childLegId) events.push(newEvent('ChildLegDialed', callSid, { childLegId, parentLegId: callSid }, env));
+  // CallStatus here is the calling leg's own (RC-vi `parameters()`; Twilio's Dial action sends it too). A bridged
+  // dial proves the caller was answered even on Restcomm, whose `completed` alone does not.
+  events.push(...legState(w, callSid, env, outcomeOf(presentString(w.DialCallStatus)) === 'completed' ? 'completed' : 'unanswered-unknown'));
   // `<Dial record>` reports the URL before the file may exist (§3.6); it is still the only announcement we get.
   const recording = recordingOf(w, callSid, 'dial', env);
   if (recording) events.push(recording);
@@ -294,7 +447,9 @@ const voiceRequest = (w: RcmlWebhook, callSid: string, env: Envelope, statusHint
     case 'not-found':
     case 'no-answer':
     case 'canceled':
-      return [newEvent('CallCompleted', callSid, compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration) }), env)];
+      return [
+        newEvent('CallCompleted', callSid, compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), endReasonDetail: errorDetailOf(w) }), env),
+      ];
     case 'ringing':
       return [...(inbound ? [initiated(callSid, env)] : []), newEvent('CallRinging', callSid, {}, env)];
     case 'in-progress':

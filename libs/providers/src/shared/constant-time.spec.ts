@@ -14,7 +14,8 @@ const timingSafeEqual = vi.mocked(crypto.timingSafeEqual);
 afterEach(() => timingSafeEqual.mockClear());
 
 describe('constantTimeEqual', () => {
-  it('agrees with === on any pair of strings, unicode and different lengths included', () => {
+  // 200 property runs: fast alone, but past the default 5 s on a 2-core machine shared by the full suite's workers.
+  it('agrees with === on any pair of strings, unicode and different lengths included', { timeout: 60_000 }, () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary' }), fc.string({ unit: 'binary' }), (a, b) => {
         expect(constantTimeEqual(a, b)).toBe(a === b);

@@ -3,11 +3,13 @@
  * discriminates. Which leg `callId` names depends on the webhook (§1.5): outDialStart names the parent and
  * announces the child in `dialCallId`; outDialConnect and callStatus name the child.
  */
-import { latency, withRetries, type Delivery, type Fact } from '../delivery.js';
+import { hookStateFacts, latency, withRetries, type Delivery, type Fact } from '../delivery.js';
 import { Prng } from '../prng.js';
 import type { LegOutcome, SimCall, SimLeg } from '../scenario.js';
 
 const STATUS: Record<LegOutcome, string> = { completed: 'completed', busy: 'busy', 'no-answer': 'noAnswer', failed: 'failed', canceled: 'canceled' };
+/** Webhooks whose callStatus the translator already reads as the leg's status (the others are action hooks). */
+const STATE_OWN = new Set(['inboundCall', 'outDialStart', 'outDialConnect', 'outDialApiConnect', 'callStatus']);
 const ENDED_REASON: Record<LegOutcome, string> = { completed: 'farEndHangup', busy: 'busy', 'no-answer': 'noAnswer', failed: 'failed', canceled: 'callCanceled' };
 
 export function renderFreeclimb(call: SimCall, seed: string): Delivery[] {
@@ -30,7 +32,9 @@ export function renderFreeclimb(call: SimCall, seed: string): Delivery[] {
       sentAtMs,
       receivedAtMs: sentAtMs + latency(r),
       providerTimeMs: null,
-      facts,
+      facts: STATE_OWN.has(fields.requestType as string)
+        ? facts
+        : [...facts, ...hookStateFacts(fields.callId as string, fields.callStatus as string, ['inProgress'], Object.values(STATUS))],
       retry: false,
     });
   };

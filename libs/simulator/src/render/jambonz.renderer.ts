@@ -5,7 +5,7 @@
  * body and signature byte for byte (§2.3); AMD hooks carry the parent's CallInfo (§2.11-4); a simultaneous-ring
  * loser is reported `no-answer` with SIP 487 (§2.11-3).
  */
-import { latency, withRetries, type Delivery, type Fact } from '../delivery.js';
+import { hookStateFacts, latency, withRetries, type Delivery, type Fact } from '../delivery.js';
 import { Prng } from '../prng.js';
 import type { SimCall, SimDial, SimLeg } from '../scenario.js';
 
@@ -29,7 +29,10 @@ export function renderJambonz(call: SimCall, seed: string): Delivery[] {
       sentAtMs,
       receivedAtMs: sentAtMs + latency(r, 400) + extraDelayMs,
       providerTimeMs: null,
-      facts,
+      facts:
+        path === '/status'
+          ? facts
+          : [...facts, ...hookStateFacts(payload.call_sid as string, payload.call_status as string, ['in-progress'], ['completed', 'busy', 'no-answer', 'failed'])],
       retry: false,
     };
     out.push(d);

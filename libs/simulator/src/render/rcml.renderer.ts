@@ -9,7 +9,7 @@
  * Which callback families are used: A (voice request), B (number status, Restcomm inbound), C (call progress),
  * D (Dial action), E (Record action) and Twilio's recording status callback.
  */
-import { latency, type Delivery, type Fact } from '../delivery.js';
+import { hookStateFacts, latency, type Delivery, type Fact } from '../delivery.js';
 import { Prng } from '../prng.js';
 import type { SimCall, SimDial, SimLeg, SimRecording } from '../scenario.js';
 
@@ -73,8 +73,15 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
   const restcomm = dialect === 'restcomm';
   const contentType = restcomm ? 'application/x-www-form-urlencoded; charset=UTF-8' : 'application/x-www-form-urlencoded';
 
-  const emit = (atSec: number, path: string, params: Params, facts: Fact[], stamped: boolean): void => {
+  const emit = (atSec: number, path: string, params: Params, facts0: Fact[], stamped: boolean): void => {
     const sentAtMs = call.startMs + atSec * 1000;
+    const value = (name: string) => params.find(([k]) => k === name)?.[1] ?? undefined;
+    const callSid = value('CallSid');
+    // Action callbacks (Dial, Record) carry the leg's own CallStatus (issue 11 §2).
+    let facts = path === '/dial-action' || path === '/record-action' ? [...facts0, ...hookStateFacts(callSid, value('CallStatus'), ['in-progress'], ['completed', 'busy', 'no-answer', 'failed', 'canceled'])] : facts0;
+    // Restcomm's CallTimestamp dates the leg's creation (RC-vi parameters()): its CallInitiated carries that time.
+    const created = value('CallTimestamp');
+    if (created && callSid) facts = [...facts.filter((f) => !(f.kind === 'initiated' && f.callId === callSid)), { callId: callSid, kind: 'initiated', atMs: Date.parse(created) }];
     out.push({
       provider: call.provider,
       callIndex: call.index,
@@ -184,21 +191,60 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
         progress(leg, leg.endSec, 'completed', [{ callId: leg.callId, kind: 'ended' }], [['CallDuration', String(leg.talkSec)]]);
       }
     } else {
-      progress(leg, leg.startSec, 'initiated', [{ callId: leg.callId, kind: 'initiated' }]);
-      if (leg.ringSec !== null) progress(leg, leg.ringSec, 'ringing', []);
+      // Twilio's default statusCallbackEvent is `completed` alone: many REST calls report nothing else, and the
+      // ledger then starts them at their first request (docs/providers.md, clocks).
+      const finalOnly = !restcomm && leg.direction === 'outbound-api' && r.chance(0.3);
+      const first: Fact[] = finalOnly ? [{ callId: leg.callId, kind: 'initiated' }] : [];
+      if (!finalOnly) {
+        progress(leg, leg.startSec, 'initiated', [{ callId: leg.callId, kind: 'initiated' }]);
+        if (leg.ringSec !== null) progress(leg, leg.ringSec, 'ringing', []);
+      }
       if (answered) {
-        progress(leg, leg.answerSec!, 'answered', [{ callId: leg.callId, kind: 'answered' }]);
+        if (!finalOnly) progress(leg, leg.answerSec!, 'answered', [{ callId: leg.callId, kind: 'answered' }]);
         // A REST-created call fetches its Url once answered (family A).
-        if (leg.direction === 'outbound-api') emit(leg.answerSec!, '/voice', voiceParams(leg, 'in-progress'), [{ callId: leg.callId, kind: 'answered' }], false);
+        if (leg.direction === 'outbound-api') emit(leg.answerSec!, '/voice', voiceParams(leg, 'in-progress'), [{ callId: leg.callId, kind: 'answered' }, ...first.splice(0)], false);
       }
       const recParams: Params =
         callRec && restcomm
           ? [['RecordingUrl', callRec.url], ['RecordingSid', callRec.recordingId], ['RecordingDuration', String(callRec.durationSec)]]
           : [];
-      progress(leg, leg.endSec, 'completed', [{ callId: leg.callId, kind: 'ended' }], [['CallDuration', String(leg.talkSec)], ...recParams]);
+      // Synchronous AMD (or a status callback after async AMD) reports AnsweredBy on the final callback too.
+      const amdParams: Params = !restcomm && leg.amd && !leg.amd.asyncAmd ? [['AnsweredBy', answeredByValue(leg)]] : [];
+      const amdFacts: Fact[] = amdParams.length ? [{ callId: leg.callId, kind: 'amd' }] : [];
+      progress(leg, leg.endSec, 'completed', [{ callId: leg.callId, kind: 'ended' }, ...amdFacts, ...first], [['CallDuration', String(leg.talkSec)], ...recParams, ...amdParams]);
     }
 
     for (const rec of leg.recordings) emitRecording(leg, rec);
+    if (!restcomm && leg.amd && leg.amd.asyncAmd) emitAsyncAmd(leg, leg.amd);
+    if (!restcomm && leg.conference) emitConference(leg, leg.conference);
+  }
+
+  /** Twilio AnsweredBy values (https://www.twilio.com/docs/voice/answering-machine-detection). */
+  function answeredByValue(leg: SimLeg): string {
+    return leg.amd!.result === 'human' ? 'human' : new Prng(leg.callId, 'answered-by').pick(['machine_start', 'machine_end_beep', 'machine_end_silence', 'machine_end_other']);
+  }
+
+  /** AsyncAmdStatusCallback: CallSid, AccountSid, AnsweredBy, MachineDetectionDuration and nothing else. */
+  function emitAsyncAmd(leg: SimLeg, amd: NonNullable<SimLeg['amd']>): void {
+    const durationMs = Math.max(500, Math.round((amd.atSec - leg.answerSec!) * 1000));
+    emit(amd.atSec, '/amd', [['AccountSid', call.accountId], ['AnsweredBy', answeredByValue(leg)], ['CallSid', leg.callId], ['MachineDetectionDuration', String(durationMs)]], [{ callId: leg.callId, kind: 'amd' }], false);
+  }
+
+  /** Twilio conference statusCallback (https://www.twilio.com/docs/voice/twiml/conference#attributes-statuscallback). */
+  function emitConference(leg: SimLeg, conf: NonNullable<SimLeg['conference']>): void {
+    let n = 0;
+    const event = (atSec: number, name: string, who: Params): void =>
+      emit(
+        atSec,
+        '/conference',
+        [['AccountSid', call.accountId], ...who, ['ConferenceSid', conf.conferenceId], ['FriendlyName', conf.name], ['SequenceNumber', String(n++)], ['StatusCallbackEvent', name], ['Timestamp', twilioTimestamp(call.startMs + atSec * 1000)]],
+        [],
+        true,
+      );
+    event(conf.joinSec, 'conference-start', [['CallSid', leg.callId]]);
+    event(conf.joinSec, 'participant-join', [['CallSid', leg.callId], ['Coaching', 'false'], ['EndConferenceOnExit', 'true'], ['Hold', 'false'], ['Muted', 'false'], ['StartConferenceOnEnter', 'true']]);
+    event(conf.leaveSec, 'participant-leave', [['CallSid', leg.callId], ['Coaching', 'false'], ['EndConferenceOnExit', 'true'], ['Hold', 'false'], ['Muted', 'false'], ['StartConferenceOnEnter', 'true']]);
+    event(conf.leaveSec, 'conference-end', [['CallSidEndingConference', leg.callId], ['ReasonConferenceEnded', 'participant-with-end-conference-on-exit-left']]);
   }
   for (const dial of call.dials) emitDialAction(dial);
 
