@@ -254,6 +254,9 @@ export class Projector {
     }
     await sql`ROLLBACK TO SAVEPOINT projector_apply`.execute(trx);
     await sql`RELEASE SAVEPOINT projector_apply`.execute(trx);
+    // A lone event is judged with its predecessors only before it is blamed: a later event of its leg, already
+    // committed but not yet applied, may be the culprit.
+    if (events.length === 1 && !isolating) return this.applyOrPark(trx, p, g, events, apply, true);
     if (events.length === 1) {
       await this.park(trx, p, g, events[0]!, failure);
       return 1;
