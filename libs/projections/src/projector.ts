@@ -19,7 +19,7 @@ export interface ProjectorOptions {
    * equal the number of events, which is how "exactly once" is checked from outside (a metric).
    */
   onApplied?: (projection: string, events: number) => void;
-  /** Called after an event was parked (committed or not: the metric counts attempts). */
+  /** Called when an event is parked (before its transaction commits; not wired to a metric yet). */
   onParked?: (projection: string, position: string) => void;
   /** How long a rebuild waits between tries for the rebuild lock another instance holds. */
   rebuildLockPollMs?: number;
