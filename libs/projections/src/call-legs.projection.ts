@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import {
-  cellKey, cellOf, coarsen, projectCallLeg, rollupDelta, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
+  cellKey, cellOf, coarsen, projectCallLeg, rollupDelta, toMs, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
 import { COLUMNS, compareCursors, cursorOf, notParked, readLegEvents, toLedgerEvent, type Cursor, type EventRow } from './event-reader.js';
 import { isDataError, ProjectionDataError, type Executor, type Isolate, type ProjectionDefinition } from './projection.js';
@@ -355,11 +355,20 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
   const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
   const delta = pure('rollup delta', () => rollupDelta(changes));
   await applyRollupDelta(trx, g, delta);
-  // The extremes cannot be taken back like a sum: recomputed from the legs for every cell a changed leg left or
-  // entered. Not only the cells with a non-zero delta: two legs trading 61 s and 69 s for 62 s and 68 s in one
-  // bucket net to zero and still move the max.
-  const moved = changes.filter(({ before: b, after: a }) => !b || b.talkDurationSec !== a.talkDurationSec || cellKey(cellOf(b)) !== cellKey(cellOf(a)));
-  await refreshExtremes(trx, g, moved.flatMap(({ before: b, after: a }) => (b ? [cellOf(b), cellOf(a)] : [cellOf(a)])));
+  // Talk extremes, kept for completed cells only (what the quantiles read). A completed leg entering a cell can only
+  // widen them (least/greatest); one leaving it, or changing its talk, may narrow them, which cannot be taken back
+  // like a sum: those cells are recomputed from their legs. Not only cells with a non-zero delta: two legs trading
+  // 61 s and 69 s for 62 s and 68 s in one bucket net to zero and still move the max.
+  const entered: { cell: RollupCell; ms: number }[] = [];
+  const left: RollupCell[] = [];
+  for (const { before: b, after: a } of changes) {
+    const same = b !== null && b.talkDurationSec === a.talkDurationSec && b.status === a.status && cellKey(cellOf(b)) === cellKey(cellOf(a));
+    if (same) continue;
+    if (b?.status === 'completed') left.push(cellOf(b));
+    if (a.status === 'completed') entered.push({ cell: cellOf(a), ms: toMs(a.talkDurationSec ?? 0) });
+  }
+  await widenExtremes(trx, g, entered);
+  await refreshExtremes(trx, g, left);
 };
 
 const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
@@ -503,31 +512,58 @@ const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: ReturnTyp
   }
 };
 
-/** talk_min_ms / talk_max_ms of the given cells, from the legs in them (same rounding as talk_ms). */
+/** Completed legs entering cells: the extremes take their talk in (least/greatest ignore the nulls of a new cell). */
+const widenExtremes = async (trx: Transaction<DB>, g: number, entered: readonly { cell: RollupCell; ms: number }[]) => {
+  if (entered.length === 0) return;
+  for (const spec of ROLLUPS) {
+    const byCell = new Map<string, { cell: RollupCell; mn: number; mx: number }>();
+    for (const { cell, ms } of entered) {
+      const k = JSON.stringify(spec.columns.map((c) => c.of(cell)));
+      const e = byCell.get(k);
+      if (e) {
+        e.mn = Math.min(e.mn, ms);
+        e.mx = Math.max(e.mx, ms);
+      } else byCell.set(k, { cell, mn: ms, mx: ms });
+    }
+    const cells = [...byCell.values()];
+    const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
+    await sql`
+      UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = least(h.talk_min_ms, t.mn), talk_max_ms = greatest(h.talk_max_ms, t.mx)
+      FROM unnest(${keys}, ${cells.map((c) => c.mn)}::bigint[], ${cells.map((c) => c.mx)}::bigint[]) AS t(${names(spec)}, mn, mx)
+      WHERE ${sameCell(spec, 'h', 't')}
+        AND (h.talk_min_ms IS DISTINCT FROM least(h.talk_min_ms, t.mn) OR h.talk_max_ms IS DISTINCT FROM greatest(h.talk_max_ms, t.mx))`.execute(trx);
+  }
+};
+
+/**
+ * talk_min_ms / talk_max_ms of the given cells, from the legs in them (same rounding as talk_ms). One lookup per
+ * cell through the start-time index: an hour's range for a cell with an hour, `started_at IS NULL` for the cell of
+ * legs with no start (an OR of the two in one join made PostgreSQL scan every leg for every batch).
+ */
 const refreshExtremes = async (trx: Transaction<DB>, g: number, fine: readonly RollupCell[]) => {
   if (fine.length === 0) return;
   for (const spec of ROLLUPS) {
     const unique = new Map(fine.map((c) => [JSON.stringify(spec.columns.map((col) => col.of(c))), c]));
     const cells = [...unique.values()];
     const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x))}::${sql.raw(c.type)}[]`));
-    const legMatch = sql.raw(
-      spec.columns
-        .map((c) => {
-          switch (c.name) {
-            case 'hour': return `((t.hour IS NULL AND l.started_at IS NULL) OR (l.started_at >= t.hour AND l.started_at < t.hour + interval '1 hour'))`;
-            case 'is_root': return `(l.parent_call_id IS NULL) = t.is_root`;
-            default: return c.nullable ? `l.${c.name} IS NOT DISTINCT FROM t.${c.name}` : `l.${c.name} = t.${c.name}`;
-          }
-        })
-        .join(' AND '),
-    );
+    const others = spec.columns
+      .filter((c) => c.name !== 'hour')
+      .map((c) => (c.name === 'is_root' ? `(l.parent_call_id IS NULL) = t.is_root` : c.nullable ? `l.${c.name} IS NOT DISTINCT FROM t.${c.name}` : `l.${c.name} = t.${c.name}`))
+      .join(' AND ');
+    // An aggregate answers one row even when nothing matches: each cell goes through exactly one of the two branches.
+    const extremes = (cells: string, hour: string) => sql`
+      SELECT ${names(spec, 't.')}, m.mn, m.mx FROM unnest(${keys}) AS t(${names(spec)})
+      CROSS JOIN LATERAL (
+        SELECT min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn, max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
+        FROM ${legs(g)} l WHERE ${sql.raw(hour)} AND ${sql.raw(others)}
+      ) m
+      WHERE ${sql.raw(cells)}`;
     await sql`
       UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = x.mn, talk_max_ms = x.mx
       FROM (
-        SELECT ${names(spec, 't.')}, min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn,
-          max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
-        FROM unnest(${keys}) AS t(${names(spec)}) JOIN ${legs(g)} l ON ${legMatch}
-        GROUP BY ${names(spec, 't.')}
+        SELECT * FROM (${extremes('t.hour IS NOT NULL', `l.started_at >= t.hour AND l.started_at < t.hour + interval '1 hour'`)}) a
+        UNION ALL
+        SELECT * FROM (${extremes('t.hour IS NULL', 'l.started_at IS NULL')}) b
       ) x
       WHERE ${sameCell(spec, 'h', 'x')} AND (h.talk_min_ms IS DISTINCT FROM x.mn OR h.talk_max_ms IS DISTINCT FROM x.mx)`.execute(trx);
   }
@@ -556,7 +592,8 @@ const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
         SELECT ${cell}, count(*) AS legs, sum(floor(talk * 1000 + 0.5))::bigint AS talk_ms,
           coalesce(sum(floor(ring * 1000 + 0.5)), 0)::bigint AS ring_ms, count(ring) AS ring_n,
           count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine,
-          min(floor(talk * 1000 + 0.5))::bigint AS talk_min_ms, max(floor(talk * 1000 + 0.5))::bigint AS talk_max_ms
+          min(floor(talk * 1000 + 0.5)) FILTER (WHERE status = 'completed')::bigint AS talk_min_ms,
+          max(floor(talk * 1000 + 0.5)) FILTER (WHERE status = 'completed')::bigint AS talk_max_ms
         FROM l GROUP BY ${cell}
       )
       INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist, talk_min_ms, talk_max_ms)

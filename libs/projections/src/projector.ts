@@ -19,7 +19,7 @@ export interface ProjectorOptions {
    * equal the number of events, which is how "exactly once" is checked from outside (a metric).
    */
   onApplied?: (projection: string, events: number) => void;
-  /** Called after an event was parked (committed or not: the metric counts attempts). */
+  /** Called when an event is parked (before its transaction commits; not wired to a metric yet). */
   onParked?: (projection: string, position: string) => void;
   /** How long a rebuild waits between tries for the rebuild lock another instance holds. */
   rebuildLockPollMs?: number;
@@ -254,6 +254,9 @@ export class Projector {
     }
     await sql`ROLLBACK TO SAVEPOINT projector_apply`.execute(trx);
     await sql`RELEASE SAVEPOINT projector_apply`.execute(trx);
+    // A lone event is judged with its predecessors only before it is blamed: a later event of its leg, already
+    // committed but not yet applied, may be the culprit.
+    if (events.length === 1 && !isolating) return this.applyOrPark(trx, p, g, events, apply, true);
     if (events.length === 1) {
       await this.park(trx, p, g, events[0]!, failure);
       return 1;
