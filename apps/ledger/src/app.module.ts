@@ -44,6 +44,7 @@ import { AnalyticsController } from './analytics/analytics.controller.js';
 import { AnalyticsRepository } from './analytics/analytics.repository.js';
 import { GetAnalyticsSummaryHandler } from './analytics/get-analytics-summary.query.js';
 import { GetAnalyticsTimeseriesHandler } from './analytics/get-analytics-timeseries.query.js';
+import { ConsoleModule } from './console/console.module.js';
 
 export interface AppModuleOptions {
   config: LedgerConfig;
@@ -114,7 +115,7 @@ export class AppModule {
     ];
     return {
       module: AppModule,
-      imports: [CqrsModule.forRoot(), TerminusModule.forRoot({ logger: false })],
+      imports: [CqrsModule.forRoot(), TerminusModule.forRoot({ logger: false }), ConsoleModule.forRoot(options.config)],
       controllers: [
         WebhooksController,
         ImportController,

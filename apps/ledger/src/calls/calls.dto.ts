@@ -68,7 +68,11 @@ export const callTreeSchema: z.ZodType<CallTreeDto> = callLegSchema
   .meta({ id: 'CallTree', description: 'A call leg with its children, recursively.' });
 
 export const callPageSchema = z
-  .object({ data: z.array(callLegSchema), nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page') })
+  .object({
+    data: z.array(callLegSchema),
+    nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page'),
+    total: z.number().int().min(0).optional().describe('with ?withTotal=true: the exact number of legs the filters select (every page, not just this one)'),
+  })
   .meta({ id: 'CallPage' });
 
 const flag = (name: string) =>
@@ -101,6 +105,7 @@ export const listCallsQuerySchema = queryParams({
   ...callFilterShape,
   limit: z.coerce.number().int().min(1).max(1000).default(50).describe('page size, 1 to 1000'),
   cursor: z.string().min(1).max(2000).optional().describe('nextCursor of the previous page, with the same filters'),
+  withTotal: flag('true: also count every leg the filters select (`total`); costs a count over the filtered legs'),
 });
 export type ListCallsQueryParams = z.output<typeof listCallsQuerySchema>;
 
@@ -127,6 +132,7 @@ export const callEventSchema = z
     receivedAt: isoDateTime,
     occurredAt: nullableTime.describe("provider's own time for the event, when the payload has one"),
     hash: z.string().regex(/^[0-9a-f]{64}$/).describe('hex sha256 of this link of the leg hash chain'),
+    chainVerified: z.boolean().describe("the leg's hash chain recomputes from its first event up to and including this one"),
     receipt: z.object({
       id: z.string(),
       path: z.string().describe('sub-path below /v1/webhooks/<provider>'),
@@ -138,6 +144,7 @@ export const callEventSchema = z
         timestamp: nullableTime.describe('signed timestamp (FreeClimb, jambonz)'),
         header: z.string().nullable().describe('signature header as received (FreeClimb-Signature, Jambonz-Signature, X-Twilio-Signature)'),
       }),
+      headers: z.record(z.string(), z.string()).describe('the request headers kept for the audit (an allow-list that holds no credentials), lower-case names'),
     }),
   })
   .meta({ id: 'CallEvent' });

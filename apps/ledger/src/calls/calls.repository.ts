@@ -170,6 +170,12 @@ export class CallsRepository {
     return { legs: rows.map(toStoredLeg), keys: rows.map((r) => [r.started_key, r.provider, r.call_id]) };
   }
 
+  /** How many legs the filters select (the `total` of a calls page; drill-throughs compare it with analytics). */
+  async countLegs(filters: CallFilters): Promise<number> {
+    const res = await readModelQuery(sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs l WHERE ${and(callFilterSql(filters))}`.execute(this.db));
+    return Number(res.rows[0]!.n);
+  }
+
   /** The leg with this call id, for one provider or for each provider that uses the id. */
   async findLegs(callId: string, provider?: Provider): Promise<StoredLeg[]> {
     const rows = await readModelQuery(sql<LegDbRow>`

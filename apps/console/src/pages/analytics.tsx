@@ -1,0 +1,1 @@
+export const AnalyticsPage = (_: { search: URLSearchParams }) => <h1>Analytics</h1>;

@@ -1,0 +1,1 @@
+export const OperationsPage = () => <h1>Operations</h1>;
