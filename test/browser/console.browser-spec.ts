@@ -1,4 +1,3 @@
-/// <reference lib="dom" />
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY } from '../support/test-app.js';
 import { fillStore, signIn, startConsoleRig, type ConsoleRig } from './support/console-browser.js';
@@ -35,8 +34,8 @@ describe('sign-in', () => {
     const [cookie] = await context.cookies();
     expect(cookie).toMatchObject({ name: 'ledger_console', httpOnly: true, sameSite: 'Strict', path: '/' });
     expect(cookie!.value).not.toContain(API_KEY);
-    expect(await page.evaluate(() => document.cookie)).toBe('');
-    expect(await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }))).not.toContain(API_KEY);
+    expect(await page.evaluate('document.cookie')).toBe('');
+    expect(await page.evaluate('JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage })')).not.toContain(API_KEY);
     expect(urls.filter((u) => u.includes(API_KEY))).toEqual([]);
 
     await page.getByRole('button', { name: 'Sign out' }).click();
