@@ -56,6 +56,17 @@ const request = async <T>(method: string, url: string, body?: unknown): Promise<
 };
 
 export const get = <T>(url: string) => request<T>('GET', url);
+
+/** A text answer (the Prometheus /metrics page). */
+export const getText = async (url: string): Promise<string> => {
+  const res = await fetch(url, { credentials: 'same-origin' });
+  if (res.status === 401) {
+    csrfToken = null;
+    for (const fn of expiredListeners) fn();
+  }
+  if (!res.ok) throw new ApiError(res.status, `HTTP.${res.status}`, res.statusText);
+  return res.text();
+};
 export const post = <T>(url: string, body: unknown) => request<T>('POST', url, body);
 
 export interface SessionInfo {
