@@ -103,6 +103,18 @@ describe('GET /v1/calls', () => {
     expect((await ids('since=2000-01-01T00:00:00Z')).length).toBe(11);
   });
 
+  it('counts every leg the filters select with ?withTotal=true, on every page, and the cursor still fits', async () => {
+    const first = await getJson('/v1/calls?limit=2&withTotal=true&provider=freeclimb');
+    const all = await getJson('/v1/calls?limit=1000&provider=freeclimb');
+    expect(first.total).toBe(all.data.length);
+    expect(first.data).toHaveLength(2);
+    const next = await getJson(`/v1/calls?limit=2&provider=freeclimb&cursor=${encodeURIComponent(first.nextCursor)}&withTotal=true`);
+    expect(next.total).toBe(all.data.length);
+    expect(next.data[0].callId).toBe(all.data[2].callId);
+    expect((await getJson('/v1/calls?withTotal=true&status=completed')).total).toBe(1);
+    expect((await getJson('/v1/calls?provider=freeclimb')).total).toBeUndefined();
+  });
+
   it('answers 400 naming the parameter for a bad value, an unknown parameter or a foreign cursor', async () => {
     const page = await getJson('/v1/calls?limit=2&provider=freeclimb');
     const cases: [string, string][] = [
@@ -180,6 +192,10 @@ describe('GET /v1/calls/{callId}/events', () => {
     expect(first).toMatchObject({ callId: KID1, receipt: { bodyEncoding: 'utf8', contentType: 'application/json', signature: { status: 'verified' } } });
     expect(first.receipt.signature.header).toMatch(/^t=\d+,v1=/);
     expect(first.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(first.chainVerified).toBe(true);
+    // The headers kept for the audit: the sender's, never credentials.
+    expect(first.receipt.headers).toMatchObject({ 'content-type': 'application/json', 'freeclimb-signature': first.receipt.signature.header });
+    expect(Object.keys(first.receipt.headers)).not.toContain('authorization');
   });
 
   it('gives every leg of the tree in position order with ?tree=true', async () => {
