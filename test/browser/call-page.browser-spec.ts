@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fillStore, signIn, startConsoleRig, type ConsoleRig } from './support/console-browser.js';
 
@@ -20,7 +21,7 @@ const flat = (l: Leg): Leg[] => [l, ...l.children.flatMap(flat)];
 
 beforeAll(async () => {
   rig = await startConsoleRig();
-  await fillStore(rig, { calls: 20, liveCalls: 12 });
+  await fillStore(rig, { calls: 40, liveCalls: 12 });
   // A live (signed) call with children: the newest roots are the live ones.
   const { data } = await rig.api<{ data: Leg[] }>('/v1/calls?rootOnly=true&limit=12');
   for (const leg of data) {
@@ -34,6 +35,11 @@ beforeAll(async () => {
   events = (await rig.api<{ data: Ev[] }>(`/v1/calls/${encodeURIComponent(root.callId)}/events?provider=${root.provider}&tree=true`)).data;
 });
 afterAll(async () => rig?.close());
+
+/** Elements that reach past the right edge of the screen, other than inside the containers meant to scroll sideways. */
+const WIDER_THAN_SCREEN = `[...document.querySelectorAll('body *')]
+  .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !(e.parentElement && e.parentElement.closest('.ladder, .scroll')))
+  .map((e) => e.tagName + '.' + e.className + ': ' + (e.textContent || '').slice(0, 40))`;
 
 const openCall = async (extra = '') => {
   const page = await rig.newPage();
@@ -95,6 +101,48 @@ describe('call page', () => {
     await signIn(other, rig.base, link!);
     await other.getByTestId('body-viewer').waitFor();
     expect(await other.getByTestId('signature').textContent()).toBe(target.receipt.signature.status);
+    expect(rig.errors).toEqual([]);
+  });
+
+  it('exports the call as NDJSON (the events with their bodies) and the ladder as SVG', async () => {
+    const page = await openCall();
+    const [nd] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export NDJSON' }).click()]);
+    const text = await readFile((await nd.path())!, 'utf8');
+    expect(text.trimEnd().split('\n').map((l) => JSON.parse(l))).toEqual(events);
+    const [svg] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Export ladder SVG' }).click()]);
+    const xml = await readFile((await svg.path())!, 'utf8');
+    expect(xml).toMatch(/^<svg [^>]*xmlns="http:\/\/www.w3.org\/2000\/svg"/);
+    expect(xml.match(/class="mark"/g)).toHaveLength(new Set(events.map((e) => `${e.callId}|${e.receipt.id}`)).size);
+    expect(rig.errors).toEqual([]);
+  });
+
+  it('maps recordings to their legs with a player and the duration', async () => {
+    type Rec = { recordingId: string; callId: string; url: string; durationSec: number | null };
+    const { data } = await rig.api<{ data: Rec[] }>('/v1/recordings?limit=1');
+    expect(data).toHaveLength(1);
+    const rec = data[0]!;
+    const page = await rig.newPage();
+    await signIn(page, rig.base, `/console/calls/${encodeURIComponent(rec.callId)}`);
+    await page.getByTestId('ladder').waitFor();
+    const players = await page.locator('audio').evaluateAll((as) => as.map((a) => a.getAttribute('src')));
+    const all = await rig.api<{ data: Rec[] }>(`/v1/recordings?callId=${encodeURIComponent(rec.callId)}`);
+    expect(players.sort()).toEqual(all.data.map((r) => r.url).sort());
+    const item = page.locator('.recordings li', { hasText: rec.recordingId });
+    expect(await item.getByRole('link').textContent()).toBe(rec.callId);
+    if (rec.durationSec !== null) expect(await item.textContent()).toContain(rec.durationSec < 60 ? 's)' : 'm ');
+    expect(rig.errors).toEqual([]);
+  });
+
+  it('stays inside a phone-wide screen: only the ladder and tables scroll sideways', async () => {
+    const context = await rig.browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await rig.newPage(context);
+    await signIn(page, rig.base, `/console/calls/${encodeURIComponent(root.callId)}?provider=${root.provider}`);
+    await page.getByTestId('ladder').waitFor();
+    expect(await page.evaluate(WIDER_THAN_SCREEN)).toEqual([]);
+    await page.getByRole('link', { name: 'Calls' }).click();
+    await page.getByTestId('calls-total').waitFor();
+    expect(await page.evaluate(WIDER_THAN_SCREEN)).toEqual([]);
+    await context.close();
     expect(rig.errors).toEqual([]);
   });
 

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freeclimbRequest } from '../support/signing.js';
 import { API_KEY } from '../support/test-app.js';
 import { fillStore, signIn, startConsoleRig, type ConsoleRig } from './support/console-browser.js';
 
@@ -12,6 +13,11 @@ beforeAll(async () => {
   await fillStore(rig, { calls: 60, liveCalls: 6 });
 });
 afterAll(async () => rig?.close());
+
+const freeclimbSigned = (body: string) => {
+  const r = freeclimbRequest(body, '/voice');
+  return { headers: r.headers, body: r.payload };
+};
 
 type Page = { data: { callId: string; provider: string; status: string }[]; total?: number };
 
@@ -60,8 +66,7 @@ describe('sign-in', () => {
     const { csrfToken } = (await (await fetch(`${rig.base}/console/api/session`, { headers })).json()) as { csrfToken: string };
     expect((await fetch(`${rig.base}/console/api/session`, { method: 'DELETE', headers: { ...headers, 'x-ledger-csrf': csrfToken } })).status).toBe(200);
 
-    await page.getByRole('link', { name: 'Analytics' }).click();
-    await page.getByRole('link', { name: 'Calls' }).click();
+    // The list's next live refresh gets the 401.
     await expect.poll(() => page.getByRole('status').first().textContent()).toContain('expired');
     await page.getByLabel('API key').waitFor();
     await context.close();
@@ -92,6 +97,21 @@ describe('calls list', () => {
     await expect.poll(() => other.getByTestId('calls-total').textContent()).toBe(api.total!.toLocaleString('en-US'));
     expect(await other.getByLabel('Provider').inputValue()).toBe('twilio');
     await expect.poll(() => other.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-call-id')))).toEqual(api.data.map((l) => l.callId));
+    expect(rig.errors).toEqual([]);
+  });
+
+  it('shows a new call on the first page without a reload', async () => {
+    const page = await rig.newPage();
+    await signIn(page, rig.base, '/console/calls');
+    await page.getByTestId('calls-total').waitFor();
+    const before = await page.getByTestId('calls-total').textContent();
+    const callId = `CA-live-${Date.now()}`;
+    const body = JSON.stringify({ requestType: 'inboundCall', callId, accountId: 'AC-live', parentCallId: null, from: '+13125550199', to: '+18475550100', callStatus: 'ringing', direction: 'inbound', conferenceId: null, queueId: null });
+    const res = await fetch(`${rig.base}/v1/webhooks/freeclimb/voice`, { method: 'POST', ...freeclimbSigned(body) });
+    expect(res.status).toBe(200);
+    await page.locator(`tbody tr[data-call-id="${callId}"]`).waitFor({ timeout: 20_000 });
+    expect(await page.locator(`tbody tr[data-call-id="${callId}"]`).getAttribute('class')).toBe('fresh');
+    expect(await page.getByTestId('calls-total').textContent()).not.toBe(before);
     expect(rig.errors).toEqual([]);
   });
 

@@ -111,7 +111,7 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
                   <th scope="col">Status</th>
                   <th scope="col">Ring</th>
                   <th scope="col">Talk</th>
-                  <th scope="col">Leg</th>
+                  <th scope="col">Legs in tree</th>
                   <th scope="col">Rec.</th>
                 </tr>
               </thead>
@@ -137,7 +137,10 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
                     <td>
                       {fmtSec(l.talkDurationSec)} <sup>{sourceMark(l.durationSource.talk)}</sup>
                     </td>
-                    <td>{l.parentCallId ? `child (depth ${l.depth})` : 'root'}</td>
+                    <td>
+                      {l.treeLegs}
+                      {l.parentCallId ? ` (child, depth ${l.depth})` : ''}
+                    </td>
                     <td>{l.recordings.length ? `${l.recordings.length} ▶` : ''}</td>
                   </tr>
                 ))}

@@ -69,7 +69,11 @@ export const callTreeSchema: z.ZodType<CallTreeDto> = callLegSchema
 
 export const callPageSchema = z
   .object({
-    data: z.array(callLegSchema),
+    data: z.array(
+      callLegSchema
+        .extend({ treeLegs: z.number().int().min(1).describe('legs in the whole tree that holds this leg (its root and every descendant)') })
+        .meta({ id: 'CallListItem', description: 'A call leg as the list shows it.' }),
+    ),
     nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page'),
     total: z.number().int().min(0).optional().describe('with ?withTotal=true: the exact number of legs the filters select (every page, not just this one)'),
   })

@@ -5,7 +5,7 @@ import type { CallLegDto, ListCallsQueryParams } from './calls.dto.js';
 import { CallsRepository, type CallFilters } from './calls.repository.js';
 
 export interface CallPage {
-  data: CallLegDto[];
+  data: (CallLegDto & { treeLegs: number })[];
   nextCursor: string | null;
   total?: number;
 }
@@ -35,8 +35,11 @@ export class ListCallsHandler implements IQueryHandler<ListCallsQuery> {
       params.withTotal ? this.repo.countLegs(filters) : Promise.resolve(undefined),
     ]);
     const more = legs.length > params.limit;
+    const shown = legs.slice(0, params.limit).map(toCallLegDto);
+    const roots = new Map(shown.map((l) => [`${l.provider}:${l.rootCallId}`, { provider: l.provider, rootCallId: l.rootCallId }]));
+    const sizes = await this.repo.treeSizes([...roots.values()]);
     const page: CallPage = {
-      data: legs.slice(0, params.limit).map(toCallLegDto),
+      data: shown.map((l) => ({ ...l, treeLegs: sizes.get(`${l.provider}:${l.rootCallId}`) ?? 1 })),
       nextCursor: more ? encodeCursor('calls', { ...filters }, keys[params.limit - 1]!) : null,
     };
     if (total !== undefined) page.total = total;

@@ -23,7 +23,7 @@ const sessionSchema = z
  * A Content-Security-Policy that lets the page load only its own bundled code: no inline script, no CDN, no
  * framing. Recordings live at the providers, so audio may come from any https URL.
  */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' https: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' http: https: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 const isHttps = (req: FastifyRequest) => req.protocol === 'https';
 
