@@ -28,24 +28,33 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
   const [page, setPage] = useState<CallPage | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [fresh, setFresh] = useState<Set<string>>(new Set());
+  const [total, setTotal] = useState<number | null>(null);
 
   useEffect(() => {
     let stop = false;
     let seen: Set<string> | null = null;
     const load = async () => {
       try {
-        const p = await get<CallPage>(`/v1/calls${qs({ ...filters, cursor, limit: 50, withTotal: true })}`);
+        // The rows do not wait for the exact total (a count over every matching leg): it follows in its own request.
+        // Its failure is the list's failure too (shown, or the session's end), so it is not reported twice.
+        const total = get<CallPage>(`/v1/calls${qs({ ...filters, limit: 1, withTotal: true })}`).then(
+          (t) => !stop && setTotal(t.total ?? null),
+          () => undefined,
+        );
+        const p = await get<CallPage>(`/v1/calls${qs({ ...filters, cursor, limit: 50 })}`);
         if (stop) return;
         const ids = p.data.map((l) => `${l.provider}:${l.callId}`);
         if (seen) setFresh(new Set(ids.filter((id) => !seen!.has(id))));
         seen = new Set(ids);
         setPage(p);
         setError(null);
+        await total;
       } catch (err) {
         if (!stop) setError((err as Error).message);
       }
     };
     setPage(null);
+    setTotal(null);
     void load();
     // The first page follows new calls without a reload; a later page stays put so that rows do not shift under the reader.
     const timer = cursor ? undefined : window.setInterval(() => document.visibilityState === 'visible' && void load(), LIVE_MS);
@@ -98,7 +107,7 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
       {page && (
         <>
           <p className="total" aria-live="polite">
-            <span data-testid="calls-total">{page.total?.toLocaleString('en-US')}</span> legs match
+            {total === null ? 'Counting' : <span data-testid="calls-total">{total.toLocaleString('en-US')}</span>} legs match
             {!cursor && <span className="live"> · live</span>}
           </p>
           <div className="scroll">
