@@ -29,7 +29,8 @@ export const SignIn = ({ notice, onSignedIn }: { notice: string | null; onSigned
           {notice}
         </p>
       )}
-      <form onSubmit={(e) => void submit(e)} aria-label="Sign in">
+      {/* method=post: even a submit that bypasses the script never puts the key in a URL. */}
+      <form method="post" onSubmit={(e) => void submit(e)} aria-label="Sign in">
         <label htmlFor="api-key">API key</label>
         <input id="api-key" name="apiKey" type="password" autoComplete="current-password" required value={key} onChange={(e) => setKey(e.target.value)} />
         <button type="submit" disabled={busy}>
