@@ -4,6 +4,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
+import { WEBHOOK_PREFIX } from '../common/body-parser.js';
 import { toErrorResponse } from '../common/ledger-exception.filter.js';
 import { findConsoleAssets } from './console-assets.js';
 import { ConsoleController } from './console.controller.js';
@@ -39,6 +40,8 @@ export class ConsoleModule implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     // Route hooks are bound when Fastify becomes ready, so this one covers every route, those added before it too.
     fastify.addHook('onRequest', async (req: FastifyRequest, reply: FastifyReply) => {
+      // Webhooks authenticate by provider signature, never by a console session.
+      if (req.url.startsWith(WEBHOOK_PREFIX)) return;
       try {
         attachSession(this.sessions, req);
       } catch (err) {
