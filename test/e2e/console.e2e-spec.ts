@@ -39,6 +39,8 @@ describe('console sessions', () => {
     expect(setCookie).toContain('HttpOnly');
     expect(setCookie).toContain('SameSite=Strict');
     expect(setCookie).toContain('Path=/');
+    // The browser may keep it for the session's absolute lifetime (12 h); the idle limit is enforced by the service.
+    expect(setCookie).toContain('Max-Age=43200');
     expect(setCookie).not.toContain('Secure');
     expect(cookie).not.toContain(API_KEY);
   });

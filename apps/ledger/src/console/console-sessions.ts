@@ -77,6 +77,11 @@ export class ConsoleSessions {
     this.sessions.delete(id);
   }
 
+  /** Seconds until the session's absolute end: the cookie's Max-Age (the idle limit is kept here, not in the browser). */
+  cookieMaxAgeSec(session: ConsoleSession): number {
+    return Math.max(0, Math.ceil((session.createdAt + this.options.absoluteMs - this.now()) / 1000));
+  }
+
   /** When the session ends if it is used no more (for the client's own expiry display). */
   expiresAt(session: ConsoleSession): number {
     return Math.min(session.lastSeenAt + this.options.idleMs, session.createdAt + this.options.absoluteMs);

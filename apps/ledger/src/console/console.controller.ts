@@ -69,7 +69,7 @@ export class ConsoleController {
     if (old) this.sessions.delete(old);
     const session = this.sessions.create(parsed.data.apiKey);
     const expiresAt = this.sessions.expiresAt(session);
-    void reply.header('set-cookie', sessionCookie(session, isHttps(req), Math.ceil((expiresAt - Date.now()) / 1000) + 12 * 3600)).header('cache-control', 'no-store');
+    void reply.header('set-cookie', sessionCookie(session, isHttps(req), this.sessions.cookieMaxAgeSec(session))).header('cache-control', 'no-store');
     return { csrfToken: session.csrf, expiresAt: new Date(expiresAt).toISOString() };
   }
 
