@@ -39,7 +39,7 @@ const rng = (() => {
 })();
 const int = (min: number, max: number) => min + Math.floor(rng() * (max - min + 1));
 
-interface PlannedLeg {
+export interface PlannedLeg {
   callId: string;
   parent: string | null;
   depth: number;
@@ -65,7 +65,7 @@ const planTree = (tree: number, prefix: string): PlannedLeg[] => {
 
 const LOSSES: Outcome[] = ['busy', 'no-answer', 'failed', 'canceled'];
 
-const legRecord = (provider: Provider, account: string, leg: PlannedLeg, startMs: number): WebhookRecord => {
+export const legRecord = (provider: Provider, account: string, leg: PlannedLeg, startMs: number): WebhookRecord => {
   const answered = rng() < 0.65;
   const ring = int(1, 20);
   const talk = answered ? int(5, 600) : 0;

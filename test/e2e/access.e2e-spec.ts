@@ -36,7 +36,8 @@ afterAll(async () => {
   restoreStreams.forEach((restore) => restore());
 });
 
-const OPEN = [/^\/v1\/webhooks\//, /^\/health$/, /^\/docs([-/]|$)/];
+// The console's pages and its sign-in routes are open by nature; what they lead to needs a key (test/e2e/console.e2e-spec.ts).
+const OPEN = [/^\/v1\/webhooks\//, /^\/health$/, /^\/docs([-/]|$)/, /^\/console(\/|$)/];
 // Bench-only baseline route: registered only with LEDGER_BENCH_ROUTES=1, which the test app sets.
 const BENCH = ['/internal/noop'];
 

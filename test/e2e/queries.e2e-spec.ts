@@ -103,6 +103,28 @@ describe('GET /v1/calls', () => {
     expect((await ids('since=2000-01-01T00:00:00Z')).length).toBe(11);
   });
 
+  it('counts every leg the filters select with ?withTotal=true, on every page, and the cursor still fits', async () => {
+    const first = await getJson('/v1/calls?limit=2&withTotal=true&provider=freeclimb');
+    const all = await getJson('/v1/calls?limit=1000&provider=freeclimb');
+    expect(first.total).toBe(all.data.length);
+    expect(first.data).toHaveLength(2);
+    const next = await getJson(`/v1/calls?limit=2&provider=freeclimb&cursor=${encodeURIComponent(first.nextCursor)}&withTotal=true`);
+    expect(next.total).toBe(all.data.length);
+    expect(next.data[0].callId).toBe(all.data[2].callId);
+    expect((await getJson('/v1/calls?withTotal=true&status=completed')).total).toBe(1);
+    expect((await getJson('/v1/calls?provider=freeclimb')).total).toBeUndefined();
+  });
+
+  it('gives each listed leg the number of legs in its tree', async () => {
+    const { data } = await getJson('/v1/calls?limit=1000');
+    for (const leg of data) {
+      const tree = await getJson(`/v1/calls/${encodeURIComponent(leg.callId)}/tree?provider=${leg.provider}`);
+      const count = (n: { children: unknown[] }): number => 1 + n.children.reduce((s: number, c: any) => s + count(c), 0);
+      expect(leg.treeLegs, leg.callId).toBe(count(tree));
+    }
+    expect(data.find((l: any) => l.callId === ROOT).treeLegs).toBeGreaterThan(1);
+  });
+
   it('answers 400 naming the parameter for a bad value, an unknown parameter or a foreign cursor', async () => {
     const page = await getJson('/v1/calls?limit=2&provider=freeclimb');
     const cases: [string, string][] = [
@@ -180,6 +202,10 @@ describe('GET /v1/calls/{callId}/events', () => {
     expect(first).toMatchObject({ callId: KID1, receipt: { bodyEncoding: 'utf8', contentType: 'application/json', signature: { status: 'verified' } } });
     expect(first.receipt.signature.header).toMatch(/^sha256:[0-9a-f]{16}$/);
     expect(first.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(first.chainVerified).toBe(true);
+    // The headers kept for the audit: the sender's, never credentials.
+    expect(first.receipt.headers).toMatchObject({ 'content-type': 'application/json', 'freeclimb-signature': first.receipt.signature.header });
+    expect(Object.keys(first.receipt.headers)).not.toContain('authorization');
   });
 
   it('gives every leg of the tree in position order with ?tree=true', async () => {
@@ -215,7 +241,8 @@ describe('GET /v1/recordings', () => {
 describe('GET /v1/export/calls', () => {
   it('streams every matching leg across several internal batches, as NDJSON and as CSV', async () => {
     t.app.get(ExportCallsHandler).batchSize = 3;
-    const list = (await getJson('/v1/calls?limit=1000')).data;
+    // The export has every field of a leg; the list adds the size of the leg's tree.
+    const list = (await getJson('/v1/calls?limit=1000')).data.map(({ treeLegs: _n, ...leg }: { treeLegs: number }) => leg);
     const nd = await get('/v1/export/calls?format=ndjson');
     expect(nd.statusCode).toBe(200);
     expect(nd.headers['content-type']).toContain('application/x-ndjson');

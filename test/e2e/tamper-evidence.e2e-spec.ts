@@ -82,6 +82,16 @@ describe('GET /v1/audit/verify after tampering as the database owner', () => {
     // The untouched stream still verifies on its own.
     const ok = (await t.app.inject({ method: 'GET', url: '/v1/audit/verify?callId=CA-tamper-ok', headers: { authorization: `Bearer ${API_KEY}` } })).json();
     expect(ok).toMatchObject({ streamsChecked: 1, valid: true, broken: [] });
+
+    // The audit trail marks each event: links before the break verify, the break and everything after it do not.
+    const head = (await sql<{ p: string }>`SELECT max(global_position)::text AS p FROM events`.execute(t.db.db)).rows[0]!.p;
+    const trail = (await t.app.inject({ method: 'GET', url: `/v1/calls/CA-tamper-1/events?minPosition=${head}`, headers: { authorization: `Bearer ${API_KEY}` } })).json();
+    expect(trail.chain.valid).toBe(false);
+    expect(trail.data.map((e: { position: string; chainVerified: boolean }) => [e.position, e.chainVerified])).toEqual(
+      one.map((e, i) => [e.position, i < 1]),
+    );
+    const untouched = (await t.app.inject({ method: 'GET', url: `/v1/calls/CA-tamper-ok/events?minPosition=${head}`, headers: { authorization: `Bearer ${API_KEY}` } })).json();
+    expect(untouched.data.every((e: { chainVerified: boolean }) => e.chainVerified)).toBe(true);
   });
 });
 

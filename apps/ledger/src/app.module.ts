@@ -50,6 +50,7 @@ import { AnalyticsController } from './analytics/analytics.controller.js';
 import { AnalyticsRepository } from './analytics/analytics.repository.js';
 import { GetAnalyticsSummaryHandler } from './analytics/get-analytics-summary.query.js';
 import { GetAnalyticsTimeseriesHandler } from './analytics/get-analytics-timeseries.query.js';
+import { ConsoleModule } from './console/console.module.js';
 
 export interface AppModuleOptions {
   config: LedgerConfig;
@@ -136,7 +137,7 @@ export class AppModule {
     ];
     return {
       module: AppModule,
-      imports: [CqrsModule.forRoot(), TerminusModule.forRoot({ logger: false }), LoggerModule.forRoot(options.logging ?? {})],
+      imports: [CqrsModule.forRoot(), TerminusModule.forRoot({ logger: false }), LoggerModule.forRoot(options.logging ?? {}), ConsoleModule.forRoot(options.config)],
       controllers: [
         WebhooksController,
         ImportController,

@@ -98,7 +98,15 @@ export const callTreeSchema: z.ZodType<CallTreeDto> = callLegSchema
   .meta({ id: 'CallTree', description: 'A call leg with its children, recursively.' });
 
 export const callPageSchema = z
-  .object({ data: z.array(callLegSchema), nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page') })
+  .object({
+    data: z.array(
+      callLegSchema
+        .extend({ treeLegs: z.number().int().min(1).describe('legs in the whole tree that holds this leg (its root and every descendant)') })
+        .meta({ id: 'CallListItem', description: 'A call leg as the list shows it.' }),
+    ),
+    nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last page'),
+    total: z.number().int().min(0).optional().describe('with ?withTotal=true: the exact number of legs the filters select (every page, not just this one)'),
+  })
   .meta({ id: 'CallPage' });
 
 const flag = (name: string) =>
@@ -132,6 +140,7 @@ export const listCallsQuerySchema = queryParams({
   ...callFilterShape,
   limit: z.coerce.number().int().min(1).max(1000).default(50).describe('page size, 1 to 1000'),
   cursor: z.string().min(1).max(2000).optional().describe('nextCursor of the previous page, with the same filters'),
+  withTotal: flag('true: also count every leg the filters select (`total`); costs a count over the filtered legs'),
 });
 export type ListCallsQueryParams = z.output<typeof listCallsQuerySchema>;
 
@@ -158,6 +167,7 @@ export const callEventSchema = z
     receivedAt: isoDateTime,
     occurredAt: nullableTime.describe("provider's own time for the event, when the payload has one"),
     hash: z.string().regex(/^[0-9a-f]{64}$/).describe('hex sha256 of this link of the leg hash chain'),
+    chainVerified: z.boolean().describe("the leg's hash chain recomputes from its first event up to and including this one"),
     receipt: z.object({
       id: z.string(),
       path: z.string().describe('sub-path below /v1/webhooks/<provider>'),
@@ -172,6 +182,7 @@ export const callEventSchema = z
           .nullable()
           .describe('fingerprint of the signature header received (FreeClimb-Signature, Jambonz-Signature, X-Twilio-Signature): "sha256:" and the first 16 hex digits of its sha256; never the signature itself'),
       }),
+      headers: z.record(z.string(), z.string()).describe('the request headers kept for the audit (an allow-list that holds no credentials), lower-case names'),
     }),
   })
   .meta({ id: 'CallEvent' });

@@ -191,6 +191,21 @@ export class CallsRepository {
     return { legs: rows.map(toStoredLeg), keys: rows.map((r) => [r.started_key, r.provider, r.call_id]) };
   }
 
+  /** The number of legs in each of these trees, keyed `provider:rootCallId` (one index probe per tree). */
+  async treeSizes(trees: { provider: Provider; rootCallId: string }[]): Promise<Map<string, number>> {
+    if (trees.length === 0) return new Map();
+    const res = await readModelQuery(sql<{ provider: string; root_call_id: string; n: number }>`
+      SELECT t.provider, t.root_call_id, (SELECT count(*)::int FROM call_legs l WHERE l.provider = t.provider AND l.root_call_id = t.root_call_id) AS n
+      FROM unnest(${trees.map((t) => t.provider)}::text[], ${trees.map((t) => t.rootCallId)}::text[]) AS t(provider, root_call_id)`.execute(this.db));
+    return new Map(res.rows.map((r) => [`${r.provider}:${r.root_call_id}`, r.n]));
+  }
+
+  /** How many legs the filters select (the `total` of a calls page; drill-throughs compare it with analytics). */
+  async countLegs(filters: CallFilters): Promise<number> {
+    const res = await readModelQuery(sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs l WHERE ${and(callFilterSql(filters))}`.execute(this.db));
+    return Number(res.rows[0]!.n);
+  }
+
   /** The leg with this call id, for one provider or for each provider that uses the id. */
   async findLegs(callId: string, provider?: Provider): Promise<StoredLeg[]> {
     const rows = await readModelQuery(sql<LegDbRow>`

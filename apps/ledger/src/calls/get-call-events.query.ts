@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { hashedReceiptMeta, SIGNATURE_HEADERS, verifyStreamChain, type StoredChainLink } from '@lib/event-store';
+import { hashedReceiptMeta, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink } from '@lib/event-store';
 import type { Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
 import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
@@ -53,14 +53,28 @@ const toLink = (r: StoredEventRow): StoredChainLink => ({
   actualBodySha256: r.actual_body_sha256,
 });
 
-/** Every listed stream must recompute from its first event: the rows come in position order, chains in version order. */
-export const chainsValid = (rows: readonly StoredEventRow[]): boolean => {
+/** The first broken link of each listed stream (recomputed from its first event), by stream name; absent when it verifies. */
+export const brokenLinks = (rows: readonly StoredEventRow[]): Map<string, BrokenLink> => {
   const byStream = new Map<string, StoredChainLink[]>();
   for (const r of rows) (byStream.get(r.stream_name) ?? byStream.set(r.stream_name, []).get(r.stream_name)!).push(toLink(r));
-  for (const links of byStream.values()) {
-    if (verifyStreamChain(links.sort((a, b) => a.streamVersion - b.streamVersion)) !== null) return false;
+  const broken = new Map<string, BrokenLink>();
+  for (const [stream, links] of byStream) {
+    const b = verifyStreamChain(links.sort((a, b) => a.streamVersion - b.streamVersion));
+    if (b) broken.set(stream, b);
   }
-  return true;
+  return broken;
+};
+
+/** Every listed stream must recompute from its first event: the rows come in position order, chains in version order. */
+export const chainsValid = (rows: readonly StoredEventRow[]): boolean => brokenLinks(rows).size === 0;
+
+/**
+ * Whether the chain verifies up to and including this event: links before a stream's first break do; the break
+ * and what follows it do not (one break makes every later hash unprovable).
+ */
+const linkVerifies = (r: StoredEventRow, broken: Map<string, BrokenLink>): boolean => {
+  const b = broken.get(r.stream_name);
+  return !b || r.stream_version < b.streamVersion;
 };
 
 export class GetCallEventsQuery extends Query<CallEvents> {
@@ -82,6 +96,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
     const legs = tree ? await this.repo.treeLegs(leg.provider, leg.rootCallId) : [leg];
     const callOf = new Map(legs.map((l) => [streamOf(l.provider, l.callId), l.callId]));
     const rows = await this.repo.streamEvents([...callOf.keys()]);
+    const broken = brokenLinks(rows);
     return {
       data: rows.map((r) => ({
         position: r.position,
@@ -92,6 +107,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
         receivedAt: r.received_at.toISOString(),
         occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
         hash: r.hash.toString('hex'),
+        chainVerified: linkVerifies(r, broken),
         receipt: {
           id: r.receipt_id,
           path: r.path,
@@ -102,9 +118,10 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
             timestamp: r.signature_timestamp ? r.signature_timestamp.toISOString() : null,
             header: signatureFingerprint(SIGNATURE_HEADERS.map((h) => r.headers[h]).find((v) => v !== undefined)),
           },
+          headers: r.headers,
         },
       })),
-      chain: { valid: chainsValid(rows) },
+      chain: { valid: broken.size === 0 },
     };
   }
 }

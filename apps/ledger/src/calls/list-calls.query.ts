@@ -5,12 +5,13 @@ import type { CallLegDto, ListCallsQueryParams } from './calls.dto.js';
 import { CallsRepository, type CallFilters } from './calls.repository.js';
 
 export interface CallPage {
-  data: CallLegDto[];
+  data: (CallLegDto & { treeLegs: number })[];
   nextCursor: string | null;
+  total?: number;
 }
 
 /** The filters as the repository and the cursor MAC see them: times in one canonical spelling. */
-export const normalizeCallFilters = ({ limit: _l, cursor: _c, minPosition: _m, format: _f, ...f }: Partial<ListCallsQueryParams> & { format?: string }): CallFilters => ({
+export const normalizeCallFilters = ({ limit: _l, cursor: _c, minPosition: _m, format: _f, withTotal: _t, ...f }: Partial<ListCallsQueryParams> & { format?: string }): CallFilters => ({
   ...f,
   since: f.since ? new Date(f.since).toISOString() : undefined,
   until: f.until ? new Date(f.until).toISOString() : undefined,
@@ -29,11 +30,19 @@ export class ListCallsHandler implements IQueryHandler<ListCallsQuery> {
   async execute({ params }: ListCallsQuery): Promise<CallPage> {
     const filters = normalizeCallFilters(params);
     const after = params.cursor ? decodeCursor('calls', { ...filters }, params.cursor, 3) : null;
-    const { legs, keys } = await this.repo.listLegs(filters, after, params.limit);
+    const [{ legs, keys }, total] = await Promise.all([
+      this.repo.listLegs(filters, after, params.limit),
+      params.withTotal ? this.repo.countLegs(filters) : Promise.resolve(undefined),
+    ]);
     const more = legs.length > params.limit;
-    return {
-      data: legs.slice(0, params.limit).map(toCallLegDto),
+    const shown = legs.slice(0, params.limit).map(toCallLegDto);
+    const roots = new Map(shown.map((l) => [`${l.provider}:${l.rootCallId}`, { provider: l.provider, rootCallId: l.rootCallId }]));
+    const sizes = await this.repo.treeSizes([...roots.values()]);
+    const page: CallPage = {
+      data: shown.map((l) => ({ ...l, treeLegs: sizes.get(`${l.provider}:${l.rootCallId}`) ?? 1 })),
       nextCursor: more ? encodeCursor('calls', { ...filters }, keys[params.limit - 1]!) : null,
     };
+    if (total !== undefined) page.total = total;
+    return page;
   }
 }

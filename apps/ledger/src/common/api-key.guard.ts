@@ -5,6 +5,7 @@ import { forbiddenScope, rateLimited, unauthorized } from '@lib/ledger';
 import { constantTimeEqual } from '@lib/providers';
 import type { FastifyRequest } from 'fastify';
 import { SignatureFailureLimiter } from '../webhooks/signature-failure-limiter.js';
+import { sessionKeyFromCookie } from '../console/console-sessions.js';
 
 const SCOPE = 'ledger:api-scope';
 
@@ -51,7 +52,9 @@ export class ApiKeyGuard implements CanActivate {
     if (this.config.apiKeys.length === 0) throw unauthorized('no API keys are configured (LEDGER_API_KEYS): this route is closed');
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(.+)$/i.exec(header.trim()) : null;
-    const key = match ? findApiKey(match[1]!, this.config.apiKeys) : null;
+    // Or the key a console session was opened with (the console's hook attaches it only when no Authorization header came).
+    const candidate = match ? match[1]! : sessionKeyFromCookie(req);
+    const key = candidate !== null ? findApiKey(candidate, this.config.apiKeys) : null;
     if (!key) {
       this.limiter.recordFailure(address);
       throw unauthorized();
