@@ -25,13 +25,15 @@ export interface ExpectedLeg {
   parentCallId: string | null;
   rootCallId: string;
   depth: number;
-  direction: SimLeg['direction'];
-  from: string;
-  to: string;
+  /** Null for a leg that sent nothing of its own (named only by its parent's Dial action). */
+  direction: SimLeg['direction'] | null;
+  from: string | null;
+  to: string | null;
   status: LegStatus;
   answeredBy: AnsweredBy;
-  talkDurationSec: number;
-  durationSource: 'provider' | 'derived';
+  /** Null while the leg is not known to have ended, or answered with no duration reported (project-call-leg.ts). */
+  talkDurationSec: number | null;
+  durationSource: 'provider' | 'derived' | null;
   /** Absent when this run cannot predict it (see the module comment). */
   ringDurationSec?: number | null;
   startedAt?: string | null;
@@ -120,6 +122,22 @@ const statusOf = (call: SimCall, leg: SimLeg): { status: LegStatus; fallback: bo
   }
 };
 
+/**
+ * An app without status callbacks (`action-hooks-only`): a leg is what its hooks say (issue 11 §2). The root hears
+ * of its answer from its gather and Dial action hooks but of no end: `in-progress`, no talk time, not final. An
+ * answered FreeClimb child likewise (callConnectUrl says inProgress, nothing ends it). jambonz, Twilio and Restcomm
+ * children send nothing of their own: the parent's Dial action names them with DialCallStatus, plus
+ * DialCallDuration on Twilio/Restcomm (a provider talk time: final, started at end − duration, `derived`); jambonz
+ * reports no dial duration, so an answered jambonz child is `completed` with no talk time and stays provisional.
+ */
+const hookOnlyLeg = (call: SimCall, leg: SimLeg): Pick<ExpectedLeg, 'status' | 'talkDurationSec' | 'durationSource' | 'final'> & { anonymous: boolean } => {
+  const anonymous = leg.parentCallId !== null && call.provider !== 'freeclimb';
+  if (leg.answerSec === null) return { status: statusOf(call, leg).status, talkDurationSec: 0, durationSource: 'derived', final: true, anonymous };
+  if (!anonymous) return { status: 'in-progress', talkDurationSec: null, durationSource: null, final: false, anonymous };
+  if (call.provider === 'jambonz') return { status: 'completed', talkDurationSec: null, durationSource: null, final: false, anonymous };
+  return { status: 'completed', talkDurationSec: leg.talkSec, durationSource: 'provider', final: true, anonymous };
+};
+
 export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode: RunMode): ExpectedCall {
   const mine = deliveries.filter((d) => d.callIndex === call.index);
   const byId = new Map(call.legs.map((l) => [l.callId, l]));
@@ -133,12 +151,20 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
   visit(root);
 
   const legs = ordered.map((leg): ExpectedLeg => {
-    const { status, fallback } = statusOf(call, leg);
+    const { status: reported, fallback } = statusOf(call, leg);
+    const hooks = call.statusCallbacks ? null : hookOnlyLeg(call, leg);
+    const status = hooks?.status ?? reported;
     const answered = status === 'completed';
-    const started = earliest(mine, leg.callId, 'initiated', mode);
+    const talkDurationSec = hooks ? hooks.talkDurationSec : answered ? leg.talkSec : 0;
+    const durationSource = hooks ? hooks.durationSource : answered ? 'provider' : 'derived';
+    let started = earliest(mine, leg.callId, 'initiated', mode);
     const answeredAt = earliest(mine, leg.callId, 'answered', mode);
     const ownEnd = earliest(mine, leg.callId, 'ended', mode);
     const ended = ownEnd !== null ? ownEnd : earliest(mine, leg.callId, 'dial-ended', mode);
+    // A leg known only from its end and a provider talk time started no later than end − talk (`derived`).
+    if (started === null && answeredAt === null && durationSource === 'provider' && talkDurationSec !== null && ended !== null) {
+      started = ended === undefined ? undefined : ended - talkDurationSec * 1000;
+    }
 
     // Ring time: Restcomm's DialRingDuration for the leg a Dial action names (§3.6), else derived (§4.6-6).
     let ring: number | null | undefined;
@@ -155,13 +181,13 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       parentCallId: leg.parentCallId,
       rootCallId: root.callId,
       depth: depthOf(leg),
-      direction: leg.direction,
-      from: call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.from.replace(/^\+/, '') : leg.from,
-      to: call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.to.replace(/^\+/, '') : leg.to,
+      direction: hooks?.anonymous ? null : leg.direction,
+      from: hooks?.anonymous ? null : call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.from.replace(/^\+/, '') : leg.from,
+      to: hooks?.anonymous ? null : call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.to.replace(/^\+/, '') : leg.to,
       status,
       answeredBy: answeredByOf(call, leg, answered, answeredAt, ended, mine, mode),
-      talkDurationSec: answered ? leg.talkSec : 0,
-      durationSource: answered ? 'provider' : 'derived',
+      talkDurationSec,
+      durationSource,
       ...(ring === undefined ? {} : { ringDurationSec: ring }),
       ...defined('startedAt', iso(started)),
       ...defined('answeredAt', iso(answeredAt)),
@@ -169,7 +195,7 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       recordings: call.provider === 'jambonz' ? [] : leg.recordings.map((r) => ({ recordingId: r.recordingId, scope: r.scope, durationSec: r.durationSec })).sort((a, b) => (a.recordingId < b.recordingId ? -1 : 1)),
       conferenceIds: call.provider !== 'restcomm' && leg.conference ? [leg.conference.conferenceId] : [],
       // Every answered leg gets its provider duration; only an unresolved Restcomm child stays provisional.
-      final: !(fallback && leg.parentCallId !== null),
+      final: hooks ? hooks.final : !(fallback && leg.parentCallId !== null),
     };
   });
   return { index: call.index, kind: call.kind, provider: call.provider, rootCallId: root.callId, legs };
