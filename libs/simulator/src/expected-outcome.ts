@@ -7,7 +7,7 @@
  * untimestamped Restcomm/Twilio request (voice requests, number status callbacks, Dial actions) are left out of
  * the expectation (field absent = not checked); every other value is predicted exactly.
  */
-import { computeKpis, type AnsweredBy, type Kpis, type LegStatus, type Provider } from '@lib/ledger';
+import { computeKpis, MAX_DURATION_SEC, type AnsweredBy, type Kpis, type LegStatus, type Provider } from '@lib/ledger';
 import type { Delivery, Fact } from './delivery.js';
 import type { ScenarioKind, SimCall, SimLeg } from './scenario.js';
 
@@ -44,6 +44,18 @@ export interface ExpectedLeg {
   final: boolean;
 }
 
+/**
+ * One stay of a leg in a Twilio queue, as the events of its stream must show it (GET /v1/calls/{id}/events):
+ * one QueueEntered per waitUrl request, then one QueueLeft with the action's QueueResult and QueueTime.
+ */
+export interface ExpectedQueueStay {
+  callId: string;
+  queueId: string;
+  waitRequests: number;
+  result: string;
+  queueTimeSec: number;
+}
+
 export interface ExpectedCall {
   index: number;
   kind: ScenarioKind;
@@ -51,6 +63,8 @@ export interface ExpectedCall {
   rootCallId: string;
   /** Root first, then depth-first in dial order. */
   legs: ExpectedLeg[];
+  /** Present for calls that went through a queue: checked against the leg's events. */
+  queues?: ExpectedQueueStay[];
 }
 
 export type ExpectedKpis = Partial<Kpis>;
@@ -60,6 +74,8 @@ export interface ExpectedOutcome {
   seed: string;
   mode: RunMode;
   baseTime: string;
+  /** Backfill: every import line was received at this time (plus 1 ms per line), long after the calls. */
+  importedAt?: string;
   /** Time window that holds every delivery's receive time (for analytics filters). */
   window: { from: string; to: string };
   deliveries: number;
@@ -89,6 +105,16 @@ const earliest = (deliveries: readonly Delivery[], callId: string, kind: Fact['k
     const t = fact.atMs ?? factTime(d, mode);
     if (t === undefined) return undefined;
     if (best === null || best === undefined || t < best) best = t;
+  }
+  return best;
+};
+
+const earliestOf = (deliveries: readonly Delivery[], callId: string, kinds: readonly Fact['kind'][], mode: RunMode): Time => {
+  let best: Time = null;
+  for (const kind of kinds) {
+    const t = earliest(deliveries, callId, kind, mode);
+    if (t === undefined) return undefined;
+    if (t !== null && (best === null || t < best!)) best = t;
   }
   return best;
 };
@@ -165,6 +191,8 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
     if (started === null && answeredAt === null && durationSource === 'provider' && talkDurationSec !== null && ended !== null) {
       started = ended === undefined ? undefined : ended - talkDurationSec * 1000;
     }
+    // No CallInitiated (a Twilio REST leg with only its final callback and its Url request): its earliest own event.
+    if (started === null) started = earliestOf(mine, leg.callId, ['answered', 'ended'], mode);
 
     // Ring time: Restcomm's DialRingDuration for the leg a Dial action names (§3.6), else derived (§4.6-6).
     let ring: number | null | undefined;
@@ -173,6 +201,9 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
     else {
       const until: Time = answeredAt !== null ? answeredAt : !answered ? ended : null;
       ring = started === undefined || until === undefined ? undefined : started === null || until === null ? null : seconds((until - started) / 1000);
+      // Two clocks years apart (a backfill's provider time and its import time) make no ring time: the ledger drops
+      // a derived duration above MAX_DURATION_SEC (numeric-bounds.ts).
+      if (typeof ring === 'number' && ring > MAX_DURATION_SEC) ring = null;
     }
 
     return {
@@ -198,7 +229,12 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       final: hooks ? hooks.final : !(fallback && leg.parentCallId !== null),
     };
   });
-  return { index: call.index, kind: call.kind, provider: call.provider, rootCallId: root.callId, legs };
+  const queues = call.legs.flatMap((leg): ExpectedQueueStay[] => {
+    const q = leg.queue;
+    if (!q || call.provider !== 'twilio') return [];
+    return [{ callId: leg.callId, queueId: q.queueId, waitRequests: Math.ceil((q.leaveSec - q.enterSec) / q.waitLoopSec), result: q.result, queueTimeSec: q.leaveSec - q.enterSec }];
+  });
+  return { index: call.index, kind: call.kind, provider: call.provider, rootCallId: root.callId, legs, ...(queues.length ? { queues } : {}) };
 }
 
 const defined = <K extends string>(key: K, value: string | null | undefined): Partial<Record<K, string | null>> =>
@@ -238,6 +274,7 @@ export function expectOutcome(args: {
   baseTimeMs: number;
   calls: readonly SimCall[];
   deliveries: readonly Delivery[];
+  importedAtMs?: number;
 }): ExpectedOutcome {
   const { calls, deliveries, mode } = args;
   const byCall = new Map<number, Delivery[]>();
@@ -253,6 +290,7 @@ export function expectOutcome(args: {
     seed: args.seed,
     mode,
     baseTime: new Date(args.baseTimeMs).toISOString(),
+    ...(args.importedAtMs !== undefined ? { importedAt: new Date(args.importedAtMs).toISOString() } : {}),
     window: {
       // reduce, not Math.min(...xs): spreading hundreds of thousands of times overflows the call stack.
       from: new Date([...times, ...sent].reduce((a, b) => Math.min(a, b), args.baseTimeMs)).toISOString(),

@@ -201,9 +201,8 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
       }
     } else {
       // Twilio's default statusCallbackEvent is `completed` alone: many REST calls report nothing else, and the
-      // ledger then starts them at their first request (docs/providers.md, clocks).
+      // ledger then starts them at their earliest request (docs/providers.md, clocks; expected-outcome.ts).
       const finalOnly = !restcomm && leg.direction === 'outbound-api' && r.chance(0.3);
-      const first: Fact[] = finalOnly ? [{ callId: leg.callId, kind: 'initiated' }] : [];
       if (!finalOnly) {
         progress(leg, leg.startSec, 'initiated', [{ callId: leg.callId, kind: 'initiated' }]);
         if (leg.ringSec !== null) progress(leg, leg.ringSec, 'ringing', []);
@@ -211,7 +210,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
       if (answered) {
         if (!finalOnly) progress(leg, leg.answerSec!, 'answered', [{ callId: leg.callId, kind: 'answered' }]);
         // A REST-created call fetches its Url once answered (family A).
-        if (leg.direction === 'outbound-api') emit(leg.answerSec!, '/voice', voiceParams(leg, 'in-progress'), [{ callId: leg.callId, kind: 'answered' }, ...first.splice(0)], false);
+        if (leg.direction === 'outbound-api') emit(leg.answerSec!, '/voice', voiceParams(leg, 'in-progress'), [{ callId: leg.callId, kind: 'answered' }], false);
       }
       const recParams: Params =
         callRec && restcomm
@@ -220,7 +219,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
       // Synchronous AMD (or a status callback after async AMD) reports AnsweredBy on the final callback too.
       const amdParams: Params = !restcomm && leg.amd && !leg.amd.asyncAmd ? [['AnsweredBy', answeredByValue(leg)]] : [];
       const amdFacts: Fact[] = amdParams.length ? [{ callId: leg.callId, kind: 'amd' }] : [];
-      progress(leg, leg.endSec, 'completed', [{ callId: leg.callId, kind: 'ended' }, ...amdFacts, ...first], [['CallDuration', String(leg.talkSec)], ...recParams, ...amdParams]);
+      progress(leg, leg.endSec, 'completed', [{ callId: leg.callId, kind: 'ended' }, ...amdFacts], [['CallDuration', String(leg.talkSec)], ...recParams, ...amdParams]);
     }
 
     for (const rec of leg.recordings) emitRecording(leg, rec);
