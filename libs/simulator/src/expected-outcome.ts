@@ -258,8 +258,13 @@ const answeredByOf = (call: SimCall, leg: SimLeg, answered: boolean, answeredAt:
   return inWindow ? leg.amd.result : null;
 };
 
-/** KPIs of the expected legs; avgRingSec is left out when some ring time cannot be predicted. */
-export const expectedKpis = (legs: readonly ExpectedLeg[]): ExpectedKpis => {
+/**
+ * KPIs of the expected legs; avgRingSec is left out when some ring time cannot be predicted. The analytics count a
+ * leg in the hour it started, so a leg without a start time (a child known only from its parent's Dial action)
+ * is in no window and left out.
+ */
+export const expectedKpis = (all: readonly ExpectedLeg[]): ExpectedKpis => {
+  const legs = all.filter((l) => l.startedAt !== null);
   const kpis = computeKpis(legs.map((l) => ({ status: l.status, talkDurationSec: l.talkDurationSec, ringDurationSec: l.ringDurationSec ?? null, answeredBy: l.answeredBy })));
   if (legs.some((l) => !('ringDurationSec' in l))) {
     const { avgRingSec: _unknowable, ...rest } = kpis;
