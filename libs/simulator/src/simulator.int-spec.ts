@@ -127,6 +127,10 @@ describe('simulated traffic through the real adapters, store and projection', ()
   it('import mode: the read model matches the expected outcome for every scenario kind of every provider', async () => {
     const runs = everyKind('import', Date.UTC(2026, 0, 10), 'int-import');
     expect(new Set(runs.map((r) => r.calls[0]!.kind)).size).toBe(SCENARIO_KINDS.length);
+    // Issue 11: apps with action hooks only, in every dialect, and Twilio queues.
+    const drawn = new Set(runs.map((r) => `${r.calls[0]!.provider}:${r.calls[0]!.kind}`));
+    for (const p of SIM_PROVIDERS) expect(drawn).toContain(`${p}:action-hooks-only`);
+    expect(drawn).toContain('twilio:queue');
     const body = runs.flatMap((r) => r.deliveries.map(importLine)).join('\n') + '\n';
     const res = await t.app.inject({ method: 'POST', url: '/v1/import', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${API_KEY}` }, payload: body });
     expect(res.statusCode).toBe(200);
