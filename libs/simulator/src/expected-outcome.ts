@@ -5,7 +5,9 @@
  * Times: the ledger orders by occurredAt ?? sentAt ?? receivedAt. The simulator knows each clock except one: a
  * live run's arrival time at the ledger. So in a live run, values that rest on the arrival of an unsigned,
  * untimestamped Restcomm/Twilio request (voice requests, number status callbacks, Dial actions) are left out of
- * the expectation (field absent = not checked); every other value is predicted exactly.
+ * the expectation (field absent = not checked); every other value is predicted exactly. In a backfill
+ * (`importedAtMs`) every arrival is the import time, so the same rules put a value in the call's own past only where
+ * the body carries a clock (Restcomm CallTimestamp/Timestamp, Twilio Timestamp, end − provider duration).
  */
 import { computeKpis, MAX_DURATION_SEC, type AnsweredBy, type Kpis, type LegStatus, type Provider } from '@lib/ledger';
 import type { Delivery, Fact } from './delivery.js';
