@@ -52,4 +52,35 @@ describe('npm run simulate against a running ledger', () => {
     expect(check.errors).toEqual([]);
     expect(check.differences.map(formatDifference)).toEqual([]);
   });
+
+  it('backfills 2018 traffic received now (queues and action-hooks-only apps included), and --check holds it to its own past', async () => {
+    const importedAtMs = Math.floor(Date.now() / 1000) * 1000;
+    const kinds = ['queue', 'action-hooks-only', 'inbound-answered', 'outbound-no-answer', 'simring'] as const;
+    const run = simulate({ seed: 'e2e-backfill', calls: 60, provider: 'mixed', baseTimeMs: Date.UTC(2018, 2, 10), mode: 'import', days: 3, rate: 1, maxTalkSec: 120, kinds, importedAtMs });
+    expect(run.expected.calls.filter((c) => c.queues).length).toBeGreaterThan(0);
+    const res = await fetch(`${target}/v1/import`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/x-ndjson' },
+      body: run.deliveries.map(importLine).join('\n') + '\n',
+    });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ imported: run.deliveries.length - run.expected.retries, rejected: [] });
+
+    const check = await runCheck(run.expected, { target, apiKey: API_KEY, concurrency: 4, timeoutMs: 30_000, progress: quiet });
+    expect(check.errors).toEqual([]);
+    expect(check.differences.map(formatDifference)).toEqual([]);
+
+    // The check does read the queues and the provider clocks: an expectation that is wrong about them fails.
+    const queued = run.expected.calls.find((c) => c.queues)!;
+    const restcomm = run.expected.calls.find((c) => c.provider === 'restcomm')!;
+    const wrong = structuredClone(run.expected);
+    wrong.calls = [
+      { ...structuredClone(queued), queues: queued.queues!.map((q) => ({ ...q, result: 'leave' })) },
+      { ...structuredClone(restcomm), legs: restcomm.legs.map((l, i) => (i === 0 ? { ...l, startedAt: new Date(importedAtMs).toISOString() } : l)) },
+    ];
+    const bad = await runCheck(wrong, { target, apiKey: API_KEY, concurrency: 2, timeoutMs: 30_000, progress: quiet });
+    expect(bad.differences.map((d) => d.path.replace(/^call \d+ \(([a-z-]+), ([a-z]+) .*?\)/, '$1 $2').replace(/ leg \S+/, ' leg'))).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^queue twilio leg queue QU\w+ QueueLeft$/), `${restcomm.kind} restcomm leg startedAt`]),
+    );
+  });
 });

@@ -1,4 +1,4 @@
-import { diffCallTree, diffKpis, type Difference, type ExpectedOutcome } from '@lib/simulator';
+import { diffCallTree, diffKpis, diffQueueEvents, type Difference, type ExpectedOutcome } from '@lib/simulator';
 
 export interface CheckOptions {
   target: string;
@@ -72,6 +72,12 @@ export async function runCheck(expected: ExpectedOutcome, opts: CheckOptions): P
         out.errors.push(`GET ${path} answered ${res.status}: ${res.text.slice(0, 200)}`);
       } else {
         out.differences.push(...diffCallTree(call, res.body));
+        if (call.queues) {
+          // Queues leave no column on the leg: their events are checked in the call's audit trail.
+          const events = await get(`/v1/calls/${encodeURIComponent(call.rootCallId)}/events?provider=${call.provider}&tree=true`);
+          if (events.status !== 200) out.errors.push(`GET /v1/calls/${call.rootCallId}/events answered ${events.status}: ${events.text.slice(0, 200)}`);
+          else out.differences.push(...diffQueueEvents(call, events.body));
+        }
       }
       if (out.callsChecked % 100 === 0) opts.progress(`checked ${out.callsChecked}/${expected.calls.length} calls, ${out.differences.length} differences`);
     }

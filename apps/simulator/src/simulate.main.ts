@@ -26,6 +26,9 @@ Generate calls (seeded, deterministic) and their provider webhooks:
 Deliver (one of):
   --target URL       post live to URL/v1/webhooks/<provider>/..., signed as each provider signs
   --out FILE         write NDJSON lines for POST /v1/import (with --target --api-key --import: upload it too)
+  --backfill         --out only: every line's receivedAt is the import time (now, or --import-time), while
+                     the calls keep their own past: only clocks in the bodies can date them
+  --import-time ISO  --backfill: the receivedAt of the first line (1 ms more per line; default now)
   --public-url URL   the URL Twilio signs (default = --target)
   --concurrency C    requests in flight (default 16)
   --lead SEC         live: send up to SEC seconds before the simulated send time (default 240, max 280)
@@ -74,6 +77,8 @@ async function main(): Promise<void> {
       target: { type: 'string' },
       out: { type: 'string' },
       import: { type: 'boolean', default: false },
+      backfill: { type: 'boolean', default: false },
+      'import-time': { type: 'string' },
       'public-url': { type: 'string' },
       concurrency: { type: 'string' },
       lead: { type: 'string' },
@@ -127,8 +132,17 @@ async function main(): Promise<void> {
     baseTimeMs = mode === 'live' ? Math.floor(now / 1000) * 1000 : Math.floor(now / 86_400_000) * 86_400_000;
   }
 
+  if ((values.backfill || values['import-time']) && mode !== 'import') fail('--backfill and --import-time need --out (an import file)');
+  if (values['import-time'] && !values.backfill) fail('--import-time only with --backfill');
+  let importedAtMs: number | undefined;
+  if (values.backfill) {
+    importedAtMs = values['import-time'] ? Date.parse(values['import-time']) : Date.now();
+    if (Number.isNaN(importedAtMs)) fail(`--import-time is not a date: "${values['import-time']}"`);
+  }
+
   const t0 = Date.now();
   const run = simulate({
+    importedAtMs,
     seed: values.seed!,
     calls: number('calls', values.calls, 100, 1),
     provider,

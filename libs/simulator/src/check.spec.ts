@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { diffCallTree, diffKpis, formatDifference } from './check.js';
+import { diffCallTree, diffKpis, diffQueueEvents, formatDifference } from './check.js';
 import type { ExpectedCall, ExpectedLeg } from './expected-outcome.js';
 
 const leg = (callId: string, parentCallId: string | null, extra: Partial<ExpectedLeg> = {}): ExpectedLeg => ({
@@ -84,5 +84,30 @@ describe('diffKpis', () => {
       'totals asr: expected 0.6666666666666666, got 0.7',
       'totals outcomes.busy: expected 1, got 0',
     ]);
+  });
+});
+
+describe('diffQueueEvents', () => {
+  const queued: ExpectedCall = { ...expected, kind: 'queue', provider: 'twilio', queues: [{ callId: 'P', queueId: 'QU1', waitRequests: 2, result: 'bridged', queueTimeSec: 41 }] };
+  const ev = (type: string, data: Record<string, unknown>, callId = 'P') => ({ callId, type, data });
+  const trail = (...events: unknown[]) => ({ data: [ev('CallInitiated', {}), ...events], chain: { valid: true } });
+
+  it("finds nothing when the leg's events show each waitUrl request and the stay's end", () => {
+    const answer = trail(ev('QueueEntered', { queueId: 'QU1' }), ev('QueueEntered', { queueId: 'QU1', queueTimeSec: 30 }), ev('QueueLeft', { queueId: 'QU1', queueTimeSec: 41, result: 'bridged' }));
+    expect(diffQueueEvents(queued, answer)).toEqual([]);
+  });
+
+  it('reports a missing wait request, a wrong result and a queue on another leg', () => {
+    const answer = trail(ev('QueueEntered', { queueId: 'QU1' }), ev('QueueEntered', { queueId: 'QU1' }, 'C1'), ev('QueueLeft', { queueId: 'QU1', queueTimeSec: 41, result: 'hangup' }));
+    expect(diffQueueEvents(queued, answer).map(formatDifference)).toEqual([
+      'call 3 (queue, twilio P) leg P queue QU1 QueueEntered events: expected 2, got 1',
+      'call 3 (queue, twilio P) leg P queue QU1 QueueLeft: expected {"result":"bridged","queueTimeSec":41}, got {"result":"hangup","queueTimeSec":41}',
+    ]);
+    expect(diffQueueEvents(queued, trail()).map((d) => d.path)).toEqual(['call 3 (queue, twilio P) leg P queue QU1 QueueEntered events', 'call 3 (queue, twilio P) leg P queue QU1 QueueLeft']);
+  });
+
+  it('has nothing to say about a call without queues, and says so when there is no event list', () => {
+    expect(diffQueueEvents(expected, null)).toEqual([]);
+    expect(diffQueueEvents(queued, { error: { code: 'not_found' } })).toHaveLength(1);
   });
 });

@@ -2,7 +2,7 @@
  * Pure comparison of a ledger's answers with an expected outcome. No I/O: the CLI fetches, this decides.
  * Only fields present in the expectation are compared (a live run leaves out what it cannot know).
  */
-import type { ExpectedCall, ExpectedKpis, ExpectedLeg } from './expected-outcome.js';
+import type { ExpectedCall, ExpectedKpis, ExpectedLeg, ExpectedQueueStay } from './expected-outcome.js';
 
 export interface Difference {
   /** Where: `call 12 (freeclimb CA…) leg CA… status`, `totals asr`. */
@@ -94,6 +94,29 @@ export function diffCallTree(expected: ExpectedCall, actual: unknown): Differenc
     nodes.delete(leg.callId);
   }
   for (const id of nodes.keys()) out.push({ path: `${where} leg ${id}`, expected: 'not in the tree', actual: 'present' });
+  return out;
+}
+
+/**
+ * Queue stays against a leg's audit trail (GET /v1/calls/{id}/events?tree=true, `data[]` of {callId, type, data}):
+ * the read model has no queue columns, so the events are where a queue shows.
+ */
+export function diffQueueEvents(call: ExpectedCall, actual: unknown): Difference[] {
+  const where = `call ${call.index} (${call.kind}, ${call.provider} ${call.rootCallId})`;
+  const stays: ExpectedQueueStay[] = call.queues ?? [];
+  if (stays.length === 0) return [];
+  const events = isObject(actual) && Array.isArray(actual.data) ? (actual.data as unknown[]).filter(isObject) : null;
+  if (!events) return [{ path: `${where} events`, expected: 'an event list', actual }];
+  const out: Difference[] = [];
+  for (const q of stays) {
+    const mine = events.filter((e) => e.callId === q.callId && isObject(e.data) && e.data.queueId === q.queueId);
+    const entered = mine.filter((e) => e.type === 'QueueEntered').length;
+    if (entered !== q.waitRequests) out.push({ path: `${where} leg ${q.callId} queue ${q.queueId} QueueEntered events`, expected: q.waitRequests, actual: entered });
+    const left = mine.filter((e) => e.type === 'QueueLeft').map((e) => e.data as Json);
+    const got = left.length === 1 ? { result: left[0]!.result ?? null, queueTimeSec: left[0]!.queueTimeSec ?? null } : { count: left.length };
+    const want = { result: q.result, queueTimeSec: q.queueTimeSec };
+    if (JSON.stringify(got) !== JSON.stringify(want)) out.push({ path: `${where} leg ${q.callId} queue ${q.queueId} QueueLeft`, expected: want, actual: got });
+  }
   return out;
 }
 

@@ -5,9 +5,11 @@
  * Times: the ledger orders by occurredAt ?? sentAt ?? receivedAt. The simulator knows each clock except one: a
  * live run's arrival time at the ledger. So in a live run, values that rest on the arrival of an unsigned,
  * untimestamped Restcomm/Twilio request (voice requests, number status callbacks, Dial actions) are left out of
- * the expectation (field absent = not checked); every other value is predicted exactly.
+ * the expectation (field absent = not checked); every other value is predicted exactly. In a backfill
+ * (`importedAtMs`) every arrival is the import time, so the same rules put a value in the call's own past only where
+ * the body carries a clock (Restcomm CallTimestamp/Timestamp, Twilio Timestamp, end − provider duration).
  */
-import { computeKpis, type AnsweredBy, type Kpis, type LegStatus, type Provider } from '@lib/ledger';
+import { computeKpis, MAX_DURATION_SEC, type AnsweredBy, type Kpis, type LegStatus, type Provider } from '@lib/ledger';
 import type { Delivery, Fact } from './delivery.js';
 import type { ScenarioKind, SimCall, SimLeg } from './scenario.js';
 
@@ -25,13 +27,15 @@ export interface ExpectedLeg {
   parentCallId: string | null;
   rootCallId: string;
   depth: number;
-  direction: SimLeg['direction'];
-  from: string;
-  to: string;
+  /** Null for a leg that sent nothing of its own (named only by its parent's Dial action). */
+  direction: SimLeg['direction'] | null;
+  from: string | null;
+  to: string | null;
   status: LegStatus;
   answeredBy: AnsweredBy;
-  talkDurationSec: number;
-  durationSource: 'provider' | 'derived';
+  /** Null while the leg is not known to have ended, or answered with no duration reported (project-call-leg.ts). */
+  talkDurationSec: number | null;
+  durationSource: 'provider' | 'derived' | null;
   /** Absent when this run cannot predict it (see the module comment). */
   ringDurationSec?: number | null;
   startedAt?: string | null;
@@ -42,6 +46,18 @@ export interface ExpectedLeg {
   final: boolean;
 }
 
+/**
+ * One stay of a leg in a Twilio queue, as the events of its stream must show it (GET /v1/calls/{id}/events):
+ * one QueueEntered per waitUrl request, then one QueueLeft with the action's QueueResult and QueueTime.
+ */
+export interface ExpectedQueueStay {
+  callId: string;
+  queueId: string;
+  waitRequests: number;
+  result: string;
+  queueTimeSec: number;
+}
+
 export interface ExpectedCall {
   index: number;
   kind: ScenarioKind;
@@ -49,6 +65,8 @@ export interface ExpectedCall {
   rootCallId: string;
   /** Root first, then depth-first in dial order. */
   legs: ExpectedLeg[];
+  /** Present for calls that went through a queue: checked against the leg's events. */
+  queues?: ExpectedQueueStay[];
 }
 
 export type ExpectedKpis = Partial<Kpis>;
@@ -58,6 +76,8 @@ export interface ExpectedOutcome {
   seed: string;
   mode: RunMode;
   baseTime: string;
+  /** Backfill: every import line was received at this time (plus 1 ms per line), long after the calls. */
+  importedAt?: string;
   /** Time window that holds every delivery's receive time (for analytics filters). */
   window: { from: string; to: string };
   deliveries: number;
@@ -91,6 +111,16 @@ const earliest = (deliveries: readonly Delivery[], callId: string, kind: Fact['k
   return best;
 };
 
+const earliestOf = (deliveries: readonly Delivery[], callId: string, kinds: readonly Fact['kind'][], mode: RunMode): Time => {
+  let best: Time = null;
+  for (const kind of kinds) {
+    const t = earliest(deliveries, callId, kind, mode);
+    if (t === undefined) return undefined;
+    if (t !== null && (best === null || t < best!)) best = t;
+  }
+  return best;
+};
+
 const seconds = (v: number): number => Math.round(Math.max(0, v) * 1000) / 1000;
 const iso = (t: Time): string | null | undefined => (t === undefined ? undefined : t === null ? null : new Date(t).toISOString());
 
@@ -120,6 +150,22 @@ const statusOf = (call: SimCall, leg: SimLeg): { status: LegStatus; fallback: bo
   }
 };
 
+/**
+ * An app without status callbacks (`action-hooks-only`): a leg is what its hooks say (issue 11 §2). The root hears
+ * of its answer from its gather and Dial action hooks but of no end: `in-progress`, no talk time, not final. An
+ * answered FreeClimb child likewise (callConnectUrl says inProgress, nothing ends it). jambonz, Twilio and Restcomm
+ * children send nothing of their own: the parent's Dial action names them with DialCallStatus, plus
+ * DialCallDuration on Twilio/Restcomm (a provider talk time: final, started at end − duration, `derived`); jambonz
+ * reports no dial duration, so an answered jambonz child is `completed` with no talk time and stays provisional.
+ */
+const hookOnlyLeg = (call: SimCall, leg: SimLeg): Pick<ExpectedLeg, 'status' | 'talkDurationSec' | 'durationSource' | 'final'> & { anonymous: boolean } => {
+  const anonymous = leg.parentCallId !== null && call.provider !== 'freeclimb';
+  if (leg.answerSec === null) return { status: statusOf(call, leg).status, talkDurationSec: 0, durationSource: 'derived', final: true, anonymous };
+  if (!anonymous) return { status: 'in-progress', talkDurationSec: null, durationSource: null, final: false, anonymous };
+  if (call.provider === 'jambonz') return { status: 'completed', talkDurationSec: null, durationSource: null, final: false, anonymous };
+  return { status: 'completed', talkDurationSec: leg.talkSec, durationSource: 'provider', final: true, anonymous };
+};
+
 export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode: RunMode): ExpectedCall {
   const mine = deliveries.filter((d) => d.callIndex === call.index);
   const byId = new Map(call.legs.map((l) => [l.callId, l]));
@@ -133,12 +179,22 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
   visit(root);
 
   const legs = ordered.map((leg): ExpectedLeg => {
-    const { status, fallback } = statusOf(call, leg);
+    const { status: reported, fallback } = statusOf(call, leg);
+    const hooks = call.statusCallbacks ? null : hookOnlyLeg(call, leg);
+    const status = hooks?.status ?? reported;
     const answered = status === 'completed';
-    const started = earliest(mine, leg.callId, 'initiated', mode);
+    const talkDurationSec = hooks ? hooks.talkDurationSec : answered ? leg.talkSec : 0;
+    const durationSource = hooks ? hooks.durationSource : answered ? 'provider' : 'derived';
+    let started = earliest(mine, leg.callId, 'initiated', mode);
     const answeredAt = earliest(mine, leg.callId, 'answered', mode);
     const ownEnd = earliest(mine, leg.callId, 'ended', mode);
     const ended = ownEnd !== null ? ownEnd : earliest(mine, leg.callId, 'dial-ended', mode);
+    // A leg known only from its end and a provider talk time started no later than end − talk (`derived`).
+    if (started === null && answeredAt === null && durationSource === 'provider' && talkDurationSec !== null && ended !== null) {
+      started = ended === undefined ? undefined : ended - talkDurationSec * 1000;
+    }
+    // No CallInitiated (a Twilio REST leg with only its final callback and its Url request): its earliest own event.
+    if (started === null) started = earliestOf(mine, leg.callId, ['answered', 'ended'], mode);
 
     // Ring time: Restcomm's DialRingDuration for the leg a Dial action names (§3.6), else derived (§4.6-6).
     let ring: number | null | undefined;
@@ -147,6 +203,9 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
     else {
       const until: Time = answeredAt !== null ? answeredAt : !answered ? ended : null;
       ring = started === undefined || until === undefined ? undefined : started === null || until === null ? null : seconds((until - started) / 1000);
+      // Two clocks years apart (a backfill's provider time and its import time) make no ring time: the ledger drops
+      // a derived duration above MAX_DURATION_SEC (numeric-bounds.ts).
+      if (typeof ring === 'number' && ring > MAX_DURATION_SEC) ring = null;
     }
 
     return {
@@ -155,13 +214,13 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       parentCallId: leg.parentCallId,
       rootCallId: root.callId,
       depth: depthOf(leg),
-      direction: leg.direction,
-      from: call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.from.replace(/^\+/, '') : leg.from,
-      to: call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.to.replace(/^\+/, '') : leg.to,
+      direction: hooks?.anonymous ? null : leg.direction,
+      from: hooks?.anonymous ? null : call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.from.replace(/^\+/, '') : leg.from,
+      to: hooks?.anonymous ? null : call.provider === 'restcomm' && leg.direction === 'outbound-dial' ? leg.to.replace(/^\+/, '') : leg.to,
       status,
       answeredBy: answeredByOf(call, leg, answered, answeredAt, ended, mine, mode),
-      talkDurationSec: answered ? leg.talkSec : 0,
-      durationSource: answered ? 'provider' : 'derived',
+      talkDurationSec,
+      durationSource,
       ...(ring === undefined ? {} : { ringDurationSec: ring }),
       ...defined('startedAt', iso(started)),
       ...defined('answeredAt', iso(answeredAt)),
@@ -169,10 +228,15 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       recordings: call.provider === 'jambonz' ? [] : leg.recordings.map((r) => ({ recordingId: r.recordingId, scope: r.scope, durationSec: r.durationSec })).sort((a, b) => (a.recordingId < b.recordingId ? -1 : 1)),
       conferenceIds: call.provider !== 'restcomm' && leg.conference ? [leg.conference.conferenceId] : [],
       // Every answered leg gets its provider duration; only an unresolved Restcomm child stays provisional.
-      final: !(fallback && leg.parentCallId !== null),
+      final: hooks ? hooks.final : !(fallback && leg.parentCallId !== null),
     };
   });
-  return { index: call.index, kind: call.kind, provider: call.provider, rootCallId: root.callId, legs };
+  const queues = call.legs.flatMap((leg): ExpectedQueueStay[] => {
+    const q = leg.queue;
+    if (!q || call.provider !== 'twilio') return [];
+    return [{ callId: leg.callId, queueId: q.queueId, waitRequests: Math.ceil((q.leaveSec - q.enterSec) / q.waitLoopSec), result: q.result, queueTimeSec: q.leaveSec - q.enterSec }];
+  });
+  return { index: call.index, kind: call.kind, provider: call.provider, rootCallId: root.callId, legs, ...(queues.length ? { queues } : {}) };
 }
 
 const defined = <K extends string>(key: K, value: string | null | undefined): Partial<Record<K, string | null>> =>
@@ -196,8 +260,13 @@ const answeredByOf = (call: SimCall, leg: SimLeg, answered: boolean, answeredAt:
   return inWindow ? leg.amd.result : null;
 };
 
-/** KPIs of the expected legs; avgRingSec is left out when some ring time cannot be predicted. */
-export const expectedKpis = (legs: readonly ExpectedLeg[]): ExpectedKpis => {
+/**
+ * KPIs of the expected legs; avgRingSec is left out when some ring time cannot be predicted. The analytics count a
+ * leg in the hour it started, so a leg without a start time (a child known only from its parent's Dial action)
+ * is in no window and left out.
+ */
+export const expectedKpis = (all: readonly ExpectedLeg[]): ExpectedKpis => {
+  const legs = all.filter((l) => l.startedAt !== null);
   const kpis = computeKpis(legs.map((l) => ({ status: l.status, talkDurationSec: l.talkDurationSec, ringDurationSec: l.ringDurationSec ?? null, answeredBy: l.answeredBy })));
   if (legs.some((l) => !('ringDurationSec' in l))) {
     const { avgRingSec: _unknowable, ...rest } = kpis;
@@ -212,6 +281,7 @@ export function expectOutcome(args: {
   baseTimeMs: number;
   calls: readonly SimCall[];
   deliveries: readonly Delivery[];
+  importedAtMs?: number;
 }): ExpectedOutcome {
   const { calls, deliveries, mode } = args;
   const byCall = new Map<number, Delivery[]>();
@@ -227,6 +297,7 @@ export function expectOutcome(args: {
     seed: args.seed,
     mode,
     baseTime: new Date(args.baseTimeMs).toISOString(),
+    ...(args.importedAtMs !== undefined ? { importedAt: new Date(args.importedAtMs).toISOString() } : {}),
     window: {
       // reduce, not Math.min(...xs): spreading hundreds of thousands of times overflows the call stack.
       from: new Date([...times, ...sent].reduce((a, b) => Math.min(a, b), args.baseTimeMs)).toISOString(),

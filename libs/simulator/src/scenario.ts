@@ -26,6 +26,8 @@ export const SCENARIO_KINDS = [
   'recording-conference',
   'conference',
   'rest-child',
+  'action-hooks-only',
+  'queue',
 ] as const;
 export type ScenarioKind = (typeof SCENARIO_KINDS)[number];
 
@@ -39,13 +41,15 @@ const ALL_BUT = (...excluded: ScenarioKind[]): ScenarioKind[] => SCENARIO_KINDS.
  * parent (§2.9); Restcomm reports no AMD and no conference membership, and neither RCML dialect a REST child (Twilio
  * reports AMD through AnsweredBy and conferences through the conference statusCallback, docs/providers.md); a
  * call blast (independent children of one parent) is FreeClimb's OutDial pattern; Restcomm has no conference
- * recording callback (§3.7).
+ * recording callback (§3.7). `queue` is Twilio's `<Enqueue>` (waitUrl requests, then the action with QueueResult and
+ * QueueTime); `action-hooks-only` is an app that configured no status callback, so that only its action hooks
+ * (gather, Dial action, callConnectUrl...) report the legs' state (issue 11 §2).
  */
 export const KINDS_BY_PROVIDER: Readonly<Record<SimProvider, readonly ScenarioKind[]>> = {
-  freeclimb: ALL_BUT('recording-dial'),
-  jambonz: ALL_BUT('call-blast', 'recording-call', 'recording-dial', 'recording-utterance', 'recording-conference', 'rest-child'),
+  freeclimb: ALL_BUT('recording-dial', 'queue'),
+  jambonz: ALL_BUT('call-blast', 'recording-call', 'recording-dial', 'recording-utterance', 'recording-conference', 'rest-child', 'queue'),
   twilio: ALL_BUT('call-blast', 'rest-child'),
-  restcomm: ALL_BUT('call-blast', 'amd-machine', 'amd-human', 'conference', 'rest-child', 'recording-conference'),
+  restcomm: ALL_BUT('call-blast', 'amd-machine', 'amd-human', 'conference', 'rest-child', 'recording-conference', 'queue'),
 };
 
 export type LegOutcome = 'completed' | 'busy' | 'no-answer' | 'failed' | 'canceled';
@@ -81,7 +85,13 @@ export interface SimLeg {
   simringLoser: boolean;
   recordings: SimRecording[];
   conference: { conferenceId: string; name: string; joinSec: number; leaveSec: number } | null;
-  /** A short utterance recorded with RecordUtterance / <Record>, on the leg it was recorded on. */
+  /**
+   * Twilio `<Enqueue>`: waits in the queue from `enterSec` (a waitUrl request each `waitLoopSec` of hold music) to
+   * `leaveSec`; `bridged` = an agent dequeued it, `hangup` = the caller gave up waiting.
+   */
+  queue: { queueId: string; enterSec: number; leaveSec: number; result: 'bridged' | 'hangup'; waitLoopSec: number } | null;
+  /** Second (from call start) of the IVR input collected before a dial (action-hooks-only apps). */
+  gatherSec: number | null;
 }
 
 export interface SimDial {
@@ -106,6 +116,8 @@ export interface SimCall {
   dials: SimDial[];
   /** Provider-specific identifiers that repeat across a call's webhooks (jambonz application, Restcomm instance). */
   extra: Record<string, string>;
+  /** False when the app configured no status callback: only voice requests and action hooks arrive. */
+  statusCallbacks: boolean;
 }
 
 export interface GenerateOptions {
@@ -222,6 +234,8 @@ const baseLeg = (b: Builder, parentCallId: string | null, direction: Direction, 
   simringLoser: false,
   recordings: [],
   conference: null,
+  queue: null,
+  gatherSec: null,
 });
 
 /** An answered leg: rings, answers, talks. Returns the leg with endSec set from its own talk time. */
@@ -453,6 +467,26 @@ const buildCall = (index: number, provider: SimProvider, kind: ScenarioKind, acc
       if (kind === 'recording-conference') rec(root, 'conference', root.endSec, root.endSec - joinSec);
       break;
     }
+    case 'action-hooks-only': {
+      // IVR first ("press 1"), then one dial; nothing but the hooks tells the ledger what happened.
+      const root = inboundRoot(b, caller, number);
+      root.gatherSec = root.answerSec! + 1;
+      const outcome: LegOutcome = r.chance(0.7) ? 'completed' : r.pick(['no-answer', 'busy'] as const);
+      dialSingle(b, root, root.gatherSec + r.int(1, 3), outcome);
+      coverChildren(b, root);
+      break;
+    }
+    case 'queue': {
+      const root = inboundRoot(b, caller, number);
+      const enterSec = root.answerSec! + 1;
+      const leaveSec = enterSec + r.int(5, 150);
+      const result = r.chance(0.7) ? 'bridged' : 'hangup';
+      // Bridged: the agent talks, hangs up, and the app says goodbye; abandoned: the caller's hang-up ends the call.
+      root.endSec = result === 'bridged' ? leaveSec + talkTime(r, maxTalk) + r.int(1, 3) : leaveSec;
+      root.talkSec = root.endSec - root.answerSec!;
+      root.queue = { queueId: `QU${r.hex(32)}`, enterSec, leaveSec, result, waitLoopSec: r.pick([20, 30, 45]) };
+      break;
+    }
     case 'rest-child': {
       const root = inboundRoot(b, caller, number);
       const child = answered(b, baseLeg(b, root.callId, 'outbound-api', number, phone(r), root.answerSec! + r.int(1, 3)));
@@ -461,5 +495,5 @@ const buildCall = (index: number, provider: SimProvider, kind: ScenarioKind, acc
       break;
     }
   }
-  return { index, provider, kind, accountId, startMs, legs: b.legs, dials: b.dials, extra };
+  return { index, provider, kind, accountId, startMs, legs: b.legs, dials: b.dials, extra, statusCallbacks: kind !== 'action-hooks-only' };
 };

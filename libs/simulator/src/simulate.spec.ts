@@ -144,7 +144,8 @@ describe('expected outcome', () => {
   const legs = simulate({ ...base, calls: 1500 }).expected.calls.flatMap((c) => c.legs);
 
   it('covers every status, both AMD results and provisional Restcomm children', () => {
-    expect(new Set(legs.map((l) => l.status))).toEqual(new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']));
+    // in-progress: roots of action-hooks-only apps, whose end no hook reports.
+    expect(new Set(legs.map((l) => l.status))).toEqual(new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled', 'in-progress']));
     expect(new Set(legs.map((l) => l.answeredBy))).toEqual(new Set([null, 'machine', 'human']));
     expect(legs.some((l) => l.provider === 'restcomm' && l.parentCallId && !l.final)).toBe(true);
     expect(legs.filter((l) => l.recordings.length > 0).length).toBeGreaterThan(20);
@@ -158,6 +159,110 @@ describe('expected outcome', () => {
     expect(liveLegs.filter((l) => l.provider === 'freeclimb' || l.provider === 'jambonz').every((l) => 'ringDurationSec' in l)).toBe(true);
     expect(liveLegs.some((l) => !('startedAt' in l))).toBe(true);
     expect(live.totals).not.toHaveProperty('avgRingSec');
+  });
+});
+
+const translate = (d: Delivery) =>
+  registry.get(d.provider).translate(Buffer.from(d.body), { provider: d.provider, path: d.path.replace(/^\//, ''), query: new URLSearchParams(d.query), contentType: d.contentType });
+
+describe('action-hooks-only apps (no status callback configured)', () => {
+  const hooks = SIM_PROVIDERS.map((provider) => simulate({ ...base, provider, calls: 40, kinds: ['action-hooks-only'] }));
+
+  it('send no status callback in any dialect: only the voice request / call hook and action hooks', () => {
+    for (const r of hooks) {
+      const own = r.deliveries.filter((d) => !d.retry);
+      expect(own.length).toBeGreaterThan(40);
+      expect(own.filter((d) => d.path === '/status' || d.body.includes('call-progress-events')), r.calls[0]!.provider).toEqual([]);
+    }
+  });
+
+  it("carry each leg's own state in its action hooks, which the adapters read", () => {
+    // jambonz gather/dial actionHook: call_status of the CallInfo; FreeClimb getDigits: callStatus; Twilio/Restcomm
+    // gather and Dial action: the caller's own CallStatus (docs/providers.md).
+    for (const r of hooks) {
+      for (const call of r.calls) {
+        const root = call.legs[0]!;
+        const events = r.deliveries.filter((d) => d.callIndex === call.index && !d.retry).flatMap((d) => translate(d));
+        expect(events.filter((e) => e.type === 'CallAnswered' && e.legId === root.callId).length, call.provider).toBeGreaterThan(0);
+        expect(events.filter((e) => e.type === 'CallCompleted' && e.legId === root.callId)).toEqual([]);
+      }
+    }
+  });
+
+  it('expect each leg to reach the state its own hooks report, per dialect', () => {
+    const byProvider = Object.fromEntries(hooks.map((r) => [r.calls[0]!.provider, r.expected.calls]));
+    for (const calls of Object.values(byProvider)) {
+      for (const c of calls) expect(c.legs[0]).toMatchObject({ status: 'in-progress', talkDurationSec: null, final: false, endedAt: null });
+    }
+    const answeredChildren = (p: string) => byProvider[p]!.flatMap((c) => c.legs.slice(1)).filter((l) => l.status === 'completed' || l.status === 'in-progress');
+    // The Dial action's DialCallDuration is a provider talk time (Twilio, Restcomm); jambonz reports none.
+    for (const p of ['twilio', 'restcomm']) {
+      expect(answeredChildren(p).length).toBeGreaterThan(5);
+      for (const l of answeredChildren(p)) expect(l).toMatchObject({ status: 'completed', durationSource: 'provider', final: true, direction: null });
+    }
+    for (const l of answeredChildren('jambonz')) expect(l).toMatchObject({ status: 'completed', talkDurationSec: null, final: false });
+    for (const l of answeredChildren('freeclimb')) expect(l).toMatchObject({ status: 'in-progress', talkDurationSec: null, final: false, direction: 'outbound-dial' });
+    for (const p of SIM_PROVIDERS) expect(byProvider[p]!.flatMap((c) => c.legs.slice(1)).some((l) => l.status === 'busy' || l.status === 'no-answer')).toBe(true);
+  });
+});
+
+describe('Twilio queues (<Enqueue>)', () => {
+  const q = simulate({ ...base, provider: 'twilio', calls: 30, kinds: ['queue'] });
+  const params = (d: Delivery) => new URLSearchParams(d.body);
+
+  it("request the waitUrl and the action with Twilio's field names (https://www.twilio.com/docs/voice/twiml/enqueue)", () => {
+    const waits = q.deliveries.filter((d) => d.path === '/queue-wait');
+    const actions = q.deliveries.filter((d) => d.path === '/enqueue-action');
+    expect(actions).toHaveLength(30);
+    for (const d of waits) {
+      for (const k of ['QueuePosition', 'QueueSid', 'QueueTime', 'AvgQueueTime', 'CurrentQueueSize', 'MaxQueueSize', 'CallSid', 'CallStatus']) expect(params(d).has(k), k).toBe(true);
+      expect(params(d).has('QueueResult')).toBe(false);
+    }
+    for (const d of actions) {
+      expect(['bridged', 'hangup']).toContain(params(d).get('QueueResult'));
+      expect(Number(params(d).get('QueueTime'))).toBeGreaterThan(0);
+      expect(params(d).get('QueueSid')).toMatch(/^QU[0-9a-f]{32}$/);
+    }
+    expect(new Set(actions.map((d) => params(d).get('QueueResult')))).toEqual(new Set(['bridged', 'hangup']));
+  });
+
+  it('translate to QueueEntered per waitUrl request and one QueueLeft, as the expectation counts them', () => {
+    for (const call of q.expected.calls) {
+      const [stay] = call.queues!;
+      const events = q.deliveries.filter((d) => d.callIndex === call.index).flatMap((d) => translate(d));
+      expect(events.filter((e) => e.type === 'QueueEntered' && (e.data as { queueId: string }).queueId === stay!.queueId)).toHaveLength(stay!.waitRequests);
+      expect(events.filter((e) => e.type === 'QueueLeft').map((e) => e.data)).toEqual([{ queueId: stay!.queueId, queueTimeSec: stay!.queueTimeSec, result: stay!.result }]);
+    }
+  });
+});
+
+describe('backfill imports', () => {
+  const importedAtMs = Date.UTC(2026, 5, 1, 9, 30);
+  const past = { ...base, baseTimeMs: Date.UTC(2018, 2, 10), calls: 200 };
+  const plain = simulate(past);
+  const backfill = simulate({ ...past, importedAtMs });
+
+  it('receive every line at the import time, in arrival order, and keep the bodies and their clocks', () => {
+    expect(backfill.deliveries.map((d) => d.receivedAtMs)).toEqual(backfill.deliveries.map((_, i) => importedAtMs + i));
+    expect(backfill.deliveries.map((d) => d.body)).toEqual(plain.deliveries.map((d) => d.body));
+    expect(backfill.expected.importedAt).toBe('2026-06-01T09:30:00.000Z');
+    expect(plain.expected).not.toHaveProperty('importedAt');
+  });
+
+  it('expect provider-clocked legs in their own past and the others at the import time', () => {
+    const legs = backfill.expected.calls.flatMap((c) => c.legs);
+    const at = (l: (typeof legs)[number]) => (l.startedAt ? Date.parse(l.startedAt) : null);
+    // Restcomm: CallTimestamp and Timestamp; FreeClimb and jambonz: only the signature, which an import lacks.
+    const restcomm = legs.filter((l) => l.provider === 'restcomm' && l.direction !== null);
+    expect(restcomm.length).toBeGreaterThan(20);
+    for (const l of restcomm) expect(at(l)!).toBeLessThan(Date.UTC(2018, 2, 11));
+    for (const l of legs.filter((x) => (x.provider === 'freeclimb' || x.provider === 'jambonz') && x.startedAt)) expect(at(l)!).toBeGreaterThanOrEqual(importedAtMs);
+    expect(legs.filter((l) => l.provider === 'twilio' && l.direction === 'outbound-dial').every((l) => at(l)! < importedAtMs)).toBe(true);
+  });
+
+  it('is ignored outside imports', () => {
+    const live = simulate({ ...base, mode: 'live', calls: 20, importedAtMs });
+    expect(live.deliveries.every((d) => d.receivedAtMs < importedAtMs)).toBe(true);
   });
 });
 

@@ -24,11 +24,23 @@ export const renderCall = (call: SimCall, seed: string): Delivery[] => {
   }
 };
 
+export interface SimulateOptions extends GenerateOptions {
+  /**
+   * Import only, a backfill: every line is received at this time (epoch ms), 1 ms apart in arrival order, while the
+   * calls keep their own past. Only the clocks in the bodies then date them: Restcomm's CallTimestamp and Timestamp,
+   * Twilio's Timestamp and the start implied by end − duration. An import carries no signature, so FreeClimb and
+   * jambonz calls (whose only clock is the signed `t`) are dated by the import (docs/providers.md, clocks).
+   */
+  importedAtMs?: number;
+}
+
 /** Scenario -> deliveries -> expectation, all pure: the same options give byte-identical output. */
-export function simulate(opts: GenerateOptions): SimulationRun {
+export function simulate(opts: SimulateOptions): SimulationRun {
   const calls = generateCalls(opts);
   const deliveries = calls.flatMap((c) => renderCall(c, opts.seed)).sort(byArrival);
-  const expected = expectOutcome({ seed: opts.seed, mode: opts.mode, baseTimeMs: opts.baseTimeMs, calls, deliveries });
+  const importedAtMs = opts.mode === 'import' ? opts.importedAtMs : undefined;
+  if (importedAtMs !== undefined) deliveries.forEach((d, i) => (d.receivedAtMs = importedAtMs + i));
+  const expected = expectOutcome({ seed: opts.seed, mode: opts.mode, baseTimeMs: opts.baseTimeMs, calls, deliveries, importedAtMs });
   return { calls, deliveries, expected };
 }
 

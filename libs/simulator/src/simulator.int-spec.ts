@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCallForest, computeKpis, type CallLegRow, type CallTreeNode, type KpiLeg } from '@lib/ledger';
 import type { Projector } from '@lib/projections';
 import { API_KEY, readyProjector, SECRETS, startTestApp, type TestApp } from '../../../test/support/test-app.js';
-import { diffCallTree, diffKpis, formatDifference, type Difference } from './check.js';
+import { diffCallTree, diffKpis, diffQueueEvents, formatDifference, type Difference } from './check.js';
 import { SCENARIO_KINDS, SIM_PROVIDERS, kindsFor } from './scenario.js';
 import { importLine, simulate } from './simulate.js';
 import { signDelivery } from './signing.js';
@@ -101,9 +101,14 @@ const compare = async (run: ReturnType<typeof simulate>): Promise<Difference[]> 
     if (calls.length === 0) continue;
     const trees = await readTrees(provider, calls.map((c) => c.rootCallId));
     for (const call of calls) diffs.push(...diffCallTree(call, trees.get(call.rootCallId) ?? null));
+    for (const call of calls.filter((c) => c.queues)) {
+      const res = await t.app.inject({ method: 'GET', url: `/v1/calls/${encodeURIComponent(call.rootCallId)}/events?provider=${provider}&tree=true`, headers: { authorization: `Bearer ${API_KEY}` } });
+      diffs.push(...diffQueueEvents(call, res.json()));
+    }
     const walk = (n: unknown): void => {
       const node = n as CallLegRow & { children: unknown[] };
-      actualLegs.push(node);
+      // As the analytics: a leg without a start time is in no time window.
+      if (node.startedAt !== null) actualLegs.push(node);
       node.children.forEach(walk);
     };
     trees.forEach(walk);
@@ -122,6 +127,10 @@ describe('simulated traffic through the real adapters, store and projection', ()
   it('import mode: the read model matches the expected outcome for every scenario kind of every provider', async () => {
     const runs = everyKind('import', Date.UTC(2026, 0, 10), 'int-import');
     expect(new Set(runs.map((r) => r.calls[0]!.kind)).size).toBe(SCENARIO_KINDS.length);
+    // Issue 11: apps with action hooks only, in every dialect, and Twilio queues.
+    const drawn = new Set(runs.map((r) => `${r.calls[0]!.provider}:${r.calls[0]!.kind}`));
+    for (const p of SIM_PROVIDERS) expect(drawn).toContain(`${p}:action-hooks-only`);
+    expect(drawn).toContain('twilio:queue');
     const body = runs.flatMap((r) => r.deliveries.map(importLine)).join('\n') + '\n';
     const res = await t.app.inject({ method: 'POST', url: '/v1/import', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${API_KEY}` }, payload: body });
     expect(res.statusCode).toBe(200);
@@ -133,6 +142,35 @@ describe('simulated traffic through the real adapters, store and projection', ()
     expect(await projector.waitFor(head.rows[0]!.max, 10_000)).toBe(true);
     const diffs = (await Promise.all(runs.map(compare))).flat();
     expect(diffs.map(formatDifference)).toEqual([]);
+  });
+
+  it('backfill: lines received now, provider clocks in the past; RCML calls land in their own hour, not the import\'s', async () => {
+    const importedAtMs = Date.UTC(2026, 5, 1, 9, 30);
+    const runs = SIM_PROVIDERS.flatMap((provider) =>
+      kindsFor(provider).map((kind) =>
+        simulate({ seed: `int-backfill-${provider}-${kind}`, calls: 3, provider, baseTimeMs: Date.UTC(2018, 2, 10), mode: 'import', days: 2, rate: 1, maxTalkSec: 40, kinds: [kind], importedAtMs }),
+      ),
+    );
+    for (const run of runs) expect(run.deliveries.every((d) => d.receivedAtMs >= importedAtMs)).toBe(true);
+    const body = runs.flatMap((r) => r.deliveries.map(importLine)).join('\n') + '\n';
+    const res = await t.app.inject({ method: 'POST', url: '/v1/import', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${API_KEY}` }, payload: body });
+    expect(res.statusCode).toBe(200);
+    expect(res.json().rejected).toEqual([]);
+    const head = await sql<{ max: string }>`SELECT max(global_position)::text AS max FROM events`.execute(t.db.db);
+    expect(await projector.waitFor(head.rows[0]!.max, 10_000)).toBe(true);
+    const diffs = (await Promise.all(runs.map(compare))).flat();
+    expect(diffs.map(formatDifference)).toEqual([]);
+
+    // The expectation itself puts every Restcomm leg that sent anything of its own (CallTimestamp, Timestamp), and
+    // every Twilio leg with a clock of its own, in 2018: the check above held the ledger to it. FreeClimb and jambonz
+    // have no clock an import can carry, nor has a child known only from its parent's unstamped Dial action.
+    const legs = runs.flatMap((r) => r.expected.calls.flatMap((c) => c.legs));
+    const year = (l: (typeof legs)[number]) => (l.startedAt ? new Date(l.startedAt).getUTCFullYear() : null);
+    const restcomm = legs.filter((l) => l.provider === 'restcomm' && l.direction !== null && l.startedAt);
+    expect(restcomm.filter((l) => year(l) !== 2018)).toEqual([]);
+    expect(restcomm.length).toBeGreaterThan(20);
+    expect(legs.filter((l) => l.provider === 'twilio' && l.direction !== 'inbound' && year(l) === 2018).length).toBeGreaterThan(10);
+    expect(legs.filter((l) => l.provider === 'freeclimb' || l.provider === 'jambonz').every((l) => l.startedAt === null || year(l) === 2026)).toBe(true);
   });
 
   it('live mode: signed posts are accepted, retries come back as duplicates, and the read model matches', async () => {

@@ -132,6 +132,14 @@ export function renderFreeclimb(call: SimCall, seed: string): Delivery[] {
       }
     }
 
+    if (leg.gatherSec !== null) {
+      // GetDigits actionUrl: an action hook, whose callStatus alone tells an app without a status callback that the
+      // caller was answered (FreeClimb openapi, common request fields).
+      emit(leg.gatherSec, '/get-digits', body('getDigits', leg, 'inProgress', { digits: '1', reason: 'finishKey' }), []);
+    }
+
+    // No statusCallbackUrl on the application: the leg's end is never reported (action-hooks-only apps).
+    if (!call.statusCallbacks) continue;
     const callRec = leg.recordings.find((x) => x.scope === 'call');
     emit(
       leg.endSec,

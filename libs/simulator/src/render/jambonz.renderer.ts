@@ -66,6 +66,15 @@ export function renderJambonz(call: SimCall, seed: string): Delivery[] {
 
   for (const leg of call.legs) {
     const answered = leg.answerSec !== null;
+    if (!call.statusCallbacks) {
+      // No call status hook configured: the inbound leg's call_hook (session:new) is all jambonz sends of its own,
+      // then the action hooks, each with the leg's whole CallInfo (§2.7, issue 11 §2).
+      if (leg.direction === 'inbound') {
+        emit(leg.startSec, '/call-hook', { ...callInfo(leg, 'trying', 100), caller_name: leg.from.replace(/^\+/, ''), local_sip_address: '10.0.12.7:5060' }, [{ callId: leg.callId, kind: 'initiated' }]);
+      }
+      if (leg.gatherSec !== null) emit(leg.gatherSec, '/gather', callInfo(leg, 'in-progress', 200, { reason: 'dtmfDetected', digits: '1' }), []);
+      continue;
+    }
     emit(leg.startSec, '/status', callInfo(leg, 'trying', 100), [{ callId: leg.callId, kind: 'initiated' }]);
     let ringing: Delivery | null = null;
     if (leg.ringSec !== null && leg.direction !== 'inbound') {

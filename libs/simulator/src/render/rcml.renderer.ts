@@ -58,6 +58,9 @@ export const encodeForm = (params: Params, dialect: Dialect): string =>
     .map(([k, v]) => (v === null ? httpClientEncode(k) : `${httpClientEncode(k)}=${httpClientEncode(v)}`))
     .join('&');
 
+/** Callbacks that carry the calling leg's own CallStatus besides their verb's result (issue 11 §2). */
+const ACTION_PATHS = new Set(['/dial-action', '/record-action', '/gather-action', '/enqueue-action']);
+
 const RESTCOMM_ZONES = ['UTC', 'UTC', 'Europe/Athens', 'America/New_York'];
 
 /** Restcomm's call-progress `From`/`To` of a dialled leg are SIP user parts, not E.164 (§3.5). */
@@ -78,7 +81,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
     const value = (name: string) => params.find(([k]) => k === name)?.[1] ?? undefined;
     const callSid = value('CallSid');
     // Action callbacks (Dial, Record) carry the leg's own CallStatus (issue 11 §2).
-    let facts = path === '/dial-action' || path === '/record-action' ? [...facts0, ...hookStateFacts(callSid, value('CallStatus'), ['in-progress'], ['completed', 'busy', 'no-answer', 'failed', 'canceled'])] : facts0;
+    let facts = ACTION_PATHS.has(path) ? [...facts0, ...hookStateFacts(callSid, value('CallStatus'), ['in-progress'], ['completed', 'busy', 'no-answer', 'failed', 'canceled'])] : facts0;
     // Restcomm's CallTimestamp dates the leg's creation (RC-vi parameters()): its CallInitiated carries that time.
     const created = value('CallTimestamp');
     if (created && callSid) facts = [...facts.filter((f) => !(f.kind === 'initiated' && f.callId === callSid)), { callId: callSid, kind: 'initiated', atMs: Date.parse(created) }];
@@ -179,6 +182,12 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
   for (const leg of call.legs) {
     const answered = leg.answerSec !== null;
     const callRec = leg.recordings.find((x) => x.scope === 'call');
+    if (!call.statusCallbacks) {
+      // No StatusCallback on the number or the <Dial>: the voice request, then only action callbacks.
+      if (leg.direction === 'inbound') emit(leg.startSec, '/voice', voiceParams(leg, 'ringing'), [{ callId: leg.callId, kind: 'initiated' }], false);
+      if (leg.gatherSec !== null) emit(leg.gatherSec, '/gather-action', [...voiceParams(leg, 'in-progress'), ['Digits', '1'], ...(restcomm ? [] : ([['FinishedOnKey', '']] as Params))], [], false);
+      continue;
+    }
     if (leg.direction === 'inbound') {
       emit(leg.startSec, '/voice', voiceParams(leg, 'ringing'), [{ callId: leg.callId, kind: 'initiated' }], false);
       if (restcomm) {
@@ -192,9 +201,8 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
       }
     } else {
       // Twilio's default statusCallbackEvent is `completed` alone: many REST calls report nothing else, and the
-      // ledger then starts them at their first request (docs/providers.md, clocks).
+      // ledger then starts them at their earliest request (docs/providers.md, clocks; expected-outcome.ts).
       const finalOnly = !restcomm && leg.direction === 'outbound-api' && r.chance(0.3);
-      const first: Fact[] = finalOnly ? [{ callId: leg.callId, kind: 'initiated' }] : [];
       if (!finalOnly) {
         progress(leg, leg.startSec, 'initiated', [{ callId: leg.callId, kind: 'initiated' }]);
         if (leg.ringSec !== null) progress(leg, leg.ringSec, 'ringing', []);
@@ -202,7 +210,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
       if (answered) {
         if (!finalOnly) progress(leg, leg.answerSec!, 'answered', [{ callId: leg.callId, kind: 'answered' }]);
         // A REST-created call fetches its Url once answered (family A).
-        if (leg.direction === 'outbound-api') emit(leg.answerSec!, '/voice', voiceParams(leg, 'in-progress'), [{ callId: leg.callId, kind: 'answered' }, ...first.splice(0)], false);
+        if (leg.direction === 'outbound-api') emit(leg.answerSec!, '/voice', voiceParams(leg, 'in-progress'), [{ callId: leg.callId, kind: 'answered' }], false);
       }
       const recParams: Params =
         callRec && restcomm
@@ -211,12 +219,29 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
       // Synchronous AMD (or a status callback after async AMD) reports AnsweredBy on the final callback too.
       const amdParams: Params = !restcomm && leg.amd && !leg.amd.asyncAmd ? [['AnsweredBy', answeredByValue(leg)]] : [];
       const amdFacts: Fact[] = amdParams.length ? [{ callId: leg.callId, kind: 'amd' }] : [];
-      progress(leg, leg.endSec, 'completed', [{ callId: leg.callId, kind: 'ended' }, ...amdFacts, ...first], [['CallDuration', String(leg.talkSec)], ...recParams, ...amdParams]);
+      progress(leg, leg.endSec, 'completed', [{ callId: leg.callId, kind: 'ended' }, ...amdFacts], [['CallDuration', String(leg.talkSec)], ...recParams, ...amdParams]);
     }
 
     for (const rec of leg.recordings) emitRecording(leg, rec);
     if (!restcomm && leg.amd && leg.amd.asyncAmd) emitAsyncAmd(leg, leg.amd);
     if (!restcomm && leg.conference) emitConference(leg, leg.conference);
+    if (!restcomm && leg.queue) emitQueue(leg, leg.queue);
+  }
+
+  /**
+   * Twilio `<Enqueue>` (https://www.twilio.com/docs/voice/twiml/enqueue): the waitUrl is requested when the caller
+   * enters the queue and again each time its hold music ends, with QueueSid, QueuePosition, QueueTime (seconds
+   * waited so far), AvgQueueTime, CurrentQueueSize and MaxQueueSize; the action URL is requested when the caller
+   * leaves, with QueueResult, QueueSid and QueueTime. A bridged caller's action comes after the agent disconnects.
+   */
+  function emitQueue(leg: SimLeg, q: NonNullable<SimLeg['queue']>): void {
+    const size = r.int(1, 4);
+    for (let at = q.enterSec; at < q.leaveSec; at += q.waitLoopSec) {
+      const position = Math.max(1, size - Math.floor((at - q.enterSec) / 40));
+      emit(at, '/queue-wait', [...voiceParams(leg, 'in-progress'), ['AvgQueueTime', String(r.int(10, 90))], ['CurrentQueueSize', String(size)], ['MaxQueueSize', '100'], ['QueuePosition', String(position)], ['QueueSid', q.queueId], ['QueueTime', String(at - q.enterSec)]], [], false);
+    }
+    const actionSec = q.result === 'bridged' ? leg.endSec - 1 : leg.endSec;
+    emit(actionSec, '/enqueue-action', [...voiceParams(leg, q.result === 'bridged' ? 'in-progress' : 'completed'), ['QueueResult', q.result], ['QueueSid', q.queueId], ['QueueTime', String(q.leaveSec - q.enterSec)]], [], false);
   }
 
   /** Twilio AnsweredBy values (https://www.twilio.com/docs/voice/answering-machine-detection). */
