@@ -348,6 +348,20 @@ describe('projectCallLeg: provider dialects (issue 11)', () => {
     expect(must(project('A', fc, [], 'freeclimb'))).toMatchObject({ status: 'in-progress', answeredBy: 'fax', answeredByDetail: 'fax modem' });
   });
 
+  it('an imported start dated only by the import moves back to the earliest provider clock of the leg (issue 11 §5: a 2018 call imported today stays in 2018)', () => {
+    const imported = { sentAt: null, receivedAt: '2026-11-30T12:00:00.000Z', verification: 'imported' as const };
+    // Twilio's voice request has no Timestamp; its status callbacks do (https://www.twilio.com/docs/voice/api/call-resource#statuscallback).
+    const voice = ev('CallInitiated', 'A', { direction: 'inbound', from: '+13125550100', to: '+18475550163' }, imported);
+    const ringing = ev('CallRinging', 'A', {}, { ...imported, receivedAt: '2026-11-30T12:00:00.001Z', occurredAt: '2018-03-08T10:00:01.000Z' });
+    const done = ev('CallCompleted', 'A', { outcome: 'completed', durationSec: 30 }, { ...imported, receivedAt: '2026-11-30T12:00:00.002Z', occurredAt: '2018-03-08T10:00:40.000Z' });
+    const row = must(project('A', twilio([voice, ringing, done]), [], 'twilio'));
+    expect(row).toMatchObject({ startedAt: '2018-03-08T10:00:01.000Z', startedAtSource: 'provider', endedAt: '2018-03-08T10:00:40.000Z' });
+    // A live receive time is a real observation: it keeps precedence.
+    const live = { ...imported, verification: 'verified' as const };
+    const liveRow = must(project('A', twilio([{ ...voice, ...live }, { ...ringing, ...live }, { ...done, ...live }]), [], 'twilio'));
+    expect(liveRow.startedAt).toBe('2026-11-30T12:00:00.000Z');
+  });
+
   it("Twilio AnsweredBy=unknown: answered, answeredBy stays null, the detail says unknown", () => {
     const row = must(project('A', twilio([ev('MachineDetected', 'A', { result: 'unknown', detail: 'unknown' }, { t: 8 }), ev('CallCompleted', 'A', { outcome: 'completed', durationSec: 20 }, { t: 30 })]), [], 'twilio'));
     expect(row).toMatchObject({ status: 'completed', answeredBy: null, answeredByDetail: 'unknown' });

@@ -257,6 +257,18 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const known = (ms: number | undefined): ms is number => ms !== undefined && ms !== NO_TIME;
   const sourceOf = (e: LedgerEvent | undefined): TimeSource | null => (e && known(eventTime(e)) ? eventTimeSource(e) : null);
   let startedAtSource = sourceOf(startEvent);
+  // An imported delivery's receive time is when it was imported, not when the call happened (a backfill of 2018
+  // calls imported today): when the start would come from such a time and the leg's own events carry a provider
+  // clock earlier than it, the call started no later than the earliest of them (issue 11 §5). Live receive times
+  // are real observations and keep precedence over a provider clock that may be skewed.
+  if (startEvent && known(startedMs) && startedAtSource === 'received' && startEvent.verification === 'imported') {
+    const clocked = own.filter((e) => eventTimeSource(e) === 'provider').map(eventTime).filter(known);
+    const earliest = clocked.length > 0 ? Math.min(...clocked) : undefined;
+    if (earliest !== undefined && earliest < startedMs) {
+      startedMs = earliest;
+      startedAtSource = 'provider';
+    }
+  }
 
   // --- durations
   let talkDurationSec: number | null = null;

@@ -111,6 +111,45 @@ const earliest = (deliveries: readonly Delivery[], callId: string, kind: Fact['k
   return best;
 };
 
+/** Whether the leg's start fact is dated only by its arrival (no provider time in its body, no fact time). */
+const startsAtArrival = (deliveries: readonly Delivery[], callId: string): boolean => {
+  const first = deliveries
+    .filter((d) => !d.retry && d.facts.some((f) => f.callId === callId && f.kind === 'initiated'))
+    .sort((a, b) => a.receivedAtMs - b.receivedAtMs)[0];
+  if (!first) return false;
+  const fact = first.facts.find((f) => f.callId === callId && f.kind === 'initiated')!;
+  return fact.atMs === undefined && first.providerTimeMs === null;
+};
+
+/** The leg a delivery is about, as its body names it (RCML `CallSid`, jambonz `call_sid`, FreeClimb `callId`). */
+const legOf = (d: Delivery): string | null => {
+  if (d.provider === 'twilio' || d.provider === 'restcomm') return new URLSearchParams(d.body).get('CallSid');
+  try {
+    const body = JSON.parse(d.body) as { call_sid?: unknown; callId?: unknown };
+    const id = d.provider === 'jambonz' ? body.call_sid : body.callId;
+    return typeof id === 'string' ? id : null;
+  } catch {
+    return null;
+  }
+};
+
+/** The provider clock a delivery carries: Twilio/Restcomm Timestamp, or the `time` of a jambonz conference hook. */
+const providerTimeOf = (d: Delivery): number | null => {
+  if (d.providerTimeMs !== null) return d.providerTimeMs;
+  if (d.provider !== 'jambonz') return null;
+  try {
+    const time = (JSON.parse(d.body) as { time?: unknown }).time;
+    const ms = typeof time === 'string' ? Date.parse(time) : NaN;
+    return Number.isNaN(ms) ? null : ms;
+  } catch {
+    return null;
+  }
+};
+
+/** Provider times carried by the deliveries a leg sent itself. */
+const ownClockedTimes = (deliveries: readonly Delivery[], callId: string): number[] =>
+  deliveries.filter((d) => !d.retry && legOf(d) === callId).map(providerTimeOf).filter((t): t is number => t !== null);
+
 const earliestOf = (deliveries: readonly Delivery[], callId: string, kinds: readonly Fact['kind'][], mode: RunMode): Time => {
   let best: Time = null;
   for (const kind of kinds) {
@@ -195,6 +234,13 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
     }
     // No CallInitiated (a Twilio REST leg with only its final callback and its Url request): its earliest own event.
     if (started === null) started = earliestOf(mine, leg.callId, ['answered', 'ended'], mode);
+
+    // A backfill's arrival is the import time: a start read from it moves back to the earliest provider clock the
+    // leg's own deliveries carry (Twilio/Restcomm Timestamp), as project-call-leg.ts does for imported events.
+    if (mode === 'import' && typeof started === 'number' && startsAtArrival(mine, leg.callId)) {
+      const clocked = ownClockedTimes(mine, leg.callId);
+      if (clocked.length > 0 && Math.min(...clocked) < started) started = Math.min(...clocked);
+    }
 
     // Ring time: Restcomm's DialRingDuration for the leg a Dial action names (§3.6), else derived (§4.6-6).
     let ring: number | null | undefined;

@@ -256,7 +256,13 @@ describe('backfill imports', () => {
     const restcomm = legs.filter((l) => l.provider === 'restcomm' && l.direction !== null);
     expect(restcomm.length).toBeGreaterThan(20);
     for (const l of restcomm) expect(at(l)!).toBeLessThan(Date.UTC(2018, 2, 11));
-    for (const l of legs.filter((x) => (x.provider === 'freeclimb' || x.provider === 'jambonz') && x.startedAt)) expect(at(l)!).toBeGreaterThanOrEqual(importedAtMs);
+    // ...except a jambonz leg in a conference, whose hooks carry the conference's `time`.
+    for (const l of legs.filter((x) => (x.provider === 'freeclimb' || x.provider === 'jambonz') && x.startedAt && x.conferenceIds.length === 0)) {
+      expect(at(l)!).toBeGreaterThanOrEqual(importedAtMs);
+    }
+    // A Twilio inbound leg's voice request carries no Timestamp, but its status callbacks do: an imported start
+    // moves back to the earliest of them (project-call-leg.ts), so the call stays in its own past.
+    expect(legs.filter((l) => l.provider === 'twilio' && l.direction === 'inbound' && at(l)! < importedAtMs).length).toBeGreaterThan(0);
     expect(legs.filter((l) => l.provider === 'twilio' && l.direction === 'outbound-dial').every((l) => at(l)! < importedAtMs)).toBe(true);
   });
 
