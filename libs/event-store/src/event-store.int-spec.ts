@@ -160,7 +160,7 @@ describe('GroupCommitWriter', () => {
     const settled = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => writer.submit(record(`full-${i}`))));
     const refused = settled.filter((s) => s.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
-    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ status: 503, code: 'SERVICE.UNAVAILABLE' });
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'SERVICE.UNAVAILABLE', retryAfterSec: 1 });
   });
 
   it('isolates a record whose events cannot be stored and keeps it as unrecognized', async () => {
