@@ -9,7 +9,6 @@ import { isDataError, ProjectionDataError, type Executor, type Isolate, type Pro
 const legs = (g: number) => sql.table(`call_legs_g${g}`);
 const recs = (g: number) => sql.table(`recordings_g${g}`);
 const hourly = (g: number) => sql.table(`call_leg_hourly_g${g}`);
-const CELL = sql`hour, provider, account_id, direction, status, is_root`;
 
 interface CellColumn {
   name: string;
