@@ -10,6 +10,7 @@ import {
 } from '@lib/ledger';
 import { parseJsonObject, stringField } from '../shared/json-body.js';
 import { freeclimbWebhookSchema, type FreeclimbWebhook } from './freeclimb.payloads.js';
+import { stripUndefined } from '../shared/strip-undefined.js';
 
 const OUTCOMES: Record<string, Outcome> = {
   completed: 'completed',
@@ -265,6 +266,3 @@ const translateParsed = (w: FreeclimbWebhook): TranslatedEvent[] => {
   }
 };
 
-/** Events are hashed as canonical JSON: absent fields must be absent, not `undefined`. */
-const stripUndefined = <T extends object>(obj: T): T =>
-  Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;

@@ -11,6 +11,7 @@ import {
 } from '@lib/ledger';
 import type { z } from 'zod';
 import { parseJsonObject, stringField } from '../shared/json-body.js';
+import { stripUndefined } from '../shared/strip-undefined.js';
 import {
   jambonzAmdSchema,
   jambonzCallHookSchema,
@@ -314,6 +315,3 @@ const isoOrNull = (value: string | null | undefined): string | null => {
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 };
 
-/** Events are hashed as canonical JSON: absent fields must be absent, not `undefined`. */
-const stripUndefined = <T extends object>(obj: T): T =>
-  Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;
