@@ -96,7 +96,7 @@ export const kpiTotalsOfLeg = (leg: KpiLeg): KpiTotals => {
 };
 
 /**
- * Call KPIs (anchors.md §C.1), one definition for the analytics endpoints and the simulator's expectations.
+ * Call KPIs (ITU-T E.411/E.425; docs/architecture.md, "Design sources"), one definition for the analytics endpoints and the simulator's expectations.
  * Every leg is a seizure of its own (a simultaneous ring of three is three attempts), which is how carriers
  * count ASR per trunk.
  *

@@ -101,7 +101,7 @@ const pathHint = (path: string): JambonzHookKind | undefined => {
   return last ? PATH_HINTS[last.toLowerCase()] : undefined;
 };
 
-/** jambonz webhook → neutral events (providers.md §4.4). Pure and total: bad input becomes UnrecognizedWebhook. */
+/** jambonz webhook → neutral events (docs/providers.md, "What is read from each webhook kind"). Pure and total: bad input becomes UnrecognizedWebhook. */
 export const translateJambonzWebhook = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] => {
   try {
     return translate(rawBody, ctx);

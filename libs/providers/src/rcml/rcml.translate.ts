@@ -16,7 +16,7 @@ import { formBodyFromQuery, parseFormBody, rcmlWebhookSchema, type RcmlWebhook }
 import { parseRcmlTimestamp } from './rcml.timestamp.js';
 import { stripUndefined } from '../shared/strip-undefined.js';
 
-/** Callback families of providers.md §3.3 ('recording-status' is Twilio's recordingStatusCallback). */
+/** Callback families of docs/providers.md, "Restcomm and Twilio requests" ('recording-status' is Twilio's recordingStatusCallback). */
 export type RcmlFamily =
   | 'call-progress'
   | 'dial-action'
@@ -29,7 +29,7 @@ export type RcmlFamily =
   | 'enqueue-action'
   | 'queue-wait';
 
-// Outcome map of providers.md §4.5; anything not listed (literal "null", '', in-progress, wait-for-answer) is unknown.
+// Outcome map of docs/providers.md, "What is read from each webhook kind"; anything not listed (literal "null", '', in-progress, wait-for-answer) is unknown.
 const OUTCOMES: Record<string, Outcome> = {
   completed: 'completed',
   busy: 'busy',
@@ -124,7 +124,7 @@ export const detectRcmlFamily = (w: RcmlWebhook, path: string): RcmlFamily | nul
 };
 
 /**
- * Restcomm / Twilio-compatible form webhook -> neutral events (providers.md §4.5). Pure; never throws:
+ * Restcomm / Twilio-compatible form webhook -> neutral events (docs/providers.md, "What is read from each webhook kind"). Pure; never throws:
  * anything it cannot place becomes UnrecognizedWebhook with the reason, the raw request is kept elsewhere.
  */
 export const translateRcmlWebhook = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] => {
