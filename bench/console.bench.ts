@@ -98,14 +98,20 @@ export const measureConsole = async (base: string, apiKey: string, twenty: { pro
     for (let i = 0; i < WARMUP + LOADS; i += 1) {
       const c = await routed(page, callPath(i), CALL_READY);
       const l = await routed(page, '/console/calls', LIST_READY);
-      if (i >= WARMUP) call.push(c), list.push(l);
+      if (i >= WARMUP) {
+        call.push(c);
+        list.push(l);
+      }
     }
     const coldList: number[] = [];
     const coldCall: number[] = [];
     for (let i = 0; i < WARMUP + LOADS; i += 1) {
       const l = await timed(page, `${base}/console/calls`, LIST_READY);
       const c = await timed(page, base + callPath(i), CALL_READY);
-      if (i >= WARMUP) coldList.push(l), coldCall.push(c);
+      if (i >= WARMUP) {
+        coldList.push(l);
+        coldCall.push(c);
+      }
     }
     return [
       summarize('console: first calls page (50 rows), in-app', list),

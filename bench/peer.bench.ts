@@ -11,7 +11,7 @@ import { createDatabase, migrateToLatest } from '../libs/db/src/index.js';
 import { EventStoreRepository, GroupCommitWriter, legStreamName, type WebhookRecord } from '../libs/event-store/src/index.js';
 import { ProviderRegistry } from '../libs/providers/src/index.js';
 import { buildWebhookRecord } from '../apps/ledger/src/webhooks/webhook-record.factory.js';
-import { databaseUrl, fmt, isMain, noProbe, type PhaseProbe, startBenchServer } from './bench-support.js';
+import { fmt, isMain, noProbe, type PhaseProbe, startBenchServer } from './bench-support.js';
 import { simulatedDeliveries } from './ingest.bench.js';
 
 /** pg.Pool's default, which Emmett's pool (dumbo) keeps; the ledger's pool is given the same. */

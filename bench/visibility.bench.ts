@@ -8,7 +8,7 @@
 import autocannon from 'autocannon';
 import { randomUUID } from 'node:crypto';
 import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
-import { fmt, startService } from './bench-support.js';
+import { fmt, percentile, startService } from './bench-support.js';
 
 const SECRET = 'bench-secret-0123456789';
 const API_KEY = 'bench-key-0123456789';
@@ -25,7 +25,7 @@ const headers = (raw: string) => ({
   'jambonz-signature': signTimestampedHmac([SECRET], Math.floor(Date.now() / 1000), Buffer.from(raw)),
 });
 
-const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)]!;
+const pct = (xs: number[], q: number) => percentile([...xs].sort((a, b) => a - b), q);
 
 export interface VisibilityFigures {
   rate: number;

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createDatabase, freePort, startEmbeddedPostgres, type DatabaseHandle, type EmbeddedPostgresHandle } from '@lib/db';
 import { healthStatus, startLedger, waitUntil, type LedgerProcess } from './support/ledger-process.js';
-import { liveTraffic, post, tally, type Outcome } from './support/load-driver.js';
+import { liveTraffic, post, tally, trackRunnerStalls, type Outcome } from './support/load-driver.js';
 import { expectAcknowledgedStoredOnce, expectReadModelsEqualRebuild, waitForProjection } from './support/store-checks.js';
 
 /**
@@ -57,16 +57,18 @@ describe('database outage under load', () => {
 
     await waitUntil('100 deliveries acknowledged', () => outcomes.filter((o) => o.status === 200).length >= 100);
     await pgServer.stop();
-    const downAt = Date.now();
+    const downAt = performance.now();
+    const runner = trackRunnerStalls();
     await waitUntil('/health to turn not-ready', async () => ledger!.assertAlive() ?? (await healthStatus(url)) === 503, 30_000);
     await waitUntil('ingest to answer 503 while PostgreSQL is down', () => answeredSince(downAt, 503) >= 50, 30_000);
 
     pgServer = await startPg();
-    const upAt = Date.now();
+    const upAt = performance.now();
     await waitUntil('/health to be ready again', async () => ledger!.assertAlive() ?? (await healthStatus(url)) === 200, 60_000);
     await waitUntil('deliveries acknowledged again', () => answeredSince(upAt, 200) >= 50, 60_000);
     draining = true;
     await workers;
+    runner.stop();
 
     const statuses = tally(outcomes);
     console.info(`outage: ${JSON.stringify(statuses)}; slowest 503 ${Math.max(...outcomes.filter((o) => o.status === 503).map((o) => o.ms))} ms`);
@@ -75,8 +77,9 @@ describe('database outage under load', () => {
     for (const o of outcomes.filter((x) => x.status === 503)) {
       expect(o.error).toBe('SERVICE.UNAVAILABLE');
       expect(o.retryAfter).toBe('1');
-      // "Within a second": a refusal never waits for a connection timeout (observed: under 200 ms).
-      expect(o.ms).toBeLessThan(1_000);
+      // "Within a second": a refusal never waits for a connection timeout (observed: under 200 ms). Time this
+      // test process spent stalled is not the service's.
+      expect(o.ms).toBeLessThan(1_000 + runner.stalledMs());
     }
     expect(ledger.child.exitCode).toBeNull();
 

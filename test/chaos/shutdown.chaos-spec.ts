@@ -27,13 +27,13 @@ afterAll(async () => {
 /** One delivery on a connection of its own: a refused connection then means "never accepted". */
 const postOnce = (base: string, d: Delivery, index: number): Promise<Outcome> => {
   const s = signDelivery(d, SIGNING, PUBLIC_URL);
-  const startedAt = Date.now();
+  const startedAt = performance.now();
   const out = { index, provider: d.provider, sha256: sha256(s.body), body: s.body, startedAt };
   return new Promise((resolve) => {
     const req = request(base + s.url, { method: 'POST', headers: { ...s.headers, 'content-length': String(s.body.length) }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', (err: NodeJS.ErrnoException) => resolve({ ...out, status: null, receipt: null, retryAfter: null, error: `response ${err.code ?? err.message}`, ms: Date.now() - startedAt }));
+      res.on('error', (err: NodeJS.ErrnoException) => resolve({ ...out, status: null, receipt: null, retryAfter: null, error: `response ${err.code ?? err.message}`, ms: performance.now() - startedAt }));
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString();
         const status = res.statusCode ?? null;
@@ -45,10 +45,10 @@ const postOnce = (base: string, d: Delivery, index: number): Promise<Outcome> =>
         } catch {
           error = `non-JSON answer: ${text.slice(0, 80)}`;
         }
-        resolve({ ...out, status, receipt, retryAfter: (res.headers['retry-after'] as string | undefined) ?? null, error, ms: Date.now() - startedAt });
+        resolve({ ...out, status, receipt, retryAfter: (res.headers['retry-after'] as string | undefined) ?? null, error, ms: performance.now() - startedAt });
       });
     });
-    req.on('error', (err: NodeJS.ErrnoException) => resolve({ ...out, status: null, receipt: null, retryAfter: null, error: err.code ?? err.message, ms: Date.now() - startedAt }));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve({ ...out, status: null, receipt: null, retryAfter: null, error: err.code ?? err.message, ms: performance.now() - startedAt }));
     req.end(s.body);
   });
 };

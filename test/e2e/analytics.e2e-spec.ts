@@ -22,7 +22,7 @@ interface ApiLeg extends KpiLeg {
   final: boolean;
 }
 
-let legs: ApiLeg[] = [];
+const legs: ApiLeg[] = [];
 
 const get = async (url: string) => {
   const res = await t.app.inject({ method: 'GET', url, headers: auth });

@@ -106,6 +106,25 @@ describe('OpenAPI document', () => {
     expect([...documented].filter((r) => !servedSet.has(r))).toEqual([]);
   });
 
+  it('files every operation under exactly one tag, and no tag twice in another spelling (one webhooks, one admin)', () => {
+    const tags = new Set<string>();
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const method of METHODS) {
+        const op = item[method] as (Operation & { tags?: string[] }) | undefined;
+        if (!op) continue;
+        expect(op.tags, `${method} ${path}`).toHaveLength(1);
+        tags.add(op.tags![0]!);
+      }
+    }
+    const lower = [...tags].map((t) => t.toLowerCase());
+    expect(new Set(lower).size).toBe(tags.size);
+    expect([...tags].filter((t) => t !== t.toLowerCase())).toEqual([]);
+    expect(tags).toContain('webhooks');
+    expect(tags).toContain('admin');
+    const declared = ((doc as unknown as { tags?: { name: string }[] }).tags ?? []).map((t) => t.name);
+    expect(new Set(declared.map((t) => t.toLowerCase())).size).toBe(declared.length);
+  });
+
   it('declares a response schema for every operation and status, and every parameter with a schema', () => {
     for (const [path, item] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(item)) {

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { loadConfig } from '@lib/config';
 import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
 import { callLegsProjection } from '@lib/projections';
+import { parseProjectionsArgs } from './cli-args.js';
 import { openToolDatabase } from './database.runtime.js';
 import { createProjector } from './projections/projector.provider.js';
 
@@ -9,7 +10,12 @@ import { createProjector } from './projections/projector.provider.js';
  * `npm run projections -- rebuild [name]` rebuilds side by side and switches over when caught up;
  * `npm run projections -- status` prints each projection's checkpoint and lag.
  */
-const [command = 'status', name] = process.argv.slice(2);
+const args = parseProjectionsArgs(process.argv.slice(2));
+if (!args.ok) {
+  console.error(`projections: ${args.error}`);
+  process.exit(2);
+}
+const { command, name } = args.value;
 const config = loadConfig();
 const database = await openToolDatabase(config, { attach: true });
 // Migrations as the owner; the projections as the projector role, which owns the read models it rebuilds.
@@ -23,9 +29,6 @@ try {
     const started = performance.now();
     await projector.rebuild(name);
     console.log(`rebuilt ${name ?? 'all projections'} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
-  } else if (command !== 'status') {
-    console.error(`unknown command "${command}": use rebuild [name] or status`);
-    code = 2;
   }
   console.log(JSON.stringify(await projector.status(), null, 2));
 } catch (err) {

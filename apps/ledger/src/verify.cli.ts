@@ -1,6 +1,7 @@
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { verifyAuditExport } from '@lib/event-store';
+import { parseVerifyArgs } from './cli-args.js';
 
 /**
  * `npm run verify -- <export.ndjson> [--public-key <file or PEM or base64>]`: checks an audit export
@@ -8,18 +9,9 @@ import { verifyAuditExport } from '@lib/event-store';
  * 2 on a usage error. The report is printed as JSON.
  */
 export const runVerifyCli = async (argv: string[], out: (s: string) => void = console.log): Promise<number> => {
-  let file: string | undefined;
-  let publicKey: string | undefined;
-  for (let i = 0; i < argv.length; i += 1) {
-    const a = argv[i]!;
-    if (a === '--public-key') {
-      const v = argv[++i];
-      if (!v) return usage(out, '--public-key needs a value');
-      publicKey = existsSync(v) ? readFileSync(v, 'utf8') : v;
-    } else if (a.startsWith('--')) return usage(out, `unknown option ${a}`);
-    else file = a;
-  }
-  if (!file) return usage(out, 'missing the export file');
+  const args = parseVerifyArgs(argv);
+  if (!args.ok) return usage(out, args.error);
+  const { file, publicKey } = args.value;
   const lines = createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity });
   const report = await verifyAuditExport(lines, { publicKey });
   out(JSON.stringify(report, null, 2));

@@ -25,7 +25,7 @@ export async function runCheck(expected: ExpectedOutcome, opts: CheckOptions): P
   const get = async (path: string): Promise<{ status: number; body: unknown; text: string }> => {
     const res = await fetch(base + path, { headers });
     const text = await res.text();
-    let body: unknown = null;
+    let body: unknown;
     try {
       body = JSON.parse(text);
     } catch {

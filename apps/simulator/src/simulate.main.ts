@@ -6,8 +6,9 @@ import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { SCENARIO_KINDS, formatDifference, importLine, simulate, type ExpectedOutcome, type ScenarioKind, type SimProvider } from '@lib/simulator';
+import { formatDifference, importLine, simulate, type ExpectedOutcome } from '@lib/simulator';
 import { runCheck } from './check-runner.js';
+import { parseSimulateOptions } from './simulate.args.js';
 import { sendLive } from './live-sender.js';
 
 const HELP = `Usage: npm run simulate -- [options]
@@ -56,13 +57,6 @@ const firstApiKey = (value: string | undefined): string | undefined => {
   return entry ? (/^[A-Za-z0-9_.-]{1,64}:[a-z+]+:(.*)$/s.exec(entry)?.[1] ?? entry) : undefined;
 };
 
-const number = (name: string, value: string | undefined, fallback: number, min = 0): number => {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < min) fail(`--${name} must be a number >= ${min}, got "${value}"`);
-  return n;
-};
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -98,15 +92,18 @@ async function main(): Promise<void> {
     process.stdout.write(HELP);
     return;
   }
+  const parsed = parseSimulateOptions(values);
+  if (!parsed.ok) return fail(parsed.error);
+  const opts = parsed.options;
   const apiKey = values['api-key'] ?? firstApiKey(process.env.LEDGER_API_KEYS);
-  const concurrency = number('concurrency', values.concurrency, 16, 1);
+  const concurrency = opts.concurrency;
   const progress = (line: string) => process.stderr.write(`${line}\n`);
 
   if (values.check) {
     if (!values.target || !values.expect || !apiKey) fail('--check needs --target, --expect and --api-key');
     const expected = JSON.parse(await readFile(values.expect!, 'utf8')) as ExpectedOutcome;
     const started = Date.now();
-    const result = await runCheck(expected, { target: values.target!, apiKey: apiKey!, concurrency, timeoutMs: number('timeout', values.timeout, 60, 1) * 1000, progress });
+    const result = await runCheck(expected, { target: values.target!, apiKey: apiKey!, concurrency, timeoutMs: opts.timeout * 1000, progress });
     for (const e of result.errors) process.stdout.write(`error: ${e}\n`);
     for (const d of result.differences) process.stdout.write(`difference: ${formatDifference(d)}\n`);
     process.stdout.write(`checked ${result.callsChecked} calls and the KPIs in ${Date.now() - started} ms: ${result.differences.length} differences, ${result.errors.length} errors\n`);
@@ -117,15 +114,10 @@ async function main(): Promise<void> {
   if (!values.target && !values.out) fail('give --target (post live) or --out (import file); see --help');
   if (values.target && values.out && !values.import) fail('--target and --out together only with --import (upload the file); see --help');
   const mode = values.out ? 'import' : 'live';
-  const provider = values.provider as SimProvider | 'mixed';
-  if (!['freeclimb', 'jambonz', 'twilio', 'restcomm', 'mixed'].includes(provider)) fail(`unknown --provider "${provider}"`);
-  const kinds = values.kinds?.split(',').map((k) => k.trim()) as ScenarioKind[] | undefined;
-  for (const k of kinds ?? []) if (!SCENARIO_KINDS.includes(k)) fail(`unknown scenario kind "${k}" (known: ${SCENARIO_KINDS.join(', ')})`);
+  const { provider, kinds } = opts;
   let baseTimeMs: number;
-  if (values['base-time']) {
-    baseTimeMs = Date.parse(values['base-time']);
-    if (Number.isNaN(baseTimeMs)) fail(`--base-time is not a date: "${values['base-time']}"`);
-    baseTimeMs = Math.floor(baseTimeMs / 1000) * 1000;
+  if (opts['base-time'] !== undefined) {
+    baseTimeMs = opts['base-time'];
   } else {
     // The default is the only wall-clock read; it is written to the expectation so the run can be replayed.
     const now = Date.now();
@@ -144,13 +136,13 @@ async function main(): Promise<void> {
   const run = simulate({
     importedAtMs,
     seed: values.seed!,
-    calls: number('calls', values.calls, 100, 1),
+    calls: opts.calls,
     provider,
     baseTimeMs,
     mode,
-    days: number('days', values.days, 7, 0),
-    rate: number('rate', values.rate, 20, 0.001),
-    maxTalkSec: number('max-talk', values['max-talk'], 300, 1),
+    days: opts.days,
+    rate: opts.rate,
+    maxTalkSec: opts['max-talk'],
     kinds,
   });
   const legs = run.expected.calls.reduce((s, c) => s + c.legs.length, 0);
@@ -164,7 +156,7 @@ async function main(): Promise<void> {
   };
 
   if (mode === 'live') {
-    const leadSec = Math.min(280, number('lead', values.lead, 240, 0));
+    const leadSec = opts.lead;
     const result = await sendLive(run.deliveries, {
       target: values.target!,
       publicUrl: values['public-url'] ?? values.target!,

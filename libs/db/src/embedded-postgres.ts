@@ -155,7 +155,7 @@ const rotateLegacyPassword = async (port: number, password: string, log: (line: 
     await legacy.connect();
   } catch (err) {
     if ((err as { code?: string }).code === '28P01') {
-      throw new Error(`the embedded PostgreSQL refuses the password in ${CREDENTIALS_FILE} and the legacy one: restore the file or reset the password`);
+      throw new Error(`the embedded PostgreSQL refuses the password in ${CREDENTIALS_FILE} and the legacy one: restore the file or reset the password`, { cause: err });
     }
     throw err;
   }

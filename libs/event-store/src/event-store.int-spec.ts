@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEvent, type TranslatedEvent } from '@lib/ledger';
@@ -160,17 +160,38 @@ describe('GroupCommitWriter', () => {
     const settled = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => writer.submit(record(`full-${i}`))));
     const refused = settled.filter((s) => s.status === 'rejected');
     expect(refused.length).toBeGreaterThan(0);
-    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ status: 503, code: 'SERVICE.UNAVAILABLE' });
+    expect((refused[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'SERVICE.UNAVAILABLE', retryAfterSec: 1 });
   });
 
   it('isolates a record whose events cannot be stored and keeps it as unrecognized', async () => {
     const writer = new GroupCommitWriter(store, { batchMax: 50, queueMax: 100, concurrency: 1 });
-    // An event id collision is a storage error the batch cannot survive; the writer must not lose neighbours.
+    // A leg id too long for the stream index (incompressible, past PostgreSQL's btree row limit: 54000) is a
+    // data error the batch cannot survive; the writer must not lose the neighbours, nor the poison's raw request.
+    // (NUL, NaN and a merely long id are no longer poison: the store makes them storable.)
     const poison = record('poison', [newEvent('CallRinging', 'poison', { sipStatus: 180 }), newEvent('CallAnswered', 'poison', { sipStatus: Number.NaN })]);
-    poison.events.push({ ...poison.events[0]!, legId: 'x'.repeat(3000) + '\u0000' });
+    poison.events.push({ ...poison.events[0]!, legId: randomBytes(10_000).toString('base64') });
     const good = Array.from({ length: 5 }, (_, i) => record(`neighbour-${i}`));
     const outcomes = await Promise.all([...good, poison].map((r) => writer.submit(r)));
     expect(outcomes.every((o) => o.position !== null)).toBe(true);
+    const eventsOf = async (receiptId: string) =>
+      (await tdb.db.selectFrom('events').select(['stream_name', 'type', 'data']).where('receipt_id', '=', receiptId).orderBy('global_position').execute());
+    // Each neighbour is stored with its own translated events, untouched by the poison in its batch.
+    for (const [i, o] of outcomes.slice(0, good.length).entries()) {
+      expect((await eventsOf(o.receiptId)).map((e) => [e.stream_name, e.type])).toEqual([
+        [`callLeg-jambonz:neighbour-${i}`, 'CallRinging'],
+        [`callLeg-jambonz:neighbour-${i}`, 'CallAnswered'],
+      ]);
+    }
+    // The poison's raw delivery is kept byte for byte, filed as one UnrecognizedWebhook saying why, and none of
+    // its translated events reached a leg stream.
+    const kept = outcomes[good.length]!;
+    expect(await eventsOf(kept.receiptId)).toEqual([
+      { stream_name: 'unrecognized-jambonz', type: 'UnrecognizedWebhook', data: { reason: expect.stringContaining('translated events could not be stored') } },
+    ]);
+    const receipt = await tdb.db.selectFrom('webhook_receipts').select('body').where('id', '=', kept.receiptId).executeTakeFirstOrThrow();
+    expect(Buffer.from(receipt.body).equals(poison.receipt.body)).toBe(true);
+    const onLeg = await tdb.db.selectFrom('events').select('event_id').where('stream_name', '=', 'callLeg-jambonz:poison').execute();
+    expect(onLeg).toEqual([]);
   });
 });
 

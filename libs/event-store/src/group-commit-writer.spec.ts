@@ -41,7 +41,7 @@ describe('GroupCommitWriter error handling', () => {
   it('answers 503 with Retry-After when the transient error outlasts the retries, and stores nothing as unrecognized', async () => {
     const { store, calls } = failingStore(() => pgError('40P01'));
     const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1, transientRetries: 2, retryBaseMs: 1 });
-    await expect(writer.submit(rec('a'))).rejects.toMatchObject({ status: 503, code: 'SERVICE.UNAVAILABLE', headers: { 'retry-after': '1' } });
+    await expect(writer.submit(rec('a'))).rejects.toMatchObject({ code: 'SERVICE.UNAVAILABLE', retryAfterSec: 1 });
     expect(calls).toEqual([['a'], ['a'], ['a']]);
   });
 
@@ -58,7 +58,7 @@ describe('GroupCommitWriter error handling', () => {
     const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
     const settled = await Promise.allSettled([writer.submit(rec('a')), writer.submit(rec('b'))]);
     expect(settled.map((s) => s.status)).toEqual(['rejected', 'rejected']);
-    expect((settled[0] as PromiseRejectedResult).reason).toMatchObject({ status: 503 });
+    expect((settled[0] as PromiseRejectedResult).reason).toMatchObject({ code: 'SERVICE.UNAVAILABLE' });
     expect(calls.flat()).toEqual(['a', 'b']);
   });
 });

@@ -95,7 +95,7 @@ export interface CallLegRow {
   final: boolean;
   eventCount: number;
   lastPosition: string;
-  /** Conflicting parent assertions are kept and flagged (providers.md §4.6-3). */
+  /** Conflicting parent assertions are kept and flagged (docs/providers.md, "Reconstruction rules"). */
   linkConflict: boolean;
   /** The provider's own AMD value (Twilio `machine_end_beep`, FreeClimb `answering machine`, jambonz `amd_tone_detected`). */
   answeredByDetail: string | null;

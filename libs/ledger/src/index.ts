@@ -1,4 +1,5 @@
 export * from './call-leg.events.js';
+export * from './error-codes.js';
 export * from './ledger.errors.js';
 export * from './call-leg.js';
 export * from './project-call-leg.js';

@@ -1,5 +1,6 @@
 import type { AnsweredBy, LegStatus } from './call-leg.js';
 import { toMs } from './leg-rollup.js';
+import { isTerminalStatus } from './project-call-leg.js';
 import { addHistograms, emptyHistogram, histogramQuantile, talkBucket } from './talk-histogram.js';
 
 /** What the KPIs read of a call leg (a CallLegRow, an API CallLeg or a simulator expectation all fit). */
@@ -26,8 +27,6 @@ export interface Kpis {
   /** machineAnswered / answered; null when nothing was answered. */
   machineRate: number | null;
 }
-
-const TERMINAL: ReadonlySet<LegStatus> = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
 
 /** Seconds keep the ledger's 3 decimals; ratios are left unrounded (presentation rounds). */
 const sec = (v: number): number => Math.round(v * 1000) / 1000;
@@ -82,7 +81,7 @@ export const kpiTotalsOfLeg = (leg: KpiLeg): KpiTotals => {
   const t = emptyKpiTotals();
   t.legs = 1;
   t.byStatus[leg.status] = 1;
-  if (TERMINAL.has(leg.status) && leg.ringDurationSec !== null) {
+  if (isTerminalStatus(leg.status) && leg.ringDurationSec !== null) {
     t.ringMs = toMs(leg.ringDurationSec);
     t.ringN = 1;
   }
@@ -97,7 +96,7 @@ export const kpiTotalsOfLeg = (leg: KpiLeg): KpiTotals => {
 };
 
 /**
- * Call KPIs (anchors.md §C.1), one definition for the analytics endpoints and the simulator's expectations.
+ * Call KPIs (ITU-T E.411/E.425; docs/architecture.md, "Design sources"), one definition for the analytics endpoints and the simulator's expectations.
  * Every leg is a seizure of its own (a simultaneous ring of three is three attempts), which is how carriers
  * count ASR per trunk.
  *

@@ -1,37 +1,45 @@
+import type { ErrorCode } from './error-codes.js';
+
+export interface LedgerErrorOptions {
+  /** The caller may retry after this many seconds (the edge turns it into `Retry-After`). */
+  readonly retryAfterSec?: number;
+  /** Structured facts the client can act on (served as `error.details`). */
+  readonly details?: unknown;
+}
+
 /**
- * Every error the API answers with has a stable code and an HTTP status; one exception filter maps them.
- * Anything that is not a LedgerError is a bug and is answered as a generic 500 without details.
+ * A refusal the API answers with: a stable code (listed in `error-codes.ts`), a message for people, and data.
+ * No HTTP here: the exception filter maps the code to a status. Anything that is not a LedgerError is a bug
+ * and is answered as a generic 500 without details.
  */
 export class LedgerError extends Error {
+  readonly retryAfterSec?: number;
+  readonly details?: unknown;
+
   constructor(
-    readonly code: string,
-    readonly status: number,
+    readonly code: ErrorCode,
     message: string,
-    readonly headers: Record<string, string> = {},
-    readonly details?: unknown,
+    options: LedgerErrorOptions = {},
   ) {
     super(message);
     this.name = 'LedgerError';
+    if (options.retryAfterSec !== undefined) this.retryAfterSec = options.retryAfterSec;
+    if (options.details !== undefined) this.details = options.details;
   }
 }
 
-export const signatureInvalid = (reason: string) => new LedgerError('WEBHOOK.SIGNATURE_INVALID', 401, reason);
+export const signatureInvalid = (reason: string) => new LedgerError('WEBHOOK.SIGNATURE_INVALID', reason);
 export const providerUnknown = (provider: string) =>
-  new LedgerError('WEBHOOK.PROVIDER_UNKNOWN', 404, `unknown provider "${provider}": use freeclimb, jambonz, twilio or restcomm`);
-export const bodyTooLarge = (limit: number) =>
-  new LedgerError('REQUEST.BODY_TOO_LARGE', 413, `request body exceeds the limit of ${limit} bytes`);
-export const unavailable = (message: string, retryAfterSec = 1) =>
-  new LedgerError('SERVICE.UNAVAILABLE', 503, message, { 'retry-after': String(retryAfterSec) });
-export const rateLimited = (message: string, retryAfterSec: number) =>
-  new LedgerError('REQUEST.RATE_LIMITED', 429, message, { 'retry-after': String(retryAfterSec) });
-export const unauthorized = (message = 'missing or invalid API key: send Authorization: Bearer <key>') =>
-  new LedgerError('AUTH.API_KEY_INVALID', 401, message, { 'www-authenticate': 'Bearer' });
-export const badRequest = (code: string, message: string) => new LedgerError(code, 400, message);
+  new LedgerError('WEBHOOK.PROVIDER_UNKNOWN', `unknown provider "${provider}": use freeclimb, jambonz, twilio or restcomm`);
+export const bodyTooLarge = (limit: number) => new LedgerError('REQUEST.BODY_TOO_LARGE', `request body exceeds the limit of ${limit} bytes`);
+export const unavailable = (message: string, retryAfterSec = 1) => new LedgerError('SERVICE.UNAVAILABLE', message, { retryAfterSec });
+export const rateLimited = (message: string, retryAfterSec: number) => new LedgerError('REQUEST.RATE_LIMITED', message, { retryAfterSec });
+export const unauthorized = (message = 'missing or invalid API key: send Authorization: Bearer <key>') => new LedgerError('AUTH.API_KEY_INVALID', message);
+export const badRequest = (code: ErrorCode, message: string) => new LedgerError(code, message);
 export const forbiddenScope = (keyName: string, scope: string) =>
-  new LedgerError('AUTH.FORBIDDEN_SCOPE', 403, `the API key "${keyName}" lacks the "${scope}" scope this route needs`);
+  new LedgerError('AUTH.FORBIDDEN_SCOPE', `the API key "${keyName}" lacks the "${scope}" scope this route needs`);
 export const providerNotConfigured = (provider: string) =>
   new LedgerError(
     'WEBHOOK.PROVIDER_NOT_CONFIGURED',
-    403,
     `no secret is configured for ${provider}, so its deliveries cannot be authenticated and are refused; set its secret, or list it in LEDGER_ACCEPT_UNSIGNED for development`,
   );

@@ -1,5 +1,5 @@
 /**
- * Pure domain rules of the call-leg read model (providers.md §4.6). No I/O: a row is a function of the SET of
+ * Pure domain rules of the call-leg read model (docs/providers.md, "Reconstruction rules"). No I/O: a row is a function of the SET of
  * events given, never of their arrival order. Every rule below is either a min/max, a precedence table or a
  * "first in canonical order" choice; nothing is "last arrival wins".
  *
@@ -136,7 +136,7 @@ const childOf = (e: LedgerEvent): string | undefined =>
  * Projects one leg. Returns null when nothing says the leg exists: no own event and no parent-side
  * ChildLegDialed/DialCompleted naming it (a parent's MachineDetected alone does not create a leg).
  *
- * Rules chosen where providers.md leaves room (all order-free):
+ * Rules chosen where the providers leave room (docs/providers.md) (all order-free):
  * - Status: before a terminal fact, the max rank of own CallInitiated/CallRinging/CallAnswered (any own event
  *   means at least `initiated`). A leg is ended by an own CallCompleted or by a parent DialCompleted naming it.
  *   Once ended: answered (own CallAnswered, or an own definitive `completed`) -> `completed`; else the outcome by

@@ -9,7 +9,6 @@ import { isDataError, ProjectionDataError, type Executor, type Isolate, type Pro
 const legs = (g: number) => sql.table(`call_legs_g${g}`);
 const recs = (g: number) => sql.table(`recordings_g${g}`);
 const hourly = (g: number) => sql.table(`call_leg_hourly_g${g}`);
-const CELL = sql`hour, provider, account_id, direction, status, is_root`;
 
 interface CellColumn {
   name: string;
@@ -55,7 +54,7 @@ const sameCell = (spec: RollupSpec, a: string, b: string) =>
       .join(' AND '),
   );
 /** The histogram edges as a SQL array literal, for `width_bucket(seconds, edges)` (same buckets as talkBucket). */
-const EDGES = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
+export const TALK_EDGES_SQL = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 const streamOf = (provider: string, callId: string) => `callLeg-${provider}:${callId}`;
 const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`;
 
@@ -586,7 +585,7 @@ const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
         FROM ${legs(g)}
       ), hist AS (
         SELECT ${cell}, jsonb_object_agg(b, n) AS j FROM (
-          SELECT ${cell}, width_bucket(talk, ${EDGES}) AS b, count(*) AS n FROM l GROUP BY ${cell}, width_bucket(talk, ${EDGES})
+          SELECT ${cell}, width_bucket(talk, ${TALK_EDGES_SQL}) AS b, count(*) AS n FROM l GROUP BY ${cell}, width_bucket(talk, ${TALK_EDGES_SQL})
         ) x GROUP BY ${cell}
       ), m AS (
         SELECT ${cell}, count(*) AS legs, sum(floor(talk * 1000 + 0.5))::bigint AS talk_ms,

@@ -75,7 +75,7 @@ export const COLUMNS = sql`global_position, transaction_id::text AS transaction_
 
 /**
  * Commit-order read: (transaction id, position) after the cursor, and only below the oldest transaction
- * still in flight, so an event whose transaction commits late is never skipped (anchors.md §0-1).
+ * still in flight, so an event whose transaction commits late is never skipped (docs/architecture.md, "Design sources").
  * ORDER BY names the table's columns: a bare `transaction_id` would mean the text alias in the select list,
  * which sorts '10' before '9', sorts outside the index, and lets the cursor jump over events.
  */

@@ -132,7 +132,15 @@ describe('Projector', () => {
     await projector.init();
     await projector.runUntilCaughtUp();
     projector.start();
-    await new Promise((r) => setTimeout(r, 300)); // let LISTEN register; polling is a minute away
+    // Polling is a minute away, so only NOTIFY can wake it: wait until the listener's LISTEN has completed.
+    await expect
+      .poll(async () => {
+        const r = await sql<{ n: string }>`
+          SELECT count(*)::text AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'call-ledger-projector-listen' AND state = 'idle' AND query LIKE 'LISTEN %'`.execute(tdb.db);
+        return Number(r.rows[0]!.n);
+      }, { timeout: 10_000, interval: 20 })
+      .toBe(1);
     const [o] = await store.appendBatch([record()]);
     await expect.poll(() => projector.hasPassed(o!.position!), { timeout: 5_000, interval: 20 }).toBe(true);
     await projector.stop();
@@ -144,7 +152,19 @@ describe('Projector', () => {
     await projector.init();
     await projector.runUntilCaughtUp();
     const before = (await positionsSeen('rebuilt')).length;
+    expect(before).toBeGreaterThan(0);
+    // Readers query the view for as long as the rebuild runs: every read must succeed and see the whole
+    // projection (the old generation until the switch, the complete new one after), never a half-built table.
+    const reads: number[] = [];
+    let rebuilding = true;
+    const reader = (async () => {
+      while (rebuilding || reads.length < 3) reads.push((await positionsSeen('rebuilt')).length);
+    })();
     await projector.rebuild('rebuilt');
+    rebuilding = false;
+    await reader;
+    expect(reads.length).toBeGreaterThanOrEqual(3);
+    expect(new Set(reads)).toEqual(new Set([before]));
     const after = await positionsSeen('rebuilt');
     expect(after.length).toBe(before);
     expect(after.every((r) => r.n === '1')).toBe(true);

@@ -2,7 +2,7 @@ import type { Provider } from '@lib/ledger';
 import type { Prng } from './prng.js';
 
 /**
- * What a delivery tells the ledger about a leg's life, per the mapping of providers.md §4.3-4.5: `initiated`
+ * What a delivery tells the ledger about a leg's life, per the mapping of docs/providers.md, "What is read from each webhook kind": `initiated`
  * (a CallInitiated), `answered` (CallAnswered), `ended` (the leg's own CallCompleted), `dial-ended` (a parent-side
  * DialCompleted naming the leg). The expected outcome reads its times from these.
  */

@@ -1,6 +1,6 @@
 /**
  * What the ledger should derive from the traffic the simulator sent, from the scenario's ground truth and the
- * documented rules (providers.md §4.6, project-call-leg.ts), not by running the ledger's code.
+ * documented rules (docs/providers.md, "Reconstruction rules", project-call-leg.ts), not by running the ledger's code.
  *
  * Times: the ledger orders by occurredAt ?? sentAt ?? receivedAt. The simulator knows each clock except one: a
  * live run's arrival time at the ledger. So in a live run, values that rest on the arrival of an unsigned,

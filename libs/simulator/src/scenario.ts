@@ -37,8 +37,8 @@ export const SIM_PROVIDERS: readonly SimProvider[] = ['freeclimb', 'jambonz', 't
 const ALL_BUT = (...excluded: ScenarioKind[]): ScenarioKind[] => SCENARIO_KINDS.filter((k) => !excluded.includes(k));
 
 /**
- * What each provider can express (providers.md): jambonz has no recording webhook (§2.8) and no REST leg with a
- * parent (§2.9); Restcomm reports no AMD and no conference membership, and neither RCML dialect a REST child (Twilio
+ * What each provider can express (docs/providers.md): jambonz has no recording webhook ("jambonz requests") and no
+ * REST leg with a parent; Restcomm reports no AMD and no conference membership, and neither RCML dialect a REST child (Twilio
  * reports AMD through AnsweredBy and conferences through the conference statusCallback, docs/providers.md); a
  * call blast (independent children of one parent) is FreeClimb's OutDial pattern; Restcomm has no conference
  * recording callback (§3.7). `queue` is Twilio's `<Enqueue>` (waitUrl requests, then the action with QueueResult and
@@ -160,7 +160,7 @@ const newCallId = (provider: SimProvider, r: Prng, instance: string): string => 
     case 'twilio':
       return `CA${r.hex(32)}`;
     case 'restcomm':
-      // Restcomm call SIDs carry the instance id: `ID<32 hex>-CA<32 hex>` (providers.md §3.1).
+      // Restcomm call SIDs carry the instance id: `ID<32 hex>-CA<32 hex>` (docs/providers.md, "Restcomm and Twilio requests").
       return `${instance}-CA${r.hex(32)}`;
   }
 };

@@ -29,6 +29,7 @@ export interface Outcome {
   retryAfter: string | null;
   /** Error code of a non-200 answer, or the network error of a request with no answer. */
   error: string | null;
+  /** `performance.now()` at the send (monotonic: a wall-clock step cannot reorder requests). */
   startedAt: number;
   ms: number;
 }
@@ -45,12 +46,12 @@ export const sha256 = (b: Buffer | string) => createHash('sha256').update(b).dig
 /** Posts one delivery and records what came back; never throws. */
 export const post = async (target: string, d: Delivery, index: number, timeoutMs = 15_000): Promise<Outcome> => {
   const s = signDelivery(d, SIGNING, PUBLIC_URL);
-  const startedAt = Date.now();
+  const startedAt = performance.now();
   const base = { index, provider: d.provider, sha256: sha256(s.body), body: s.body, startedAt };
   try {
     const res = await fetch(target + s.url, { method: 'POST', headers: s.headers, body: s.body, signal: AbortSignal.timeout(timeoutMs) });
     const text = await res.text();
-    const ms = Date.now() - startedAt;
+    const ms = performance.now() - startedAt;
     const retryAfter = res.headers.get('retry-after');
     if (res.status === 200) return { ...base, status: 200, receipt: JSON.parse(text) as Receipt, retryAfter, error: null, ms };
     let code = `non-JSON answer: ${text.slice(0, 100)}`;
@@ -62,8 +63,26 @@ export const post = async (target: string, d: Delivery, index: number, timeoutMs
     return { ...base, status: res.status, receipt: null, retryAfter, error: code, ms };
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
-    return { ...base, status: null, receipt: null, retryAfter: null, error: e.cause?.code ?? e.name ?? e.message, ms: Date.now() - startedAt };
+    return { ...base, status: null, receipt: null, retryAfter: null, error: e.cause?.code ?? e.name ?? e.message, ms: performance.now() - startedAt };
   }
+};
+
+/**
+ * How long this test process was stalled (its event loop late by more than a tick) since the call: a client-side
+ * latency includes any such stall, so a hang guard allows for it. A runner starved by a loaded machine must not
+ * fail a test about the service.
+ */
+export const trackRunnerStalls = (tickMs = 20): { stalledMs: () => number; stop: () => void } => {
+  let last = performance.now();
+  let total = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const late = now - last - tickMs;
+    if (late > tickMs) total += late;
+    last = now;
+  }, tickMs);
+  timer.unref();
+  return { stalledMs: () => total, stop: () => clearInterval(timer) };
 };
 
 export interface DriveOptions {

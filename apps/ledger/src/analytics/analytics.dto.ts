@@ -8,7 +8,7 @@ export type GroupBy = (typeof GROUP_BY)[number];
 const ratio = (what: string) => z.number().min(0).max(1).nullable().describe(`${what}; null when there are no attempts`);
 const seconds = (what: string) => z.number().nullable().describe(what);
 
-/** KPI definitions as libs/ledger/src/kpis.ts computes them (anchors.md §C.1). */
+/** KPI definitions as libs/ledger/src/kpis.ts computes them (ITU-T E.411/E.425; docs/architecture.md, "Design sources"). */
 export const kpisShape = {
   legs: z.number().int().describe('every matching leg, whatever its state'),
   attempts: z.number().int().describe('seizures: legs with a terminal status (completed, busy, no-answer, failed, canceled); each dialled leg is its own attempt'),

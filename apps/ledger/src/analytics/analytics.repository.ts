@@ -1,13 +1,12 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
-import { addKpiTotals, emptyKpiTotals, TALK_EDGES, type KpiTotals, type LegStatus } from '@lib/ledger';
+import { addKpiTotals, emptyKpiTotals, isTerminalStatus, type KpiTotals, type LegStatus } from '@lib/ledger';
+import { TALK_EDGES_SQL } from '@lib/projections';
 import { callFilterSql, type CallFilters } from '../calls/calls.repository.js';
 import type { GroupBy } from './analytics.dto.js';
 
 const HOUR_MS = 3_600_000;
-const TERMINAL: ReadonlySet<string> = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
-const EDGES = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 
 interface CellRow {
   k: unknown;
@@ -121,7 +120,7 @@ export class AnalyticsRepository {
         min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::text AS talk_min_ms, max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::text AS talk_max_ms
       FROM call_legs l WHERE ${and(w)} GROUP BY 1, 2`.execute(this.db);
     const hist = await sql<{ k: unknown; b: number; n: string }>`
-      SELECT ${key} AS k, width_bucket(coalesce(l.talk_duration_sec, 0), ${EDGES}) AS b, count(*)::text AS n
+      SELECT ${key} AS k, width_bucket(coalesce(l.talk_duration_sec, 0), ${TALK_EDGES_SQL}) AS b, count(*)::text AS n
       FROM call_legs l WHERE ${and([...w, sql`l.status = 'completed'`])} GROUP BY 1, 2`.execute(this.db);
     merge(out, cells.rows, hist.rows);
   }
@@ -138,7 +137,7 @@ const merge = (out: Map<string | null, KpiTotals>, cells: CellRow[], hist: { k: 
     const legs = Number(r.legs);
     t.legs += legs;
     t.byStatus[r.status] = (t.byStatus[r.status] ?? 0) + legs;
-    if (TERMINAL.has(r.status)) {
+    if (isTerminalStatus(r.status as LegStatus)) {
       t.ringMs += Number(r.ring_ms);
       t.ringN += Number(r.ring_n);
     }

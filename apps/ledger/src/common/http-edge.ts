@@ -2,9 +2,9 @@ import type { IncomingHttpHeaders, IncomingMessage, Server, ServerResponse } fro
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LedgerConfig } from '@lib/config';
-import { isProvider, signatureInvalid, unavailable, type Provider } from '@lib/ledger';
+import { isProvider, signatureInvalid, unavailable, type ErrorCode, type Provider } from '@lib/ledger';
 import { STREAMING_ROUTES, WEBHOOK_PREFIX } from './body-parser.js';
-import { toErrorResponse, type ErrorBody } from './ledger-exception.filter.js';
+import { errorResponse, toErrorResponse } from './ledger-exception.filter.js';
 
 /**
  * The HTTP edge against slow and unauthenticated clients: Node's timeouts, a connection cap that sheds idle
@@ -27,7 +27,8 @@ export const serverOptions = (http: LedgerConfig['http']) => ({
   },
 });
 
-const rawReply = (socket: Socket, status: number, body: ErrorBody): void => {
+const rawReply = (socket: Socket, code: ErrorCode, message: string): void => {
+  const { status, body } = errorResponse(code, message);
   const text = JSON.stringify(body);
   const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[status] ?? 'Error';
   socket.write(
@@ -43,11 +44,11 @@ export const clientErrorHandler = (err: NodeJS.ErrnoException, socket: Socket): 
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
   if (socket.writable) {
     if (err.code === 'HPE_HEADER_OVERFLOW') {
-      rawReply(socket, 431, { error: { code: 'REQUEST.HEADERS_TOO_LARGE', message: 'the request headers exceed the size the server accepts' } });
+      rawReply(socket, 'REQUEST.HEADERS_TOO_LARGE', 'the request headers exceed the size the server accepts');
     } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
-      rawReply(socket, 408, { error: { code: 'REQUEST.TIMEOUT', message: 'the request did not arrive in time' } });
+      rawReply(socket, 'REQUEST.TIMEOUT', 'the request did not arrive in time');
     } else {
-      rawReply(socket, 400, { error: { code: 'REQUEST.MALFORMED', message: 'the request is not valid HTTP' } });
+      rawReply(socket, 'REQUEST.MALFORMED', 'the request is not valid HTTP');
     }
   }
   socket.destroy();

@@ -22,7 +22,9 @@ export const setupOpenApi = (app: INestApplication): OpenAPIObject => {
     .setOpenAPIVersion('3.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'one of LEDGER_API_KEYS, with the scope of the route: read (queries, /metrics), import (POST /v1/import), admin (/v1/admin/*); else 403 AUTH.FORBIDDEN_SCOPE' }, API_KEY_SCHEME)
     .build();
-  const document = SwaggerModule.createDocument(app, config);
+  // Every route names its tag (apiRoute); the controller-name tags Nest adds by default ("Webhooks" beside
+  // "webhooks") would list each operation twice.
+  const document = SwaggerModule.createDocument(app, config, { autoTagControllers: false });
   document.components = { ...document.components, schemas: { ...document.components?.schemas, ...(componentSchemas as Record<string, object>) } };
   alignPathParams(document);
   SwaggerModule.setup(DOCS_PATH, app, document, { jsonDocumentUrl: DOCS_JSON_PATH, raw: ['json'] });

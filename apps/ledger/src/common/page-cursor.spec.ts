@@ -36,7 +36,7 @@ describe('page cursors', () => {
     ]) {
       const err = error(bad);
       expect(err).toBeInstanceOf(LedgerError);
-      expect(err.status).toBe(400);
+      expect(err.code).toBe('QUERY.INVALID_CURSOR');
       expect(err.message).toContain('"cursor"');
     }
   });

@@ -108,7 +108,7 @@ export const sessionOf = (req: FastifyRequest): ConsoleSession | null => (req as
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-export const csrfRefused = (message: string) => new LedgerError('AUTH.CSRF', 403, message);
+export const csrfRefused = (message: string) => new LedgerError('AUTH.CSRF', message);
 
 /**
  * Resolves the session cookie of a request that has no Authorization header. A state-changing request must

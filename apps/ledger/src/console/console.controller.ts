@@ -46,7 +46,7 @@ export class ConsoleController {
   current(@Req() req: FastifyRequest): z.infer<typeof sessionSchema> {
     const id = sessionIdFromCookie(req);
     const session = sessionOf(req) ?? (id ? this.sessions.touch(id) : null);
-    if (!session) throw new LedgerError('AUTH.SESSION_REQUIRED', 401, 'no console session: sign in');
+    if (!session) throw new LedgerError('AUTH.SESSION_REQUIRED', 'no console session: sign in');
     return { csrfToken: session.csrf, expiresAt: new Date(this.sessions.expiresAt(session)).toISOString() };
   }
 
@@ -65,7 +65,7 @@ export class ConsoleController {
     // A cross-site form cannot send JSON without a preflight, and browsers mark such requests: no sign-in CSRF.
     if (req.headers['sec-fetch-site'] === 'cross-site') throw csrfRefused('cross-site sign-in refused');
     if (!String(req.headers['content-type'] ?? '').toLowerCase().startsWith('application/json')) {
-      throw new LedgerError('REQUEST.UNSUPPORTED_MEDIA_TYPE', 415, 'send {"apiKey": "…"} as application/json');
+      throw new LedgerError('REQUEST.UNSUPPORTED_MEDIA_TYPE', 'send {"apiKey": "…"} as application/json');
     }
     const parsed = signInBody.safeParse(body);
     if (!parsed.success) throw badRequest('REQUEST.INVALID_BODY', 'body must be {"apiKey": "<one of LEDGER_API_KEYS>"}');

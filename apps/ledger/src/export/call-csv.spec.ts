@@ -1,40 +1,11 @@
+import { parse } from 'csv-parse/sync';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CallLegDto } from '../calls/calls.dto.js';
 import { CALL_CSV_COLUMNS, callCsvHeader, callCsvLine, csvField, csvLine, neutraliseFormula } from './call-csv.js';
 
-/** A strict RFC 4180 reader, to check the writer against. */
-const parseCsv = (text: string): string[][] => {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let i = 0;
-  while (i < text.length) {
-    let field = '';
-    if (text[i] === '"') {
-      i += 1;
-      for (;;) {
-        if (text[i] === '"' && text[i + 1] === '"') {
-          field += '"';
-          i += 2;
-        } else if (text[i] === '"') {
-          i += 1;
-          break;
-        } else if (i >= text.length) throw new Error('unterminated quote');
-        else field += text[i++];
-      }
-    } else {
-      while (i < text.length && text[i] !== ',' && text[i] !== '\r') field += text[i++];
-    }
-    row.push(field);
-    if (text[i] === ',') i += 1;
-    else if (text.startsWith('\r\n', i)) {
-      rows.push(row);
-      row = [];
-      i += 2;
-    } else if (i < text.length) throw new Error(`unexpected ${JSON.stringify(text[i])} at ${i}`);
-  }
-  return rows;
-};
+/** The test oracle: csv-parse, strict (no trimming, no relaxed quotes, CRLF records). */
+const parseCsv = (text: string): string[][] => parse(text, { record_delimiter: '\r\n', relax_quotes: false, relax_column_count: false });
 
 const leg: CallLegDto = {
   provider: 'twilio', accountId: 'AC1', callId: 'CA1', parentCallId: null, rootCallId: 'CA1', depth: 0, direction: 'inbound',

@@ -1,3 +1,4 @@
+import { stringify, type Options } from 'csv-stringify/sync';
 import type { CallLegDto } from '../calls/calls.dto.js';
 
 /** Column order of the CSV export; lists are joined with `;` inside one field. */
@@ -21,14 +22,24 @@ const FORMULA_START = /^[=+\-@\t\r]/;
  */
 export const neutraliseFormula = (s: string): string => (FORMULA_START.test(s) && !E164.test(s) ? `'${s}` : s);
 
-/** RFC 4180: a field with a comma, quote, CR or LF (or edge spaces a reader might trim) is quoted, quotes doubled. */
-export const csvField = (value: string | number | boolean | null): string => {
-  if (value === null) return '';
-  const s = typeof value === 'string' ? neutraliseFormula(value) : String(value);
-  return /[",\r\n]|^\s|\s$/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+/**
+ * RFC 4180 by csv-stringify: CRLF record ends; a field with a comma, quote, CR or LF is quoted, quotes doubled;
+ * so is a field with edge spaces, which a reader might trim. Text is neutralised first; booleans are written as
+ * `true`/`false` (csv-stringify's default would be `1` and an empty cell).
+ */
+const CSV_OPTIONS: Options = {
+  record_delimiter: 'windows',
+  // csv-stringify quotes a CRLF, but not a lone CR or LF, which spreadsheets also take as a line end.
+  quoted_match: /[\r\n]|^\s|\s$/,
+  cast: { string: neutraliseFormula, boolean: (b) => String(b) },
 };
 
-export const csvLine = (fields: readonly (string | number | boolean | null)[]): string => `${fields.map(csvField).join(',')}\r\n`;
+type CsvValue = string | number | boolean | null;
+
+export const csvLine = (fields: readonly CsvValue[]): string => stringify([fields as CsvValue[]], CSV_OPTIONS);
+
+/** One field as it appears in a line (quoted when needed); a null is an empty field. */
+export const csvField = (value: CsvValue): string => csvLine([value]).slice(0, -2);
 
 export const callCsvHeader = (): string => csvLine(CALL_CSV_COLUMNS);
 

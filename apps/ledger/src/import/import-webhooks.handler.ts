@@ -89,7 +89,7 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
         count(await retryTransient(() => this.store.appendBatch(lines.map((l) => l.record))));
         this.projector.wake();
       } catch (err) {
-        // An outage, or a lock that outlived the retries (a LedgerError 503), fails the upload; a rejected line
+        // An outage, or a lock that outlived the retries (a LedgerError SERVICE.UNAVAILABLE), fails the upload; a rejected line
         // is visible to the uploader, who can send it again.
         if (isConnectionError(err) || err instanceof LedgerError) throw err;
         if (lines.length === 1) return reject(lines[0]!.lineNo, `could not be stored: ${(err as Error).message}`);

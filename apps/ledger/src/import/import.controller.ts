@@ -38,11 +38,11 @@ export class ImportController {
   async import(@Req() req: AuthenticatedRequest): Promise<ImportResult> {
     const type = (req.headers['content-type'] ?? '').split(';', 1)[0]!.trim().toLowerCase();
     if (!NDJSON_TYPES.includes(type)) {
-      throw new LedgerError('IMPORT.UNSUPPORTED_MEDIA_TYPE', 415, `content-type must be application/x-ndjson, got "${type || 'none'}"`);
+      throw new LedgerError('IMPORT.UNSUPPORTED_MEDIA_TYPE', `content-type must be application/x-ndjson, got "${type || 'none'}"`);
     }
     const body = req.body as NodeJS.ReadableStream | undefined;
     if (!body || typeof (body as { pipe?: unknown }).pipe !== 'function') {
-      throw new LedgerError('IMPORT.EMPTY', 400, 'request body is missing');
+      throw new LedgerError('IMPORT.EMPTY', 'request body is missing');
     }
     return this.commandBus.execute(new ImportWebhooksCommand(body, req.actor!.name));
   }

@@ -25,7 +25,7 @@ export class ReadYourWritesInterceptor implements NestInterceptor {
     return from(this.projector.waitFor(raw, MIN_POSITION_WAIT_MS)).pipe(
       switchMap((ok) => {
         if (!ok) {
-          throw new LedgerError('PROJECTION.LAGGING', 503, `projections have not reached position ${raw} yet`, { 'retry-after': '1' });
+          throw new LedgerError('PROJECTION.LAGGING', `projections have not reached position ${raw} yet`, { retryAfterSec: 1 });
         }
         return next.handle();
       }),

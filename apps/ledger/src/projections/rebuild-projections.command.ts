@@ -17,7 +17,7 @@ export class RebuildProjectionsHandler implements ICommandHandler<RebuildProject
   async execute({ name }: RebuildProjectionsCommand): Promise<{ rebuilding: string[] }> {
     const names = this.projector.projections.map((p) => p.name);
     if (name && !names.includes(name)) {
-      throw new LedgerError('PROJECTION.NOT_FOUND', 404, `unknown projection "${name}"; known: ${names.join(', ')}`);
+      throw new LedgerError('PROJECTION.NOT_FOUND', `unknown projection "${name}"; known: ${names.join(', ')}`);
     }
     void this.projector.rebuild(name).catch((err: Error) => this.logger.error(`rebuild failed: ${err.message}`));
     return { rebuilding: name ? [name] : names };

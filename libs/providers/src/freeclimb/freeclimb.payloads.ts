@@ -5,7 +5,7 @@ const numeric = z.union([z.number(), z.string()]).nullish();
 const str = z.string().nullish();
 
 /**
- * Common shape of every FreeClimb voice webhook (providers.md §1.3). Unknown keys are kept: the SDK models
+ * Common shape of every FreeClimb voice webhook (docs/providers.md, "FreeClimb requests"). Unknown keys are kept: the SDK models
  * are incomplete (§1.10-3), so the raw body stays the source of truth and this schema only types what we read.
  */
 export const freeclimbWebhookSchema = z.looseObject({

@@ -21,7 +21,7 @@ const shape = (events: TranslatedEvent[]) => events.map((e) => ({ type: e.type, 
 const hookRun = (payload: unknown): TranslatedEvent[] =>
   run(payload).filter((e) => !['CallRinging', 'CallAnswered', 'CallCompleted'].includes(e.type));
 
-describe('translateFreeclimbWebhook (providers.md §4.3)', () => {
+describe('translateFreeclimbWebhook (docs/providers.md, "What is read from each webhook kind")', () => {
   it('inboundCall → CallInitiated(inbound) + CallRinging on the root leg', () => {
     const events = run({ ...inboundLeg, callStatus: 'ringing', requestType: 'inboundCall' });
     expect(shape(events)).toEqual([

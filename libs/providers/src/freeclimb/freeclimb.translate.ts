@@ -10,6 +10,7 @@ import {
 } from '@lib/ledger';
 import { parseJsonObject, stringField } from '../shared/json-body.js';
 import { freeclimbWebhookSchema, type FreeclimbWebhook } from './freeclimb.payloads.js';
+import { stripUndefined } from '../shared/strip-undefined.js';
 
 const OUTCOMES: Record<string, Outcome> = {
   completed: 'completed',
@@ -19,7 +20,7 @@ const OUTCOMES: Record<string, Outcome> = {
   canceled: 'canceled',
 };
 
-// The docs disagree on REST-created calls ("outbound" vs "outboundAPI", providers.md §1.4): both mean outbound-api.
+// The docs disagree on REST-created calls ("outbound" vs "outboundAPI", docs/providers.md, "FreeClimb requests"): both mean outbound-api.
 const DIRECTIONS: Record<string, Direction> = {
   inbound: 'inbound',
   outbound: 'outbound-api',
@@ -31,7 +32,7 @@ const MACHINE: Record<string, 'machine' | 'fax'> = { 'answering machine': 'machi
 
 const APP_HOOKS = new Set(['redirect', 'queueWait']);
 
-/** FreeClimb voice webhook → neutral events, dispatched on `requestType` (providers.md §4.3). */
+/** FreeClimb voice webhook → neutral events, dispatched on `requestType` (docs/providers.md, "What is read from each webhook kind"). */
 export const translateFreeclimbWebhook = (rawBody: Buffer, _ctx: TranslationContext): TranslatedEvent[] => {
   const parsed = parseJsonObject(rawBody);
   if (!parsed.ok) return [unrecognized(parsed.reason)];
@@ -265,6 +266,3 @@ const translateParsed = (w: FreeclimbWebhook): TranslatedEvent[] => {
   }
 };
 
-/** Events are hashed as canonical JSON: absent fields must be absent, not `undefined`. */
-const stripUndefined = <T extends object>(obj: T): T =>
-  Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;

@@ -7,7 +7,7 @@ const str = z.string().nullish();
 const digits = z.union([z.string(), z.number()]).nullish();
 
 /**
- * CallInfo as serialised by jambonz (providers.md §2.4), snake-cased except `customerData`, `sip`, `env_vars`
+ * CallInfo as serialised by jambonz (docs/providers.md, "jambonz requests"), snake-cased except `customerData`, `sip`, `env_vars`
  * (§2.1). Every hook carries it; unknown keys are kept because the raw body, not this schema, is the record.
  */
 export const jambonzCallInfoSchema = z.looseObject({

@@ -142,7 +142,7 @@ const conferenceHook = (event: string) => ({
 const parentParty = { direction: 'inbound', from: '+14155550123', to: '+14155550199' };
 const childParty = { direction: 'outbound-dial', from: '+14155550123', to: '+16175550142' };
 
-describe('translateJambonzWebhook (providers.md §4.4)', () => {
+describe('translateJambonzWebhook (docs/providers.md, "What is read from each webhook kind")', () => {
   describe('call status hook', () => {
     it('trying on the inbound A-leg → CallInitiated(inbound) only', () => {
       const events = run(inboundTrying, 'status');

@@ -11,6 +11,7 @@ import {
 } from '@lib/ledger';
 import type { z } from 'zod';
 import { parseJsonObject, stringField } from '../shared/json-body.js';
+import { stripUndefined } from '../shared/strip-undefined.js';
 import {
   jambonzAmdSchema,
   jambonzCallHookSchema,
@@ -100,7 +101,7 @@ const pathHint = (path: string): JambonzHookKind | undefined => {
   return last ? PATH_HINTS[last.toLowerCase()] : undefined;
 };
 
-/** jambonz webhook → neutral events (providers.md §4.4). Pure and total: bad input becomes UnrecognizedWebhook. */
+/** jambonz webhook → neutral events (docs/providers.md, "What is read from each webhook kind"). Pure and total: bad input becomes UnrecognizedWebhook. */
 export const translateJambonzWebhook = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] => {
   try {
     return translate(rawBody, ctx);
@@ -314,6 +315,3 @@ const isoOrNull = (value: string | null | undefined): string | null => {
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 };
 
-/** Events are hashed as canonical JSON: absent fields must be absent, not `undefined`. */
-const stripUndefined = <T extends object>(obj: T): T =>
-  Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as T;

@@ -38,7 +38,7 @@ const decodeComponent = (bytes: Buffer): string => {
 };
 
 /**
- * Strict read of a form body (providers.md §3.1). Restcomm sends null parameters as a bare name
+ * Strict read of a form body (docs/providers.md, "Restcomm and Twilio requests"). Restcomm sends null parameters as a bare name
  * (`&RecordingUrl&`), read here as ''. Invalid UTF-8 is a reason, never an exception.
  */
 export const parseFormBody = (raw: Buffer): FormParseResult => {
@@ -89,7 +89,7 @@ export const formBodyFromQuery = (query: URLSearchParams): FormBody => {
 const str = z.string().optional();
 
 /**
- * The parameters the translator reads (providers.md §3.4-3.8). Everything is a string on the wire, including
+ * The parameters the translator reads (docs/providers.md, "Restcomm and Twilio requests"). Everything is a string on the wire, including
  * numbers and the literal "null"; interpretation (toNumber / presentString) happens in the translator.
  * Unknown keys (SipHeader_*, DialSipHeader_*, Twilio geo fields...) pass through untouched.
  */

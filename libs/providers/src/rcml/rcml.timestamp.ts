@@ -72,7 +72,7 @@ const offsetMinutes = (token: string): number | null => {
 
 /**
  * Restcomm / Twilio `Timestamp` -> ISO-8601 UTC, or null. Twilio sends RFC 2822 (`... +0000`); Restcomm formats
- * with Joda `ZZZZ`, which prints a zone *id* (`UTC`, `Europe/Athens`) instead (providers.md §3.10). ISO-8601
+ * with Joda `ZZZZ`, which prints a zone *id* (`UTC`, `Europe/Athens`) instead (docs/providers.md, "Restcomm and Twilio requests"). ISO-8601
  * (`CallTimestamp` style) is accepted too. Never throws: a bad timestamp must not cost the event.
  */
 export const parseRcmlTimestamp = (value: unknown): string | null => {

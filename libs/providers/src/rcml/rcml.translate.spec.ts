@@ -3,7 +3,7 @@ import type { Provider, TranslatedEvent, TranslationContext } from '@lib/ledger'
 import { parseFormBody } from './rcml.payloads.js';
 import { recordingIdOf, translateRcmlWebhook } from './rcml.translate.js';
 
-// Invented ids in Restcomm's shapes (providers.md §3.1): CallSid = ID<32 hex>-CA<32 hex>.
+// Invented ids in Restcomm's shapes (docs/providers.md, "Restcomm and Twilio requests"): CallSid = ID<32 hex>-CA<32 hex>.
 const INSTANCE = 'IDe63fbd64e6e52e61d091a29ebda913cd';
 const PARENT = `${INSTANCE}-CA5a6782f238f8f435013bdb74e077ea2e`;
 const CHILD = `${INSTANCE}-CAa70218d4ad6c1afddfe70660bf5778c9`;

@@ -14,8 +14,9 @@ import {
 } from '@lib/ledger';
 import { formBodyFromQuery, parseFormBody, rcmlWebhookSchema, type RcmlWebhook } from './rcml.payloads.js';
 import { parseRcmlTimestamp } from './rcml.timestamp.js';
+import { stripUndefined } from '../shared/strip-undefined.js';
 
-/** Callback families of providers.md §3.3 ('recording-status' is Twilio's recordingStatusCallback). */
+/** Callback families of docs/providers.md, "Restcomm and Twilio requests" ('recording-status' is Twilio's recordingStatusCallback). */
 export type RcmlFamily =
   | 'call-progress'
   | 'dial-action'
@@ -28,7 +29,7 @@ export type RcmlFamily =
   | 'enqueue-action'
   | 'queue-wait';
 
-// Outcome map of providers.md §4.5; anything not listed (literal "null", '', in-progress, wait-for-answer) is unknown.
+// Outcome map of docs/providers.md, "What is read from each webhook kind"; anything not listed (literal "null", '', in-progress, wait-for-answer) is unknown.
 const OUTCOMES: Record<string, Outcome> = {
   completed: 'completed',
   busy: 'busy',
@@ -81,9 +82,6 @@ type Envelope = {
   createdAt: string | null;
 };
 
-const compact = <T extends object>(value: T): T =>
-  Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
-
 /**
  * Restcomm's `<Record>` action has no RecordingSid (§3.7), but its URL ends in `RE<32 hex>.wav`; taking the id
  * from there lets the same recording reported twice (record action, later API listing) collapse to one.
@@ -126,7 +124,7 @@ export const detectRcmlFamily = (w: RcmlWebhook, path: string): RcmlFamily | nul
 };
 
 /**
- * Restcomm / Twilio-compatible form webhook -> neutral events (providers.md §4.5). Pure; never throws:
+ * Restcomm / Twilio-compatible form webhook -> neutral events (docs/providers.md, "What is read from each webhook kind"). Pure; never throws:
  * anything it cannot place becomes UnrecognizedWebhook with the reason, the raw request is kept elsewhere.
  */
 export const translateRcmlWebhook = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] => {
@@ -198,11 +196,11 @@ const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] 
         return conferenceStatus(w, callSid, env);
       case 'enqueue-action':
         return [
-          newEvent('QueueLeft', callSid, compact({ queueId: presentString(w.QueueSid) ?? '', queueTimeSec: toNumber(w.QueueTime), result: presentString(w.QueueResult) }), env),
+          newEvent('QueueLeft', callSid, stripUndefined({ queueId: presentString(w.QueueSid) ?? '', queueTimeSec: toNumber(w.QueueTime), result: presentString(w.QueueResult) }), env),
           ...legState(w, callSid, env, 'completed'),
         ];
       case 'queue-wait':
-        return [newEvent('QueueEntered', callSid, compact({ queueId: presentString(w.QueueSid) ?? '', queueTimeSec: toNumber(w.QueueTime) }), env)];
+        return [newEvent('QueueEntered', callSid, stripUndefined({ queueId: presentString(w.QueueSid) ?? '', queueTimeSec: toNumber(w.QueueTime) }), env)];
     }
   })();
   const amd = family === 'amd-status' ? null : machineDetected(w, callSid, env);
@@ -213,7 +211,7 @@ const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] 
 const machineDetected = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedEvent | null => {
   const value = presentString(w.AnsweredBy);
   if (!value) return null;
-  return newEvent('MachineDetected', callSid, compact({ result: ANSWERED_BY[value] ?? 'unknown', detail: value, detectionMs: toNumber(w.MachineDetectionDuration) }), env);
+  return newEvent('MachineDetected', callSid, stripUndefined({ result: ANSWERED_BY[value] ?? 'unknown', detail: value, detectionMs: toNumber(w.MachineDetectionDuration) }), env);
 };
 
 /**
@@ -266,14 +264,14 @@ const legState = (w: RcmlWebhook, callSid: string, env: Envelope, restcommComple
     case 'completed': {
       const durationSec = toNumber(w.CallDuration);
       const outcome = env.provider === 'twilio' ? 'completed' : durationSec !== undefined && durationSec > 0 ? 'completed' : restcommCompleted;
-      return [newEvent('CallCompleted', callSid, compact({ outcome, durationSec, endReasonDetail: errorDetailOf(w) }), env)];
+      return [newEvent('CallCompleted', callSid, stripUndefined({ outcome, durationSec, endReasonDetail: errorDetailOf(w) }), env)];
     }
     case 'busy':
     case 'no-answer':
     case 'failed':
     case 'not-found':
     case 'canceled':
-      return [newEvent('CallCompleted', callSid, compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), endReasonDetail: errorDetailOf(w) }), env)];
+      return [newEvent('CallCompleted', callSid, stripUndefined({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), endReasonDetail: errorDetailOf(w) }), env)];
     default:
       return [];
   }
@@ -311,7 +309,7 @@ const recordingOf = (w: RcmlWebhook, callSid: string, scope: RecordingScope, env
   return newEvent(
     'RecordingAvailable',
     callSid,
-    compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope, status }),
+    stripUndefined({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope, status }),
     env,
   );
 };
@@ -332,14 +330,14 @@ const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
       return [newEvent('CallRinging', callSid, {}, env)];
     case 'answered':
     case 'in-progress':
-      return [newEvent('CallAnswered', callSid, compact({ sipStatus: toNumber(w.SipResponseCode) }), env)];
+      return [newEvent('CallAnswered', callSid, stripUndefined({ sipStatus: toNumber(w.SipResponseCode) }), env)];
     case 'completed': {
       const durationSec = toNumber(w.CallDuration);
       // Restcomm ends unanswered legs with `completed` too (§3.11) and this translator is stateless, so only a
       // positive answer->end duration proves an answer; the ledger upgrades the outcome if it saw `answered`.
       const outcome = completedOutcome(env, durationSec);
       const events: TranslatedEvent[] = [
-        newEvent('CallCompleted', callSid, compact({ outcome, durationSec, sipStatus: toNumber(w.SipResponseCode), endReasonDetail: errorDetailOf(w) }), env),
+        newEvent('CallCompleted', callSid, stripUndefined({ outcome, durationSec, sipStatus: toNumber(w.SipResponseCode), endReasonDetail: errorDetailOf(w) }), env),
       ];
       const recording = recordingOf(w, callSid, 'call', env);
       if (recording) events.push(recording);
@@ -353,7 +351,7 @@ const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
         newEvent(
           'CallCompleted',
           callSid,
-          compact({
+          stripUndefined({
             outcome: outcomeOf(status),
             durationSec: toNumber(w.CallDuration),
             sipStatus: toNumber(w.SipResponseCode),
@@ -375,7 +373,7 @@ const dialAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedE
     newEvent(
       'DialCompleted',
       callSid,
-      compact({
+      stripUndefined({
         childLegId,
         outcome: outcomeOf(presentString(w.DialCallStatus)),
         durationSec: toNumber(w.DialCallDuration),
@@ -406,7 +404,7 @@ const recordingStatus = (w: RcmlWebhook, callSid: string, env: Envelope): Transl
     newEvent(
       'RecordingAvailable',
       callSid,
-      compact({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope, status }),
+      stripUndefined({ recordingId: recordingIdOf(w.RecordingSid, url), url, durationSec: toNumber(w.RecordingDuration), scope, status }),
       env,
     ),
   ];
@@ -427,7 +425,7 @@ const gatherAction = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
   const digits = presentString(w.Digits);
   if (digits) events.push(newEvent('DtmfReceived', callSid, { digits, source: 'gather' }, env));
   const text = presentString(w.SpeechResult);
-  if (text) events.push(newEvent('SpeechRecognized', callSid, compact({ text, confidence: toNumber(w.Confidence) }), env));
+  if (text) events.push(newEvent('SpeechRecognized', callSid, stripUndefined({ text, confidence: toNumber(w.Confidence) }), env));
   return events.length ? events : [newEvent('AppHook', callSid, { kind: 'gather-action:empty' }, env)];
 };
 
@@ -448,7 +446,7 @@ const voiceRequest = (w: RcmlWebhook, callSid: string, env: Envelope, statusHint
     case 'no-answer':
     case 'canceled':
       return [
-        newEvent('CallCompleted', callSid, compact({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), endReasonDetail: errorDetailOf(w) }), env),
+        newEvent('CallCompleted', callSid, stripUndefined({ outcome: outcomeOf(status), durationSec: toNumber(w.CallDuration), endReasonDetail: errorDetailOf(w) }), env),
       ];
     case 'ringing':
       return [...(inbound ? [initiated(callSid, env)] : []), newEvent('CallRinging', callSid, {}, env)];

@@ -7,7 +7,7 @@ const PARAMS = { CallSid: 'CA123', CallStatus: 'completed', CallDuration: '37', 
 const VECTOR = 'hMUDcfb4O3zFEwloktHQ3jV38gM=';
 
 describe('computeTwilioSignature', () => {
-  it('matches the computed vector of providers.md §3.2', () => {
+  it('matches the computed vector of docs/providers.md, "Signatures"', () => {
     expect(computeTwilioSignature(TOKEN, URL_, PARAMS)).toBe(VECTOR);
   });
 

@@ -24,7 +24,7 @@ const groupParams = (params: TwilioParams): Map<string, string[]> => {
 };
 
 /**
- * Base64(HMAC-SHA1(authToken, url + Σ sorted(key) key+value)), providers.md §3.2. Repeated keys contribute
+ * Base64(HMAC-SHA1(authToken, url + Σ sorted(key) key+value)), docs/providers.md, "Signatures". Repeated keys contribute
  * each distinct value in sorted order, as twilio-node's `getExpectedTwilioSignature` does. Sorting is by
  * UTF-16 code units (JS default), which is what that reference implementation uses too.
  */

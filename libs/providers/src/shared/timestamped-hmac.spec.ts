@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { signTimestampedHmac, verifyTimestampedHmac } from './timestamped-hmac.js';
 
-// FreeClimb's own verifier test (providers.md §1.2, FC-sig-test): the second v1 matches the secret.
+// FreeClimb's own verifier test (docs/providers.md, "Signatures"): the second v1 matches the secret.
 const FC_SECRET = 'sigsec_ead6d3b6904196c60835d039e91b3341c77a7793';
 const FC_BODY =
   '{"accountId":"AC1334ffb694cd8d969f51cddf5f7c9b478546d50c","callId":"CAccb0b00506553cda09b51c5477f672a49e0b2213","callStatus":"ringing","conferenceId":null,"direction":"inbound","from":"+13121000109","parentCallId":null,"queueId":null,"requestType":"inboundCall","to":"+13121000096"}';
@@ -19,7 +19,7 @@ describe('verifyTimestampedHmac', () => {
     expect(verifyTimestampedHmac(FC_HEADER, Buffer.from(tampered), [FC_SECRET], 2130000000)).toMatchObject({ ok: false, reason: 'signature does not match' });
   });
 
-  it('accepts the computed jambonz vector of providers.md §2.2', () => {
+  it('accepts the computed jambonz vector of docs/providers.md, "Signatures"', () => {
     const body = '{"call_sid":"4754abdd-3a32-4c0c-91f5-8b1ed1740d2a","direction":"inbound","call_status":"completed","duration":37}';
     const header = 't=1767225600,v1=3c7931c83b208849a08ae4be235b56ff5394175bbee79181519bfaa4b0bdca74';
     expect(verifyTimestampedHmac(header, Buffer.from(body), ['whsec_example_4f2a'], 1767225600).ok).toBe(true);

@@ -7,7 +7,7 @@ export type TimestampedHmacResult = { ok: true; timestamp: Date } | { ok: false;
 
 /**
  * `t=<unix seconds>,v1=<hex>[,v1=<hex>...]` over `${t}.${rawBody}` with HMAC-SHA256, the scheme FreeClimb
- * (FreeClimb-Signature) and jambonz (Jambonz-Signature) share (providers.md §1.2, §2.2). We check the window
+ * (FreeClimb-Signature) and jambonz (Jambonz-Signature) share (docs/providers.md, "Signatures"). We check the window
  * both ways (|now - t| <= 300 s): FreeClimb's SDK compares milliseconds to seconds and only rejects old ones.
  */
 export const verifyTimestampedHmac = (

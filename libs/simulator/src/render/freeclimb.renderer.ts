@@ -1,5 +1,5 @@
 /**
- * FreeClimb webhooks (providers.md §1): compact JSON, camelCase keys, absent values as JSON null, `requestType`
+ * FreeClimb webhooks (docs/providers.md, "FreeClimb requests"): compact JSON, camelCase keys, absent values as JSON null, `requestType`
  * discriminates. Which leg `callId` names depends on the webhook (§1.5): outDialStart names the parent and
  * announces the child in `dialCallId`; outDialConnect and callStatus name the child.
  */

@@ -1,5 +1,5 @@
 /**
- * jambonz webhooks (providers.md §2): `JSON.stringify` of a snake-cased CallInfo (plus hook-specific keys), one
+ * jambonz webhooks (docs/providers.md, "jambonz requests"): `JSON.stringify` of a snake-cased CallInfo (plus hook-specific keys), one
  * URL path per hook because no message type travels over HTTP (§2.1). Delivery habits reproduced here:
  * status hooks are emitted without awaiting, so `ringing` can land after `in-progress` (§2.11-2); retries repeat
  * body and signature byte for byte (§2.3); AMD hooks carry the parent's CallInfo (§2.11-4); a simultaneous-ring

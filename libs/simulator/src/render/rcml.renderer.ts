@@ -1,5 +1,5 @@
 /**
- * Restcomm-Connect and Twilio form webhooks (providers.md §3), two dialects of one shape:
+ * Restcomm-Connect and Twilio form webhooks (docs/providers.md, "Restcomm and Twilio requests"), two dialects of one shape:
  * - Restcomm: null parameters as a bare key (`&ForwardedFrom&`), literal "null" strings, call SIDs
  *   `ID<32>-CA<32>`, call-progress `SequenceNumber` fixed per state (initiated 0, ringing 1, answered 2,
  *   completed 3), `CallStatus=answered`, unanswered legs ending `completed` with `CallDuration=0`, `Timestamp`
