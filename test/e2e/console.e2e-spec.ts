@@ -95,10 +95,11 @@ describe('console sessions', () => {
 
   it('leaves the webhooks to their own rules: a session cookie without a CSRF header does not block one', async () => {
     const { cookie } = await open();
-    // No FreeClimb secret in this app: the delivery is taken as unverified, cookie or not.
+    // No FreeClimb secret in this app: the delivery gets the webhook's own answer (refused as from an unconfigured
+    // provider), never the console's CSRF refusal, cookie or not.
     const body = JSON.stringify({ requestType: 'inboundCall', callId: 'CA-console-cookie', accountId: 'AC1', parentCallId: null, from: '+1', to: '+2', callStatus: 'ringing', direction: 'inbound' });
     const res = await t.app.inject({ method: 'POST', url: '/v1/webhooks/freeclimb/voice', headers: { cookie, 'content-type': 'application/json' }, payload: body });
-    expect(res.statusCode).toBe(200);
+    expect(res.json()).toMatchObject({ error: { code: 'WEBHOOK.PROVIDER_NOT_CONFIGURED' } });
   });
 
   it('tells the page its CSRF token for a live session, and 401 without one', async () => {

@@ -20,6 +20,12 @@ export interface CallEvents {
 export const signatureFingerprint = (header: string | undefined): string | null =>
   header === undefined ? null : `sha256:${createHash('sha256').update(header, 'utf8').digest('hex').slice(0, 16)}`;
 
+/** The kept headers as served: a signature header only as its fingerprint, like `signature.header`. */
+const servedHeaders = (headers: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(
+    Object.entries(headers).map(([name, value]) => [name, (SIGNATURE_HEADERS as readonly string[]).includes(name.toLowerCase()) ? signatureFingerprint(value)! : value]),
+  );
+
 const toLink = (r: StoredEventRow): StoredChainLink => ({
   chainVersion: r.chain_version,
   receipt:
@@ -118,7 +124,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
             timestamp: r.signature_timestamp ? r.signature_timestamp.toISOString() : null,
             header: signatureFingerprint(SIGNATURE_HEADERS.map((h) => r.headers[h]).find((v) => v !== undefined)),
           },
-          headers: r.headers,
+          headers: servedHeaders(r.headers),
         },
       })),
       chain: { valid: broken.size === 0 },
