@@ -24,6 +24,8 @@ import { RejectionLog } from './webhooks/rejection-log.js';
 import { SignatureFailureLimiter } from './webhooks/signature-failure-limiter.js';
 import { WebhookSignatureGuard } from './webhooks/webhook-signature.guard.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
+import { AppForwarder } from './tee/app-forwarder.js';
+import { TeeController, TeeMetrics } from './tee/tee.controller.js';
 import { GetProjectionStatusHandler } from './projections/get-projection-status.query.js';
 import { createProjector } from './projections/projector.provider.js';
 import { ProjectorLifecycle } from './projections/projector.lifecycle.js';
@@ -133,6 +135,8 @@ export class AppModule {
       AnalyticsRepository,
       GetAnalyticsSummaryHandler,
       GetAnalyticsTimeseriesHandler,
+      AppForwarder,
+      TeeMetrics,
     ];
     return {
       module: AppModule,
@@ -149,6 +153,7 @@ export class AppModule {
         AuditController,
         AnalyticsController,
         AuditActionsController,
+        TeeController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],
       providers,

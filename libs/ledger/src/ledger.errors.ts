@@ -35,3 +35,11 @@ export const providerNotConfigured = (provider: string) =>
     403,
     `no secret is configured for ${provider}, so its deliveries cannot be authenticated and are refused; set its secret, or list it in LEDGER_ACCEPT_UNSIGNED for development`,
   );
+
+/** Tee mode (README "Tee mode"): the app could not give an answer, so the provider gets what a dead or slow app gives. */
+export const teeNotConfigured = (provider: string) =>
+  new LedgerError('TEE.NOT_CONFIGURED', 404, `no app URL is configured for ${provider}: set LEDGER_TEE_${provider.toUpperCase()}_URL`);
+export const teePathInvalid = () => new LedgerError('TEE.PATH_INVALID', 400, 'the sub-path leaves the configured app URL (dot segments)');
+export const teeAppTimeout = (message: string) => new LedgerError('TEE.APP_TIMEOUT', 504, message);
+export const teeAppUnreachable = (message: string) => new LedgerError('TEE.APP_UNREACHABLE', 502, message);
+export const teeAnswerTooLarge = (message: string) => new LedgerError('TEE.ANSWER_TOO_LARGE', 502, message);
