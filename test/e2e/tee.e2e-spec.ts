@@ -303,3 +303,98 @@ describe('tee: the answers are in the hash chain', () => {
     expect(JSON.stringify(after)).toContain('appAnswers-');
   });
 });
+
+describe('tee: intent beside outcome on the call tree', () => {
+  const P = 'CA-intent-parent';
+  const child = (sid: string, to: string, status: string, at: string, seq: number) => ({
+    AccountSid: ACC,
+    CallSid: sid,
+    ParentCallSid: P,
+    CallStatus: status,
+    Direction: 'outbound-dial',
+    From: '+15550001111',
+    To: to,
+    CallbackSource: 'call-progress-events',
+    SequenceNumber: String(seq),
+    Timestamp: at,
+    ApiVersion: '2010-04-01',
+  });
+  const teeTwilio = async (params: Record<string, string>, path: string) => {
+    const url = `/v1/tee/twilio${path}`;
+    const req = twilioRequest(params, path);
+    const headers = { ...req.headers, 'x-twilio-signature': computeTwilioSignature(SECRETS.TWILIO_AUTH_TOKEN, `https://ledger.example.com${url}`, Object.entries(params)) };
+    return t.app.inject({ method: 'POST', url, headers, payload: req.payload });
+  };
+
+  it('shows each leg its instructions and dial targets → child legs, and flags and lists every discrepancy', async () => {
+    answerFor = (r) =>
+      r.url.startsWith('/tw/voice')
+        ? { status: 200, headers: { 'content-type': 'text/xml' }, body: '<Response><Dial timeout="10" action="/tw/dial-done"><Number>+15551110001</Number><Number>+15551110002</Number></Dial></Response>' }
+        : { status: 200, headers: { 'content-type': 'text/xml' }, body: '<Response><Hangup/></Response>' };
+    const parent = { AccountSid: ACC, CallSid: P, CallStatus: 'ringing', Direction: 'inbound', From: '+15550009999', To: '+15550001111', ApiVersion: '2010-04-01' };
+    expect((await teeTwilio(parent, '/voice')).statusCode).toBe(200);
+    // The platform's side: the first number rings 40 s (asked: 10), the second is never dialled, a third nobody asked for appears.
+    for (const p of [
+      child('CA-intent-c1', '+15551110001', 'initiated', 'Tue, 01 Nov 2016 01:59:00 +0000', 0),
+      child('CA-intent-c1', '+15551110001', 'ringing', 'Tue, 01 Nov 2016 01:59:00 +0000', 1),
+      child('CA-intent-c1', '+15551110001', 'no-answer', 'Tue, 01 Nov 2016 01:59:40 +0000', 2),
+      child('CA-intent-c3', '+15557770000', 'initiated', 'Tue, 01 Nov 2016 01:59:01 +0000', 0),
+      child('CA-intent-c3', '+15557770000', 'busy', 'Tue, 01 Nov 2016 01:59:02 +0000', 1),
+    ]) {
+      const r = twilioRequest(p, '/status');
+      const res = await t.app.inject({ method: 'POST', url: r.url, headers: r.headers, payload: r.payload });
+      expect(res.statusCode).toBe(200);
+    }
+    const hook = await teeTwilio({ ...parent, CallStatus: 'in-progress', DialCallSid: 'CA-intent-c3', DialCallStatus: 'completed', DialCallDuration: '5' }, '/dial-done');
+    expect(hook.body).toBe('<Response><Hangup/></Response>');
+    await waitFor(async () => (await answerEvents(`appAnswers-twilio:${P}`)).length >= 2 || null, 'both answers');
+
+    const tree = await waitFor(async () => {
+      const res = await t.app.inject({ method: 'GET', url: `/v1/calls/${P}/tree`, headers: auth });
+      if (res.statusCode !== 200) return null;
+      const body = res.json();
+      return body.children?.length === 2 && body.children.every((c: any) => c.final) ? body : null;
+    }, 'the projected tree');
+    expect(tree.intent.answers.map((a: any) => [a.path, a.instructions])).toEqual([
+      ['voice', ['Dial']],
+      ['dial-done', ['Hangup']],
+    ]);
+    expect(tree.intent.dials).toEqual([
+      expect.objectContaining({
+        verb: 'Dial',
+        mode: 'simultaneous',
+        ringTimeoutSec: 10,
+        hooks: { action: '/tw/dial-done' },
+        targets: [
+          { type: 'phone', value: '+15551110001', childLegIds: ['CA-intent-c1'] },
+          { type: 'phone', value: '+15551110002', childLegIds: [] },
+        ],
+      }),
+    ]);
+    const kinds = tree.intent.discrepancies.map((d: any) => [d.kind, d.childLegId ?? d.target?.value]).sort();
+    expect(kinds).toEqual(
+      [
+        ['outcome-mismatch', 'CA-intent-c3'],
+        ['ring-over-timeout', 'CA-intent-c1'],
+        ['target-not-attempted', '+15551110002'],
+        ['unexplained-child', 'CA-intent-c3'],
+      ].sort(),
+    );
+    // Legs whose app was never teed carry no intent, and nothing is flagged on them.
+    expect(tree.children.map((c: any) => c.intent)).toEqual([null, null]);
+
+    const listed = await t.app.inject({ method: 'GET', url: `/v1/calls/CA-intent-c1/discrepancies?kind=ring-over-timeout`, headers: auth });
+    expect(listed.statusCode).toBe(200);
+    expect(listed.json().data).toMatchObject([{ kind: 'ring-over-timeout', legId: P, childLegId: 'CA-intent-c1' }]);
+
+    // The audit trail shows each answer right after the delivery it answered.
+    const events = (await t.app.inject({ method: 'GET', url: `/v1/calls/${P}/events`, headers: auth })).json();
+    const answered = events.data.filter((e: any) => e.type === 'AppAnswered');
+    expect(answered).toHaveLength(2);
+    for (const a of answered) {
+      const i = events.data.indexOf(a);
+      expect(events.data[i - 1].receipt.id).toBe(a.answers);
+    }
+    expect(events.chain.valid).toBe(true);
+  });
+});

@@ -40,7 +40,7 @@ import { CheckpointService } from './audit/checkpoint.service.js';
 import { CallsController } from './calls/calls.controller.js';
 import { CallsRepository } from './calls/calls.repository.js';
 import { GetCallEventsHandler } from './calls/get-call-events.query.js';
-import { GetCallTreeHandler } from './calls/get-call-tree.query.js';
+import { GetCallDiscrepanciesHandler, GetCallTreeHandler } from './calls/get-call-tree.query.js';
 import { GetCallHandler } from './calls/get-call.query.js';
 import { ListCallsHandler } from './calls/list-calls.query.js';
 import { ExportController } from './export/export.controller.js';
@@ -126,6 +126,7 @@ export class AppModule {
       ListCallsHandler,
       GetCallHandler,
       GetCallTreeHandler,
+      GetCallDiscrepanciesHandler,
       GetCallEventsHandler,
       ListRecordingsHandler,
       ExportCallsHandler,
