@@ -36,7 +36,8 @@ afterAll(async () => {
   restoreStreams.forEach((restore) => restore());
 });
 
-const OPEN = [/^\/v1\/webhooks\//, /^\/health$/, /^\/docs([-/]|$)/];
+// The tee routes are authenticated like the webhooks they are (provider signatures), not by API key.
+const OPEN = [/^\/v1\/webhooks\//, /^\/v1\/tee\//, /^\/health$/, /^\/docs([-/]|$)/];
 // Bench-only baseline route: registered only with LEDGER_BENCH_ROUTES=1, which the test app sets.
 const BENCH = ['/internal/noop'];
 
