@@ -13,10 +13,14 @@ const ACC = 'ACe511f7e60a7aaec1435ac251c24f6bd698d8dd14';
 const PERCL = JSON.stringify([{ Say: { text: 'Hello' } }, { Hangup: {} }]);
 let t: TestApp;
 let stub: StubApp;
+const logs: string[] = [];
 
 beforeAll(async () => {
   stub = await startStubApp(() => ({ status: 200, headers: { 'content-type': 'application/json' }, body: PERCL }));
-  t = await startTestApp({ ...SECRETS, LEDGER_TEE_FREECLIMB_URL: `${stub.base}/fc`, LEDGER_INGEST_DEADLINE_MS: '300' });
+  t = await startTestApp(
+    { ...SECRETS, LEDGER_TEE_FREECLIMB_URL: `${stub.base}/fc`, LEDGER_INGEST_DEADLINE_MS: '300', LOG_LEVEL: 'warn' },
+    { logDestination: { write: (line: string) => void logs.push(line) } },
+  );
 });
 afterAll(async () => {
   await t.close();
@@ -51,6 +55,7 @@ describe('tee fails open', () => {
       expect(res.body).toBe(PERCL);
       expect(stub.seen.at(-1)!.body.toString()).toContain('CA-open-during');
       expect(await gaps('delivery')).toBeGreaterThanOrEqual(1);
+      expect(logs.some((l) => l.includes('"level":"warn"') && l.includes('the delivery could not be stored'))).toBe(true);
       // The answer could not be kept either; its gap is counted once its write has failed.
       const deadline = Date.now() + 10_000;
       while ((await gaps('answer')) < 1) {
