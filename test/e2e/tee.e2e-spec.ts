@@ -211,6 +211,18 @@ describe('tee: Twilio TwiML', () => {
     expect(env.body).not.toContain('s3cret-sip');
   });
 
+  it('tees a GET voice request (parameters in the query), signed again for the app URL', async () => {
+    answerFor = () => ({ status: 200, headers: { 'content-type': 'application/xml' }, body: '<Response><Say>hi</Say></Response>' });
+    const url = `/v1/tee/twilio/voice?${new URLSearchParams({ CallSid: 'CA-tee-get', AccountSid: ACC, CallStatus: 'ringing' })}`;
+    const res = await t.app.inject({ method: 'GET', url, headers: { 'x-twilio-signature': computeTwilioSignature(SECRETS.TWILIO_AUTH_TOKEN, `https://ledger.example.com${url}`, []) } });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toBe('<Response><Say>hi</Say></Response>');
+    const seen = stub.seen.at(-1)!;
+    expect(seen.method).toBe('GET');
+    expect(seen.url).toBe(url.replace('/v1/tee/twilio', '/tw'));
+    expect(appVerdict('twilio', seen).status).toBe('verified');
+  });
+
   it('refuses a delivery whose signature does not verify, and the app never sees it', async () => {
     const before = stub.seen.length;
     const req = twilioRequest({ CallSid: 'CA-tee-forged', AccountSid: ACC, CallStatus: 'ringing' }, '/voice');
