@@ -233,6 +233,22 @@ describe('tee: Twilio TwiML', () => {
 });
 
 describe('tee: answers that are not commands, slow and dead apps', () => {
+  it('answers a status callback with what the app said, even without a content type', async () => {
+    answerFor = () => ({ status: 200, body: 'OK' });
+    const body = JSON.stringify({ accountId: ACC, callId: 'CA-tee-fc-status', parentCallId: null, from: '+1', to: '+2', callStatus: 'completed', direction: 'inbound', requestType: 'callStatus', conferenceId: null, queueId: null });
+    const req = freeclimbRequest(body, '/status');
+    const res = await t.app.inject({ method: 'POST', url: req.url.replace('/v1/webhooks/', '/v1/tee/'), headers: req.headers, payload: req.payload });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBeUndefined();
+    expect(res.body).toBe('OK');
+    const events = await waitFor(async () => {
+      const e = await answerEvents('appAnswers-freeclimb:CA-tee-fc-status');
+      return e.length ? e : null;
+    }, 'the status callback answer');
+    // Not PerCL: kept and marked, never guessed at.
+    expect(events[0]!.data).toMatchObject({ outcome: 'answered', status: 200, contentType: null, parse: 'unparseable', instructions: [] });
+  });
+
   it('keeps an unparseable answer and marks it, never dropping it', async () => {
     answerFor = () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{"not": "percl"' });
     const body = JSON.stringify({ accountId: ACC, callId: 'CA-tee-fc-bad', parentCallId: null, from: '+1', to: '+2', callStatus: 'ringing', direction: 'inbound', requestType: 'inboundCall', conferenceId: null, queueId: null });

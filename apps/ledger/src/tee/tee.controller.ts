@@ -121,6 +121,13 @@ export class TeeController {
     if (result.outcome !== 'answered') {
       throw result.outcome === 'timeout' ? teeAppTimeout(result.error) : result.outcome === 'unreachable' ? teeAppUnreachable(result.error) : teeAnswerTooLarge(result.error);
     }
+    if (result.headers['content-type'] === undefined) {
+      // Fastify would label a body without a type application/octet-stream: the app's answer goes out as it came.
+      reply.hijack();
+      reply.raw.writeHead(result.status, { ...result.headers, 'content-length': String(result.body.length) });
+      reply.raw.end(result.body);
+      return;
+    }
     void reply.status(result.status).headers(result.headers).send(result.body);
   }
 
