@@ -25,7 +25,7 @@ import { SignatureFailureLimiter } from './webhooks/signature-failure-limiter.js
 import { WebhookSignatureGuard } from './webhooks/webhook-signature.guard.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { AppForwarder } from './tee/app-forwarder.js';
-import { TeeController, TeeMetrics } from './tee/tee.controller.js';
+import { AnswerWriter, TeeController, TeeMetrics } from './tee/tee.controller.js';
 import { GetProjectionStatusHandler } from './projections/get-projection-status.query.js';
 import { createProjector } from './projections/projector.provider.js';
 import { ProjectorLifecycle } from './projections/projector.lifecycle.js';
@@ -137,6 +137,7 @@ export class AppModule {
       GetAnalyticsSummaryHandler,
       GetAnalyticsTimeseriesHandler,
       AppForwarder,
+      AnswerWriter,
       TeeMetrics,
     ];
     return {

@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { Counter, Histogram } from 'prom-client';
 import { z } from 'zod';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
-import { GroupCommitWriter, type AppendOutcome } from '@lib/event-store';
+import { EventStoreRepository, GroupCommitWriter, type AppendOutcome } from '@lib/event-store';
 import { PROVIDERS, teeAnswerTooLarge, teeAppTimeout, teeAppUnreachable, teeNotConfigured, teePathInvalid, type Provider } from '@lib/ledger';
 import { computeTwilioSignature, formPairs, ProviderRegistry, TwilioAdapter } from '@lib/providers';
 import { ApiRoute } from '../common/api-route.decorator.js';
@@ -35,6 +35,18 @@ export class TeeMetrics {
   }
 }
 
+/**
+ * The answers' own group commit, one transaction at a time: answers are written after the provider has its
+ * reply, and must not take the delivery writer's transaction slots from the deliveries that hold up a call.
+ */
+@Injectable()
+export class AnswerWriter {
+  readonly writer: GroupCommitWriter;
+  constructor(store: EventStoreRepository, @Inject(LEDGER_CONFIG) config: LedgerConfig) {
+    this.writer = new GroupCommitWriter(store, { batchMax: config.ingestBatchMax, queueMax: config.ingestQueueMax, concurrency: 1, deadlineMs: config.ingestDeadlineMs });
+  }
+}
+
 const ROUTE_DOC = {
   tag: 'tee',
   auth: 'provider-signature' as const,
@@ -62,7 +74,7 @@ export class TeeController {
 
   constructor(
     private readonly ingest: IngestWebhookHandler,
-    private readonly writer: GroupCommitWriter,
+    private readonly answers: AnswerWriter,
     private readonly forwarder: AppForwarder,
     private readonly providers: ProviderRegistry,
     private readonly metrics: TeeMetrics,
@@ -140,7 +152,7 @@ export class TeeController {
       this.gap(delivery.provider, 'answer', err);
       return;
     }
-    this.writer.submit(answer).catch((err: unknown) => this.gap(delivery.provider, 'answer', err));
+    this.answers.writer.submit(answer).catch((err: unknown) => this.gap(delivery.provider, 'answer', err));
   }
 
   private gap(provider: Provider, what: 'delivery' | 'answer', err: unknown): void {
