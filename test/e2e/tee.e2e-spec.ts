@@ -329,6 +329,13 @@ describe('tee: the answers are in the hash chain', () => {
     const after = (await t.app.inject({ method: 'GET', url: '/v1/audit/verify', headers: auth })).json();
     expect(after.valid).toBe(false);
     expect(JSON.stringify(after)).toContain('appAnswers-');
+    // A scope by call or by provider checks the leg's answers too.
+    for (const scope of ['callId=jz-tee-1', 'provider=jambonz']) {
+      const scoped = (await t.app.inject({ method: 'GET', url: `/v1/audit/verify?${scope}`, headers: auth })).json();
+      expect(scoped.valid, scope).toBe(false);
+      expect(scoped.broken.map((b: { streamName: string }) => b.streamName), scope).toContain('appAnswers-jambonz:jz-tee-1');
+    }
+    expect((await t.app.inject({ method: 'GET', url: '/v1/audit/verify?provider=freeclimb', headers: auth })).json().valid).toBe(true);
   });
 });
 
