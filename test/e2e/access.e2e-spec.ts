@@ -37,7 +37,8 @@ afterAll(async () => {
 });
 
 // The console's pages and its sign-in routes are open by nature; what they lead to needs a key (test/e2e/console.e2e-spec.ts).
-const OPEN = [/^\/v1\/webhooks\//, /^\/health$/, /^\/docs([-/]|$)/, /^\/console(\/|$)/];
+// The tee routes are authenticated like the webhooks they are (provider signatures), not by API key.
+const OPEN = [/^\/v1\/webhooks\//, /^\/v1\/tee\//, /^\/health$/, /^\/docs([-/]|$)/, /^\/console(\/|$)/];
 // Bench-only baseline route: registered only with LEDGER_BENCH_ROUTES=1, which the test app sets.
 const BENCH = ['/internal/noop'];
 

@@ -33,6 +33,12 @@ const postRequest = (path: string): { url: string; headers: Record<string, strin
       return freeclimbRequest(fc({ requestType: 'inboundCall', callId: 'CA-openapi-2', parentCallId: null, from: '+1', to: '+2', callStatus: 'ringing', direction: 'inbound' }));
     case '/v1/webhooks/{provider}/{path}':
       return freeclimbRequest(fc({ requestType: 'inboundCall', callId: 'CA-openapi-3', parentCallId: null, from: '+1', to: '+2', callStatus: 'ringing', direction: 'inbound' }), '/status');
+    // No app URL is configured in this app: the signed delivery is refused with a documented 404.
+    case '/v1/tee/{provider}':
+    case '/v1/tee/{provider}/{path}': {
+      const r = freeclimbRequest(fc({ requestType: 'inboundCall', callId: 'CA-openapi-tee', parentCallId: null, from: '+1', to: '+2', callStatus: 'ringing', direction: 'inbound' }), path.endsWith('{path}') ? '/voice' : '');
+      return { ...r, url: r.url.replace('/v1/webhooks/', '/v1/tee/') };
+    }
     case '/v1/import':
       return {
         url: path,

@@ -24,6 +24,8 @@ import { RejectionLog } from './webhooks/rejection-log.js';
 import { SignatureFailureLimiter } from './webhooks/signature-failure-limiter.js';
 import { WebhookSignatureGuard } from './webhooks/webhook-signature.guard.js';
 import { WebhooksController } from './webhooks/webhooks.controller.js';
+import { AppForwarder } from './tee/app-forwarder.js';
+import { AnswerWriter, TeeController, TeeMetrics } from './tee/tee.controller.js';
 import { GetProjectionStatusHandler } from './projections/get-projection-status.query.js';
 import { createProjector } from './projections/projector.provider.js';
 import { ProjectorLifecycle } from './projections/projector.lifecycle.js';
@@ -38,7 +40,7 @@ import { CheckpointService } from './audit/checkpoint.service.js';
 import { CallsController } from './calls/calls.controller.js';
 import { CallsRepository } from './calls/calls.repository.js';
 import { GetCallEventsHandler } from './calls/get-call-events.query.js';
-import { GetCallTreeHandler } from './calls/get-call-tree.query.js';
+import { GetCallDiscrepanciesHandler, GetCallTreeHandler } from './calls/get-call-tree.query.js';
 import { GetCallHandler } from './calls/get-call.query.js';
 import { ListCallsHandler } from './calls/list-calls.query.js';
 import { ExportController } from './export/export.controller.js';
@@ -125,6 +127,7 @@ export class AppModule {
       ListCallsHandler,
       GetCallHandler,
       GetCallTreeHandler,
+      GetCallDiscrepanciesHandler,
       GetCallEventsHandler,
       ListRecordingsHandler,
       ExportCallsHandler,
@@ -134,6 +137,9 @@ export class AppModule {
       AnalyticsRepository,
       GetAnalyticsSummaryHandler,
       GetAnalyticsTimeseriesHandler,
+      AppForwarder,
+      AnswerWriter,
+      TeeMetrics,
     ];
     return {
       module: AppModule,
@@ -150,6 +156,7 @@ export class AppModule {
         AuditController,
         AnalyticsController,
         AuditActionsController,
+        TeeController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],
       providers,

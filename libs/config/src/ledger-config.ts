@@ -156,6 +156,14 @@ const envSchema = z.object({
   LEDGER_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).default(1000),
   LEDGER_MAX_CONNECTIONS: z.coerce.number().int().min(1).default(2048),
   LEDGER_MAX_BODY_BYTES_IN_FLIGHT: z.coerce.number().int().min(1024).default(32 * 1024 * 1024),
+  // Tee mode (README "Tee mode"): the app's base URL per provider; only these URLs are ever called.
+  LEDGER_TEE_FREECLIMB_URL: z.string().url().optional(),
+  LEDGER_TEE_JAMBONZ_URL: z.string().url().optional(),
+  LEDGER_TEE_TWILIO_URL: z.string().url().optional(),
+  LEDGER_TEE_RESTCOMM_URL: z.string().url().optional(),
+  LEDGER_TEE_TIMEOUT_MS: z.coerce.number().int().min(100).default(10_000),
+  LEDGER_TEE_MAX_ANSWER_BYTES: z.coerce.number().int().min(1024).default(256 * 1024),
+  LEDGER_TEE_CONNECTIONS: z.coerce.number().int().min(1).max(4096).default(128),
 });
 
 export interface LedgerConfig {
@@ -230,6 +238,16 @@ export interface LedgerConfig {
     /** Bytes of request bodies buffered at once across all requests; past it 503 before the body is read. */
     maxBodyBytesInFlight: number;
   };
+  tee: {
+    /** The app's base URL per provider (no trailing slash); a provider without one has no tee route. */
+    urls: Partial<Record<ProviderName, string>>;
+    /** The app must have answered completely within this, else the provider gets 504 (what it would get from a dead app). */
+    timeoutMs: number;
+    /** Largest answer body read from the app; a bigger one is refused with 502 and recorded. */
+    maxAnswerBytes: number;
+    /** Connections to each app at most (undici pool). */
+    connections: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -296,6 +314,23 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
       maxConnections: e.LEDGER_MAX_CONNECTIONS,
       // A budget smaller than one largest body would refuse every such body forever.
       maxBodyBytesInFlight: Math.max(e.LEDGER_MAX_BODY_BYTES_IN_FLIGHT, e.LEDGER_MAX_BODY_BYTES),
+    },
+    tee: {
+      urls: Object.fromEntries(
+        (
+          [
+            ['freeclimb', e.LEDGER_TEE_FREECLIMB_URL],
+            ['jambonz', e.LEDGER_TEE_JAMBONZ_URL],
+            ['twilio', e.LEDGER_TEE_TWILIO_URL],
+            ['restcomm', e.LEDGER_TEE_RESTCOMM_URL],
+          ] as const
+        )
+          .filter(([, url]) => url !== undefined)
+          .map(([p, url]) => [p, url!.replace(/\/+$/, '')]),
+      ),
+      timeoutMs: e.LEDGER_TEE_TIMEOUT_MS,
+      maxAnswerBytes: e.LEDGER_TEE_MAX_ANSWER_BYTES,
+      connections: e.LEDGER_TEE_CONNECTIONS,
     },
   };
 };

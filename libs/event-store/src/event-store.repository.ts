@@ -88,7 +88,7 @@ export class EventStoreRepository {
       const bodySha256 = r.bodySha256.toString('hex');
       const receivedAt = r.receivedAt.toISOString();
       rec.events.forEach((e, index) => {
-        const streamName = storableText(e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
+        const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
         const eventId = eventIdFor(r.provider, r.bodySha256, index);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.

@@ -13,14 +13,18 @@ export interface ReceiptInput {
   headers: Record<string, string>;
   remoteAddr: string | null;
   receivedAt: Date;
-  source: 'live' | 'import';
+  /** `answer`: an app's answer to a delivery (tee mode); its body is the answer envelope (docs/app-answers.md). */
+  source: 'live' | 'import' | 'answer';
   signatureStatus: 'verified' | 'unverified' | 'not-checked';
   signatureTimestamp: Date | null;
 }
 
+/** An event read from an app's answer: not a leg event, so it names its own stream (never a `callLeg-` one). */
+export type AnswerEvent = Omit<TranslatedEvent, 'type' | 'data'> & { type: 'AppAnswered' | 'DialRequested'; data: Record<string, unknown>; streamName: string };
+
 export interface WebhookRecord {
   receipt: ReceiptInput;
-  events: TranslatedEvent[];
+  events: (TranslatedEvent | AnswerEvent)[];
 }
 
 export interface AppendOutcome {
@@ -33,4 +37,6 @@ export interface AppendOutcome {
 
 /** `category-id`, only the first `-` separates (Message DB convention). */
 export const legStreamName = (provider: Provider, legId: string): string => `callLeg-${provider}:${legId}`;
+/** The answers an app gave on one leg (tee mode): beside the leg's stream, so the leg projections never fold them. */
+export const appAnswersStreamName = (provider: Provider, legId: string | null): string => `appAnswers-${provider}:${legId ?? '-'}`;
 export const unrecognizedStreamName = (provider: Provider): string => `unrecognized-${provider}`;

@@ -38,6 +38,12 @@ export const ERROR_CODES = [
   'PROJECTION.LAGGING',
   'IMPORT.UNSUPPORTED_MEDIA_TYPE',
   'IMPORT.EMPTY',
+  // Tee mode: the app behind the ledger
+  'TEE.NOT_CONFIGURED',
+  'TEE.PATH_INVALID',
+  'TEE.APP_TIMEOUT',
+  'TEE.APP_UNREACHABLE',
+  'TEE.ANSWER_TOO_LARGE',
   // The service itself
   'SERVICE.UNAVAILABLE',
   'INTERNAL',

@@ -8,3 +8,5 @@ export * from './talk-histogram.js';
 export * from './leg-rollup.js';
 export * from './kpis.js';
 export * from './numeric-bounds.js';
+export * from './app-answer.js';
+export * from './intent.js';

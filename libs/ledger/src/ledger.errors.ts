@@ -43,3 +43,11 @@ export const providerNotConfigured = (provider: string) =>
     'WEBHOOK.PROVIDER_NOT_CONFIGURED',
     `no secret is configured for ${provider}, so its deliveries cannot be authenticated and are refused; set its secret, or list it in LEDGER_ACCEPT_UNSIGNED for development`,
   );
+
+/** Tee mode (README "Tee mode"): the app could not give an answer, so the provider gets what a dead or slow app gives. */
+export const teeNotConfigured = (provider: string) =>
+  new LedgerError('TEE.NOT_CONFIGURED', `no app URL is configured for ${provider}: set LEDGER_TEE_${provider.toUpperCase()}_URL`);
+export const teePathInvalid = () => new LedgerError('TEE.PATH_INVALID', 'the sub-path leaves the configured app URL (dot segments)');
+export const teeAppTimeout = (message: string) => new LedgerError('TEE.APP_TIMEOUT', message);
+export const teeAppUnreachable = (message: string) => new LedgerError('TEE.APP_UNREACHABLE', message);
+export const teeAnswerTooLarge = (message: string) => new LedgerError('TEE.ANSWER_TOO_LARGE', message);

@@ -6,3 +6,4 @@ export { translateRcmlWebhook } from './rcml/rcml.translate.js';
 export { computeTwilioSignature } from './rcml/twilio.signature.js';
 export { signTimestampedHmac, computeTimestampedHmac, SIGNATURE_TOLERANCE_SEC } from './shared/timestamped-hmac.js';
 export { constantTimeEqual, matchesAny } from './shared/constant-time.js';
+export { TwilioAdapter, formPairs } from './rcml/rcml.adapter.js';

@@ -22,10 +22,10 @@ export class AuditRepository {
     const w: RawBuilder<unknown>[] = [];
     if (after !== null) w.push(sql`s.stream_name > ${after}`);
     if (scope.callId) {
-      const providers = scope.provider ? [scope.provider] : [...PROVIDERS];
-      w.push(sql`s.stream_name = ANY (${providers.map((p) => `callLeg-${p}:${scope.callId}`)}::text[])`);
+      w.push(sql`s.stream_name = ANY (${this.legStreamNames(scope)}::text[])`);
     } else if (scope.provider) {
-      w.push(sql`(s.stream_name LIKE ${`callLeg-${scope.provider}:%`} OR s.stream_name = ${`unrecognized-${scope.provider}`})`);
+      // Tee mode: the app's answers on the provider's legs are the provider's too.
+      w.push(sql`(s.stream_name LIKE ${`callLeg-${scope.provider}:%`} OR s.stream_name LIKE ${`appAnswers-${scope.provider}:%`} OR s.stream_name = ${`unrecognized-${scope.provider}`})`);
     }
     if (scope.since || scope.until) {
       const t: RawBuilder<unknown>[] = [sql`e.stream_name = s.stream_name`];
@@ -39,10 +39,10 @@ export class AuditRepository {
     return rows.rows.map((r) => r.stream_name);
   }
 
-  /** The leg stream names a callId scope stands for (one per provider, or the one provider asked). */
+  /** The stream names a callId scope stands for (per provider, or the one asked): the leg's, and its app answers' (tee mode). */
   legStreamNames(scope: AuditScope): string[] {
     const providers = scope.provider ? [scope.provider] : [...PROVIDERS];
-    return providers.map((p) => `callLeg-${p}:${scope.callId}`);
+    return providers.flatMap((p) => [`callLeg-${p}:${scope.callId}`, `appAnswers-${p}:${scope.callId}`]);
   }
 
   /**

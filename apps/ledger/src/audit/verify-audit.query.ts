@@ -106,7 +106,8 @@ export class VerifyAuditHandler implements IQueryHandler<VerifyAuditQuery> {
   private async checkCheckpoints(report: AuditReport, scope: AuditScope, brokenAt: (s: string, p: string, r: string) => void): Promise<void> {
     const checker = new CheckpointSequenceChecker(this.checkpoints.publicKey);
     const only = scope.callId ? this.audit.legStreamNames(scope) : undefined;
-    const inScope = (name: string) => !scope.provider || name.startsWith(`callLeg-${scope.provider}:`) || name === `unrecognized-${scope.provider}`;
+    const inScope = (name: string) =>
+      !scope.provider || name.startsWith(`callLeg-${scope.provider}:`) || name.startsWith(`appAnswers-${scope.provider}:`) || name === `unrecognized-${scope.provider}`;
     let afterSeq = 0;
     let last: CheckpointRecord | null = null;
     for (;;) {

@@ -1,3 +1,4 @@
+import type { LegIntentDto } from './intent.dto.js';
 import type { CallLegRow, CallTreeNode } from '@lib/ledger';
 import type { CallLegDto, CallTreeDto, RecordingDto } from './calls.dto.js';
 
@@ -53,7 +54,8 @@ export const toCallLegDto = (leg: StoredLeg): CallLegDto => ({
 
 /** buildCallTree's nodes (children already ordered by start time) as the API shape, recursively. */
 // buildCallTree copies each row, so the repository's parkedEvents rides along on the nodes.
-export const toCallTreeDto = (node: CallTreeNode & { parkedEvents?: number }): CallTreeDto => ({
+export const toCallTreeDto = (node: CallTreeNode & { parkedEvents?: number }, intentOf: (callId: string) => LegIntentDto = () => null): CallTreeDto => ({
   ...toCallLegDto(node),
-  children: node.children.map(toCallTreeDto),
+  intent: intentOf(node.callId),
+  children: node.children.map((c) => toCallTreeDto(c, intentOf)),
 });

@@ -17,7 +17,8 @@ import {
   type ListCallsQueryParams,
 } from './calls.dto.js';
 import { GetCallEventsQuery, type CallEvents } from './get-call-events.query.js';
-import { GetCallTreeQuery } from './get-call-tree.query.js';
+import { GetCallDiscrepanciesQuery, GetCallTreeQuery } from './get-call-tree.query.js';
+import { discrepanciesQuerySchema, discrepanciesSchema, type DiscrepancyDto } from './intent.dto.js';
 import { GetCallQuery } from './get-call.query.js';
 import { ListCallsQuery, type CallPage } from './list-calls.query.js';
 
@@ -69,6 +70,22 @@ export class CallsController {
   })
   tree(@Param('callId') callId: string, @ValidQuery(getCallQuerySchema) q: z.output<typeof getCallQuerySchema>): Promise<CallTreeDto> {
     return this.queryBus.execute(new GetCallTreeQuery(callId, q.provider));
+  }
+
+  @Get(':callId/discrepancies')
+  @ApiRoute({
+    tag: 'calls',
+    summary: "Where the tree's outcome differs from what its apps asked (tee mode)",
+    description:
+      'Every discrepancy of every leg of the tree (the same as on `GET /v1/calls/{callId}/tree`): a dial target never attempted, a child ' +
+      'leg no dial request explains, a ring longer than the timeout asked, a dial outcome that differs from what the action hook told the app.',
+    params: callIdParam,
+    query: discrepanciesQuerySchema,
+    responses: [{ schema: discrepanciesSchema }],
+    errors: [404, 409],
+  })
+  discrepancies(@Param('callId') callId: string, @ValidQuery(discrepanciesQuerySchema) q: z.output<typeof discrepanciesQuerySchema>): Promise<{ data: DiscrepancyDto[] }> {
+    return this.queryBus.execute(new GetCallDiscrepanciesQuery(callId, q.provider, q.kind));
   }
 
   @Get(':callId/events')

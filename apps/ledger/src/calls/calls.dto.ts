@@ -1,3 +1,4 @@
+import { legIntentSchema, type LegIntentDto } from './intent.dto.js';
 import { z } from 'zod';
 import { DIRECTIONS, PROVIDERS, VERIFICATIONS, type LegStatus, type RecordingScope } from '@lib/ledger';
 import { isoDateTime, position } from '../common/api-schema.js';
@@ -88,9 +89,10 @@ export const callLegSchema = z
   .meta({ id: 'CallLeg', description: 'One call leg as projected from its events.' });
 export type CallLegDto = z.infer<typeof callLegSchema>;
 
-export type CallTreeDto = CallLegDto & { children: CallTreeDto[] };
+export type CallTreeDto = CallLegDto & { intent: LegIntentDto; children: CallTreeDto[] };
 export const callTreeSchema: z.ZodType<CallTreeDto> = callLegSchema
   .extend({
+    intent: legIntentSchema,
     get children() {
       return z.array(callTreeSchema).describe('child legs, by start time (unknown start last), then callId');
     },
@@ -168,6 +170,11 @@ export const callEventSchema = z
     occurredAt: nullableTime.describe("provider's own time for the event, when the payload has one"),
     hash: z.string().regex(/^[0-9a-f]{64}$/).describe('hex sha256 of this link of the leg hash chain'),
     chainVerified: z.boolean().describe("the leg's hash chain recomputes from its first event up to and including this one"),
+    answers: z
+      .string()
+      .nullable()
+      .optional()
+      .describe("tee mode: on the app's answer events (AppAnswered, DialRequested), the receipt id of the delivery they answered"),
     receipt: z.object({
       id: z.string(),
       path: z.string().describe('sub-path below /v1/webhooks/<provider>'),

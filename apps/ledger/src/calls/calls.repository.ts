@@ -234,6 +234,19 @@ export class CallsRepository {
     return rows.rows.map(toStoredLeg);
   }
 
+  /** Tee mode: the answer events of these legs' answers streams, and the dial outcomes their action hooks told. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- jsonb of several event types; get-call-tree.query.ts reads each by its type
+  async intentEvents(provider: Provider, callIds: string[]): Promise<{ callId: string; position: string; type: string; data: any; receivedAt: Date }[]> {
+    if (callIds.length === 0) return [];
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
+    const rows = await sql<{ stream_name: string; position: string; type: string; data: any; received_at: Date }>`
+      SELECT stream_name, global_position::text AS position, type, data, received_at FROM events
+      WHERE stream_name = ANY (${callIds.map((c) => `appAnswers-${provider}:${c}`)}::text[])
+        OR (stream_name = ANY (${callIds.map((c) => streamOf(provider, c))}::text[]) AND type = 'DialCompleted')
+      ORDER BY global_position`.execute(this.db);
+    return rows.rows.map((r) => ({ callId: r.stream_name.slice(r.stream_name.indexOf(':') + 1), position: r.position, type: r.type, data: r.data, receivedAt: r.received_at }));
+  }
+
   /** The given streams' events with their receipts, in position order (and what the chain check needs). */
   async streamEvents(streamNames: string[]): Promise<StoredEventRow[]> {
     const rows = await sql<StoredEventRow>`

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { hashedReceiptMeta, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink } from '@lib/event-store';
+import { appAnswersStreamName, hashedReceiptMeta, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink } from '@lib/event-store';
 import type { Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
 import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
@@ -100,7 +100,8 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
   async execute({ callId, provider, tree }: GetCallEventsQuery): Promise<CallEvents> {
     const leg = await resolveLeg(this.repo, callId, provider);
     const legs = tree ? await this.repo.treeLegs(leg.provider, leg.rootCallId) : [leg];
-    const callOf = new Map(legs.map((l) => [streamOf(l.provider, l.callId), l.callId]));
+    // Tee mode: each leg's app answers come in position order right after the delivery they answered.
+    const callOf = new Map(legs.flatMap((l) => [[streamOf(l.provider, l.callId), l.callId] as const, [appAnswersStreamName(l.provider, l.callId), l.callId] as const]));
     const rows = await this.repo.streamEvents([...callOf.keys()]);
     const broken = brokenLinks(rows);
     return {
@@ -114,6 +115,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
         occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
         hash: r.hash.toString('hex'),
         chainVerified: linkVerifies(r, broken),
+        ...(r.source === 'answer' ? { answers: (r.data as { answersReceiptId?: string | null }).answersReceiptId ?? null } : {}),
         receipt: {
           id: r.receipt_id,
           path: r.path,

@@ -2,6 +2,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { bodyTooLarge } from '@lib/ledger';
 
 export const WEBHOOK_PREFIX = '/v1/webhooks/';
+/** Tee mode: a delivery forwarded to the app; its body is kept raw exactly like a webhook's. */
+export const TEE_PREFIX = '/v1/tee/';
+export const isDeliveryUrl = (url: string): boolean => url.startsWith(WEBHOOK_PREFIX) || url.startsWith(TEE_PREFIX);
 export const STREAMING_ROUTES = new Set(['/v1/import']);
 
 const collect = (payload: NodeJS.ReadableStream, limit: number): Promise<Buffer> =>
@@ -45,7 +48,7 @@ const DECLARED_TYPE = Symbol('declaredContentType');
 const keepWebhooksWithoutMediaType = (fastify: FastifyInstance): void => {
   fastify.addHook('onRequest', (req, _reply, done) => {
     const declared = req.headers['content-type'];
-    if (declared !== undefined && req.url.startsWith(WEBHOOK_PREFIX) && !MEDIA_TYPE.test(declared)) {
+    if (declared !== undefined && isDeliveryUrl(req.url) && !MEDIA_TYPE.test(declared)) {
       (req.raw as unknown as Record<symbol, string>)[DECLARED_TYPE] = declared;
       delete req.raw.headers['content-type'];
     }
@@ -80,7 +83,7 @@ export const registerBodyParsers = (fastify: FastifyInstance, maxBodyBytes: numb
     }
     collect(payload, maxBodyBytes).then(
       (buf) => {
-        if (path.startsWith(WEBHOOK_PREFIX)) return done(null, buf);
+        if (isDeliveryUrl(path)) return done(null, buf);
         if (buf.length === 0) return done(null, undefined);
         try {
           done(null, JSON.parse(buf.toString('utf8')));

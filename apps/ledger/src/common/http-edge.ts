@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { LedgerConfig } from '@lib/config';
 import { isProvider, signatureInvalid, unavailable, type ErrorCode, type Provider } from '@lib/ledger';
-import { STREAMING_ROUTES, WEBHOOK_PREFIX } from './body-parser.js';
+import { STREAMING_ROUTES, TEE_PREFIX, WEBHOOK_PREFIX } from './body-parser.js';
 import { errorResponse, toErrorResponse } from './ledger-exception.filter.js';
 
 /**
@@ -135,8 +135,9 @@ export const carriesCredential = (provider: Provider, headers: IncomingHttpHeade
 };
 
 const providerOf = (url: string): string | null => {
-  if (!url.startsWith(WEBHOOK_PREFIX)) return null;
-  const rest = url.slice(WEBHOOK_PREFIX.length);
+  const prefix = url.startsWith(WEBHOOK_PREFIX) ? WEBHOOK_PREFIX : url.startsWith(TEE_PREFIX) ? TEE_PREFIX : null;
+  if (prefix === null) return null;
+  const rest = url.slice(prefix.length);
   const end = rest.search(/[/?]/);
   return end < 0 ? rest : rest.slice(0, end);
 };

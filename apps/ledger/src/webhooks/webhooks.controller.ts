@@ -8,7 +8,7 @@ import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute } from '../common/api-route.decorator.js';
 import { position } from '../common/api-schema.js';
 import { WEBHOOK_PREFIX } from '../common/body-parser.js';
-import { IngestWebhookCommand } from './ingest-webhook.command.js';
+import { IngestWebhookCommand, type IngestWebhookInput } from './ingest-webhook.command.js';
 import { RejectionLog } from './rejection-log.js';
 import { WebhookSignatureGuard, type VerifiedRequest } from './webhook-signature.guard.js';
 import { pickHeaders } from './webhook-record.factory.js';
@@ -71,27 +71,7 @@ export class WebhooksController {
     errors: [404, 413, 429, 503],
   })
   async receive(@Req() req: VerifiedRequest): Promise<WebhookReceipt> {
-    const provider = (req.params as { provider: Provider }).provider;
-    const [pathname, query = ''] = splitUrl(req.url);
-    const subPath = pathname.slice(WEBHOOK_PREFIX.length + provider.length).replace(/^\/+/, '');
-    const verdict = req.signatureVerdict!;
-    const outcome: AppendOutcome = await this.commandBus.execute(
-      new IngestWebhookCommand({
-        provider,
-        rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
-        // An empty Content-Type is no content type.
-        contentType: req.headers['content-type']?.trim() || null,
-        path: subPath,
-        // The token is redacted where every receipt is built (webhook-record.factory), imports included.
-        query,
-        headers: pickHeaders(req.headers),
-        remoteAddr: req.ip ?? null,
-        receivedAt: req.receivedAt!,
-        signature:
-          verdict.status === 'verified' ? { status: 'verified', timestamp: verdict.timestamp } : { status: 'unverified', timestamp: null },
-        source: 'live',
-      }),
-    );
+    const outcome: AppendOutcome = await this.commandBus.execute(new IngestWebhookCommand(liveDeliveryInput(req, WEBHOOK_PREFIX)));
     return outcome;
   }
 
@@ -104,7 +84,28 @@ export class WebhooksController {
   }
 }
 
-const splitUrl = (url: string): [string, string] => {
+/** A verified live delivery as the ingest path takes it; `prefix` is the route's (webhooks or tee). */
+export const liveDeliveryInput = (req: VerifiedRequest, prefix: string): IngestWebhookInput => {
+  const provider = (req.params as { provider: Provider }).provider;
+  const [pathname, query = ''] = splitUrl(req.url);
+  const verdict = req.signatureVerdict!;
+  return {
+    provider,
+    rawBody: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+    // An empty Content-Type is no content type.
+    contentType: req.headers['content-type']?.trim() || null,
+    path: pathname.slice(prefix.length + provider.length).replace(/^\/+/, ''),
+    // The token is redacted where every receipt is built (webhook-record.factory), imports included.
+    query,
+    headers: pickHeaders(req.headers),
+    remoteAddr: req.ip ?? null,
+    receivedAt: req.receivedAt!,
+    signature: verdict.status === 'verified' ? { status: 'verified', timestamp: verdict.timestamp } : { status: 'unverified', timestamp: null },
+    source: 'live',
+  };
+};
+
+export const splitUrl = (url: string): [string, string] => {
   const q = url.indexOf('?');
   return q < 0 ? [url, ''] : [url.slice(0, q), url.slice(q + 1)];
 };

@@ -3,7 +3,7 @@ import { headerValue, type ProviderAdapter, type SignatureInput, type SignatureV
 import { translateRcmlWebhook } from './rcml.translate.js';
 import { verifyRestcommToken, verifyTwilioSignature } from './twilio.signature.js';
 
-const formPairs = (raw: Buffer): Array<[string, string]> => [...new URLSearchParams(raw.toString('utf8')).entries()];
+export const formPairs = (raw: Buffer): Array<[string, string]> => [...new URLSearchParams(raw.toString('utf8')).entries()];
 
 /**
  * Twilio signs the URL it called plus the sorted form parameters (HMAC-SHA1), so the URL must be rebuilt
@@ -23,11 +23,25 @@ export class TwilioAdapter implements ProviderAdapter {
 
   verify(input: SignatureInput): SignatureVerdict {
     if (!this.verifying) return { status: 'unverified' };
+    const r = verifyTwilioSignature(headerValue(input.headers, 'x-twilio-signature'), this.signedUrl(input), formPairs(input.rawBody), this.authTokens);
+    return r.ok ? { status: 'verified', timestamp: null } : { status: 'rejected', reason: `X-Twilio-Signature: ${r.reason}` };
+  }
+
+  /**
+   * The token a delivery was signed with, or null: tee mode signs the request it forwards to the app with the
+   * same token, for the app's URL (each token is checked on its own, in constant time).
+   */
+  signingToken(input: SignatureInput): string | null {
+    const header = headerValue(input.headers, 'x-twilio-signature');
+    const params = formPairs(input.rawBody);
+    return this.authTokens.find((token) => verifyTwilioSignature(header, this.signedUrl(input), params, [token]).ok) ?? null;
+  }
+
+  private signedUrl(input: SignatureInput): string {
     const base =
       this.publicUrl ??
       `${headerValue(input.headers, 'x-forwarded-proto') ?? 'http'}://${headerValue(input.headers, 'x-forwarded-host') ?? headerValue(input.headers, 'host') ?? 'localhost'}`;
-    const r = verifyTwilioSignature(headerValue(input.headers, 'x-twilio-signature'), base + input.url, formPairs(input.rawBody), this.authTokens);
-    return r.ok ? { status: 'verified', timestamp: null } : { status: 'rejected', reason: `X-Twilio-Signature: ${r.reason}` };
+    return base + input.url;
   }
 
   translate(rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] {
