@@ -62,7 +62,13 @@ describe('slow clients', () => {
     for (let i = 0; i < CONNECTIONS; i++) slow.push(await holdBody(port));
     // Each connection is either refused (answered and closed) or holds its reservation, waiting for its last byte.
     const refused = () => slow.filter((s) => s.answer.startsWith('HTTP/1.1 503'));
-    await waitUntil('the connections over the budget to be refused', () => refused().length >= CONNECTIONS - 32 - 1, 120_000);
+    // The service answers 503 and closes while the client is still sending its body; the client's kernel may then
+    // get a reset that drops the 503 before it is read (TCP discards unread data on RST). Such a connection was
+    // refused all the same: closed by the service, holding nothing. What must not happen is a connection left open
+    // with no answer beyond the budget.
+    const shut = () => slow.filter((s) => s.closed || s.answer !== '');
+    await waitUntil('the connections over the budget to be refused', () => shut().length >= CONNECTIONS - 32 - 1, 120_000);
+    expect(refused().length).toBeGreaterThan(0);
     expect(await healthStatus(ledger.url)).toBe(200);
     // Let the held bodies finish arriving in the service before the memory is read.
     await waitUntil('the held bodies to be buffered', () => slow.every((s) => s.closed || s.socket.writableLength === 0), 60_000);
@@ -71,7 +77,7 @@ describe('slow clients', () => {
 
     const held = slow.filter((s) => !s.closed && s.answer === '');
     console.info(
-      `slow clients: ${refused().length} refused with 503, ${held.length} held; RSS ${(baseline / MB).toFixed(0)} MiB -> peak ${(peak / MB).toFixed(0)} MiB`,
+      `slow clients: ${refused().length} refused with 503 read by the client, ${shut().length - refused().length} closed (the 503 lost to a reset), ${held.length} held; RSS ${(baseline / MB).toFixed(0)} MiB -> peak ${(peak / MB).toFixed(0)} MiB`,
     );
     // The default budget (32 MiB) holds 32 bodies of 1 MiB.
     expect(held.length).toBeLessThanOrEqual(32);
