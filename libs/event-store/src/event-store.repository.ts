@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import type { Database } from '@lib/db';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
-import { CHAIN_VERSION, chainContentOfText, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StreamHead } from './hash-chain.js';
+import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StreamHead } from './hash-chain.js';
 import {
   legStreamName,
   unrecognizedStreamName,
@@ -196,20 +196,7 @@ export class EventStoreRepository {
     return rows.map((r) => ({
       chainVersion: r.chain_version,
       transactionId: String(r.transaction_id),
-      receipt:
-        r.chain_version >= 2
-          ? hashedReceiptMeta({
-              provider: r.provider,
-              contentType: r.content_type,
-              path: r.path,
-              query: r.query,
-              headers: r.headers,
-              remoteAddr: r.remote_addr,
-              source: r.source,
-              signatureStatus: r.signature_status,
-              signatureTimestamp: r.signature_timestamp,
-            })
-          : null,
+      receipt: chainReceiptOf(r),
       position: String(r.global_position),
       eventId: r.event_id,
       streamName: r.stream_name,

@@ -90,6 +90,36 @@ export const hashedReceiptMeta = (r: {
   };
 };
 
+/** A receipt row as the store keeps it (snake_case columns), as read for a chain link. */
+export interface StoredReceiptColumns {
+  chain_version: number;
+  provider: string;
+  content_type: string | null;
+  path: string;
+  query: string;
+  headers: Record<string, string>;
+  remote_addr: string | null;
+  source: string;
+  signature_status: string;
+  signature_timestamp: Date | string | null;
+}
+
+/** The receipt metadata a link's hash covers: chain version 2 on; version 1 links hashed none. */
+export const chainReceiptOf = (r: StoredReceiptColumns): HashedReceiptMeta | null =>
+  r.chain_version >= 2
+    ? hashedReceiptMeta({
+        provider: r.provider,
+        contentType: r.content_type,
+        path: r.path,
+        query: r.query,
+        headers: r.headers,
+        remoteAddr: r.remote_addr,
+        source: r.source,
+        signatureStatus: r.signature_status,
+        signatureTimestamp: r.signature_timestamp,
+      })
+    : null;
+
 /** Same text from data, metadata and receipt already in canonical form (the writer's hot path). */
 export const chainContentOfText = (c: ContentFields & { dataText: string; metadataText: string; receiptText: string | null }): string => {
   const common = `${JSON.stringify(c.eventId)},${JSON.stringify(c.streamName)},${JSON.stringify(c.type)},${c.schemaVersion},${c.dataText},${c.metadataText},${JSON.stringify(c.bodySha256)},${JSON.stringify(c.receivedAt)},${c.occurredAt === null ? 'null' : JSON.stringify(c.occurredAt)}`;

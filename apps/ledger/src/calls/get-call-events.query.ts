@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { appAnswersStreamName, hashedReceiptMeta, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink } from '@lib/event-store';
+import { appAnswersStreamName, chainReceiptOf, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink } from '@lib/event-store';
 import type { Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
 import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
@@ -28,20 +28,7 @@ const servedHeaders = (headers: Record<string, string>): Record<string, string> 
 
 const toLink = (r: StoredEventRow): StoredChainLink => ({
   chainVersion: r.chain_version,
-  receipt:
-    r.chain_version >= 2
-      ? hashedReceiptMeta({
-          provider: r.provider,
-          contentType: r.content_type,
-          path: r.path,
-          query: r.query,
-          headers: r.headers,
-          remoteAddr: r.remote_addr,
-          source: r.source,
-          signatureStatus: r.signature_status,
-          signatureTimestamp: r.signature_timestamp,
-        })
-      : null,
+  receipt: chainReceiptOf(r),
   position: r.position,
   eventId: r.event_id,
   streamName: r.stream_name,
