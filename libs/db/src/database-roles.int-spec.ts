@@ -1,13 +1,11 @@
-import { createHash } from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { Migrator, sql, type Kysely } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migrations } from '../../../migrations/index.js';
-import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
-import { newEvent } from '@lib/ledger';
+import { EventStoreRepository } from '@lib/event-store';
 import { callLegsProjection, Projector } from '@lib/projections';
-import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
 import { createDatabase, type DatabaseHandle } from './database.js';
 import { APP_ROLE, PROJECTOR_ROLE, urlAsRole } from './database-roles.js';
 import { migrateToLatest } from './migrate.js';
@@ -30,27 +28,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-let seq = 0;
-const record = (legId: string): WebhookRecord => {
-  const raw = Buffer.from(JSON.stringify({ n: ++seq, legId }));
-  return {
-    receipt: {
-      provider: 'jambonz',
-      body: raw,
-      bodySha256: createHash('sha256').update(raw).digest(),
-      contentType: 'application/json',
-      path: 'status',
-      query: '',
-      headers: { 'content-type': 'application/json' },
-      remoteAddr: '127.0.0.1',
-      receivedAt: new Date(),
-      source: 'live',
-      signatureStatus: 'verified',
-      signatureTimestamp: null,
-    },
-    events: [newEvent('CallRinging', legId, { sipStatus: 180 }, { accountId: 'acc' })],
-  };
-};
+const record = (legId: string) => jambonzRecord(legId);
 
 /** The SQLSTATE a statement fails with (null when it succeeds). */
 const failure = async (db: Kysely<any>, statement: ReturnType<typeof sql>): Promise<string | null> =>

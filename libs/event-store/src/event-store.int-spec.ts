@@ -1,12 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEvent, type TranslatedEvent } from '@lib/ledger';
-import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
 import { EventStoreRepository } from './event-store.repository.js';
 import { GroupCommitWriter } from './group-commit-writer.js';
 import { verifyStreamChain } from './hash-chain.js';
-import type { WebhookRecord } from './webhook-record.js';
 
 let tdb: TestDatabase;
 let store: EventStoreRepository;
@@ -17,27 +16,12 @@ beforeAll(async () => {
 });
 afterAll(async () => tdb.drop());
 
-let seq = 0;
-const record = (legId: string, events?: TranslatedEvent[], body?: string): WebhookRecord => {
-  const raw = Buffer.from(body ?? JSON.stringify({ n: ++seq, legId }));
-  return {
-    receipt: {
-      provider: 'jambonz',
-      body: raw,
-      bodySha256: createHash('sha256').update(raw).digest(),
-      contentType: 'application/json',
-      path: 'status',
-      query: '',
-      headers: { 'content-type': 'application/json' },
-      remoteAddr: '127.0.0.1',
-      receivedAt: new Date(),
-      source: 'live',
-      signatureStatus: 'verified',
-      signatureTimestamp: new Date(1767225600_000),
-    },
+const record = (legId: string, events?: TranslatedEvent[], body?: string) =>
+  jambonzRecord(legId, {
+    body,
+    signatureTimestamp: new Date(1767225600_000),
     events: events ?? [newEvent('CallRinging', legId, { sipStatus: 180 }, { accountId: 'acc' }), newEvent('CallAnswered', legId, {}, { accountId: 'acc' })],
-  };
-};
+  });
 
 const chainOf = async (streamName: string) => store.readChainLinks({ streamNames: [streamName] });
 

@@ -1,13 +1,10 @@
-import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, isConnectionError, type DatabaseHandle } from '@lib/db';
-import { newEvent } from '@lib/ledger';
-import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
 import { EventStoreRepository } from './event-store.repository.js';
 import { GroupCommitWriter } from './group-commit-writer.js';
-import type { WebhookRecord } from './webhook-record.js';
 
 /**
  * A database that does not answer in time (a lock held elsewhere stands in for a stalled server: the append
@@ -30,27 +27,7 @@ afterAll(async () => {
   await tdb?.drop();
 });
 
-let seq = 0;
-const record = (legId: string): WebhookRecord => {
-  const raw = Buffer.from(JSON.stringify({ n: ++seq, legId }));
-  return {
-    receipt: {
-      provider: 'jambonz',
-      body: raw,
-      bodySha256: createHash('sha256').update(raw).digest(),
-      contentType: 'application/json',
-      path: 'status',
-      query: '',
-      headers: {},
-      remoteAddr: '127.0.0.1',
-      receivedAt: new Date(),
-      source: 'live',
-      signatureStatus: 'verified',
-      signatureTimestamp: null,
-    },
-    events: [newEvent('CallRinging', legId, { sipStatus: 180 }, { accountId: 'acc' })],
-  };
-};
+const record = (legId: string) => jambonzRecord(legId, { headers: {} });
 
 const blockAppends = async () => {
   await blocker.query('BEGIN');

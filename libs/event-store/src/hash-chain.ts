@@ -60,17 +60,9 @@ export const SIGNATURE_HEADERS = ['freeclimb-signature', 'jambonz-signature', 'x
  * `sha256:<hex of its value>`: an edited stored signature still breaks the chain, and the audit export, which
  * must carry what is hashed, never carries a full signature.
  */
-export const hashedReceiptMeta = (r: {
-  provider: string;
-  contentType: string | null;
-  path: string;
-  query: string;
-  headers: Record<string, string>;
-  remoteAddr: string | null;
-  source: string;
-  signatureStatus: string;
-  signatureTimestamp: Date | string | null;
-}): HashedReceiptMeta => {
+export const hashedReceiptMeta = (
+  r: Omit<HashedReceiptMeta, 'signatureTimestamp'> & { signatureTimestamp: Date | string | null },
+): HashedReceiptMeta => {
   const headers: Record<string, string> = { ...r.headers };
   for (const name of SIGNATURE_HEADERS) {
     const v = headers[name];
