@@ -1,12 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDatabase, type DB } from '@lib/db';
+import { createDatabase } from '@lib/db';
 import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
 import { newEvent, type LedgerEvent, type TranslatedEvent } from '@lib/ledger';
-import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import { createTestDatabase, recordingProjection, type TestDatabase } from '@lib/testing';
 import { callLegsProjection } from './call-legs.projection.js';
-import type { Executor, ProjectionDefinition } from './projection.js';
+import type { ProjectionDefinition } from './projection.js';
 import { Projector } from './projector.js';
 
 let tdb: TestDatabase;
@@ -128,25 +128,7 @@ describe('events written around the append path', () => {
   });
 });
 
-/** Records positions; `fail` decides per call whether to throw instead. */
-const recorder = (name: string, fail: (events: readonly LedgerEvent[], g: number) => unknown = () => undefined): ProjectionDefinition => ({
-  name,
-  version: 1,
-  createGeneration: async (db: Executor, g: number) => {
-    await sql`CREATE TABLE IF NOT EXISTS ${sql.table(`${name}_g${g}`)} (position bigint NOT NULL)`.execute(db);
-  },
-  publish: async (trx: Transaction<DB>, g: number) => {
-    await sql`CREATE OR REPLACE VIEW ${sql.table(name)} AS SELECT * FROM ${sql.table(`${name}_g${g}`)}`.execute(trx);
-  },
-  dropGeneration: async (db: Executor, g: number) => {
-    await sql`DROP TABLE IF EXISTS ${sql.table(`${name}_g${g}`)}`.execute(db);
-  },
-  handle: async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) => {
-    const err = await fail(events, g);
-    if (err) throw err;
-    await sql`INSERT INTO ${sql.table(`${name}_g${g}`)} (position) SELECT unnest(${events.map((e) => e.position)}::bigint[])`.execute(trx);
-  },
-});
+const recorder = recordingProjection;
 
 describe('transient errors', () => {
   it('are retried, never parked: serialization failure, deadlock, cancel, connection loss', async () => {

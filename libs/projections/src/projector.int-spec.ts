@@ -1,32 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { sql, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DB } from '@lib/db';
 import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
-import { newEvent, type LedgerEvent } from '@lib/ledger';
-import { createTestDatabase, type TestDatabase } from '@lib/testing';
-import type { Executor, ProjectionDefinition } from './projection.js';
+import { newEvent } from '@lib/ledger';
+import { createTestDatabase, recordingProjection, type TestDatabase } from '@lib/testing';
+import type { ProjectionDefinition } from './projection.js';
 import { Projector } from './projector.js';
 import { readAfter, START } from './event-reader.js';
 
-/** Records every event it is given, so that "exactly once" and "nothing skipped" can be counted. */
-const recorder = (name: string): ProjectionDefinition => ({
-  name,
-  version: 1,
-  createGeneration: async (db: Executor, g: number) => {
-    await sql`CREATE TABLE IF NOT EXISTS ${sql.table(`${name}_g${g}`)} (position bigint NOT NULL)`.execute(db);
-  },
-  publish: async (trx: Transaction<DB>, g: number) => {
-    await sql`CREATE OR REPLACE VIEW ${sql.table(name)} AS SELECT * FROM ${sql.table(`${name}_g${g}`)}`.execute(trx);
-  },
-  dropGeneration: async (db: Executor, g: number) => {
-    await sql`DROP TABLE IF EXISTS ${sql.table(`${name}_g${g}`)}`.execute(db);
-  },
-  handle: async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number) => {
-    await sql`INSERT INTO ${sql.table(`${name}_g${g}`)} (position) SELECT unnest(${events.map((e) => e.position)}::bigint[])`.execute(trx);
-  },
-});
+const recorder = (name: string) => recordingProjection(name);
 
 let tdb: TestDatabase;
 let store: EventStoreRepository;

@@ -1,2 +1,3 @@
 export * from './test-database.js';
 export * from './webhook-records.js';
+export * from './recording-projection.js';
