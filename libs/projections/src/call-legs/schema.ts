@@ -1,0 +1,153 @@
+import { sql, type Transaction } from 'kysely';
+import type { DB } from '@lib/db';
+import type { RollupCell } from '@lib/ledger';
+import type { Executor } from '../projection.js';
+
+/**
+ * The call-legs read model's tables. Each generation N has its own tables (`call_legs_gN`, ...) behind views
+ * of the plain names; the columns are typed for Kysely in ../read-models.types.ts.
+ */
+export const CALL_LEGS = 'call_legs';
+
+export const legs = (g: number) => sql.table(`call_legs_g${g}`);
+export const recs = (g: number) => sql.table(`recordings_g${g}`);
+export const hourly = (g: number) => sql.table(`call_leg_hourly_g${g}`);
+
+export interface CellColumn {
+  name: string;
+  type: string;
+  nullable: boolean;
+  of: (c: RollupCell) => unknown;
+}
+export const HOUR: CellColumn = { name: 'hour', type: 'timestamptz', nullable: true, of: (c) => c.hour };
+export const PROVIDER: CellColumn = { name: 'provider', type: 'text', nullable: false, of: (c) => c.provider };
+export const STATUS: CellColumn = { name: 'status', type: 'text', nullable: false, of: (c) => c.status };
+
+/**
+ * Two rollups of the same measures: the fine one carries every filter a cell can (account, direction, root or
+ * not), the coarse one only the hour, provider and status, so that the common questions (a month by day, by
+ * provider, by status) sum a few thousand rows instead of a cell per leg or two.
+ */
+export interface RollupSpec {
+  table: (g: number) => string;
+  columns: CellColumn[];
+}
+export const FINE: RollupSpec = {
+  table: (g) => `call_leg_hourly_g${g}`,
+  columns: [
+    HOUR, PROVIDER,
+    { name: 'account_id', type: 'text', nullable: true, of: (c) => c.accountId },
+    { name: 'direction', type: 'text', nullable: true, of: (c) => c.direction },
+    STATUS,
+    { name: 'is_root', type: 'bool', nullable: false, of: (c) => c.isRoot },
+  ],
+};
+export const COARSE: RollupSpec = { table: (g) => `call_provider_hourly_g${g}`, columns: [HOUR, PROVIDER, STATUS] };
+export const ROLLUPS = [FINE, COARSE];
+export const names = (spec: RollupSpec, prefix = '') => sql.raw(spec.columns.map((c) => prefix + c.name).join(', '));
+/** IS NOT DISTINCT FROM as plain equalities (coalesced value, null flag), which the planner can hash and merge on. */
+export const sameCell = (spec: RollupSpec, a: string, b: string) =>
+  sql.raw(
+    spec.columns
+      .map((c) =>
+        c.nullable
+          ? `coalesce(${a}.${c.name}, ${c.type === 'timestamptz' ? "'epoch'" : "''"}) = coalesce(${b}.${c.name}, ${c.type === 'timestamptz' ? "'epoch'" : "''"}) AND (${a}.${c.name} IS NULL) = (${b}.${c.name} IS NULL)`
+          : `${a}.${c.name} = ${b}.${c.name}`,
+      )
+      .join(' AND '),
+  );
+
+export async function createGeneration(db: Executor, g: number): Promise<void> {
+  await sql`
+    CREATE TABLE IF NOT EXISTS ${legs(g)} (
+      provider text NOT NULL,
+      call_id text NOT NULL,
+      account_id text,
+      parent_call_id text,
+      root_call_id text NOT NULL,
+      depth integer NOT NULL DEFAULT 0,
+      direction text,
+      from_number text,
+      to_number text,
+      status text NOT NULL,
+      started_at timestamptz,
+      answered_at timestamptz,
+      ended_at timestamptz,
+      ring_duration_sec double precision,
+      talk_duration_sec double precision,
+      ring_duration_source text,
+      talk_duration_source text,
+      answered_by text,
+      end_reason text,
+      sip_status integer,
+      conference_ids text[] NOT NULL DEFAULT '{}',
+      final boolean NOT NULL,
+      event_count integer NOT NULL,
+      last_position bigint NOT NULL,
+      link_conflict boolean NOT NULL DEFAULT false,
+      invalid_fields jsonb NOT NULL DEFAULT '[]',
+      verification text NOT NULL,
+      answered_by_detail text,
+      hangup_by text,
+      end_reason_detail text,
+      started_at_source text,
+      answered_at_source text,
+      ended_at_source text,
+      pdd_sec double precision,
+      PRIMARY KEY (provider, call_id)
+    )`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_parent`)} ON ${legs(g)} (provider, parent_call_id)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_root`)} ON ${legs(g)} (provider, root_call_id)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_started`)} ON ${legs(g)} (started_at DESC, provider, call_id)`.execute(db);
+  // The query API's keyset order (newest first, unknown starts last), unfiltered and per account.
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_page`)} ON ${legs(g)} (started_at DESC NULLS LAST, provider, call_id)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_account_page`)} ON ${legs(g)} (account_id, started_at DESC NULLS LAST, provider, call_id)`.execute(db);
+  await sql`
+    CREATE TABLE IF NOT EXISTS ${recs(g)} (
+      provider text NOT NULL,
+      recording_id text NOT NULL,
+      call_id text NOT NULL,
+      root_call_id text NOT NULL,
+      url text NOT NULL,
+      duration_sec double precision,
+      scope text NOT NULL,
+      created_at timestamptz NOT NULL,
+      PRIMARY KEY (provider, call_id, recording_id)
+    )`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_root`)} ON ${recs(g)} (provider, root_call_id)`.execute(db);
+  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_created`)} ON ${recs(g)} (created_at DESC)`.execute(db);
+  // Per rollup: one row per cell (start hour and the spec's dimensions) with integer measures that legs add
+  // and take back as they change, and a talk-time histogram for the percentiles (leg-rollup.ts).
+  for (const spec of ROLLUPS) {
+    const cols = spec.columns.map((c) => `${c.name} ${c.type}${c.nullable ? '' : ' NOT NULL'}`).join(',\n        ');
+    await sql`
+      CREATE TABLE IF NOT EXISTS ${sql.table(spec.table(g))} (
+        ${sql.raw(cols)},
+        legs bigint NOT NULL,
+        talk_ms bigint NOT NULL,
+        ring_ms bigint NOT NULL,
+        ring_n bigint NOT NULL,
+        machine bigint NOT NULL,
+        talk_hist bigint[] NOT NULL,
+        talk_min_ms bigint,
+        talk_max_ms bigint
+      )`.execute(db);
+    await sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`${spec.table(g)}_cell`)} ON ${sql.table(spec.table(g))} (${names(spec)}) NULLS NOT DISTINCT`.execute(db);
+  }
+}
+
+export async function publish(trx: Transaction<DB>, g: number): Promise<void> {
+  // Drop and create rather than CREATE OR REPLACE: a new version may drop or reorder columns, which REPLACE
+  // refuses. Both happen inside the switch-over transaction, so readers see the old view or the new one.
+  const views = [['call_legs', legs(g)], ['recordings', recs(g)], ['call_leg_hourly', hourly(g)], ['call_provider_hourly', sql.table(COARSE.table(g))]] as const;
+  for (const [view, table] of views) {
+    await sql`DROP VIEW IF EXISTS ${sql.table(view)}`.execute(trx);
+    await sql`CREATE VIEW ${sql.table(view)} AS SELECT * FROM ${table}`.execute(trx);
+  }
+}
+
+export async function dropGeneration(db: Executor, g: number): Promise<void> {
+  await sql`DROP TABLE IF EXISTS ${legs(g)}`.execute(db);
+  await sql`DROP TABLE IF EXISTS ${recs(g)}`.execute(db);
+  for (const spec of ROLLUPS) await sql`DROP TABLE IF EXISTS ${sql.table(spec.table(g))}`.execute(db);
+}

@@ -1,0 +1,78 @@
+import { sql, type Transaction } from 'kysely';
+import type { DB } from '@lib/db';
+import type { Provider } from '@lib/ledger';
+import { legs, recs } from './schema.js';
+
+/**
+ * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
+ * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
+ */
+export const healTrees = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]) => {
+  const T = legs(g);
+  await sql`
+    WITH RECURSIVE up AS (
+      SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops
+      FROM ${T} l JOIN unnest(${rows.map((r) => r.provider)}::text[], ${rows.map((r) => r.callId)}::text[]) AS t(p, c)
+        ON l.provider = t.p AND l.call_id = t.c
+      UNION ALL
+      SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1
+      FROM ${T} l JOIN up ON l.provider = up.provider AND l.call_id = up.parent_call_id
+      WHERE up.hops < 32
+    ), roots AS (
+      SELECT DISTINCT ON (provider, start) provider, call_id AS root FROM up ORDER BY provider, start, hops DESC, call_id
+    ), down AS (
+      SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth
+      FROM ${T} l JOIN (SELECT DISTINCT provider, root FROM roots) r ON l.provider = r.provider AND l.call_id = r.root
+      UNION ALL
+      SELECT l.provider, l.call_id, down.root, down.depth + 1
+      FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
+      WHERE down.depth < 32
+    ), best AS (
+      SELECT DISTINCT ON (provider, call_id) provider, call_id, root, depth FROM down ORDER BY provider, call_id, depth DESC
+    ), moved AS (
+      UPDATE ${T} l SET root_call_id = best.root, depth = best.depth FROM best
+      WHERE l.provider = best.provider AND l.call_id = best.call_id
+        AND (l.root_call_id IS DISTINCT FROM best.root OR l.depth IS DISTINCT FROM best.depth)
+      RETURNING l.provider, l.call_id, best.root
+    )
+    UPDATE ${recs(g)} r SET root_call_id = moved.root FROM moved
+    WHERE r.provider = moved.provider AND r.call_id = moved.call_id AND r.root_call_id IS DISTINCT FROM moved.root`.execute(trx);
+  // Recordings of legs whose root did not move but whose recordings were just rewritten start at their own id.
+  await sql`
+    UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
+    JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c) ON l.provider = t.p AND l.call_id = t.c
+    WHERE r.provider = l.provider AND r.call_id = l.call_id AND r.root_call_id IS DISTINCT FROM l.root_call_id`.execute(trx);
+};
+
+/**
+ * Roots and depths of a whole generation: down from every leg with no (known) parent. Legs that walk finds
+ * nothing for (parent links that form a cycle) go through the incremental rule, as they would live.
+ */
+export const healAllTrees = async (trx: Transaction<DB>, g: number) => {
+  const T = legs(g);
+  // Legs are inserted as their own root at depth 0, which is already right for every root and for every leg
+  // whose parent is unknown; so the walk starts only from roots that have children, and only rewrites
+  // descendants. Each leg has one parent, so the walk reaches a leg at most once and needs no de-duplication.
+  await sql`
+    WITH RECURSIVE down AS (
+      SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth FROM ${T} l
+      WHERE (l.parent_call_id IS NULL
+          OR NOT EXISTS (SELECT 1 FROM ${T} p WHERE p.provider = l.provider AND p.call_id = l.parent_call_id))
+        AND EXISTS (SELECT 1 FROM ${T} c WHERE c.provider = l.provider AND c.parent_call_id = l.call_id AND c.call_id <> l.call_id)
+      UNION ALL
+      SELECT l.provider, l.call_id, down.root, down.depth + 1
+      FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
+      WHERE down.depth < 32
+    )
+    UPDATE ${T} l SET root_call_id = down.root, depth = down.depth FROM down
+    WHERE down.depth > 0 AND l.provider = down.provider AND l.call_id = down.call_id
+      AND (l.root_call_id IS DISTINCT FROM down.root OR l.depth IS DISTINCT FROM down.depth)`.execute(trx);
+  const cyclic = await sql<{ provider: Provider; call_id: string }>`
+    SELECT l.provider, l.call_id FROM ${T} l
+    WHERE l.depth = 0 AND l.parent_call_id IS NOT NULL AND l.parent_call_id <> l.call_id
+      AND EXISTS (SELECT 1 FROM ${T} p WHERE p.provider = l.provider AND p.call_id = l.parent_call_id)`.execute(trx);
+  if (cyclic.rows.length > 0) await healTrees(trx, g, cyclic.rows.map((r) => ({ provider: r.provider, callId: r.call_id })));
+  await sql`
+    UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
+    WHERE r.provider = l.provider AND r.call_id = l.call_id AND r.root_call_id IS DISTINCT FROM l.root_call_id`.execute(trx);
+};
