@@ -3,6 +3,7 @@ import type { DB } from '@lib/db';
 import { COLUMNS, compareCursors, cursorOf, toLedgerEvent, type EventRow } from '../event-reader.js';
 import { isDataError, type Isolate } from '../projection.js';
 import { rollupsFromScratch } from './rollups.js';
+import { afterLoadIndexes, dropAfterLoadIndexes, tablesOf } from './schema.js';
 import { healAllTrees } from './trees.js';
 import { BULK, BULK_ISOLATED, projectLegs } from './writer.js';
 
@@ -11,6 +12,7 @@ import { BULK, BULK_ISOLATED, projectLegs } from './writer.js';
  * and rollups are derived once at the end instead of after every batch.
  */
 export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isolate: Isolate): Promise<void> {
+  await prepareForLoad(db, g);
   // Pages of streams by name; two workers so that PostgreSQL reads one page while Node folds another.
   let last = '';
   let pages = Promise.resolve<{ first: string; last: string } | null>(null);
@@ -51,10 +53,42 @@ export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isol
   };
   await Promise.all([worker(), worker()]);
   await db.transaction().execute(async (trx) => {
+    await sql`SET LOCAL work_mem = ${sql.lit(BULK_WORK_MEM)}`.execute(trx);
     await healAllTrees(trx, g);
     await rollupsFromScratch(trx, g);
   });
+  await finishLoad(db, g);
 }
+
+/** For the few whole-generation statements at the end: sorts and hashes of a million legs in memory, not on disk. */
+const BULK_WORK_MEM = '256MB';
+
+/**
+ * Generation g is read by nobody until the switch-over, and a crash before then leaves it to be dropped by the
+ * next rebuild: so its tables are loaded UNLOGGED (no WAL per row, per index entry, per tree-heal update), with
+ * only the indexes the load itself reads, and are made LOGGED (one sequential copy into the WAL, which also leaves
+ * behind the heal's dead row versions) and indexed (one sorted build each) before the commit-order replay, which
+ * runs like the live loop and needs every index.
+ */
+const prepareForLoad = async (db: Kysely<DB>, g: number) => {
+  await dropAfterLoadIndexes(db, g);
+  for (const t of tablesOf(g)) await sql`ALTER TABLE ${sql.table(t)} SET UNLOGGED`.execute(db);
+};
+
+const finishLoad = async (db: Kysely<DB>, g: number) => {
+  // Two at a time: the tables, then the index builds, are independent of each other.
+  const inPairs = async <T>(items: readonly T[], f: (item: T, trx: Transaction<DB>) => Promise<unknown>) => {
+    const queue = [...items];
+    const lane = () =>
+      db.transaction().execute(async (trx) => {
+        await sql`SET LOCAL maintenance_work_mem = ${sql.lit(BULK_WORK_MEM)}`.execute(trx);
+        for (let item = queue.shift(); item !== undefined; item = queue.shift()) await f(item, trx);
+      });
+    await Promise.all([lane(), lane()]);
+  };
+  await inPairs(tablesOf(g), (t, trx) => sql`ALTER TABLE ${sql.table(t)} SET LOGGED`.execute(trx));
+  await inPairs(afterLoadIndexes(g), (create, trx) => create.execute(trx));
+};
 
 const BULK_STREAMS = 2000;
 

@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import type { RollupCell } from '@lib/ledger';
 import type { Executor } from '../projection.js';
@@ -30,10 +30,14 @@ export const STATUS: CellColumn = { name: 'status', type: 'text', nullable: fals
  */
 export interface RollupSpec {
   table: (g: number) => string;
+  /** The first column is the period a leg's start falls in: its unit for date_trunc, and its length. */
+  period: { unit: 'hour' | 'day'; length: string };
   columns: CellColumn[];
 }
+const HOURLY = { unit: 'hour', length: '1 hour' } as const;
 export const FINE: RollupSpec = {
   table: (g) => `call_leg_hourly_g${g}`,
+  period: HOURLY,
   columns: [
     HOUR, PROVIDER,
     { name: 'account_id', type: 'text', nullable: true, of: (c) => c.accountId },
@@ -42,7 +46,7 @@ export const FINE: RollupSpec = {
     { name: 'is_root', type: 'bool', nullable: false, of: (c) => c.isRoot },
   ],
 };
-export const COARSE: RollupSpec = { table: (g) => `call_provider_hourly_g${g}`, columns: [HOUR, PROVIDER, STATUS] };
+export const COARSE: RollupSpec = { table: (g) => `call_provider_hourly_g${g}`, period: HOURLY, columns: [HOUR, PROVIDER, STATUS] };
 export const ROLLUPS = [FINE, COARSE];
 export const names = (spec: RollupSpec, prefix = '') => sql.raw(spec.columns.map((c) => prefix + c.name).join(', '));
 /** IS NOT DISTINCT FROM as plain equalities (coalesced value, null flag), which the planner can hash and merge on. */
@@ -96,12 +100,6 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
       pdd_sec double precision,
       PRIMARY KEY (provider, call_id)
     )`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_parent`)} ON ${legs(g)} (provider, parent_call_id)`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_root`)} ON ${legs(g)} (provider, root_call_id)`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_started`)} ON ${legs(g)} (started_at DESC, provider, call_id)`.execute(db);
-  // The query API's keyset order (newest first, unknown starts last), unfiltered and per account.
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_page`)} ON ${legs(g)} (started_at DESC NULLS LAST, provider, call_id)`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_account_page`)} ON ${legs(g)} (account_id, started_at DESC NULLS LAST, provider, call_id)`.execute(db);
   await sql`
     CREATE TABLE IF NOT EXISTS ${recs(g)} (
       provider text NOT NULL,
@@ -114,8 +112,6 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
       created_at timestamptz NOT NULL,
       PRIMARY KEY (provider, call_id, recording_id)
     )`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_root`)} ON ${recs(g)} (provider, root_call_id)`.execute(db);
-  await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`recordings_g${g}_created`)} ON ${recs(g)} (created_at DESC)`.execute(db);
   // Per rollup: one row per cell (start hour and the spec's dimensions) with integer measures that legs add
   // and take back as they change, and a talk-time histogram for the percentiles (leg-rollup.ts).
   for (const spec of ROLLUPS) {
@@ -132,9 +128,52 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
         talk_min_ms bigint,
         talk_max_ms bigint
       )`.execute(db);
-    await sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`${spec.table(g)}_cell`)} ON ${sql.table(spec.table(g))} (${names(spec)}) NULLS NOT DISTINCT`.execute(db);
   }
+  await createIndexes(db, g, 'all');
 }
+
+/**
+ * The generation's secondary indexes. `parent` is needed while legs are being written (a machine detection on a
+ * parent finds its children by it, and the tree heal walks down by it); the others serve the query API and the
+ * live rollup upserts, and a rebuild's bulk load creates them after the rows (loader.ts): one sorted build each
+ * instead of a million random inserts.
+ */
+export const indexesOf = (g: number): { name: string; phase: 'load' | 'after-load'; create: RawBuilder<unknown> }[] => [
+  { name: `call_legs_g${g}_parent`, phase: 'load', create: sql`${legs(g)} (provider, parent_call_id)` },
+  { name: `call_legs_g${g}_root`, phase: 'after-load', create: sql`${legs(g)} (provider, root_call_id)` },
+  { name: `call_legs_g${g}_started`, phase: 'after-load', create: sql`${legs(g)} (started_at DESC, provider, call_id)` },
+  // The query API's keyset order (newest first, unknown starts last), unfiltered and per account.
+  { name: `call_legs_g${g}_page`, phase: 'after-load', create: sql`${legs(g)} (started_at DESC NULLS LAST, provider, call_id)` },
+  { name: `call_legs_g${g}_account_page`, phase: 'after-load', create: sql`${legs(g)} (account_id, started_at DESC NULLS LAST, provider, call_id)` },
+  { name: `recordings_g${g}_root`, phase: 'after-load', create: sql`${recs(g)} (provider, root_call_id)` },
+  { name: `recordings_g${g}_created`, phase: 'after-load', create: sql`${recs(g)} (created_at DESC)` },
+];
+
+/** One row per cell: a unique index, which the live upserts (ON CONFLICT) need; a bulk load adds it at the end. */
+const cellIndexes = (g: number) =>
+  ROLLUPS.map((spec) => sql`CREATE UNIQUE INDEX IF NOT EXISTS ${sql.raw(`${spec.table(g)}_cell`)} ON ${sql.table(spec.table(g))} (${names(spec)}) NULLS NOT DISTINCT`);
+
+const createIndex = (ix: ReturnType<typeof indexesOf>[number]) => sql`CREATE INDEX IF NOT EXISTS ${sql.raw(ix.name)} ON ${ix.create}`;
+
+export async function createIndexes(db: Executor, g: number, which: 'all' | 'load'): Promise<void> {
+  for (const ix of indexesOf(g)) if (which === 'all' || ix.phase === which) await createIndex(ix).execute(db);
+  if (which === 'all') for (const create of cellIndexes(g)) await create.execute(db);
+}
+
+/** The statements that create what a bulk load leaves out (each independent of the others). */
+export const afterLoadIndexes = (g: number): RawBuilder<unknown>[] => [
+  ...indexesOf(g).filter((ix) => ix.phase === 'after-load').map(createIndex),
+  ...cellIndexes(g),
+];
+
+/** Drops what createIndexes(g, 'after-load') creates, so that a bulk load writes its rows without them. */
+export async function dropAfterLoadIndexes(db: Executor, g: number): Promise<void> {
+  for (const ix of indexesOf(g)) if (ix.phase === 'after-load') await sql`DROP INDEX IF EXISTS ${sql.raw(ix.name)}`.execute(db);
+  for (const spec of ROLLUPS) await sql`DROP INDEX IF EXISTS ${sql.raw(`${spec.table(g)}_cell`)}`.execute(db);
+}
+
+/** Every table of generation g (legs, recordings, rollups). */
+export const tablesOf = (g: number): string[] => [`call_legs_g${g}`, `recordings_g${g}`, ...ROLLUPS.map((spec) => spec.table(g))];
 
 export async function publish(trx: Transaction<DB>, g: number): Promise<void> {
   // Drop and create rather than CREATE OR REPLACE: a new version may drop or reorder columns, which REPLACE
