@@ -3,7 +3,7 @@ import type { DB } from '@lib/db';
 import { COLUMNS, compareCursors, cursorOf, toLedgerEvent, type EventRow } from '../event-reader.js';
 import { isDataError, type Isolate } from '../projection.js';
 import { rollupsFromScratch } from './rollups.js';
-import { afterLoadIndexes, dropAfterLoadIndexes, tablesOf } from './schema.js';
+import { afterLoadIndexes, dropAfterLoadIndexes, ROLLUPS, tablesOf } from './schema.js';
 import { healAllTrees } from './trees.js';
 import { BULK, BULK_ISOLATED, projectLegs } from './writer.js';
 
@@ -13,7 +13,7 @@ import { BULK, BULK_ISOLATED, projectLegs } from './writer.js';
  */
 export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isolate: Isolate): Promise<void> {
   await prepareForLoad(db, g);
-  // Pages of streams by name; two workers so that PostgreSQL reads one page while Node folds another.
+  // Pages of streams by name; BULK_WORKERS of them so that PostgreSQL reads and writes pages while Node folds another.
   let last = '';
   let pages = Promise.resolve<{ first: string; last: string } | null>(null);
   const nextPage = () =>
@@ -51,12 +51,15 @@ export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isol
       }
     }
   };
-  await Promise.all([worker(), worker()]);
-  await db.transaction().execute(async (trx) => {
-    await sql`SET LOCAL work_mem = ${sql.lit(BULK_WORK_MEM)}`.execute(trx);
-    await healAllTrees(trx, g);
-    await rollupsFromScratch(trx, g);
-  });
+  await Promise.all(Array.from({ length: BULK_WORKERS }, worker));
+  // Roots and depths, and each rollup, are derived from the loaded legs independently of each other (a rollup
+  // reads is_root from parent_call_id, not from the heal): side by side, each on a connection of its own.
+  const derive = (f: (trx: Transaction<DB>) => Promise<void>) =>
+    db.transaction().execute(async (trx) => {
+      await sql`SET LOCAL work_mem = ${sql.lit(BULK_WORK_MEM)}`.execute(trx);
+      await f(trx);
+    });
+  await Promise.all([derive((trx) => healAllTrees(trx, g)), ...ROLLUPS.map((spec) => derive((trx) => rollupsFromScratch(trx, g, spec)))]);
   await finishLoad(db, g);
 }
 
@@ -91,6 +94,11 @@ const finishLoad = async (db: Kysely<DB>, g: number) => {
 };
 
 const BULK_STREAMS = 2000;
+/**
+ * PostgreSQL does about three times Node's work per event (reading, writing), so with two workers one of the
+ * two cores often waited on the other; a third keeps both busy. More only adds deadlock retries.
+ */
+const BULK_WORKERS = 3;
 
 /** Two bulk workers may both write a child leg that its parent's page names; PostgreSQL then aborts one of them. */
 const retryOnDeadlock = async (f: () => Promise<void>): Promise<void> => {

@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import { coarsen, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type Provider, type RollupCell, type RollupLeg, type rollupDelta } from '@lib/ledger';
-import { FINE, legs, names, ROLLUPS, sameCell } from './schema.js';
+import { FINE, legs, names, ROLLUPS, sameCell, type RollupSpec } from './schema.js';
 
 /** The histogram edges as a SQL array literal, for `width_bucket(seconds, edges)` (same buckets as talkBucket). */
 export const TALK_EDGES_SQL = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
@@ -109,37 +109,35 @@ export const refreshExtremes = async (trx: Transaction<DB>, g: number, fine: rea
 };
 
 /**
- * The rollups of a whole generation, one statement per rollup (end of a bulk load). Must agree with addLeg in
+ * One rollup of a whole generation in one statement (end of a bulk load). Must agree with addLeg in
  * libs/ledger/src/leg-rollup.ts: same millisecond rounding, same histogram buckets.
  * One pass: legs are first summed per (cell, talk bucket), which every measure allows (sums, counts, min, max), and
  * the cell's histogram is spelled as array text from its few non-empty buckets (zeros between them by `repeat`).
  * It replaces a join of two aggregates whose histogram looked up each of the 91 buckets in a jsonb object per cell
  * (12 s of a 67 s rebuild at 100,000 legs); GROUP BY treats nulls as equal, so no null-safe join is needed either.
  */
-export const rollupsFromScratch = async (trx: Transaction<DB>, g: number) => {
-  for (const spec of ROLLUPS) {
-    const cell = names(spec);
-    const [period, ...dims] = spec.columns;
-    const rest = sql.raw(dims.map((c) => (c.name === 'is_root' ? 'parent_call_id IS NULL AS is_root' : c.name)).join(', '));
-    await sql`
-      WITH l AS (
-        SELECT date_trunc(${spec.period.unit}, started_at, 'UTC') AS ${sql.raw(period!.name)}, ${rest},
-          coalesce(talk_duration_sec, 0) AS talk, ring_duration_sec AS ring, answered_by
-        FROM ${legs(g)}
-      ), b AS (
-        SELECT ${cell}, width_bucket(talk, ${TALK_EDGES_SQL}) AS b, count(*) AS n,
-          sum(floor(talk * 1000 + 0.5)) AS talk_ms, sum(floor(ring * 1000 + 0.5)) AS ring_ms, count(ring) AS ring_n,
-          count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine,
-          min(floor(talk * 1000 + 0.5)) FILTER (WHERE status = 'completed') AS mn,
-          max(floor(talk * 1000 + 0.5)) FILTER (WHERE status = 'completed') AS mx
-        FROM l GROUP BY ${cell}, width_bucket(talk, ${TALK_EDGES_SQL})
-      ), p AS (
-        SELECT b.*, lag(b.b, 1, -1) OVER (PARTITION BY ${cell} ORDER BY b.b) AS prev FROM b
-      )
-      INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist, talk_min_ms, talk_max_ms)
-      SELECT ${cell}, sum(n), sum(talk_ms)::bigint, coalesce(sum(ring_ms), 0)::bigint, sum(ring_n), sum(machine),
-        ('{' || string_agg(repeat('0,', b - prev - 1) || n, ',' ORDER BY b) || repeat(',0', ${TALK_BUCKETS - 1}::int - max(b)) || '}')::bigint[],
-        min(mn)::bigint, max(mx)::bigint
-      FROM p GROUP BY ${cell}`.execute(trx);
-  }
+export const rollupsFromScratch = async (trx: Transaction<DB>, g: number, spec: RollupSpec) => {
+  const cell = names(spec);
+  const [period, ...dims] = spec.columns;
+  const rest = sql.raw(dims.map((c) => (c.name === 'is_root' ? 'parent_call_id IS NULL AS is_root' : c.name)).join(', '));
+  await sql`
+    WITH l AS (
+      SELECT date_trunc(${spec.period.unit}, started_at, 'UTC') AS ${sql.raw(period!.name)}, ${rest},
+        coalesce(talk_duration_sec, 0) AS talk, ring_duration_sec AS ring, answered_by
+      FROM ${legs(g)}
+    ), b AS (
+      SELECT ${cell}, width_bucket(talk, ${TALK_EDGES_SQL}) AS b, count(*) AS n,
+        sum(floor(talk * 1000 + 0.5)) AS talk_ms, sum(floor(ring * 1000 + 0.5)) AS ring_ms, count(ring) AS ring_n,
+        count(*) FILTER (WHERE answered_by IN ('machine', 'fax')) AS machine,
+        min(floor(talk * 1000 + 0.5)) FILTER (WHERE status = 'completed') AS mn,
+        max(floor(talk * 1000 + 0.5)) FILTER (WHERE status = 'completed') AS mx
+      FROM l GROUP BY ${cell}, width_bucket(talk, ${TALK_EDGES_SQL})
+    ), p AS (
+      SELECT b.*, lag(b.b, 1, -1) OVER (PARTITION BY ${cell} ORDER BY b.b) AS prev FROM b
+    )
+    INSERT INTO ${sql.table(spec.table(g))} (${cell}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist, talk_min_ms, talk_max_ms)
+    SELECT ${cell}, sum(n), sum(talk_ms)::bigint, coalesce(sum(ring_ms), 0)::bigint, sum(ring_n), sum(machine),
+      ('{' || string_agg(repeat('0,', b - prev - 1) || n, ',' ORDER BY b) || repeat(',0', ${TALK_BUCKETS - 1}::int - max(b)) || '}')::bigint[],
+      min(mn)::bigint, max(mx)::bigint
+    FROM p GROUP BY ${cell}`.execute(trx);
 };
