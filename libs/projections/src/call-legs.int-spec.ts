@@ -50,7 +50,10 @@ const readModel = async (tdb: TestDatabase) => {
     SELECT * FROM call_leg_hourly ORDER BY hour NULLS FIRST, provider, account_id NULLS FIRST, direction NULLS FIRST, status, is_root`.execute(tdb.db);
   const coarse = await sql<Record<string, unknown>>`
     SELECT * FROM call_provider_hourly ORDER BY hour NULLS FIRST, provider, status`.execute(tdb.db);
-  return { legs: legs.rows.map(({ last_position: _p, ...rest }) => rest), recordings: recs.rows, hourly: hourly.rows, coarse: coarse.rows };
+  const daily = await sql<Record<string, unknown>>`SELECT * FROM call_provider_daily ORDER BY day NULLS FIRST, provider, status`.execute(tdb.db);
+  return {
+    legs: legs.rows.map(({ last_position: _p, ...rest }) => rest), recordings: recs.rows, hourly: hourly.rows, coarse: coarse.rows, daily: daily.rows,
+  };
 };
 
 const project = async (deliveries: LedgerEvent[], batch: number) => {

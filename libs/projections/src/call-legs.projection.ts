@@ -26,7 +26,8 @@ export const callLegsProjection: ProjectionDefinition = {
   //    Provider dialect rules (issue 11): Twilio `completed` is answered, AMD proves an answer, the dialled leg's
   // SIP code stays on the child, hangup side, end reason detail, AMD detail, time sources, start implied by
   // end - duration, PDD.
-  version: 4,
+  // 5: the coarse rollup by UTC day (call_provider_daily) for long analytics windows.
+  version: 5,
 
   createGeneration,
   publish,

@@ -122,6 +122,13 @@ export interface CallProviderHourlyTable extends RollupMeasures {
   status: string;
 }
 
+/** Coarse rollup by UTC day: one row per (day, provider, status). */
+export interface CallProviderDailyTable extends RollupMeasures {
+  day: NullableTimestamp;
+  provider: string;
+  status: string;
+}
+
 // A type alias, not an interface: withTables wants an index-compatible record.
 export type ProjectionTables = {
   projection_checkpoints: ProjectionCheckpointsTable;
@@ -131,6 +138,7 @@ export type ProjectionTables = {
   recordings: RecordingsTable;
   call_leg_hourly: CallLegHourlyTable;
   call_provider_hourly: CallProviderHourlyTable;
+  call_provider_daily: CallProviderDailyTable;
 };
 
 /** The store and the projections' own tables, for typed queries on both. */

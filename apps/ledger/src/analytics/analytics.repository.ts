@@ -7,6 +7,15 @@ import { callFilterSql, type CallFilters } from '../calls/calls.repository.js';
 import type { GroupBy } from './analytics.dto.js';
 
 const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+
+/** Which sources may answer; every combination gives the same figures (tests compare them). */
+export interface AnalyticsSources {
+  /** The per-day coarse rollup for the whole UTC days of a window (default true). */
+  daily?: boolean;
+  /** Any rollup at all; false sums the legs themselves (default true). */
+  rollups?: boolean;
+}
 
 interface CellRow {
   k: unknown;
@@ -23,15 +32,18 @@ interface CellRow {
 /** Group key as the API shows it: ISO-8601 for periods, the value otherwise. */
 const keyOf = (k: unknown): string | null => (k === null || k === undefined ? null : k instanceof Date ? k.toISOString() : String(k));
 
-const rollupKey = (g: GroupBy | null): RawBuilder<unknown> => {
+/** The group key over a rollup's cells; `period` is the rollup's period column (hour, or day for the daily one). */
+const rollupKey = (g: GroupBy | null, period: 'hour' | 'day'): RawBuilder<unknown> => {
   switch (g) {
     case null: return sql`NULL::text`;
     case 'provider': return sql`h.provider`;
     case 'accountId': return sql`h.account_id`;
     case 'direction': return sql`h.direction`;
     case 'status': return sql`h.status`;
-    case 'day': return sql`date_trunc('day', h.hour, 'UTC')`;
-    case 'hour': return sql`h.hour`;
+    case 'day': return period === 'day' ? sql`h.day` : sql`date_trunc('day', h.hour, 'UTC')`;
+    case 'hour':
+      if (period === 'hour') return sql`h.hour`;
+      throw new Error('a daily cell has no hour');
     default: throw new Error(`group ${g} is not in the rollups`);
   }
 };
@@ -53,8 +65,9 @@ const legKey = (g: GroupBy | null): RawBuilder<unknown> => {
 const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sql` AND `) : sql`true`);
 
 /**
- * KPI totals per group, read from the projection's hourly rollups wherever they can answer (whole hours, filters
- * the rollup cells carry; the coarse hour-provider-status rollup when nothing finer is asked) and from the legs themselves for the rest: the partial hours at the edges of a
+ * KPI totals per group, read from the projection's rollups wherever they can answer (whole hours, filters
+ * the rollup cells carry; the coarse provider-status rollups when nothing finer is asked, by day for a window's whole
+ * UTC days and by hour for the hours around them) and from the legs themselves for the rest: the partial hours at the edges of a
  * since/until window, and the filters and groupings a cell does not carry (from, to, final, verification). Both sources give
  * the same integer totals (libs/ledger/src/kpis.ts), so where a figure comes from does not change it.
  */
@@ -62,12 +75,12 @@ const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sq
 export class AnalyticsRepository {
   constructor(private readonly db: Database) {}
 
-  async totalsByGroup(filters: CallFilters, groupBy: GroupBy | null): Promise<Map<string | null, KpiTotals>> {
+  async totalsByGroup(filters: CallFilters, groupBy: GroupBy | null, sources: AnalyticsSources = {}): Promise<Map<string | null, KpiTotals>> {
     const out = new Map<string | null, KpiTotals>();
     // verification is not a rollup dimension: a filter on it is an audit question, rare enough to scan the legs for.
     const rollupsCan =
       !filters.from && !filters.to && filters.final === undefined && !filters.verification && groupBy !== 'from' && groupBy !== 'to';
-    if (!rollupsCan) {
+    if (!rollupsCan || sources.rollups === false) {
       await this.fromLegs(filters, groupBy, out);
       return out;
     }
@@ -79,26 +92,49 @@ export class AnalyticsRepository {
       await this.fromLegs(filters, groupBy, out);
       return out;
     }
-    await this.fromRollups(filters, groupBy, h1, h2, out);
+    await this.fromRollups(filters, groupBy, h1, h2, out, sources.daily ?? true);
     const iso = (ms: number) => new Date(ms).toISOString();
     if (since !== null && h1! > since) await this.fromLegs({ ...filters, since: filters.since, until: iso(h1!) }, groupBy, out);
     if (until !== null && h2! < until) await this.fromLegs({ ...filters, since: iso(h2!), until: filters.until }, groupBy, out);
     return out;
   }
 
-  private async fromRollups(f: CallFilters, groupBy: GroupBy | null, h1: number | null, h2: number | null, out: Map<string | null, KpiTotals>) {
-    // The coarse rollup (hour, provider, status) answers whenever nothing finer is asked for: far fewer rows.
+  private async fromRollups(
+    f: CallFilters, groupBy: GroupBy | null, h1: number | null, h2: number | null, out: Map<string | null, KpiTotals>, daily: boolean,
+  ) {
+    // The coarse rollups (provider, status) answer whenever nothing finer is asked for: far fewer rows.
     const coarse = !f.accountId && !f.direction && !f.rootOnly && groupBy !== 'accountId' && groupBy !== 'direction';
-    const table = sql.table(coarse ? 'call_provider_hourly' : 'call_leg_hourly');
+    if (coarse && daily && groupBy !== 'hour') {
+      // The whole UTC days inside the window from the daily rollup (a month by day: about 30 cells per provider and
+      // status instead of 720), the hours before the first and after the last from the hourly one.
+      const d1 = h1 === null ? null : Math.ceil(h1 / DAY_MS) * DAY_MS;
+      const d2 = h2 === null ? null : Math.floor(h2 / DAY_MS) * DAY_MS;
+      if (d1 === null || d2 === null || d1 < d2) {
+        await this.fromCells('call_provider_daily', 'day', f, groupBy, d1, d2, out);
+        if (h1 !== null && d1! > h1) await this.fromCells('call_provider_hourly', 'hour', f, groupBy, h1, d1, out);
+        if (h2 !== null && d2! < h2) await this.fromCells('call_provider_hourly', 'hour', f, groupBy, d2, h2, out);
+        return;
+      }
+    }
+    await this.fromCells(coarse ? 'call_provider_hourly' : 'call_leg_hourly', 'hour', f, groupBy, h1, h2, out);
+  }
+
+  /** Cells of one rollup whose period starts in [p1, p2) (unbounded where null; a null bound keeps the no-start cell). */
+  private async fromCells(
+    rollup: 'call_provider_daily' | 'call_provider_hourly' | 'call_leg_hourly', period: 'hour' | 'day',
+    f: CallFilters, groupBy: GroupBy | null, p1: number | null, p2: number | null, out: Map<string | null, KpiTotals>,
+  ) {
+    const table = sql.table(rollup);
+    const at = sql.ref(`h.${period}`);
     const w: RawBuilder<unknown>[] = [];
     if (f.provider) w.push(sql`h.provider = ${f.provider}`);
     if (f.accountId) w.push(sql`h.account_id = ${f.accountId}`);
     if (f.status) w.push(sql`h.status = ${f.status}`);
     if (f.direction) w.push(sql`h.direction = ${f.direction}`);
     if (f.rootOnly) w.push(sql`h.is_root`);
-    if (h1 !== null) w.push(sql`h.hour >= ${new Date(h1).toISOString()}::timestamptz`);
-    if (h2 !== null) w.push(sql`h.hour < ${new Date(h2).toISOString()}::timestamptz`);
-    const key = rollupKey(groupBy);
+    if (p1 !== null) w.push(sql`${at} >= ${new Date(p1).toISOString()}::timestamptz`);
+    if (p2 !== null) w.push(sql`${at} < ${new Date(p2).toISOString()}::timestamptz`);
+    const key = rollupKey(groupBy, period);
     const cells = await sql<CellRow>`
       SELECT ${key} AS k, h.status, sum(h.legs)::text AS legs, sum(h.talk_ms)::text AS talk_ms, sum(h.ring_ms)::text AS ring_ms,
         sum(h.ring_n)::text AS ring_n, sum(h.machine)::text AS machine, min(h.talk_min_ms)::text AS talk_min_ms, max(h.talk_max_ms)::text AS talk_max_ms

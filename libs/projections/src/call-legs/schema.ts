@@ -47,7 +47,19 @@ export const FINE: RollupSpec = {
   ],
 };
 export const COARSE: RollupSpec = { table: (g) => `call_provider_hourly_g${g}`, period: HOURLY, columns: [HOUR, PROVIDER, STATUS] };
-export const ROLLUPS = [FINE, COARSE];
+/** The start hour's UTC day (hours are ISO-8601 strings from hourOf, so the day is their date at midnight). */
+const dayOf = (hour: string | null): string | null => (hour === null ? null : `${hour.slice(0, 10)}T00:00:00.000Z`);
+const DAY: CellColumn = { name: 'day', type: 'timestamptz', nullable: true, of: (c) => dayOf(c.hour) };
+/**
+ * The coarse rollup by UTC day: what a long window (a month by day) sums, 24 times fewer rows than by hour. UTC days
+ * are always 24 hours long, which the extremes' range relies on (interval '1 day' would follow the session's zone).
+ */
+export const DAILY: RollupSpec = {
+  table: (g) => `call_provider_daily_g${g}`,
+  period: { unit: 'day', length: '24 hours' },
+  columns: [DAY, PROVIDER, STATUS],
+};
+export const ROLLUPS = [FINE, COARSE, DAILY];
 export const names = (spec: RollupSpec, prefix = '') => sql.raw(spec.columns.map((c) => prefix + c.name).join(', '));
 /** IS NOT DISTINCT FROM as plain equalities (coalesced value, null flag), which the planner can hash and merge on. */
 export const sameCell = (spec: RollupSpec, a: string, b: string) =>
@@ -178,7 +190,10 @@ export const tablesOf = (g: number): string[] => [`call_legs_g${g}`, `recordings
 export async function publish(trx: Transaction<DB>, g: number): Promise<void> {
   // Drop and create rather than CREATE OR REPLACE: a new version may drop or reorder columns, which REPLACE
   // refuses. Both happen inside the switch-over transaction, so readers see the old view or the new one.
-  const views = [['call_legs', legs(g)], ['recordings', recs(g)], ['call_leg_hourly', hourly(g)], ['call_provider_hourly', sql.table(COARSE.table(g))]] as const;
+  const views = [
+    ['call_legs', legs(g)], ['recordings', recs(g)], ['call_leg_hourly', hourly(g)], ['call_provider_hourly', sql.table(COARSE.table(g))],
+    ['call_provider_daily', sql.table(DAILY.table(g))],
+  ] as const;
   for (const [view, table] of views) {
     await sql`DROP VIEW IF EXISTS ${sql.table(view)}`.execute(trx);
     await sql`CREATE VIEW ${sql.table(view)} AS SELECT * FROM ${table}`.execute(trx);
