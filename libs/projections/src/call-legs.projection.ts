@@ -3,7 +3,7 @@ import type { DB } from '@lib/db';
 import {
   cellKey, cellOf, coarsen, projectCallLeg, rollupDelta, toMs, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
-import { COLUMNS, compareCursors, cursorOf, notParked, readLegEvents, toLedgerEvent, type Cursor, type EventRow } from './event-reader.js';
+import { COLUMNS, compareCursors, cursorOf, isCurrentTranslation, notParked, readLegEvents, toLedgerEvent, type Cursor, type EventRow } from './event-reader.js';
 import { isDataError, ProjectionDataError, type Executor, type Isolate, type ProjectionDefinition } from './projection.js';
 
 const legs = (g: number) => sql.table(`call_legs_g${g}`);
@@ -197,7 +197,7 @@ export const callLegsProjection: ProjectionDefinition = {
         // A name range rather than a list: one index range scan over the page's streams.
         const read = (trx: Transaction<DB>) => sql<EventRow>`
           SELECT ${COLUMNS} FROM events
-          WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8`.execute(trx);
+          WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8 AND ${isCurrentTranslation()}`.execute(trx);
         try {
           await retryOnDeadlock(() =>
             db.transaction().execute(async (trx) => projectLegs(trx, (await read(trx)).rows.map(toLedgerEvent), g, BULK)),
@@ -280,7 +280,7 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
     const named = await sql<{ provider: Provider; child: string }>`
       SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
       WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'
-        AND ${notParked(callLegsProjection.name, g)}`.execute(trx);
+        AND ${notParked(callLegsProjection.name, g)} AND ${isCurrentTranslation()}`.execute(trx);
     for (const k of named.rows) touch(k.provider, k.child);
   }
   if (touched.size === 0) return;
@@ -320,7 +320,7 @@ const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[],
     const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
       SELECT ${COLUMNS}
       FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'
-        AND ${notParked(callLegsProjection.name, g)}`.execute(trx);
+        AND ${notParked(callLegsProjection.name, g)} AND ${isCurrentTranslation()}`.execute(trx);
     const byParent = new Map<string, LedgerEvent[]>();
     for (const r of amd.rows.map(toLedgerEvent)) {
       const k = keyOf(r.provider, r.legId!);
