@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { loadConfig } from '@lib/config';
-import { APP_TIMEOUTS, BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
+import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
 import { callLegsProjection } from '@lib/projections';
 import { ProviderRegistry } from '@lib/providers';
 import { parseRetranslateArgs } from './cli-args.js';
@@ -22,7 +22,7 @@ if (!args.ok) {
 const config = loadConfig();
 const database = await openToolDatabase(config, { attach: true });
 // The store is written as the service writes it: as ledger_app, through ledger_append.
-const app = createDatabase(database.appUrl, 2, { ...APP_TIMEOUTS, applicationName: 'call-ledger-retranslate' });
+const app = createDatabase(database.appUrl, 2, { ...BACKGROUND_TIMEOUTS, applicationName: 'call-ledger-retranslate' });
 let code = 0;
 try {
   await database.migrate();

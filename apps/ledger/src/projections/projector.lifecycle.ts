@@ -16,6 +16,8 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
   private readonly logger = new Logger('Projector');
   private readonly retranslationLogger = new Logger('Retranslation');
   private stopped = false;
+  /** Settles once the start-up work (re-translation, then the projector's start) is over or given up. */
+  started: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly projector: Projector,
@@ -26,7 +28,7 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
   ) {}
 
   onApplicationBootstrap(): void {
-    void (async () => {
+    this.started = (async () => {
       while (!this.schema.migrated && !this.stopped) await new Promise((r) => setTimeout(r, 200));
       if (this.stopped) return;
       const appended = await this.retranslate();
