@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase } from '@lib/db';
-import { EventStoreRepository } from '@lib/event-store';
+import { EventStoreRepository, verifyAuditExport } from '@lib/event-store';
 import { callLegsProjection, Projector } from '@lib/projections';
 import { TRANSLATOR_VERSIONS } from '@lib/providers';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
@@ -71,6 +71,13 @@ describe('a store filled by the old translators, at the next start', () => {
     const verify = await get('/v1/audit/verify');
     expect(verify.status).toBe(200);
     expect(verify.body).toMatchObject({ valid: true });
+    // The offline verifier (npm run verify) over the audit export, with the new events checkpointed.
+    expect((await t.app.inject({ method: 'POST', url: '/v1/admin/checkpoints', headers: auth })).statusCode).toBeLessThan(300);
+    const exported = await t.app.inject({ method: 'GET', url: '/v1/audit/export', headers: auth });
+    expect(exported.statusCode).toBe(200);
+    const offline = await verifyAuditExport(exported.body.trimEnd().split('\n'));
+    expect(offline).toMatchObject({ valid: true, broken: [], checkpoints: { problems: [] } });
+    expect(offline.eventsChecked).toBe(Number(await eventCount()));
   });
 
   it("lists the new translation on the leg's events and marks the one it replaced", async () => {
