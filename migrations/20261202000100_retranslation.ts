@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 
 /**
- * Re-translation of stored receipts by newer translators (docs/providers.md, "Translator versions"):
+ * Re-translation of stored receipts by newer translators (docs/providers.md, "Translator versions and re-translation"):
  * - `receipt_translations`: one row per receipt that was translated again, append-only like the store. Its
  *   events at or below `supersedes_through` (a global position) belong to older translations: readers leave them
  *   out, and they stay in the chain and in `GET /v1/calls/{id}/events` as history.

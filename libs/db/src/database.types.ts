@@ -79,7 +79,7 @@ export interface AuditActionsTable {
   details: ColumnType<Record<string, unknown>, string, never>;
 }
 
-/** A receipt translated again by a newer translator (docs/providers.md, "Translator versions"); append-only. */
+/** A receipt translated again by a newer translator (docs/providers.md, "Translator versions and re-translation"); append-only. */
 export interface ReceiptTranslationsTable {
   receipt_id: Int8;
   version: number;

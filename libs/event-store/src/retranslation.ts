@@ -56,7 +56,7 @@ export const providersBehind = async (db: Database, versions: Readonly<Record<Pr
 
 /**
  * Re-translates the stored receipts of every provider whose translator is newer than the store
- * (docs/providers.md, "Translator versions"). Append-only: for each receipt whose newest translation is older than
+ * (docs/providers.md, "Translator versions and re-translation"). Append-only: for each receipt whose newest translation is older than
  * the current version, the current translator reads the stored body, path, query and content type; when its events
  * differ from the receipt's current ones, they are appended to the chains as a new translation of the same receipt,
  * which supersedes the old one for every reader. In batches, resumable (`translation_progress`), and one process at

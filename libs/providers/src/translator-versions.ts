@@ -5,7 +5,7 @@ import type { ProviderAdapter } from './provider-adapter.js';
  * The version of each provider's translator. Bump a provider's number in the same commit as any change to what
  * its translator makes of a body (an event added, a field read, a rule changed): at the next start the service
  * re-translates that provider's stored receipts and appends the new translation wherever it differs
- * (docs/providers.md, "Translator versions").
+ * (docs/providers.md, "Translator versions and re-translation").
  *
  * Events stored before translators were versioned carry no version and count as version 0, whether the
  * translator that wrote them predates issue 11 or not; version 1 is the translators as issue 11 left them. A

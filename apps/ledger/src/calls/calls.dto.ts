@@ -184,7 +184,7 @@ export const callEventSchema = z
           .describe('the newer translation of the same receipt that replaced this event for every reader (the event stays in the chain as history); null when the event is current'),
       })
       .nullable()
-      .describe("which translation of its receipt the event belongs to (docs/providers.md, \"Translator versions\"); null on an app's answer events"),
+      .describe("which translation of its receipt the event belongs to (docs/providers.md, \"Translator versions and re-translation\"); null on an app's answer events"),
     receipt: z.object({
       id: z.string(),
       path: z.string().describe('sub-path below /v1/webhooks/<provider>'),

@@ -8,7 +8,7 @@ import { retranslateWithAdapters } from '../retranslation/retranslate.js';
 
 /**
  * Once the schema is there: re-translates the stored receipts whose translator version is older than this code's
- * (docs/providers.md, "Translator versions"), then starts the in-process projector (unless LEDGER_PROJECTOR=off),
+ * (docs/providers.md, "Translator versions and re-translation"), then starts the in-process projector (unless LEDGER_PROJECTOR=off),
  * and stops both on shutdown. Ingest is served meanwhile: live deliveries are translated by this code already.
  */
 @Injectable()
