@@ -1,6 +1,6 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
-import { Database } from '@lib/db';
+import { Database, isConnectionError, isTransientError } from '@lib/db';
 import { callLegsProjection, Projector } from '@lib/projections';
 import { ProviderRegistry } from '@lib/providers';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
@@ -53,18 +53,30 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
     })();
   }
 
-  /** Receipts given a new translation; a failure is logged and the service carries on (the next start resumes). */
+  /**
+   * Receipts given a new translation. An unreachable or busy database is waited for, as the projector's start is;
+   * any other failure is logged and the service carries on (the next start resumes after the last batch).
+   */
   private async retranslate(): Promise<number> {
-    try {
-      const report = await retranslateWithAdapters(this.db, this.providers, {
-        log: (m) => this.retranslationLogger.log(m),
-        stopped: () => this.stopped,
-      });
-      if (report.appended > 0) this.retranslationLogger.log(`${report.appended} receipts got a new translation; the call_legs projection is rebuilt from them`);
-      return report.appended;
-    } catch (err) {
-      this.retranslationLogger.error(`re-translation failed, the next start resumes it: ${(err as Error).message}`);
-      return 0;
+    let appended = 0;
+    for (;;) {
+      try {
+        const report = await retranslateWithAdapters(this.db, this.providers, {
+          log: (m) => this.retranslationLogger.log(m),
+          stopped: () => this.stopped,
+        });
+        appended += report.appended;
+        if (appended > 0) this.retranslationLogger.log(`${appended} receipts got a new translation; the call_legs projection is rebuilt from them`);
+        return appended;
+      } catch (err) {
+        if (this.stopped) return appended;
+        if (!isConnectionError(err) && !isTransientError(err)) {
+          this.retranslationLogger.error(`re-translation failed, the next start resumes it: ${(err as Error).message}`);
+          return appended;
+        }
+        this.retranslationLogger.warn(`re-translation waits for the database: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
     }
   }
 
