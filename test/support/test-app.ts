@@ -32,9 +32,14 @@ export const SECRETS = {
 /** The whole HTTP app on a fresh database, called in-process with `app.inject()`. */
 export const startTestApp = async (
   env: Record<string, string> = {},
-  options: { onRoute?: (route: { method: string | string[]; url: string }) => void; logDestination?: { write(line: string): void } } = {},
+  options: {
+    onRoute?: (route: { method: string | string[]; url: string }) => void;
+    logDestination?: { write(line: string): void };
+    /** A database the test filled before the start (a restart over an existing store); close() leaves it to the test. */
+    db?: TestDatabase;
+  } = {},
 ): Promise<TestApp> => {
-  const db = await createTestDatabase();
+  const db = options.db ?? (await createTestDatabase());
   const config = loadConfig({
     LEDGER_API_KEYS: API_KEYS_ENV,
     LEDGER_PUBLIC_URL: 'https://ledger.example.com',
@@ -67,7 +72,7 @@ export const startTestApp = async (
     close: async () => {
       await app.close();
       await Promise.allSettled([pools.app.db.destroy(), pools.projector.db.destroy()]);
-      await db.drop();
+      if (!options.db) await db.drop();
     },
   };
 };

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseProjectionsArgs, parseVerifyArgs } from './cli-args.js';
+import { parseProjectionsArgs, parseRetranslateArgs, parseVerifyArgs } from './cli-args.js';
 
 describe('verify CLI arguments', () => {
   it('takes the file and the key in either order and in either option form, reading a key file', () => {
@@ -40,6 +40,23 @@ describe('projections CLI arguments', () => {
   it('refuses an unknown command, an extra argument and any option instead of ignoring them', () => {
     for (const argv of [['rebuil'], ['status', 'x'], ['rebuild', 'a', 'b'], ['--force'], ['rebuild', '--all']]) {
       expect(parseProjectionsArgs(argv).ok, argv.join(' ')).toBe(false);
+    }
+  });
+});
+
+describe('retranslate CLI arguments', () => {
+  it('re-translates and rebuilds by default; --dry-run, --no-rebuild and --batch-size change that', () => {
+    expect(parseRetranslateArgs([])).toEqual({ ok: true, value: { dryRun: false, rebuild: true } });
+    expect(parseRetranslateArgs(['--dry-run'])).toEqual({ ok: true, value: { dryRun: true, rebuild: true } });
+    expect(parseRetranslateArgs(['--no-rebuild', '--batch-size=50'])).toEqual({ ok: true, value: { dryRun: false, rebuild: false, batchSize: 50 } });
+    expect(parseRetranslateArgs(['--batch-size', '7'])).toEqual({ ok: true, value: { dryRun: false, rebuild: true, batchSize: 7 } });
+  });
+
+  it('refuses arguments, unknown options and a bad batch size, saying why', () => {
+    for (const argv of [['now'], ['--dryrun'], ['--batch-size'], ['--batch-size', '0'], ['--batch-size', 'x'], ['--batch-size', '2.5']]) {
+      const r = parseRetranslateArgs(argv);
+      expect(r.ok, argv.join(' ')).toBe(false);
+      if (!r.ok) expect(r.error).toMatch(/\S/);
     }
   });
 });

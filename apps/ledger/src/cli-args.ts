@@ -44,3 +44,23 @@ const projectionsArgs = z.union([
 /** `projections [status | rebuild [name]]` (status when no command is given). */
 export const parseProjectionsArgs = (argv: readonly string[]): Parsed<{ command: 'status' | 'rebuild'; name?: string }> =>
   attempt(() => projectionsArgs.parse(parseArgs({ args: [...argv], options: {}, allowPositionals: true, strict: true }).positionals));
+
+const retranslateArgs = z.object({
+  positionals: z.tuple([], { error: 'takes no arguments, only --dry-run, --no-rebuild and --batch-size <n>' }),
+  dryRun: z.boolean(),
+  rebuild: z.boolean(),
+  batchSize: z.coerce.number({ error: '--batch-size must be a whole number from 1 to 10000' }).int().min(1).max(10_000).optional(),
+});
+
+/** `retranslate [--dry-run] [--no-rebuild] [--batch-size <n>]`. */
+export const parseRetranslateArgs = (argv: readonly string[]): Parsed<{ dryRun: boolean; rebuild: boolean; batchSize?: number }> =>
+  attempt(() => {
+    const { values, positionals } = parseArgs({
+      args: [...argv],
+      options: { 'dry-run': { type: 'boolean' }, 'no-rebuild': { type: 'boolean' }, 'batch-size': { type: 'string' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    const parsed = retranslateArgs.parse({ positionals, dryRun: values['dry-run'] ?? false, rebuild: !values['no-rebuild'], batchSize: values['batch-size'] });
+    return { dryRun: parsed.dryRun, rebuild: parsed.rebuild, ...(parsed.batchSize === undefined ? {} : { batchSize: parsed.batchSize }) };
+  });

@@ -66,7 +66,11 @@ describe('the app role (ledger_app)', () => {
       'TRUNCATE events': sql`TRUNCATE events`,
       'ALTER TABLE events': sql`ALTER TABLE events DISABLE TRIGGER USER`,
       'DROP TABLE events': sql`DROP TABLE events`,
-      'DROP FUNCTION ledger_append': sql`DROP FUNCTION ledger_append`,
+      // Each signature of it: deliveries, and a receipt's re-translation (20261202000100_retranslation).
+      'DROP FUNCTION ledger_append': sql`DROP FUNCTION ledger_append(text[], bytea[], bytea[], bytea[], text[], text[], text[], text[], text[], timestamptz[], text[], text[],
+        timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint)`,
+      'DROP FUNCTION ledger_append (re-translation)': sql`DROP FUNCTION ledger_append(text, smallint, bigint, bigint, boolean, bigint[], int[], text[], uuid[], text[],
+        text[], text[], timestamptz[], text[], smallint)`,
       'CREATE TABLE': sql`CREATE TABLE forged (id int)`,
       'CREATE FUNCTION': sql`CREATE FUNCTION forged() RETURNS int LANGUAGE sql AS 'SELECT 1'`,
       'INSERT INTO projection_checkpoints': sql`INSERT INTO projection_checkpoints (name, version) VALUES ('forged', 1)`,
@@ -133,9 +137,10 @@ describe('a store made before the roles existed', () => {
       expect(result.error).toBeUndefined();
       // The old service: everything as the owner, read models included.
       await new EventStoreRepository(owner.db).appendBatch([record('old-1')]);
+      // Its read model tables, made by the owner. (Today's projector cannot read that schema: it reads each receipt's
+      // newest translation, whose table a later migration adds; the legs are projected after the migration below.)
       const before = new Projector(owner.db, [callLegsProjection]);
       await before.init();
-      await before.runUntilCaughtUp();
 
       await migrateToLatest(owner.db);
       const owners = await sql<{ name: string; owner: string }>`

@@ -79,6 +79,25 @@ export interface AuditActionsTable {
   details: ColumnType<Record<string, unknown>, string, never>;
 }
 
+/** A receipt translated again by a newer translator (docs/providers.md, "Translator versions and re-translation"); append-only. */
+export interface ReceiptTranslationsTable {
+  receipt_id: Int8;
+  version: number;
+  /** The receipt's events at or below this position belong to older translations. */
+  supersedes_through: Int8;
+  event_count: number;
+  translated_at: Generated<Date>;
+}
+
+export interface TranslationProgressTable {
+  provider: string;
+  version: number;
+  through_receipt: Int8;
+  until_receipt: Int8;
+  done: boolean;
+  updated_at: Generated<Date>;
+}
+
 export interface DB {
   webhook_receipts: WebhookReceiptsTable;
   streams: StreamsTable;
@@ -86,4 +105,6 @@ export interface DB {
   ledger_checkpoints: LedgerCheckpointsTable;
   ledger_checkpoint_heads: LedgerCheckpointHeadsTable;
   audit_actions: AuditActionsTable;
+  receipt_translations: ReceiptTranslationsTable;
+  translation_progress: TranslationProgressTable;
 }

@@ -15,9 +15,17 @@ import {
 /** NOTIFY channel of `ledger_append` (the migration spells it out: migrations never import app code). */
 export const EVENTS_CHANNEL = 'ledger_events';
 
-/** Deterministic event id: a re-delivery maps to the same ids, and the unique index would refuse a second copy. */
-const eventIdFor = (provider: string, bodySha256: Buffer, index: number): string => {
-  const h = createHash('sha256').update(`${provider}\u0000`).update(bodySha256).update(`\u0000${index}`).digest('hex');
+/**
+ * Deterministic event id: a re-delivery maps to the same ids, and the unique index would refuse a second copy. A
+ * re-translation (`retranslation` = its translator version) gets ids of its own, as deterministic: two processes
+ * re-translating the same receipt could not append it twice.
+ */
+export const eventIdFor = (provider: string, bodySha256: Buffer, index: number, retranslation?: number): string => {
+  const h = createHash('sha256')
+    .update(`${provider}\u0000`)
+    .update(bodySha256)
+    .update(`\u0000${index}${retranslation === undefined ? '' : `\u0000t${retranslation}`}`)
+    .digest('hex');
   // Shaped as a version-8 (custom) UUID so that the column can be uuid.
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 };
@@ -103,6 +111,7 @@ export class EventStoreRepository {
             sentAt: r.signatureTimestamp?.toISOString() ?? null,
             path: r.path,
             source: r.source,
+            ...(rec.translation === undefined ? {} : { translation: rec.translation }),
           });
         ev.owner.push(k + 1);
         ev.stream.push(streamName);

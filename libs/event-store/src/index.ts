@@ -7,3 +7,5 @@ export * from './dedupe-key.js';
 export * from './checkpoint.js';
 export * from './checkpoint.repository.js';
 export * from './offline-verify.js';
+export * from './retranslation.repository.js';
+export * from './retranslation.js';

@@ -25,6 +25,11 @@ export type AnswerEvent = Omit<TranslatedEvent, 'type' | 'data'> & { type: 'AppA
 export interface WebhookRecord {
   receipt: ReceiptInput;
   events: (TranslatedEvent | AnswerEvent)[];
+  /**
+   * The version of the translator that made `events`, kept in each event's metadata as `translation`. Absent for
+   * an app's answer (not a provider translation), and for events written before versions existed (version 0).
+   */
+  translation?: number;
 }
 
 export interface AppendOutcome {

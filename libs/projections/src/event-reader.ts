@@ -1,6 +1,10 @@
 import { sql } from 'kysely';
+import { isCurrentTranslation } from '@lib/event-store';
 import { receiptVerification, type CallEventType, type LedgerEvent, type LegParty, type Provider } from '@lib/ledger';
 import type { Executor } from './projection.js';
+
+/** Every read of events that feeds the read model takes it: only each receipt's newest translation counts. */
+export { isCurrentTranslation };
 
 export interface Cursor {
   xid: string;
@@ -84,6 +88,7 @@ export const readAfter = async (db: Executor, cursor: Cursor, limit: number): Pr
     SELECT ${COLUMNS} FROM events
     WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
       AND (transaction_id, global_position) > (${cursor.xid}::xid8, ${cursor.position}::bigint)
+      AND ${isCurrentTranslation()}
     ORDER BY events.transaction_id, events.global_position
     LIMIT ${limit}`.execute(db);
   const last = rows.rows.at(-1);
@@ -114,7 +119,7 @@ export const readLegEvents = async (
 ): Promise<LedgerEvent[]> => {
   if (streams.length === 0 && childIds.length === 0) return [];
   const before = upTo ? sql`AND (transaction_id, global_position) <= (${upTo.xid}::xid8, ${upTo.position}::bigint)` : sql``;
-  const skip = sql`${notParked(parked.projection, parked.generation)} ${before}`;
+  const skip = sql`${notParked(parked.projection, parked.generation)} AND ${isCurrentTranslation()} ${before}`;
   const rows = await sql<Row>`
     WITH k AS (SELECT unnest(${known}::bigint[]) AS p)
     SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND global_position NOT IN (SELECT p FROM k) AND ${skip}

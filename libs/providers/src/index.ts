@@ -7,3 +7,4 @@ export { computeTwilioSignature } from './rcml/twilio.signature.js';
 export { signTimestampedHmac, computeTimestampedHmac, SIGNATURE_TOLERANCE_SEC } from './shared/timestamped-hmac.js';
 export { constantTimeEqual, matchesAny } from './shared/constant-time.js';
 export { TwilioAdapter, formPairs } from './rcml/rcml.adapter.js';
+export { TRANSLATOR_VERSIONS, translateDelivery, type DeliveryToTranslate } from './translator-versions.js';

@@ -26,6 +26,8 @@ export interface ProviderAdapter {
   /** True when a secret is configured; false means deliveries are accepted and marked unverified. */
   readonly verifying: boolean;
   verify(input: SignatureInput): SignatureVerdict;
+  /** The translator's version (translator-versions.ts): stored with every event it makes. */
+  readonly translatorVersion: number;
   translate(rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[];
 }
 

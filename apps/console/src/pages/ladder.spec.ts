@@ -13,6 +13,7 @@ const ev = (position: string, callId: string, receiptId: string, type: string, t
   occurredAt: times.occurredAt ?? null,
   hash: '0'.repeat(64),
   chainVerified: true,
+  translation: { version: 1, supersededBy: null },
   receipt: { id: receiptId, path: '/status', contentType: 'application/json', body: '{}', bodyEncoding: 'utf8', signature: { status: 'verified', timestamp: times.signed ?? null, header: null }, headers: {} },
 });
 

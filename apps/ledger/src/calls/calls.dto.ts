@@ -175,6 +175,16 @@ export const callEventSchema = z
       .nullable()
       .optional()
       .describe("tee mode: on the app's answer events (AppAnswered, DialRequested), the receipt id of the delivery they answered"),
+    translation: z
+      .object({
+        version: z.number().int().min(0).describe('version of the translator that made the event from its receipt (0: stored before translators were versioned)'),
+        supersededBy: z
+          .object({ version: z.number().int().min(1), translatedAt: isoDateTime })
+          .nullable()
+          .describe('the newer translation of the same receipt that replaced this event for every reader (the event stays in the chain as history); null when the event is current'),
+      })
+      .nullable()
+      .describe("which translation of its receipt the event belongs to (docs/providers.md, \"Translator versions and re-translation\"); null on an app's answer events"),
     receipt: z.object({
       id: z.string(),
       path: z.string().describe('sub-path below /v1/webhooks/<provider>'),

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
+import { isCurrentTranslation } from '@lib/event-store';
 import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type TimeSource, type Verification } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { StoredLeg } from './call-leg.mapper.js';
@@ -96,6 +97,8 @@ export interface StoredEventRow {
   query: string;
   remote_addr: string | null;
   source: string;
+  /** The first newer translation of the event's receipt (re-translation), when there is one. */
+  superseded_by: { version: number; translatedAt: string } | null;
 }
 
 /** A leg row with its recordings folded in, so that every read of legs is one round trip. */
@@ -242,7 +245,7 @@ export class CallsRepository {
     const rows = await sql<{ stream_name: string; position: string; type: string; data: any; received_at: Date }>`
       SELECT stream_name, global_position::text AS position, type, data, received_at FROM events
       WHERE stream_name = ANY (${callIds.map((c) => `appAnswers-${provider}:${c}`)}::text[])
-        OR (stream_name = ANY (${callIds.map((c) => streamOf(provider, c))}::text[]) AND type = 'DialCompleted')
+        OR (stream_name = ANY (${callIds.map((c) => streamOf(provider, c))}::text[]) AND type = 'DialCompleted' AND ${isCurrentTranslation()})
       ORDER BY global_position`.execute(this.db);
     return rows.rows.map((r) => ({ callId: r.stream_name.slice(r.stream_name.indexOf(':') + 1), position: r.position, type: r.type, data: r.data, receivedAt: r.received_at }));
   }
@@ -253,7 +256,9 @@ export class CallsRepository {
       SELECT e.global_position::text AS position, e.event_id, e.stream_name, e.stream_version, e.type, e.schema_version, e.data,
         e.metadata, e.received_at, e.occurred_at, e.prev_hash, e.hash, r.id::text AS receipt_id, r.path, r.content_type, r.body,
         encode(r.body_sha256, 'hex') AS body_sha256, encode(sha256(r.body), 'hex') AS actual_body_sha256, r.signature_status,
-        r.signature_timestamp, r.headers, e.chain_version, r.provider, r.query, r.remote_addr, r.source
+        r.signature_timestamp, r.headers, e.chain_version, r.provider, r.query, r.remote_addr, r.source,
+        (SELECT json_build_object('version', rt.version, 'translatedAt', rt.translated_at) FROM receipt_translations rt
+          WHERE rt.receipt_id = e.receipt_id AND rt.supersedes_through >= e.global_position ORDER BY rt.version LIMIT 1) AS superseded_by
       FROM events e JOIN webhook_receipts r ON r.id = e.receipt_id
       WHERE e.stream_name = ANY (${streamNames}::text[])
       ORDER BY e.global_position`.execute(this.db);

@@ -103,6 +103,13 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
         hash: r.hash.toString('hex'),
         chainVerified: linkVerifies(r, broken),
         ...(r.source === 'answer' ? { answers: (r.data as { answersReceiptId?: string | null }).answersReceiptId ?? null } : {}),
+        translation:
+          r.source === 'answer'
+            ? null
+            : {
+                version: typeof r.metadata.translation === 'number' ? r.metadata.translation : 0,
+                supersededBy: r.superseded_by ? { version: r.superseded_by.version, translatedAt: new Date(r.superseded_by.translatedAt).toISOString() } : null,
+              },
         receipt: {
           id: r.receipt_id,
           path: r.path,

@@ -1,25 +1,38 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
-import { Projector } from '@lib/projections';
+import { Database, isConnectionError, isTransientError } from '@lib/db';
+import { callLegsProjection, Projector } from '@lib/projections';
+import { ProviderRegistry } from '@lib/providers';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
+import { retranslateWithAdapters } from '../retranslation/retranslate.js';
 
-/** Starts the in-process projector once the schema is there (unless LEDGER_PROJECTOR=off) and stops it on shutdown. */
+/**
+ * Once the schema is there: re-translates the stored receipts whose translator version is older than this code's
+ * (docs/providers.md, "Translator versions and re-translation"), then starts the in-process projector (unless LEDGER_PROJECTOR=off),
+ * and stops both on shutdown. Ingest is served meanwhile: live deliveries are translated by this code already.
+ */
 @Injectable()
 export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Projector');
+  private readonly retranslationLogger = new Logger('Retranslation');
   private stopped = false;
+  /** Settles once the start-up work (re-translation, then the projector's start) is over or given up. */
+  started: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly projector: Projector,
     @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
     @Inject(SCHEMA_STATE) private readonly schema: SchemaState,
+    private readonly db: Database,
+    private readonly providers: ProviderRegistry,
   ) {}
 
   onApplicationBootstrap(): void {
-    if (!this.config.projectorInProcess) return;
-    void (async () => {
+    this.started = (async () => {
       while (!this.schema.migrated && !this.stopped) await new Promise((r) => setTimeout(r, 200));
       if (this.stopped) return;
+      const appended = await this.retranslate();
+      if (!this.config.projectorInProcess || this.stopped) return;
       for (;;) {
         try {
           await this.projector.init();
@@ -30,11 +43,45 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
           await new Promise((r) => setTimeout(r, 2000));
         }
       }
-      if (!this.stopped) this.projector.start();
+      if (this.stopped) return;
+      this.projector.start();
+      // A leg whose old events were superseded without new ones on its own stream is only corrected by a rebuild;
+      // when the projection's version changed too, this joins the rebuild init() started.
+      if (appended > 0) {
+        void this.projector.rebuild(callLegsProjection.name).catch((err) => this.logger.error(`rebuild after re-translation failed: ${(err as Error).message}`));
+      }
     })();
   }
 
+  /**
+   * Receipts given a new translation. An unreachable or busy database is waited for, as the projector's start is;
+   * any other failure is logged and the service carries on (the next start resumes after the last batch).
+   */
+  private async retranslate(): Promise<number> {
+    let appended = 0;
+    for (;;) {
+      try {
+        const report = await retranslateWithAdapters(this.db, this.providers, {
+          log: (m) => this.retranslationLogger.log(m),
+          stopped: () => this.stopped,
+        });
+        appended += report.appended;
+        if (appended > 0) this.retranslationLogger.log(`${appended} receipts got a new translation; the call_legs projection is rebuilt from them`);
+        return appended;
+      } catch (err) {
+        if (this.stopped) return appended;
+        if (!isConnectionError(err) && !isTransientError(err)) {
+          this.retranslationLogger.error(`re-translation failed, the next start resumes it: ${(err as Error).message}`);
+          return appended;
+        }
+        this.retranslationLogger.warn(`re-translation waits for the database: ${(err as Error).message}`);
+        await new Promise((r) => setTimeout(r, 2000));
+      }
+    }
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    // A re-translation in flight stops after its batch (each batch is one transaction; the next start resumes).
     this.stopped = true;
     await this.projector.stop();
   }

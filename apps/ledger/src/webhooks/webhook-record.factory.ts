@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { WebhookRecord } from '@lib/event-store';
-import { boundEventNumbers, unrecognized, type TranslatedEvent } from '@lib/ledger';
-import type { ProviderRegistry } from '@lib/providers';
+import { translateDelivery, type ProviderRegistry } from '@lib/providers';
 import type { IngestWebhookInput } from './ingest-webhook.command.js';
 
 /** Headers worth keeping for an audit: what identifies the sender and the delivery, never credentials. */
@@ -51,21 +50,11 @@ export const redactQuery = (provider: string, query: string): string => {
 
 /** Translation is pure CPU work: it runs before the request joins a group commit, never inside one. */
 export const buildWebhookRecord = (input: IngestWebhookInput, providers: ProviderRegistry): WebhookRecord => {
-  let events: TranslatedEvent[];
   const query = redactQuery(input.provider, input.query);
-  try {
-    events = providers.get(input.provider).translate(input.rawBody, {
-      provider: input.provider,
-      path: input.path,
-      query: new URLSearchParams(query),
-      contentType: input.contentType,
-    });
-  } catch (err) {
-    events = [unrecognized(`translator failed: ${(err as Error).message}`)];
-  }
+  const adapter = providers.get(input.provider);
   // One check of every number after translation, whatever the translator read: a value the read model cannot
   // hold is listed in the event (data.invalidFields) instead of stored as data (numeric-bounds.ts).
-  events = events.map(boundEventNumbers);
+  const events = translateDelivery(adapter, { provider: input.provider, body: input.rawBody, path: input.path, query, contentType: input.contentType });
   return {
     receipt: {
       provider: input.provider,
@@ -82,5 +71,6 @@ export const buildWebhookRecord = (input: IngestWebhookInput, providers: Provide
       signatureTimestamp: input.signature.timestamp,
     },
     events,
+    translation: adapter.translatorVersion,
   };
 };

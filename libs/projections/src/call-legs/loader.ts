@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
-import { COLUMNS, compareCursors, cursorOf, toLedgerEvent, type EventRow } from '../event-reader.js';
+import { COLUMNS, compareCursors, cursorOf, isCurrentTranslation, toLedgerEvent, type EventRow } from '../event-reader.js';
 import { isDataError, type Isolate } from '../projection.js';
 import { rollupsFromScratch } from './rollups.js';
 import { afterLoadIndexes, dropAfterLoadIndexes, ROLLUPS, tablesOf } from './schema.js';
@@ -32,7 +32,7 @@ export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isol
       // A name range rather than a list: one index range scan over the page's streams.
       const read = (trx: Transaction<DB>) => sql<EventRow>`
         SELECT ${COLUMNS} FROM events
-        WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8`.execute(trx);
+        WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8 AND ${isCurrentTranslation()}`.execute(trx);
       try {
         await retryOnDeadlock(() =>
           db.transaction().execute(async (trx) => projectLegs(trx, (await read(trx)).rows.map(toLedgerEvent), g, BULK)),

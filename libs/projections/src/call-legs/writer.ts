@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import { cellKey, cellOf, projectCallLeg, rollupDelta, toMs, type CallLegRow, type LedgerEvent, type Provider, type RollupCell } from '@lib/ledger';
-import { COLUMNS, notParked, readLegEvents, toLedgerEvent, type Cursor } from '../event-reader.js';
+import { COLUMNS, isCurrentTranslation, notParked, readLegEvents, toLedgerEvent, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
 import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
@@ -53,7 +53,7 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     const named = await sql<{ provider: Provider; child: string }>`
       SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
       WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'
-        AND ${notParked(CALL_LEGS, g)}`.execute(trx);
+        AND ${notParked(CALL_LEGS, g)} AND ${isCurrentTranslation()}`.execute(trx);
     for (const k of named.rows) touch(k.provider, k.child);
   }
   if (touched.size === 0) return;
@@ -93,7 +93,7 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
       SELECT ${COLUMNS}
       FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'
-        AND ${notParked(CALL_LEGS, g)}`.execute(trx);
+        AND ${notParked(CALL_LEGS, g)} AND ${isCurrentTranslation()}`.execute(trx);
     const byParent = new Map<string, LedgerEvent[]>();
     for (const r of amd.rows.map(toLedgerEvent)) {
       const k = keyOf(r.provider, r.legId!);

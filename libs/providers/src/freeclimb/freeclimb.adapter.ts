@@ -1,10 +1,12 @@
 import type { TranslatedEvent, TranslationContext } from '@lib/ledger';
+import { TRANSLATOR_VERSIONS } from '../translator-versions.js';
 import { headerValue, type ProviderAdapter, type SignatureInput, type SignatureVerdict } from '../provider-adapter.js';
 import { verifyTimestampedHmac } from '../shared/timestamped-hmac.js';
 import { translateFreeclimbWebhook } from './freeclimb.translate.js';
 
 export class FreeclimbAdapter implements ProviderAdapter {
   readonly provider = 'freeclimb' as const;
+  readonly translatorVersion = TRANSLATOR_VERSIONS.freeclimb;
   constructor(private readonly signingSecrets: readonly string[]) {}
 
   get verifying(): boolean {

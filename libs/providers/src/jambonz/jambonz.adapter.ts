@@ -1,10 +1,12 @@
 import type { TranslatedEvent, TranslationContext } from '@lib/ledger';
+import { TRANSLATOR_VERSIONS } from '../translator-versions.js';
 import { headerValue, type ProviderAdapter, type SignatureInput, type SignatureVerdict } from '../provider-adapter.js';
 import { verifyTimestampedHmac } from '../shared/timestamped-hmac.js';
 import { translateJambonzWebhook } from './jambonz.translate.js';
 
 export class JambonzAdapter implements ProviderAdapter {
   readonly provider = 'jambonz' as const;
+  readonly translatorVersion = TRANSLATOR_VERSIONS.jambonz;
   constructor(private readonly webhookSecrets: readonly string[]) {}
 
   get verifying(): boolean {

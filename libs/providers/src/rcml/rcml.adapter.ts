@@ -1,4 +1,5 @@
 import type { TranslatedEvent, TranslationContext } from '@lib/ledger';
+import { TRANSLATOR_VERSIONS } from '../translator-versions.js';
 import { headerValue, type ProviderAdapter, type SignatureInput, type SignatureVerdict } from '../provider-adapter.js';
 import { translateRcmlWebhook } from './rcml.translate.js';
 import { verifyRestcommToken, verifyTwilioSignature } from './twilio.signature.js';
@@ -12,6 +13,7 @@ export const formPairs = (raw: Buffer): Array<[string, string]> => [...new URLSe
  */
 export class TwilioAdapter implements ProviderAdapter {
   readonly provider = 'twilio' as const;
+  readonly translatorVersion = TRANSLATOR_VERSIONS.twilio;
   constructor(
     private readonly authTokens: readonly string[],
     private readonly publicUrl: string | undefined,
@@ -52,6 +54,7 @@ export class TwilioAdapter implements ProviderAdapter {
 /** Restcomm does not sign; a shared token in `?token=` or the Basic-auth password stands in for a signature. */
 export class RestcommAdapter implements ProviderAdapter {
   readonly provider = 'restcomm' as const;
+  readonly translatorVersion = TRANSLATOR_VERSIONS.restcomm;
   constructor(private readonly tokens: readonly string[]) {}
 
   get verifying(): boolean {
