@@ -19,7 +19,7 @@ afterAll(async () => tdb.drop());
 const interleaved = (prefix: string, deliveries: number, legs: number, perDelivery: number) =>
   Array.from({ length: deliveries }, (_, d) => {
     const legId = `${prefix}-${d % legs}`;
-    return jambonzRecord(legId, { events: Array.from({ length: perDelivery }, (_, k) => newEvent('CallRinging', legId, { sipStatus: 180, n: d * 10 + k }, { accountId: 'acc' })) });
+    return jambonzRecord(legId, { events: Array.from({ length: perDelivery }, (_, k) => newEvent('CallRinging', legId, { sipStatus: 100 + ((d * 10 + k) % 500) }, { accountId: 'acc' })) });
   });
 
 const verifyLegs = async (prefix: string, legs: number, expectedPerLeg: number) => {
