@@ -22,11 +22,12 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`ALTER TABLE events DROP CONSTRAINT events_event_id_key`.execute(db);
 
   // One link: the state is the previous event's hash (NULL before the first event of the batch, where the
-  // stream head's hash, NULL for a new stream, is the previous one).
+  // stream head's hash, NULL for a new stream, is the previous one). PL/pgSQL rather than SQL: an aggregate's
+  // transition function is never inlined, and a PL/pgSQL expression is evaluated without an executor per call.
   await sql`
     CREATE FUNCTION ledger_chain_step(state bytea, head bytea, ver int, content text) RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-    $$ SELECT sha256(coalesce(state, head, ''::bytea) || convert_to(ver::text || ':' || content, 'UTF8')) $$`.execute(db);
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS
+    $$ BEGIN RETURN sha256(coalesce(state, head, ''::bytea) || convert_to(ver::text || ':' || content, 'UTF8')); END $$`.execute(db);
   await sql`CREATE AGGREGATE ledger_chain(bytea, int, text) (SFUNC = ledger_chain_step, STYPE = bytea)`.execute(db);
 
   await sql`
