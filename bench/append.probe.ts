@@ -1,8 +1,12 @@
 /**
  * `node dist/bench/append.probe.js` (after `npm run build`): times EventStoreRepository.appendBatch alone, per
  * batch size (SIZES=1,10,64,200,1000), on a fresh embedded PostgreSQL; the probe behind the ingest profile.
+ * Besides the wall time it prints the CPU the PostgreSQL backend spent per record (from /proc, Linux only): on a
+ * shared machine the wall time follows the other tenants, the CPU time much less.
  */
+import { readFile } from 'node:fs/promises';
 import { createHash, randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,8 +23,15 @@ const pgs = await startEmbeddedPostgres({
     if (process.env.PGLOG && l.includes('duration')) console.log(l.slice(0, 160).replace(/\s+/g, ' '));
   },
 });
-const { db } = createDatabase(pgs.url, 4);
+// One connection: every append runs on the one backend whose CPU is read.
+const { db } = createDatabase(pgs.url, 1);
 await migrateToLatest(db);
+const { rows: [backend] } = await sql<{ pid: number }>`SELECT pg_backend_pid() AS pid`.execute(db);
+/** utime + stime of the backend, in clock ticks (100 per second on Linux). */
+const backendTicks = async (): Promise<number> => {
+  const fields = (await readFile(`/proc/${backend!.pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+};
 const store = new EventStoreRepository(db);
 const mk = () => {
   const body = Buffer.from(JSON.stringify({ call_sid: randomUUID(), call_status: 'ringing', direction: 'outbound', from: '1', to: '2', account_sid: 'a', sip_status: 180 }));
@@ -30,11 +41,15 @@ const mk = () => {
   };
 };
 for (const size of (process.env.SIZES ?? "1,10,64,200,1000").split(",").map(Number)) {
-  const rounds = 20;
+  const rounds = Number(process.env.ROUNDS ?? 20);
+  const batches = Array.from({ length: rounds }, () => Array.from({ length: size }, mk));
   const t0 = performance.now();
-  for (let r = 0; r < rounds; r++) await store.appendBatch(Array.from({ length: size }, mk));
+  const ticks0 = await backendTicks();
+  for (const batch of batches) await store.appendBatch(batch);
+  const ticks = (await backendTicks()) - ticks0;
   const ms = (performance.now() - t0) / rounds;
-  console.log(`batch ${size}: ${ms.toFixed(1)} ms/batch, ${((size * 1000) / ms).toFixed(0)} rec/s`);
+  const cpuUs = (ticks * 10_000) / (rounds * size);
+  console.log(`batch ${size}: ${ms.toFixed(1)} ms/batch, ${((size * 1000) / ms).toFixed(0)} rec/s, PostgreSQL CPU ${cpuUs.toFixed(0)} µs/record`);
 }
 await db.destroy();
 await pgs.stop();

@@ -55,6 +55,11 @@ export async function up(db: Kysely<any>): Promise<void> {
   }
 
   await sql`DROP FUNCTION ledger_append`.execute(db);
+  await createAppendFunction(db);
+}
+
+/** This migration's `ledger_append`, also what a later migration's `down` puts back. */
+export async function createAppendFunction(db: Kysely<any>): Promise<void> {
   await sql`
     CREATE FUNCTION ledger_append(
       r_provider text[], r_sha bytea[], r_dedupe bytea[], r_body bytea[], r_content_type text[], r_path text[],

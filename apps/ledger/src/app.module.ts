@@ -84,7 +84,7 @@ export class AppModule {
       {
         provide: GroupCommitWriter,
         useFactory: (store: EventStoreRepository, c: LedgerConfig, metrics: MetricsService) => {
-          const writer = new GroupCommitWriter(store, { batchMax: c.ingestBatchMax, queueMax: c.ingestQueueMax, concurrency: c.ingestConcurrency, deadlineMs: c.ingestDeadlineMs });
+          const writer = new GroupCommitWriter(store, { batchMax: c.ingestBatchMax, queueMax: c.ingestQueueMax, concurrency: c.ingestConcurrency, maxConcurrency: c.ingestMaxConcurrency, deadlineMs: c.ingestDeadlineMs });
           writer.onBatch = (size, seconds) => {
             metrics.batchSize.observe(size);
             metrics.batchSeconds.observe(seconds);

@@ -64,3 +64,12 @@ describe('LEDGER_ACCEPT_UNSIGNED', () => {
     expect(warnings.join('\n')).not.toContain(KEY);
   });
 });
+
+describe('LEDGER_INGEST_MAX_CONCURRENCY', () => {
+  it('defaults to 8 transactions at low load, never above the pool less two nor below LEDGER_INGEST_CONCURRENCY', () => {
+    expect(loadConfig({}).ingestMaxConcurrency).toBe(8);
+    expect(loadConfig({ LEDGER_DB_POOL_SIZE: '4' }).ingestMaxConcurrency).toBe(2);
+    expect(loadConfig({ LEDGER_INGEST_CONCURRENCY: '10', LEDGER_DB_POOL_SIZE: '10' }).ingestMaxConcurrency).toBe(10);
+    expect(loadConfig({ LEDGER_INGEST_MAX_CONCURRENCY: '2' }).ingestMaxConcurrency).toBe(2);
+  });
+});

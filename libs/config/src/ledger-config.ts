@@ -122,6 +122,7 @@ const envSchema = z.object({
   LEDGER_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   LEDGER_INGEST_BATCH_MAX: z.coerce.number().int().min(1).max(5000).default(500),
   LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
+  LEDGER_INGEST_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
   LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
@@ -202,8 +203,13 @@ export interface LedgerConfig {
   maxBodyBytes: number;
   ingestBatchMax: number;
   ingestQueueMax: number;
-  /** Group-commit transactions in flight at once. */
+  /** Group-commit transactions in flight at once under load. */
   ingestConcurrency: number;
+  /**
+   * Group-commit transactions in flight while the load is low (few concurrent deliveries), at least
+   * `ingestConcurrency` and at most the pool size less two (the pool also serves the queries).
+   */
+  ingestMaxConcurrency: number;
   /** Run the projector inside the service (off when `npm run projector` runs it apart). */
   projectorInProcess: boolean;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -295,6 +301,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     ingestBatchMax: e.LEDGER_INGEST_BATCH_MAX,
     ingestQueueMax: e.LEDGER_INGEST_QUEUE_MAX,
     ingestConcurrency: e.LEDGER_INGEST_CONCURRENCY,
+    ingestMaxConcurrency: Math.max(e.LEDGER_INGEST_CONCURRENCY, Math.min(e.LEDGER_INGEST_MAX_CONCURRENCY, e.LEDGER_DB_POOL_SIZE - 2)),
     projectorInProcess: e.LEDGER_PROJECTOR === 'on',
     logLevel: e.LOG_LEVEL,
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,

@@ -38,18 +38,30 @@ const isoOrNull = (value: string | null): string | null => {
 
 const storableOrNull = (s: string | null): string | null => (s === null ? null : storableText(s));
 
-type StorableReceipt = ReceiptInput & { dedupeKey: Buffer };
+/**
+ * A receipt as it is stored and hashed, each derived value computed once: the dedupe key (a form body is parsed
+ * for it), the stored headers' canonical text (sent as the jsonb column) and the receipt metadata text that
+ * every event of the delivery hashes.
+ */
+interface StorableReceipt extends ReceiptInput {
+  dedupeKey: Buffer;
+  headersText: string;
+  receiptText: string;
+}
 
-const storableReceipt = (r: ReceiptInput): StorableReceipt => ({
-  ...r,
-  dedupeKey: dedupeKeyFor(r.provider, r.body, r.bodySha256),
-  contentType: storableOrNull(r.contentType),
-  path: storableText(r.path),
-  query: storableText(r.query),
-  remoteAddr: storableOrNull(r.remoteAddr),
-  // Round-tripped through the canonical form, as jsonb will hold it.
-  headers: JSON.parse(canonicalJson(r.headers)) as Record<string, string>,
-});
+const storableReceipt = (r: ReceiptInput, dedupeKey: Buffer): StorableReceipt => {
+  const headersText = canonicalJson(r.headers);
+  const stored = {
+    ...r,
+    contentType: storableOrNull(r.contentType),
+    path: storableText(r.path),
+    query: storableText(r.query),
+    remoteAddr: storableOrNull(r.remoteAddr),
+    // As jsonb will hold them: the canonical text parsed back (NUL and lone surrogates replaced, undefined dropped).
+    headers: JSON.parse(headersText) as Record<string, string>,
+  };
+  return { ...stored, dedupeKey, headersText, receiptText: receiptMetaText(hashedMetaOf(stored)) };
+};
 
 export const hashedMetaOf = (r: ReceiptInput): HashedReceiptMeta => hashedReceiptMeta(r);
 
@@ -64,12 +76,12 @@ export class EventStoreRepository {
   async appendBatch(records: readonly WebhookRecord[]): Promise<AppendOutcome[]> {
     if (records.length === 0) return [];
     // Copies inside one batch: the first is the delivery, the others are answered as its duplicates.
-    const keys = records.map((r) => dedupeKeyFor(r.receipt.provider, r.receipt.body, r.receipt.bodySha256).toString('hex'));
+    const keys = records.map((r) => dedupeKeyFor(r.receipt.provider, r.receipt.body, r.receipt.bodySha256));
     const firstByKey = new Map<string, number>();
     const copyOf = new Map<number, number>();
     const unique: number[] = [];
     records.forEach((r, i) => {
-      const key = `${r.receipt.provider}:${keys[i]}`;
+      const key = `${r.receipt.provider}:${keys[i]!.toString('hex')}`;
       const first = firstByKey.get(key);
       if (first === undefined) {
         firstByKey.set(key, i);
@@ -79,7 +91,7 @@ export class EventStoreRepository {
 
     const u = unique.map((i) => records[i]!);
     // Every text that is hashed is first made storable, so the hash covers exactly what PostgreSQL keeps.
-    const rc = u.map((x) => storableReceipt(x.receipt));
+    const rc = unique.map((i) => storableReceipt(records[i]!.receipt, keys[i]!));
     const ev = {
       owner: [] as number[],
       stream: [] as string[],
@@ -92,7 +104,7 @@ export class EventStoreRepository {
     };
     u.forEach((rec, k) => {
       const r = rc[k]!;
-      const receiptText = receiptMetaText(hashedMetaOf(r));
+      const receiptText = r.receiptText;
       const bodySha256 = r.bodySha256.toString('hex');
       const receivedAt = r.receivedAt.toISOString();
       rec.events.forEach((e, index) => {
@@ -130,7 +142,7 @@ export class EventStoreRepository {
       SELECT * FROM ledger_append(
         ${rc.map((r) => r.provider)}::text[], ${rc.map((r) => r.bodySha256)}::bytea[], ${rc.map((r) => r.dedupeKey)}::bytea[],
         ${rc.map((r) => r.body)}::bytea[], ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
-        ${rc.map((r) => canonicalJson(r.headers))}::text[], ${rc.map((r) => r.remoteAddr)}::text[],
+        ${rc.map((r) => r.headersText)}::text[], ${rc.map((r) => r.remoteAddr)}::text[],
         ${rc.map((r) => r.receivedAt.toISOString())}::timestamptz[], ${rc.map((r) => r.source)}::text[],
         ${rc.map((r) => r.signatureStatus)}::text[], ${rc.map((r) => r.signatureTimestamp?.toISOString() ?? null)}::timestamptz[],
         ${ev.owner}::int[], ${ev.stream}::text[], ${ev.eventId}::uuid[], ${ev.type}::text[], ${ev.data}::text[],

@@ -62,3 +62,59 @@ describe('GroupCommitWriter error handling', () => {
     expect(calls.flat()).toEqual(['a', 'b']);
   });
 });
+
+/** A store whose every append commits one macrotask later, recording how many appends were in flight at once. */
+const countingStore = () => {
+  const seen = { inFlight: 0, maxInFlight: 0, sizes: [] as number[], inFlightAt: [] as number[] };
+  const store = {
+    appendBatch: async (batch: readonly WebhookRecord[]): Promise<AppendOutcome[]> => {
+      seen.inFlight += 1;
+      seen.maxInFlight = Math.max(seen.maxInFlight, seen.inFlight);
+      seen.sizes.push(batch.length);
+      seen.inFlightAt.push(seen.inFlight);
+      await new Promise((r) => setImmediate(r));
+      seen.inFlight -= 1;
+      return batch.map((r, i) => ({ receiptId: String(i), position: '1', duplicate: false, events: r.events.map((e) => e.type) }));
+    },
+  };
+  return { store: store as unknown as EventStoreRepository, seen };
+};
+
+/** `appenders` callers, each submitting its next delivery as soon as the previous one is answered. */
+const appenders = async (writer: GroupCommitWriter, appenders: number, each: number) => {
+  await Promise.all(
+    Array.from({ length: appenders }, async (_, a) => {
+      for (let i = 0; i < each; i += 1) await writer.submit(rec(`${a}-${i}`));
+    }),
+  );
+};
+
+describe('GroupCommitWriter adaptive concurrency', () => {
+  it('lets up to maxConcurrency transactions run while the load is low (8 appenders)', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2, maxConcurrency: 8 });
+    await appenders(writer, 8, 40);
+    expect(seen.maxInFlight).toBe(8);
+    // Once grown, each appender's delivery starts its own transaction instead of waiting for a slot.
+    expect(seen.sizes.slice(-40).every((n) => n <= 2)).toBe(true);
+  });
+
+  it('keeps `concurrency` transactions of large batches under load (64 appenders)', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2, maxConcurrency: 8 });
+    await appenders(writer, 64, 20);
+    // Past the first burst (the average load starts at zero) and before the appenders run out.
+    const middle = { from: 10, to: seen.sizes.length - 8 };
+    expect(middle.to - middle.from).toBeGreaterThan(20);
+    expect(Math.max(...seen.inFlightAt.slice(middle.from, middle.to))).toBe(2);
+    const sizes = seen.sizes.slice(middle.from, middle.to);
+    expect(sizes.reduce((a, b) => a + b, 0) / sizes.length).toBeGreaterThan(16);
+  });
+
+  it('never exceeds `concurrency` without maxConcurrency', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await appenders(writer, 8, 20);
+    expect(seen.maxInFlight).toBe(2);
+  });
+});

@@ -14,8 +14,15 @@ export interface GroupCommitOptions {
   batchMax: number;
   /** Deliveries waiting for a transaction; past it new ones are refused at once (503) instead of queueing. */
   queueMax: number;
-  /** Transactions in flight: two lets one batch's CPU work overlap the other's commit flush. */
+  /** Transactions in flight under load: two lets one batch's CPU work overlap the other's commit flush. */
   concurrency?: number;
+  /**
+   * Most transactions in flight while few deliveries are outstanding (few appenders): a request then starts its
+   * own transaction instead of waiting for one of `concurrency` to commit, and PostgreSQL's WAL flush is shared
+   * by the commits that arrive together. Under load the limit is `concurrency`, where batches grow. Absent:
+   * `concurrency` (no adaptation).
+   */
+  maxConcurrency?: number;
   /**
    * A delivery that has waited this many ms while the database answered no batch is refused with 503
    * (Retry-After), so that a stalled server (SIGSTOP, a hung disk) never hangs a provider's request, while a
@@ -36,12 +43,26 @@ export interface GroupCommitStats {
   inFlight: number;
   /** Batches re-run after a transient error. */
   retries: number;
+  /** Transactions the writer lets run at once right now (`concurrency` or `maxConcurrency`). */
+  limit: number;
+  /** Moving average of the deliveries outstanding (queued or in flight) when one is submitted: the load the limit follows. */
+  demand: number;
 }
 
 /**
  * Group commit: concurrent requests share one transaction, and each caller's promise settles only after that
  * transaction has committed, so a 200 always means durable. While one transaction flushes, the next batch
  * gathers, so batches grow with load and cost nothing when idle.
+ *
+ * The number of transactions in flight adapts to the load, measured as the deliveries outstanding (queued or in
+ * a transaction) each time one is submitted, averaged. With few appenders (8), two transactions leave most of
+ * them waiting for a slot (batches of two to four, each request paying about one and a half commit flushes), so
+ * while that average is at most twice `maxConcurrency` up to `maxConcurrency` transactions run, each delivery
+ * mostly in its own, their commit flushes shared by PostgreSQL's WAL writer. Under load (64 appenders) the limit
+ * is `concurrency`, and a few large batches store many deliveries at the least CPU per delivery. The batch size
+ * is not the signal: eager small transactions make small batches, which would keep the limit high under load.
+ * Order and dedupe do not depend on the limit: `ledger_append` locks stream heads and dedupe keys in sorted
+ * order, whatever the number of transactions.
  */
 export class GroupCommitWriter {
   private readonly queue: Waiter[] = [];
@@ -49,7 +70,11 @@ export class GroupCommitWriter {
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
   private readonly concurrency: number;
-  readonly stats: GroupCommitStats = { batches: 0, records: 0, queued: 0, inFlight: 0, retries: 0 };
+  private readonly maxConcurrency: number;
+  /** Deliveries in a transaction now (the queue holds the others). */
+  private recordsInFlight = 0;
+  private demand = 0;
+  readonly stats: GroupCommitStats;
   onBatch?: (size: number, seconds: number) => void;
 
   constructor(
@@ -57,6 +82,20 @@ export class GroupCommitWriter {
     private readonly options: GroupCommitOptions,
   ) {
     this.concurrency = options.concurrency ?? 2;
+    this.maxConcurrency = Math.max(this.concurrency, options.maxConcurrency ?? this.concurrency);
+    this.stats = { batches: 0, records: 0, queued: 0, inFlight: 0, retries: 0, limit: this.concurrency, demand: 0 };
+  }
+
+  /** See the class comment: extra transactions only while the average load is low. */
+  private get limit(): number {
+    return this.demand <= 2 * this.maxConcurrency ? this.maxConcurrency : this.concurrency;
+  }
+
+  /** An average over about the last 32 submissions: one burst or one lull does not flip the limit. */
+  private sampleDemand(): void {
+    const outstanding = this.queue.length + this.recordsInFlight;
+    this.demand += (outstanding - this.demand) / 32;
+    this.stats.demand = this.demand;
   }
 
   get depth(): number {
@@ -71,6 +110,7 @@ export class GroupCommitWriter {
       const deadlineMs = this.options.deadlineMs ?? 0;
       if (deadlineMs <= 0) {
         this.queue.push({ record, resolve, reject });
+        this.sampleDemand();
       } else {
         let timer: NodeJS.Timeout;
         const waiter: Waiter = {
@@ -93,22 +133,26 @@ export class GroupCommitWriter {
         };
         timer = setTimeout(check, deadlineMs);
         this.queue.push(waiter);
+        this.sampleDemand();
       }
       this.pump();
     });
   }
 
   private pump(): void {
-    while (this.inFlight < this.concurrency && this.queue.length > 0) {
+    while (this.inFlight < this.limit && this.queue.length > 0) {
       const batch = this.queue.splice(0, this.options.batchMax);
       this.inFlight += 1;
+      this.recordsInFlight += batch.length;
       void this.flush(batch).finally(() => {
         this.inFlight -= 1;
+        this.recordsInFlight -= batch.length;
         this.pump();
       });
     }
     this.stats.queued = this.queue.length;
     this.stats.inFlight = this.inFlight;
+    this.stats.limit = this.limit;
   }
 
   private async flush(batch: Waiter[], attempt = 0): Promise<void> {
