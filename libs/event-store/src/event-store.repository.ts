@@ -16,7 +16,7 @@ import {
 export const EVENTS_CHANNEL = 'ledger_events';
 
 /** Deterministic event id: a re-delivery maps to the same ids, and the unique index would refuse a second copy. */
-const eventIdFor = (provider: string, bodySha256: Buffer, index: number): string => {
+export const eventIdFor = (provider: string, bodySha256: Buffer, index: number): string => {
   const h = createHash('sha256').update(`${provider}\u0000`).update(bodySha256).update(`\u0000${index}`).digest('hex');
   // Shaped as a version-8 (custom) UUID so that the column can be uuid.
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;

@@ -7,3 +7,5 @@ export * from './dedupe-key.js';
 export * from './checkpoint.js';
 export * from './checkpoint.repository.js';
 export * from './offline-verify.js';
+export * from './staged-rows.js';
+export * from './bulk-append.repository.js';
