@@ -275,8 +275,8 @@ if (isMain(import.meta.url)) {
     console.log(`naive (1 tx/req)  ${fmt(f.naive.rps)} req/s   p50 ${f.naive.p50} ms   p99 ${f.naive.p99} ms   (non-2xx ${f.naive.non2xx}, errors ${f.naive.errors})`);
     console.log(`ingest / no-I/O   ${fmt((f.groupCommit.rps / f.noop.rps) * 100, 1)} %   (target >= 40 %)`);
     console.log(`ingest / naive    ${fmt(f.groupCommit.rps / f.naive.rps, 2)} x   (target >= 3 x)`);
-    console.log(`import            ${fmt(imp.rowsPerSec)} rows/s over ${fmt(imp.rows)} rows; raw COPY ${fmt(imp.copy.rowsPerSec)} rows/s; ratio ${fmt(imp.ratio * 100, 1)} % (target >= 50 %)`);
-    console.log(`peak service RSS  ingest ${fmt(f.groupCommit.peakRssMb)} MB, import ${fmt(imp.peakRssMb)} MB`);
+    console.log(`import            ${fmt(imp.rowsPerSec)} rows/s over ${fmt(imp.rows)} rows; raw COPY ${fmt(imp.copy.rowsPerSec)} rows/s; ratio ${fmt(imp.ratio * 100, 1)} % (target >= 25 %)`);
+    console.log(`peak service RSS  ingest ${fmt(f.groupCommit.peakRssMb)} MB, import ${fmt(imp.peakRssMb)} MB (import target < 250 MB)`);
   } finally {
     await stopServer();
   }
