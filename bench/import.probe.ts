@@ -13,7 +13,11 @@ const { server, freshDatabase, stop } = await startBenchServer('ledger-import-pr
 try {
   for (let run = 1; run <= runs; run += 1) {
     const name = `import_probe_${run}`;
-    const service = await startService({ ...BENCH_SECRETS, LEDGER_API_KEYS: 'bench-key-0123456789', DATABASE_URL: await freshDatabase(name) });
+    // PROF=<dir>: a V8 CPU profile of the service, written when it stops. PROJECTOR=off: without the in-process projector.
+    const service = await startService(
+      { ...BENCH_SECRETS, LEDGER_API_KEYS: 'bench-key-0123456789', DATABASE_URL: await freshDatabase(name), ...(process.env.PROJECTOR ? { LEDGER_PROJECTOR: process.env.PROJECTOR } : {}) },
+      process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : [],
+    );
     try {
       const f = await benchImport(service, databaseUrl(server.url, name), rows);
       console.log(

@@ -215,7 +215,7 @@ export const benchImport = async (service: RunningService, serviceDbUrl: string,
   const seconds = (performance.now() - started) / 1000;
   end();
   const peakRssMb = service.rss.peakMb();
-  if (summary.imported + summary.duplicates !== rows) throw new Error(`import kept ${summary.imported} + ${summary.duplicates} duplicates of ${rows}: ${JSON.stringify(summary.rejected).slice(0, 300)}`);
+  if (summary.imported + summary.duplicates !== rows) throw new Error(`import kept ${summary.imported} + ${summary.duplicates} duplicates of ${rows} (status ${res.status}): ${JSON.stringify(summary).slice(0, 300)}`);
 
   // The rows as a bare table holds them: the import line's fields, the body as the text it was sent as.
   const copyPayload = Buffer.from(

@@ -21,6 +21,14 @@ const RECEIPT_COLUMNS =
   'batch, ord, provider, body_sha256, dedupe_key, body, content_type, path, query, headers, remote_addr, received_at, source, signature_status, signature_timestamp';
 const EVENT_COLUMNS = 'batch, seq, ord, stream_name, event_id, type, data, metadata, occurred_at, received_at, content';
 
+/**
+ * A chunk normally takes well under a second; the request pool's statement timeout (15 s by default, there so
+ * that a request answers 503 instead of hanging) would fail a whole upload on a busy machine, retried chunk after
+ * retried chunk. An import is not waiting for a provider: it gets this much per statement of its chunk's
+ * transaction, still finite, so that a stalled server fails it.
+ */
+const CHUNK_STATEMENT_TIMEOUT = '120s';
+
 /** COPY data is sent in pieces of about this size, as a client streaming a file would. */
 const PIECE = 64 * 1024;
 
@@ -56,6 +64,7 @@ export class BulkAppendRepository {
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
+      await client.query(`SET LOCAL statement_timeout = '${CHUNK_STATEMENT_TIMEOUT}'`);
       try {
         await pipeline(Readable.from(pieces(batch, rows.map((r) => r.receipt))), client.query(copyFrom(`COPY import_staged_receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
         await pipeline(Readable.from(pieces(batch, eventLines(rows))), client.query(copyFrom(`COPY import_staged_events (${EVENT_COLUMNS}) FROM STDIN`)));
