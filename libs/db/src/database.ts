@@ -56,5 +56,14 @@ export const createDatabase = (connectionString: string, max = 10, options: Data
   // database-outage chaos test found it. Its next statement fails with a connection error, answered 503.
   pool.on('connect', (client) => void client.on('error', () => undefined));
   const db = new Database({ dialect: new PostgresDialect({ pool }) });
+  pools.set(db, pool);
   return { db, pool };
 };
+
+const pools = new WeakMap<Database, pg.Pool>();
+
+/**
+ * The pg pool under a Database made by createDatabase: COPY (the bulk import) needs a raw client, which Kysely
+ * does not hand out. Null for a Database made otherwise.
+ */
+export const poolOf = (db: Database): pg.Pool | null => pools.get(db) ?? null;

@@ -9,3 +9,5 @@ export * from './checkpoint.repository.js';
 export * from './offline-verify.js';
 export * from './retranslation.repository.js';
 export * from './retranslation.js';
+export * from './staged-rows.js';
+export * from './bulk-append.repository.js';

@@ -1,34 +1,44 @@
-import { Inject } from '@nestjs/common';
+import { Transform } from 'node:stream';
+import { Inject, Logger } from '@nestjs/common';
 import { CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
 import split2 from 'split2';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { isConnectionError } from '@lib/db';
-import { EventStoreRepository, retryTransient, type WebhookRecord } from '@lib/event-store';
+import { BulkAppendRepository, StagedChunk, retryTransient, type BulkAppendResult, type WebhookRecord } from '@lib/event-store';
 import { LedgerError } from '@lib/ledger';
 import { ProviderRegistry } from '@lib/providers';
 import { Projector } from '@lib/projections';
 import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { buildWebhookRecord, pickHeaders } from '../webhooks/webhook-record.factory.js';
-import { ImportWebhooksCommand, type ImportResult } from './import-webhooks.command.js';
+import { ImportWebhooksCommand, type ImportProgress, type ImportResult } from './import-webhooks.command.js';
 import { importLineSchema } from './import-line.schema.js';
 
-const BATCH = 1000;
-
-interface Line {
-  record: WebhookRecord;
-  lineNo: number;
-}
+/**
+ * Rows per transaction of the bulk path, and a cap on a chunk's COPY text (bodies may be up to
+ * LEDGER_MAX_BODY_BYTES each). Large enough that a commit and a function call are paid once per thousands of
+ * rows; small enough that two chunks (one being written, one being parsed) keep the memory flat.
+ */
+const CHUNK_ROWS = 5000;
+const CHUNK_TEXT = 16 * 1024 * 1024;
 const MAX_LISTED_REJECTIONS = 1000;
+/** How often a running upload reports where it stands (log line, and a progress line to a caller that asked). */
+export const IMPORT_PROGRESS_INTERVAL_MS = 1000;
+
+type Chunk = StagedChunk<number>;
 
 /**
- * Streams the upload line by line and writes in batches through the same append path as live webhooks,
- * with at most one batch in flight while the next one is parsed: memory stays flat whatever the size.
+ * Streams the upload line by line into chunks of staged rows (COPY text, built as each line is parsed) and
+ * appends each chunk in one transaction through the bulk path (`BulkAppendRepository`: COPY into staging, then
+ * `ledger_append_staged`), with at most one chunk in flight while the next one is parsed: memory stays flat
+ * whatever the size. Dedupe, stream versions and the hash chain are those of live ingest.
  */
 @CommandHandler(ImportWebhooksCommand)
 export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksCommand> {
+  private readonly logger = new Logger('Import');
+
   constructor(
-    private readonly store: EventStoreRepository,
+    private readonly bulk: BulkAppendRepository,
     private readonly providers: ProviderRegistry,
     private readonly metrics: MetricsService,
     @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
@@ -41,7 +51,7 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     const receipts = { first: null as bigint | null, last: null as bigint | null };
     let result: ImportResult | undefined;
     try {
-      result = await this.run(command.body, receipts);
+      result = await this.run(command, receipts);
       return result;
     } finally {
       await this.audit
@@ -58,70 +68,119 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     }
   }
 
-  private async run(body: NodeJS.ReadableStream, receipts: { first: bigint | null; last: bigint | null }): Promise<ImportResult> {
+  private async run(command: ImportWebhooksCommand, receipts: { first: bigint | null; last: bigint | null }): Promise<ImportResult> {
     const result: ImportResult = { imported: 0, duplicates: 0, rejected: [], rejectedNotListed: 0 };
     const reject = (line: number, error: string) => {
       this.metrics.imported.inc({ result: 'rejected' });
       if (result.rejected.length < MAX_LISTED_REJECTIONS) result.rejected.push({ line, error });
       else result.rejectedNotListed += 1;
     };
-    let batch: Line[] = [];
-    let inFlight: Promise<void> = Promise.resolve();
-    const count = (outcomes: { duplicate: boolean; receiptId: string }[]) => {
-      for (const o of outcomes) {
-        if (o.duplicate) {
-          result.duplicates += 1;
-          continue;
-        }
-        result.imported += 1;
-        const id = BigInt(o.receiptId);
-        if (receipts.first === null || id < receipts.first) receipts.first = id;
-        if (receipts.last === null || id > receipts.last) receipts.last = id;
-      }
-      this.metrics.imported.inc({ result: 'imported' }, outcomes.filter((o) => !o.duplicate).length);
-      this.metrics.imported.inc({ result: 'duplicate' }, outcomes.filter((o) => o.duplicate).length);
+    const duplicate = (n: number) => {
+      result.duplicates += n;
+      this.metrics.imported.inc({ result: 'duplicate' }, n);
     };
-    // A line the database refuses (say, a NUL byte in `path`) must not fail the whole upload with a 500: the
-    // batch is split until that line is alone and rejected, and its neighbours are kept (the hostile-input fuzz
-    // test found this). An unreachable database still fails the request, as a 503.
-    const write = async (lines: Line[]): Promise<void> => {
+    const count = (r: BulkAppendResult) => {
+      result.imported += r.imported;
+      this.metrics.imported.inc({ result: 'imported' }, r.imported);
+      duplicate(r.duplicates);
+      if (r.firstReceiptId !== null && (receipts.first === null || r.firstReceiptId < receipts.first)) receipts.first = r.firstReceiptId;
+      if (r.lastReceiptId !== null && (receipts.last === null || r.lastReceiptId > receipts.last)) receipts.last = r.lastReceiptId;
+    };
+    // A line the database refuses (say, a date PostgreSQL cannot hold) must not fail the whole upload with a 500:
+    // the chunk is split until that line is alone and rejected, and its neighbours are kept (the hostile-input
+    // fuzz test found this). An unreachable database still fails the request, as a 503.
+    const write = async (rows: Chunk['rows']): Promise<void> => {
       try {
-        count(await retryTransient(() => this.store.appendBatch(lines.map((l) => l.record))));
+        count(await retryTransient(() => this.bulk.appendChunk(rows)));
         this.projector.wake();
       } catch (err) {
-        // An outage, or a lock that outlived the retries (a LedgerError SERVICE.UNAVAILABLE), fails the upload; a rejected line
-        // is visible to the uploader, who can send it again.
+        // An outage, or a lock that outlived the retries (a LedgerError SERVICE.UNAVAILABLE), fails the upload; a
+        // rejected line is visible to the uploader, who can send it again.
         if (isConnectionError(err) || err instanceof LedgerError) throw err;
-        if (lines.length === 1) return reject(lines[0]!.lineNo, `could not be stored: ${(err as Error).message}`);
-        const mid = lines.length >> 1;
-        await write(lines.slice(0, mid));
-        await write(lines.slice(mid));
+        if (rows.length === 1) return reject(rows[0]!.tag, `could not be stored: ${(err as Error).message}`);
+        const mid = rows.length >> 1;
+        await write(rows.slice(0, mid));
+        await write(rows.slice(mid));
       }
     };
 
-    const lines = body.pipe(split2({ maxLength: this.config.maxBodyBytes * 2 + 4096 }));
+    const started = performance.now();
+    let bytesRead = 0;
     let lineNo = 0;
+    const bytesTotal = command.options.bytesTotal ?? null;
+    const progress = (): ImportProgress => {
+      const elapsedSec = (performance.now() - started) / 1000;
+      return {
+        linesRead: lineNo,
+        bytesRead,
+        bytesTotal,
+        linesLeft: bytesTotal === null || lineNo === 0 ? null : Math.max(0, Math.round(((bytesTotal - bytesRead) * lineNo) / Math.max(bytesRead, 1))),
+        imported: result.imported,
+        duplicates: result.duplicates,
+        rejected: result.rejected.length + result.rejectedNotListed,
+        linesPerSec: elapsedSec > 0 ? Math.round(lineNo / elapsedSec) : 0,
+        elapsedSec: Math.round(elapsedSec * 10) / 10,
+      };
+    };
+    const report = () => {
+      const p = progress();
+      this.logger.log(
+        `import: ${p.linesRead} lines read (${p.linesPerSec} lines/s), ${p.bytesRead}${p.bytesTotal === null ? '' : ` of ${p.bytesTotal}`} bytes` +
+          `${p.linesLeft === null ? '' : `, about ${p.linesLeft} lines left`}; ${p.imported} imported, ${p.duplicates} duplicates, ${p.rejected} rejected`,
+      );
+      command.options.onProgress?.(p);
+    };
+    const ticker = setInterval(report, IMPORT_PROGRESS_INTERVAL_MS);
+    ticker.unref();
+
+    let chunk: Chunk = new StagedChunk();
+    let inFlight: Promise<void> = Promise.resolve();
+    const counted = new Transform({
+      transform(piece: Buffer, _enc, done) {
+        bytesRead += piece.length;
+        done(null, piece);
+      },
+    });
+    const lines = command.body.pipe(counted).pipe(split2({ maxLength: this.config.maxBodyBytes * 2 + 4096 }));
+    // An error of the upload itself (the client went away) reaches split2 through the pipe.
+    command.body.on('error', (err) => counted.destroy(err));
+    counted.on('error', (err) => lines.destroy(err));
     try {
-      for await (const raw of lines as AsyncIterable<string>) {
-        lineNo += 1;
-        if (raw.trim() === '') continue;
-        const record = this.toRecord(raw, lineNo, reject);
-        if (!record) continue;
-        batch.push({ record, lineNo });
-        if (batch.length >= BATCH) {
-          await inFlight;
-          inFlight = write(batch);
-          // Marked handled now: it is awaited only after the next lines are read, and an unhandled rejection
-          // (a database outage mid-upload) would end the process instead of answering 503.
-          inFlight.catch(() => undefined);
-          batch = [];
+      try {
+        for await (const raw of lines as AsyncIterable<string>) {
+          lineNo += 1;
+          if (raw.trim() === '') continue;
+          const record = this.toRecord(raw, lineNo, reject);
+          if (!record) continue;
+          let staged: boolean;
+          try {
+            staged = chunk.add(record, lineNo);
+          } catch (err) {
+            reject(lineNo, `could not be staged: ${(err as Error).message}`);
+            continue;
+          }
+          if (!staged) {
+            duplicate(1);
+            continue;
+          }
+          if (chunk.length >= CHUNK_ROWS || chunk.bytes >= CHUNK_TEXT) {
+            await inFlight;
+            inFlight = write(chunk.rows);
+            // Marked handled now: it is awaited only after the next lines are read, and an unhandled rejection
+            // (a database outage mid-upload) would end the process instead of answering 503.
+            inFlight.catch(() => undefined);
+            chunk = new StagedChunk();
+          }
         }
+      } catch (err) {
+        reject(lineNo + 1, `upload could not be read past this line: ${(err as Error).message}`);
       }
-    } catch (err) {
-      reject(lineNo + 1, `upload could not be read past this line: ${(err as Error).message}`);
+      await inFlight;
+      if (chunk.length > 0) await write(chunk.rows);
+    } finally {
+      clearInterval(ticker);
     }
-    await inFlight;
-    if (batch.length > 0) await write(batch);
+    report();
     return result;
   }
 
