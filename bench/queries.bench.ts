@@ -1,10 +1,14 @@
 /**
- * `npm run bench:queries [-- --legs N] [-- --explain]`: fills a fresh embedded PostgreSQL with N call legs
- * (default 1,000,000) in generated call trees through the store's bulk append, rebuilds the projections, starts
- * the built service on that database and prints p50/p99 latency of the query API over 200 requests per route.
+ * `npm run bench:queries [-- --legs N] [-- --explain] [-- --data-dir DIR [--skip-rebuild]]`: fills a fresh embedded PostgreSQL with
+ * N call legs (default 1,000,000) in generated call trees through the store's bulk append, rebuilds the
+ * projections, starts the built service on that database and prints p50/p99 latency of the query API over 200
+ * requests per route. With `--data-dir`, the store is kept in DIR and a later run on the same DIR skips the fill
+ * (it still rebuilds the projections, so that a changed read model is measured): a query change can then be
+ * compared run after run against the same million legs.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
@@ -20,6 +24,9 @@ const arg = (name: string): string | undefined => {
 };
 const TARGET_LEGS = Number(arg('legs') ?? 1_000_000);
 const EXPLAIN = process.argv.includes('--explain');
+const KEEP_DIR = arg('data-dir');
+/** With --data-dir: keep the read model of the previous run (only when it is the same code's). */
+const SKIP_REBUILD = process.argv.includes('--skip-rebuild');
 const REQUESTS = 200;
 const API_KEY = 'bench-key-0123456789';
 const PROVIDERS: Provider[] = ['freeclimb', 'jambonz', 'twilio', 'restcomm'];
@@ -207,19 +214,29 @@ export const assertEveryLegProjected = async (db: Database) => {
 };
 
 if (isMain(import.meta.url)) {
-  const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-queries-'));
+  const dataDir = KEEP_DIR ?? (await mkdtemp(join(tmpdir(), 'ledger-bench-queries-')));
+  const fillFile = join(dataDir, 'fill.json');
   const pgServer = await startEmbeddedPostgres({ dataDir });
   const { db } = createDatabase(pgServer.url, 8);
   let service: Awaited<ReturnType<typeof startService>> | null = null;
   try {
     await migrateToLatest(db);
-    const fill = await fillLegs(db, TARGET_LEGS);
+    let fill: LegFill;
+    if (KEEP_DIR && existsSync(fillFile)) {
+      fill = JSON.parse(await readFile(fillFile, 'utf8')) as LegFill;
+      console.log(`reusing the store in ${dataDir}: ${fmt(fill.legs)} legs (${fmt(fill.events)} events)`);
+    } else {
+      fill = await fillLegs(db, TARGET_LEGS);
+      if (KEEP_DIR) await writeFile(fillFile, JSON.stringify(fill));
+    }
     const { sampleLegs, bigTreeLeaves } = fill;
     const projector = new Projector(db, [callLegsProjection], { batchSize: 2000 });
     await projector.init();
-    const rebuildStart = performance.now();
-    await projector.rebuild();
-    console.log(`projection rebuild: ${fmt((performance.now() - rebuildStart) / 1000, 1)} s`);
+    if (!(KEEP_DIR && SKIP_REBUILD)) {
+      const rebuildStart = performance.now();
+      await projector.rebuild();
+      console.log(`projection rebuild: ${fmt((performance.now() - rebuildStart) / 1000, 1)} s`);
+    }
     await projector.stop();
     // What autovacuum would do after a while; without it the planner guesses row counts of fresh tables.
     await sql`VACUUM ANALYZE`.execute(db);
@@ -251,6 +268,6 @@ if (isMain(import.meta.url)) {
     await service?.stop();
     await db.destroy();
     await pgServer.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    if (!KEEP_DIR) await rm(dataDir, { recursive: true, force: true });
   }
 }

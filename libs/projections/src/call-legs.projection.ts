@@ -4,6 +4,7 @@ import {
   cellKey, cellOf, coarsen, projectCallLeg, rollupDelta, toMs, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
 import { COLUMNS, compareCursors, cursorOf, notParked, readLegEvents, toLedgerEvent, type Cursor, type EventRow } from './event-reader.js';
+import { createCallLegQueryIndexes } from './call-legs.query-indexes.js';
 import { isDataError, ProjectionDataError, type Executor, type Isolate, type ProjectionDefinition } from './projection.js';
 
 const legs = (g: number) => sql.table(`call_legs_g${g}`);
@@ -119,6 +120,7 @@ export const callLegsProjection: ProjectionDefinition = {
     // The query API's keyset order (newest first, unknown starts last), unfiltered and per account.
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_page`)} ON ${legs(g)} (started_at DESC NULLS LAST, provider, call_id)`.execute(db);
     await sql`CREATE INDEX IF NOT EXISTS ${sql.raw(`call_legs_g${g}_account_page`)} ON ${legs(g)} (account_id, started_at DESC NULLS LAST, provider, call_id)`.execute(db);
+    await createCallLegQueryIndexes(db, g);
     await sql`
       CREATE TABLE IF NOT EXISTS ${recs(g)} (
         provider text NOT NULL,

@@ -12,6 +12,8 @@ export interface CallFilters {
   direction?: Direction;
   from?: string;
   to?: string;
+  /** Either number contains this text (literally). */
+  numberContains?: string;
   since?: string;
   until?: string;
   rootOnly?: boolean;
@@ -114,11 +116,21 @@ const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sql` AND `) : sql`true`);
 
-/** `+1312*` is a prefix; LIKE's own wildcards in the value are literal. */
-const numberMatch = (column: string, pattern: string): RawBuilder<unknown> =>
-  pattern.endsWith('*')
-    ? sql`${sql.ref(column)} LIKE ${pattern.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`) + '%'}`
-    : sql`${sql.ref(column)} = ${pattern}`;
+/** LIKE's own wildcards (and its escape) in a searched value are literal. */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/**
+ * `+1312*` is a prefix (the btree page indexes do not help it, but it is selective enough to scan in order),
+ * `*0100` a suffix, `*5550*` a substring (both through the generation's trigram index on from/to); anything else
+ * is the exact number.
+ */
+const numberMatch = (column: string, pattern: string): RawBuilder<unknown> => {
+  const leading = pattern.startsWith('*');
+  const trailing = pattern.length > 1 && pattern.endsWith('*');
+  if (!leading && !trailing) return sql`${sql.ref(column)} = ${pattern}`;
+  const core = pattern.slice(leading ? 1 : 0, trailing ? -1 : undefined);
+  return sql`${sql.ref(column)} LIKE ${(leading ? '%' : '') + likeLiteral(core) + (trailing ? '%' : '')}`;
+};
 
 export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   const w: RawBuilder<unknown>[] = [];
@@ -128,6 +140,10 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   if (f.direction) w.push(sql`l.direction = ${f.direction}`);
   if (f.from) w.push(numberMatch('l.from_number', f.from));
   if (f.to) w.push(numberMatch('l.to_number', f.to));
+  if (f.numberContains) {
+    const like = `%${likeLiteral(f.numberContains)}%`;
+    w.push(sql`(l.from_number LIKE ${like} OR l.to_number LIKE ${like})`);
+  }
   if (f.since) w.push(sql`l.started_at >= ${f.since}::timestamptz`);
   if (f.until) w.push(sql`l.started_at < ${f.until}::timestamptz`);
   if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
