@@ -244,6 +244,18 @@ describe('GET /v1/calls/{callId}/events', () => {
     expect(res.chain.valid).toBe(true);
   });
 
+  it("gives only the chosen provider's events for a call id two providers use, 409 without ?provider=, 404 for an unknown id", async () => {
+    const restcomm = await getJson('/v1/calls/CA-dup/events?provider=restcomm');
+    const freeclimb = await getJson('/v1/calls/CA-dup/events?provider=freeclimb');
+    expect(restcomm.data.length).toBeGreaterThan(0);
+    expect(freeclimb.data.length).toBeGreaterThan(0);
+    expect(restcomm.data.every((e: any) => e.receipt.body.includes('AccountSid=AC3400'))).toBe(true);
+    expect(freeclimb.data.every((e: any) => e.receipt.contentType === 'application/json')).toBe(true);
+    expect((await get('/v1/calls/CA-dup/events')).statusCode).toBe(409);
+    expect((await get('/v1/calls/CA-nobody/events')).statusCode).toBe(404);
+    expect((await get('/v1/calls/CA-nobody/events?provider=twilio')).statusCode).toBe(404);
+  });
+
   it('answers a body that is not UTF-8 as base64, byte for byte', async () => {
     const res = await getJson('/v1/calls/CA-latin1/events');
     expect(res.data[0].receipt.bodyEncoding).toBe('base64');

@@ -177,43 +177,51 @@ export class CallsRepository {
   /**
    * One page, newest first: started_at DESC (legs without a start time last), then provider, call_id. The key is
    * [started_at at full precision or null, provider, call_id] of the last row of the previous page. Reads
-   * `limit + 1` rows so that the caller knows whether there is a next page.
+   * `limit + 1` rows so that the caller knows whether there is a next page. With `treeSizes`, each row also
+   * carries the number of legs in its tree (`treeLegs`, same order as `legs`), counted in the same statement.
    */
-  async listLegs(filters: CallFilters, after: CursorKey | null, limit: number): Promise<{ legs: StoredLeg[]; keys: CursorKey[] }> {
+  async listLegs(
+    filters: CallFilters,
+    after: CursorKey | null,
+    limit: number,
+    { treeSizes = false }: { treeSizes?: boolean } = {},
+  ): Promise<{ legs: StoredLeg[]; keys: CursorKey[]; treeLegs: number[] }> {
     const where = callFilterSql(filters);
-    const rows: LegDbRow[] = [];
+    const rows: (LegDbRow & { tree_legs?: number })[] = [];
     const [afterStart, afterProvider, afterCall] = after ?? [];
+    const page = (where: RawBuilder<unknown>, order: RawBuilder<unknown>, n: number) => {
+      const legs = sql`SELECT ${LEG_COLUMNS} FROM call_legs l WHERE ${where} ORDER BY ${order} LIMIT ${n}`;
+      if (!treeSizes) return readModelQuery(sql<LegDbRow>`${legs}`.execute(this.db));
+      // One round trip instead of a second one for the sizes: on a busy machine every extra wake-up of the
+      // client and the server is a chance to wait for a core, which is what the slowest requests are made of.
+      // Each tree is counted once (index-only on (provider, root_call_id)), however many of its legs the page holds.
+      return readModelQuery(sql<LegDbRow & { tree_legs: number }>`
+        WITH page AS MATERIALIZED (${legs}),
+          sizes AS (
+            SELECT r.provider, r.root_call_id,
+              (SELECT count(*)::int FROM call_legs t WHERE t.provider = r.provider AND t.root_call_id = r.root_call_id) AS tree_legs
+            FROM (SELECT DISTINCT provider, root_call_id FROM page) r)
+        SELECT page.*, sizes.tree_legs FROM page JOIN sizes ON sizes.provider = page.provider AND sizes.root_call_id = page.root_call_id
+        ORDER BY page.started_at DESC NULLS LAST, page.provider, page.call_id`.execute(this.db));
+    };
     if (!after || afterStart !== null) {
       // `started_at <= s` gives the index scan its start; the OR only sorts out the few rows that tie on s.
       const keyset = after
         ? [sql`l.started_at <= ${afterStart}::timestamptz AND (l.started_at < ${afterStart}::timestamptz OR (l.provider, l.call_id) > (${afterProvider}, ${afterCall}))`]
         : [];
-      const dated = await readModelQuery(sql<LegDbRow>`
-        SELECT ${LEG_COLUMNS} FROM call_legs l
-        WHERE l.started_at IS NOT NULL AND ${and([...where, ...keyset])}
-        ORDER BY l.started_at DESC NULLS LAST, l.provider, l.call_id
-        LIMIT ${limit + 1}`.execute(this.db));
+      const dated = await page(sql`l.started_at IS NOT NULL AND ${and([...where, ...keyset])}`, sql`l.started_at DESC NULLS LAST, l.provider, l.call_id`, limit + 1);
       rows.push(...dated.rows);
     }
     if (rows.length <= limit && !filters.since && !filters.until) {
       const keyset = after && afterStart === null ? [sql`(l.provider, l.call_id) > (${afterProvider}, ${afterCall})`] : [];
-      const undated = await readModelQuery(sql<LegDbRow>`
-        SELECT ${LEG_COLUMNS} FROM call_legs l
-        WHERE l.started_at IS NULL AND ${and([...where, ...keyset])}
-        ORDER BY l.provider, l.call_id
-        LIMIT ${limit + 1 - rows.length}`.execute(this.db));
+      const undated = await page(sql`l.started_at IS NULL AND ${and([...where, ...keyset])}`, sql`l.provider, l.call_id`, limit + 1 - rows.length);
       rows.push(...undated.rows);
     }
-    return { legs: rows.map(toStoredLeg), keys: rows.map((r) => [r.started_key, r.provider, r.call_id]) };
-  }
-
-  /** The number of legs in each of these trees, keyed `provider:rootCallId` (one index probe per tree). */
-  async treeSizes(trees: { provider: Provider; rootCallId: string }[]): Promise<Map<string, number>> {
-    if (trees.length === 0) return new Map();
-    const res = await readModelQuery(sql<{ provider: string; root_call_id: string; n: number }>`
-      SELECT t.provider, t.root_call_id, (SELECT count(*)::int FROM call_legs l WHERE l.provider = t.provider AND l.root_call_id = t.root_call_id) AS n
-      FROM unnest(${trees.map((t) => t.provider)}::text[], ${trees.map((t) => t.rootCallId)}::text[]) AS t(provider, root_call_id)`.execute(this.db));
-    return new Map(res.rows.map((r) => [`${r.provider}:${r.root_call_id}`, r.n]));
+    return {
+      legs: rows.map(toStoredLeg),
+      keys: rows.map((r) => [r.started_key, r.provider, r.call_id]),
+      treeLegs: treeSizes ? rows.map((r) => r.tree_legs!) : [],
+    };
   }
 
   /** How many legs the filters select (the `total` of a calls page; drill-throughs compare it with analytics). */
