@@ -258,17 +258,27 @@ export class CallsRepository {
     return rows.rows.map(toStoredLeg);
   }
 
-  /** Tee mode: the answer events of these legs' answers streams, and the dial outcomes their action hooks told. */
+  /**
+   * Tee mode: the answer events of every leg of every tree that holds a leg with this call id (one tree per
+   * provider that uses the id, like treesOf), and the dial outcomes their action hooks told. It finds the trees
+   * itself so that it can run beside treesOf instead of after it.
+   */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- jsonb of several event types; get-call-tree.query.ts reads each by its type
-  async intentEvents(provider: Provider, callIds: string[]): Promise<{ callId: string; position: string; type: string; data: any; receivedAt: Date }[]> {
-    if (callIds.length === 0) return [];
+  async treeIntentEvents(callId: string, provider?: Provider): Promise<{ provider: Provider; callId: string; position: string; type: string; data: any; receivedAt: Date }[]> {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
-    const rows = await sql<{ stream_name: string; position: string; type: string; data: any; received_at: Date }>`
-      SELECT stream_name, global_position::text AS position, type, data, received_at FROM events
-      WHERE stream_name = ANY (${callIds.map((c) => `appAnswers-${provider}:${c}`)}::text[])
-        OR (stream_name = ANY (${callIds.map((c) => streamOf(provider, c))}::text[]) AND type = 'DialCompleted')
-      ORDER BY global_position`.execute(this.db);
-    return rows.rows.map((r) => ({ callId: r.stream_name.slice(r.stream_name.indexOf(':') + 1), position: r.position, type: r.type, data: r.data, receivedAt: r.received_at }));
+    const rows = await readModelQuery(sql<{ provider: Provider; call_id: string; position: string; type: string; data: any; received_at: Date }>`
+      WITH legs AS MATERIALIZED (
+        SELECT l.provider, l.call_id FROM call_legs l
+        JOIN (SELECT provider, root_call_id FROM call_legs WHERE provider = ANY (${providersOf(provider)}::text[]) AND call_id = ${callId}) m
+          ON l.provider = m.provider AND l.root_call_id = m.root_call_id)
+      -- Two index probes per leg on events (stream_name, stream_version): its answers stream, and its own stream's dial outcomes.
+      SELECT legs.provider, legs.call_id, e.global_position AS gp, e.global_position::text AS position, e.type, e.data, e.received_at
+      FROM legs JOIN events e ON e.stream_name = 'appAnswers-' || legs.provider || ':' || legs.call_id
+      UNION ALL
+      SELECT legs.provider, legs.call_id, e.global_position, e.global_position::text, e.type, e.data, e.received_at
+      FROM legs JOIN events e ON e.stream_name = 'callLeg-' || legs.provider || ':' || legs.call_id AND e.type = 'DialCompleted'
+      ORDER BY gp`.execute(this.db));
+    return rows.rows.map((r) => ({ provider: r.provider, callId: r.call_id, position: r.position, type: r.type, data: r.data, receivedAt: r.received_at }));
   }
 
   /** The given streams' events with their receipts, in position order (and what the chain check needs). */
