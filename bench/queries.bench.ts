@@ -114,7 +114,7 @@ export interface RouteLatency {
   requests: number;
 }
 
-const measure = async (label: string, url: (i: number) => string, base: string): Promise<RouteLatency> => {
+export const measure = async (label: string, url: (i: number) => string, base: string): Promise<RouteLatency> => {
   const headers = { authorization: `Bearer ${API_KEY}` };
   for (let i = 0; i < 20; i += 1) await (await fetch(base + url(i), { headers })).arrayBuffer();
   const times: number[] = [];
@@ -188,15 +188,31 @@ const pick = <T>(list: T[], i: number) => list[(i * 7919) % list.length]!;
 const deepUntil = (i: number) => new Date(END_MS - SPAN_MS * (0.6 + 0.3 * ((i * 37) % 100) / 100)).toISOString();
 const deepFilter = (i: number) => `accountId=AC${PROVIDERS[i % 4]!.slice(0, 2)}${String(i % ACCOUNTS).padStart(3, '0')}&status=completed&until=${encodeURIComponent(deepUntil(i))}`;
 
-/** p50/p99 of the query routes of the query issue, `REQUESTS` sequential requests each after 20 warm-up ones. */
-export const measureQueries = async (base: string, fill: Pick<LegFill, 'sampleLegs' | 'bigTreeLeaves'>): Promise<RouteLatency[]> => [
-  await measure('GET /v1/calls (first page, 50)', () => '/v1/calls', base),
-  await measure('GET /v1/calls (account+status, deep, 50)', (i) => `/v1/calls?${deepFilter(i)}`, base),
-  await measure('GET /v1/calls/{id}/tree (10-leg tree)', (i) => `/v1/calls/${pick(fill.bigTreeLeaves, i).callId}/tree`, base),
-  await measure('GET /v1/calls/{id}/events', (i) => `/v1/calls/${pick(fill.sampleLegs, i).callId}/events`, base),
-  await measure('GET /v1/calls/{id}', (i) => `/v1/calls/${pick(fill.sampleLegs, i).callId}`, base),
-  await measure('GET /v1/analytics/summary (30 days, by day)', (i) => `/v1/analytics/summary?groupBy=day&since=${summarySince(i)}&until=${summaryUntil(i)}`, base),
+/** A 7-digit substring of the generated numbers (+1312555dddd, +1847555dddd): about 200 legs of a million, either side. */
+const numberNeedle = (i: number) => `555${String((i * 7919) % 10_000).padStart(4, '0')}`;
+
+export interface QueryRoute {
+  label: string;
+  url: (i: number) => string;
+}
+
+/** The routes of the query issue, each asked with a few different values so that no single answer is cached by luck. */
+export const queryRoutes = (fill: Pick<LegFill, 'sampleLegs' | 'bigTreeLeaves'>): QueryRoute[] => [
+  { label: 'GET /v1/calls (first page, 50)', url: () => '/v1/calls' },
+  { label: 'GET /v1/calls (account+status, deep, 50)', url: (i) => `/v1/calls?${deepFilter(i)}` },
+  { label: 'GET /v1/calls (numberContains, total, 50)', url: (i) => `/v1/calls?numberContains=${numberNeedle(i)}&withTotal=true` },
+  { label: 'GET /v1/calls/{id}/tree (10-leg tree)', url: (i) => `/v1/calls/${pick(fill.bigTreeLeaves, i).callId}/tree` },
+  { label: 'GET /v1/calls/{id}/events', url: (i) => `/v1/calls/${pick(fill.sampleLegs, i).callId}/events` },
+  { label: 'GET /v1/calls/{id}', url: (i) => `/v1/calls/${pick(fill.sampleLegs, i).callId}` },
+  { label: 'GET /v1/analytics/summary (30 days, by day)', url: (i) => `/v1/analytics/summary?groupBy=day&since=${summarySince(i)}&until=${summaryUntil(i)}` },
 ];
+
+/** p50/p99 of the query routes of the query issue, `REQUESTS` sequential requests each after 20 warm-up ones. */
+export const measureQueries = async (base: string, fill: Pick<LegFill, 'sampleLegs' | 'bigTreeLeaves'>): Promise<RouteLatency[]> => {
+  const out: RouteLatency[] = [];
+  for (const r of queryRoutes(fill)) out.push(await measure(r.label, r.url, base));
+  return out;
+};
 
 // 30-day windows ending on a whole hour inside the fill; a few different ones so that no single answer is cached by the planner's luck.
 const summaryUntil = (i: number) => new Date(END_MS - (i % 5) * 86_400_000).toISOString();
