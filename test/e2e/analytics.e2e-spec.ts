@@ -17,6 +17,7 @@ interface ApiLeg extends KpiLeg {
   accountId: string | null;
   direction: string | null;
   from: string | null;
+  to: string | null;
   startedAt: string | null;
   parentCallId: string | null;
   final: boolean;
@@ -94,6 +95,18 @@ describe('GET /v1/analytics/summary', () => {
     const direction = await get('/v1/analytics/summary?direction=inbound');
     expect(direction.body.totals).toEqual(computeKpis(legs.filter((l) => l.direction === 'inbound')));
     expect(byAccount.body.groups.length).toBeGreaterThan(1);
+  });
+
+  it('a number substring filter (numberContains) reads the legs, not the rollups that do not carry numbers, and equals the list', async () => {
+    const sample = legs.find((l) => (l.from ?? '').length >= 8)!.from!;
+    const needle = sample.slice(-5, -1);
+    const selected = legs.filter((l) => !!l.from?.includes(needle) || !!l.to?.includes(needle));
+    expect(selected.length).toBeGreaterThan(0);
+    expect(selected.length).toBeLessThan(legs.length);
+    const r = await get(`/v1/analytics/summary?numberContains=${encodeURIComponent(needle)}`);
+    expect(r.status).toBe(200);
+    expect(r.body.totals).toEqual(computeKpis(selected));
+    expect((await get(`/v1/calls?numberContains=${encodeURIComponent(needle)}&withTotal=true&limit=1`)).body.total).toBe(selected.length);
   });
 
   it('names the parameter it refuses', async () => {

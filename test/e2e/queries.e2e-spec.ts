@@ -125,6 +125,31 @@ describe('GET /v1/calls', () => {
     expect(data.find((l: any) => l.callId === ROOT).treeLegs).toBeGreaterThan(1);
   });
 
+  it('searches numbers by substring: numberContains on caller or callee, *…* and *… on one side, with exact totals and paging', async () => {
+    const ids = async (q: string) => (await getJson(`/v1/calls?${q}`)).data.map((l: any) => l.callId).sort();
+    // 0163 is only KID1's callee; 5550147 only the root's caller; 555010 is in callers (the solo legs, the children) and callees (the root, the solo legs, Restcomm's CA-dup).
+    expect(await ids('numberContains=0163')).toEqual([KID1]);
+    expect(await ids('numberContains=5550147')).toEqual([ROOT]);
+    expect(await ids(`from=${encodeURIComponent('*5550147*')}`)).toEqual([ROOT]);
+    expect(await ids(`to=${encodeURIComponent('*5550147*')}`)).toEqual([]);
+    expect(await ids(`to=${encodeURIComponent('*0999')}`)).toEqual([KID2]);
+    // Spaces and parentheses are literal characters of the stored caller name.
+    expect(await ids(`numberContains=${encodeURIComponent('(415) 555')}`)).toEqual(['CA-solo-0']);
+    const all = await getJson('/v1/calls?numberContains=555010&withTotal=true');
+    const seen: string[] = [];
+    for (let cursor: string | null = ''; cursor !== null; ) {
+      const page: any = await getJson(`/v1/calls?numberContains=555010&withTotal=true&limit=2${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+      expect(page.total).toBe(all.total);
+      seen.push(...page.data.map((l: any) => l.callId));
+      cursor = page.nextCursor;
+    }
+    expect(seen).toEqual(all.data.map((l: any) => l.callId));
+    expect(seen.sort()).toEqual(['CA-dup', ROOT, KID1, KID2, 'CA-solo-0', 'CA-solo-1', 'CA-solo-2', 'CA-solo-3', 'CA-solo-4'].sort());
+    // A cursor of one search does not continue another.
+    const first = await getJson('/v1/calls?numberContains=555010&limit=2');
+    expect((await get(`/v1/calls?numberContains=555014&limit=2&cursor=${encodeURIComponent(first.nextCursor)}`)).statusCode).toBe(400);
+  });
+
   it('answers 400 naming the parameter for a bad value, an unknown parameter or a foreign cursor', async () => {
     const page = await getJson('/v1/calls?limit=2&provider=freeclimb');
     const cases: [string, string][] = [
@@ -138,6 +163,9 @@ describe('GET /v1/calls', () => {
       [`provider=jambonz&limit=2&cursor=${encodeURIComponent(page.nextCursor)}`, 'cursor'],
       [`limit=2&cursor=${encodeURIComponent(page.nextCursor)}`, 'cursor'],
       ['minPosition=abc', 'minPosition'],
+      ['numberContains=55', 'numberContains'],
+      [`from=${encodeURIComponent('*55*')}`, 'from'],
+      [`to=${encodeURIComponent('+1*555*0')}`, 'to'],
     ];
     for (const [q, name] of cases) {
       const res = await get(`/v1/calls?${q}`);
@@ -214,6 +242,18 @@ describe('GET /v1/calls/{callId}/events', () => {
     const positions = res.data.map((e: any) => BigInt(e.position));
     expect(positions).toEqual([...positions].sort((a: bigint, b: bigint) => (a < b ? -1 : 1)));
     expect(res.chain.valid).toBe(true);
+  });
+
+  it("gives only the chosen provider's events for a call id two providers use, 409 without ?provider=, 404 for an unknown id", async () => {
+    const restcomm = await getJson('/v1/calls/CA-dup/events?provider=restcomm');
+    const freeclimb = await getJson('/v1/calls/CA-dup/events?provider=freeclimb');
+    expect(restcomm.data.length).toBeGreaterThan(0);
+    expect(freeclimb.data.length).toBeGreaterThan(0);
+    expect(restcomm.data.every((e: any) => e.receipt.body.includes('AccountSid=AC3400'))).toBe(true);
+    expect(freeclimb.data.every((e: any) => e.receipt.contentType === 'application/json')).toBe(true);
+    expect((await get('/v1/calls/CA-dup/events')).statusCode).toBe(409);
+    expect((await get('/v1/calls/CA-nobody/events')).statusCode).toBe(404);
+    expect((await get('/v1/calls/CA-nobody/events?provider=twilio')).statusCode).toBe(404);
   });
 
   it('answers a body that is not UTF-8 as base64, byte for byte', async () => {

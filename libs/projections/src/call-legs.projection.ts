@@ -26,7 +26,8 @@ export const callLegsProjection: ProjectionDefinition = {
   //    Provider dialect rules (issue 11): Twilio `completed` is answered, AMD proves an answer, the dialled leg's
   // SIP code stays on the child, hangup side, end reason detail, AMD detail, time sources, start implied by
   // end - duration, PDD.
-  // 5: the coarse rollup by UTC day (call_provider_daily) for long analytics windows.
+  // 5: the coarse rollup by UTC day (call_provider_daily) for long analytics windows; the trigram index on
+  // from/to for the number substring search (call-legs.query-indexes.ts).
   version: 5,
 
   createGeneration,

@@ -68,7 +68,7 @@ const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sq
  * KPI totals per group, read from the projection's rollups wherever they can answer (whole hours, filters
  * the rollup cells carry; the coarse provider-status rollups when nothing finer is asked, by day for a window's whole
  * UTC days and by hour for the hours around them) and from the legs themselves for the rest: the partial hours at the edges of a
- * since/until window, and the filters and groupings a cell does not carry (from, to, final, verification). Both sources give
+ * since/until window, and the filters and groupings a cell does not carry (from, to, numberContains, final, verification). Both sources give
  * the same integer totals (libs/ledger/src/kpis.ts), so where a figure comes from does not change it.
  */
 @Injectable()
@@ -79,7 +79,7 @@ export class AnalyticsRepository {
     const out = new Map<string | null, KpiTotals>();
     // verification is not a rollup dimension: a filter on it is an audit question, rare enough to scan the legs for.
     const rollupsCan =
-      !filters.from && !filters.to && filters.final === undefined && !filters.verification && groupBy !== 'from' && groupBy !== 'to';
+      !filters.from && !filters.to && !filters.numberContains && filters.final === undefined && !filters.verification && groupBy !== 'from' && groupBy !== 'to';
     if (!rollupsCan || sources.rollups === false) {
       await this.fromLegs(filters, groupBy, out);
       return out;

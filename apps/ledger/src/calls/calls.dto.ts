@@ -117,11 +117,18 @@ const flag = (name: string) =>
     .transform((v) => v === 'true')
     .optional()
     .describe(name);
+/** Fewer characters than a trigram cannot use the trigram index, and would match nearly every leg anyway. */
+export const MIN_NUMBER_SUBSTRING = 3;
 const numberPattern = z
   .string()
   .min(1)
   .max(64)
-  .refine((v) => !v.slice(0, -1).includes('*'), 'only a trailing * is allowed');
+  .refine((v) => !v.slice(1, -1).includes('*') && v !== '**', 'a * is allowed only at the start and/or the end')
+  .refine(
+    // A lone * (any known number) predates the substring search and stays.
+    (v) => v === '*' || !v.startsWith('*') || v.replace(/^\*|\*$/g, '').length >= MIN_NUMBER_SUBSTRING,
+    `a pattern that starts with * needs at least ${MIN_NUMBER_SUBSTRING} characters besides the stars`,
+  );
 
 /** Filters shared by /v1/calls and /v1/export/calls. */
 export const callFilterShape = {
@@ -129,8 +136,14 @@ export const callFilterShape = {
   accountId: z.string().min(1).max(200).optional(),
   status: z.enum(LEG_STATUSES).optional(),
   direction: z.enum(DIRECTIONS).optional(),
-  from: numberPattern.optional().describe('exact caller, or a prefix ending in * (e.g. +1312*)'),
-  to: numberPattern.optional().describe('exact callee, or a prefix ending in *'),
+  from: numberPattern.optional().describe('exact caller, a prefix ending in * (+1312*), a suffix starting with * (*0100) or a substring between stars (*5550*); other characters, % and _ included, are literal'),
+  to: numberPattern.optional().describe('exact callee, or a prefix, suffix or substring with * as for from'),
+  numberContains: z
+    .string()
+    .min(MIN_NUMBER_SUBSTRING)
+    .max(64)
+    .optional()
+    .describe(`legs whose caller or callee contains this text, literally (no wildcards; at least ${MIN_NUMBER_SUBSTRING} characters)`),
   since: z.iso.datetime({ offset: true }).optional().describe('startedAt >= since (ISO-8601); legs without a start time are left out'),
   until: z.iso.datetime({ offset: true }).optional().describe('startedAt < until (ISO-8601); legs without a start time are left out'),
   rootOnly: flag('true: only legs with no parent (parentCallId is null)'),

@@ -93,3 +93,76 @@ describe('CallsRepository.listLegs', () => {
     expect(await ids({ since: '2025-01-01T00:00:00Z' })).toEqual(['ca0002', 'ca0001']);
   });
 });
+
+interface NumberSeed {
+  provider: 'freeclimb' | 'jambonz';
+  callId: string;
+  startedAt: string | null;
+  from: string | null;
+  to: string | null;
+}
+
+const seedNumbers = async (legs: NumberSeed[]) => {
+  await sql`DELETE FROM call_legs`.execute(tdb.db);
+  if (legs.length === 0) return;
+  await sql`
+    INSERT INTO call_legs (provider, call_id, root_call_id, status, started_at, from_number, to_number, final, event_count, last_position, verification)
+    SELECT p, c, c, 'initiated', s, f, t, false, 1, 1, 'verified'
+    FROM unnest(${legs.map((l) => l.provider)}::text[], ${legs.map((l) => l.callId)}::text[], ${legs.map((l) => l.startedAt)}::timestamptz[],
+      ${legs.map((l) => l.from)}::text[], ${legs.map((l) => l.to)}::text[]) AS t(p, c, s, f, t)`.execute(tdb.db);
+};
+
+// Numbers over a few characters, LIKE's wildcards and escape among them, so that substrings recur and must stay literal.
+const numberArb = fc.option(fc.stringMatching(/^\+?[015%_\\]{2,8}$/), { nil: null, freq: 6 });
+const numberLegsArb = fc.uniqueArray(
+  fc.record({
+    provider: fc.constantFrom('freeclimb' as const, 'jambonz' as const),
+    callId: fc.stringMatching(/^ca[0-9a-f]{4}$/),
+    startedAt: fc.option(fc.constantFrom('2026-01-01T00:00:00.000001Z', '2026-01-01T00:00:00.000002Z', '2026-03-01T12:00:00Z'), { nil: null }),
+    from: numberArb,
+    to: numberArb,
+  }),
+  { selector: (l) => `${l.provider}:${l.callId}`, maxLength: 25 },
+);
+// Longer than 4 characters too: such a needle asks the index for its last 4 and checks the rest apart.
+const needleArb = fc.stringMatching(/^[015%_\\]{3,6}$/);
+
+describe('CallsRepository number search', () => {
+  it('numberContains selects the legs whose caller or callee contains the text literally, pages without gap or repeat, and counts them', async () => {
+    await fc.assert(
+      fc.asyncProperty(numberLegsArb, needleArb, fc.integer({ min: 1, max: 6 }), async (legs, needle, limit) => {
+        await seedNumbers(legs);
+        const want = legs.filter((l) => !!l.from?.includes(needle) || !!l.to?.includes(needle));
+        expect(await walk({ numberContains: needle }, limit)).toEqual(expectedOrder(want as Seed[]));
+        expect(await repo.countLegs({ numberContains: needle })).toBe(want.length);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('from and to take a substring (*…*) and a suffix (*…) besides the exact number and the prefix', async () => {
+    await fc.assert(
+      fc.asyncProperty(numberLegsArb, needleArb, fc.integer({ min: 1, max: 6 }), async (legs, needle, limit) => {
+        await seedNumbers(legs);
+        const pick = (ok: (l: NumberSeed) => boolean) => expectedOrder(legs.filter(ok) as Seed[]);
+        expect(await walk({ from: `*${needle}*` }, limit)).toEqual(pick((l) => !!l.from?.includes(needle)));
+        expect(await walk({ to: `*${needle}` }, limit)).toEqual(pick((l) => !!l.to?.endsWith(needle)));
+        expect(await walk({ to: `${needle}*` }, limit)).toEqual(pick((l) => !!l.to?.startsWith(needle)));
+        expect(await walk({ from: `*${needle}*`, to: `*${needle}*` }, limit)).toEqual(pick((l) => !!l.from?.includes(needle) && !!l.to?.includes(needle)));
+        expect(await repo.countLegs({ to: `*${needle}` })).toBe(legs.filter((l) => !!l.to?.endsWith(needle)).length);
+      }),
+      { numRuns: 30 },
+    );
+  });
+
+  it('each generation of the read model has the trigram index that serves the substring search, and the statistics that keep its plans right', async () => {
+    const idx = await sql<{ indexdef: string }>`
+      SELECT i.indexdef FROM pg_indexes i
+      WHERE i.tablename = (SELECT 'call_legs_g' || generation FROM projection_checkpoints WHERE name = 'call_legs') AND i.indexdef LIKE '%gin_trgm_ops%'`.execute(tdb.db);
+    expect(idx.rows.map((r) => r.indexdef)).toEqual([expect.stringMatching(/USING gin \(from_number gin_trgm_ops, to_number gin_trgm_ops\)/)]);
+    const stats = await sql<{ stxname: string }>`
+      SELECT s.stxname FROM pg_statistic_ext s JOIN projection_checkpoints c ON c.name = 'call_legs'
+      WHERE s.stxrelid = ('call_legs_g' || c.generation)::regclass ORDER BY 1`.execute(tdb.db);
+    expect(stats.rows.map((r) => r.stxname.replace(/_g\d+_/, '_g_'))).toEqual(['call_legs_g_from_number_expr', 'call_legs_g_to_number_expr']);
+  });
+});

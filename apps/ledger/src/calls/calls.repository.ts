@@ -13,6 +13,8 @@ export interface CallFilters {
   direction?: Direction;
   from?: string;
   to?: string;
+  /** Either number contains this text (literally). */
+  numberContains?: string;
   since?: string;
   until?: string;
   rootOnly?: boolean;
@@ -117,11 +119,39 @@ const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sql` AND `) : sql`true`);
 
-/** `+1312*` is a prefix; LIKE's own wildcards in the value are literal. */
-const numberMatch = (column: string, pattern: string): RawBuilder<unknown> =>
-  pattern.endsWith('*')
-    ? sql`${sql.ref(column)} LIKE ${pattern.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`) + '%'}`
-    : sql`${sql.ref(column)} = ${pattern}`;
+/** LIKE's own wildcards (and its escape) in a searched value are literal. */
+const likeLiteral = (text: string) => text.replace(/[\\%_]/g, (c) => `\\${c}`);
+
+/**
+ * Characters of a long substring or suffix that the trigram index is asked about. The index intersects the
+ * posting lists of every trigram of the pattern, and a trigram that nearly every number holds (those of a
+ * shared country or area code: `555` in `+1312555…`) costs a walk over a list of most legs: a 7-digit substring
+ * took 15 ms per column at a million legs, against 0.3 ms for its last 4 digits. Numbers differ most at their
+ * end (subscriber digits), so the index is asked for the last 4 characters and each candidate is then checked
+ * against the whole pattern, through an expression the index cannot serve (so the planner does not fold the
+ * whole pattern back into the index scan) and that has statistics of its own (call-legs.query-indexes.ts), so
+ * that a substring most legs hold is still answered by walking the time index.
+ */
+const INDEX_HINT_CHARS = 4;
+
+const anywhere = (ref: RawBuilder<unknown>, text: string, end: boolean): RawBuilder<unknown> => {
+  const pattern = (t: string) => `%${likeLiteral(t)}${end ? '' : '%'}`;
+  if (text.length <= INDEX_HINT_CHARS) return sql`${ref} LIKE ${pattern(text)}`;
+  return sql`(${ref} LIKE ${pattern(text.slice(-INDEX_HINT_CHARS))} AND (${ref} || '') LIKE ${pattern(text)})`;
+};
+
+/**
+ * `+1312*` is a prefix, `*0100` a suffix, `*5550*` a substring (the last two through the generation's trigram
+ * index on from/to); anything else is the exact number.
+ */
+const numberMatch = (column: string, pattern: string): RawBuilder<unknown> => {
+  const leading = pattern.startsWith('*');
+  const trailing = pattern.length > 1 && pattern.endsWith('*');
+  if (!leading && !trailing) return sql`${sql.ref(column)} = ${pattern}`;
+  const core = pattern.slice(leading ? 1 : 0, trailing ? -1 : undefined);
+  if (!leading) return sql`${sql.ref(column)} LIKE ${likeLiteral(core) + '%'}`;
+  return anywhere(sql.ref(column), core, !trailing);
+};
 
 export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   const w: RawBuilder<unknown>[] = [];
@@ -131,6 +161,7 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   if (f.direction) w.push(sql`l.direction = ${f.direction}`);
   if (f.from) w.push(numberMatch('l.from_number', f.from));
   if (f.to) w.push(numberMatch('l.to_number', f.to));
+  if (f.numberContains) w.push(sql`(${anywhere(sql.ref('l.from_number'), f.numberContains, false)} OR ${anywhere(sql.ref('l.to_number'), f.numberContains, false)})`);
   if (f.since) w.push(sql`l.started_at >= ${f.since}::timestamptz`);
   if (f.until) w.push(sql`l.started_at < ${f.until}::timestamptz`);
   if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
@@ -164,43 +195,51 @@ export class CallsRepository {
   /**
    * One page, newest first: started_at DESC (legs without a start time last), then provider, call_id. The key is
    * [started_at at full precision or null, provider, call_id] of the last row of the previous page. Reads
-   * `limit + 1` rows so that the caller knows whether there is a next page.
+   * `limit + 1` rows so that the caller knows whether there is a next page. With `treeSizes`, each row also
+   * carries the number of legs in its tree (`treeLegs`, same order as `legs`), counted in the same statement.
    */
-  async listLegs(filters: CallFilters, after: CursorKey | null, limit: number): Promise<{ legs: StoredLeg[]; keys: CursorKey[] }> {
+  async listLegs(
+    filters: CallFilters,
+    after: CursorKey | null,
+    limit: number,
+    { treeSizes = false }: { treeSizes?: boolean } = {},
+  ): Promise<{ legs: StoredLeg[]; keys: CursorKey[]; treeLegs: number[] }> {
     const where = callFilterSql(filters);
-    const rows: LegDbRow[] = [];
+    const rows: (LegDbRow & { tree_legs?: number })[] = [];
     const [afterStart, afterProvider, afterCall] = after ?? [];
+    const page = (where: RawBuilder<unknown>, order: RawBuilder<unknown>, n: number) => {
+      const legs = sql`SELECT ${LEG_COLUMNS} FROM call_legs l WHERE ${where} ORDER BY ${order} LIMIT ${n}`;
+      if (!treeSizes) return readModelQuery(sql<LegDbRow>`${legs}`.execute(this.db));
+      // One round trip instead of a second one for the sizes: on a busy machine every extra wake-up of the
+      // client and the server is a chance to wait for a core, which is what the slowest requests are made of.
+      // Each tree is counted once (index-only on (provider, root_call_id)), however many of its legs the page holds.
+      return readModelQuery(sql<LegDbRow & { tree_legs: number }>`
+        WITH page AS MATERIALIZED (${legs}),
+          sizes AS (
+            SELECT r.provider, r.root_call_id,
+              (SELECT count(*)::int FROM call_legs t WHERE t.provider = r.provider AND t.root_call_id = r.root_call_id) AS tree_legs
+            FROM (SELECT DISTINCT provider, root_call_id FROM page) r)
+        SELECT page.*, sizes.tree_legs FROM page JOIN sizes ON sizes.provider = page.provider AND sizes.root_call_id = page.root_call_id
+        ORDER BY page.started_at DESC NULLS LAST, page.provider, page.call_id`.execute(this.db));
+    };
     if (!after || afterStart !== null) {
       // `started_at <= s` gives the index scan its start; the OR only sorts out the few rows that tie on s.
       const keyset = after
         ? [sql`l.started_at <= ${afterStart}::timestamptz AND (l.started_at < ${afterStart}::timestamptz OR (l.provider, l.call_id) > (${afterProvider}, ${afterCall}))`]
         : [];
-      const dated = await readModelQuery(sql<LegDbRow>`
-        SELECT ${LEG_COLUMNS} FROM call_legs l
-        WHERE l.started_at IS NOT NULL AND ${and([...where, ...keyset])}
-        ORDER BY l.started_at DESC NULLS LAST, l.provider, l.call_id
-        LIMIT ${limit + 1}`.execute(this.db));
+      const dated = await page(sql`l.started_at IS NOT NULL AND ${and([...where, ...keyset])}`, sql`l.started_at DESC NULLS LAST, l.provider, l.call_id`, limit + 1);
       rows.push(...dated.rows);
     }
     if (rows.length <= limit && !filters.since && !filters.until) {
       const keyset = after && afterStart === null ? [sql`(l.provider, l.call_id) > (${afterProvider}, ${afterCall})`] : [];
-      const undated = await readModelQuery(sql<LegDbRow>`
-        SELECT ${LEG_COLUMNS} FROM call_legs l
-        WHERE l.started_at IS NULL AND ${and([...where, ...keyset])}
-        ORDER BY l.provider, l.call_id
-        LIMIT ${limit + 1 - rows.length}`.execute(this.db));
+      const undated = await page(sql`l.started_at IS NULL AND ${and([...where, ...keyset])}`, sql`l.provider, l.call_id`, limit + 1 - rows.length);
       rows.push(...undated.rows);
     }
-    return { legs: rows.map(toStoredLeg), keys: rows.map((r) => [r.started_key, r.provider, r.call_id]) };
-  }
-
-  /** The number of legs in each of these trees, keyed `provider:rootCallId` (one index probe per tree). */
-  async treeSizes(trees: { provider: Provider; rootCallId: string }[]): Promise<Map<string, number>> {
-    if (trees.length === 0) return new Map();
-    const res = await readModelQuery(sql<{ provider: string; root_call_id: string; n: number }>`
-      SELECT t.provider, t.root_call_id, (SELECT count(*)::int FROM call_legs l WHERE l.provider = t.provider AND l.root_call_id = t.root_call_id) AS n
-      FROM unnest(${trees.map((t) => t.provider)}::text[], ${trees.map((t) => t.rootCallId)}::text[]) AS t(provider, root_call_id)`.execute(this.db));
-    return new Map(res.rows.map((r) => [`${r.provider}:${r.root_call_id}`, r.n]));
+    return {
+      legs: rows.map(toStoredLeg),
+      keys: rows.map((r) => [r.started_key, r.provider, r.call_id]),
+      treeLegs: treeSizes ? rows.map((r) => r.tree_legs!) : [],
+    };
   }
 
   /** How many legs the filters select (the `total` of a calls page; drill-throughs compare it with analytics). */
@@ -237,17 +276,27 @@ export class CallsRepository {
     return rows.rows.map(toStoredLeg);
   }
 
-  /** Tee mode: the answer events of these legs' answers streams, and the dial outcomes their action hooks told. */
+  /**
+   * Tee mode: the answer events of every leg of every tree that holds a leg with this call id (one tree per
+   * provider that uses the id, like treesOf), and the dial outcomes their action hooks told. It finds the trees
+   * itself so that it can run beside treesOf instead of after it.
+   */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- jsonb of several event types; get-call-tree.query.ts reads each by its type
-  async intentEvents(provider: Provider, callIds: string[]): Promise<{ callId: string; position: string; type: string; data: any; receivedAt: Date }[]> {
-    if (callIds.length === 0) return [];
+  async treeIntentEvents(callId: string, provider?: Provider): Promise<{ provider: Provider; callId: string; position: string; type: string; data: any; receivedAt: Date }[]> {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
-    const rows = await sql<{ stream_name: string; position: string; type: string; data: any; received_at: Date }>`
-      SELECT stream_name, global_position::text AS position, type, data, received_at FROM events
-      WHERE stream_name = ANY (${callIds.map((c) => `appAnswers-${provider}:${c}`)}::text[])
-        OR (stream_name = ANY (${callIds.map((c) => streamOf(provider, c))}::text[]) AND type = 'DialCompleted' AND ${isCurrentTranslation()})
-      ORDER BY global_position`.execute(this.db);
-    return rows.rows.map((r) => ({ callId: r.stream_name.slice(r.stream_name.indexOf(':') + 1), position: r.position, type: r.type, data: r.data, receivedAt: r.received_at }));
+    const rows = await readModelQuery(sql<{ provider: Provider; call_id: string; position: string; type: string; data: any; received_at: Date }>`
+      WITH legs AS MATERIALIZED (
+        SELECT l.provider, l.call_id FROM call_legs l
+        JOIN (SELECT provider, root_call_id FROM call_legs WHERE provider = ANY (${providersOf(provider)}::text[]) AND call_id = ${callId}) m
+          ON l.provider = m.provider AND l.root_call_id = m.root_call_id)
+      -- Two index probes per leg on events (stream_name, stream_version): its answers stream, and its own stream's dial outcomes.
+      SELECT legs.provider, legs.call_id, e.global_position AS gp, e.global_position::text AS position, e.type, e.data, e.received_at
+      FROM legs JOIN events e ON e.stream_name = 'appAnswers-' || legs.provider || ':' || legs.call_id
+      UNION ALL
+      SELECT legs.provider, legs.call_id, e.global_position, e.global_position::text, e.type, e.data, e.received_at
+      FROM legs JOIN events e ON e.stream_name = 'callLeg-' || legs.provider || ':' || legs.call_id AND e.type = 'DialCompleted' AND ${isCurrentTranslation('e')}
+      ORDER BY gp`.execute(this.db));
+    return rows.rows.map((r) => ({ provider: r.provider, callId: r.call_id, position: r.position, type: r.type, data: r.data, receivedAt: r.received_at }));
   }
 
   /** The given streams' events with their receipts, in position order (and what the chain check needs). */

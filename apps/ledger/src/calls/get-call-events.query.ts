@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
 import { appAnswersStreamName, chainReceiptOf, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink } from '@lib/event-store';
-import type { Provider } from '@lib/ledger';
+import { PROVIDERS, type Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
 import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
 import { encodeRawBody } from './raw-body.js';
@@ -85,11 +85,24 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
   constructor(private readonly repo: CallsRepository) {}
 
   async execute({ callId, provider, tree }: GetCallEventsQuery): Promise<CallEvents> {
-    const leg = await resolveLeg(this.repo, callId, provider);
-    const legs = tree ? await this.repo.treeLegs(leg.provider, leg.rootCallId) : [leg];
     // Tee mode: each leg's app answers come in position order right after the delivery they answered.
-    const callOf = new Map(legs.flatMap((l) => [[streamOf(l.provider, l.callId), l.callId] as const, [appAnswersStreamName(l.provider, l.callId), l.callId] as const]));
-    const rows = await this.repo.streamEvents([...callOf.keys()]);
+    const streamsOf = (legs: readonly { provider: Provider; callId: string }[]) =>
+      new Map(legs.flatMap((l) => [[streamOf(l.provider, l.callId), l.callId] as const, [appAnswersStreamName(l.provider, l.callId), l.callId] as const]));
+    let callOf: Map<string, string>;
+    let rows: StoredEventRow[];
+    if (tree) {
+      const leg = await resolveLeg(this.repo, callId, provider);
+      callOf = streamsOf(await this.repo.treeLegs(leg.provider, leg.rootCallId));
+      rows = await this.repo.streamEvents([...callOf.keys()]);
+    } else {
+      // One leg: its streams are known from the call id for each provider it may belong to, so the events are
+      // read beside the leg's lookup rather than after it (one round trip of waiting instead of two), and only
+      // the resolved leg's are kept.
+      const candidates = streamsOf((provider ? [provider] : PROVIDERS).map((p) => ({ provider: p, callId })));
+      const [leg, all] = await Promise.all([resolveLeg(this.repo, callId, provider), this.repo.streamEvents([...candidates.keys()])]);
+      callOf = streamsOf([leg]);
+      rows = all.filter((r) => callOf.has(r.stream_name));
+    }
     const broken = brokenLinks(rows);
     return {
       data: rows.map((r) => ({

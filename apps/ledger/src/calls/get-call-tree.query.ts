@@ -31,11 +31,12 @@ export class GetCallTreeHandler implements IQueryHandler<GetCallTreeQuery> {
   constructor(private readonly repo: CallsRepository) {}
 
   async execute({ callId, provider }: GetCallTreeQuery): Promise<CallTreeDto> {
-    const rows = await this.repo.treesOf(callId, provider);
+    // The tree's legs and its legs' answers in parallel: one round trip of waiting instead of two.
+    const [rows, events] = await Promise.all([this.repo.treesOf(callId, provider), this.repo.treeIntentEvents(callId, provider)]);
     const leg = pickLeg(callId, provider, rows.filter((r) => r.isTarget).map((r) => r.leg));
     const legs = rows.filter((r) => r.leg.provider === leg.provider).map((r) => r.leg);
     const roots = buildCallTree(legs);
-    const intents = await this.intents(leg.provider, roots);
+    const intents = this.intents(roots, events.filter((e) => e.provider === leg.provider));
     return toCallTreeDto(roots, (id) => intents.get(id) ?? null);
   }
 
@@ -44,14 +45,13 @@ export class GetCallTreeHandler implements IQueryHandler<GetCallTreeQuery> {
    * child legs their targets became, and the discrepancies found (libs/ledger intent.ts). A leg whose app
    * was never teed has no intent (null), so nothing is flagged on it.
    */
-  private async intents(provider: Provider, root: CallTreeNode): Promise<Map<string, LegIntentDto>> {
+  private intents(root: CallTreeNode, events: Awaited<ReturnType<CallsRepository['treeIntentEvents']>>): Map<string, LegIntentDto> {
     const nodes: CallTreeNode[] = [];
     const walk = (n: CallTreeNode) => {
       nodes.push(n);
       n.children.forEach(walk);
     };
     walk(root);
-    const events = await this.repo.intentEvents(provider, nodes.map((n) => n.callId));
     const out = new Map<string, LegIntentDto>();
     for (const node of nodes) {
       const mine = events.filter((e) => e.callId === node.callId);

@@ -30,16 +30,13 @@ export class ListCallsHandler implements IQueryHandler<ListCallsQuery> {
   async execute({ params }: ListCallsQuery): Promise<CallPage> {
     const filters = normalizeCallFilters(params);
     const after = params.cursor ? decodeCursor('calls', { ...filters }, params.cursor, 3) : null;
-    const [{ legs, keys }, total] = await Promise.all([
-      this.repo.listLegs(filters, after, params.limit),
+    const [{ legs, keys, treeLegs }, total] = await Promise.all([
+      this.repo.listLegs(filters, after, params.limit, { treeSizes: true }),
       params.withTotal ? this.repo.countLegs(filters) : Promise.resolve(undefined),
     ]);
     const more = legs.length > params.limit;
-    const shown = legs.slice(0, params.limit).map(toCallLegDto);
-    const roots = new Map(shown.map((l) => [`${l.provider}:${l.rootCallId}`, { provider: l.provider, rootCallId: l.rootCallId }]));
-    const sizes = await this.repo.treeSizes([...roots.values()]);
     const page: CallPage = {
-      data: shown.map((l) => ({ ...l, treeLegs: sizes.get(`${l.provider}:${l.rootCallId}`) ?? 1 })),
+      data: legs.slice(0, params.limit).map((l, i) => ({ ...toCallLegDto(l), treeLegs: treeLegs[i]! })),
       nextCursor: more ? encodeCursor('calls', { ...filters }, keys[params.limit - 1]!) : null,
     };
     if (total !== undefined) page.total = total;
