@@ -118,7 +118,6 @@ const measure = async (label: string, url: (i: number) => string, base: string):
     times.push(performance.now() - started);
     if (res.status !== 200) throw new Error(`${label}: ${url(i)} answered ${res.status}`);
   }
-  times.sort((a, b) => a - b);
   const r = { route: label, p50: percentile(times, 0.5), p99: percentile(times, 0.99), requests: REQUESTS };
   console.log(`${label.padEnd(44)} p50 ${fmt(r.p50, 2).padStart(7)} ms   p99 ${fmt(r.p99, 2).padStart(7)} ms`);
   return r;
