@@ -384,6 +384,11 @@ describe('translateRcmlWebhook — sequences and edge cases', () => {
     expect(all[2]![0]).toMatchObject({ legId: CHILD, data: { outcome: 'unanswered-unknown', durationSec: 0 } });
   });
 
+  it('an AMD status callback with an empty AnsweredBy is kept as unrecognized, never a null event', () => {
+    const events = run(raw('CallSid=CA1&AccountSid=AC1&AnsweredBy='), ctx('amd', 'twilio'));
+    expect(events).toEqual([expect.objectContaining({ type: 'UnrecognizedWebhook', legId: 'CA1', accountId: 'AC1' })]);
+  });
+
   it('completed without CallDuration is also not proof of an answer', () => {
     expect(run(childProgress('completed', 3))[0]).toMatchObject({ type: 'CallCompleted', data: { outcome: 'unanswered-unknown' } });
   });

@@ -191,7 +191,8 @@ const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] 
       case 'voice-request':
         return voiceRequest(w, callSid, env, /status/i.test(ctx.path));
       case 'amd-status':
-        return [machineDetected(w, callSid, env)!];
+        // An AMD callback whose AnsweredBy is empty ("AnsweredBy=") says nothing: kept, not read as a result.
+        return [machineDetected(w, callSid, env) ?? unrecognized('AMD status callback with an empty AnsweredBy', callSid, env.accountId)];
       case 'conference-status':
         return conferenceStatus(w, callSid, env);
       case 'enqueue-action':
