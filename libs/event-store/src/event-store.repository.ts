@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { Database } from '@lib/db';
+import { schemaVersionOf } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StreamHead } from './hash-chain.js';
@@ -29,6 +30,18 @@ const isoOrNull = (value: string | null): string | null => {
 };
 
 const storableOrNull = (s: string | null): string | null => (s === null ? null : storableText(s));
+
+/**
+ * The schema version an event is stored and hashed with: its type's current one (libs/ledger event-schemas.ts).
+ * `ledger_append` writes `schema_version` 1 (the literal is in its migration), so a type moved to version 2
+ * needs a migration that passes the versions before it can be appended; until then its append fails loudly
+ * rather than store data of version 2 labelled 1.
+ */
+const appendableSchemaVersion = (type: string): number => {
+  const version = schemaVersionOf(type);
+  if (version !== 1) throw new Error(`${type} is at schema version ${version}, and ledger_append stores version 1 only`);
+  return version;
+};
 
 type StorableReceipt = ReceiptInput & { dedupeKey: Buffer };
 
@@ -90,6 +103,7 @@ export class EventStoreRepository {
       rec.events.forEach((e, index) => {
         const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
         const eventId = eventIdFor(r.provider, r.bodySha256, index);
+        const schemaVersion = appendableSchemaVersion(e.type);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.
         const dataText = canonicalJson(e.data);
@@ -112,7 +126,7 @@ export class EventStoreRepository {
         ev.metadata.push(metadataText);
         ev.occurred.push(occurredAt);
         ev.content.push(
-          chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion: 1, dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText }),
+          chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion, dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText }),
         );
       });
     });
