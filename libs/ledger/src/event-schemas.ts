@@ -26,7 +26,8 @@ const appAnswered = z.object({
   answersBodySha256: z.string(),
   method: z.string(),
   path: z.string(),
-  outcome: z.string(),
+  /** What came of forwarding the delivery to the app (apps/ledger/src/tee/app-forwarder.ts). */
+  outcome: z.enum(['answered', 'timeout', 'unreachable', 'too-large']),
   status: z.number().nullable(),
   contentType: z.string().nullable(),
   durationMs: z.number(),

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
+import { legStreamName } from '@lib/event-store';
 import {
   cellKey, cellOf, coarsen, projectCallLeg, rollupDelta, toMs, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type LedgerEvent, type Provider, type RollupCell, type RollupLeg,
 } from '@lib/ledger';
@@ -55,7 +56,7 @@ const sameCell = (spec: RollupSpec, a: string, b: string) =>
   );
 /** The histogram edges as a SQL array literal, for `width_bucket(seconds, edges)` (same buckets as talkBucket). */
 export const TALK_EDGES_SQL = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
-const streamOf = (provider: string, callId: string) => `callLeg-${provider}:${callId}`;
+const streamOf = (provider: string, callId: string) => legStreamName(provider as Provider, callId);
 const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`;
 
 /**
