@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
-import { parseEvent, receiptVerification, type ParsedEvent, type LedgerEvent, type LegParty, type Provider } from '@lib/ledger';
+import { EventVersionError, parseEvent, receiptVerification, type ParsedEvent, type LedgerEvent, type LegParty, type Provider } from '@lib/ledger';
 
 /**
  * The store's reads in commit order, for the projections: events after a cursor, the events of given legs, the
@@ -49,19 +49,27 @@ export const toLedgerEvent = (r: Row): LedgerEvent => {
 };
 
 /**
- * A type this code does not know (only a write around the append path, or a newer release rolled back, can
- * store one) is, to this code, an unrecognized event: the leg it names still exists, nothing is read from it.
+ * A type or a version this code does not know (only a newer release, rolled back since, or a write around the
+ * append path can store one) is, to this code, an unrecognized event: the leg it names still exists, nothing is
+ * read from its data (a guess could project a wrong outcome), and the projections go on.
  */
-const typed = (p: ParsedEvent): Pick<LedgerEvent, 'type' | 'data'> =>
-  p.known ? { type: p.type, data: p.data } : { type: 'UnrecognizedWebhook', data: { reason: `event type ${p.type} is unknown to this version` } };
+const typed = (type: string, version: number, data: unknown): Pick<LedgerEvent, 'type' | 'data'> => {
+  let p: ParsedEvent;
+  try {
+    p = parseEvent(type, version, data);
+  } catch (err) {
+    if (!(err instanceof EventVersionError)) throw err;
+    return { type: 'UnrecognizedWebhook', data: { reason: err.message } };
+  }
+  return p.known ? { type: p.type, data: p.data } : { type: 'UnrecognizedWebhook', data: { reason: `event type ${p.type} is unknown to this version` } };
+};
 
 const toEvent = (r: Row): LedgerEvent => {
   const m = (r.metadata ?? {}) as Record<string, unknown>;
-  const parsed = parseEvent(r.type, r.schema_version, r.data);
   return {
     position: String(r.global_position),
     eventId: r.event_id,
-    ...typed(parsed),
+    ...typed(r.type, r.schema_version, r.data),
     provider: m.provider as Provider,
     legId: (m.legId as string | null) ?? null,
     accountId: (m.accountId as string | null) ?? null,

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '@lib/db';
-import { parseEvent, schemaVersionOf, type EventDataMap, type Provider, type StoredEventType } from '@lib/ledger';
+import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type EventDataMap, type Provider, type StoredEventType } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
@@ -233,7 +233,7 @@ export class EventStoreRepository {
 
   /**
    * The events of the selected streams in position order, each read through `parseEvent`; a selection with
-   * `types` keeps only those types of its streams.
+   * `types` keeps only those types of its streams. Types and versions this code does not know are left out.
    */
   async readStreamEvents(selections: { streamNames: string[]; types?: string[] }[]): Promise<StoredStreamEvent[]> {
     const wanted = selections.filter((s) => s.streamNames.length > 0);
@@ -246,8 +246,15 @@ export class EventStoreRepository {
       )
       .orderBy('global_position')
       .execute();
+    // A type or version this code does not know (a newer release's, rolled back since) is left out, not guessed at.
     return rows.flatMap((r) => {
-      const p = parseEvent(r.type, r.schema_version, r.data);
+      let p: ParsedEvent;
+      try {
+        p = parseEvent(r.type, r.schema_version, r.data);
+      } catch (err) {
+        if (err instanceof EventVersionError) return [];
+        throw err;
+      }
       const at = { streamName: r.stream_name, position: String(r.global_position), receivedAt: r.received_at };
       return p.known ? [{ ...at, type: p.type, data: p.data } as StoredStreamEvent] : [];
     });
