@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { WebhookRecord } from '@lib/event-store';
-import { boundEventNumbers, unrecognized, type TranslatedEvent } from '@lib/ledger';
+import { storableEvents, unrecognized, type TranslatedEvent } from '@lib/ledger';
 import type { ProviderRegistry } from '@lib/providers';
 import type { IngestWebhookInput } from './ingest-webhook.command.js';
 
@@ -64,8 +64,9 @@ export const buildWebhookRecord = (input: IngestWebhookInput, providers: Provide
     events = [unrecognized(`translator failed: ${(err as Error).message}`)];
   }
   // One check of every number after translation, whatever the translator read: a value the read model cannot
-  // hold is listed in the event (data.invalidFields) instead of stored as data (numeric-bounds.ts).
-  events = events.map(boundEventNumbers);
+  // hold is listed in the event (data.invalidFields) instead of stored as data (numeric-bounds.ts); then each
+  // event's data against its schema (event-schemas.ts).
+  events = storableEvents(events);
   return {
     receipt: {
       provider: input.provider,
