@@ -126,9 +126,11 @@ export type ParsedEvent =
 const isRecord = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** `parseEvent` over another registry: the production one is below; the upcaster tests bring their own. */
-export const eventParser =
-  (schemas: { readonly [type: string]: EventSchema<unknown> }) =>
-  (type: string, version: number, stored: unknown): ParsedEvent => {
+export const eventParser = (schemas: { readonly [type: string]: EventSchema<unknown> }) => {
+  // Loose: keys the schema does not name (`invalidFields` from the numeric bounds) stay with the event. Built once
+  // per type: a rebuild reads millions of events.
+  const readSchemas = new Map(Object.entries(schemas).map(([type, s]) => [type, s.data instanceof z.ZodObject ? s.data.loose() : s.data]));
+  return (type: string, version: number, stored: unknown): ParsedEvent => {
     // The append path always stores an object; anything else is read as an empty one (see ParsedEvent).
     let data: Record<string, unknown> = isRecord(stored) ? stored : {};
     const schema = Object.hasOwn(schemas, type) ? schemas[type] : undefined;
@@ -141,8 +143,9 @@ export const eventParser =
       if (!up) throw new EventVersionError(type, version, `${type} has no upcaster from version ${v}`);
       data = up(data);
     }
-    // Loose: keys the schema does not name (`invalidFields` from the numeric bounds) stay with the event.
-    const checked = (schema.data instanceof z.ZodObject ? schema.data.loose() : schema.data).safeParse(data);
+    const checked = readSchemas.get(type)!.safeParse(data);
+    // The one cast of the read path: the registry is looked up by a string at run time; EventSchemas ties each
+    // type to its data's type, and the schema just checked the data.
     return {
       known: true,
       type,
@@ -150,6 +153,7 @@ export const eventParser =
       issues: checked.success ? null : checked.error.issues.map((i) => `${i.path.join('.') || '(data)'}: ${i.message}`),
     } as ParsedEvent;
   };
+};
 
 /** Reads one stored event's data at any version this code knows (see ParsedEvent). */
 export const parseEvent: (type: string, version: number, data: unknown) => ParsedEvent = eventParser(EVENT_SCHEMAS as never);
