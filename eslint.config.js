@@ -23,6 +23,37 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
+    // libs/event-store is the only owner of the store's tables (events, streams, webhook_receipts and the
+    // checkpoint tables): everything else reads them through its functions (stream names, events by position,
+    // by stream, chain links with receipts). Migrations, libs/db's schema types and tests may look behind it.
+    files: ['apps/**/*.ts', 'libs/**/*.ts'],
+    ignores: [
+      'libs/event-store/**',
+      'libs/db/**',
+      'libs/testing/**',
+      '**/*.spec.ts',
+      '**/*.int-spec.ts',
+      '**/*.e2e-spec.ts',
+      // Being split by concern (issue 15 point 3): their reads of the store move behind libs/event-store then.
+      'libs/projections/src/projector.ts',
+      'libs/projections/src/call-legs.projection.ts',
+    ],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'TemplateElement[value.raw=/\\b(from|join|into|update|table)\\s+(events|streams|webhook_receipts|ledger_checkpoints|ledger_checkpoint_heads)\\b/i]',
+          message: 'Only libs/event-store queries the store tables: read them through its functions.',
+        },
+        {
+          selector:
+            'CallExpression[callee.property.name=/^(selectFrom|insertInto|updateTable|deleteFrom|innerJoin|leftJoin|rightJoin|fullJoin)$/] > Literal[value=/^(events|streams|webhook_receipts|ledger_checkpoints|ledger_checkpoint_heads)( as \\w+)?$/]',
+          message: 'Only libs/event-store queries the store tables: read them through its functions.',
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.cjs'],
     languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly', __dirname: 'readonly' } },
   },

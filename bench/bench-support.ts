@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
+import * as hdr from 'hdr-histogram-js';
 import pg from 'pg';
 import { freePort, startEmbeddedPostgres } from '../libs/db/src/embedded-postgres.js';
 
@@ -117,7 +118,15 @@ export const databaseUrl = (serverUrl: string, name: string): string => {
   return u.toString();
 };
 
-export const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
+/**
+ * The `q`-quantile (0..1) of latencies in milliseconds, from an HDR histogram of microseconds with 3 significant
+ * digits (the figure is at most 0.1 % above the exact order statistic, and the samples need no sorting).
+ */
+export const percentile = (ms: readonly number[], q: number): number => {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 2, numberOfSignificantValueDigits: 3, autoResize: true });
+  for (const x of ms) h.recordValue(Math.max(1, Math.round(x * 1000)));
+  return h.getValueAtPercentile(q * 100) / 1000;
+};
 
 export const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 

@@ -61,7 +61,6 @@ const timed = async (page: Page, url: string, ready: string): Promise<number> =>
 };
 
 const summarize = (view: string, times: number[]): ConsoleLatency => {
-  times.sort((a, b) => a - b);
   const r = { view, p50: percentile(times, 0.5), p95: percentile(times, 0.95), loads: times.length };
   console.log(`${view.padEnd(44)} p50 ${fmt(r.p50, 1).padStart(7)} ms   p95 ${fmt(r.p95, 1).padStart(7)} ms`);
   return r;

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
-import { fmt, isMain, startService } from './bench-support.js';
+import { fmt, isMain, percentile, startService } from './bench-support.js';
 
 const SECRET = 'bench-secret-0123456789';
 const RATE = Number(process.env.BENCH_RATE ?? 200);
@@ -26,8 +26,7 @@ const delivery = () => {
   return { raw, headers: { 'content-type': 'application/json', 'freeclimb-signature': signTimestampedHmac([SECRET], Math.floor(Date.now() / 1000), Buffer.from(raw)) } };
 };
 
-const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil(q * xs.length) - 1)]!;
-const figures = (xs: number[]) => ({ n: xs.length, p50: pct(xs, 0.5), p99: pct(xs, 0.99), max: Math.max(...xs) });
+const figures = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
 
 /** Sends at RATE per second for `seconds` (after a warm-up that is not counted); every answer must be the PerCL. */
 const phase = async (url: string, seconds: number): Promise<number[]> => {

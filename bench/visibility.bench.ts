@@ -25,7 +25,6 @@ const headers = (raw: string) => ({
   'jambonz-signature': signTimestampedHmac([SECRET], Math.floor(Date.now() / 1000), Buffer.from(raw)),
 });
 
-const pct = (xs: number[], q: number) => percentile([...xs].sort((a, b) => a - b), q);
 
 export interface VisibilityFigures {
   rate: number;
@@ -67,7 +66,7 @@ export const benchVisibility = async (): Promise<VisibilityFigures> => {
         }
       }
     }
-    const fig = (xs: number[]) => ({ p50: pct(xs, 0.5), p99: pct(xs, 0.99), max: Math.max(...xs) });
+    const fig = (xs: number[]) => ({ p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
     return { rate: RATE, readYourWrites: fig(ryw), firstSight: fig(sight) };
   } finally {
     background.stop();

@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { diffCallTree, diffKpis, diffQueueEvents, type Difference, type ExpectedOutcome } from '@lib/simulator';
 
 export interface CheckOptions {
@@ -58,31 +59,29 @@ export async function runCheck(expected: ExpectedOutcome, opts: CheckOptions): P
 
   let notFound = 0;
   let firstNotFound = '';
-  const queue = [...expected.calls];
-  const worker = async () => {
-    for (let call = queue.shift(); call; call = queue.shift()) {
-      const path = `/v1/calls/${encodeURIComponent(call.rootCallId)}/tree?provider=${call.provider}${minPosition}`;
-      const res = await get(path);
-      out.callsChecked += 1;
-      if (res.status === 404) {
-        notFound += 1;
-        firstNotFound ||= `GET ${path} answered 404: ${res.text.slice(0, 200)}`;
-        out.differences.push({ path: `call ${call.index} (${call.kind}, ${call.provider} ${call.rootCallId})`, expected: 'found', actual: '404' });
-      } else if (res.status !== 200) {
-        out.errors.push(`GET ${path} answered ${res.status}: ${res.text.slice(0, 200)}`);
-      } else {
-        out.differences.push(...diffCallTree(call, res.body));
-        if (call.queues) {
-          // Queues leave no column on the leg: their events are checked in the call's audit trail.
-          const events = await get(`/v1/calls/${encodeURIComponent(call.rootCallId)}/events?provider=${call.provider}&tree=true`);
-          if (events.status !== 200) out.errors.push(`GET /v1/calls/${call.rootCallId}/events answered ${events.status}: ${events.text.slice(0, 200)}`);
-          else out.differences.push(...diffQueueEvents(call, events.body));
-        }
+  const checkCall = async (call: ExpectedOutcome['calls'][number]) => {
+    const path = `/v1/calls/${encodeURIComponent(call.rootCallId)}/tree?provider=${call.provider}${minPosition}`;
+    const res = await get(path);
+    out.callsChecked += 1;
+    if (res.status === 404) {
+      notFound += 1;
+      firstNotFound ||= `GET ${path} answered 404: ${res.text.slice(0, 200)}`;
+      out.differences.push({ path: `call ${call.index} (${call.kind}, ${call.provider} ${call.rootCallId})`, expected: 'found', actual: '404' });
+    } else if (res.status !== 200) {
+      out.errors.push(`GET ${path} answered ${res.status}: ${res.text.slice(0, 200)}`);
+    } else {
+      out.differences.push(...diffCallTree(call, res.body));
+      if (call.queues) {
+        // Queues leave no column on the leg: their events are checked in the call's audit trail.
+        const events = await get(`/v1/calls/${encodeURIComponent(call.rootCallId)}/events?provider=${call.provider}&tree=true`);
+        if (events.status !== 200) out.errors.push(`GET /v1/calls/${call.rootCallId}/events answered ${events.status}: ${events.text.slice(0, 200)}`);
+        else out.differences.push(...diffQueueEvents(call, events.body));
       }
-      if (out.callsChecked % 100 === 0) opts.progress(`checked ${out.callsChecked}/${expected.calls.length} calls, ${out.differences.length} differences`);
     }
+    if (out.callsChecked % 100 === 0) opts.progress(`checked ${out.callsChecked}/${expected.calls.length} calls, ${out.differences.length} differences`);
   };
-  await Promise.all(Array.from({ length: Math.max(1, opts.concurrency) }, worker));
+  const limit = pLimit(Math.max(1, opts.concurrency));
+  await Promise.all(expected.calls.map((call) => limit(() => checkCall(call))));
   if (notFound > 0 && notFound === expected.calls.length) {
     out.errors.push(`every call answered 404 — is the query API (GET /v1/calls/{callId}/tree) deployed on this ledger? First: ${firstNotFound}`);
   }

@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { signDelivery, type Delivery, type SigningSecrets } from '@lib/simulator';
 
 export interface SendOptions {
@@ -33,7 +34,7 @@ export async function sendLive(deliveries: readonly Delivery[], opts: SendOption
   const started = opts.now();
   const result: SendResult = { sent: 0, ok: 0, duplicates: 0, errors: 0, firstErrors: [], maxPosition: null, elapsedMs: 0 };
   let max = -1n;
-  let inFlight = 0;
+  const limit = pLimit(opts.concurrency);
   let lastReport = started;
   let lastSent = 0;
   const report = (force = false) => {
@@ -41,7 +42,7 @@ export async function sendLive(deliveries: readonly Delivery[], opts: SendOption
     if (!force && now - lastReport < 1000) return;
     const rate = ((result.sent - lastSent) * 1000) / Math.max(1, now - lastReport);
     opts.progress(
-      `sent ${result.sent}/${deliveries.length} (${rate.toFixed(0)}/s) ok ${result.ok} duplicates ${result.duplicates} errors ${result.errors} in flight ${inFlight}`,
+      `sent ${result.sent}/${deliveries.length} (${rate.toFixed(0)}/s) ok ${result.ok} duplicates ${result.duplicates} errors ${result.errors} in flight ${limit.activeCount}`,
     );
     lastReport = now;
     lastSent = result.sent;
@@ -69,20 +70,19 @@ export async function sendLive(deliveries: readonly Delivery[], opts: SendOption
     }
   };
 
-  const active = new Set<Promise<void>>();
+  // p-limit runs the queued posts first in, first out, so deliveries still leave in arrival order.
+  const posts: Promise<void>[] = [];
   for (const d of deliveries) {
     const wait = d.sentAtMs - opts.leadMs - opts.now();
     if (wait > 0) await sleep(wait);
-    while (active.size >= opts.concurrency) await Promise.race(active);
-    inFlight = active.size + 1;
-    result.sent += 1;
-    const p: Promise<void> = post(d).finally(() => {
-      active.delete(p);
-      inFlight = active.size;
-    });
-    active.add(p);
+    posts.push(
+      limit(() => {
+        result.sent += 1;
+        return post(d);
+      }),
+    );
   }
-  await Promise.all(active);
+  await Promise.all(posts);
   clearInterval(ticker);
   report(true);
   result.maxPosition = max >= 0n ? max.toString() : null;

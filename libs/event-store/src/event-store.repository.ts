@@ -1,16 +1,12 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '@lib/db';
+import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type EventDataMap, type Provider, type StoredEventType } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
-import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StreamHead } from './hash-chain.js';
-import {
-  legStreamName,
-  unrecognizedStreamName,
-  type AppendOutcome,
-  type ReceiptInput,
-  type WebhookRecord,
-} from './webhook-record.js';
+import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
+import { legStreamName, streamNameLikeOf, unrecognizedStreamName } from './stream-names.js';
+import type { AppendOutcome, ReceiptInput, WebhookRecord } from './webhook-record.js';
 
 /** NOTIFY channel of `ledger_append` (the migration spells it out: migrations never import app code). */
 export const EVENTS_CHANNEL = 'ledger_events';
@@ -37,6 +33,18 @@ const isoOrNull = (value: string | null): string | null => {
 };
 
 const storableOrNull = (s: string | null): string | null => (s === null ? null : storableText(s));
+
+/**
+ * The schema version an event is stored and hashed with: its type's current one (libs/ledger event-schemas.ts).
+ * `ledger_append` writes `schema_version` 1 (the literal is in its migration), so a type moved to version 2
+ * needs a migration that passes the versions before it can be appended; until then its append fails loudly
+ * rather than store data of version 2 labelled 1.
+ */
+const appendableSchemaVersion = (type: string): number => {
+  const version = schemaVersionOf(type);
+  if (version !== 1) throw new Error(`${type} is at schema version ${version}, and ledger_append stores version 1 only`);
+  return version;
+};
 
 /**
  * A receipt as it is stored and hashed, each derived value computed once: the dedupe key (a form body is parsed
@@ -110,6 +118,7 @@ export class EventStoreRepository {
       rec.events.forEach((e, index) => {
         const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
         const eventId = eventIdFor(r.provider, r.bodySha256, index);
+        const schemaVersion = appendableSchemaVersion(e.type);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.
         const dataText = canonicalJson(e.data);
@@ -133,7 +142,7 @@ export class EventStoreRepository {
         ev.metadata.push(metadataText);
         ev.occurred.push(occurredAt);
         ev.content.push(
-          chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion: 1, dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText }),
+          chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion, dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText }),
         );
       });
     });
@@ -174,6 +183,43 @@ export class EventStoreRepository {
 
   /** Every link of the given streams (or all streams), in stream order, with the receipt body rehashed. */
   async readChainLinks(filter: { streamNames?: string[]; since?: Date; until?: Date }): Promise<StoredChainLink[]> {
+    const rows = await this.chainQuery(filter).orderBy('e.stream_name').orderBy('e.stream_version').execute();
+    return rows.map(toChainLink);
+  }
+
+  /**
+   * The links of the given streams in position order, each with its receipt as stored (the body too): what the
+   * events route serves beside each event, read by the same query as the chain check.
+   */
+  async readChainLinksWithReceipts(streamNames: string[]): Promise<{ link: StoredChainLink; receipt: StoredReceipt; supersededBy: SupersededBy | null }[]> {
+    const rows = await this.chainQuery({ streamNames })
+      .select('r.body')
+      // The first newer translation of the event's receipt (re-translation, retranslation.repository.ts), if any.
+      .select(
+        sql<{ version: number; translatedAt: string } | null>`(SELECT json_build_object('version', rt.version, 'translatedAt', rt.translated_at)
+          FROM receipt_translations rt WHERE rt.receipt_id = e.receipt_id AND rt.supersedes_through >= e.global_position
+          ORDER BY rt.version LIMIT 1)`.as('superseded_by'),
+      )
+      .orderBy('e.global_position')
+      .execute();
+    return rows.map((r) => ({
+      supersededBy: r.superseded_by ? { version: r.superseded_by.version, translatedAt: new Date(r.superseded_by.translatedAt).toISOString() } : null,
+      link: toChainLink(r),
+      receipt: {
+        id: String(r.receipt_id),
+        provider: r.provider,
+        path: r.path,
+        contentType: r.content_type,
+        body: r.body,
+        headers: r.headers,
+        source: r.source,
+        signatureStatus: r.signature_status,
+        signatureTimestamp: r.signature_timestamp,
+      },
+    }));
+  }
+
+  private chainQuery(filter: { streamNames?: string[]; since?: Date; until?: Date }) {
     let q = this.db
       .selectFrom('events as e')
       .innerJoin('webhook_receipts as r', 'r.id', 'e.receipt_id')
@@ -213,26 +259,137 @@ export class EventStoreRepository {
       if (filter.until) inner = inner.where('received_at', '<', filter.until);
       q = q.where('e.stream_name', 'in', inner);
     }
-    const rows = await q.orderBy('e.stream_name').orderBy('e.stream_version').execute();
-    return rows.map((r) => ({
-      chainVersion: r.chain_version,
-      transactionId: String(r.transaction_id),
-      receipt: chainReceiptOf(r),
-      position: String(r.global_position),
-      eventId: r.event_id,
-      streamName: r.stream_name,
-      streamVersion: r.stream_version,
-      type: r.type,
-      schemaVersion: r.schema_version,
-      data: r.data,
-      metadata: r.metadata,
-      receiptId: String(r.receipt_id),
-      receivedAt: r.received_at.toISOString(),
-      occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
-      prevHash: r.prev_hash,
-      hash: r.hash,
-      bodySha256: r.body_sha256,
-      actualBodySha256: r.actual_body_sha256,
-    }));
+    return q;
+  }
+
+  /**
+   * The events of the selected streams in position order, each read through `parseEvent`; a selection with
+   * `types` keeps only those types of its streams. Types and versions this code does not know are left out.
+   */
+  async readStreamEvents(selections: { streamNames: string[]; types?: string[] }[]): Promise<StoredStreamEvent[]> {
+    const wanted = selections.filter((s) => s.streamNames.length > 0);
+    if (wanted.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('events')
+      .select(['stream_name', 'global_position', 'type', 'schema_version', 'data', 'received_at'])
+      .where((eb) =>
+        eb.or(wanted.map((s) => (s.types ? eb.and([eb('stream_name', 'in', s.streamNames), eb('type', 'in', s.types)]) : eb('stream_name', 'in', s.streamNames)))),
+      )
+      .orderBy('global_position')
+      .execute();
+    // A type or version this code does not know (a newer release's, rolled back since) is left out, not guessed at.
+    return rows.flatMap((r) => {
+      let p: ParsedEvent;
+      try {
+        p = parseEvent(r.type, r.schema_version, r.data);
+      } catch (err) {
+        if (err instanceof EventVersionError) return [];
+        throw err;
+      }
+      const at = { streamName: r.stream_name, position: String(r.global_position), receivedAt: r.received_at };
+      return p.known ? [{ ...at, type: p.type, data: p.data } as StoredStreamEvent] : [];
+    });
+  }
+
+  /**
+   * Names of the streams in scope, in name order, after `after`, at most `limit`: the given names, a provider's
+   * streams (its legs, its apps' answers, its unrecognized deliveries), and/or those that received an event in
+   * [since, until) (each then checked from its first event: a chain has no middle).
+   */
+  async readStreamNames(scope: { names?: string[]; provider?: Provider; since?: string; until?: string }, after: string | null, limit: number): Promise<string[]> {
+    const w: RawBuilder<unknown>[] = [];
+    if (after !== null) w.push(sql`s.stream_name > ${after}`);
+    if (scope.names) {
+      w.push(sql`s.stream_name = ANY (${scope.names}::text[])`);
+    } else if (scope.provider) {
+      w.push(sql`(s.stream_name LIKE ${streamNameLikeOf('callLeg', scope.provider)} OR s.stream_name LIKE ${streamNameLikeOf('appAnswers', scope.provider)}
+        OR s.stream_name = ${unrecognizedStreamName(scope.provider)})`);
+    }
+    if (scope.since || scope.until) {
+      const t: RawBuilder<unknown>[] = [sql`e.stream_name = s.stream_name`];
+      if (scope.since) t.push(sql`e.received_at >= ${scope.since}::timestamptz`);
+      if (scope.until) t.push(sql`e.received_at < ${scope.until}::timestamptz`);
+      w.push(sql`EXISTS (SELECT 1 FROM events e WHERE ${sql.join(t, sql` AND `)})`);
+    }
+    const rows = await sql<{ stream_name: string }>`
+      SELECT s.stream_name FROM streams s WHERE ${w.length ? sql.join(w, sql` AND `) : sql`true`}
+      ORDER BY s.stream_name LIMIT ${limit}`.execute(this.db);
+    return rows.rows.map((r) => r.stream_name);
+  }
+
+  /**
+   * Streams that have events but no head row: deleting the row would otherwise hide the stream from a walk
+   * over `streams`. A full scan, like the verification of every chain it goes with.
+   */
+  async readStreamsWithoutHead(): Promise<{ streamName: string; position: string }[]> {
+    const rows = await sql<{ stream_name: string; position: string }>`
+      SELECT e.stream_name, min(e.global_position)::text AS position FROM events e
+      WHERE NOT EXISTS (SELECT 1 FROM streams s WHERE s.stream_name = e.stream_name)
+      GROUP BY e.stream_name ORDER BY e.stream_name`.execute(this.db);
+    return rows.rows.map((r) => ({ streamName: r.stream_name, position: r.position }));
   }
 }
+
+/** A receipt as stored, beside an event read with it. */
+/** A newer translation that supersedes an event (re-translation of its receipt). */
+export interface SupersededBy {
+  version: number;
+  translatedAt: string;
+}
+
+export interface StoredReceipt {
+  id: string;
+  provider: string;
+  path: string;
+  contentType: string | null;
+  body: Buffer;
+  headers: Record<string, string>;
+  source: string;
+  signatureStatus: 'verified' | 'unverified' | 'not-checked';
+  signatureTimestamp: Date | null;
+}
+
+/** One event of a stream read through `parseEvent`, with where it sits. */
+export type StoredStreamEvent = { streamName: string; position: string; receivedAt: Date } & {
+  [K in StoredEventType]: { type: K; data: EventDataMap[K] };
+}[StoredEventType];
+
+type ChainRow = StoredReceiptColumns & {
+  global_position: string | number | bigint;
+  event_id: string;
+  stream_name: string;
+  stream_version: number;
+  type: string;
+  schema_version: number;
+  data: unknown;
+  metadata: unknown;
+  receipt_id: string | number | bigint;
+  received_at: Date;
+  occurred_at: Date | null;
+  prev_hash: Buffer | null;
+  hash: Buffer;
+  transaction_id: string | number | bigint;
+  body_sha256: string;
+  actual_body_sha256: string;
+};
+
+const toChainLink = (r: ChainRow): StoredChainLink => ({
+  chainVersion: r.chain_version,
+  transactionId: String(r.transaction_id),
+  receipt: chainReceiptOf(r),
+  position: String(r.global_position),
+  eventId: r.event_id,
+  streamName: r.stream_name,
+  streamVersion: r.stream_version,
+  type: r.type,
+  schemaVersion: r.schema_version,
+  data: r.data,
+  metadata: r.metadata,
+  receiptId: String(r.receipt_id),
+  receivedAt: r.received_at.toISOString(),
+  occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
+  prevHash: r.prev_hash,
+  hash: r.hash,
+  bodySha256: r.body_sha256,
+  actualBodySha256: r.actual_body_sha256,
+});

@@ -1,3 +1,4 @@
+import pRetry from 'p-retry';
 import { isConnectionError, isDataError, isTransientError } from '@lib/db';
 import { unrecognized, unavailable } from '@lib/ledger';
 import type { EventStoreRepository } from './event-store.repository.js';
@@ -155,26 +156,26 @@ export class GroupCommitWriter {
     this.stats.limit = this.limit;
   }
 
-  private async flush(batch: Waiter[], attempt = 0): Promise<void> {
+  private async flush(batch: Waiter[]): Promise<void> {
     const started = performance.now();
     try {
-      const outcomes = await this.store.appendBatch(batch.map((w) => w.record));
+      // A deadlock or a cancelled statement says nothing about the records: the same batch is run again, and
+      // an authentic delivery is never filed as unrecognized because of a lock.
+      const outcomes = await onTransientRetry(() => this.store.appendBatch(batch.map((w) => w.record)), {
+        retries: this.options.transientRetries ?? 3,
+        baseMs: this.options.retryBaseMs ?? 50,
+        onFailure: (err, willRetry) => {
+          if (!isConnectionError(err)) this.lastAnswerAt = Date.now();
+          if (willRetry) this.stats.retries += 1;
+        },
+      });
       this.lastAnswerAt = Date.now();
       batch.forEach((w, i) => w.resolve(outcomes[i]!));
       this.stats.batches += 1;
       this.stats.records += batch.length;
       this.onBatch?.(batch.length, (performance.now() - started) / 1000);
     } catch (err) {
-      if (!isConnectionError(err)) this.lastAnswerAt = Date.now();
       if (isTransientError(err)) {
-        // A deadlock or a cancelled statement says nothing about the records: the same batch is run again, and
-        // an authentic delivery is never filed as unrecognized because of a lock.
-        if (attempt < (this.options.transientRetries ?? 3)) {
-          this.stats.retries += 1;
-          const base = (this.options.retryBaseMs ?? 50) * 2 ** attempt;
-          await new Promise((r) => setTimeout(r, base + Math.random() * base));
-          return this.flush(batch, attempt + 1);
-        }
         const e = unavailable(`database busy (${(err as { code?: string }).code}), retry shortly`, 1);
         for (const w of batch) w.reject(e);
         return;
@@ -216,16 +217,30 @@ export class GroupCommitWriter {
   }
 }
 
-/** Runs `fn` again after a transient error (deadlock, cancel, lock timeout...), at most `retries` times. */
+/**
+ * Runs `fn` again after a transient error (`isTransientError`: deadlock, cancel, lock timeout...), at most
+ * `retries` times, after `baseMs`, 2·`baseMs`, 4·`baseMs`… each stretched by a random factor in [1, 2) so that
+ * writers that collided do not collide again. Anything else, or the last transient error, is thrown as it is.
+ */
+const onTransientRetry = <T>(
+  fn: () => Promise<T>,
+  o: { retries: number; baseMs: number; onFailure?: (err: unknown, willRetry: boolean) => void },
+): Promise<T> =>
+  pRetry(fn, {
+    retries: o.retries,
+    minTimeout: o.baseMs,
+    factor: 2,
+    randomize: true,
+    onFailedAttempt: ({ error, retriesLeft }) => o.onFailure?.(error, retriesLeft > 0 && isTransientError(error)),
+    shouldRetry: ({ error }) => isTransientError(error),
+  });
+
+/** Runs `fn` again after a transient error, at most `retries` times; past them the caller gets a 503 error. */
 export const retryTransient = async <T>(fn: () => Promise<T>, retries = 3, baseMs = 50): Promise<T> => {
-  for (let attempt = 0; ; attempt += 1) {
-    try {
-      return await fn();
-    } catch (err) {
-      if (!isTransientError(err)) throw err;
-      if (attempt >= retries) throw unavailable(`database busy (${(err as { code?: string }).code}), retry shortly`, 1);
-      const base = baseMs * 2 ** attempt;
-      await new Promise((r) => setTimeout(r, base + Math.random() * base));
-    }
+  try {
+    return await onTransientRetry(fn, { retries, baseMs });
+  } catch (err) {
+    if (isTransientError(err)) throw unavailable(`database busy (${(err as { code?: string }).code}), retry shortly`, 1);
+    throw err;
   }
 };

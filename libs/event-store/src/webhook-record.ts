@@ -39,9 +39,3 @@ export interface AppendOutcome {
   duplicate: boolean;
   events: string[];
 }
-
-/** `category-id`, only the first `-` separates (Message DB convention). */
-export const legStreamName = (provider: Provider, legId: string): string => `callLeg-${provider}:${legId}`;
-/** The answers an app gave on one leg (tee mode): beside the leg's stream, so the leg projections never fold them. */
-export const appAnswersStreamName = (provider: Provider, legId: string | null): string => `appAnswers-${provider}:${legId ?? '-'}`;
-export const unrecognizedStreamName = (provider: Provider): string => `unrecognized-${provider}`;

@@ -1,5 +1,7 @@
+import { z } from 'zod';
+
 /**
- * Provider-neutral vocabulary (shared/reference/providers.md §4). Every webhook is translated into zero or
+ * Provider-neutral vocabulary (docs/providers.md, "What is read from each webhook kind"). Every webhook is translated into zero or
  * more of these; the raw request is kept beside them, so a translation bug never loses information.
  */
 export const PROVIDERS = ['freeclimb', 'jambonz', 'twilio', 'restcomm'] as const;
@@ -12,52 +14,66 @@ export type Direction = (typeof DIRECTIONS)[number];
 export const OUTCOMES = ['completed', 'busy', 'no-answer', 'failed', 'canceled', 'unanswered-unknown', 'unknown'] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 
-export type RecordingScope = 'call' | 'dial' | 'utterance' | 'conference';
-export type MachineResult = 'human' | 'machine' | 'fax' | 'beep' | 'unknown';
+export const RECORDING_SCOPES = ['call', 'dial', 'utterance', 'conference'] as const;
+export type RecordingScope = (typeof RECORDING_SCOPES)[number];
+export const MACHINE_RESULTS = ['human', 'machine', 'fax', 'beep', 'unknown'] as const;
+export type MachineResult = (typeof MACHINE_RESULTS)[number];
 
-export interface CallEventDataMap {
-  CallInitiated: { direction: Direction | null; from: string | null; to: string | null };
-  CallRinging: { earlyMedia?: boolean; sipStatus?: number };
-  CallAnswered: { sipStatus?: number };
-  CallCompleted: {
-    outcome: Outcome;
-    durationSec?: number;
-    endReason?: string;
+// Numbers are only typed here: their bounds are numeric-bounds.ts's, applied before an event is stored, and a
+// stored event of any age is read through them again by the projection.
+const num = z.number();
+const text = z.string();
+
+/**
+ * The data of each event type, as a runtime schema: what the translators must produce and what the store hands
+ * back (event-schemas.ts gives each a version and reads old versions through upcasters). The TypeScript types
+ * are derived from these, so the two cannot drift.
+ */
+export const CALL_EVENT_DATA = {
+  CallInitiated: z.object({ direction: z.enum(DIRECTIONS).nullable(), from: text.nullable(), to: text.nullable() }),
+  CallRinging: z.object({ earlyMedia: z.boolean().optional(), sipStatus: num.optional() }),
+  CallAnswered: z.object({ sipStatus: num.optional() }),
+  CallCompleted: z.object({
+    outcome: z.enum(OUTCOMES),
+    durationSec: num.optional(),
+    endReason: text.optional(),
     /** Why it ended, in the provider's words (Twilio `ErrorCode: ErrorMessage`). */
-    endReasonDetail?: string;
-    sipStatus?: number;
+    endReasonDetail: text.optional(),
+    sipStatus: num.optional(),
     /** Which side hung up, as the provider says it (jambonz `call_termination_by`: `caller`, `jambonz`). */
-    terminatedBy?: string;
-  };
-  ChildLegDialed: { childLegId: string; parentLegId: string };
-  DialCompleted: {
-    childLegId?: string;
-    outcome: Outcome;
-    durationSec?: number;
-    ringDurationSec?: number;
-    sipStatus?: number;
-  };
+    terminatedBy: text.optional(),
+  }),
+  ChildLegDialed: z.object({ childLegId: text, parentLegId: text }),
+  DialCompleted: z.object({
+    childLegId: text.optional(),
+    outcome: z.enum(OUTCOMES),
+    durationSec: num.optional(),
+    ringDurationSec: num.optional(),
+    sipStatus: num.optional(),
+  }),
   /** `detail` keeps the provider's own value (Twilio `machine_end_beep`, jambonz `amd_tone_detected`...). */
-  MachineDetected: { result: MachineResult; detail?: string; detectionMs?: number };
-  RecordingAvailable: {
-    recordingId?: string;
-    url: string;
-    durationSec?: number;
-    scope: RecordingScope;
-    status?: string;
-  };
-  ConferenceJoined: { conferenceId: string; members?: number };
-  ConferenceLeft: { conferenceId: string; members?: number };
-  ConferenceStatusChanged: { conferenceId: string; status: string };
-  DtmfReceived: { digits: string; reason?: string; source: 'gather' | 'dial-capture' | 'call-control' };
-  SpeechRecognized: { text: string; confidence?: number };
-  QueueEntered: { queueId: string; queueTimeSec?: number; result?: string };
-  QueueLeft: { queueId: string; queueTimeSec?: number; result?: string };
+  MachineDetected: z.object({ result: z.enum(MACHINE_RESULTS), detail: text.optional(), detectionMs: num.optional() }),
+  RecordingAvailable: z.object({
+    recordingId: text.optional(),
+    url: text,
+    durationSec: num.optional(),
+    scope: z.enum(RECORDING_SCOPES),
+    status: text.optional(),
+  }),
+  ConferenceJoined: z.object({ conferenceId: text, members: num.optional() }),
+  ConferenceLeft: z.object({ conferenceId: text, members: num.optional() }),
+  ConferenceStatusChanged: z.object({ conferenceId: text, status: text }),
+  DtmfReceived: z.object({ digits: text, reason: text.optional(), source: z.enum(['gather', 'dial-capture', 'call-control']) }),
+  SpeechRecognized: z.object({ text, confidence: num.optional() }),
+  QueueEntered: z.object({ queueId: text, queueTimeSec: num.optional(), result: text.optional() }),
+  QueueLeft: z.object({ queueId: text, queueTimeSec: num.optional(), result: text.optional() }),
   /** Recognised webhook with no leg-state meaning (redirect, queueWait, talking events, gather timeout...). */
-  AppHook: { kind: string };
+  AppHook: z.object({ kind: text }),
   /** Kept verbatim, never dropped: the reason says why it could not be translated. */
-  UnrecognizedWebhook: { reason: string };
-}
+  UnrecognizedWebhook: z.object({ reason: text }),
+} as const;
+
+export type CallEventDataMap = { [K in keyof typeof CALL_EVENT_DATA]: z.infer<(typeof CALL_EVENT_DATA)[K]> };
 
 export type CallEventType = keyof CallEventDataMap;
 export const CALL_EVENT_TYPES = [

@@ -1,4 +1,5 @@
-import type { CallEventDataMap, CallEventType, Direction, LegParty, Provider, RecordingScope } from './call-leg.events.js';
+import type { Direction, LegParty, Provider, RecordingScope } from './call-leg.events.js';
+import type { EventDataMap, StoredEventType } from './event-schemas.js';
 
 /**
  * How far an event can be trusted, from its receipt: `verified` (signature or token checked), `imported` (uploaded
@@ -26,13 +27,16 @@ export const weakestVerification = (events: readonly { verification?: Verificati
   return weakest;
 };
 
-/** One stored event as the projections see it (read back from the event store). */
-export interface LedgerEvent<K extends CallEventType = CallEventType> {
+/**
+ * One stored event as the projections see it (read back from the event store through `parseEvent`): a call
+ * event, or an app-answer event (tee mode, on its own streams, which the leg projections do not fold).
+ */
+export interface LedgerEvent<K extends StoredEventType = StoredEventType> {
   /** Global position, as a decimal string (int8). */
   position: string;
   eventId: string;
   type: K;
-  data: CallEventDataMap[K];
+  data: EventDataMap[K];
   provider: Provider;
   legId: string | null;
   accountId: string | null;

@@ -10,3 +10,4 @@ export * from './kpis.js';
 export * from './numeric-bounds.js';
 export * from './app-answer.js';
 export * from './intent.js';
+export * from './event-schemas.js';

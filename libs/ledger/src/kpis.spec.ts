@@ -29,7 +29,7 @@ describe('computeKpis', () => {
       leg('in-progress', null, 2),
     ]);
     expect(k).toMatchObject({ legs: 8, attempts: 7, answered: 3, machineAnswered: 2 });
-    // Machine-answered rate over answered legs (issue 11 §1): a machine and a fax of three answers.
+    // Machine-answered rate over answered legs: a machine and a fax of three answers.
     expect(k.machineRate).toBeCloseTo(2 / 3, 12);
     expect(k.asr).toBeCloseTo(3 / 7, 12);
     expect(k.ner).toBeCloseTo(5 / 7, 12);

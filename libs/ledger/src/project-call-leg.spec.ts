@@ -348,7 +348,7 @@ describe('projectCallLeg: provider dialects (issue 11)', () => {
     expect(must(project('A', fc, [], 'freeclimb'))).toMatchObject({ status: 'in-progress', answeredBy: 'fax', answeredByDetail: 'fax modem' });
   });
 
-  it('an imported start dated only by the import moves back to the earliest provider clock of the leg (issue 11 §5: a 2018 call imported today stays in 2018)', () => {
+  it('an imported start dated only by the import moves back to the earliest provider clock of the leg (docs/providers.md, "Which clock each leg time comes from": a 2018 call imported today stays in 2018)', () => {
     const imported = { sentAt: null, receivedAt: '2026-11-30T12:00:00.000Z', verification: 'imported' as const };
     // Twilio's voice request has no Timestamp; its status callbacks do (https://www.twilio.com/docs/voice/api/call-resource#statuscallback).
     const voice = ev('CallInitiated', 'A', { direction: 'inbound', from: '+13125550100', to: '+18475550163' }, imported);

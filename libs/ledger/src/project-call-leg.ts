@@ -140,7 +140,7 @@ const childOf = (e: LedgerEvent): string | undefined =>
  * - Status: before a terminal fact, the max rank of own CallInitiated/CallRinging/CallAnswered (any own event
  *   means at least `initiated`). A leg is ended by an own CallCompleted or by a parent DialCompleted naming it.
  *   Once ended: answered (own CallAnswered, or an own definitive `completed`) -> `completed`; else the outcome by
- *   provider precedence: restcomm/twilio: parent DialCompleted > own CallCompleted (§4.6-7); freeclimb/jambonz: own
+ *   provider precedence: restcomm/twilio: parent DialCompleted > own CallCompleted (docs/providers.md, "Outcome rules per dialect"); freeclimb/jambonz: own
  *   CallCompleted > parent DialCompleted (FreeClimb: child callStatus beats the deprecated dialCallStatus). The
  *   parent can never make a leg `completed` when the leg itself reported a definitive loss without answering
  *   (simultaneous-ring losers keep the provider's no-answer/canceled; the jambonz 487 loser stays `no-answer` with
@@ -160,7 +160,7 @@ const childOf = (e: LedgerEvent): string | undefined =>
  * - ringDurationSec: max parent DialCompleted.ringDurationSec ('provider'), else answeredAt - startedAt, or for an
  *   ended unanswered leg endedAt - startedAt ('derived'), else null.
  * - answeredBy: own MachineDetected, except on a jambonz leg after it started dialling (time > its first own
- *   ChildLegDialed/DialCompleted: that AMD is about the dialled child, §2.11-4), plus the jambonz parent's
+ *   ChildLegDialed/DialCompleted: that AMD is about the dialled child, docs/providers.md, "jambonz quirks"), plus the jambonz parent's
  *   MachineDetected when this leg is the dial winner (answered, no parent DialCompleted naming it with a
  *   non-completed outcome) and the AMD time lies in [answeredAt ?? (startedAt, exclusive), endedAt]. Results:
  *   beep -> machine, unknown -> ignored, precedence machine > fax > human.
@@ -193,7 +193,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     return undefined;
   };
 
-  // --- parent link (§4.6-3)
+  // --- parent link (docs/providers.md, "Reconstruction rules")
   const assertions: { parent: string; event: LedgerEvent }[] = [];
   for (const e of own) if (e.parentLegId && e.parentLegId !== callId) assertions.push({ parent: e.parentLegId, event: e });
   for (const e of links) {
@@ -259,7 +259,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   let startedAtSource = sourceOf(startEvent);
   // An imported delivery's receive time is when it was imported, not when the call happened (a backfill of 2018
   // calls imported today): when the start would come from such a time and the leg's own events carry a provider
-  // clock earlier than it, the call started no later than the earliest of them (issue 11 §5). Live receive times
+  // clock earlier than it, the call started no later than the earliest of them (docs/providers.md, "Which clock each leg time comes from"). Live receive times
   // are real observations and keep precedence over a provider clock that may be skewed.
   if (startEvent && known(startedMs) && startedAtSource === 'received' && startEvent.verification === 'imported') {
     const clocked = own.filter((e) => eventTimeSource(e) === 'provider').map(eventTime).filter(known);
@@ -322,7 +322,7 @@ export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
     ringDurationSource = null;
   }
 
-  // --- answeredBy (AMD attribution, §2.11-4, §4.6-8)
+  // --- answeredBy (AMD attribution, docs/providers.md, "jambonz quirks")
   const amd: LedgerEvent<'MachineDetected'>[] = [...ownAmd];
   const parentAmdUsed: LedgerEvent[] = [];
   const winner =

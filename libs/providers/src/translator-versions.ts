@@ -1,4 +1,4 @@
-import { boundEventNumbers, unrecognized, type Provider, type TranslatedEvent } from '@lib/ledger';
+import { storableEvents, unrecognized, type Provider, type TranslatedEvent } from '@lib/ledger';
 import type { ProviderAdapter } from './provider-adapter.js';
 
 /**
@@ -38,5 +38,5 @@ export const translateDelivery = (adapter: ProviderAdapter, d: DeliveryToTransla
   } catch (err) {
     events = [unrecognized(`translator failed: ${(err as Error).message}`)];
   }
-  return events.map(boundEventNumbers);
+  return storableEvents(events);
 };

@@ -14,7 +14,7 @@ export interface Fact {
 }
 
 /**
- * The leg state an action hook reports on its own leg (issue 11 §2: jambonz `call_status`, FreeClimb `callStatus`,
+ * The leg state an action hook reports on its own leg (docs/providers.md, "What is read from each webhook kind": jambonz `call_status`, FreeClimb `callStatus`,
  * Twilio/Restcomm `CallStatus` in action callbacks): in progress means answered, a final status means ended.
  */
 export const hookStateFacts = (callId: string | undefined, status: string | undefined, answered: readonly string[], ended: readonly string[]): Fact[] =>
@@ -45,7 +45,7 @@ export interface Delivery {
 export const latency = (r: Prng, max = 600): number => r.int(15, max);
 
 /**
- * Byte-identical re-deliveries: jambonz signs once before its retry loop (§2.3), so a retry repeats body and `t`;
+ * Byte-identical re-deliveries: jambonz signs once before its retry loop (docs/providers.md, "Signatures"), so a retry repeats body and `t`;
  * it backs off 500 ms, doubling.
  */
 export const withRetries = (deliveries: Delivery[], r: Prng, probability: number): Delivery[] => {

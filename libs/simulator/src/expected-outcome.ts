@@ -190,7 +190,7 @@ const statusOf = (call: SimCall, leg: SimLeg): { status: LegStatus; fallback: bo
 };
 
 /**
- * An app without status callbacks (`action-hooks-only`): a leg is what its hooks say (issue 11 §2). The root hears
+ * An app without status callbacks (`action-hooks-only`): a leg is what its hooks say (docs/providers.md, "What is read from each webhook kind"). The root hears
  * of its answer from its gather and Dial action hooks but of no end: `in-progress`, no talk time, not final. An
  * answered FreeClimb child likewise (callConnectUrl says inProgress, nothing ends it). jambonz, Twilio and Restcomm
  * children send nothing of their own: the parent's Dial action names them with DialCallStatus, plus
@@ -242,7 +242,7 @@ export function expectCall(call: SimCall, deliveries: readonly Delivery[], mode:
       if (clocked.length > 0 && Math.min(...clocked) < started) started = Math.min(...clocked);
     }
 
-    // Ring time: Restcomm's DialRingDuration for the leg a Dial action names (§3.6), else derived (§4.6-6).
+    // Ring time: Restcomm's DialRingDuration for the leg a Dial action names (docs/providers.md, "Restcomm and Twilio quirks"), else derived (docs/providers.md, "Reconstruction rules").
     let ring: number | null | undefined;
     const dial = namingDial(call, leg);
     if (call.provider === 'restcomm' && dial && leg.parentCallId) ring = (leg.answerSec ?? leg.endSec) - leg.startSec;
@@ -291,7 +291,7 @@ const defined = <K extends string>(key: K, value: string | null | undefined): Pa
 /**
  * AMD: FreeClimb reports only machines, on the dialled leg itself; Twilio reports AnsweredBy on the leg itself
  * (AsyncAmdStatusCallback or the final status callback); jambonz names the parent and the ledger hands the result
- * to the answered child when the hook's time lies within the child's answer..end (§2.11-4, §4.6-8); Restcomm has
+ * to the answered child when the hook's time lies within the child's answer..end (docs/providers.md, "jambonz quirks"); Restcomm has
  * no AMD.
  */
 const answeredByOf = (call: SimCall, leg: SimLeg, answered: boolean, answeredAt: Time, ended: Time, mine: readonly Delivery[], mode: RunMode): AnsweredBy => {

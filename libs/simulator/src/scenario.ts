@@ -41,9 +41,9 @@ const ALL_BUT = (...excluded: ScenarioKind[]): ScenarioKind[] => SCENARIO_KINDS.
  * REST leg with a parent; Restcomm reports no AMD and no conference membership, and neither RCML dialect a REST child (Twilio
  * reports AMD through AnsweredBy and conferences through the conference statusCallback, docs/providers.md); a
  * call blast (independent children of one parent) is FreeClimb's OutDial pattern; Restcomm has no conference
- * recording callback (§3.7). `queue` is Twilio's `<Enqueue>` (waitUrl requests, then the action with QueueResult and
+ * recording callback (docs/providers.md, "Restcomm and Twilio quirks"). `queue` is Twilio's `<Enqueue>` (waitUrl requests, then the action with QueueResult and
  * QueueTime); `action-hooks-only` is an app that configured no status callback, so that only its action hooks
- * (gather, Dial action, callConnectUrl...) report the legs' state (issue 11 §2).
+ * (gather, Dial action, callConnectUrl...) report the legs' state (docs/providers.md, "What is read from each webhook kind").
  */
 export const KINDS_BY_PROVIDER: Readonly<Record<SimProvider, readonly ScenarioKind[]>> = {
   freeclimb: ALL_BUT('recording-dial', 'queue'),
@@ -431,7 +431,7 @@ const buildCall = (index: number, provider: SimProvider, kind: ScenarioKind, acc
         const root = inboundRoot(b, caller, number);
         rec(root, 'call', root.endSec, Math.max(1, root.talkSec - r.int(0, 2)));
       } else {
-        // Restcomm records only REST-created (outbound-api) legs (§3.7); Twilio does the same in this model.
+        // Restcomm records only REST-created (outbound-api) legs (docs/providers.md, "Restcomm and Twilio quirks"); Twilio does the same in this model.
         const root = answered(b, baseLeg(b, null, 'outbound-api', number, caller, 0));
         b.legs.push(root);
         rec(root, 'call', root.endSec, root.talkSec);
@@ -442,7 +442,7 @@ const buildCall = (index: number, provider: SimProvider, kind: ScenarioKind, acc
       const root = inboundRoot(b, caller, number);
       const child = dialSingle(b, root, root.answerSec! + r.int(1, 2), 'completed');
       coverChildren(b, root);
-      // <Dial record>: the URL rides on the parent's Dial action; Restcomm sends no duration there (§3.6).
+      // <Dial record>: the URL rides on the parent's Dial action; Restcomm sends no duration there (docs/providers.md, "Restcomm and Twilio quirks").
       rec(root, 'dial', child.endSec, provider === 'twilio' ? child.talkSec : null);
       break;
     }
@@ -451,7 +451,7 @@ const buildCall = (index: number, provider: SimProvider, kind: ScenarioKind, acc
       const len = r.int(3, 25);
       root.endSec = Math.max(root.endSec, root.answerSec! + len + 3);
       root.talkSec = root.endSec - root.answerSec!;
-      // Restcomm reports a <Record> length as a Java double ("8.42", §3.7); the others in whole seconds.
+      // Restcomm reports a <Record> length as a Java double ("8.42", docs/providers.md, "Restcomm and Twilio quirks"); the others in whole seconds.
       rec(root, 'utterance', root.answerSec! + len + 1, provider === 'restcomm' ? len + r.int(1, 99) / 100 : len);
       break;
     }

@@ -18,9 +18,9 @@ export interface SignedDelivery {
 /**
  * Signs a delivery the way its provider does, with the production signature code of libs/providers, so that a
  * simulated request is accepted exactly when a real one would be:
- * - FreeClimb / jambonz: `t=<sent second>,v1=HMAC-SHA256(secret, t.body)` (§1.2, §2.2). `t` is the simulated send
+ * - FreeClimb / jambonz: `t=<sent second>,v1=HMAC-SHA256(secret, t.body)` (docs/providers.md, "Signatures"). `t` is the simulated send
  *   time, so a retry carries the original's header byte for byte.
- * - Twilio: X-Twilio-Signature over the *public* URL plus the sorted form fields (§3.2).
+ * - Twilio: X-Twilio-Signature over the *public* URL plus the sorted form fields (docs/providers.md, "Signatures").
  * - Restcomm: does not sign; the shared token rides in `?token=` (README, "Webhook URLs").
  * A provider without a secret is sent unsigned (the ledger then marks it unverified, if it accepts it at all).
  */

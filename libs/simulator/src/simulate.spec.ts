@@ -98,7 +98,7 @@ describe('rendered deliveries', () => {
       expect(original.receivedAtMs).toBeLessThan(r.receivedAtMs);
       expect(signDelivery(r, SECRETS, PUBLIC_URL)).toEqual(signDelivery(original, SECRETS, PUBLIC_URL));
     }
-    // Only providers known to retry do: Restcomm makes one attempt (§3.1).
+    // Only providers known to retry do: Restcomm makes one attempt (docs/providers.md, "Restcomm and Twilio requests").
     expect(new Set(retries.map((d) => d.provider))).not.toContain('restcomm');
   });
 
@@ -122,7 +122,7 @@ describe('rendered deliveries', () => {
       expect(d.body).toMatch(/&ForwardedFrom&/);
       expect(p.get('Timestamp')).toMatch(/^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} (UTC|Europe\/Athens|America\/New_York)$/);
     }
-    // Unanswered legs skip 2 and end with a bare `completed` and CallDuration=0 (§3.11).
+    // Unanswered legs skip 2 and end with a bare `completed` and CallDuration=0 (docs/providers.md, "Restcomm and Twilio quirks").
     expect(progress.some((d) => d.body.includes('CallStatus=completed&CallDuration=0&'))).toBe(true);
     const dial = run.deliveries.find((d) => d.provider === 'restcomm' && d.path === '/dial-action' && d.body.includes('&RecordingUrl&PublicRecordingUrl'));
     expect(dial).toBeDefined();

@@ -3,6 +3,8 @@ import {
   CheckpointSequenceChecker,
   compareWindowHeads,
   EventStoreRepository,
+  isStreamOfProvider,
+  parseStreamName,
   verifyStreamChain,
   type CheckpointProblem,
   type CheckpointRecord,
@@ -36,10 +38,10 @@ export interface AuditReport {
   checkpoints: CheckpointAudit;
 }
 
-/** `callLeg-<provider>:<callId>`; other streams (unrecognized deliveries) belong to no leg. */
+/** A leg's own stream names its leg; other streams (app answers, unrecognized deliveries) belong to no leg here. */
 export const legOfStream = (streamName: string): { provider: string | null; callId: string | null } => {
-  const m = /^callLeg-([^:]+):(.+)$/s.exec(streamName);
-  return m ? { provider: m[1]!, callId: m[2]! } : { provider: null, callId: null };
+  const s = parseStreamName(streamName);
+  return s?.category === 'callLeg' ? { provider: s.provider, callId: s.legId } : { provider: null, callId: null };
 };
 
 export class VerifyAuditQuery extends Query<AuditReport> {
@@ -106,8 +108,7 @@ export class VerifyAuditHandler implements IQueryHandler<VerifyAuditQuery> {
   private async checkCheckpoints(report: AuditReport, scope: AuditScope, brokenAt: (s: string, p: string, r: string) => void): Promise<void> {
     const checker = new CheckpointSequenceChecker(this.checkpoints.publicKey);
     const only = scope.callId ? this.audit.legStreamNames(scope) : undefined;
-    const inScope = (name: string) =>
-      !scope.provider || name.startsWith(`callLeg-${scope.provider}:`) || name.startsWith(`appAnswers-${scope.provider}:`) || name === `unrecognized-${scope.provider}`;
+    const inScope = (name: string) => !scope.provider || isStreamOfProvider(name, scope.provider);
     let afterSeq = 0;
     let last: CheckpointRecord | null = null;
     for (;;) {

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
-import { isCurrentTranslation } from '@lib/event-store';
+import { appAnswersStreamName, EventStoreRepository, isCurrentTranslation, legOfStreamName, legStreamName, type StoredStreamEvent } from '@lib/event-store';
 import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type TimeSource, type Verification } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { StoredLeg } from './call-leg.mapper.js';
@@ -72,44 +72,13 @@ interface RecordingJson {
   created_at: string;
 }
 
-export interface StoredEventRow {
-  position: string;
-  event_id: string;
-  stream_name: string;
-  stream_version: number;
-  type: string;
-  schema_version: number;
-  data: unknown;
-  metadata: Record<string, unknown>;
-  received_at: Date;
-  occurred_at: Date | null;
-  prev_hash: Buffer | null;
-  hash: Buffer;
-  receipt_id: string;
-  path: string;
-  content_type: string | null;
-  body: Buffer;
-  body_sha256: string;
-  actual_body_sha256: string;
-  signature_status: 'verified' | 'unverified' | 'not-checked';
-  signature_timestamp: Date | null;
-  headers: Record<string, string>;
-  chain_version: number;
-  provider: string;
-  query: string;
-  remote_addr: string | null;
-  source: string;
-  /** The first newer translation of the event's receipt (re-translation), when there is one. */
-  superseded_by: { version: number; translatedAt: string } | null;
-}
-
 /** A leg row with its recordings folded in, so that every read of legs is one round trip. */
 const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_id, l.root_call_id, l.depth, l.direction, l.from_number,
   l.to_number, l.status, l.started_at, l.answered_at, l.ended_at, l.ring_duration_sec, l.talk_duration_sec, l.ring_duration_source,
   l.talk_duration_source, l.answered_by, l.end_reason, l.sip_status, l.conference_ids, l.final, l.event_count,
   l.last_position::text AS last_position, l.link_conflict, l.invalid_fields, l.started_at::text AS started_key,
   (SELECT count(*)::int FROM projection_parked pk JOIN projection_checkpoints c ON c.name = pk.projection AND c.generation = pk.generation
-    WHERE pk.projection = 'call_legs' AND pk.stream_name = 'callLeg-' || l.provider || ':' || l.call_id) AS parked_events,
+    WHERE pk.projection = 'call_legs' AND pk.stream_name = 'callLeg-' || l.provider || ':' || l.call_id) AS parked_events, -- legStreamName, in SQL
   l.verification,
   l.answered_by_detail, l.hangup_by, l.end_reason_detail, l.started_at_source, l.answered_at_source, l.ended_at_source, l.pdd_sec,
   (SELECT coalesce(json_agg(json_build_object('recording_id', r.recording_id, 'url', r.url, 'duration_sec', r.duration_sec, 'scope', r.scope,
@@ -185,12 +154,14 @@ export const readModelQuery = async <T>(run: Promise<T>): Promise<T> => {
   }
 };
 
-export const streamOf = (provider: Provider, callId: string) => `callLeg-${provider}:${callId}`;
-
 /** Reads of the call-leg read model (the `call_legs` and `recordings` views) and of the legs' stored events. */
 @Injectable()
 export class CallsRepository {
-  constructor(private readonly db: Database) {}
+  private readonly store: EventStoreRepository;
+
+  constructor(private readonly db: Database) {
+    this.store = new EventStoreRepository(db);
+  }
 
   /**
    * One page, newest first: started_at DESC (legs without a start time last), then provider, call_id. The key is
@@ -300,18 +271,8 @@ export class CallsRepository {
   }
 
   /** The given streams' events with their receipts, in position order (and what the chain check needs). */
-  async streamEvents(streamNames: string[]): Promise<StoredEventRow[]> {
-    const rows = await sql<StoredEventRow>`
-      SELECT e.global_position::text AS position, e.event_id, e.stream_name, e.stream_version, e.type, e.schema_version, e.data,
-        e.metadata, e.received_at, e.occurred_at, e.prev_hash, e.hash, r.id::text AS receipt_id, r.path, r.content_type, r.body,
-        encode(r.body_sha256, 'hex') AS body_sha256, encode(sha256(r.body), 'hex') AS actual_body_sha256, r.signature_status,
-        r.signature_timestamp, r.headers, e.chain_version, r.provider, r.query, r.remote_addr, r.source,
-        (SELECT json_build_object('version', rt.version, 'translatedAt', rt.translated_at) FROM receipt_translations rt
-          WHERE rt.receipt_id = e.receipt_id AND rt.supersedes_through >= e.global_position ORDER BY rt.version LIMIT 1) AS superseded_by
-      FROM events e JOIN webhook_receipts r ON r.id = e.receipt_id
-      WHERE e.stream_name = ANY (${streamNames}::text[])
-      ORDER BY e.global_position`.execute(this.db);
-    return rows.rows;
+  streamEvents(streamNames: string[]) {
+    return this.store.readChainLinksWithReceipts(streamNames);
   }
 }
 

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { appAnswersStreamName, chainReceiptOf, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink } from '@lib/event-store';
+import { appAnswersStreamName, legStreamName, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink, type StoredReceipt } from '@lib/event-store';
 import { PROVIDERS, type Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
-import { CallsRepository, streamOf, type StoredEventRow } from './calls.repository.js';
+import { CallsRepository } from './calls.repository.js';
 import { encodeRawBody } from './raw-body.js';
 import { resolveLeg } from './resolve-leg.js';
 
@@ -26,30 +26,24 @@ const servedHeaders = (headers: Record<string, string>): Record<string, string> 
     Object.entries(headers).map(([name, value]) => [name, (SIGNATURE_HEADERS as readonly string[]).includes(name.toLowerCase()) ? signatureFingerprint(value)! : value]),
   );
 
-const toLink = (r: StoredEventRow): StoredChainLink => ({
-  chainVersion: r.chain_version,
-  receipt: chainReceiptOf(r),
-  position: r.position,
-  eventId: r.event_id,
-  streamName: r.stream_name,
-  streamVersion: r.stream_version,
-  type: r.type,
-  schemaVersion: r.schema_version,
-  data: r.data,
-  metadata: r.metadata,
-  receiptId: r.receipt_id,
-  receivedAt: r.received_at.toISOString(),
-  occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
-  prevHash: r.prev_hash,
-  hash: r.hash,
-  bodySha256: r.body_sha256,
-  actualBodySha256: r.actual_body_sha256,
-});
+type Row = { link: StoredChainLink; receipt: StoredReceipt };
+
+/** The translator version an event was stored by: 0 for events from before versions were recorded (re-translation). */
+const translationOf = (metadata: unknown): number => {
+  const t = metadata !== null && typeof metadata === 'object' ? (metadata as Record<string, unknown>).translation : undefined;
+  return typeof t === 'number' ? t : 0;
+};
+
+/** The delivery an answer receipt's AppAnswered event answers (its data as stored, served as it is). */
+const answersReceiptIdOf = (data: unknown): string | null => {
+  const id = data !== null && typeof data === 'object' ? (data as Record<string, unknown>).answersReceiptId : undefined;
+  return typeof id === 'string' ? id : null;
+};
 
 /** The first broken link of each listed stream (recomputed from its first event), by stream name; absent when it verifies. */
-export const brokenLinks = (rows: readonly StoredEventRow[]): Map<string, BrokenLink> => {
+export const brokenLinks = (rows: readonly Row[]): Map<string, BrokenLink> => {
   const byStream = new Map<string, StoredChainLink[]>();
-  for (const r of rows) (byStream.get(r.stream_name) ?? byStream.set(r.stream_name, []).get(r.stream_name)!).push(toLink(r));
+  for (const { link } of rows) (byStream.get(link.streamName) ?? byStream.set(link.streamName, []).get(link.streamName)!).push(link);
   const broken = new Map<string, BrokenLink>();
   for (const [stream, links] of byStream) {
     const b = verifyStreamChain(links.sort((a, b) => a.streamVersion - b.streamVersion));
@@ -59,15 +53,15 @@ export const brokenLinks = (rows: readonly StoredEventRow[]): Map<string, Broken
 };
 
 /** Every listed stream must recompute from its first event: the rows come in position order, chains in version order. */
-export const chainsValid = (rows: readonly StoredEventRow[]): boolean => brokenLinks(rows).size === 0;
+export const chainsValid = (rows: readonly Row[]): boolean => brokenLinks(rows).size === 0;
 
 /**
  * Whether the chain verifies up to and including this event: links before a stream's first break do; the break
  * and what follows it do not (one break makes every later hash unprovable).
  */
-const linkVerifies = (r: StoredEventRow, broken: Map<string, BrokenLink>): boolean => {
-  const b = broken.get(r.stream_name);
-  return !b || r.stream_version < b.streamVersion;
+const linkVerifies = (l: StoredChainLink, broken: Map<string, BrokenLink>): boolean => {
+  const b = broken.get(l.streamName);
+  return !b || l.streamVersion < b.streamVersion;
 };
 
 export class GetCallEventsQuery extends Query<CallEvents> {
@@ -87,9 +81,9 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
   async execute({ callId, provider, tree }: GetCallEventsQuery): Promise<CallEvents> {
     // Tee mode: each leg's app answers come in position order right after the delivery they answered.
     const streamsOf = (legs: readonly { provider: Provider; callId: string }[]) =>
-      new Map(legs.flatMap((l) => [[streamOf(l.provider, l.callId), l.callId] as const, [appAnswersStreamName(l.provider, l.callId), l.callId] as const]));
+      new Map(legs.flatMap((l) => [[legStreamName(l.provider, l.callId), l.callId] as const, [appAnswersStreamName(l.provider, l.callId), l.callId] as const]));
     let callOf: Map<string, string>;
-    let rows: StoredEventRow[];
+    let rows: Awaited<ReturnType<CallsRepository['streamEvents']>>;
     if (tree) {
       const leg = await resolveLeg(this.repo, callId, provider);
       callOf = streamsOf(await this.repo.treeLegs(leg.provider, leg.rootCallId));
@@ -101,36 +95,33 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
       const candidates = streamsOf((provider ? [provider] : PROVIDERS).map((p) => ({ provider: p, callId })));
       const [leg, all] = await Promise.all([resolveLeg(this.repo, callId, provider), this.repo.streamEvents([...candidates.keys()])]);
       callOf = streamsOf([leg]);
-      rows = all.filter((r) => callOf.has(r.stream_name));
+      rows = all.filter((r) => callOf.has(r.link.streamName));
     }
     const broken = brokenLinks(rows);
     return {
-      data: rows.map((r) => ({
-        position: r.position,
-        callId: callOf.get(r.stream_name)!,
-        streamVersion: r.stream_version,
-        type: r.type,
-        data: r.data,
-        receivedAt: r.received_at.toISOString(),
-        occurredAt: r.occurred_at ? r.occurred_at.toISOString() : null,
-        hash: r.hash.toString('hex'),
-        chainVerified: linkVerifies(r, broken),
-        ...(r.source === 'answer' ? { answers: (r.data as { answersReceiptId?: string | null }).answersReceiptId ?? null } : {}),
+      data: rows.map(({ link: l, receipt: r, supersededBy }) => ({
+        position: l.position,
+        callId: callOf.get(l.streamName)!,
+        streamVersion: l.streamVersion,
+        type: l.type,
+        data: l.data,
+        receivedAt: l.receivedAt,
+        occurredAt: l.occurredAt,
+        hash: l.hash.toString('hex'),
+        chainVerified: linkVerifies(l, broken),
+        ...(r.source === 'answer' ? { answers: answersReceiptIdOf(l.data) } : {}),
         translation:
           r.source === 'answer'
             ? null
-            : {
-                version: typeof r.metadata.translation === 'number' ? r.metadata.translation : 0,
-                supersededBy: r.superseded_by ? { version: r.superseded_by.version, translatedAt: new Date(r.superseded_by.translatedAt).toISOString() } : null,
-              },
+            : { version: translationOf(l.metadata), supersededBy },
         receipt: {
-          id: r.receipt_id,
+          id: r.id,
           path: r.path,
-          contentType: r.content_type,
+          contentType: r.contentType,
           ...encodeRawBody(r.body),
           signature: {
-            status: r.signature_status,
-            timestamp: r.signature_timestamp ? r.signature_timestamp.toISOString() : null,
+            status: r.signatureStatus,
+            timestamp: r.signatureTimestamp ? r.signatureTimestamp.toISOString() : null,
             header: signatureFingerprint(SIGNATURE_HEADERS.map((h) => r.headers[h]).find((v) => v !== undefined)),
           },
           headers: servedHeaders(r.headers),

@@ -216,7 +216,7 @@ const jambonzEvents = (legs: Leg[]): Draft[] => {
       out.push({ at: leg.end, type: 'CallCompleted', legId: leg.id, data: { outcome: leg.loss, sipStatus, ...endReason }, ...env });
     }
     if (leg.answered && leg.plan.amd && leg.kind !== 'inbound') {
-      // AMD hooks carry the parent's call_sid when the leg was dialled (§2.11-4).
+      // AMD hooks carry the parent's call_sid when the leg was dialled (docs/providers.md, "jambonz quirks").
       const result = leg.plan.amd;
       const amdLeg = leg.parentId ?? leg.id;
       out.push({ at: leg.answerAt! + 1, type: 'MachineDetected', legId: amdLeg, data: { result, detail: `amd_${result}` }, parentLegId: null });

@@ -6,8 +6,9 @@ import { ProjectionDataError } from '../projection.js';
 import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
 import { healTrees } from './trees.js';
+import { legStreamName } from '@lib/event-store';
 
-export const streamOf = (provider: string, callId: string) => `callLeg-${provider}:${callId}`;
+export const streamOf = (provider: string, callId: string) => legStreamName(provider as Provider, callId);
 export const keyOf = (provider: string, callId: string) => `${provider}\u0000${callId}`;
 
 export interface Mode {

@@ -6,7 +6,7 @@ const str = z.string().nullish();
 
 /**
  * Common shape of every FreeClimb voice webhook (docs/providers.md, "FreeClimb requests"). Unknown keys are kept: the SDK models
- * are incomplete (§1.10-3), so the raw body stays the source of truth and this schema only types what we read.
+ * are incomplete (docs/providers.md, "FreeClimb quirks"), so the raw body stays the source of truth and this schema only types what we read.
  */
 export const freeclimbWebhookSchema = z.looseObject({
   requestType: z.string().min(1),

@@ -113,7 +113,7 @@ describe('translateFreeclimbWebhook (docs/providers.md, "What is read from each 
     ['fax modem', 'fax'],
   ])('machineDetected "%s" → MachineDetected(%s)', (machineType, result) => {
     const events = run({ requestType: 'machineDetected', ...childLeg, callStatus: 'inProgress', machineType });
-    // The webhook's callStatus inProgress also answers the leg (issue 11 §2).
+    // The webhook's callStatus inProgress also answers the leg (docs/providers.md, "What is read from each webhook kind").
     expect(shape(events)).toEqual([
       { type: 'MachineDetected', legId: CHILD, data: { result, detail: machineType } },
       { type: 'CallAnswered', legId: CHILD, data: {} },

@@ -101,7 +101,7 @@ const translateParsed = (w: FreeclimbWebhook): TranslatedEvent[] => {
 
     case 'outDialConnect':
     case 'outDialApiConnect': {
-      // callStatus wins over the deprecated dialCallStatus when they disagree (§1.10-2).
+      // callStatus wins over the deprecated dialCallStatus when they disagree (docs/providers.md, "FreeClimb requests").
       const status = w.callStatus ?? w.dialCallStatus ?? null;
       const isApi = w.requestType === 'outDialApiConnect';
       const direction: Direction = isApi ? 'outbound-api' : 'outbound-dial';
@@ -137,7 +137,7 @@ const translateParsed = (w: FreeclimbWebhook): TranslatedEvent[] => {
           env,
         ),
       ];
-      // A hang-up right after StartRecordCall leaves "empty/zero information for the recording" (§1.10-6).
+      // A hang-up right after StartRecordCall leaves "empty/zero information for the recording" (docs/providers.md, "FreeClimb quirks").
       if (w.recordingUrl) {
         events.push(
           newEvent(

@@ -8,7 +8,7 @@ const digits = z.union([z.string(), z.number()]).nullish();
 
 /**
  * CallInfo as serialised by jambonz (docs/providers.md, "jambonz requests"), snake-cased except `customerData`, `sip`, `env_vars`
- * (§2.1). Every hook carries it; unknown keys are kept because the raw body, not this schema, is the record.
+ * (docs/providers.md, "jambonz quirks"). Every hook carries it; unknown keys are kept because the raw body, not this schema, is the record.
  */
 export const jambonzCallInfoSchema = z.looseObject({
   call_sid: str,
@@ -25,7 +25,7 @@ export const jambonzCallInfoSchema = z.looseObject({
   customerData: z.unknown().optional(),
 });
 
-/** Dial actionHook: `dial_call_status` in code and on the wire, `dial_status` in the docs (§2.11-1). */
+/** Dial actionHook: `dial_call_status` in code and on the wire, `dial_status` in the docs (docs/providers.md, "jambonz quirks"). */
 export const jambonzDialActionSchema = jambonzCallInfoSchema.extend({
   dial_call_status: str,
   dial_status: str,
@@ -34,7 +34,7 @@ export const jambonzDialActionSchema = jambonzCallInfoSchema.extend({
   dial_sbc_callid: str,
 });
 
-/** AMD actionHook: the CallInfo is the parent's in dial scenarios (§2.11-4). */
+/** AMD actionHook: the CallInfo is the parent's in dial scenarios (docs/providers.md, "jambonz quirks"). */
 export const jambonzAmdSchema = jambonzCallInfoSchema.extend({
   type: z.string(),
   reason: str,
@@ -58,7 +58,7 @@ export const jambonzGatherSchema = jambonzCallInfoSchema.extend({
   speech: z.union([z.string(), jambonzSpeechSchema]).nullish(),
 });
 
-/** Conference statusHook: `time` is ISO-8601, `duration` float seconds since conference start (§2.10). */
+/** Conference statusHook: `time` is ISO-8601, `duration` float seconds since conference start (docs/providers.md, "jambonz quirks"). */
 export const jambonzConferenceSchema = jambonzCallInfoSchema.extend({
   event: z.string(),
   conference_sid: z.string(),
@@ -67,7 +67,7 @@ export const jambonzConferenceSchema = jambonzCallInfoSchema.extend({
   members: numeric,
 });
 
-/** call_hook (session:new): CallInfo own properties plus the INVITE (§2.6, §2.11-6). */
+/** call_hook (session:new): CallInfo own properties plus the INVITE (docs/providers.md, "jambonz quirks"). */
 export const jambonzCallHookSchema = jambonzCallInfoSchema.extend({
   caller_name: str,
   local_sip_address: str,

@@ -25,7 +25,7 @@ const shape = (events: TranslatedEvent[]) => events.map((e) => ({ type: e.type, 
 const hookRun = (payload: unknown, path = ''): TranslatedEvent[] =>
   run(payload, path).filter((e) => !['CallRinging', 'CallAnswered', 'CallCompleted'].includes(e.type));
 
-// §2.7 fixtures: full CallInfo key sets as jambonz serialises them.
+// docs/providers.md, "jambonz requests" fixtures: full CallInfo key sets as jambonz serialises them.
 const inboundTrying = {
   call_sid: PARENT,
   direction: 'inbound',
@@ -260,7 +260,7 @@ describe('translateJambonzWebhook (docs/providers.md, "What is read from each we
       expect(events[0]).toMatchObject({ accountId: ACC, parentLegId: null, party: parentParty });
     });
 
-    it('reads the documented dial_status when dial_call_status is absent (§2.11-1)', () => {
+    it('reads the documented dial_status when dial_call_status is absent (docs/providers.md, "jambonz quirks")', () => {
       const { dial_call_status: _omit, ...rest } = dialAction;
       const events = hookRun({ ...rest, dial_status: 'busy', dial_sip_status: 486 }, 'dial-action');
       expect(shape(events)[0]).toEqual({ type: 'DialCompleted', legId: PARENT, data: { childLegId: WINNER, outcome: 'busy', sipStatus: 486 } });
@@ -484,7 +484,7 @@ describe('translateJambonzWebhook (docs/providers.md, "What is read from each we
 
   describe('path hint', () => {
     it('does not override a payload that names its hook', () => {
-      // Each hook also reports its leg's own call_status (in-progress): CallAnswered (issue 11 §2).
+      // Each hook also reports its leg's own call_status (in-progress): CallAnswered (docs/providers.md, "What is read from each webhook kind").
       expect(run(dialAction, 'status').map((e) => e.type)).toEqual(['DialCompleted', 'ChildLegDialed', 'CallAnswered']);
       expect(run(amdHook, 'status').map((e) => e.type)).toEqual(['MachineDetected', 'CallAnswered']);
       expect(run(conferenceHook('join'), 'amd').map((e) => e.type)).toEqual(['ConferenceJoined', 'CallAnswered']);
@@ -505,7 +505,7 @@ describe('translateJambonzWebhook (docs/providers.md, "What is read from each we
     });
   });
 
-  describe('Jambonz-Signature (§2.2 test vector)', () => {
+  describe('Jambonz-Signature (docs/providers.md, "Signatures" test vector)', () => {
     const body = Buffer.from(
       '{"call_sid":"4754abdd-3a32-4c0c-91f5-8b1ed1740d2a","direction":"inbound","call_status":"completed","duration":37}',
     );
@@ -535,7 +535,7 @@ describe('translateJambonzWebhook (docs/providers.md, "What is read from each we
   });
 });
 
-describe('the leg state every hook carries (issue 11 §2)', () => {
+describe('the leg state every hook carries (docs/providers.md, "What is read from each webhook kind")', () => {
   // jambonz-feature-server lib/tasks/task.js performAction/performHook send `cs.callInfo` (the whole CallInfo, with
   // call_status, sip_status, duration, call_termination_by) with every action, AMD and conference hook.
   it('a dial actionHook answers the caller it reports on; the child SIP code stays in the DialCompleted', () => {

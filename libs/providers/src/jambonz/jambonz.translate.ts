@@ -52,7 +52,7 @@ const AMD_APP_HOOKS = new Set(['amd_error', 'amd_stopped']);
 const GATHER_REASONS = new Set(['dtmfDetected', 'speechDetected', 'timeout', 'error', 'stt-low-confidence']);
 
 /**
- * Our own sub-path naming (one path per hook, §2.1). Only consulted when the payload fits more than one kind:
+ * Our own sub-path naming (one path per hook, docs/providers.md, "jambonz quirks"). Only consulted when the payload fits more than one kind:
  * jambonz sends no message type over HTTP, so the body is the primary key and a misrouted URL must not win.
  */
 const PATH_HINTS: Record<string, JambonzHookKind> = {
@@ -69,7 +69,7 @@ const PATH_HINTS: Record<string, JambonzHookKind> = {
   'call-hook': 'call-hook',
 };
 
-// Markers that name one hook unambiguously, in precedence order (§2.6 "identify by").
+// Markers that name one hook unambiguously, in precedence order (docs/providers.md, "jambonz quirks").
 const DECISIVE: ReadonlyArray<[JambonzHookKind, (o: Record<string, unknown>) => boolean]> = [
   ['dial-action', (o) => has(o, 'dial_call_status') || has(o, 'dial_status')],
   ['amd', (o) => typeof o.type === 'string' && o.type.startsWith('amd_')],
@@ -77,7 +77,7 @@ const DECISIVE: ReadonlyArray<[JambonzHookKind, (o: Record<string, unknown>) => 
   ['conference', (o) => has(o, 'event') && has(o, 'conference_sid')],
   ['gather', (o) => typeof o.reason === 'string' && GATHER_REASONS.has(o.reason)],
 ];
-// Status and call_hook bodies are both plain CallInfo: the key sets differ only by convention (§2.11-6).
+// Status and call_hook bodies are both plain CallInfo: the key sets differ only by convention (docs/providers.md, "jambonz quirks").
 const WEAK: ReadonlyArray<[JambonzHookKind, (o: Record<string, unknown>) => boolean]> = [
   ['call-hook', (o) => (o.sip !== null && typeof o.sip === 'object') || has(o, 'local_sip_address') || has(o, 'caller_name')],
   ['status', (o) => has(o, 'call_status')],
@@ -170,7 +170,7 @@ interface Envelope {
 
 const envelopeOf = (w: JambonzCallInfo): Envelope => {
   const parentLegId = w.parent_call_sid || null;
-  // jambonz only says "outbound"; a parent_call_sid is what distinguishes a dial child from a REST call (§2.9).
+  // jambonz only says "outbound"; a parent_call_sid is what distinguishes a dial child from a REST call (docs/providers.md, "jambonz quirks").
   const direction: Direction | null =
     w.direction === 'inbound' ? 'inbound' : w.direction === 'outbound' ? (parentLegId ? 'outbound-dial' : 'outbound-api') : null;
   return { accountId: w.account_sid || null, parentLegId, party: { direction, from: w.from ?? null, to: w.to ?? null } };
@@ -215,7 +215,7 @@ const status = (w: JambonzCallInfo, callSid: string): TranslatedEvent[] => {
     case 'failed':
     case 'busy':
     case 'no-answer': {
-      // A 487 child is either a simring loser or a ring timeout (§2.11-3); only the parent's dial_call_sid can
+      // A 487 child is either a simring loser or a ring timeout (docs/providers.md, "jambonz quirks"); only the parent's dial_call_sid can
       // tell, so the translator states the neutral fact and projections decide "simring-loser".
       const endReason = env.parentLegId && w.call_status === 'no-answer' && sipStatus === 487 ? 'canceled-487' : undefined;
       return [
@@ -238,7 +238,7 @@ const status = (w: JambonzCallInfo, callSid: string): TranslatedEvent[] => {
 const LEG_STATE_TYPES = new Set(['CallRinging', 'CallAnswered', 'CallCompleted']);
 const legState = (w: JambonzCallInfo, callSid: string): TranslatedEvent[] => status(w, callSid).filter((e) => LEG_STATE_TYPES.has(e.type));
 
-// session:new only proves the leg exists; its call_status must not advance state (§4.4).
+// session:new only proves the leg exists; its call_status must not advance state (docs/providers.md, "What is read from each webhook kind").
 const callHook = (w: JambonzCallHook, callSid: string): TranslatedEvent[] => [callInitiated(callSid, envelopeOf(w))];
 
 const dialAction = (w: JambonzDialAction, callSid: string): TranslatedEvent[] => {
@@ -267,7 +267,7 @@ const amd = (w: JambonzAmd, callSid: string): TranslatedEvent[] => {
   if (!result) return [unrecognized(`unsupported jambonz AMD type "${w.type}"`, callSid, env.accountId)];
   // no_speech and decision_timeout both map to "unknown": fall back to the type so the detail keeps them apart.
   const detail = [w.reason, w.greeting ?? w.hint].filter(Boolean).join(': ') || w.type;
-  // legId stays the payload's (parent) call_sid: only projections know the dial winner to re-attach it to (§4.6-8).
+  // legId stays the payload's (parent) call_sid: only projections know the dial winner to re-attach it to (docs/providers.md, "jambonz quirks").
   return [newEvent('MachineDetected', callSid, { result, detail }, env)];
 };
 

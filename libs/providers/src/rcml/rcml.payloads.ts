@@ -75,7 +75,7 @@ export const parseFormBody = (raw: Buffer): FormParseResult => {
   return { ok: true, fields, pairs };
 };
 
-/** Same shape from a query string: Restcomm GET callbacks carry their parameters there (§3.1). */
+/** Same shape from a query string: Restcomm GET callbacks carry their parameters there (docs/providers.md, "Restcomm and Twilio requests"). */
 export const formBodyFromQuery = (query: URLSearchParams): FormBody => {
   const fields: Record<string, string> = Object.create(null) as Record<string, string>;
   const pairs: Array<[string, string]> = [];

@@ -20,7 +20,7 @@ const raw = (...lines: string[]): Buffer => Buffer.from(lines.join(''), 'utf8');
 const run = (body: Buffer, c: TranslationContext = ctx()): TranslatedEvent[] => translateRcmlWebhook(body, c);
 const types = (events: TranslatedEvent[]): string[] => events.map((e) => e.type);
 
-// §3.8 inbound voice request (family A), as UrlEncodedFormEntity sends it.
+// docs/providers.md, "Restcomm and Twilio requests" inbound voice request (family A), as UrlEncodedFormEntity sends it.
 const inboundVoiceRequest = (status: string): Buffer =>
   raw(
     `CallSid=${PARENT}&InstanceId=${INSTANCE}&AccountSid=${ACCOUNT}`,
@@ -28,7 +28,7 @@ const inboundVoiceRequest = (status: string): Buffer =>
     '&CallerName=null&ForwardedFrom=null&CallTimestamp=2026-01-05T14%3A02%3A10.118Z&SipHeader_X-Customer-Ref=7731',
   );
 
-// §3.8 call-progress callback of a <Dial><Number statusCallback> child (family C).
+// docs/providers.md, "Restcomm and Twilio requests" call-progress callback of a <Dial><Number statusCallback> child (family C).
 const childProgress = (status: string, seq: number, extra = ''): Buffer =>
   raw(
     `InstanceId=${INSTANCE}&AccountSid=${ACCOUNT}`,
@@ -38,7 +38,7 @@ const childProgress = (status: string, seq: number, extra = ''): Buffer =>
     `&Timestamp=Mon%2C+05+Jan+2026+14%3A05%3A5${seq}+UTC&CallbackSource=call-progress-events&SequenceNumber=${seq}`,
   );
 
-// §3.8 Dial action (family D), parent context.
+// docs/providers.md, "Restcomm and Twilio requests" Dial action (family D), parent context.
 const dialAction = (dial: string, recording = '&RecordingUrl&PublicRecordingUrl'): Buffer =>
   raw(
     `CallSid=${PARENT}&InstanceId=${INSTANCE}&OutboundCallSid=${CHILD}&AccountSid=${ACCOUNT}`,
@@ -57,7 +57,7 @@ describe('translateRcmlWebhook — table 4.5', () => {
       legId: PARENT,
       accountId: ACCOUNT,
       parentLegId: null,
-      // CallTimestamp, the call's creation time (RC-vi parameters()), is the CallInitiated's provider time (issue 11 §5).
+      // CallTimestamp, the call's creation time (RC-vi parameters()), is the CallInitiated's provider time (docs/providers.md, "Which clock each leg time comes from").
       occurredAt: '2026-01-05T14:02:10.118Z',
       providerSeq: null,
       party: { direction: 'inbound', from: '+12125550177', to: '+12125550100' },
@@ -235,7 +235,7 @@ describe('translateRcmlWebhook — table 4.5', () => {
 
   it('D: child answered and hung up -> DialCompleted + ChildLegDialed on the parent (bare RecordingUrl: no recording)', () => {
     const events = run(dialAction(`&DialRingDuration=6&DialCallSid=${CHILD}&DialCallStatus=completed&DialCallDuration=95`), ctx('dial-action'));
-    // The parent's own CallStatus=in-progress answers the parent (issue 11 §2); CallTimestamp starts it.
+    // The parent's own CallStatus=in-progress answers the parent (docs/providers.md, "What is read from each webhook kind"); CallTimestamp starts it.
     expect(types(events)).toEqual(['DialCompleted', 'ChildLegDialed', 'CallAnswered', 'CallInitiated']);
     expect(events[2]).toMatchObject({ legId: PARENT, data: {} });
     expect(events[0]).toMatchObject({
@@ -382,6 +382,11 @@ describe('translateRcmlWebhook — sequences and edge cases', () => {
     expect(all.map(types)).toEqual([['CallInitiated', 'ChildLegDialed'], ['CallRinging'], ['CallCompleted']]);
     expect(all.map((events) => events[0]!.providerSeq)).toEqual([0, 1, 3]);
     expect(all[2]![0]).toMatchObject({ legId: CHILD, data: { outcome: 'unanswered-unknown', durationSec: 0 } });
+  });
+
+  it('an AMD status callback with an empty AnsweredBy is kept as unrecognized, never a null event', () => {
+    const events = run(raw('CallSid=CA1&AccountSid=AC1&AnsweredBy='), ctx('amd', 'twilio'));
+    expect(events).toEqual([expect.objectContaining({ type: 'UnrecognizedWebhook', legId: 'CA1', accountId: 'AC1' })]);
   });
 
   it('completed without CallDuration is also not proof of an answer', () => {

@@ -83,7 +83,7 @@ type Envelope = {
 };
 
 /**
- * Restcomm's `<Record>` action has no RecordingSid (§3.7), but its URL ends in `RE<32 hex>.wav`; taking the id
+ * Restcomm's `<Record>` action has no RecordingSid (docs/providers.md, "Restcomm and Twilio quirks"), but its URL ends in `RE<32 hex>.wav`; taking the id
  * from there lets the same recording reported twice (record action, later API listing) collapse to one.
  */
 export const recordingIdOf = (sid: string | undefined, url: string | undefined): string | undefined => {
@@ -99,7 +99,7 @@ export const recordingIdOf = (sid: string | undefined, url: string | undefined):
 const has = (w: RcmlWebhook, key: string): boolean => Object.prototype.hasOwnProperty.call(w, key);
 
 /**
- * Which callback produced this body, from the payload (§3.3). The sub-path is consulted only where the
+ * Which callback produced this body, from the payload (docs/providers.md, "Restcomm and Twilio requests"). The sub-path is consulted only where the
  * payload is genuinely ambiguous: a record action that lost its RecordingDuration, a gather action with no input.
  */
 export const detectRcmlFamily = (w: RcmlWebhook, path: string): RcmlFamily | null => {
@@ -139,7 +139,7 @@ export const translateRcmlWebhook = (rawBody: Buffer, ctx: TranslationContext): 
 const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] => {
   let fields: Record<string, string>;
   if (rawBody.length === 0) {
-    // Restcomm GET callbacks put every parameter in the query string (§3.1); a POST with nothing is just empty.
+    // Restcomm GET callbacks put every parameter in the query string (docs/providers.md, "Restcomm and Twilio requests"); a POST with nothing is just empty.
     if (!ctx.query.has('CallSid')) return [unrecognized('empty body')];
     fields = formBodyFromQuery(ctx.query).fields;
   } else {
@@ -191,7 +191,8 @@ const translate = (rawBody: Buffer, ctx: TranslationContext): TranslatedEvent[] 
       case 'voice-request':
         return voiceRequest(w, callSid, env, /status/i.test(ctx.path));
       case 'amd-status':
-        return [machineDetected(w, callSid, env)!];
+        // An AMD callback whose AnsweredBy is empty ("AnsweredBy=") says nothing: kept, not read as a result.
+        return [machineDetected(w, callSid, env) ?? unrecognized('AMD status callback with an empty AnsweredBy', callSid, env.accountId)];
       case 'conference-status':
         return conferenceStatus(w, callSid, env);
       case 'enqueue-action':
@@ -333,7 +334,7 @@ const callProgress = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
       return [newEvent('CallAnswered', callSid, stripUndefined({ sipStatus: toNumber(w.SipResponseCode) }), env)];
     case 'completed': {
       const durationSec = toNumber(w.CallDuration);
-      // Restcomm ends unanswered legs with `completed` too (§3.11) and this translator is stateless, so only a
+      // Restcomm ends unanswered legs with `completed` too (docs/providers.md, "Restcomm and Twilio quirks") and this translator is stateless, so only a
       // positive answer->end duration proves an answer; the ledger upgrades the outcome if it saw `answered`.
       const outcome = completedOutcome(env, durationSec);
       const events: TranslatedEvent[] = [
@@ -387,7 +388,7 @@ const dialAction = (w: RcmlWebhook, callSid: string, env: Envelope): TranslatedE
   // CallStatus here is the calling leg's own (RC-vi `parameters()`; Twilio's Dial action sends it too). A bridged
   // dial proves the caller was answered even on Restcomm, whose `completed` alone does not.
   events.push(...legState(w, callSid, env, outcomeOf(presentString(w.DialCallStatus)) === 'completed' ? 'completed' : 'unanswered-unknown'));
-  // `<Dial record>` reports the URL before the file may exist (§3.6); it is still the only announcement we get.
+  // `<Dial record>` reports the URL before the file may exist (docs/providers.md, "Restcomm and Twilio quirks"); it is still the only announcement we get.
   const recording = recordingOf(w, callSid, 'dial', env);
   if (recording) events.push(recording);
   return events;
@@ -415,7 +416,7 @@ const recordAction = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
   const recording = recordingOf(w, callSid, 'utterance', env);
   if (recording) events.push(recording);
   const digits = presentString(w.Digits);
-  // Restcomm writes the literal `hangup` in Digits when the caller hung up to end the recording (§3.7).
+  // Restcomm writes the literal `hangup` in Digits when the caller hung up to end the recording (docs/providers.md, "Restcomm and Twilio quirks").
   if (digits && digits !== 'hangup') events.push(newEvent('DtmfReceived', callSid, { digits, source: 'gather' }, env));
   return events.length ? events : [newEvent('AppHook', callSid, { kind: 'record-action:empty' }, env)];
 };
@@ -430,7 +431,7 @@ const gatherAction = (w: RcmlWebhook, callSid: string, env: Envelope): Translate
 };
 
 /**
- * Families A and B carry the same parameters (§3.3); the sub-path only names the hook kind. The translator
+ * Families A and B carry the same parameters (docs/providers.md, "Restcomm and Twilio requests"); the sub-path only names the hook kind. The translator
  * cannot know "first seen", so an inbound leg re-asserts CallInitiated on every non-final request: the ledger
  * treats it as idempotent, and it is what creates the leg when the first request was missed.
  */

@@ -82,7 +82,7 @@ const basicPassword = (authorizationHeader: string | undefined): string | undefi
 };
 
 /**
- * Restcomm-Connect does not sign webhooks (§3.2), so the configured callback URL carries a shared secret,
+ * Restcomm-Connect does not sign webhooks (docs/providers.md, "Signatures"), so the configured callback URL carries a shared secret,
  * either as `?token=` or as the password of `https://user:secret@host/...` (sent as HTTP Basic).
  */
 export const verifyRestcommToken = (

@@ -1,6 +1,6 @@
 /**
  * FreeClimb webhooks (docs/providers.md, "FreeClimb requests"): compact JSON, camelCase keys, absent values as JSON null, `requestType`
- * discriminates. Which leg `callId` names depends on the webhook (§1.5): outDialStart names the parent and
+ * discriminates. Which leg `callId` names depends on the webhook (docs/providers.md, "FreeClimb requests"): outDialStart names the parent and
  * announces the child in `dialCallId`; outDialConnect and callStatus name the child.
  */
 import { hookStateFacts, latency, withRetries, type Delivery, type Fact } from '../delivery.js';
@@ -14,7 +14,7 @@ const ENDED_REASON: Record<LegOutcome, string> = { completed: 'farEndHangup', bu
 
 export function renderFreeclimb(call: SimCall, seed: string): Delivery[] {
   const r = new Prng(seed, 'render', call.index);
-  // The docs disagree on REST-created legs ("outbound" vs "outboundAPI", §1.4): real traffic may carry either.
+  // The docs disagree on REST-created legs ("outbound" vs "outboundAPI", docs/providers.md, "FreeClimb requests"): real traffic may carry either.
   const apiDirection = r.pick(['outboundAPI', 'outbound']);
   const byId = new Map(call.legs.map((l) => [l.callId, l]));
   const direction = (leg: SimLeg): string => (leg.direction === 'inbound' ? 'inbound' : leg.direction === 'outbound-api' ? apiDirection : 'outboundDial');
@@ -60,7 +60,7 @@ export function renderFreeclimb(call: SimCall, seed: string): Delivery[] {
     if (leg.direction === 'inbound') {
       emit(leg.startSec, '/voice', body('inboundCall', leg, 'ringing'), [{ callId: leg.callId, kind: 'initiated' }]);
     } else if (leg.direction === 'outbound-api') {
-      // REST Make-a-Call: the callConnectUrl reports the outcome of the attempt (§1.5, §4.3).
+      // REST Make-a-Call: the callConnectUrl reports the outcome of the attempt (docs/providers.md, "FreeClimb quirks"; docs/providers.md, "What is read from each webhook kind").
       const at = answered ? leg.answerSec! : leg.endSec;
       const status = answered ? 'inProgress' : STATUS[leg.outcome];
       const facts: Fact[] = [{ callId: leg.callId, kind: 'initiated' }, { callId: leg.callId, kind: answered ? 'answered' : 'ended' }];
@@ -94,7 +94,7 @@ export function renderFreeclimb(call: SimCall, seed: string): Delivery[] {
     }
 
     if (leg.amd && leg.amd.result === 'machine') {
-      // FreeClimb only calls ifMachineUrl for a machine (or fax); a human answer produces no webhook (§1.5).
+      // FreeClimb only calls ifMachineUrl for a machine (or fax); a human answer produces no webhook (docs/providers.md, "FreeClimb quirks").
       emit(leg.amd.atSec, '/machine', body('machineDetected', leg, 'inProgress', { machineType: 'answering machine' }), [{ callId: leg.callId, kind: 'amd' }]);
     }
 
@@ -146,13 +146,13 @@ export function renderFreeclimb(call: SimCall, seed: string): Delivery[] {
       '/status',
       body('callStatus', leg, STATUS[leg.outcome], {
         callEndedReason: ENDED_REASON[leg.outcome],
-        // Typed as a string in the docs (§1.9).
+        // Typed as a string in the docs (docs/providers.md, "FreeClimb quirks").
         callDuration: String(leg.talkSec),
         ...(callRec ? { recordingId: callRec.recordingId, recordingUrl: callRec.url, recordingDurationSec: callRec.durationSec } : {}),
       }),
       [{ callId: leg.callId, kind: 'ended' }],
     );
   }
-  // FreeClimb's retry policy is undocumented (§1.1); a rare duplicate keeps the ledger's dedupe honest.
+  // FreeClimb's retry policy is undocumented (docs/providers.md, "FreeClimb quirks"); a rare duplicate keeps the ledger's dedupe honest.
   return withRetries(out, r, 0.02);
 }

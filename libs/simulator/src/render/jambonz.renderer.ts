@@ -1,9 +1,9 @@
 /**
  * jambonz webhooks (docs/providers.md, "jambonz requests"): `JSON.stringify` of a snake-cased CallInfo (plus hook-specific keys), one
- * URL path per hook because no message type travels over HTTP (§2.1). Delivery habits reproduced here:
- * status hooks are emitted without awaiting, so `ringing` can land after `in-progress` (§2.11-2); retries repeat
- * body and signature byte for byte (§2.3); AMD hooks carry the parent's CallInfo (§2.11-4); a simultaneous-ring
- * loser is reported `no-answer` with SIP 487 (§2.11-3).
+ * URL path per hook because no message type travels over HTTP (docs/providers.md, "jambonz quirks"). Delivery habits reproduced here:
+ * status hooks are emitted without awaiting, so `ringing` can land after `in-progress` (docs/providers.md, "jambonz quirks"); retries repeat
+ * body and signature byte for byte (docs/providers.md, "Signatures"); AMD hooks carry the parent's CallInfo (docs/providers.md, "jambonz quirks"); a simultaneous-ring
+ * loser is reported `no-answer` with SIP 487 (docs/providers.md, "jambonz quirks").
  */
 import { hookStateFacts, latency, withRetries, type Delivery, type Fact } from '../delivery.js';
 import { Prng } from '../prng.js';
@@ -39,7 +39,7 @@ export function renderJambonz(call: SimCall, seed: string): Delivery[] {
     return d;
   };
 
-  /** CallInfo.toJSON() key order (§2.4, §2.7). */
+  /** CallInfo.toJSON() key order (docs/providers.md, "jambonz requests"). */
   const callInfo = (leg: SimLeg, callStatus: string, sipStatus: number, extra: Record<string, unknown> = {}) => {
     const ids = sip.get(leg.callId)!;
     const child = leg.parentCallId !== null;
@@ -68,7 +68,7 @@ export function renderJambonz(call: SimCall, seed: string): Delivery[] {
     const answered = leg.answerSec !== null;
     if (!call.statusCallbacks) {
       // No call status hook configured: the inbound leg's call_hook (session:new) is all jambonz sends of its own,
-      // then the action hooks, each with the leg's whole CallInfo (§2.7, issue 11 §2).
+      // then the action hooks, each with the leg's whole CallInfo (docs/providers.md, "jambonz requests"; docs/providers.md, "What is read from each webhook kind").
       if (leg.direction === 'inbound') {
         emit(leg.startSec, '/call-hook', { ...callInfo(leg, 'trying', 100), caller_name: leg.from.replace(/^\+/, ''), local_sip_address: '10.0.12.7:5060' }, [{ callId: leg.callId, kind: 'initiated' }]);
       }
@@ -83,7 +83,7 @@ export function renderJambonz(call: SimCall, seed: string): Delivery[] {
     }
     if (answered) {
       const inProgress = emit(leg.answerSec!, '/status', callInfo(leg, 'in-progress', 200), [{ callId: leg.callId, kind: 'answered' }]);
-      // Out of order (§2.11-2): the ringing hook overtakes nothing; it is overtaken by the answer.
+      // Out of order (docs/providers.md, "jambonz quirks"): the ringing hook overtakes nothing; it is overtaken by the answer.
       if (ringing && r.chance(0.3)) ringing.receivedAtMs = inProgress.receivedAtMs + r.int(50, 900);
       const terminatedBy = leg.direction === 'inbound' ? r.pick(['caller', 'jambonz']) : 'jambonz';
       emit(
@@ -93,13 +93,13 @@ export function renderJambonz(call: SimCall, seed: string): Delivery[] {
         [{ callId: leg.callId, kind: 'ended' }],
       );
     } else {
-      // jambonz has no "canceled": a CANCEL ends the INVITE with 487 and the leg is reported no-answer (§2.5).
+      // jambonz has no "canceled": a CANCEL ends the INVITE with 487 and the leg is reported no-answer (docs/providers.md, "jambonz quirks").
       const [status, code] = leg.outcome === 'busy' ? ['busy', 486] : leg.outcome === 'failed' ? ['failed', 503] : ['no-answer', 487];
       emit(leg.endSec, '/status', callInfo(leg, status, code), [{ callId: leg.callId, kind: 'ended' }]);
     }
 
     if (leg.amd) {
-      // The AMD hook is performed on the parent session: the body is the parent's CallInfo (§2.11-4).
+      // The AMD hook is performed on the parent session: the body is the parent's CallInfo (docs/providers.md, "jambonz quirks").
       const parent = byId.get(leg.parentCallId ?? leg.callId)!;
       const machine = leg.amd.result === 'machine';
       emit(

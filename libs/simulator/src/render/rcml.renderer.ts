@@ -3,7 +3,7 @@
  * - Restcomm: null parameters as a bare key (`&ForwardedFrom&`), literal "null" strings, call SIDs
  *   `ID<32>-CA<32>`, call-progress `SequenceNumber` fixed per state (initiated 0, ringing 1, answered 2,
  *   completed 3), `CallStatus=answered`, unanswered legs ending `completed` with `CallDuration=0`, `Timestamp`
- *   with a Joda zone id, `From` of a dialled leg as the SIP user part (§3.5, §3.11).
+ *   with a Joda zone id, `From` of a dialled leg as the SIP user part (docs/providers.md, "Restcomm and Twilio quirks").
  * - Twilio: nulls omitted, `SequenceNumber` counting callbacks sent, `in-progress`, the real final status
  *   (busy/no-answer/failed/canceled), RFC 2822 `Timestamp`.
  * Which callback families are used: A (voice request), B (number status, Restcomm inbound), C (call progress),
@@ -27,7 +27,7 @@ const zoneParts = (ms: number, zone: string): { y: number; mo: number; d: number
   return { y: Number(p.year), mo: Number(p.month) - 1, d: Number(p.day), h: Number(p.hour) % 24, mi: Number(p.minute), s: Number(p.second), wd: DAYS.indexOf(p.weekday!) };
 };
 
-/** Joda `EEE, dd MMM YYYY HH:mm:ss ZZZZ`: wall time in the JVM zone followed by the zone *id* (§3.10). */
+/** Joda `EEE, dd MMM YYYY HH:mm:ss ZZZZ`: wall time in the JVM zone followed by the zone *id* (docs/providers.md, "Restcomm and Twilio requests"). */
 export const restcommTimestamp = (ms: number, zone: string): string => {
   const t = zoneParts(ms, zone);
   return `${DAYS[t.wd]}, ${pad(t.d)} ${MONTHS[t.mo]} ${t.y} ${pad(t.h)}:${pad(t.mi)}:${pad(t.s)} ${zone}`;
@@ -51,19 +51,19 @@ const httpClientEncode = (value: string): string =>
     )
     .join('');
 
-/** Restcomm: a null value is a bare name without '=' (§3.1). Twilio: nulls are left out. */
+/** Restcomm: a null value is a bare name without '=' (docs/providers.md, "Restcomm and Twilio requests"). Twilio: nulls are left out. */
 export const encodeForm = (params: Params, dialect: Dialect): string =>
   params
     .filter(([, v]) => dialect === 'restcomm' || v !== null)
     .map(([k, v]) => (v === null ? httpClientEncode(k) : `${httpClientEncode(k)}=${httpClientEncode(v)}`))
     .join('&');
 
-/** Callbacks that carry the calling leg's own CallStatus besides their verb's result (issue 11 §2). */
+/** Callbacks that carry the calling leg's own CallStatus besides their verb's result (docs/providers.md, "What is read from each webhook kind"). */
 const ACTION_PATHS = new Set(['/dial-action', '/record-action', '/gather-action', '/enqueue-action']);
 
 const RESTCOMM_ZONES = ['UTC', 'UTC', 'Europe/Athens', 'America/New_York'];
 
-/** Restcomm's call-progress `From`/`To` of a dialled leg are SIP user parts, not E.164 (§3.5). */
+/** Restcomm's call-progress `From`/`To` of a dialled leg are SIP user parts, not E.164 (docs/providers.md, "Restcomm and Twilio quirks"). */
 const userPart = (n: string): string => n.replace(/^\+/, '');
 
 export function renderRcml(call: SimCall, seed: string): Delivery[] {
@@ -80,7 +80,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
     const sentAtMs = call.startMs + atSec * 1000;
     const value = (name: string) => params.find(([k]) => k === name)?.[1] ?? undefined;
     const callSid = value('CallSid');
-    // Action callbacks (Dial, Record) carry the leg's own CallStatus (issue 11 §2).
+    // Action callbacks (Dial, Record) carry the leg's own CallStatus (docs/providers.md, "What is read from each webhook kind").
     let facts = ACTION_PATHS.has(path) ? [...facts0, ...hookStateFacts(callSid, value('CallStatus'), ['in-progress'], ['completed', 'busy', 'no-answer', 'failed', 'canceled'])] : facts0;
     // Restcomm's CallTimestamp dates the leg's creation (RC-vi parameters()): its CallInitiated carries that time.
     const created = value('CallTimestamp');
@@ -102,7 +102,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
 
   const createdMs = (leg: SimLeg): number => call.startMs + leg.startSec * 1000 + 118;
 
-  /** Voice-request parameters (§3.4): families A, B, D and E share them. */
+  /** Voice-request parameters (docs/providers.md, "What is read from each webhook kind"): families A, B, D and E share them. */
   const voiceParams = (leg: SimLeg, callStatus: string, outbound?: string): Params =>
     restcomm
       ? [
@@ -132,7 +132,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
           ['To', leg.to],
         ];
 
-  /** Call-progress status callback (family C, §3.5). */
+  /** Call-progress status callback (family C, docs/providers.md, "Restcomm and Twilio quirks"). */
   const progress = (leg: SimLeg, atSec: number, state: 'initiated' | 'ringing' | 'answered' | 'completed', facts: Fact[], extra: Params = []): void => {
     const dialled = leg.direction === 'outbound-dial';
     const next = seq.get(leg.callId) ?? 0;
@@ -191,7 +191,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
     if (leg.direction === 'inbound') {
       emit(leg.startSec, '/voice', voiceParams(leg, 'ringing'), [{ callId: leg.callId, kind: 'initiated' }], false);
       if (restcomm) {
-        // Number status callback (family B): voice parameters, no Timestamp, each state once (§3.11).
+        // Number status callback (family B): voice parameters, no Timestamp, each state once (docs/providers.md, "Restcomm and Twilio quirks").
         emit(leg.answerSec!, '/status', voiceParams(leg, 'in-progress'), [{ callId: leg.callId, kind: 'initiated' }, { callId: leg.callId, kind: 'answered' }], false);
         emit(leg.endSec, '/status', [...voiceParams(leg, 'completed'), ['CallDuration', String(leg.talkSec)]], [{ callId: leg.callId, kind: 'ended' }], false);
       } else {
@@ -281,7 +281,7 @@ export function renderRcml(call: SimCall, seed: string): Delivery[] {
         : [...voiceParams(leg, 'in-progress'), ['Digits', '#'], ['RecordingDuration', duration], ['RecordingSid', rec.recordingId], ['RecordingUrl', rec.url]];
       emit(rec.atSec, '/record-action', params, [], false);
     } else if (!restcomm && (rec.scope === 'conference' || rec.scope === 'call')) {
-      // Twilio's recordingStatusCallback; CallSid names the parent leg of a two-leg call (§3.7).
+      // Twilio's recordingStatusCallback; CallSid names the parent leg of a two-leg call (docs/providers.md, "Restcomm and Twilio quirks").
       emit(
         rec.atSec + 1,
         '/recording-status',
