@@ -5,6 +5,8 @@ import type { AppendOutcome, WebhookRecord } from './webhook-record.js';
 
 interface Waiter {
   record: WebhookRecord;
+  /** performance.now() when queued. */
+  at: number;
   resolve: (o: AppendOutcome) => void;
   reject: (e: unknown) => void;
 }
@@ -23,6 +25,12 @@ export interface GroupCommitOptions {
    * commit (a retry then gets 200 as a duplicate). 0 or absent: no deadline.
    */
   deadlineMs?: number;
+  /**
+   * For writes nobody waits on (tee mode's answers): a batch smaller than batchMax waits until its oldest record
+   * has been queued this long, so that such writes take a few large transactions instead of one per commit
+   * slot, and leave the CPU and the WAL flushes to the writes a caller is waiting for. 0 or absent: none.
+   */
+  lingerMs?: number;
   /** Retries of a batch that hit a transient error (deadlock, cancel, lock timeout...) before answering 503. */
   transientRetries?: number;
   /** First retry delay; doubled at each retry, with jitter. */
@@ -48,6 +56,7 @@ export class GroupCommitWriter {
   private inFlight = 0;
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
+  private lingerTimer: NodeJS.Timeout | null = null;
   private readonly concurrency: number;
   readonly stats: GroupCommitStats = { batches: 0, records: 0, queued: 0, inFlight: 0, retries: 0 };
   onBatch?: (size: number, seconds: number) => void;
@@ -70,11 +79,12 @@ export class GroupCommitWriter {
     return new Promise<AppendOutcome>((resolve, reject) => {
       const deadlineMs = this.options.deadlineMs ?? 0;
       if (deadlineMs <= 0) {
-        this.queue.push({ record, resolve, reject });
+        this.queue.push({ record, at: performance.now(), resolve, reject });
       } else {
         let timer: NodeJS.Timeout;
         const waiter: Waiter = {
           record,
+          at: performance.now(),
           resolve: (o) => (clearTimeout(timer), resolve(o)),
           reject: (e) => (clearTimeout(timer), reject(e)),
         };
@@ -99,7 +109,16 @@ export class GroupCommitWriter {
   }
 
   private pump(): void {
+    const linger = this.options.lingerMs ?? 0;
     while (this.inFlight < this.concurrency && this.queue.length > 0) {
+      const waited = performance.now() - this.queue[0]!.at;
+      if (linger > 0 && this.queue.length < this.options.batchMax && waited < linger) {
+        this.lingerTimer ??= setTimeout(() => {
+          this.lingerTimer = null;
+          this.pump();
+        }, linger - waited);
+        break;
+      }
       const batch = this.queue.splice(0, this.options.batchMax);
       this.inFlight += 1;
       void this.flush(batch).finally(() => {
