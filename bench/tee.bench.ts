@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
-import { fmt, isMain, startService, type PhaseProbe } from './bench-support.js';
+import { CpuMeter, fmt, isMain, postgresPids, startService, type PhaseProbe } from './bench-support.js';
 
 const SECRET = 'bench-secret-0123456789';
 const RATE = Number(process.env.BENCH_RATE ?? 200);
@@ -58,12 +58,20 @@ const phase = async (url: string, seconds: number, warmup: number, into: number[
   await agent.close();
 };
 
+/** CPU milliseconds per request, of the service process and of its PostgreSQL (what a quiet machine's latency is made of). */
+export interface CpuPerRequest {
+  serviceMs: number;
+  postgresMs: number;
+}
+
 export interface TeeFigures {
   rate: number;
   rounds: number;
   direct: ReturnType<typeof figures>;
   webhook: ReturnType<typeof figures>;
   tee: ReturnType<typeof figures>;
+  /** Per route (direct, webhook, tee): CPU per request; null when the service's PostgreSQL is not its own. */
+  cpu: { direct: CpuPerRequest; webhook: CpuPerRequest; tee: CpuPerRequest } | null;
   addedP50: number;
   addedP99: number;
 }
@@ -92,13 +100,25 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
     const end = opts.probe?.begin('tee', service.child.pid!);
     const routes = [`${appBase}/fc/voice`, `${service.url}/v1/webhooks/freeclimb/voice`, `${service.url}/v1/tee/freeclimb/voice`];
     const samples: number[][] = routes.map(() => []);
+    const ownPostgres = opts.env?.DATABASE_URL === undefined;
+    const cpuSec = routes.map(() => ({ service: 0, postgres: 0, requests: 0 }));
     const rounds = Math.max(1, Math.round(seconds / ROUND));
     for (let r = 0; r < rounds; r++) {
-      for (const [k, url] of routes.entries()) await phase(url, ROUND, r === 0 ? WARMUP : 0, samples[k]!);
+      for (const [k, url] of routes.entries()) {
+        const warmup = r === 0 ? WARMUP : 0;
+        const meter = new CpuMeter({ service: () => [service.child.pid!], ...(ownPostgres ? { postgres: () => postgresPids(service.dataDir) } : {}) });
+        await phase(url, ROUND, warmup, samples[k]!);
+        const share = meter.stop();
+        cpuSec[k]!.service += share.cores.service! * share.wallSec;
+        cpuSec[k]!.postgres += (share.cores.postgres ?? 0) * share.wallSec;
+        cpuSec[k]!.requests += Math.round((ROUND + warmup) * RATE);
+      }
     }
     end?.();
     const [direct, webhook, tee] = samples.map(figures) as [ReturnType<typeof figures>, ReturnType<typeof figures>, ReturnType<typeof figures>];
-    return { rate: RATE, rounds, direct, webhook, tee, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
+    const perRequest = (k: number): CpuPerRequest => ({ serviceMs: (cpuSec[k]!.service / cpuSec[k]!.requests) * 1000, postgresMs: (cpuSec[k]!.postgres / cpuSec[k]!.requests) * 1000 });
+    const cpu = ownPostgres ? { direct: perRequest(0), webhook: perRequest(1), tee: perRequest(2) } : null;
+    return { rate: RATE, rounds, direct, webhook, tee, cpu, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
   } finally {
     await service.stop();
     await new Promise((r) => app.close(r));
@@ -112,5 +132,8 @@ if (isMain(import.meta.url)) {
   console.log(line('direct to the app', f.direct));
   console.log(line('webhook (no tee)', f.webhook));
   console.log(line('through the ledger', f.tee));
+  if (f.cpu) {
+    for (const [name, c] of Object.entries(f.cpu)) console.log(`CPU per request, ${name.padEnd(8)} service ${fmt(c.serviceMs, 3)} ms  postgres ${fmt(c.postgresMs, 3)} ms`);
+  }
   console.log(`added by the ledger     p50 ${fmt(f.addedP50, 2)} ms  p99 ${fmt(f.addedP99, 2)} ms  (target p99 <= ${TEE_ADDED_P99_TARGET_MS} ms: ${f.addedP99 <= TEE_ADDED_P99_TARGET_MS ? 'met' : 'MISSED'})`);
 }

@@ -34,7 +34,7 @@ type StorableReceipt = ReceiptInput & { dedupeKey: Buffer };
 
 const storableReceipt = (r: ReceiptInput): StorableReceipt => ({
   ...r,
-  dedupeKey: dedupeKeyFor(r.provider, r.body, r.bodySha256),
+  dedupeKey: dedupeKeyFor(r.provider, r.body, r.bodySha256, r.query),
   contentType: storableOrNull(r.contentType),
   path: storableText(r.path),
   query: storableText(r.query),
@@ -56,7 +56,7 @@ export class EventStoreRepository {
   async appendBatch(records: readonly WebhookRecord[]): Promise<AppendOutcome[]> {
     if (records.length === 0) return [];
     // Copies inside one batch: the first is the delivery, the others are answered as its duplicates.
-    const keys = records.map((r) => dedupeKeyFor(r.receipt.provider, r.receipt.body, r.receipt.bodySha256).toString('hex'));
+    const keys = records.map((r) => dedupeKeyFor(r.receipt.provider, r.receipt.body, r.receipt.bodySha256, r.receipt.query).toString('hex'));
     const firstByKey = new Map<string, number>();
     const copyOf = new Map<number, number>();
     const unique: number[] = [];
@@ -89,7 +89,8 @@ export class EventStoreRepository {
       const receivedAt = r.receivedAt.toISOString();
       rec.events.forEach((e, index) => {
         const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
-        const eventId = eventIdFor(r.provider, r.bodySha256, index);
+        // A GET delivery has no body to tell it apart (every one hashes the same): its dedupe key (the query) does.
+        const eventId = eventIdFor(r.provider, r.body.length === 0 ? r.dedupeKey : r.bodySha256, index);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.
         const dataText = canonicalJson(e.data);
