@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEvent } from '@lib/ledger';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import * as tamperEvidence from '../../../migrations/20261201000200_tamper_evidence.js';
+import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
 import { canonicalJson } from './canonical-json.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { chainContentOfText, verifyStreamChain } from './hash-chain.js';
@@ -21,6 +22,8 @@ afterAll(async () => tdb.drop());
 
 describe('chain versions across the issue-10 migration', () => {
   it('keeps verifying events written before it, and chains new ones after them', async () => {
+    // The store as it was before issue 10: the later migration that replaces ledger_append again is undone first.
+    await getDeliveries.down(tdb.db);
     await tamperEvidence.down(tdb.db);
     const stream = 'callLeg-jambonz:leg-old';
     const body = Buffer.from('{"old":true}');
@@ -42,6 +45,7 @@ describe('chain versions across the issue-10 migration', () => {
         ${[1, 1]}::int[], ${[stream, stream]}::text[], ${events.map((e) => e.id)}::uuid[], ${events.map((e) => e.type)}::text[],
         ${events.map((e) => e.dataText)}::text[], ${events.map((e) => e.metadataText)}::text[], ${[null, null]}::timestamptz[], ${events.map((e) => e.content)}::text[])`.execute(tdb.db);
     await tamperEvidence.up(tdb.db);
+    await getDeliveries.up(tdb.db);
 
     const store = new EventStoreRepository(tdb.db);
     const old = await store.readChainLinks({ streamNames: [stream] });

@@ -70,6 +70,34 @@ const linkVerifies = (r: StoredEventRow, broken: Map<string, BrokenLink>): boole
   return !b || r.stream_version < b.streamVersion;
 };
 
+/**
+ * Tee mode: each answer's events right after the events of the delivery they answered, whatever their positions.
+ * The answer is written after the provider has its reply, by a writer of its own, so another delivery of the call
+ * may be committed between the two. An answer whose delivery is not in the list stays where its position puts it.
+ */
+export const answersAfterTheirDeliveries = <R extends Pick<StoredEventRow, 'receipt_id' | 'source' | 'data'>>(rows: readonly R[]): R[] => {
+  const answered = (r: R) => (r.source === 'answer' ? ((r.data as { answersReceiptId?: string | null }).answersReceiptId ?? null) : null);
+  const lastOf = new Map<string, number>();
+  rows.forEach((r, i) => {
+    if (r.source !== 'answer') lastOf.set(r.receipt_id, i);
+  });
+  const after = new Map<number, R[]>();
+  const out: R[] = [];
+  const placed = new Set<R>();
+  for (const r of rows) {
+    const a = answered(r);
+    const at = a === null ? undefined : lastOf.get(a);
+    if (at === undefined) continue;
+    (after.get(at) ?? after.set(at, []).get(at)!).push(r);
+    placed.add(r);
+  }
+  rows.forEach((r, i) => {
+    if (!placed.has(r)) out.push(r);
+    out.push(...(after.get(i) ?? []));
+  });
+  return out;
+};
+
 export class GetCallEventsQuery extends Query<CallEvents> {
   constructor(
     readonly callId: string,
@@ -89,7 +117,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
     const legs = tree ? await this.repo.treeLegs(leg.provider, leg.rootCallId) : [leg];
     // Tee mode: each leg's app answers come in position order right after the delivery they answered.
     const callOf = new Map(legs.flatMap((l) => [[streamOf(l.provider, l.callId), l.callId] as const, [appAnswersStreamName(l.provider, l.callId), l.callId] as const]));
-    const rows = await this.repo.streamEvents([...callOf.keys()]);
+    const rows = answersAfterTheirDeliveries(await this.repo.streamEvents([...callOf.keys()]));
     const broken = brokenLinks(rows);
     return {
       data: rows.map((r) => ({
