@@ -14,6 +14,7 @@ import { benchImport, benchLiveIngest, type ImportFigures, type LiveIngestFigure
 import { benchPeer, type PeerFigures } from './peer.bench.js';
 import { QUERY_API_KEY, assertEveryLegProjected, fillLegs, measureQueries, type RouteLatency } from './queries.bench.js';
 import { computeFigures, renderMarkdown, type Results } from './report.js';
+import { benchTee, type TeeFigures } from './tee.bench.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const full = SCALE >= 1;
@@ -74,6 +75,7 @@ const peer: PeerFigures[] = [];
 let rebuild: { events: number; seconds: number; eventsPerSec: number; peakRssMb: number; legs: number; fillSeconds: number; fillEventsPerSec: number };
 let queries: RouteLatency[];
 let queriesRssMb: number;
+let tee: TeeFigures;
 let pgVersion: string;
 let durability: Record<string, string>;
 try {
@@ -86,6 +88,10 @@ try {
   const r = await benchLiveIngest({ freshDatabase, durationSec: sizes.durationSec, deliveries: sizes.liveDeliveries, keepService: true, probe });
   live = r.figures;
   console.log(`noop ${fmt(live.noop.rps)} req/s, group commit ${fmt(live.groupCommit.rps)} req/s, naive ${fmt(live.naive.rps)} req/s`);
+
+  console.log(`\n== tee mode (${sizes.durationSec} s per route in alternating rounds, 200 calls/s, local stub app)`);
+  tee = await benchTee({ seconds: sizes.durationSec, env: { DATABASE_URL: await freshDatabase('bench_tee') }, probe });
+  console.log(`direct p99 ${fmt(tee.direct.p99, 2)} ms, webhook p99 ${fmt(tee.webhook.p99, 2)} ms, tee p99 ${fmt(tee.tee.p99, 2)} ms: added p99 ${fmt(tee.addedP99, 2)} ms`);
 
   console.log(`\n== import (${fmt(sizes.importRows)} rows) and raw COPY`);
   try {
@@ -182,6 +188,7 @@ const results: Results = {
   rebuild,
   queries,
   queriesRssMb,
+  tee,
   phases,
   figures: [],
 };

@@ -35,7 +35,7 @@ const figures = (xs: number[]) => ({ n: xs.length, p50: pct(xs, 0.5), p99: pct(x
  * Sends at RATE per second for `seconds` (after `warmup` s that are not counted); every answer must be the PerCL
  * (the plain webhook route answers its receipt instead).
  */
-const phase = async (url: string, seconds: number, warmup: number, into: number[]): Promise<void> => {
+const phase = async (url: string, seconds: number, warmup: number, into: number[], failures: string[]): Promise<void> => {
   const agent = new Agent({ connections: 64 });
   const inFlight: Promise<void>[] = [];
   const start = performance.now();
@@ -47,11 +47,14 @@ const phase = async (url: string, seconds: number, warmup: number, into: number[
     const d = delivery();
     const sent = performance.now();
     inFlight.push(
-      request(url, { dispatcher: agent, method: 'POST', headers: d.headers, body: d.raw }).then(async (res) => {
-        const text = await res.body.text();
-        if (res.statusCode !== 200 || (text !== PERCL && !url.includes('/v1/webhooks/'))) throw new Error(`${url} answered ${res.statusCode}: ${text.slice(0, 200)}`);
-        if (i >= warmup * RATE) into.push(performance.now() - sent);
-      }),
+      request(url, { dispatcher: agent, method: 'POST', headers: d.headers, body: d.raw })
+        .then(async (res) => {
+          const text = await res.body.text();
+          if (res.statusCode !== 200 || (text !== PERCL && !url.includes('/v1/webhooks/'))) throw new Error(`${url} answered ${res.statusCode}: ${text.slice(0, 200)}`);
+          if (i >= warmup * RATE) into.push(performance.now() - sent);
+        })
+        // Counted, not thrown: an overloaded machine (503s) must end the run with the service stopped, not orphan it.
+        .catch((err: unknown) => void failures.push((err as Error).message)),
     );
   }
   await Promise.all(inFlight);
@@ -70,6 +73,8 @@ export interface TeeFigures {
   direct: ReturnType<typeof figures>;
   webhook: ReturnType<typeof figures>;
   tee: ReturnType<typeof figures>;
+  /** Requests that did not get the app's answer (or, as webhooks, a 200), with the first few reasons. */
+  failures: { count: number; first: string[] };
   /** Per route (direct, webhook, tee): CPU per request; null when the service's PostgreSQL is not its own. */
   cpu: { direct: CpuPerRequest; webhook: CpuPerRequest; tee: CpuPerRequest } | null;
   addedP50: number;
@@ -100,6 +105,7 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
     const end = opts.probe?.begin('tee', service.child.pid!);
     const routes = [`${appBase}/fc/voice`, `${service.url}/v1/webhooks/freeclimb/voice`, `${service.url}/v1/tee/freeclimb/voice`];
     const samples: number[][] = routes.map(() => []);
+    const failures: string[] = [];
     const ownPostgres = opts.env?.DATABASE_URL === undefined;
     const cpuSec = routes.map(() => ({ service: 0, postgres: 0, requests: 0 }));
     const rounds = Math.max(1, Math.round(seconds / ROUND));
@@ -107,7 +113,7 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
       for (const [k, url] of routes.entries()) {
         const warmup = r === 0 ? WARMUP : 0;
         const meter = new CpuMeter({ service: () => [service.child.pid!], ...(ownPostgres ? { postgres: () => postgresPids(service.dataDir) } : {}) });
-        await phase(url, ROUND, warmup, samples[k]!);
+        await phase(url, ROUND, warmup, samples[k]!, failures);
         const share = meter.stop();
         cpuSec[k]!.service += share.cores.service! * share.wallSec;
         cpuSec[k]!.postgres += (share.cores.postgres ?? 0) * share.wallSec;
@@ -118,7 +124,7 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
     const [direct, webhook, tee] = samples.map(figures) as [ReturnType<typeof figures>, ReturnType<typeof figures>, ReturnType<typeof figures>];
     const perRequest = (k: number): CpuPerRequest => ({ serviceMs: (cpuSec[k]!.service / cpuSec[k]!.requests) * 1000, postgresMs: (cpuSec[k]!.postgres / cpuSec[k]!.requests) * 1000 });
     const cpu = ownPostgres ? { direct: perRequest(0), webhook: perRequest(1), tee: perRequest(2) } : null;
-    return { rate: RATE, rounds, direct, webhook, tee, cpu, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
+    return { rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
   } finally {
     await service.stop();
     await new Promise((r) => app.close(r));
@@ -132,6 +138,7 @@ if (isMain(import.meta.url)) {
   console.log(line('direct to the app', f.direct));
   console.log(line('webhook (no tee)', f.webhook));
   console.log(line('through the ledger', f.tee));
+  if (f.failures.count > 0) console.log(`FAILED requests: ${f.failures.count} (${f.failures.first.join('; ')})`);
   if (f.cpu) {
     for (const [name, c] of Object.entries(f.cpu)) console.log(`CPU per request, ${name.padEnd(8)} service ${fmt(c.serviceMs, 3)} ms  postgres ${fmt(c.postgresMs, 3)} ms`);
   }
