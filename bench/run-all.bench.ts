@@ -89,10 +89,6 @@ try {
   live = r.figures;
   console.log(`noop ${fmt(live.noop.rps)} req/s, group commit ${fmt(live.groupCommit.rps)} req/s, naive ${fmt(live.naive.rps)} req/s`);
 
-  console.log(`\n== tee mode (${sizes.durationSec} s per route in alternating rounds, 200 calls/s, local stub app)`);
-  tee = await benchTee({ seconds: sizes.durationSec, env: { DATABASE_URL: await freshDatabase('bench_tee') }, probe });
-  console.log(`direct p99 ${fmt(tee.direct.p99, 2)} ms, webhook p99 ${fmt(tee.webhook.p99, 2)} ms, tee p99 ${fmt(tee.tee.p99, 2)} ms: added p99 ${fmt(tee.addedP99, 2)} ms`);
-
   console.log(`\n== import (${fmt(sizes.importRows)} rows) and raw COPY`);
   try {
     imp = await benchImport(r.service!, databaseUrl(server.url, 'bench_ingest'), sizes.importRows, probe);
@@ -160,6 +156,11 @@ try {
   } finally {
     await service.stop();
   }
+
+  // Last, so that its open-loop load (a backlog, on an overloaded machine) cannot disturb the phases above.
+  console.log(`\n== tee mode (${sizes.durationSec} s per route in alternating rounds, 200 calls/s, local stub app)`);
+  tee = await benchTee({ seconds: sizes.durationSec, env: { DATABASE_URL: await freshDatabase('bench_tee') }, probe });
+  console.log(`direct p99 ${fmt(tee.direct.p99, 2)} ms, webhook p99 ${fmt(tee.webhook.p99, 2)} ms, tee p99 ${fmt(tee.tee.p99, 2)} ms: added p99 ${fmt(tee.addedP99, 2)} ms`);
 } finally {
   await stopServer();
 }
