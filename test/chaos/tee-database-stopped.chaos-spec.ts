@@ -54,7 +54,13 @@ describe('tee mode with PostgreSQL stopped mid-way', () => {
     ledger = await startLedger({ DATABASE_URL: pgServer.url, LEDGER_TEE_FREECLIMB_URL: `${stub.base}/fc`, LEDGER_INGEST_DEADLINE_MS: '500', LEDGER_DB_POOL_SIZE: '4' });
     const url = ledger.url;
 
+    const kept = async (callId: string) => (await sql<{ n: number }>`SELECT count(*)::int AS n FROM events WHERE stream_name = ${`appAnswers-freeclimb:${callId}`}`.execute(handle!.db)).rows[0]!.n;
     expect(await deliver(url, 'CA-tee-chaos-before')).toEqual({ status: 200, type: 'application/json', body: PERCL });
+    // The answer is written after the reply: stopped before it is, it would be a gap (counted), not a failure.
+    handle = createDatabase(pgServer.url, 1);
+    await waitUntil('the answer before the outage to be kept', async () => (await kept('CA-tee-chaos-before')) > 0, 30_000);
+    await handle.db.destroy();
+    handle = null;
 
     await pgServer.stop();
     pgServer = null;
@@ -70,9 +76,7 @@ describe('tee mode with PostgreSQL stopped mid-way', () => {
     await waitUntil('/health to be ready again', async () => (ledger!.assertAlive(), (await healthStatus(url)) === 200), 60_000);
     expect(await deliver(url, 'CA-tee-chaos-after')).toEqual({ status: 200, type: 'application/json', body: PERCL });
     handle = createDatabase(pgServer.url, 1);
-    const kept = async (callId: string) => (await sql<{ n: number }>`SELECT count(*)::int AS n FROM events WHERE stream_name = ${`appAnswers-freeclimb:${callId}`}`.execute(handle!.db)).rows[0]!.n;
     await waitUntil('the answer after the outage to be kept', async () => (await kept('CA-tee-chaos-after')) > 0, 30_000);
-    expect(await kept('CA-tee-chaos-before')).toBeGreaterThan(0);
     // Nothing is made up for the outage: what could not be stored is absent, not invented later.
     const duringStored = await sql<{ n: number }>`SELECT count(*)::int AS n FROM webhook_receipts WHERE convert_from(body, 'UTF8') LIKE '%CA-tee-chaos-during-%'`.execute(handle.db);
     expect(duringStored.rows[0]!.n).toBe(0);
