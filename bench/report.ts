@@ -3,6 +3,7 @@ import type { CpuShare } from './bench-support.js';
 import type { ImportFigures, LiveIngestFigures } from './ingest.bench.js';
 import type { PeerFigures } from './peer.bench.js';
 import type { RouteLatency } from './queries.bench.js';
+import { TEE_ADDED_P99_TARGET_MS, type TeeFigures } from './tee.bench.js';
 
 /** Ledger appends over Emmett's, by number of appenders (issue 14); any other count is judged against 1 ×. */
 const PEER_TARGETS: Record<number, number> = { 8: 1.5, 64: 3 };
@@ -47,6 +48,8 @@ export interface Results {
   rebuild: { events: number; seconds: number; eventsPerSec: number; peakRssMb: number; legs: number; fillSeconds: number; fillEventsPerSec: number };
   queries: RouteLatency[];
   queriesRssMb: number;
+  /** Absent from results taken before tee mode was benchmarked here. */
+  tee?: TeeFigures;
   phases: { name: string; rssOf: string; peakRssMb: number; cpu: CpuShare; loadAvg1m: number }[];
   figures: Figure[];
 }
@@ -107,6 +110,20 @@ export const computeFigures = (r: Results): Figure[] => {
       display: `${n(p.ledger.appendsPerSec)} vs ${n(p.emmett.appendsPerSec)} appends/s = ${n(p.ratio, 2)} ×`,
       target: `≥ ${n(need, 1)} ×`,
       pass: p.ratio >= need,
+    });
+  }
+  if (r.tee) {
+    const t = r.tee;
+    add({
+      id: 'tee.added-p99',
+      label: `tee mode: latency added over calling the app directly, ${t.rate} calls/s`,
+      value: t.addedP99,
+      unit: 'ms (p99)',
+      display:
+        `p99 +${n(t.addedP99, 1)} ms (direct ${n(t.direct.p99, 1)}, plain webhook ${n(t.webhook.p99, 1)}, through the tee ${n(t.tee.p99, 1)} ms; ` +
+        `p50 +${n(t.addedP50, 1)} ms)${t.failures.count ? `, ${n(t.failures.count)} failed requests` : ''}`,
+      target: `p99 ≤ ${TEE_ADDED_P99_TARGET_MS} ms`,
+      pass: t.addedP99 <= TEE_ADDED_P99_TARGET_MS && t.failures.count === 0,
     });
   }
   const ingestRss = Math.max(g.peakRssMb, r.live.naive.peakRssMb);

@@ -14,6 +14,7 @@ import { benchImport, benchLiveIngest, type ImportFigures, type LiveIngestFigure
 import { benchPeer, type PeerFigures } from './peer.bench.js';
 import { QUERY_API_KEY, assertEveryLegProjected, fillLegs, measureQueries, type RouteLatency } from './queries.bench.js';
 import { computeFigures, renderMarkdown, type Results } from './report.js';
+import { benchTee, type TeeFigures } from './tee.bench.js';
 
 const SCALE = Number(process.env.BENCH_SCALE ?? 1);
 const full = SCALE >= 1;
@@ -74,6 +75,7 @@ const peer: PeerFigures[] = [];
 let rebuild: { events: number; seconds: number; eventsPerSec: number; peakRssMb: number; legs: number; fillSeconds: number; fillEventsPerSec: number };
 let queries: RouteLatency[];
 let queriesRssMb: number;
+let tee: TeeFigures;
 let pgVersion: string;
 let durability: Record<string, string>;
 try {
@@ -154,6 +156,11 @@ try {
   } finally {
     await service.stop();
   }
+
+  // Last, so that its open-loop load (a backlog, on an overloaded machine) cannot disturb the phases above.
+  console.log(`\n== tee mode (${sizes.durationSec} s per route in alternating rounds, 200 calls/s, local stub app)`);
+  tee = await benchTee({ seconds: sizes.durationSec, env: { DATABASE_URL: await freshDatabase('bench_tee') }, probe });
+  console.log(`direct p99 ${fmt(tee.direct.p99, 2)} ms, webhook p99 ${fmt(tee.webhook.p99, 2)} ms, tee p99 ${fmt(tee.tee.p99, 2)} ms: added p99 ${fmt(tee.addedP99, 2)} ms`);
 } finally {
   await stopServer();
 }
@@ -182,6 +189,7 @@ const results: Results = {
   rebuild,
   queries,
   queriesRssMb,
+  tee,
   phases,
   figures: [],
 };

@@ -1,21 +1,23 @@
 /**
  * `npm run bench:tee`: the latency the ledger adds in tee mode. A local stub app answers PerCL at once; signed
  * FreeClimb deliveries are sent at a constant rate (open loop: one every 1/RATE s, whatever the answers do)
- * first straight to the app, then through `/v1/tee/freeclimb/voice` of the service (its own process, embedded
- * PostgreSQL, projector inside). Each phase prints p50/p99/max of the whole request; the difference is what the
- * ledger adds (verify, store with the group commit in parallel with the app, forward, answer).
+ * straight to the app, as plain webhooks (what the group commit costs a provider without tee), and through
+ * `/v1/tee/freeclimb/voice` of the service (its own process, projector inside). It prints p50/p99/max of the whole
+ * request for each; tee minus direct is what the ledger adds (verify, the delivery's commit in parallel with the
+ * app, forward, answer), tee minus webhook what tee adds over a plain webhook.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
 import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
-import { fmt, isMain, percentile, startService } from './bench-support.js';
+import { CpuMeter, fmt, isMain, percentile, postgresPids, startService, type PhaseProbe } from './bench-support.js';
 
 const SECRET = 'bench-secret-0123456789';
 const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+const ROUND = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
 const PERCL = JSON.stringify([{ Say: { text: 'Connecting you' } }, { OutDial: { destination: '+18475722071', callingNumber: '+17113334444', timeout: 30, callConnectUrl: 'https://app.example.com/connect', actionUrl: 'https://app.example.com/action' } }]);
 
 const delivery = () => {
@@ -28,13 +30,15 @@ const delivery = () => {
 
 const figures = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
 
-/** Sends at RATE per second for `seconds` (after a warm-up that is not counted); every answer must be the PerCL. */
-const phase = async (url: string, seconds: number): Promise<number[]> => {
+/**
+ * Sends at RATE per second for `seconds` (after `warmup` s that are not counted); every answer must be the PerCL
+ * (the plain webhook route answers its receipt instead).
+ */
+const phase = async (url: string, seconds: number, warmup: number, into: number[], failures: string[]): Promise<void> => {
   const agent = new Agent({ connections: 64 });
-  const latencies: number[] = [];
   const inFlight: Promise<void>[] = [];
   const start = performance.now();
-  const total = Math.round((seconds + WARMUP) * RATE);
+  const total = Math.round((seconds + warmup) * RATE);
   for (let i = 0; i < total; i++) {
     const due = start + (i * 1000) / RATE;
     const wait = due - performance.now();
@@ -42,28 +46,50 @@ const phase = async (url: string, seconds: number): Promise<number[]> => {
     const d = delivery();
     const sent = performance.now();
     inFlight.push(
-      request(url, { dispatcher: agent, method: 'POST', headers: d.headers, body: d.raw }).then(async (res) => {
-        const text = await res.body.text();
-        if (res.statusCode !== 200 || (text !== PERCL && !url.includes('/v1/webhooks/'))) throw new Error(`${url} answered ${res.statusCode}: ${text.slice(0, 200)}`);
-        if (i >= WARMUP * RATE) latencies.push(performance.now() - sent);
-      }),
+      request(url, { dispatcher: agent, method: 'POST', headers: d.headers, body: d.raw })
+        .then(async (res) => {
+          const text = await res.body.text();
+          if (res.statusCode !== 200 || (text !== PERCL && !url.includes('/v1/webhooks/'))) throw new Error(`${url} answered ${res.statusCode}: ${text.slice(0, 200)}`);
+          if (i >= warmup * RATE) into.push(performance.now() - sent);
+        })
+        // Counted, not thrown: an overloaded machine (503s) must end the run with the service stopped, not orphan it.
+        .catch((err: unknown) => void failures.push((err as Error).message)),
     );
   }
   await Promise.all(inFlight);
   await agent.close();
-  return latencies;
 };
+
+/** CPU milliseconds per request, of the service process and of its PostgreSQL (what a quiet machine's latency is made of). */
+export interface CpuPerRequest {
+  serviceMs: number;
+  postgresMs: number;
+}
 
 export interface TeeFigures {
   rate: number;
+  rounds: number;
   direct: ReturnType<typeof figures>;
   webhook: ReturnType<typeof figures>;
   tee: ReturnType<typeof figures>;
+  /** Requests that did not get the app's answer (or, as webhooks, a 200), with the first few reasons. */
+  failures: { count: number; first: string[] };
+  /** Per route (direct, webhook, tee): CPU per request; null when the service's PostgreSQL is not its own. */
+  cpu: { direct: CpuPerRequest; webhook: CpuPerRequest; tee: CpuPerRequest } | null;
   addedP50: number;
   addedP99: number;
 }
 
-export const benchTee = async (): Promise<TeeFigures> => {
+/** The issue's target: what the tee adds over calling the app directly, p99, at 200 calls/s. */
+export const TEE_ADDED_P99_TARGET_MS = 5;
+
+/**
+ * The three routes in alternating rounds of ROUND seconds (direct, webhook, tee, direct, ...), so that a load peak
+ * of a shared machine falls on all three alike instead of on whichever phase it happened to hit. `env` may point
+ * the service at an existing database (DATABASE_URL); by default it runs its own embedded PostgreSQL.
+ */
+export const benchTee = async (opts: { seconds?: number; env?: Record<string, string>; probe?: PhaseProbe } = {}): Promise<TeeFigures> => {
+  const seconds = opts.seconds ?? SECONDS;
   const app = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -73,13 +99,31 @@ export const benchTee = async (): Promise<TeeFigures> => {
   });
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   const appBase = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
-  const service = await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc` });
+  const service = await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, ...opts.env });
   try {
-    const direct = figures(await phase(`${appBase}/fc/voice`, SECONDS));
-    // The same deliveries as plain webhooks: what the group commit costs a provider today, without tee.
-    const webhook = figures(await phase(`${service.url}/v1/webhooks/freeclimb/voice`, SECONDS));
-    const tee = figures(await phase(`${service.url}/v1/tee/freeclimb/voice`, SECONDS));
-    return { rate: RATE, direct, webhook, tee, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
+    const end = opts.probe?.begin('tee', service.child.pid!);
+    const routes = [`${appBase}/fc/voice`, `${service.url}/v1/webhooks/freeclimb/voice`, `${service.url}/v1/tee/freeclimb/voice`];
+    const samples: number[][] = routes.map(() => []);
+    const failures: string[] = [];
+    const ownPostgres = opts.env?.DATABASE_URL === undefined;
+    const cpuSec = routes.map(() => ({ service: 0, postgres: 0, requests: 0 }));
+    const rounds = Math.max(1, Math.round(seconds / ROUND));
+    for (let r = 0; r < rounds; r++) {
+      for (const [k, url] of routes.entries()) {
+        const warmup = r === 0 ? WARMUP : 0;
+        const meter = new CpuMeter({ service: () => [service.child.pid!], ...(ownPostgres ? { postgres: () => postgresPids(service.dataDir) } : {}) });
+        await phase(url, ROUND, warmup, samples[k]!, failures);
+        const share = meter.stop();
+        cpuSec[k]!.service += share.cores.service! * share.wallSec;
+        cpuSec[k]!.postgres += (share.cores.postgres ?? 0) * share.wallSec;
+        cpuSec[k]!.requests += Math.round((ROUND + warmup) * RATE);
+      }
+    }
+    end?.();
+    const [direct, webhook, tee] = samples.map(figures) as [ReturnType<typeof figures>, ReturnType<typeof figures>, ReturnType<typeof figures>];
+    const perRequest = (k: number): CpuPerRequest => ({ serviceMs: (cpuSec[k]!.service / cpuSec[k]!.requests) * 1000, postgresMs: (cpuSec[k]!.postgres / cpuSec[k]!.requests) * 1000 });
+    const cpu = ownPostgres ? { direct: perRequest(0), webhook: perRequest(1), tee: perRequest(2) } : null;
+    return { rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
   } finally {
     await service.stop();
     await new Promise((r) => app.close(r));
@@ -89,9 +133,13 @@ export const benchTee = async (): Promise<TeeFigures> => {
 if (isMain(import.meta.url)) {
   const f = await benchTee();
   const line = (name: string, x: ReturnType<typeof figures>) => `${name.padEnd(22)} n=${x.n}  p50 ${fmt(x.p50, 2)} ms  p99 ${fmt(x.p99, 2)} ms  max ${fmt(x.max, 2)} ms`;
-  console.log(`tee mode at ${f.rate} calls/s against a local stub app (PerCL answer)`);
+  console.log(`tee mode at ${f.rate} calls/s against a local stub app (PerCL answer), ${f.rounds} alternating rounds of ${ROUND} s`);
   console.log(line('direct to the app', f.direct));
   console.log(line('webhook (no tee)', f.webhook));
   console.log(line('through the ledger', f.tee));
-  console.log(`added by the ledger     p50 ${fmt(f.addedP50, 2)} ms  p99 ${fmt(f.addedP99, 2)} ms`);
+  if (f.failures.count > 0) console.log(`FAILED requests: ${f.failures.count} (${f.failures.first.join('; ')})`);
+  if (f.cpu) {
+    for (const [name, c] of Object.entries(f.cpu)) console.log(`CPU per request, ${name.padEnd(8)} service ${fmt(c.serviceMs, 3)} ms  postgres ${fmt(c.postgresMs, 3)} ms`);
+  }
+  console.log(`added by the ledger     p50 ${fmt(f.addedP50, 2)} ms  p99 ${fmt(f.addedP99, 2)} ms  (target p99 <= ${TEE_ADDED_P99_TARGET_MS} ms: ${f.addedP99 <= TEE_ADDED_P99_TARGET_MS ? 'met' : 'MISSED'})`);
 }

@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { diffCallTree, diffKpis, diffQueueEvents, type Difference, type ExpectedOutcome } from '@lib/simulator';
+import { diffCallTree, diffIntent, diffKpis, diffQueueEvents, type Difference, type ExpectedOutcome } from '@lib/simulator';
 
 export interface CheckOptions {
   target: string;
@@ -71,6 +71,7 @@ export async function runCheck(expected: ExpectedOutcome, opts: CheckOptions): P
       out.errors.push(`GET ${path} answered ${res.status}: ${res.text.slice(0, 200)}`);
     } else {
       out.differences.push(...diffCallTree(call, res.body));
+      if (call.intent) out.differences.push(...diffIntent(`call ${call.index} (${call.kind}, ${call.provider} ${call.rootCallId})`, call.intent, res.body));
       if (call.queues) {
         // Queues leave no column on the leg: their events are checked in the call's audit trail.
         const events = await get(`/v1/calls/${encodeURIComponent(call.rootCallId)}/events?provider=${call.provider}&tree=true`);

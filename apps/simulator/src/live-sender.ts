@@ -15,6 +15,8 @@ export interface SendOptions {
   /** Injected so that tests and the CLI share one clock. */
   now: () => number;
   progress: (line: string) => void;
+  /** `tee`: post to /v1/tee/…; the answer is then the app's, not a receipt (no position to read). */
+  route?: 'webhooks' | 'tee';
 }
 
 export interface SendResult {
@@ -51,7 +53,7 @@ export async function sendLive(deliveries: readonly Delivery[], opts: SendOption
   ticker.unref();
 
   const post = async (d: Delivery): Promise<void> => {
-    const s = signDelivery(d, opts.secrets, opts.publicUrl);
+    const s = signDelivery(d, opts.secrets, opts.publicUrl, opts.route ?? 'webhooks');
     try {
       const res = await fetch(opts.target.replace(/\/+$/, '') + s.url, { method: 'POST', headers: s.headers, body: s.body });
       const text = await res.text();
@@ -60,8 +62,9 @@ export async function sendLive(deliveries: readonly Delivery[], opts: SendOption
         if (result.firstErrors.length < 10) result.firstErrors.push(`${res.status} ${d.provider}${d.path}: ${text.slice(0, 200)}`);
         return;
       }
-      const receipt = JSON.parse(text) as { position: string | null; duplicate: boolean };
       result.ok += 1;
+      if (opts.route === 'tee') return;
+      const receipt = JSON.parse(text) as { position: string | null; duplicate: boolean };
       if (receipt.duplicate) result.duplicates += 1;
       if (receipt.position !== null && BigInt(receipt.position) > max) max = BigInt(receipt.position);
     } catch (err) {

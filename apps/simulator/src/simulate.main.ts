@@ -6,10 +6,11 @@ import { createWriteStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { once } from 'node:events';
 import { parseArgs } from 'node:util';
-import { formatDifference, importLine, simulate, type ExpectedOutcome } from '@lib/simulator';
+import { expectIntent, formatDifference, importLine, simulate, type ExpectedOutcome } from '@lib/simulator';
 import { runCheck } from './check-runner.js';
 import { parseSimulateOptions } from './simulate.args.js';
 import { sendLive } from './live-sender.js';
+import { startTeeApp } from './tee-app.js';
 
 const HELP = `Usage: npm run simulate -- [options]
 
@@ -33,6 +34,12 @@ Deliver (one of):
   --public-url URL   the URL Twilio signs (default = --target)
   --concurrency C    requests in flight (default 16)
   --lead SEC         live: send up to SEC seconds before the simulated send time (default 240, max 280)
+  --tee              live only: post to URL/v1/tee/<provider>/... and run the app behind the ledger here: it
+                     checks each delivery's signature and answers with dial commands (PerCL OutDial, jambonz
+                     dial, RCML/TwiML <Dial>) that lead to the scenario's child legs. The ledger must have
+                     LEDGER_TEE_<PROVIDER>_URL=http://127.0.0.1:<app port>/<provider> (printed at start).
+                     The expectation then holds each call's intent, which --check compares with the tree
+  --app-port N       --tee: port of the app (default 8090)
   --freeclimb-secret, --jambonz-secret, --twilio-token, --restcomm-token
                      secrets to sign with (default: the first value of FREECLIMB_SIGNING_SECRET,
                      JAMBONZ_WEBHOOK_SECRET, TWILIO_AUTH_TOKEN, RESTCOMM_WEBHOOK_TOKEN)
@@ -84,6 +91,8 @@ async function main(): Promise<void> {
       check: { type: 'boolean', default: false },
       'api-key': { type: 'string' },
       timeout: { type: 'string' },
+      tee: { type: 'boolean', default: false },
+      'app-port': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -155,9 +164,23 @@ async function main(): Promise<void> {
     restcomm: values['restcomm-token'] ?? firstOf(process.env.RESTCOMM_WEBHOOK_TOKEN),
   };
 
+  if (values.tee && mode !== 'live') fail('--tee only posts live (give --target, not --out)');
+  const appPort = values['app-port'] === undefined ? 8090 : Number(values['app-port']);
+  if (!Number.isInteger(appPort) || appPort < 0 || appPort > 65_535) fail(`--app-port must be a port number, got "${values['app-port']}"`);
+  const teeApp = values.tee ? await startTeeApp(run.calls, secrets, appPort) : null;
+  if (teeApp) {
+    for (const c of run.expected.calls) {
+      const intent = expectIntent(run.calls.find((x) => x.index === c.index)!);
+      if (intent.length > 0) c.intent = intent;
+    }
+    const used = [...new Set(run.calls.map((c) => c.provider))];
+    progress(`tee: the app listens on ${teeApp.base}; the ledger needs ${used.map((p) => `LEDGER_TEE_${p.toUpperCase()}_URL=${teeApp.base}/${p}`).join(' ')}`);
+  }
+
   if (mode === 'live') {
     const leadSec = opts.lead;
     const result = await sendLive(run.deliveries, {
+      route: teeApp ? 'tee' : 'webhooks',
       target: values.target!,
       publicUrl: values['public-url'] ?? values.target!,
       secrets,
@@ -170,6 +193,13 @@ async function main(): Promise<void> {
     progress(`sent ${result.sent} deliveries in ${(result.elapsedMs / 1000).toFixed(1)} s: ${result.ok} ok (${result.duplicates} duplicates), ${result.errors} errors; max position ${result.maxPosition}`);
     if (result.maxPosition) run.expected.maxPosition = result.maxPosition;
     if (result.errors > 0) process.exitCode = 1;
+    if (teeApp) {
+      await teeApp.close();
+      const s = teeApp.stats;
+      for (const r of s.firstRefusals) progress(`tee: the app refused ${r}`);
+      progress(`tee: the app got ${s.requests} deliveries, ${s.verified} with a signature that verified, ${s.refused} refused`);
+      if (s.refused > 0 || s.requests !== result.sent) process.exitCode = 1;
+    }
   } else {
     const t1 = Date.now();
     const file = createWriteStream(values.out!);

@@ -5,6 +5,7 @@ import { newEvent } from '@lib/ledger';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import * as tamperEvidence from '../../../migrations/20261201000200_tamper_evidence.js';
 import * as retranslation from '../../../migrations/20261202000100_retranslation.js';
+import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
 import { canonicalJson } from './canonical-json.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { chainContentOfText, verifyStreamChain } from './hash-chain.js';
@@ -22,7 +23,9 @@ afterAll(async () => tdb.drop());
 
 describe('chain versions across the issue-10 migration', () => {
   it('keeps verifying events written before it, and chains new ones after them', async () => {
-    // Later migrations first: the re-translation one adds a second signature of ledger_append.
+    // Later migrations first, newest first: the GET-deliveries one replaces ledger_append again, the
+    // re-translation one adds a second signature of it.
+    await getDeliveries.down(tdb.db);
     await retranslation.down(tdb.db);
     await tamperEvidence.down(tdb.db);
     const stream = 'callLeg-jambonz:leg-old';
@@ -46,6 +49,7 @@ describe('chain versions across the issue-10 migration', () => {
         ${events.map((e) => e.dataText)}::text[], ${events.map((e) => e.metadataText)}::text[], ${[null, null]}::timestamptz[], ${events.map((e) => e.content)}::text[])`.execute(tdb.db);
     await tamperEvidence.up(tdb.db);
     await retranslation.up(tdb.db);
+    await getDeliveries.up(tdb.db);
 
     const store = new EventStoreRepository(tdb.db);
     const old = await store.readChainLinks({ streamNames: [stream] });

@@ -14,8 +14,11 @@ const FORM_PROVIDERS = new Set(['twilio', 'restcomm']);
  * counts each distinct value once); two different values of one key are not. The body's own bytes and sha256
  * are still stored and chained as received.
  */
-export const dedupeKeyFor = (provider: string, body: Buffer, bodySha256: Buffer): Buffer => {
+export const dedupeKeyFor = (provider: string, body: Buffer, bodySha256: Buffer, query = ''): Buffer => {
   if (!FORM_PROVIDERS.has(provider)) return bodySha256;
+  // A GET delivery has no body: its parameters, and what its signature covers (the whole URL), are the query.
+  // Keyed on the body, every GET would be a duplicate of the first one.
+  if (body.length === 0 && query !== '') return createHash('sha256').update('query\u0000').update(canonicalFormString(Buffer.from(query, 'utf8')), 'utf8').digest();
   return createHash('sha256').update('form\u0000').update(canonicalFormString(body), 'utf8').digest();
 };
 

@@ -84,7 +84,7 @@ export class EventStoreRepository {
   async appendBatch(records: readonly WebhookRecord[]): Promise<AppendOutcome[]> {
     if (records.length === 0) return [];
     // Copies inside one batch: the first is the delivery, the others are answered as its duplicates.
-    const keys = records.map((r) => dedupeKeyFor(r.receipt.provider, r.receipt.body, r.receipt.bodySha256));
+    const keys = records.map((r) => dedupeKeyFor(r.receipt.provider, r.receipt.body, r.receipt.bodySha256, r.receipt.query));
     const firstByKey = new Map<string, number>();
     const copyOf = new Map<number, number>();
     const unique: number[] = [];
@@ -117,7 +117,8 @@ export class EventStoreRepository {
       const receivedAt = r.receivedAt.toISOString();
       rec.events.forEach((e, index) => {
         const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
-        const eventId = eventIdFor(r.provider, r.bodySha256, index);
+        // A GET delivery has no body to tell it apart (every one hashes the same): its dedupe key (the query) does.
+        const eventId = eventIdFor(r.provider, r.body.length === 0 ? r.dedupeKey : r.bodySha256, index);
         const schemaVersion = appendableSchemaVersion(e.type);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.

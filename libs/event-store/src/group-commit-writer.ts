@@ -6,6 +6,8 @@ import type { AppendOutcome, WebhookRecord } from './webhook-record.js';
 
 interface Waiter {
   record: WebhookRecord;
+  /** performance.now() when queued. */
+  at: number;
   resolve: (o: AppendOutcome) => void;
   reject: (e: unknown) => void;
 }
@@ -31,6 +33,12 @@ export interface GroupCommitOptions {
    * commit (a retry then gets 200 as a duplicate). 0 or absent: no deadline.
    */
   deadlineMs?: number;
+  /**
+   * For writes nobody waits on (tee mode's answers): a batch smaller than batchMax waits until its oldest record
+   * has been queued this long, so that such writes take a few large transactions instead of one per commit
+   * slot, and leave the CPU and the WAL flushes to the writes a caller is waiting for. 0 or absent: none.
+   */
+  lingerMs?: number;
   /** Retries of a batch that hit a transient error (deadlock, cancel, lock timeout...) before answering 503. */
   transientRetries?: number;
   /** First retry delay; doubled at each retry, with jitter. */
@@ -70,6 +78,7 @@ export class GroupCommitWriter {
   private inFlight = 0;
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
+  private lingerTimer: NodeJS.Timeout | null = null;
   private readonly concurrency: number;
   private readonly maxConcurrency: number;
   /** Deliveries in a transaction now (the queue holds the others). */
@@ -110,12 +119,13 @@ export class GroupCommitWriter {
     return new Promise<AppendOutcome>((resolve, reject) => {
       const deadlineMs = this.options.deadlineMs ?? 0;
       if (deadlineMs <= 0) {
-        this.queue.push({ record, resolve, reject });
+        this.queue.push({ record, at: performance.now(), resolve, reject });
         this.sampleDemand();
       } else {
         let timer: NodeJS.Timeout;
         const waiter: Waiter = {
           record,
+          at: performance.now(),
           resolve: (o) => (clearTimeout(timer), resolve(o)),
           reject: (e) => (clearTimeout(timer), reject(e)),
         };
@@ -141,7 +151,16 @@ export class GroupCommitWriter {
   }
 
   private pump(): void {
+    const linger = this.options.lingerMs ?? 0;
     while (this.inFlight < this.limit && this.queue.length > 0) {
+      const waited = performance.now() - this.queue[0]!.at;
+      if (linger > 0 && this.queue.length < this.options.batchMax && waited < linger) {
+        this.lingerTimer ??= setTimeout(() => {
+          this.lingerTimer = null;
+          this.pump();
+        }, linger - waited);
+        break;
+      }
       const batch = this.queue.splice(0, this.options.batchMax);
       this.inFlight += 1;
       this.recordsInFlight += batch.length;

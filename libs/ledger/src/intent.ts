@@ -43,11 +43,12 @@ export interface DialMatch {
   children: { target: DialTarget; childLegIds: string[] }[];
 }
 
-/** Numbers and URIs compare without spaces, punctuation or a `sip:` / `tel:` scheme and host part. */
+/** Numbers and URIs compare without spaces, punctuation, a leading + or a `sip:` / `tel:` scheme and host part. */
 const norm = (s: string | null): string => {
   if (!s) return '';
   const bare = s.trim().toLowerCase().replace(/^(sips?|tel):/, '').split(/[@;]/, 1)[0]!;
-  return /^\+?[\d\s().-]+$/.test(bare) ? bare.replace(/[^\d+]/g, '') : bare;
+  // A number with or without its leading + is the same number (Restcomm reports To as dialled, often without it).
+  return /^\+?[\d\s().-]+$/.test(bare) ? bare.replace(/[^\d]/g, '') : bare;
 };
 
 /** Grace on top of the asked ring timeout: providers count from their INVITE, the leg from its first event. */

@@ -38,6 +38,14 @@ export const unauthorized = (message = 'missing or invalid API key: send Authori
 export const badRequest = (code: ErrorCode, message: string) => new LedgerError(code, message);
 export const forbiddenScope = (keyName: string, scope: string) =>
   new LedgerError('AUTH.FORBIDDEN_SCOPE', `the API key "${keyName}" lacks the "${scope}" scope this route needs`);
+/**
+ * Only the form providers call a URL with GET (Twilio and Restcomm voice URLs and callbacks set to GET, the
+ * parameters in the query). FreeClimb always POSTs, and a jambonz GET hook carries no data and a signature over a
+ * body it does not send (docs/providers.md), so a GET from either is no delivery.
+ */
+export const GET_PROVIDERS: readonly string[] = ['twilio', 'restcomm'];
+export const methodNotAllowed = (provider: string, method: string) =>
+  new LedgerError('ROUTE.METHOD_NOT_ALLOWED', `${provider} deliveries are POSTed; only twilio and restcomm call a URL with ${method}`);
 export const providerNotConfigured = (provider: string) =>
   new LedgerError(
     'WEBHOOK.PROVIDER_NOT_CONFIGURED',

@@ -12,6 +12,7 @@
 import { computeKpis, MAX_DURATION_SEC, type AnsweredBy, type Kpis, type LegStatus, type Provider } from '@lib/ledger';
 import type { Delivery, Fact } from './delivery.js';
 import type { ScenarioKind, SimCall, SimLeg } from './scenario.js';
+import type { ExpectedIntent } from './tee.js';
 
 export type RunMode = 'live' | 'import';
 
@@ -67,6 +68,8 @@ export interface ExpectedCall {
   legs: ExpectedLeg[];
   /** Present for calls that went through a queue: checked against the leg's events. */
   queues?: ExpectedQueueStay[];
+  /** Tee mode (`--tee`): what the simulated app asked each dialling leg to do, checked against the tree's intent. */
+  intent?: ExpectedIntent[];
 }
 
 export type ExpectedKpis = Partial<Kpis>;

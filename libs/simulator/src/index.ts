@@ -5,6 +5,7 @@ export * from './expected-outcome.js';
 export * from './simulate.js';
 export * from './signing.js';
 export * from './check.js';
+export * from './tee.js';
 export { renderFreeclimb } from './render/freeclimb.renderer.js';
 export { renderJambonz } from './render/jambonz.renderer.js';
 export { renderRcml, encodeForm, restcommTimestamp, twilioTimestamp } from './render/rcml.renderer.js';

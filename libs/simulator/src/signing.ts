@@ -22,9 +22,10 @@ export interface SignedDelivery {
  *   time, so a retry carries the original's header byte for byte.
  * - Twilio: X-Twilio-Signature over the *public* URL plus the sorted form fields (docs/providers.md, "Signatures").
  * - Restcomm: does not sign; the shared token rides in `?token=` (README, "Webhook URLs").
+ * `route: 'tee'` sends it to the ledger's tee route instead (the app behind the ledger answers).
  * A provider without a secret is sent unsigned (the ledger then marks it unverified, if it accepts it at all).
  */
-export function signDelivery(d: Delivery, secrets: SigningSecrets, publicUrl: string): SignedDelivery {
+export function signDelivery(d: Delivery, secrets: SigningSecrets, publicUrl: string, route: 'webhooks' | 'tee' = 'webhooks'): SignedDelivery {
   const body = Buffer.from(d.body, 'utf8');
   let query = d.query;
   const headers: Record<string, string> = { 'content-type': d.contentType };
@@ -42,7 +43,7 @@ export function signDelivery(d: Delivery, secrets: SigningSecrets, publicUrl: st
     case 'twilio':
       break;
   }
-  const url = `/v1/webhooks/${d.provider}${d.path}${query ? `?${query}` : ''}`;
+  const url = `/v1/${route}/${d.provider}${d.path}${query ? `?${query}` : ''}`;
   if (d.provider === 'twilio' && secrets.twilio) {
     const pairs = [...new URLSearchParams(d.body).entries()];
     headers['x-twilio-signature'] = computeTwilioSignature(secrets.twilio, publicUrl.replace(/\/+$/, '') + url, pairs);

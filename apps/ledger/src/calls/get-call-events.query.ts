@@ -64,6 +64,34 @@ const linkVerifies = (l: StoredChainLink, broken: Map<string, BrokenLink>): bool
   return !b || l.streamVersion < b.streamVersion;
 };
 
+/**
+ * Tee mode: each answer's events right after the events of the delivery they answered, whatever their positions.
+ * The answer is written after the provider has its reply, by a writer of its own, so another delivery of the call
+ * may be committed between the two. An answer whose delivery is not in the list stays where its position puts it.
+ */
+export const answersAfterTheirDeliveries = <R extends { link: Pick<StoredChainLink, 'data'>; receipt: Pick<StoredReceipt, 'id' | 'source'> }>(rows: readonly R[]): R[] => {
+  const answered = (r: R) => (r.receipt.source === 'answer' ? answersReceiptIdOf(r.link.data) : null);
+  const lastOf = new Map<string, number>();
+  rows.forEach((r, i) => {
+    if (r.receipt.source !== 'answer') lastOf.set(r.receipt.id, i);
+  });
+  const after = new Map<number, R[]>();
+  const out: R[] = [];
+  const placed = new Set<R>();
+  for (const r of rows) {
+    const a = answered(r);
+    const at = a === null ? undefined : lastOf.get(a);
+    if (at === undefined) continue;
+    (after.get(at) ?? after.set(at, []).get(at)!).push(r);
+    placed.add(r);
+  }
+  rows.forEach((r, i) => {
+    if (!placed.has(r)) out.push(r);
+    out.push(...(after.get(i) ?? []));
+  });
+  return out;
+};
+
 export class GetCallEventsQuery extends Query<CallEvents> {
   constructor(
     readonly callId: string,
@@ -87,7 +115,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
     if (tree) {
       const leg = await resolveLeg(this.repo, callId, provider);
       callOf = streamsOf(await this.repo.treeLegs(leg.provider, leg.rootCallId));
-      rows = await this.repo.streamEvents([...callOf.keys()]);
+      rows = answersAfterTheirDeliveries(await this.repo.streamEvents([...callOf.keys()]));
     } else {
       // One leg: its streams are known from the call id for each provider it may belong to, so the events are
       // read beside the leg's lookup rather than after it (one round trip of waiting instead of two), and only
@@ -95,7 +123,7 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
       const candidates = streamsOf((provider ? [provider] : PROVIDERS).map((p) => ({ provider: p, callId })));
       const [leg, all] = await Promise.all([resolveLeg(this.repo, callId, provider), this.repo.streamEvents([...candidates.keys()])]);
       callOf = streamsOf([leg]);
-      rows = all.filter((r) => callOf.has(r.link.streamName));
+      rows = answersAfterTheirDeliveries(all.filter((r) => callOf.has(r.link.streamName)));
     }
     const broken = brokenLinks(rows);
     return {

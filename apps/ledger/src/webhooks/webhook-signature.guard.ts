@@ -1,6 +1,6 @@
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
-import { isProvider, providerNotConfigured, providerUnknown, rateLimited, signatureInvalid } from '@lib/ledger';
+import { GET_PROVIDERS, isProvider, methodNotAllowed, providerNotConfigured, providerUnknown, rateLimited, signatureInvalid } from '@lib/ledger';
 import { ProviderRegistry, type SignatureVerdict } from '@lib/providers';
 import type { FastifyRequest } from 'fastify';
 import { MetricsService } from '../metrics/metrics.service.js';
@@ -29,6 +29,7 @@ export class WebhookSignatureGuard implements CanActivate {
     req.receivedAt = new Date();
     const provider = (req.params as { provider?: string }).provider ?? '';
     if (!isProvider(provider)) throw providerUnknown(provider);
+    if (req.method === 'GET' && !GET_PROVIDERS.includes(provider)) throw methodNotAllowed(provider, req.method);
     const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const address = req.ip ?? 'unknown';
     const entry = (reason: string): RejectionEntry => ({

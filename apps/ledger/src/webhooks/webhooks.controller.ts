@@ -75,6 +75,32 @@ export class WebhooksController {
     return outcome;
   }
 
+  /**
+   * Twilio and Restcomm call a voice URL or callback set to GET with the parameters in the query: the receipt
+   * keeps the query as received (the body is empty), the translator reads the parameters from it, and
+   * X-Twilio-Signature is over the whole URL, query included (no body parameters to append).
+   */
+  @Get(['v1/webhooks/:provider', 'v1/webhooks/:provider/*'])
+  @HttpCode(200)
+  @UseGuards(WebhookSignatureGuard)
+  @ApiRoute({
+    tag: 'webhooks',
+    summary: 'Receive a Twilio or Restcomm delivery made with GET (parameters in the query)',
+    description:
+      'For voice URLs and callbacks configured with method GET. Authenticated as the POST route (X-Twilio-Signature over the full URL with its ' +
+      'query; Restcomm `token`). FreeClimb and jambonz deliveries are POSTed: a GET for them is a 405. Answered only after the commit.',
+    auth: 'provider-signature',
+    params: {
+      provider: { description: 'twilio or restcomm', schema: z.enum(PROVIDERS) },
+      path: { description: 'any sub-path (e.g. voice, status), kept with the receipt' },
+    },
+    responses: [{ schema: webhookReceiptSchema }],
+    errors: [404, 405, 429, 503],
+  })
+  async receiveGet(@Req() req: VerifiedRequest): Promise<WebhookReceipt> {
+    return this.receive(req);
+  }
+
   @Get('v1/admin/webhook-rejections')
   @UseGuards(ApiKeyGuard)
   @RequireScope('admin')
