@@ -17,7 +17,14 @@ export interface CallFilters {
   rootOnly?: boolean;
   final?: boolean;
   verification?: Verification;
+  attempt?: boolean;
+  /** Comma-separated human, machine, fax (validated by the query schema). */
+  answeredBy?: string;
+  numberContains?: string;
 }
+
+/** The statuses the analytics count as attempts (libs/ledger/src/kpis.ts). */
+export const TERMINAL_STATUSES = ['completed', 'busy', 'no-answer', 'failed', 'canceled'] as const satisfies readonly LegStatus[];
 
 interface LegDbRow {
   provider: Provider;
@@ -114,10 +121,12 @@ const LEG_COLUMNS = sql.raw(`l.provider, l.call_id, l.account_id, l.parent_call_
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
 const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sql` AND `) : sql`true`);
 
+const likeLiteral = (v: string) => v.replace(/[\\%_]/g, (c) => `\\${c}`);
+
 /** `+1312*` is a prefix; LIKE's own wildcards in the value are literal. */
 const numberMatch = (column: string, pattern: string): RawBuilder<unknown> =>
   pattern.endsWith('*')
-    ? sql`${sql.ref(column)} LIKE ${pattern.slice(0, -1).replace(/[\\%_]/g, (c) => `\\${c}`) + '%'}`
+    ? sql`${sql.ref(column)} LIKE ${likeLiteral(pattern.slice(0, -1)) + '%'}`
     : sql`${sql.ref(column)} = ${pattern}`;
 
 export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
@@ -133,6 +142,13 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
   if (f.final !== undefined) w.push(sql`l.final = ${f.final}`);
   if (f.verification) w.push(sql`l.verification = ${f.verification}`);
+  if (f.attempt === true) w.push(sql`l.status = ANY (${[...TERMINAL_STATUSES]}::text[])`);
+  if (f.attempt === false) w.push(sql`l.status <> ALL (${[...TERMINAL_STATUSES]}::text[])`);
+  if (f.answeredBy) w.push(sql`l.answered_by = ANY (${f.answeredBy.split(',')}::text[])`);
+  if (f.numberContains) {
+    const p = `%${likeLiteral(f.numberContains)}%`;
+    w.push(sql`(l.from_number ILIKE ${p} OR l.to_number ILIKE ${p})`);
+  }
   return w;
 };
 
