@@ -4,7 +4,7 @@ import { fmtSec, fmtTime, sourceMark } from '../format.js';
 import { BASE, callHref, navigate, onLinkClick } from '../router.js';
 
 /** The list filters, named as the API names them, so the console URL and the API query are the same words. */
-export const FILTERS = ['since', 'until', 'provider', 'accountId', 'direction', 'status', 'final', 'rootOnly', 'from', 'to'] as const;
+export const FILTERS = ['since', 'until', 'provider', 'accountId', 'direction', 'status', 'attempt', 'answeredBy', 'final', 'rootOnly', 'numberContains', 'from', 'to'] as const;
 const PROVIDERS = ['freeclimb', 'jambonz', 'twilio', 'restcomm'];
 const STATUSES = ['initiated', 'ringing', 'in-progress', 'completed', 'busy', 'no-answer', 'failed', 'canceled'];
 const DIRECTIONS = ['inbound', 'outbound-api', 'outbound-dial'];
@@ -87,8 +87,17 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
         <Field label="Account" name="accountId" value={filters.accountId} />
         <Select label="Direction" name="direction" value={filters.direction} options={DIRECTIONS} />
         <Select label="Status" name="status" value={filters.status} options={STATUSES} />
+        <Select label="Ended" name="attempt" value={filters.attempt} options={['true', 'false']} labels={{ true: 'ended (attempts)', false: 'not yet ended' }} />
+        <Select
+          label="Answered by"
+          name="answeredBy"
+          value={filters.answeredBy}
+          options={['human', 'machine', 'fax', 'machine,fax']}
+          labels={{ 'machine,fax': 'machine or fax' }}
+        />
         <Select label="Final" name="final" value={filters.final} options={['true', 'false']} labels={{ true: 'final', false: 'partial' }} />
         <Select label="Legs" name="rootOnly" value={filters.rootOnly} options={['true']} labels={{ true: 'roots only' }} />
+        <Field label="Number contains (from or to)" name="numberContains" value={filters.numberContains} />
         <Field label="From (exact or prefix*)" name="from" value={filters.from} />
         <Field label="To (exact or prefix*)" name="to" value={filters.to} />
         <Field label="Call id" name="callId" value="" />
