@@ -110,7 +110,7 @@ describe('calls list', () => {
     await page.getByRole('button', { name: 'Apply' }).click();
     await page.waitForURL(/numberContains=/);
     expect(new URL(page.url()).searchParams.get('numberContains')).toBe(part);
-    const api = await rig.api<Page & { data: { from: string | null; to: string | null }[] }>(`/v1/calls?numberContains=${encodeURIComponent(part)}&withTotal=true&limit=50`);
+    const api = await rig.api<{ data: { callId: string; from: string | null; to: string | null }[]; total?: number }>(`/v1/calls?numberContains=${encodeURIComponent(part)}&withTotal=true&limit=50`);
     expect(api.total).toBeGreaterThan(0);
     expect(api.data.every((l) => `${l.from} ${l.to}`.includes(part))).toBe(true);
     await expect.poll(() => page.getByTestId('calls-total').textContent()).toBe(api.total!.toLocaleString('en-US'));
