@@ -35,14 +35,15 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
     let seen: Set<string> | null = null;
     const load = async () => {
       try {
-        // The rows do not wait for the exact total (a count over every matching leg): it follows in its own request.
-        // Its failure is the list's failure too (shown, or the session's end), so it is not reported twice.
+        const p = await get<CallPage>(`/v1/calls${qs({ ...filters, cursor, limit: 50 })}`);
+        if (stop) return;
+        // The exact total (a count over every matching leg, the costly part on a wide filter) is asked for once the
+        // rows are in, so that it does not compete with them for the database. Its failure is the list's failure
+        // too (shown, or the session's end), so it is not reported twice.
         const total = get<CallPage>(`/v1/calls${qs({ ...filters, limit: 1, withTotal: true })}`).then(
           (t) => !stop && setTotal(t.total ?? null),
           () => undefined,
         );
-        const p = await get<CallPage>(`/v1/calls${qs({ ...filters, cursor, limit: 50 })}`);
-        if (stop) return;
         const ids = p.data.map((l) => `${l.provider}:${l.callId}`);
         if (seen) setFresh(new Set(ids.filter((id) => !seen!.has(id))));
         seen = new Set(ids);
