@@ -75,7 +75,8 @@ if (isMain(import.meta.url)) {
     await projector.rebuild();
     await projector.stop();
     await sql`VACUUM ANALYZE`.execute(db);
-    service = await startService({ DATABASE_URL: pgServer.url, LEDGER_API_KEYS: QUERY_API_KEY, LOG_LEVEL: 'error' });
+    // CPU_PROF=<dir>: the service writes a V8 CPU profile there when it stops.
+    service = await startService({ DATABASE_URL: pgServer.url, LEDGER_API_KEYS: QUERY_API_KEY, LOG_LEVEL: 'error' }, process.env.CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.CPU_PROF}`] : []);
     const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
     try {
       const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -86,6 +87,19 @@ if (isMain(import.meta.url)) {
       await page.getByRole('button', { name: 'Sign in' }).click();
       await page.waitForSelector('table.calls tbody tr');
       const callPath = (i: number) => `/console/calls/${twenty[i % twenty.length]!.callId}?provider=${twenty[i % twenty.length]!.provider}`;
+      if (process.env.BROWSER_PROF) {
+        // A V8 profile of the page over in-app loads of the call page (build with --minify false to read the names).
+        const cdp = await page.context().newCDPSession(page);
+        await cdp.send('Profiler.enable');
+        await cdp.send('Profiler.start');
+        for (let i = 0; i < LOADS; i += 1) {
+          await inApp(page, callPath(i), '[data-testid="ladder"] .mark');
+          await inApp(page, '/console/calls', 'table.calls tbody tr');
+        }
+        const { profile } = await cdp.send('Profiler.stop');
+        const { writeFile } = await import('node:fs/promises');
+        await writeFile(process.env.BROWSER_PROF, JSON.stringify(profile));
+      }
       const list: Sample[] = [];
       const call: Sample[] = [];
       const coldList: Sample[] = [];
@@ -93,13 +107,35 @@ if (isMain(import.meta.url)) {
       for (let i = 0; i < LOADS + 3; i += 1) {
         const c = await inApp(page, callPath(i), '[data-testid="ladder"] .mark');
         const l = await inApp(page, '/console/calls', 'table.calls tbody tr');
-        if (i >= 3) (call.push(c), list.push(l));
+        if (i >= 3) {
+          call.push(c);
+          list.push(l);
+        }
       }
       for (let i = 0; i < LOADS + 3; i += 1) {
         const l = await fullLoad(page, `${service.url}/console/calls`, 'table.calls tbody tr');
         const c = await fullLoad(page, service.url + callPath(i), '[data-testid="ladder"] .mark');
-        if (i >= 3) (coldList.push(l), coldCall.push(c));
+        if (i >= 3) {
+          coldList.push(l);
+          coldCall.push(c);
+        }
       }
+      // The same API requests from Node, one at a time: what the server takes, without the browser.
+      const server = async (name: string, path: (i: number) => string) => {
+        const ms: number[] = [];
+        for (let i = 0; i < LOADS + 3; i += 1) {
+          const t0 = performance.now();
+          const res = await fetch(service!.url + path(i), { headers: { authorization: `Bearer ${QUERY_API_KEY}` } });
+          await res.arrayBuffer();
+          if (i >= 3) ms.push(performance.now() - t0);
+        }
+        console.log(`server alone: ${name.padEnd(48)} median ${fmt(median(ms), 1)} ms`);
+      };
+      const leg = (i: number) => twenty[i % twenty.length]!;
+      await server('GET /v1/calls?limit=50', () => '/v1/calls?limit=50');
+      await server('GET /v1/calls?limit=1&withTotal=true', () => '/v1/calls?limit=1&withTotal=true');
+      await server('GET /v1/calls/{id}/tree (20 legs)', (i) => `/v1/calls/${leg(i).callId}/tree?provider=${leg(i).provider}`);
+      await server('GET /v1/calls/{id}/events?tree=true (20 legs)', (i) => `/v1/calls/${leg(i).callId}/events?provider=${leg(i).provider}&tree=true`);
       report('calls page, in-app', list);
       report('call page (20 legs), in-app', call);
       report('calls page, full load', coldList);

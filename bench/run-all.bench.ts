@@ -77,7 +77,7 @@ let rebuild: { events: number; seconds: number; eventsPerSec: number; peakRssMb:
 let queries: RouteLatency[];
 let queriesRssMb: number;
 let consoleFigures: ConsoleLatency[];
-let twenty: { provider: Provider; callId: string }[] = [];
+let twenty: { provider: Provider; callId: string }[];
 let pgVersion: string;
 let durability: Record<string, string>;
 try {
