@@ -53,11 +53,26 @@ export const appendTwentyLegTrees = async (db: Database, count = 10): Promise<{ 
   return roots;
 };
 
+/**
+ * Installed before every navigation: records, by the page's own clock, the first frame in which each selector a
+ * view waits for is in the DOM. A full load is then measured inside the page, not by when the driver's next
+ * round trip over CDP noticed it (on a loaded machine that round trip alone added tens of milliseconds).
+ */
+export const READY_PROBE = `(() => {
+  const wanted = ${JSON.stringify(['table.calls tbody tr', '[data-testid="ladder"] .mark'])};
+  window.__ready = {};
+  const check = () => {
+    for (const s of wanted) if (window.__ready[s] === undefined && document.querySelector(s)) window.__ready[s] = performance.now();
+    requestAnimationFrame(check);
+  };
+  requestAnimationFrame(check);
+})()`;
+
 const timed = async (page: Page, url: string, ready: string): Promise<number> => {
   await page.goto(url);
   await page.waitForSelector(ready);
-  // Navigation start to the moment the view is in the DOM, measured by the page's own clock.
-  return page.evaluate('performance.now()') as Promise<number>;
+  // Navigation start to the first frame with the view in the DOM, by the page's own clock (READY_PROBE).
+  return page.waitForFunction((s) => (globalThis as unknown as { __ready: Record<string, number> }).__ready[s], ready).then((h) => h.jsonValue() as Promise<number>);
 };
 
 const summarize = (view: string, times: number[]): ConsoleLatency => {
@@ -86,7 +101,9 @@ const CALL_READY = '[data-testid="ladder"] .mark';
 export const measureConsole = async (base: string, apiKey: string, twenty: { provider: Provider; callId: string }[]): Promise<ConsoleLatency[]> => {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   try {
-    const page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    await context.addInitScript(READY_PROBE);
+    const page = await context.newPage();
     await page.goto(`${base}/console/calls`);
     await page.getByLabel('API key').fill(apiKey);
     await page.getByRole('button', { name: 'Sign in' }).click();

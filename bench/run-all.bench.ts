@@ -9,10 +9,12 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { createDatabase, migrateToLatest } from '../libs/db/src/index.js';
+import type { Provider } from '../libs/ledger/src/index.js';
 import { CpuMeter, RssSampler, databaseUrl, fmt, postgresPids, startService, type CpuShare, type PhaseProbe, startBenchServer } from './bench-support.js';
 import { benchImport, benchLiveIngest, type ImportFigures, type LiveIngestFigures } from './ingest.bench.js';
 import { benchPeer, type PeerFigures } from './peer.bench.js';
 import { QUERY_API_KEY, assertEveryLegProjected, fillLegs, measureQueries, type RouteLatency } from './queries.bench.js';
+import { appendTwentyLegTrees, measureConsole, type ConsoleLatency } from './console.bench.js';
 import { computeFigures, renderMarkdown, type Results } from './report.js';
 import { benchTee, type TeeFigures } from './tee.bench.js';
 
@@ -76,6 +78,8 @@ let rebuild: { events: number; seconds: number; eventsPerSec: number; peakRssMb:
 let queries: RouteLatency[];
 let queriesRssMb: number;
 let tee: TeeFigures;
+let consoleFigures: ConsoleLatency[];
+let twenty: { provider: Provider; callId: string }[];
 let pgVersion: string;
 let durability: Record<string, string>;
 try {
@@ -111,6 +115,10 @@ try {
   try {
     await migrateToLatest(db);
     fill = await fillLegs(db, sizes.legs);
+    // The console's call page is measured on 20-leg trees; they join the fill before the rebuild projects it.
+    twenty = await appendTwentyLegTrees(db);
+    const [{ n: events }] = (await sql<{ n: string }>`SELECT count(*)::text AS n FROM events`.execute(db)).rows as [{ n: string }];
+    fill = { ...fill, events: Number(events), legs: fill.legs + twenty.length * 20 };
   } finally {
     await db.destroy();
   }
@@ -153,6 +161,10 @@ try {
     queries = await measureQueries(service.url, fill);
     end();
     queriesRssMb = phases.at(-1)!.peakRssMb;
+    console.log(`\n== console in Chromium at ${fmt(fill.legs)} legs`);
+    const endConsole = probe.begin('console', service.child.pid!);
+    consoleFigures = await measureConsole(service.url, QUERY_API_KEY, twenty);
+    endConsole();
   } finally {
     await service.stop();
   }
@@ -190,6 +202,7 @@ const results: Results = {
   queries,
   queriesRssMb,
   tee,
+  console: consoleFigures,
   phases,
   figures: [],
 };

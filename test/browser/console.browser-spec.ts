@@ -100,6 +100,26 @@ describe('calls list', () => {
     expect(rig.errors).toEqual([]);
   });
 
+  it('searches a number substring of from or to through the form (numberContains), and the link keeps it', async () => {
+    const page = await rig.newPage();
+    await signIn(page, rig.base);
+    const sample = (await rig.api<{ data: { to: string | null }[] }>('/v1/calls?limit=50')).data.find((l) => l.to && /^\+\d{8,}$/.test(l.to))!;
+    // Digits from the middle of a number: neither a prefix nor the whole number.
+    const part = sample.to!.slice(4, 9);
+    await page.getByLabel('Number contains (from or to)').fill(part);
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.waitForURL(/numberContains=/);
+    expect(new URL(page.url()).searchParams.get('numberContains')).toBe(part);
+    const api = await rig.api<{ data: { callId: string; from: string | null; to: string | null }[]; total?: number }>(`/v1/calls?numberContains=${encodeURIComponent(part)}&withTotal=true&limit=50`);
+    expect(api.total).toBeGreaterThan(0);
+    expect(api.data.every((l) => `${l.from} ${l.to}`.includes(part))).toBe(true);
+    await expect.poll(() => page.getByTestId('calls-total').textContent()).toBe(api.total!.toLocaleString('en-US'));
+    const shown = await page.locator('table.calls tbody tr td:nth-child(2)').allTextContents();
+    expect(shown.length).toBe(api.data.length);
+    for (const cell of shown) expect(cell).toContain(part);
+    expect(rig.errors).toEqual([]);
+  });
+
   it('shows a new call on the first page without a reload', async () => {
     const page = await rig.newPage();
     await signIn(page, rig.base, '/console/calls');

@@ -1,11 +1,14 @@
-import { useEffect, useState } from 'react';
+import { lazy, Suspense, useEffect, useRef, useState } from 'react';
 import { onSessionExpired, session } from './api.js';
 import { BASE, navigate, onLinkClick, useLocation } from './router.js';
 import { SignIn } from './pages/sign-in.js';
 import { CallsPage } from './pages/calls.js';
 import { CallPage } from './pages/call.js';
-import { AnalyticsPage } from './pages/analytics.js';
-import { OperationsPage } from './pages/operations.js';
+
+// Analytics (with uPlot) and Operations load on first use: the calls list and the call page, where support engineers
+// land from links, do not parse them.
+const AnalyticsPage = lazy(() => import('./pages/analytics.js').then((m) => ({ default: m.AnalyticsPage })));
+const OperationsPage = lazy(() => import('./pages/operations.js').then((m) => ({ default: m.OperationsPage })));
 
 type Auth = 'checking' | 'signed-in' | 'signed-out';
 
@@ -13,16 +16,20 @@ export const App = () => {
   const [auth, setAuth] = useState<Auth>('checking');
   const [notice, setNotice] = useState<string | null>(null);
   const { path, search } = useLocation();
+  const authNow = useRef(auth);
+  authNow.current = auth;
 
   useEffect(() => {
     session.current().then((s) => setAuth(s ? 'signed-in' : 'signed-out'), () => setAuth('signed-out'));
     return onSessionExpired(() => {
-      setNotice('Your session has expired. Sign in again.');
+      // A 401 while the first check is still out only means there was no session: no "expired" notice then.
+      if (authNow.current === 'signed-in') setNotice('Your session has expired. Sign in again.');
       setAuth('signed-out');
     });
   }, []);
 
-  if (auth === 'checking') return <p className="loading" role="status">Loading…</p>;
+  // While the session is being checked the page renders and starts its own requests beside the check (one round
+  // trip less before the data); without a session they fail with 401 and the sign-in form replaces the page.
   if (auth === 'signed-out') {
     return (
       <SignIn
@@ -68,7 +75,9 @@ export const App = () => {
           Sign out
         </button>
       </header>
-      <main>{page}</main>
+      <main>
+        <Suspense fallback={<p role="status">Loading…</p>}>{page}</Suspense>
+      </main>
     </>
   );
 };

@@ -10,6 +10,10 @@ const SCOPE = ['provider', 'accountId', 'direction', 'rootOnly'] as const;
 const GROUPS = ['provider', 'accountId', 'direction', 'status', 'day', 'hour'] as const;
 const OUTCOMES = ['completed', 'busy', 'no-answer', 'failed', 'canceled'] as const;
 const DAY = 86_400_000;
+/** The list filters that select exactly the legs each KPI counts (libs/ledger/src/kpis.ts). */
+const ATTEMPTS = { attempt: 'true' };
+const ANSWERED = { status: 'completed' };
+const MACHINE = { status: 'completed', answeredBy: 'machine,fax' };
 
 /** The period in the URL, or the last 7 days (whole UTC hours) when none is given. */
 export const periodOf = (search: URLSearchParams): { since: string; until: string } => {
@@ -54,6 +58,9 @@ export const AnalyticsPage = ({ search }: { search: URLSearchParams }) => {
   const here = (over: Record<string, string | undefined>) => `${BASE}/analytics${qs({ since, until, ...scope, groupBy, interval, ...over })}`;
   /** The calls list holding exactly the legs behind a figure: the same window and scope, plus the figure's own filter. */
   const drill = (extra: Record<string, string> = {}, window = { since, until }) => callsHref({ ...scope, ...window, ...extra });
+
+  const t = data?.now.totals;
+  const b = data?.before.totals;
 
   const apply = (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
@@ -137,7 +144,7 @@ export const AnalyticsPage = ({ search }: { search: URLSearchParams }) => {
         </p>
       )}
       {!data && !error && <p role="status">Loading…</p>}
-      {data && (
+      {data && t && b && (
         <>
           <p>
             {since.slice(0, 16).replace('T', ' ')} → {until.slice(0, 16).replace('T', ' ')} UTC, beside the period before it ({prev.since.slice(0, 16).replace('T', ' ')} →).{' '}
@@ -146,14 +153,14 @@ export const AnalyticsPage = ({ search }: { search: URLSearchParams }) => {
             </a>
           </p>
           <div className="tiles" data-testid="tiles">
-            <Tile name="Legs" now={data.now.totals.legs} before={data.before.totals.legs} fmt={fmtNum} href={drill()} />
-            <Tile name="Attempts" now={data.now.totals.attempts} before={data.before.totals.attempts} fmt={fmtNum} note="the outcomes below add up to it" />
-            <Tile name="Answered" now={data.now.totals.answered} before={data.before.totals.answered} fmt={fmtNum} href={drill({ status: 'completed' })} />
-            <Tile name="ASR" now={data.now.totals.asr} before={data.before.totals.asr} fmt={fmtPct} />
-            <Tile name="NER" now={data.now.totals.ner} before={data.before.totals.ner} fmt={fmtPct} />
-            <Tile name="ACD" now={data.now.totals.acdSec} before={data.before.totals.acdSec} fmt={fmtSec} />
-            <Tile name="Avg ring (PDD proxy)" now={data.now.totals.avgRingSec} before={data.before.totals.avgRingSec} fmt={fmtSec} />
-            <Tile name="Machine answered" now={data.now.totals.machineAnswered} before={data.before.totals.machineAnswered} fmt={fmtNum} />
+            <Tile name="Legs" now={t.legs} before={b.legs} fmt={fmtNum} href={drill()} />
+            <Tile name="Attempts" now={t.attempts} before={b.attempts} fmt={fmtNum} href={drill(ATTEMPTS)} note="the outcomes below add up to it" />
+            <Tile name="Answered" now={t.answered} before={b.answered} fmt={fmtNum} href={drill(ANSWERED)} />
+            <Tile name="ASR" now={t.asr} before={b.asr} fmt={fmtPct} basis={{ label: 'attempts', count: t.attempts, href: drill(ATTEMPTS) }} />
+            <Tile name="NER" now={t.ner} before={b.ner} fmt={fmtPct} basis={{ label: 'attempts', count: t.attempts, href: drill(ATTEMPTS) }} />
+            <Tile name="ACD" now={t.acdSec} before={b.acdSec} fmt={fmtSec} basis={{ label: 'answered legs', count: t.answered, href: drill(ANSWERED) }} />
+            <Tile name="Avg ring (PDD proxy)" now={t.avgRingSec} before={b.avgRingSec} fmt={fmtSec} basis={{ label: 'attempts', count: t.attempts, href: drill(ATTEMPTS) }} />
+            <Tile name="Machine answered" now={t.machineAnswered} before={b.machineAnswered} fmt={fmtNum} href={drill(MACHINE)} />
           </div>
           <h2>Outcomes</h2>
           <div className="tiles" data-testid="outcomes">
@@ -162,16 +169,20 @@ export const AnalyticsPage = ({ search }: { search: URLSearchParams }) => {
             ))}
           </div>
           <h2>Over time ({interval})</h2>
-          <Chart series={data.series} />
+          <Chart series={data.series} onPick={(start) => navigate(drill({}, bucketWindow(start, interval, { since, until })))} />
+          <SeriesTable series={data.series} interval={interval} drill={drill} period={{ since, until }} />
           <h2>By {groupBy}</h2>
-          <Breakdown summary={data.now} groupBy={groupBy} drill={drill} interval={interval} />
+          <Breakdown summary={data.now} groupBy={groupBy} drill={drill} period={{ since, until }} />
         </>
       )}
     </section>
   );
 };
 
-const Tile = ({ name, now, before, fmt, href, note }: { name: string; now: number | null; before: number | null; fmt: (n: number | null) => string; href?: string; note?: string }) => (
+/** A ratio or a mean links to the legs it is computed over (`basis`): the link's count is that list's total. */
+const Tile = ({
+  name, now, before, fmt, href, note, basis,
+}: { name: string; now: number | null; before: number | null; fmt: (n: number | null) => string; href?: string; note?: string; basis?: { label: string; count: number; href: string } }) => (
   <div className="tile" data-tile={name}>
     <div>{name}</div>
     <div className="v">
@@ -183,6 +194,14 @@ const Tile = ({ name, now, before, fmt, href, note }: { name: string; now: numbe
         fmt(now)
       )}
     </div>
+    {basis && (
+      <div className="p">
+        over{' '}
+        <a href={basis.href} onClick={onLinkClick} aria-label={`${name}: over ${fmtNum(basis.count)} ${basis.label}, show these calls`} data-count={basis.count}>
+          {fmtNum(basis.count)} {basis.label}
+        </a>
+      </div>
+    )}
     <div className="p">
       previous: {fmt(before)}
       {note && <> · {note}</>}
@@ -190,9 +209,67 @@ const Tile = ({ name, now, before, fmt, href, note }: { name: string; now: numbe
   </div>
 );
 
+/** The UTC window of one bucket (a day or an hour), clipped to the period as the API clips its first and last bucket. */
+const bucketWindow = (start: string, interval: string, period: { since: string; until: string }) => {
+  const s = Date.parse(start);
+  const e = s + (interval === 'day' ? DAY : 3_600_000);
+  return { since: iso(Math.max(s, Date.parse(period.since))), until: iso(Math.min(e, Date.parse(period.until))) };
+};
+
+type Drill = (extra?: Record<string, string>, window?: { since: string; until: string }) => string;
+
+const Counted = ({ n, href, label }: { n: number; href: string | null; label: string }) =>
+  href && n > 0 ? (
+    <a href={href} onClick={onLinkClick} data-count={n} aria-label={`${fmtNum(n)} ${label}, show these calls`}>
+      {fmtNum(n)}
+    </a>
+  ) : (
+    <>{fmtNum(n)}</>
+  );
+
+/**
+ * The series as a table, every count a link to its bucket's legs: the keyboard and screen-reader way to the same
+ * drill-through as a click on the chart. The first and last bucket are clipped to the period, as the API counts them.
+ */
+const SeriesTable = ({ series, interval, drill, period }: { series: Timeseries; interval: string; drill: Drill; period: { since: string; until: string } }) => {
+  const buckets = series.buckets.filter((x) => x.legs > 0);
+  return (
+    <details data-testid="series-table">
+      <summary>Series as a table ({buckets.length} {interval === 'day' ? 'days' : 'hours'} with calls)</summary>
+      <div className="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">{interval === 'day' ? 'Day' : 'Hour'} (UTC)</th>
+              <th scope="col">Legs</th>
+              <th scope="col">Attempts</th>
+              <th scope="col">Answered</th>
+              <th scope="col">Machine</th>
+            </tr>
+          </thead>
+          <tbody>
+            {buckets.map((x) => {
+              const w = bucketWindow(x.start, interval, period);
+              return (
+                <tr key={x.start} data-bucket={x.start}>
+                  <th scope="row">{x.start.slice(0, interval === 'day' ? 10 : 13).replace('T', ' ')}</th>
+                  <td><Counted n={x.legs} href={drill({}, w)} label={`legs from ${x.start}`} /></td>
+                  <td><Counted n={x.attempts} href={drill(ATTEMPTS, w)} label={`attempts from ${x.start}`} /></td>
+                  <td><Counted n={x.answered} href={drill(ANSWERED, w)} label={`answered from ${x.start}`} /></td>
+                  <td><Counted n={x.machineAnswered} href={drill(MACHINE, w)} label={`machine-answered from ${x.start}`} /></td>
+                </tr>
+              );
+            })}
+          </tbody>
+        </table>
+      </div>
+    </details>
+  );
+};
+
 const FILTER_OF: Record<string, string | undefined> = { provider: 'provider', accountId: 'accountId', direction: 'direction', status: 'status' };
 
-const Breakdown = ({ summary, groupBy, drill }: { summary: Summary; groupBy: string; drill: (extra?: Record<string, string>, window?: { since: string; until: string }) => string; interval: string }) => (
+const Breakdown = ({ summary, groupBy, drill, period }: { summary: Summary; groupBy: string; drill: Drill; period: { since: string; until: string } }) => (
   <div className="scroll">
     <table data-testid="breakdown">
       <thead>
@@ -204,34 +281,35 @@ const Breakdown = ({ summary, groupBy, drill }: { summary: Summary; groupBy: str
           <th scope="col">ASR</th>
           <th scope="col">NER</th>
           <th scope="col">ACD</th>
+          <th scope="col">Machine</th>
         </tr>
       </thead>
       <tbody>
         {summary.groups.map((g) => {
           const filter = FILTER_OF[groupBy];
-          let href: string | null = null;
-          if (g.key !== null && filter) href = drill({ [filter]: g.key });
-          else if (g.key !== null && (groupBy === 'day' || groupBy === 'hour')) {
-            const start = Date.parse(g.key);
-            href = drill({}, { since: g.key, until: new Date(start + (groupBy === 'day' ? DAY : 3_600_000)).toISOString() });
-          }
+          // The row's own filter (its key, or its day or hour as the window), plus each column's.
+          let of: ((extra: Record<string, string>) => string) | null = null;
+          if (g.key !== null && filter) of = (extra) => drill({ ...extra, [filter]: g.key! });
+          else if (g.key !== null && (groupBy === 'day' || groupBy === 'hour')) of = (extra) => drill(extra, bucketWindow(g.key!, groupBy, period));
+          const label = `${groupBy} ${g.key ?? '(none)'}`;
           return (
             <tr key={g.key ?? '∅'} data-group={g.key ?? ''}>
               <th scope="row">{g.key ?? '(none)'}</th>
-              <td>
-                {href ? (
-                  <a href={href} onClick={onLinkClick} data-count={g.legs}>
-                    {fmtNum(g.legs)}
-                  </a>
-                ) : (
-                  fmtNum(g.legs)
-                )}
+              <td data-col="legs">
+                <Counted n={g.legs} href={of && of({})} label={`legs of ${label}`} />
               </td>
-              <td>{fmtNum(g.attempts)}</td>
-              <td>{fmtNum(g.answered)}</td>
+              <td data-col="attempts">
+                <Counted n={g.attempts} href={of && of(ATTEMPTS)} label={`attempts of ${label}`} />
+              </td>
+              <td data-col="answered">
+                <Counted n={g.answered} href={of && of(ANSWERED)} label={`answered of ${label}`} />
+              </td>
               <td>{fmtPct(g.asr)}</td>
               <td>{fmtPct(g.ner)}</td>
               <td>{fmtSec(g.acdSec)}</td>
+              <td data-col="machine">
+                <Counted n={g.machineAnswered} href={of && of(MACHINE)} label={`machine-answered of ${label}`} />
+              </td>
             </tr>
           );
         })}
@@ -240,7 +318,8 @@ const Breakdown = ({ summary, groupBy, drill }: { summary: Summary; groupBy: str
   </div>
 );
 
-const Chart = ({ series }: { series: Timeseries }) => {
+/** The chart; a click on it opens the calls of the bucket under the cursor (the table below is the keyboard way). */
+const Chart = ({ series, onPick }: { series: Timeseries; onPick: (start: string) => void }) => {
   const el = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!el.current) return;
@@ -253,11 +332,20 @@ const Chart = ({ series }: { series: Timeseries }) => {
         height: 240,
         series: [{}, { label: 'legs', stroke: '#8c959f' }, { label: 'attempts', stroke: '#0b5cad' }, { label: 'answered', stroke: '#1a7f37' }],
         axes: [{}, { label: 'legs' }],
+        // A click drills through, so no drag-to-zoom (uPlot would swallow the click that ends a drag).
+        cursor: { drag: { x: false, y: false, setScale: false, click: () => undefined } },
         tzDate: (ts) => uPlot.tzDate(new Date(ts * 1e3), 'Etc/UTC'),
       },
       data,
       el.current,
     );
+    // The bucket nearest to the click itself (the cursor's own index is updated a frame later).
+    const pick = (e: MouseEvent) => {
+      const i = plot.posToIdx(e.clientX - plot.over.getBoundingClientRect().left);
+      if (i !== null && i !== undefined && b[i] && b[i].legs > 0) onPick(b[i].start);
+    };
+    plot.over.addEventListener('click', pick);
+    plot.over.style.cursor = 'pointer';
     const resize = () => el.current && plot.setSize({ width: Math.max(300, el.current.clientWidth), height: 240 });
     window.addEventListener('resize', resize);
     return () => {
@@ -265,7 +353,7 @@ const Chart = ({ series }: { series: Timeseries }) => {
       plot.destroy();
     };
   }, [series]);
-  return <div ref={el} className="chart" role="img" aria-label={`Legs, attempts and answered per bucket, ${series.buckets.length} buckets`} data-testid="chart" />;
+  return <div ref={el} className="chart" role="img" aria-label={`Legs, attempts and answered per bucket, ${series.buckets.length} buckets; click a bucket for its calls`} data-testid="chart" />;
 };
 
 export type { Kpis };

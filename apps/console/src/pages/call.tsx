@@ -2,7 +2,7 @@ import { useEffect, useMemo, useRef, useState } from 'react';
 import { get, qs, type CallEventDto, type CallEvents, type CallLegDto, type CallTreeDto } from '../api.js';
 import { fmtSec, fmtTime, sourceMark } from '../format.js';
 import { callHref, navigate, onLinkClick } from '../router.js';
-import { Ladder, deliveriesOf, type Clock, type Delivery } from './ladder.js';
+import { Ladder, deliveriesOf, envelopeOf, type Clock, type Delivery } from './ladder.js';
 
 const TERMINAL = new Set(['completed', 'busy', 'no-answer', 'failed', 'canceled']);
 
@@ -22,6 +22,8 @@ const pddOf = (leg: CallLegDto, events: CallEventDto[]): number | null => {
   const ms = Date.parse(ring.occurredAt ?? ring.receivedAt) - Date.parse(leg.startedAt);
   return ms >= 0 ? ms / 1000 : null;
 };
+
+const eventLink = (base: string, d: Delivery) => `${base}${base.includes('?') ? '&' : '?'}event=${d.events[0]!.position}`;
 
 export const flattenTree = (t: CallTreeDto): CallTreeDto[] => [t, ...t.children.flatMap(flattenTree)];
 
@@ -110,7 +112,7 @@ export const CallPage = ({ callId, search }: { callId: string; search: URLSearch
       <h2>Leg tree</h2>
       <div className="tree" data-testid="leg-tree">
         <ul>
-          <LegNode node={tree} events={events.data} selectedLeg={selectedLeg} base={base} />
+          <LegNode node={tree} events={events.data} selectedLeg={selectedLeg} base={base} callId={callId} />
         </ul>
       </div>
 
@@ -123,7 +125,12 @@ export const CallPage = ({ callId, search }: { callId: string; search: URLSearch
         ))}
       </div>
       <Ladder ref={ladderRef} legs={legs} deliveries={deliveries} clock={clock} selected={selected} highlightLeg={selectedLeg} onSelect={(d) => setParam('event', d.events[0]!.position)} />
-      {selected && <BodyViewer delivery={selected} link={`${base}${base.includes('?') ? '&' : '?'}event=${selected.events[0]!.position}`} />}
+      {selected &&
+        (selected.answer ? (
+          <AnswerViewer answer={selected} deliveries={deliveries} link={eventLink(base, selected)} onSelect={(d) => setParam('event', d.events[0]!.position)} />
+        ) : (
+          <BodyViewer delivery={selected} deliveries={deliveries} link={eventLink(base, selected)} onSelect={(d) => setParam('event', d.events[0]!.position)} />
+        ))}
 
       <h2>Recordings</h2>
       {recordings.length === 0 ? (
@@ -145,7 +152,7 @@ export const CallPage = ({ callId, search }: { callId: string; search: URLSearch
   );
 };
 
-const LegNode = ({ node, events, selectedLeg, base }: { node: CallTreeDto; events: CallEventDto[]; selectedLeg: string | null; base: string }) => {
+const LegNode = ({ node, events, selectedLeg, base, callId }: { node: CallTreeDto; events: CallEventDto[]; selectedLeg: string | null; base: string; callId: string }) => {
   const missing = missingOf(node);
   const extra = node as unknown as Record<string, unknown>;
   return (
@@ -160,6 +167,11 @@ const LegNode = ({ node, events, selectedLeg, base }: { node: CallTreeDto; event
           </span>
           <span data-field="final">{node.final ? 'final' : `partial: waiting for ${missing.join(' and ')}`}</span>
           {node.linkConflict && <span className="error">conflicting parent links</span>}
+          {node.intent && node.intent.discrepancies.length > 0 && (
+            <span className="flag" data-field="discrepancy-count">
+              ⚠ {node.intent.discrepancies.length} {node.intent.discrepancies.length === 1 ? 'discrepancy' : 'discrepancies'}
+            </span>
+          )}
         </div>
         <dl>
           <dt>Direction</dt>
@@ -191,11 +203,12 @@ const LegNode = ({ node, events, selectedLeg, base }: { node: CallTreeDto; event
             {fmtTime(node.startedAt)} / {fmtTime(node.endedAt)}
           </dd>
         </dl>
+        {node.intent && <Intent intent={node.intent} base={base} callId={callId} provider={node.provider} />}
       </article>
       {node.children.length > 0 && (
         <ul>
           {node.children.map((c) => (
-            <LegNode key={c.callId} node={c} events={events} selectedLeg={selectedLeg} base={base} />
+            <LegNode key={c.callId} node={c} events={events} selectedLeg={selectedLeg} base={base} callId={callId} />
           ))}
         </ul>
       )}
@@ -203,11 +216,148 @@ const LegNode = ({ node, events, selectedLeg, base }: { node: CallTreeDto; event
   );
 };
 
+type LegIntent = NonNullable<CallTreeDto['intent']>;
+
+/** Tee mode: what the leg's app asked for (its instructions and dial requests) beside what happened. */
+const Intent = ({ intent, base, callId, provider }: { intent: LegIntent; base: string; callId: string; provider: string }) => {
+  return (
+    <div className="intent" data-testid="intent">
+      <h4>The app asked</h4>
+      <ol className="answers" aria-label="Instructions received">
+        {intent.answers.map((a) => (
+          <li key={a.position} data-answer={a.position}>
+            <a href={`${base}${base.includes('?') ? '&' : '?'}event=${a.position}`} onClick={onLinkClick}>
+              {a.path}
+            </a>{' '}
+            → {a.outcome === 'answered' ? `HTTP ${a.status ?? '?'}` : a.outcome}
+            {a.parse === 'unparseable' && <span className="error"> (unparseable, kept)</span>}: <span data-field="instructions">{a.instructions.length ? a.instructions.join(' → ') : 'no instructions'}</span>
+          </li>
+        ))}
+      </ol>
+      {intent.dials.map((d) => (
+        <div key={d.position} className="dial" data-dial={d.position}>
+          <strong>{d.verb}</strong> {d.mode}, ring timeout {d.ringTimeoutSec ?? `${d.defaultRingTimeoutSec} (default)`} s
+          {d.timeLimitSec !== null && `, time limit ${d.timeLimitSec} s`}
+          {d.callerId && `, caller id ${d.callerId}`}
+          {d.record !== null && `, record ${d.record ? 'on' : 'off'}`}
+          {d.amd !== null && d.amd !== undefined && ', machine detection'}
+          <ul aria-label={`Targets of ${d.verb}`}>
+            {d.targets.map((t, i) => (
+              <li key={i} data-target={t.value}>
+                {t.type} {t.value} →{' '}
+                {t.childLegIds.length === 0
+                  ? <span className="error">no leg</span>
+                  : t.childLegIds.map((c) => (
+                      <a key={c} href={callHref(callId, provider, { leg: c })} onClick={onLinkClick} data-child={c}>
+                        {c}
+                      </a>
+                    ))}
+              </li>
+            ))}
+          </ul>
+        </div>
+      ))}
+      {intent.discrepancies.length > 0 && (
+        <ul className="discrepancies" aria-label="Discrepancies" data-testid="discrepancies">
+          {intent.discrepancies.map((x, i) => (
+            <li key={i} data-kind={x.kind}>
+              <strong>{x.kind}</strong>: {x.message}
+            </li>
+          ))}
+        </ul>
+      )}
+    </div>
+  );
+};
+
+/** The app's answer as the ledger kept it: its status and latency, the body verbatim (after redaction), what was redacted. */
+const AnswerViewer = ({ answer, deliveries, link, onSelect }: { answer: Delivery; deliveries: Delivery[]; link: string; onSelect: (d: Delivery) => void }) => {
+  const [raw, setRaw] = useState(false);
+  const env = envelopeOf(answer);
+  const first = answer.events[0]!;
+  const to = answer.answer?.to ? deliveries.find((d) => d.key === answer.answer!.to) : undefined;
+  const verified = answer.events.every((e) => e.chainVerified);
+  const contentType = env?.headers['content-type'] ?? null;
+  let parsed: React.ReactNode = null;
+  if (env && env.bodyEncoding === 'utf8' && (contentType ?? '').includes('json')) {
+    try {
+      parsed = <pre data-testid="answer-json">{JSON.stringify(JSON.parse(env.body), null, 2)}</pre>;
+    } catch {
+      parsed = null;
+    }
+  }
+  const showRaw = raw || parsed === null;
+  return (
+    <section className="viewer answer" aria-label="App answer" data-testid="answer-viewer">
+      <h3>
+        App answer {first.receipt.id}: {answer.events.map((e) => e.type).join(', ')}
+      </h3>
+      <p className="row">
+        <span>
+          To:{' '}
+          {to ? (
+            <button type="button" className="link" onClick={() => onSelect(to)}>
+              delivery {to.events[0]!.receipt.id} ({to.events.map((e) => e.type).join(', ')})
+            </button>
+          ) : (
+            'a delivery not stored'
+          )}
+        </span>
+        <span>
+          Hash chain:{' '}
+          <span data-testid="chain" className={verified ? 'verdict-ok' : 'verdict-bad'}>
+            {verified ? 'link verifies' : 'BROKEN at or before this event'}
+          </span>
+        </span>
+        <a href={link} onClick={onLinkClick}>
+          Link to this answer
+        </a>
+      </p>
+      {env ? (
+        <>
+          <p data-testid="answer-status">
+            {env.outcome === 'answered' ? `HTTP ${env.status}` : `no answer: ${env.outcome}${env.error ? ` (${env.error})` : ''}`} in {env.durationMs} ms · {contentType ?? 'no content type'} ·{' '}
+            {env.answers.method} /{env.answers.path.replace(/^\//, '')} · recorded {fmtTime(first.receivedAt)}
+          </p>
+          <p data-testid="redaction" className={env.redactions.length ? 'notice' : 'hint'}>
+            {env.redactions.length
+              ? `${env.redactions.length} credential${env.redactions.length === 1 ? '' : 's'} redacted before storage: ${env.redactions.map((r) => r.path).join(', ')}. The body below is the answer with ${env.redactions.length === 1 ? 'that value' : 'those values'} replaced; every other byte is as the app sent it.`
+              : 'Nothing redacted: the body below is the answer byte for byte.'}
+          </p>
+          {parsed !== null && (
+            <button type="button" onClick={() => setRaw(!raw)} aria-pressed={raw}>
+              {raw ? 'Show parsed' : 'Show raw bytes'}
+            </button>
+          )}
+          {showRaw ? <pre data-testid="answer-raw">{env.bodyEncoding === 'utf8' ? env.body : hexDump(decodeBase64(env.body))}</pre> : parsed}
+          <details>
+            <summary>Answer headers kept ({Object.keys(env.headers).length}) and the stored envelope</summary>
+            <table>
+              <tbody>
+                {Object.entries(env.headers).map(([k, v]) => (
+                  <tr key={k}>
+                    <th scope="row">{k}</th>
+                    <td>{v}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+            <pre data-testid="answer-envelope">{first.receipt.body}</pre>
+          </details>
+        </>
+      ) : (
+        <pre data-testid="answer-envelope">{first.receipt.body}</pre>
+      )}
+    </section>
+  );
+};
+
 const decodeBase64 = (b64: string): Uint8Array => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
 const hexDump = (bytes: Uint8Array) => Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join(' ');
 
 /** The delivery exactly as stored: parsed for reading, the raw bytes one click away, with its signature and chain verdicts. */
-const BodyViewer = ({ delivery, link }: { delivery: Delivery; link: string }) => {
+const BodyViewer = ({ delivery, deliveries, link, onSelect }: { delivery: Delivery; deliveries: Delivery[]; link: string; onSelect: (d: Delivery) => void }) => {
+  const answer = delivery.answeredBy ? deliveries.find((d) => d.key === delivery.answeredBy) : undefined;
   const [raw, setRaw] = useState(false);
   const { receipt } = delivery.events[0]!;
   const type = (receipt.contentType ?? '').toLowerCase();
@@ -263,6 +413,11 @@ const BodyViewer = ({ delivery, link }: { delivery: Delivery; link: string }) =>
         <a href={link} onClick={onLinkClick}>
           Link to this delivery
         </a>
+        {answer && (
+          <button type="button" onClick={() => onSelect(answer)} data-testid="show-answer">
+            Show the app&apos;s answer
+          </button>
+        )}
       </p>
       <p>
         Received {fmtTime(delivery.events[0]!.receivedAt)} · provider time {fmtTime(delivery.events[0]!.occurredAt ?? sig.timestamp)} · path /{receipt.path.replace(/^\//, '')} ·{' '}

@@ -4,7 +4,7 @@ import { fmtSec, fmtTime, sourceMark } from '../format.js';
 import { BASE, callHref, navigate, onLinkClick } from '../router.js';
 
 /** The list filters, named as the API names them, so the console URL and the API query are the same words. */
-export const FILTERS = ['since', 'until', 'provider', 'accountId', 'direction', 'status', 'final', 'rootOnly', 'from', 'to'] as const;
+export const FILTERS = ['since', 'until', 'provider', 'accountId', 'direction', 'status', 'attempt', 'answeredBy', 'final', 'rootOnly', 'numberContains', 'from', 'to'] as const;
 const PROVIDERS = ['freeclimb', 'jambonz', 'twilio', 'restcomm'];
 const STATUSES = ['initiated', 'ringing', 'in-progress', 'completed', 'busy', 'no-answer', 'failed', 'canceled'];
 const DIRECTIONS = ['inbound', 'outbound-api', 'outbound-dial'];
@@ -35,14 +35,15 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
     let seen: Set<string> | null = null;
     const load = async () => {
       try {
-        // The rows do not wait for the exact total (a count over every matching leg): it follows in its own request.
-        // Its failure is the list's failure too (shown, or the session's end), so it is not reported twice.
+        const p = await get<CallPage>(`/v1/calls${qs({ ...filters, cursor, limit: 50 })}`);
+        if (stop) return;
+        // The exact total (a count over every matching leg, the costly part on a wide filter) is asked for once the
+        // rows are in, so that it does not compete with them for the database. Its failure is the list's failure
+        // too (shown, or the session's end), so it is not reported twice.
         const total = get<CallPage>(`/v1/calls${qs({ ...filters, limit: 1, withTotal: true })}`).then(
           (t) => !stop && setTotal(t.total ?? null),
           () => undefined,
         );
-        const p = await get<CallPage>(`/v1/calls${qs({ ...filters, cursor, limit: 50 })}`);
-        if (stop) return;
         const ids = p.data.map((l) => `${l.provider}:${l.callId}`);
         if (seen) setFresh(new Set(ids.filter((id) => !seen!.has(id))));
         seen = new Set(ids);
@@ -87,8 +88,17 @@ export const CallsPage = ({ search }: { search: URLSearchParams }) => {
         <Field label="Account" name="accountId" value={filters.accountId} />
         <Select label="Direction" name="direction" value={filters.direction} options={DIRECTIONS} />
         <Select label="Status" name="status" value={filters.status} options={STATUSES} />
+        <Select label="Ended" name="attempt" value={filters.attempt} options={['true', 'false']} labels={{ true: 'ended (attempts)', false: 'not yet ended' }} />
+        <Select
+          label="Answered by"
+          name="answeredBy"
+          value={filters.answeredBy}
+          options={['human', 'machine', 'fax', 'machine,fax']}
+          labels={{ 'machine,fax': 'machine or fax' }}
+        />
         <Select label="Final" name="final" value={filters.final} options={['true', 'false']} labels={{ true: 'final', false: 'partial' }} />
         <Select label="Legs" name="rootOnly" value={filters.rootOnly} options={['true']} labels={{ true: 'roots only' }} />
+        <Field label="Number contains (from or to)" name="numberContains" value={filters.numberContains} />
         <Field label="From (exact or prefix*)" name="from" value={filters.from} />
         <Field label="To (exact or prefix*)" name="to" value={filters.to} />
         <Field label="Call id" name="callId" value="" />

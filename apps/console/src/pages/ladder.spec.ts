@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CallEventDto } from '../api.js';
-import { deliveriesOf, timeOf } from './ladder.js';
+import { ANSWER_CONTENT_TYPE, deliveriesOf, timeOf } from './ladder.js';
 import { metricSum } from './operations.js';
 
 const ev = (position: string, callId: string, receiptId: string, type: string, times: { receivedAt: string; occurredAt?: string | null; signed?: string | null }): CallEventDto => ({
@@ -47,6 +47,34 @@ describe('ladder deliveries', () => {
     expect(timeOf(signed!, 'provider')).toEqual({ ms: Date.parse('2026-01-01T00:00:03Z'), known: true });
     expect(timeOf(none!, 'provider')).toEqual({ ms: Date.parse('2026-01-01T00:00:10Z'), known: false });
     expect(timeOf(own!, 'receive')).toEqual({ ms: Date.parse('2026-01-01T00:00:10Z'), known: true });
+  });
+});
+
+describe('app answers in the ladder (tee mode)', () => {
+  const answer = (position: string, receiptId: string, type: string, answers: string | null, durationMs: number, receivedAt: string): CallEventDto => {
+    const e = ev(position, 'A', receiptId, type, { receivedAt });
+    return { ...e, answers, receipt: { ...e.receipt, contentType: ANSWER_CONTENT_TYPE, body: JSON.stringify({ durationMs, outcome: 'answered', status: 200 }) } };
+  };
+
+  it('makes an answer its own mark tied to the delivery it answered, never a repeat, whatever its events carry', () => {
+    const d = deliveriesOf([
+      ev('1', 'A', 'r1', 'CallInitiated', { receivedAt: '2026-01-01T00:00:00Z', occurredAt: '2026-01-01T00:00:00Z' }),
+      answer('2', 'a1', 'AppAnswered', 'r1', 40, '2026-01-01T00:00:00.050Z'),
+      // A DialRequested of the same answer need not name the delivery: the receipt groups it.
+      answer('3', 'a1', 'DialRequested', null, 40, '2026-01-01T00:00:00.050Z'),
+      answer('4', 'a2', 'AppAnswered', 'r-missing', 5, '2026-01-01T00:00:09Z'),
+      answer('5', 'a3', 'AppAnswered', 'r-missing', 5, '2026-01-01T00:00:10Z'),
+    ]);
+    expect(d.map((x) => [x.key, x.answer ?? null, x.answeredBy ?? null, x.repeat])).toEqual([
+      ['A|r1', null, 'A|a1', false],
+      ['A|a1', { to: 'A|r1' }, null, false],
+      ['A|a2', { to: null }, null, false],
+      ['A|a3', { to: null }, null, false],
+    ]);
+    const byKey = new Map(d.map((x) => [x.key, x]));
+    // On the provider's clock an answer is placed after its delivery by the time the app took.
+    expect(timeOf(d[1]!, 'provider', byKey)).toEqual({ ms: Date.parse('2026-01-01T00:00:00Z') + 40, known: true });
+    expect(timeOf(d[2]!, 'provider', byKey)).toEqual({ ms: Date.parse('2026-01-01T00:00:09Z'), known: false });
   });
 });
 

@@ -3,7 +3,7 @@ import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
 import { addKpiTotals, emptyKpiTotals, isTerminalStatus, type KpiTotals, type LegStatus } from '@lib/ledger';
 import { TALK_EDGES_SQL } from '@lib/projections';
-import { callFilterSql, type CallFilters } from '../calls/calls.repository.js';
+import { callFilterSql, TERMINAL_STATUSES, type CallFilters } from '../calls/calls.repository.js';
 import type { GroupBy } from './analytics.dto.js';
 
 const HOUR_MS = 3_600_000;
@@ -78,8 +78,10 @@ export class AnalyticsRepository {
   async totalsByGroup(filters: CallFilters, groupBy: GroupBy | null, sources: AnalyticsSources = {}): Promise<Map<string | null, KpiTotals>> {
     const out = new Map<string | null, KpiTotals>();
     // verification is not a rollup dimension: a filter on it is an audit question, rare enough to scan the legs for.
+    // Nor are machine detection and number substrings; `attempt` is a set of statuses, which the cells do carry.
     const rollupsCan =
-      !filters.from && !filters.to && !filters.numberContains && filters.final === undefined && !filters.verification && groupBy !== 'from' && groupBy !== 'to';
+      !filters.from && !filters.to && filters.final === undefined && !filters.verification && !filters.answeredBy && !filters.numberContains &&
+      groupBy !== 'from' && groupBy !== 'to';
     if (!rollupsCan || sources.rollups === false) {
       await this.fromLegs(filters, groupBy, out);
       return out;
@@ -130,6 +132,8 @@ export class AnalyticsRepository {
     if (f.provider) w.push(sql`h.provider = ${f.provider}`);
     if (f.accountId) w.push(sql`h.account_id = ${f.accountId}`);
     if (f.status) w.push(sql`h.status = ${f.status}`);
+    if (f.attempt === true) w.push(sql`h.status = ANY (${[...TERMINAL_STATUSES]}::text[])`);
+    if (f.attempt === false) w.push(sql`h.status <> ALL (${[...TERMINAL_STATUSES]}::text[])`);
     if (f.direction) w.push(sql`h.direction = ${f.direction}`);
     if (f.rootOnly) w.push(sql`h.is_root`);
     if (p1 !== null) w.push(sql`${at} >= ${new Date(p1).toISOString()}::timestamptz`);

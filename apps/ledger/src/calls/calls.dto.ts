@@ -149,6 +149,13 @@ export const callFilterShape = {
   rootOnly: flag('true: only legs with no parent (parentCallId is null)'),
   final: flag('true: only final legs; false: only legs still expecting events'),
   verification: verificationSchema.optional().describe('only legs of this verification state (verified, imported, unverified)'),
+  // The analytics figures as list filters, so that every figure drills through to exactly the legs it counts.
+  attempt: flag('true: only attempts as the analytics count them (a terminal status: completed, busy, no-answer, failed, canceled); false: only legs still initiated, ringing or in progress'),
+  answeredBy: z
+    .string()
+    .regex(/^(human|machine|fax)(,(human|machine|fax))*$/, 'a comma-separated list of human, machine, fax')
+    .optional()
+    .describe('only legs that machine detection classed as one of these (comma-separated: human, machine, fax); `status=completed&answeredBy=machine,fax` is the analytics machineAnswered'),
 };
 
 export const listCallsQuerySchema = queryParams({

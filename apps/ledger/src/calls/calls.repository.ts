@@ -20,7 +20,13 @@ export interface CallFilters {
   rootOnly?: boolean;
   final?: boolean;
   verification?: Verification;
+  attempt?: boolean;
+  /** Comma-separated human, machine, fax (validated by the query schema). */
+  answeredBy?: string;
 }
+
+/** The statuses the analytics count as attempts (libs/ledger/src/kpis.ts). */
+export const TERMINAL_STATUSES = ['completed', 'busy', 'no-answer', 'failed', 'canceled'] as const satisfies readonly LegStatus[];
 
 interface LegDbRow {
   provider: Provider;
@@ -136,6 +142,9 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
   if (f.final !== undefined) w.push(sql`l.final = ${f.final}`);
   if (f.verification) w.push(sql`l.verification = ${f.verification}`);
+  if (f.attempt === true) w.push(sql`l.status = ANY (${[...TERMINAL_STATUSES]}::text[])`);
+  if (f.attempt === false) w.push(sql`l.status <> ALL (${[...TERMINAL_STATUSES]}::text[])`);
+  if (f.answeredBy) w.push(sql`l.answered_by = ANY (${f.answeredBy.split(',')}::text[])`);
   return w;
 };
 
