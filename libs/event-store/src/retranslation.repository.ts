@@ -4,7 +4,7 @@ import type { LegParty, Provider, TranslatedEvent } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { eventIdFor } from './event-store.repository.js';
 import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, receiptMetaText } from './hash-chain.js';
-import { legStreamName, unrecognizedStreamName } from './webhook-record.js';
+import { legStreamName, unrecognizedStreamName } from './stream-names.js';
 
 /**
  * Readers see only the newest translation of each receipt: an event is current unless its receipt was translated

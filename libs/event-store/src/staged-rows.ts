@@ -2,7 +2,8 @@ import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { eventIdFor, hashedMetaOf } from './event-store.repository.js';
 import { CHAIN_VERSION, chainContentOfText, receiptMetaText } from './hash-chain.js';
-import { legStreamName, unrecognizedStreamName, type ReceiptInput, type WebhookRecord } from './webhook-record.js';
+import { legStreamName, unrecognizedStreamName } from './stream-names.js';
+import type { ReceiptInput, WebhookRecord } from './webhook-record.js';
 
 /**
  * One delivery as the bulk import stages it: its receipt and its events as lines of COPY text (without the
