@@ -34,9 +34,6 @@ export default tseslint.config(
       '**/*.spec.ts',
       '**/*.int-spec.ts',
       '**/*.e2e-spec.ts',
-      // Being split by concern (issue 15 point 3): their reads of the store move behind libs/event-store then.
-      'libs/projections/src/projector.ts',
-      'libs/projections/src/call-legs.projection.ts',
     ],
     rules: {
       'no-restricted-syntax': [

@@ -12,6 +12,7 @@ export const canonicalJson = (value: unknown): string => JSON.stringify(normalis
  */
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 /** Almost every string has neither: one scan without lookarounds answers that, before the two replacements. */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what is looked for (text refuses it)
 const NEEDS_REPLACING = /[\u0000\uD800-\uDFFF]/;
 const storable = (s: string): string =>
   NEEDS_REPLACING.test(s) ? s.replaceAll('\u0000', '\uFFFD').replace(LONE_SURROGATE, '\uFFFD') : s;

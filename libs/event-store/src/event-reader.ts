@@ -146,3 +146,82 @@ export const headPosition = async (db: Executor): Promise<{ position: string; at
     SELECT global_position::text AS position, recorded_at AS at FROM events ORDER BY global_position DESC LIMIT 1`.execute(db);
   return { position: r.rows[0]?.position ?? '0', at: r.rows[0]?.at ?? null };
 };
+
+/**
+ * Tee mode: the answer events of the given legs (their `appAnswers-` streams) and the dial outcomes their own
+ * streams' action hooks told (current translations only), in position order. The legs come as a relation of
+ * (provider, call_id) that the caller builds over its own tables, so that a tree's legs and these events are
+ * found in one statement (two index probes per leg on events (stream_name, stream_version)) while the store's
+ * SQL stays here. The stream names are spelled in SQL as stream-names.ts spells them.
+ */
+export const answersAndDialOutcomesOf = <T>(legs: RawBuilder<unknown>): RawBuilder<T> => sql<T>`
+  WITH legs AS MATERIALIZED (${legs})
+  SELECT legs.provider, legs.call_id, e.global_position AS gp, e.global_position::text AS position, e.type, e.data, e.received_at
+  FROM legs JOIN events e ON e.stream_name = 'appAnswers-' || legs.provider || ':' || legs.call_id
+  UNION ALL
+  SELECT legs.provider, legs.call_id, e.global_position, e.global_position::text, e.type, e.data, e.received_at
+  FROM legs JOIN events e ON e.stream_name = 'callLeg-' || legs.provider || ':' || legs.call_id AND e.type = 'DialCompleted' AND ${isCurrentTranslation('e')}
+  ORDER BY gp`;
+
+/** The next page of leg stream names after `after`, in name order (a rebuild's bulk load walks the legs by them). */
+export const legStreamNamesAfter = async (db: Executor, after: string, limit: number): Promise<string[]> => {
+  const page = await sql<{ stream_name: string }>`
+    SELECT stream_name FROM streams WHERE stream_name > ${after} AND stream_name LIKE 'callLeg-%'
+    ORDER BY stream_name LIMIT ${limit}`.execute(db);
+  return page.rows.map((r) => r.stream_name);
+};
+
+/**
+ * Every current event of the streams named in [first, last] committed below `belowXid`: a name range rather than
+ * a list, so one index range scan over a page of streams.
+ */
+export const readStreamRange = async (db: Executor, first: string, last: string, belowXid: string): Promise<LedgerEvent[]> => {
+  const rows = await sql<Row>`
+    SELECT ${COLUMNS} FROM events
+    WHERE stream_name >= ${first} AND stream_name <= ${last} AND transaction_id < ${belowXid}::xid8 AND ${isCurrentTranslation()}`.execute(db);
+  return rows.rows.map(toLedgerEvent);
+};
+
+/** The child legs that the given leg streams name (`childLegId` in their events), with each event's provider. */
+export const childLegsNamedIn = async (db: Executor, streams: readonly string[], keep: RawBuilder<unknown>): Promise<{ provider: Provider; child: string }[]> => {
+  const rows = await sql<{ provider: Provider; child: string }>`
+    SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
+    WHERE stream_name = ANY (${streams}::text[]) AND data ? 'childLegId' AND ${keep} AND ${isCurrentTranslation()}`.execute(db);
+  return rows.rows;
+};
+
+/** The current events of one type in the given streams (e.g. the machine detections of parent legs). */
+export const readTypeInStreams = async (db: Executor, streams: readonly string[], type: string, keep: RawBuilder<unknown>): Promise<LedgerEvent[]> => {
+  const rows = await sql<Row>`
+    SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND type = ${type} AND ${keep} AND ${isCurrentTranslation()}`.execute(db);
+  return rows.rows.map(toLedgerEvent);
+};
+
+/** Identity of the event at a position (what a projection records when it parks it). */
+export const eventKeyAt = async (db: Executor, position: string): Promise<{ eventId: string; streamName: string; type: string } | null> => {
+  const r = await sql<{ event_id: string; stream_name: string; type: string }>`
+    SELECT event_id::text, stream_name, type FROM events WHERE global_position = ${position}::bigint`.execute(db);
+  const row = r.rows[0];
+  return row ? { eventId: row.event_id, streamName: row.stream_name, type: row.type } : null;
+};
+
+/** How many events lie after a cursor in commit order, and when the oldest of them was recorded. */
+export const eventsAfter = async (db: Executor, cursor: Cursor): Promise<{ count: string; oldest: Date | null }> => {
+  const r = await sql<{ count: string; oldest: Date | null }>`
+    SELECT count(*)::text AS count, min(recorded_at) AS oldest FROM events
+    WHERE (transaction_id, global_position) > (${cursor.xid}::xid8, ${cursor.position}::bigint)`.execute(db);
+  return r.rows[0] ?? { count: '0', oldest: null };
+};
+
+/**
+ * True when some event at or below `position` lies after one of the cursors (not yet applied by its reader), or
+ * when `position` is not in the store yet (beyond the head, it cannot have been applied).
+ */
+export const pendingAtOrBelow = async (db: Executor, position: string, cursors: readonly Cursor[]): Promise<boolean> => {
+  const r = await sql<{ pending: boolean }>`
+    SELECT NOT EXISTS (SELECT 1 FROM events WHERE global_position >= ${position}::bigint) OR EXISTS (
+      SELECT 1 FROM unnest(${cursors.map((c) => c.xid)}::xid8[], ${cursors.map((c) => c.position)}::bigint[]) AS c(xid, pos)
+      JOIN events e ON e.global_position <= ${position}::bigint AND (e.transaction_id, e.global_position) > (c.xid, c.pos)
+    ) AS pending`.execute(db);
+  return r.rows[0]!.pending;
+};

@@ -4,6 +4,7 @@ import type { LedgerEvent } from '@lib/ledger';
 import type { Cursor } from './event-reader.js';
 import type { Executor } from './projection.js';
 import { withProjectionTables } from './read-models.types.js';
+import { eventKeyAt, eventsAfter, pendingAtOrBelow } from '@lib/event-store';
 
 /**
  * The projections' bookkeeping: checkpoints (one row per projection: version, generation, commit-order cursor,
@@ -84,10 +85,11 @@ export const switchCheckpoint = async (trx: Transaction<DB>, name: string, g: nu
 };
 
 export const parkEvent = async (trx: Transaction<DB>, name: string, g: number, event: LedgerEvent, message: string): Promise<void> => {
+  const key = await eventKeyAt(trx, event.position);
+  if (!key) return;
   await sql`
     INSERT INTO projection_parked (projection, generation, position, event_id, stream_name, event_type, error)
-    SELECT ${name}, ${g}, e.global_position, e.event_id::text, e.stream_name, e.type, ${message}
-    FROM events e WHERE e.global_position = ${event.position}::bigint
+    VALUES (${name}, ${g}, ${event.position}::bigint, ${key.eventId}, ${key.streamName}, ${key.type}, ${message})
     ON CONFLICT DO NOTHING`.execute(trx);
 };
 
@@ -115,14 +117,17 @@ export interface CheckpointStatusRow {
 }
 
 export const checkpointStatus = async (db: Kysely<DB>, names: readonly string[]): Promise<CheckpointStatusRow[]> => {
-  const rows = await sql<CheckpointStatusRow>`
+  const rows = await sql<Omit<CheckpointStatusRow, 'behind' | 'oldest'>>`
     SELECT c.name, c.version, c.generation, c.last_xid::text, c.last_position::text, c.state, c.last_error,
       c.failing_position::text,
-      (SELECT count(*) FROM events e WHERE (e.transaction_id, e.global_position) > (c.last_xid, c.last_position))::text AS behind,
-      (SELECT min(e.recorded_at) FROM events e WHERE (e.transaction_id, e.global_position) > (c.last_xid, c.last_position)) AS oldest,
       (SELECT count(*) FROM projection_parked k WHERE k.projection = c.name AND k.generation = c.generation)::text AS parked
     FROM projection_checkpoints c WHERE c.name = ANY (${names}::text[]) ORDER BY c.name`.execute(db);
-  return rows.rows;
+  return Promise.all(
+    rows.rows.map(async (r) => {
+      const after = await eventsAfter(db, { xid: r.last_xid, position: r.last_position });
+      return { ...r, behind: after.count, oldest: after.oldest };
+    }),
+  );
 };
 
 export interface ParkedRow {
@@ -149,11 +154,7 @@ export const recentParked = async (db: Kysely<DB>, names: readonly string[]): Pr
 /** True once every named projection has applied every event at or below `position`. */
 export const projectedPast = async (db: Kysely<DB>, names: readonly string[], position: string): Promise<boolean> => {
   // A position not yet in the store (gaps aside, beyond the head) cannot have been projected.
-  const r = await sql<{ pending: boolean }>`
-    SELECT NOT EXISTS (SELECT 1 FROM events WHERE global_position >= ${position}::bigint) OR EXISTS (
-      SELECT 1 FROM projection_checkpoints c JOIN events e
-        ON e.global_position <= ${position}::bigint AND (e.transaction_id, e.global_position) > (c.last_xid, c.last_position)
-      WHERE c.name = ANY (${names}::text[])
-    ) AS pending`.execute(db);
-  return !r.rows[0]!.pending;
+  const cursors = await sql<{ xid: string; position: string }>`
+    SELECT last_xid::text AS xid, last_position::text AS position FROM projection_checkpoints WHERE name = ANY (${names}::text[])`.execute(db);
+  return !(await pendingAtOrBelow(db, position, cursors.rows));
 };

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
-import { appAnswersStreamName, EventStoreRepository, isCurrentTranslation, legOfStreamName, legStreamName, type StoredStreamEvent } from '@lib/event-store';
+import { answersAndDialOutcomesOf, EventStoreRepository } from '@lib/event-store';
 import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type TimeSource, type Verification } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { StoredLeg } from './call-leg.mapper.js';
@@ -263,19 +263,13 @@ export class CallsRepository {
    */
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- jsonb of several event types; get-call-tree.query.ts reads each by its type
   async treeIntentEvents(callId: string, provider?: Provider): Promise<{ provider: Provider; callId: string; position: string; type: string; data: any; receivedAt: Date }[]> {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
-    const rows = await readModelQuery(sql<{ provider: Provider; call_id: string; position: string; type: string; data: any; received_at: Date }>`
-      WITH legs AS MATERIALIZED (
+    const rows = await readModelQuery(
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- as above
+      answersAndDialOutcomesOf<{ provider: Provider; call_id: string; position: string; type: string; data: any; received_at: Date }>(sql`
         SELECT l.provider, l.call_id FROM call_legs l
         JOIN (SELECT provider, root_call_id FROM call_legs WHERE provider = ANY (${providersOf(provider)}::text[]) AND call_id = ${callId}) m
-          ON l.provider = m.provider AND l.root_call_id = m.root_call_id)
-      -- Two index probes per leg on events (stream_name, stream_version): its answers stream, and its own stream's dial outcomes.
-      SELECT legs.provider, legs.call_id, e.global_position AS gp, e.global_position::text AS position, e.type, e.data, e.received_at
-      FROM legs JOIN events e ON e.stream_name = 'appAnswers-' || legs.provider || ':' || legs.call_id
-      UNION ALL
-      SELECT legs.provider, legs.call_id, e.global_position, e.global_position::text, e.type, e.data, e.received_at
-      FROM legs JOIN events e ON e.stream_name = 'callLeg-' || legs.provider || ':' || legs.call_id AND e.type = 'DialCompleted' AND ${isCurrentTranslation('e')}
-      ORDER BY gp`.execute(this.db));
+          ON l.provider = m.provider AND l.root_call_id = m.root_call_id`).execute(this.db),
+    );
     return rows.rows.map((r) => ({ provider: r.provider, callId: r.call_id, position: r.position, type: r.type, data: r.data, receivedAt: r.received_at }));
   }
 

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
-import { COLUMNS, compareCursors, cursorOf, isCurrentTranslation, toLedgerEvent, type EventRow } from '../event-reader.js';
+import { compareCursors, cursorOf, legStreamNamesAfter, readStreamRange } from '../event-reader.js';
 import { isDataError, type Isolate } from '../projection.js';
 import { rollupsFromScratch } from './rollups.js';
 import { afterLoadIndexes, dropAfterLoadIndexes, ROLLUPS, tablesOf } from './schema.js';
@@ -18,24 +18,19 @@ export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isol
   let pages = Promise.resolve<{ first: string; last: string } | null>(null);
   const nextPage = () =>
     (pages = pages.then(async () => {
-      const page = await sql<{ stream_name: string }>`
-        SELECT stream_name FROM streams WHERE stream_name > ${last} AND stream_name LIKE 'callLeg-%'
-        ORDER BY stream_name LIMIT ${BULK_STREAMS}`.execute(db);
-      if (page.rows.length === 0) return null;
-      const range = { first: page.rows[0]!.stream_name, last: page.rows.at(-1)!.stream_name };
+      const page = await legStreamNamesAfter(db, last, BULK_STREAMS);
+      if (page.length === 0) return null;
+      const range = { first: page[0]!, last: page.at(-1)! };
       last = range.last;
       return range;
     }));
   const worker = async () => {
     for (let range = await nextPage(); range; range = await nextPage()) {
       const { first, last: end } = range;
-      // A name range rather than a list: one index range scan over the page's streams.
-      const read = (trx: Transaction<DB>) => sql<EventRow>`
-        SELECT ${COLUMNS} FROM events
-        WHERE stream_name >= ${first} AND stream_name <= ${end} AND transaction_id < ${belowXid}::xid8 AND ${isCurrentTranslation()}`.execute(trx);
+      const read = (trx: Transaction<DB>) => readStreamRange(trx, first, end, belowXid);
       try {
         await retryOnDeadlock(() =>
-          db.transaction().execute(async (trx) => projectLegs(trx, (await read(trx)).rows.map(toLedgerEvent), g, BULK)),
+          db.transaction().execute(async (trx) => projectLegs(trx, await read(trx), g, BULK)),
         );
       } catch (err) {
         if (!isDataError(err)) throw err;
@@ -44,7 +39,7 @@ export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isol
         await retryOnDeadlock(() =>
           db.transaction().execute(async (trx) => {
             // In commit order, so that each event is judged with its predecessors (upTo), as the live loop does.
-            const events = (await read(trx)).rows.map(toLedgerEvent).sort((a, b) => compareCursors(cursorOf(a)!, cursorOf(b)!));
+            const events = (await read(trx)).sort((a, b) => compareCursors(cursorOf(a)!, cursorOf(b)!));
             await isolate(trx, events, (t, sub, upTo) => projectLegs(t, sub, g, BULK_ISOLATED, upTo));
           }),
         );

@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import { cellKey, cellOf, projectCallLeg, rollupDelta, toMs, type CallLegRow, type LedgerEvent, type Provider, type RollupCell } from '@lib/ledger';
-import { COLUMNS, isCurrentTranslation, notParked, readLegEvents, toLedgerEvent, type Cursor } from '../event-reader.js';
+import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
 import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
@@ -51,11 +51,8 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
       JOIN unnest(${amdParents.map((p) => p.provider)}::text[], ${amdParents.map((p) => p.callId)}::text[]) AS a(p, c)
         ON l.provider = a.p AND l.parent_call_id = a.c`.execute(trx);
     for (const k of kids.rows) touch(k.provider, k.call_id);
-    const named = await sql<{ provider: Provider; child: string }>`
-      SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
-      WHERE stream_name = ANY (${amdParents.map((p) => streamOf(p.provider, p.callId))}::text[]) AND data ? 'childLegId'
-        AND ${notParked(CALL_LEGS, g)} AND ${isCurrentTranslation()}`.execute(trx);
-    for (const k of named.rows) touch(k.provider, k.child);
+    const named = await childLegsNamedIn(trx, amdParents.map((p) => streamOf(p.provider, p.callId)), notParked(CALL_LEGS, g));
+    for (const k of named) touch(k.provider, k.child);
   }
   if (touched.size === 0) return;
 
@@ -91,12 +88,9 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     }
   }
   if (parentStreams.size > 0) {
-    const amd = await sql<Parameters<typeof toLedgerEvent>[0]>`
-      SELECT ${COLUMNS}
-      FROM events WHERE stream_name = ANY (${[...parentStreams]}::text[]) AND type = 'MachineDetected'
-        AND ${notParked(CALL_LEGS, g)} AND ${isCurrentTranslation()}`.execute(trx);
+    const amd = await readTypeInStreams(trx, [...parentStreams], 'MachineDetected', notParked(CALL_LEGS, g));
     const byParent = new Map<string, LedgerEvent[]>();
-    for (const r of amd.rows.map(toLedgerEvent)) {
+    for (const r of amd) {
       const k = keyOf(r.provider, r.legId!);
       (byParent.get(k) ?? byParent.set(k, []).get(k)!).push(r);
     }
