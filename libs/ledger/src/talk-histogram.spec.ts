@@ -44,11 +44,17 @@ describe('talk histogram', () => {
     );
   });
 
-  it('is within 10 % of the exact median for realistic conversation lengths (10 s to 30 min)', () => {
+  // The error bound is the bucket, not a fixed percentage: a median of 71 s in [70, 80) may be estimated as
+  // 79.9 s (12 %), which a "within 10 %" property found now and then (fast-check's random arrays).
+  it('estimates the median inside the bucket that holds the exact (nearest-rank) median, 10 s to 30 min', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 10, max: 1800 }), { minLength: 50, maxLength: 400 }), (xs) => {
         const est = histogramQuantile(histogramOf(xs), 0.5)!;
-        expect(Math.abs(est - exactQuantile(xs, 0.5)) / exactQuantile(xs, 0.5)).toBeLessThanOrEqual(0.1);
+        const b = talkBucket(exactQuantile(xs, 0.5));
+        expect(est).toBeGreaterThanOrEqual(TALK_EDGES[b - 1]!);
+        expect(est).toBeLessThanOrEqual(TALK_EDGES[b]!);
+        // Relative width of any bucket from 10 s up: at most 20 % (the 2 s buckets from 10 s).
+        expect((TALK_EDGES[b]! - TALK_EDGES[b - 1]!) / TALK_EDGES[b - 1]!).toBeLessThanOrEqual(0.2);
       }),
     );
   });
