@@ -150,7 +150,9 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await sql`DROP FUNCTION ledger_append`.execute(db);
+  // By signature: the re-translation migration adds a second ledger_append.
+  await sql`DROP FUNCTION ledger_append(text[], bytea[], bytea[], bytea[], text[], text[], text[], text[], text[], timestamptz[], text[], text[],
+    timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint)`.execute(db);
   await createAppendFunction(db);
   await sql`SELECT ledger_apply_roles()`.execute(db);
   await sql`DROP AGGREGATE ledger_chain(bytea, int, text)`.execute(db);

@@ -35,6 +35,32 @@ const isoOrNull = (value: string | null): string | null => {
 const storableOrNull = (s: string | null): string | null => (s === null ? null : storableText(s));
 
 /**
+ * An event's metadata as stored and hashed, one spelling for every append path (live, bulk import): a path that
+ * spelled it otherwise would store the same delivery under other hashes.
+ */
+export const eventMetadataText = (
+  r: Pick<ReceiptInput, 'provider' | 'signatureTimestamp' | 'path' | 'source'>,
+  e: WebhookRecord['events'][number],
+  translation: number | undefined,
+): string =>
+  canonicalJson({
+    provider: r.provider,
+    legId: e.legId,
+    accountId: e.accountId,
+    parentLegId: e.parentLegId,
+    party: e.party,
+    providerSeq: e.providerSeq,
+    sentAt: r.signatureTimestamp?.toISOString() ?? null,
+    path: r.path,
+    source: r.source,
+    ...(translation === undefined ? {} : { translation }),
+  });
+
+/** A GET delivery has no body to tell it apart (every one hashes the same): its dedupe key (the query) does. */
+export const deliveryEventId = (r: Pick<ReceiptInput, 'provider' | 'body' | 'bodySha256'> & { dedupeKey: Buffer }, index: number): string =>
+  eventIdFor(r.provider, r.body.length === 0 ? r.dedupeKey : r.bodySha256, index);
+
+/**
  * The schema version an event is stored and hashed with: its type's current one (libs/ledger event-schemas.ts).
  * `ledger_append` writes `schema_version` 1 (the literal is in its migration), so a type moved to version 2
  * needs a migration that passes the versions before it can be appended; until then its append fails loudly
@@ -117,24 +143,12 @@ export class EventStoreRepository {
       const receivedAt = r.receivedAt.toISOString();
       rec.events.forEach((e, index) => {
         const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
-        // A GET delivery has no body to tell it apart (every one hashes the same): its dedupe key (the query) does.
-        const eventId = eventIdFor(r.provider, r.body.length === 0 ? r.dedupeKey : r.bodySha256, index);
+        const eventId = deliveryEventId(r, index);
         const schemaVersion = appendableSchemaVersion(e.type);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.
         const dataText = canonicalJson(e.data);
-        const metadataText = canonicalJson({
-            provider: r.provider,
-            legId: e.legId,
-            accountId: e.accountId,
-            parentLegId: e.parentLegId,
-            party: e.party,
-            providerSeq: e.providerSeq,
-            sentAt: r.signatureTimestamp?.toISOString() ?? null,
-            path: r.path,
-            source: r.source,
-            ...(rec.translation === undefined ? {} : { translation: rec.translation }),
-          });
+        const metadataText = eventMetadataText(r, e, rec.translation);
         ev.owner.push(k + 1);
         ev.stream.push(streamName);
         ev.eventId.push(eventId);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEvent } from '@lib/ledger';
 import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
 import * as leanAppend from '../../../migrations/20261202000200_lean_append.js';
+import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { verifyStreamChain } from './hash-chain.js';
 
@@ -38,8 +39,8 @@ describe('the lean append (migration 20261202000200)', () => {
     expect(rows.map((r) => r.indexname)).toEqual(['events_child_leg', 'events_commit_order', 'events_pkey', 'events_receipt', 'events_stream_version']);
   });
 
-  it('builds no array by concatenation in a loop (quadratic in the events of a batch)', async () => {
-    const { rows } = await sql<{ src: string }>`SELECT prosrc AS src FROM pg_proc WHERE proname = 'ledger_append'`.execute(tdb.db);
+  it('builds no array by concatenation in a loop (quadratic in the events of a batch), the delivery append as migrated last', async () => {
+    const { rows } = await sql<{ src: string }>`SELECT prosrc AS src FROM pg_proc WHERE proname = 'ledger_append' AND pronargs = 22`.execute(tdb.db);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.src).not.toMatch(/\bLOOP\b/);
     expect(rows[0]!.src).not.toMatch(/:=\s*\w+\s*\|\|/);
@@ -55,6 +56,8 @@ describe('the lean append (migration 20261202000200)', () => {
   });
 
   it('chains on from heads written by the function it replaces, and the replaced one from its heads', async () => {
+    // The later migration that replaces ledger_append again is undone first, and redone after.
+    await getDeliveries.down(tdb.db);
     await leanAppend.down(tdb.db);
     try {
       await store.appendBatch(interleaved('lean-cross', 20, 3, 2));
@@ -62,6 +65,7 @@ describe('the lean append (migration 20261202000200)', () => {
       expect(before.rows[0]!.n).toBe('1');
     } finally {
       await leanAppend.up(tdb.db);
+      await getDeliveries.up(tdb.db);
     }
     await store.appendBatch(interleaved('lean-cross', 21, 3, 2));
     for (let l = 0; l < 3; l += 1) {
