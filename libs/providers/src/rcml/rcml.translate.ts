@@ -104,7 +104,8 @@ const has = (w: RcmlWebhook, key: string): boolean => Object.prototype.hasOwnPro
  */
 export const detectRcmlFamily = (w: RcmlWebhook, path: string): RcmlFamily | null => {
   // Twilio conference statusCallback: ConferenceSid + StatusCallbackEvent (participant-join, conference-end...).
-  if (has(w, 'ConferenceSid') && has(w, 'StatusCallbackEvent')) return 'conference-status';
+  // An empty ConferenceSid names no conference: such a body is read as the other kinds it may be.
+  if (presentString(w.ConferenceSid) !== undefined && has(w, 'StatusCallbackEvent')) return 'conference-status';
   if (w.CallbackSource === 'call-progress-events') return 'call-progress';
   if (has(w, 'DialCallStatus')) return 'dial-action';
   // Before record-action: Twilio's recording status callback also carries RecordingDuration.
