@@ -17,9 +17,10 @@ import { importLineSchema } from './import-line.schema.js';
 /**
  * Rows per transaction of the bulk path, and a cap on a chunk's COPY text (bodies may be up to
  * LEDGER_MAX_BODY_BYTES each). Large enough that a commit and a function call are paid once per thousands of
- * rows; small enough that two chunks (one being written, one being parsed) keep the memory flat.
+ * rows; small enough that two chunks (one being written, one being parsed) keep the memory flat: with 5,000 the
+ * service's peak RSS during a 20,000-row import was 253–325 MB, with 2,000 it was 202–237 MB (shared machine).
  */
-const CHUNK_ROWS = 5000;
+const CHUNK_ROWS = 2000;
 const CHUNK_TEXT = 16 * 1024 * 1024;
 const MAX_LISTED_REJECTIONS = 1000;
 /** How often a running upload reports where it stands (log line, and a progress line to a caller that asked). */
@@ -96,7 +97,10 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
       } catch (err) {
         // An outage, or a lock that outlived the retries (a LedgerError SERVICE.UNAVAILABLE), fails the upload; a
         // rejected line is visible to the uploader, who can send it again.
-        if (isConnectionError(err) || err instanceof LedgerError) throw err;
+        if (isConnectionError(err) || err instanceof LedgerError) {
+          this.logger.warn(`import stopped at line ${rows[0]!.tag} or after: ${(err as Error).message}`);
+          throw err;
+        }
         if (rows.length === 1) return reject(rows[0]!.tag, `could not be stored: ${(err as Error).message}`);
         const mid = rows.length >> 1;
         await write(rows.slice(0, mid));
