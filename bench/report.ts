@@ -213,7 +213,7 @@ const notes = (r: Results): string[] => {
         `each NDJSON line, translates it, hashes the body, builds canonical JSON and hash-chain input for each event, COPYs receipts and events into the staging tables, then ` +
         `\`ledger_append_staged\` stores the receipts under both dedupe indexes, parses each event's data and metadata into jsonb, stores the events under five indexes and a foreign key ` +
         `checked row by row, and locks and advances each stream head, while the in-process projector folds the new events. A quarter of COPY's rate ` +
-        `would mean about ${n(copyUs * 4)} µs per row in all, ${n(importUs / (copyUs * 4), 1)} × less than now (chunks of 5,000 rows per transaction, one in flight while the next is parsed).`,
+        `would mean about ${n(copyUs * 4)} µs per row in all, ${n(importUs / (copyUs * 4), 1)} × less than now (chunks of 2,000 rows per transaction, one in flight while the next is parsed).`,
     );
   }
   const rb = phase(r, 'rebuild');
@@ -244,7 +244,7 @@ const notes = (r: Results): string[] => {
   if (!fig('import.rss').pass) {
     out.push(
       `**RSS during the import (${fig('import.rss').display}, target < 250 MB; live ingest stayed at ${n(Math.max(g.peakRssMb, r.live.naive.peakRssMb))} MB).** The upload is streamed ` +
-        'line by line; at most two chunks of staged COPY text (5,000 rows or 16 MiB each) are held, one being written and one being parsed. The service ran the live-ingest phases ' +
+        'line by line; at most two chunks of staged COPY text (2,000 rows or 16 MiB each) are held, one being written and one being parsed. The service ran the live-ingest phases ' +
         'before the import, so its heap was already grown.',
     );
   }

@@ -66,7 +66,7 @@ describe('POST /v1/import', () => {
   });
 
   it('keeps every line around bad ones in the middle of a multi-chunk upload, naming each bad line and why', async () => {
-    // 5,000 rows make a chunk: the bad lines sit in the first and in the second chunk.
+    // 2,000 rows make a chunk: the bad lines sit in the second and in the third chunk.
     const n = 7000;
     const lines: unknown[] = Array.from({ length: n }, (_, i) => ({ provider: 'freeclimb', receivedAt: '2026-03-01T00:00:00Z', body: fcBody(20_000 + i, 'callStatus') }));
     lines[2999] = '{"provider":"freeclimb", cut short';
