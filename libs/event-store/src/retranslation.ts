@@ -126,7 +126,11 @@ const runProvider = async (db: Database, provider: Provider, options: Retranslat
     if (batch.length > 0) log(`re-translated ${provider} up to receipt ${last} of ${until}: ${out.scanned} read, ${out.changed} with a new translation`);
     if (done) break;
   }
-  log(`${provider} receipts are at translator version ${to}: ${out.scanned} read, ${out.changed} with a new translation`);
+  log(
+    options.dryRun
+      ? `${provider}: ${out.scanned} receipts read, ${out.changed} would get a new translation at version ${to} (dry run, nothing written)`
+      : `${provider} receipts are at translator version ${to}: ${out.scanned} read, ${out.changed} with a new translation`,
+  );
   return out;
 };
 
