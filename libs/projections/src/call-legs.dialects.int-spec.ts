@@ -65,7 +65,7 @@ describe('projection version 4 over a store filled by the old rules', () => {
       await restarted.init();
       await expect
         .poll(async () => (await sql<{ version: number; generation: number }>`SELECT version, generation FROM projection_checkpoints WHERE name = 'call_legs'`.execute(tdb.db)).rows[0], { timeout: 20_000 })
-        .toEqual({ version: 4, generation: 2 });
+        .toEqual({ version: callLegsProjection.version, generation: 2 });
 
       const legs = await sql<Record<string, unknown>>`
         SELECT provider, call_id, status, talk_duration_sec, talk_duration_source, final, started_at, started_at_source, ended_at_source,
