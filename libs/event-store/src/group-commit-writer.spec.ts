@@ -116,5 +116,24 @@ describe('GroupCommitWriter adaptive concurrency', () => {
     const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
     await appenders(writer, 8, 20);
     expect(seen.maxInFlight).toBe(2);
+describe('GroupCommitWriter linger (tee answers)', () => {
+  it('without linger a record goes out alone at once; with it, records queued within the window share one transaction', async () => {
+    const plain = failingStore(() => null);
+    const eager = new GroupCommitWriter(plain.store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    await Promise.all([eager.submit(rec('a')), eager.submit(rec('b')), eager.submit(rec('c'))]);
+    expect(plain.calls).toEqual([['a'], ['b', 'c']]);
+
+    const gathered = failingStore(() => null);
+    const lingering = new GroupCommitWriter(gathered.store, { batchMax: 10, queueMax: 10, concurrency: 1, lingerMs: 20 });
+    await Promise.all([lingering.submit(rec('a')), lingering.submit(rec('b')), lingering.submit(rec('c'))]);
+    expect(gathered.calls).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('a full batch does not wait for the window', async () => {
+    const { store, calls } = failingStore(() => null);
+    // A window far longer than the test: only a full batch can have been written.
+    const writer = new GroupCommitWriter(store, { batchMax: 2, queueMax: 10, concurrency: 1, lingerMs: 600_000 });
+    await Promise.all([writer.submit(rec('a')), writer.submit(rec('b'))]);
+    expect(calls).toEqual([['a', 'b']]);
   });
 });

@@ -161,6 +161,11 @@ export class GroupCommitWriter {
         }, linger - waited);
         break;
       }
+      if (this.lingerTimer) {
+        // A full batch goes now; what stays queued starts a window of its own.
+        clearTimeout(this.lingerTimer);
+        this.lingerTimer = null;
+      }
       const batch = this.queue.splice(0, this.options.batchMax);
       this.inFlight += 1;
       this.recordsInFlight += batch.length;

@@ -43,6 +43,14 @@ export class TeeMetrics {
 export const ANSWER_LINGER_MS = 25;
 
 /**
+ * How long an answer may wait while the database commits nothing before it is given up (a counted gap). The
+ * deliveries' deadline (LEDGER_INGEST_DEADLINE_MS, 800 ms) is short so that no provider hangs; nobody waits for
+ * an answer, so a busy database is waited for, and only one that stays silent (or refuses connections, which
+ * fails at once) loses answers.
+ */
+export const ANSWER_DEADLINE_MS = 30_000;
+
+/**
  * The answers' own group commit, one transaction at a time: answers are written after the provider has its
  * reply, and must not take the delivery writer's transaction slots from the deliveries that hold up a call.
  */
@@ -54,7 +62,7 @@ export class AnswerWriter {
       batchMax: config.ingestBatchMax,
       queueMax: config.ingestQueueMax,
       concurrency: 1,
-      deadlineMs: config.ingestDeadlineMs,
+      deadlineMs: Math.max(config.ingestDeadlineMs, ANSWER_DEADLINE_MS),
       lingerMs: ANSWER_LINGER_MS,
     });
   }
@@ -104,7 +112,7 @@ export class TeeController {
   /** Twilio and Restcomm may call voice URLs with GET (parameters in the query). */
   @Get(['v1/tee/:provider', 'v1/tee/:provider/*'])
   @UseGuards(WebhookSignatureGuard)
-  @ApiRoute({ ...ROUTE_DOC, summary: 'Tee a GET delivery to the app and keep its answer' })
+  @ApiRoute({ ...ROUTE_DOC, summary: 'Tee a GET delivery to the app and keep its answer (Twilio, Restcomm; 405 for the others)', errors: [...ROUTE_DOC.errors, 405] })
   get(@Req() req: VerifiedRequest, @Res() reply: FastifyReply): Promise<void> {
     return this.tee(req, reply);
   }
