@@ -116,6 +116,9 @@ describe('GroupCommitWriter adaptive concurrency', () => {
     const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
     await appenders(writer, 8, 20);
     expect(seen.maxInFlight).toBe(2);
+  });
+});
+
 describe('GroupCommitWriter linger (tee answers)', () => {
   it('without linger a record goes out alone at once; with it, records queued within the window share one transaction', async () => {
     const plain = failingStore(() => null);
