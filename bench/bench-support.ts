@@ -70,11 +70,13 @@ export interface RunningService {
  * Starts the built service as its own process and waits for /health: on a fresh embedded PostgreSQL of its own,
  * or on DATABASE_URL when given. LEDGER_PUBLIC_URL is its own URL, so that simulated Twilio signatures verify.
  */
-export const startService = async (env: Record<string, string>, nodeArgs: string[] = []): Promise<RunningService> => {
+/** `cwd`: another built checkout to run instead of this one (bench/console.compare.ts runs the old and the new side by side). */
+export const startService = async (env: Record<string, string>, nodeArgs: string[] = [], cwd = process.cwd()): Promise<RunningService> => {
   const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, [...nodeArgs, 'dist/apps/ledger/src/main.js'], {
+    cwd,
     env: { ...process.env, LEDGER_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LEDGER_BENCH_ROUTES: '1', LEDGER_PUBLIC_URL: url, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -26,6 +26,8 @@ export interface ConsoleLatency {
   p50: number;
   p95: number;
   loads: number;
+  /** Every load's time, sorted (bench/console.compare.ts pools rounds). */
+  times?: number[];
 }
 
 /** Twenty legs over three levels: a root, four children, and five grandchildren under three of them. */
@@ -75,9 +77,10 @@ const timed = async (page: Page, url: string, ready: string): Promise<number> =>
   return page.waitForFunction((s) => (globalThis as unknown as { __ready: Record<string, number> }).__ready[s], ready).then((h) => h.jsonValue() as Promise<number>);
 };
 
-const summarize = (view: string, times: number[]): ConsoleLatency => {
-  const r = { view, p50: percentile(times, 0.5), p95: percentile(times, 0.95), loads: times.length };
-  console.log(`${view.padEnd(44)} p50 ${fmt(r.p50, 1).padStart(7)} ms   p95 ${fmt(r.p95, 1).padStart(7)} ms`);
+export const summarize = (view: string, times: number[], quiet = false): ConsoleLatency => {
+  times.sort((a, b) => a - b);
+  const r = { view, p50: percentile(times, 0.5), p95: percentile(times, 0.95), loads: times.length, times };
+  if (!quiet) console.log(`${view.padEnd(44)} p50 ${fmt(r.p50, 1).padStart(7)} ms   p95 ${fmt(r.p95, 1).padStart(7)} ms`);
   return r;
 };
 
@@ -98,7 +101,7 @@ const CALL_READY = '[data-testid="ladder"] .mark';
  * Signs in once, then measures each view two ways: a full page load (HTML, bundle, session check, API calls,
  * render) and a route change inside the loaded app (API calls and render), LOADS times each after WARMUP.
  */
-export const measureConsole = async (base: string, apiKey: string, twenty: { provider: Provider; callId: string }[]): Promise<ConsoleLatency[]> => {
+export const measureConsole = async (base: string, apiKey: string, twenty: { provider: Provider; callId: string }[], loads = LOADS, quiet = false): Promise<ConsoleLatency[]> => {
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS });
   try {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
@@ -111,7 +114,7 @@ export const measureConsole = async (base: string, apiKey: string, twenty: { pro
     const callPath = (i: number) => `/console/calls/${twenty[i % twenty.length]!.callId}?provider=${twenty[i % twenty.length]!.provider}`;
     const list: number[] = [];
     const call: number[] = [];
-    for (let i = 0; i < WARMUP + LOADS; i += 1) {
+    for (let i = 0; i < WARMUP + loads; i += 1) {
       const c = await routed(page, callPath(i), CALL_READY);
       const l = await routed(page, '/console/calls', LIST_READY);
       if (i >= WARMUP) {
@@ -121,7 +124,7 @@ export const measureConsole = async (base: string, apiKey: string, twenty: { pro
     }
     const coldList: number[] = [];
     const coldCall: number[] = [];
-    for (let i = 0; i < WARMUP + LOADS; i += 1) {
+    for (let i = 0; i < WARMUP + loads; i += 1) {
       const l = await timed(page, `${base}/console/calls`, LIST_READY);
       const c = await timed(page, base + callPath(i), CALL_READY);
       if (i >= WARMUP) {
@@ -130,10 +133,10 @@ export const measureConsole = async (base: string, apiKey: string, twenty: { pro
       }
     }
     return [
-      summarize('console: first calls page (50 rows), in-app', list),
-      summarize('console: call page, 20-leg tree, in-app', call),
-      summarize('console: first calls page, full page load', coldList),
-      summarize('console: call page, 20-leg tree, full load', coldCall),
+      summarize('console: first calls page (50 rows), in-app', list, quiet),
+      summarize('console: call page, 20-leg tree, in-app', call, quiet),
+      summarize('console: first calls page, full page load', coldList, quiet),
+      summarize('console: call page, 20-leg tree, full load', coldCall, quiet),
     ];
   } finally {
     await browser.close();

@@ -163,7 +163,7 @@ try {
     queriesRssMb = phases.at(-1)!.peakRssMb;
     console.log(`\n== console in Chromium at ${fmt(fill.legs)} legs`);
     const endConsole = probe.begin('console', service.child.pid!);
-    consoleFigures = await measureConsole(service.url, QUERY_API_KEY, twenty);
+    consoleFigures = (await measureConsole(service.url, QUERY_API_KEY, twenty)).map(({ times: _t, ...c }) => c);
     endConsole();
   } finally {
     await service.stop();

@@ -1,4 +1,4 @@
-import { lazy, Suspense, useEffect, useRef, useState } from 'react';
+import { lazy, Suspense, useEffect, useState } from 'react';
 import { onSessionExpired, session } from './api.js';
 import { BASE, navigate, onLinkClick, useLocation } from './router.js';
 import { SignIn } from './pages/sign-in.js';
@@ -16,20 +16,18 @@ export const App = () => {
   const [auth, setAuth] = useState<Auth>('checking');
   const [notice, setNotice] = useState<string | null>(null);
   const { path, search } = useLocation();
-  const authNow = useRef(auth);
-  authNow.current = auth;
 
   useEffect(() => {
     session.current().then((s) => setAuth(s ? 'signed-in' : 'signed-out'), () => setAuth('signed-out'));
     return onSessionExpired(() => {
-      // A 401 while the first check is still out only means there was no session: no "expired" notice then.
-      if (authNow.current === 'signed-in') setNotice('Your session has expired. Sign in again.');
+      setNotice('Your session has expired. Sign in again.');
       setAuth('signed-out');
     });
   }, []);
 
-  // While the session is being checked the page renders and starts its own requests beside the check (one round
-  // trip less before the data); without a session they fail with 401 and the sign-in form replaces the page.
+  // The page waits for the session check: its requests made without a session would each count as a refused API
+  // key against this address (and soon be rate-limited), so it does not start them optimistically.
+  if (auth === 'checking') return <p className="loading" role="status">Loading…</p>;
   if (auth === 'signed-out') {
     return (
       <SignIn
