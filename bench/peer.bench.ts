@@ -128,9 +128,10 @@ export const benchPeer = async (freshDatabase: (name: string) => Promise<string>
   let ledger: PeerSide;
   try {
     await migrateToLatest(db);
-    // The service's defaults (LEDGER_INGEST_BATCH_MAX 500, LEDGER_INGEST_CONCURRENCY 2, LEDGER_INGEST_MAX_CONCURRENCY 8
-    // within a pool of 10).
-    const writer = new GroupCommitWriter(new EventStoreRepository(db), { batchMax: 500, queueMax: 1_000_000, concurrency: 2, maxConcurrency: 8 });
+    // The service's defaults (LEDGER_INGEST_BATCH_MAX 500, LEDGER_INGEST_CONCURRENCY 2, LEDGER_INGEST_MAX_CONCURRENCY 2
+    // within a pool of 10); LEDGER_INGEST_MAX_CONCURRENCY in this process's environment overrides the last, to compare.
+    const maxConcurrency = Number(process.env.LEDGER_INGEST_MAX_CONCURRENCY ?? 2);
+    const writer = new GroupCommitWriter(new EventStoreRepository(db), { batchMax: 500, queueMax: 1_000_000, concurrency: 2, maxConcurrency });
     const end = probe.begin(`peer-ledger-${opts.appenders}`, null);
     ledger = await runAppenders(appends, opts.appenders, async (a) => {
       const o = await writer.submit(a.record);

@@ -235,8 +235,8 @@ const notes = (r: Results): string[] => {
         `**Peer at ${p.appenders} appenders (${n(p.ratio, 2)} ×, target ≥ ${n(need, 1)} ×).** Per append, the ledger cost ${n(usPer(r, `peer-ledger-${p.appenders}`, 'postgres', p.ledger.appendsPerSec))} µs of PostgreSQL ` +
           `CPU and ${n(usPer(r, `peer-ledger-${p.appenders}`, 'bench', p.ledger.appendsPerSec))} µs in Node; Emmett ${n(usPer(r, `peer-emmett-${p.appenders}`, 'postgres', p.emmett.appendsPerSec))} µs and ` +
           `${n(usPer(r, `peer-emmett-${p.appenders}`, 'bench', p.emmett.appendsPerSec))} µs. The ledger stores more per append (the raw receipt with its dedupe key, a hash chain, four event indexes and a partial one against ` +
-          `Emmett's primary key and xid index). With few appenders its group commit has little to batch: while few deliveries are outstanding it runs up to eight transactions ` +
-          `at once (LEDGER_INGEST_MAX_CONCURRENCY) instead of two, as Emmett runs up to ${p.poolSize}.`,
+          `Emmett's primary key and xid index). With few appenders its group commit has little to batch (two transactions in flight by default; ` +
+          `LEDGER_INGEST_MAX_CONCURRENCY lets more run at low load, as Emmett runs up to ${p.poolSize}, at a fixed PostgreSQL cost per transaction).`,
       );
     }
   }

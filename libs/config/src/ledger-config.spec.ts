@@ -66,10 +66,10 @@ describe('LEDGER_ACCEPT_UNSIGNED', () => {
 });
 
 describe('LEDGER_INGEST_MAX_CONCURRENCY', () => {
-  it('defaults to 8 transactions at low load, never above the pool less two nor below LEDGER_INGEST_CONCURRENCY', () => {
-    expect(loadConfig({}).ingestMaxConcurrency).toBe(8);
-    expect(loadConfig({ LEDGER_DB_POOL_SIZE: '4' }).ingestMaxConcurrency).toBe(2);
+  it('is off by default (2, as LEDGER_INGEST_CONCURRENCY), never above the pool less two nor below LEDGER_INGEST_CONCURRENCY', () => {
+    expect(loadConfig({}).ingestMaxConcurrency).toBe(2);
+    expect(loadConfig({ LEDGER_INGEST_MAX_CONCURRENCY: '8' }).ingestMaxConcurrency).toBe(8);
+    expect(loadConfig({ LEDGER_INGEST_MAX_CONCURRENCY: '8', LEDGER_DB_POOL_SIZE: '4' }).ingestMaxConcurrency).toBe(2);
     expect(loadConfig({ LEDGER_INGEST_CONCURRENCY: '10', LEDGER_DB_POOL_SIZE: '10' }).ingestMaxConcurrency).toBe(10);
-    expect(loadConfig({ LEDGER_INGEST_MAX_CONCURRENCY: '2' }).ingestMaxConcurrency).toBe(2);
   });
 });

@@ -122,7 +122,7 @@ const envSchema = z.object({
   LEDGER_MAX_BODY_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   LEDGER_INGEST_BATCH_MAX: z.coerce.number().int().min(1).max(5000).default(500),
   LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
-  LEDGER_INGEST_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+  LEDGER_INGEST_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
   LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),

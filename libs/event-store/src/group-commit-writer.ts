@@ -70,6 +70,9 @@ export interface GroupCommitStats {
  * mostly in its own, their commit flushes shared by PostgreSQL's WAL writer. Under load (64 appenders) the limit
  * is `concurrency`, and a few large batches store many deliveries at the least CPU per delivery. The batch size
  * is not the signal: eager small transactions make small batches, which would keep the limit high under load.
+ * This pays off only where commits wait on the disk: each transaction costs PostgreSQL a fixed share of CPU (about
+ * a millisecond per `ledger_append` call on the shared bench machine), so where the CPU is the limit more, smaller
+ * transactions are slower, which is why the service leaves it off by default (LEDGER_INGEST_MAX_CONCURRENCY 2).
  * Order and dedupe do not depend on the limit: `ledger_append` locks stream heads and dedupe keys in sorted
  * order, whatever the number of transactions.
  */
