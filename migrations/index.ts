@@ -7,6 +7,7 @@ import * as tamperEvidence from './20261201000200_tamper_evidence.js';
 import * as databaseRoles from './20261201000400_database_roles.js';
 import * as auditActions from './20261201000500_audit_actions.js';
 import * as appAnswers from './20261201000800_app_answers.js';
+import * as dailyRollupRoles from './20261202000400_daily_rollup_roles.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -21,4 +22,5 @@ export const migrations: Record<string, Migration> = {
   '20261201000400_database_roles': databaseRoles,
   '20261201000500_audit_actions': auditActions,
   '20261201000800_app_answers': appAnswers,
+  '20261202000400_daily_rollup_roles': dailyRollupRoles,
 };
