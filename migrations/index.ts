@@ -10,9 +10,9 @@ import * as appAnswers from './20261201000800_app_answers.js';
 import * as retranslation from './20261202000100_retranslation.js';
 import * as leanAppend from './20261202000200_lean_append.js';
 import * as bulkImport from './20261202000300_bulk_import.js';
+import * as dailyRollupRoles from './20261202000400_daily_rollup_roles.js';
 import * as numberSearch from './20261202000500_number_search.js';
 import * as getDeliveries from './20261202000800_get_deliveries.js';
-import * as dailyRollupRoles from './20261202000900_daily_rollup_roles.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -30,7 +30,7 @@ export const migrations: Record<string, Migration> = {
   '20261202000100_retranslation': retranslation,
   '20261202000200_lean_append': leanAppend,
   '20261202000300_bulk_import': bulkImport,
+  '20261202000400_daily_rollup_roles': dailyRollupRoles,
   '20261202000500_number_search': numberSearch,
   '20261202000800_get_deliveries': getDeliveries,
-  '20261202000900_daily_rollup_roles': dailyRollupRoles,
 };
