@@ -198,6 +198,10 @@ export class Projector {
       if (!(await tryLockProjection(trx, p.name))) return 0;
       const row = await readCheckpoint(trx, p.name);
       if (!row) throw new Error(`projection ${p.name} has no checkpoint (init not run)`);
+      // A generation built by another version (a version bump, its blue-green rebuild under way) is not written by
+      // this code: its tables may lack what this version writes. The rebuild replays everything after its own
+      // snapshot, so nothing is skipped; readers see the old generation, unchanged, until the switch.
+      if (row.version !== p.version) return 0;
       const { events, next } = await readAfter(trx, { xid: row.last_xid, position: row.last_position }, this.batchSize);
       if (events.length === 0) return 0;
       try {

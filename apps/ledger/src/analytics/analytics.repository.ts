@@ -75,6 +75,18 @@ const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sq
 export class AnalyticsRepository {
   constructor(private readonly db: Database) {}
 
+  /**
+   * Whether the daily rollup is published. A store upgraded from projection version 4 serves its old generation,
+   * which has none, until the version's rebuild switches over; once there it stays, so a yes is remembered.
+   */
+  private dailyPublished = false;
+  private async hasDailyRollup(): Promise<boolean> {
+    if (this.dailyPublished) return true;
+    const r = await sql<{ ok: boolean }>`SELECT to_regclass('call_provider_daily') IS NOT NULL AS ok`.execute(this.db);
+    this.dailyPublished = r.rows[0]?.ok === true;
+    return this.dailyPublished;
+  }
+
   async totalsByGroup(filters: CallFilters, groupBy: GroupBy | null, sources: AnalyticsSources = {}): Promise<Map<string | null, KpiTotals>> {
     const out = new Map<string | null, KpiTotals>();
     // verification is not a rollup dimension: a filter on it is an audit question, rare enough to scan the legs for.
@@ -94,7 +106,7 @@ export class AnalyticsRepository {
       await this.fromLegs(filters, groupBy, out);
       return out;
     }
-    await this.fromRollups(filters, groupBy, h1, h2, out, sources.daily ?? true);
+    await this.fromRollups(filters, groupBy, h1, h2, out, (sources.daily ?? true) && (await this.hasDailyRollup()));
     const iso = (ms: number) => new Date(ms).toISOString();
     if (since !== null && h1! > since) await this.fromLegs({ ...filters, since: filters.since, until: iso(h1!) }, groupBy, out);
     if (until !== null && h2! < until) await this.fromLegs({ ...filters, since: iso(h2!), until: filters.until }, groupBy, out);
