@@ -85,3 +85,24 @@ describe('projection version 4 over a store filled by the old rules', () => {
     }
   });
 });
+
+describe('the live loop during a version bump', () => {
+  it('leaves a generation of another version (lacking the daily rollup) to its rebuild instead of failing on it', async () => {
+    const tdb = await createTestDatabase(4);
+    try {
+      const projector = new Projector(tdb.db, [callLegsProjection]);
+      await projector.init();
+      // Generation 1 as version 4 made it: no daily rollup (projection version 5 added it).
+      await sql`DROP TABLE call_provider_daily_g1 CASCADE`.execute(tdb.db);
+      await sql`UPDATE projection_checkpoints SET version = 4 WHERE name = 'call_legs'`.execute(tdb.db);
+      await new EventStoreRepository(tdb.db).appendBatch(OLD_STORE);
+      // Before: the batch wrote the daily cells into a table generation 1 does not have, and the projection failed.
+      expect(await projector.runOnce(callLegsProjection)).toBe(0);
+      const cp = await sql<{ last_error: string | null; last_position: string }>`
+        SELECT last_error, last_position::text FROM projection_checkpoints WHERE name = 'call_legs'`.execute(tdb.db);
+      expect(cp.rows[0]).toEqual({ last_error: null, last_position: '0' });
+    } finally {
+      await tdb.drop();
+    }
+  });
+});

@@ -113,7 +113,9 @@ describe('call_legs projection over generated scenarios', () => {
       ),
       { numRuns: 12 },
     );
-  });
+    // Twelve scenarios, each projected live and rebuilt on a real PostgreSQL: about 40 s on a quiet 2-core
+    // machine, so the suite's 60 s leaves no room for a busy one.
+  }, 180_000);
 });
 
 describe('call_legs bulk rebuild', () => {
