@@ -1,3 +1,4 @@
+import pRetry from 'p-retry';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import { compareCursors, cursorOf, legStreamNamesAfter, readStreamRange } from '../event-reader.js';
@@ -24,6 +25,8 @@ export async function bulkLoad(db: Kysely<DB>, g: number, belowXid: string, isol
       last = range.last;
       return range;
     }));
+  // Workers pulling pages as they are found (the next page starts after the last name of the previous one), not a
+  // pool over a list known in advance: p-limit has nothing to map over here.
   const worker = async () => {
     for (let range = await nextPage(); range; range = await nextPage()) {
       const { first, last: end } = range;
@@ -96,12 +99,5 @@ const BULK_STREAMS = 2000;
 const BULK_WORKERS = 3;
 
 /** Two bulk workers may both write a child leg that its parent's page names; PostgreSQL then aborts one of them. */
-const retryOnDeadlock = async (f: () => Promise<void>): Promise<void> => {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await f();
-    } catch (err) {
-      if ((err as { code?: string }).code !== '40P01' || attempt >= 5) throw err;
-    }
-  }
-};
+const retryOnDeadlock = (f: () => Promise<void>): Promise<void> =>
+  pRetry(f, { retries: 4, minTimeout: 10, factor: 2, randomize: true, shouldRetry: ({ error }) => (error as { code?: string }).code === '40P01' });
