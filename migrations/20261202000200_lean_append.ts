@@ -18,19 +18,8 @@ import { createAppendFunction } from './20261201000200_tamper_evidence.js';
  *   is the same expression, sha256(previous hash || "<version>:" || content), so chains written before and
  *   after verify alike; the signature and the result are unchanged.
  */
-export async function up(db: Kysely<any>): Promise<void> {
-  await sql`ALTER TABLE events DROP CONSTRAINT events_event_id_key`.execute(db);
-
-  // One link: the state is the previous event's hash (NULL before the first event of the batch, where the
-  // stream head's hash, NULL for a new stream, is the previous one). PL/pgSQL rather than SQL: an aggregate's
-  // transition function is never inlined, and a PL/pgSQL expression is evaluated without an executor per call.
-  await sql`
-    CREATE FUNCTION ledger_chain_step(state bytea, head bytea, ver int, content text) RETURNS bytea
-    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS
-    $$ BEGIN RETURN sha256(coalesce(state, head, ''::bytea) || convert_to(ver::text || ':' || content, 'UTF8')); END $$`.execute(db);
-  await sql`CREATE AGGREGATE ledger_chain(bytea, int, text) (SFUNC = ledger_chain_step, STYPE = bytea)`.execute(db);
-
-  await sql`
+/** The set-wise ledger_append; 20261202000800_get_deliveries builds on this text. */
+export const LEAN_APPEND_FUNCTION = `
     CREATE OR REPLACE FUNCTION ledger_append(
       r_provider text[], r_sha bytea[], r_dedupe bytea[], r_body bytea[], r_content_type text[], r_path text[],
       r_query text[], r_headers text[], r_remote text[], r_received timestamptz[], r_source text[], r_sig_status text[],
@@ -144,7 +133,21 @@ export async function up(db: Kysely<any>): Promise<void> {
       ) agg ON true
       WHERE NOT (k.o = ANY (kept_ord));
     END
-    $fn$`.execute(db);
+    $fn$`;
+
+export async function up(db: Kysely<any>): Promise<void> {
+  await sql`ALTER TABLE events DROP CONSTRAINT events_event_id_key`.execute(db);
+
+  // One link: the state is the previous event's hash (NULL before the first event of the batch, where the
+  // stream head's hash, NULL for a new stream, is the previous one). PL/pgSQL rather than SQL: an aggregate's
+  // transition function is never inlined, and a PL/pgSQL expression is evaluated without an executor per call.
+  await sql`
+    CREATE FUNCTION ledger_chain_step(state bytea, head bytea, ver int, content text) RETURNS bytea
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS
+    $$ BEGIN RETURN sha256(coalesce(state, head, ''::bytea) || convert_to(ver::text || ':' || content, 'UTF8')); END $$`.execute(db);
+  await sql`CREATE AGGREGATE ledger_chain(bytea, int, text) (SFUNC = ledger_chain_step, STYPE = bytea)`.execute(db);
+
+  await sql.raw(LEAN_APPEND_FUNCTION).execute(db);
   // CREATE OR REPLACE reset SECURITY DEFINER and the pinned search_path: put the roles' rules back.
   await sql`SELECT ledger_apply_roles()`.execute(db);
 }

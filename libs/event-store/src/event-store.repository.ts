@@ -39,7 +39,7 @@ const storableOrNull = (s: string | null): string | null => (s === null ? null :
  * spelled it otherwise would store the same delivery under other hashes.
  */
 export const eventMetadataText = (
-  r: Pick<ReceiptInput, 'provider' | 'signatureTimestamp' | 'path' | 'source'>,
+  r: { provider: string; signatureTimestamp: Date | null; path: string; source: string },
   e: WebhookRecord['events'][number],
   translation: number | undefined,
 ): string =>

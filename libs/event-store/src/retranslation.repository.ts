@@ -2,7 +2,7 @@ import { sql } from 'kysely';
 import type { Database } from '@lib/db';
 import type { LegParty, Provider, TranslatedEvent } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
-import { eventIdFor } from './event-store.repository.js';
+import { eventIdFor, eventMetadataText } from './event-store.repository.js';
 import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, receiptMetaText } from './hash-chain.js';
 import { legStreamName, unrecognizedStreamName } from './stream-names.js';
 
@@ -178,18 +178,7 @@ export class RetranslationRepository {
         const eventId = eventIdFor(d.provider, d.bodySha256, index, version);
         const occurredAt = isoOrNull(e.occurredAt);
         const dataText = canonicalJson(e.data);
-        const metadataText = canonicalJson({
-          provider: d.provider,
-          legId: e.legId,
-          accountId: e.accountId,
-          parentLegId: e.parentLegId,
-          party: e.party,
-          providerSeq: e.providerSeq,
-          sentAt: d.signatureTimestamp?.toISOString() ?? null,
-          path: d.path,
-          source: d.source,
-          translation: version,
-        });
+        const metadataText = eventMetadataText(d, e, version);
         ev.owner.push(k + 1);
         ev.stream.push(streamName);
         ev.eventId.push(eventId);
