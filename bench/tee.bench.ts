@@ -13,12 +13,12 @@ import { Agent, request } from 'undici';
 import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
 import { CpuMeter, fmt, isMain, percentile, postgresPids, startService, type PhaseProbe } from './bench-support.js';
 
-const SECRET = 'bench-secret-0123456789';
-const RATE = Number(process.env.BENCH_RATE ?? 200);
+export const SECRET = 'bench-secret-0123456789';
+export const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
-const ROUND = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
-const PERCL = JSON.stringify([{ Say: { text: 'Connecting you' } }, { OutDial: { destination: '+18475722071', callingNumber: '+17113334444', timeout: 30, callConnectUrl: 'https://app.example.com/connect', actionUrl: 'https://app.example.com/action' } }]);
+export const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+export const ROUND = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
+export const PERCL = JSON.stringify([{ Say: { text: 'Connecting you' } }, { OutDial: { destination: '+18475722071', callingNumber: '+17113334444', timeout: 30, callConnectUrl: 'https://app.example.com/connect', actionUrl: 'https://app.example.com/action' } }]);
 
 const delivery = () => {
   const raw = JSON.stringify({
@@ -28,13 +28,13 @@ const delivery = () => {
   return { raw, headers: { 'content-type': 'application/json', 'freeclimb-signature': signTimestampedHmac([SECRET], Math.floor(Date.now() / 1000), Buffer.from(raw)) } };
 };
 
-const figures = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
+export const figures = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
 
 /**
  * Sends at RATE per second for `seconds` (after `warmup` s that are not counted); every answer must be the PerCL
  * (the plain webhook route answers its receipt instead).
  */
-const phase = async (url: string, seconds: number, warmup: number, into: number[], failures: string[]): Promise<void> => {
+export const phase = async (url: string, seconds: number, warmup: number, into: number[], failures: string[]): Promise<void> => {
   const agent = new Agent({ connections: 64 });
   const inFlight: Promise<void>[] = [];
   const start = performance.now();

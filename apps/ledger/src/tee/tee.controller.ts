@@ -3,7 +3,7 @@ import type { FastifyReply } from 'fastify';
 import { Counter, Histogram } from 'prom-client';
 import { z } from 'zod';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
-import { EventStoreRepository, GroupCommitWriter, type AppendOutcome } from '@lib/event-store';
+import { GroupCommitWriter, type AppendOutcome, type WebhookRecord } from '@lib/event-store';
 import { PROVIDERS, teeAnswerTooLarge, teeAppTimeout, teeAppUnreachable, teeNotConfigured, teePathInvalid, type Provider } from '@lib/ledger';
 import { computeTwilioSignature, formPairs, ProviderRegistry, TwilioAdapter } from '@lib/providers';
 import { ApiRoute } from '../common/api-route.decorator.js';
@@ -36,9 +36,10 @@ export class TeeMetrics {
 }
 
 /**
- * How long an answer may wait for others to share its transaction. Nobody waits for an answer's commit, while
- * every transaction costs CPU and a WAL flush that the deliveries' commits (which hold up calls) then wait
- * behind: at 200 calls/s this turns about one answer transaction per delivery transaction into one per 25 ms.
+ * How long an answer waits for a delivery's transaction to ride in before it takes one of its own. Nobody waits
+ * for an answer's commit, while every transaction costs CPU and a WAL flush that the deliveries' commits (which
+ * hold up calls) then wait behind: under load every answer rides in a later delivery's transaction, and only
+ * when deliveries stop for this long do the answers left get a transaction of their own.
  */
 export const ANSWER_LINGER_MS = 25;
 
@@ -51,20 +52,20 @@ export const ANSWER_LINGER_MS = 25;
 export const ANSWER_DEADLINE_MS = 30_000;
 
 /**
- * The answers' own group commit, one transaction at a time: answers are written after the provider has its
- * reply, and must not take the delivery writer's transaction slots from the deliveries that hold up a call.
+ * Answers are written after the provider has its reply, as passengers of the deliveries' group commit
+ * (`GroupCommitWriter.ride`): the answer to call N is stored in the transaction of a later delivery instead of
+ * one of its own, so that answers add no transaction, no commit flush and no pool connection to the ones the
+ * deliveries wait for.
  */
 @Injectable()
 export class AnswerWriter {
-  readonly writer: GroupCommitWriter;
-  constructor(store: EventStoreRepository, @Inject(LEDGER_CONFIG) config: LedgerConfig) {
-    this.writer = new GroupCommitWriter(store, {
-      batchMax: config.ingestBatchMax,
-      queueMax: config.ingestQueueMax,
-      concurrency: 1,
-      deadlineMs: Math.max(config.ingestDeadlineMs, ANSWER_DEADLINE_MS),
-      lingerMs: ANSWER_LINGER_MS,
-    });
+  constructor(
+    private readonly writer: GroupCommitWriter,
+    @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
+  ) {}
+
+  submit(answer: WebhookRecord): Promise<AppendOutcome> {
+    return this.writer.ride(answer, { lingerMs: ANSWER_LINGER_MS, deadlineMs: Math.max(this.config.ingestDeadlineMs, ANSWER_DEADLINE_MS) });
   }
 }
 
@@ -177,7 +178,7 @@ export class TeeController {
       this.gap(delivery.provider, 'answer', err);
       return;
     }
-    this.answers.writer.submit(answer).catch((err: unknown) => this.gap(delivery.provider, 'answer', err));
+    this.answers.submit(answer).catch((err: unknown) => this.gap(delivery.provider, 'answer', err));
   }
 
   private gap(provider: Provider, what: 'delivery' | 'answer', err: unknown): void {
