@@ -22,6 +22,7 @@ export class TeeMetrics {
   readonly requests: Counter<'provider' | 'outcome'>;
   readonly gaps: Counter<'provider' | 'what' | 'reason'>;
   readonly appSeconds: Histogram<'provider'>;
+  readonly commitWaitSeconds: Histogram<'provider'>;
   constructor(metrics: MetricsService) {
     const registers = [metrics.registry];
     this.requests = new Counter({ name: 'ledger_tee_requests_total', help: 'Tee deliveries forwarded to the app, by what came back (answered, timeout, unreachable, too-large)', labelNames: ['provider', 'outcome'], registers });
@@ -32,6 +33,13 @@ export class TeeMetrics {
       registers,
     });
     this.appSeconds = new Histogram({ name: 'ledger_tee_app_seconds', help: 'Time the app took to answer a tee delivery', labelNames: ['provider'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+    this.commitWaitSeconds = new Histogram({
+      name: 'ledger_tee_commit_wait_seconds',
+      help: "How long the app's answer waited for the delivery's commit before it went to the provider (0 when the commit came first): what the ledger holds up a call by",
+      labelNames: ['provider'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
   }
 }
 
@@ -142,7 +150,9 @@ export class TeeController {
     this.metrics.requests.inc({ provider, outcome: result.outcome });
     this.metrics.appSeconds.observe({ provider }, result.durationMs / 1000);
     // Acknowledged after the commit, as a webhook is, unless the store failed: then the app's answer goes anyway.
+    const answered = performance.now();
     const delivery = await stored;
+    this.metrics.commitWaitSeconds.observe({ provider }, (performance.now() - answered) / 1000);
     // Redacting, parsing and hashing the answer is work the provider must not wait for: it runs once the reply
     // is on its way (setImmediate: after this turn of the event loop has written it).
     setImmediate(() =>
