@@ -170,4 +170,13 @@ describe('GroupCommitWriter passengers (tee answers)', () => {
     expect((await answer).events).toEqual(['UnrecognizedWebhook']);
     expect(calls).toEqual([['delivery', 'bad'], ['delivery'], ['bad'], ['unrecognized:bad']]);
   });
+
+  it('settle sends the lingering passengers at once and resolves when they are written', async () => {
+    const { store, calls } = failingStore(() => null);
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    const answer = writer.ride(rec('answer'), { lingerMs: 600_000, deadlineMs: 0 });
+    await writer.settle();
+    expect(calls).toEqual([['answer']]);
+    expect((await answer).events).toEqual(['CallRinging']);
+  });
 });

@@ -82,6 +82,10 @@ export class GroupCommitWriter {
   private readonly riders: Waiter[] = [];
   private riderTimer: NodeJS.Timeout | null = null;
   private riderLingerMs = 0;
+  /** Set by `settle`: passengers then go at once instead of waiting out their linger. */
+  private settling = false;
+  /** Transactions in flight, each settled only once the next batch (if any) has been started. */
+  private readonly flushes = new Set<Promise<void>>();
   private inFlight = 0;
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
@@ -179,7 +183,7 @@ export class GroupCommitWriter {
   private pumpRiders(): void {
     while (this.riders.length > 0 && this.queue.length === 0 && this.inFlight < this.limit) {
       const waited = performance.now() - this.riders[0]!.at;
-      if (waited < this.riderLingerMs) {
+      if (waited < this.riderLingerMs && !this.settling) {
         this.riderTimer ??= setTimeout(() => {
           this.riderTimer = null;
           this.pump();
@@ -193,11 +197,23 @@ export class GroupCommitWriter {
   private start(batch: Waiter[]): void {
     this.inFlight += 1;
     this.recordsInFlight += batch.length;
-    void this.flush(batch).finally(() => {
+    const done: Promise<void> = this.flush(batch).finally(() => {
       this.inFlight -= 1;
       this.recordsInFlight -= batch.length;
+      this.flushes.delete(done);
       this.pump();
     });
+    this.flushes.add(done);
+  }
+
+  /**
+   * At shutdown: the passengers still lingering go now, and this resolves once every queued record has been
+   * written or refused, so that a clean stop loses no answer that the database could still take.
+   */
+  async settle(): Promise<void> {
+    this.settling = true;
+    this.pump();
+    while (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
   }
 
   private pump(): void {
