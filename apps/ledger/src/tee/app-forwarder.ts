@@ -1,9 +1,8 @@
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent, request } from 'undici';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 
-/** RFC 9110 §7.6.1: meaningful for one connection only, never forwarded; plus what the client sets itself. */
+/** RFC 9110 §7.6.1: meaningful for one connection only, never forwarded; plus what undici sets itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'host', 'content-length', 'expect']);
 
 /** Answer headers returned to the provider and kept with the answer (what a platform reads of an answer). */
@@ -55,30 +54,24 @@ export const forwardableHeaders = (headers: Record<string, string | string[] | u
 };
 
 /**
- * Calls the app for a tee delivery over bounded keep-alive pools (node:http and node:https, connections per app),
- * the whole exchange within LEDGER_TEE_TIMEOUT_MS, at most LEDGER_TEE_MAX_ANSWER_BYTES read. Never throws: a
- * failure is a result the ledger records and answers as the provider would have seen it.
- *
- * Not undici: from 7.30 it writes a request on a reused idle keep-alive connection one `setImmediate` later
- * (GHSA-35p6-xmwp-9g52), i.e. after every I/O callback the event loop has ready, and the tee reuses one such
- * connection for nearly every delivery. On a busy service that turn of the loop came on top of every forward;
- * node:http writes the request in the same turn. What the app answers on an idle connection before it is
- * asked cannot be taken for an answer here: a response is only read for the request written on that socket.
+ * Calls the app for a tee delivery over a bounded undici pool: connections per app, the whole exchange within
+ * LEDGER_TEE_TIMEOUT_MS, at most LEDGER_TEE_MAX_ANSWER_BYTES read. Never throws: a failure is a result the
+ * ledger records and answers as the provider would have seen it.
  */
 @Injectable()
 export class AppForwarder implements OnApplicationShutdown {
-  private readonly http: HttpAgent;
-  private readonly https: HttpsAgent;
+  private readonly agent: Agent;
 
   constructor(@Inject(LEDGER_CONFIG) private readonly config: LedgerConfig) {
-    const pool = { keepAlive: true, maxSockets: config.tee.connections };
-    this.http = new HttpAgent(pool);
-    this.https = new HttpsAgent(pool);
+    const t = config.tee;
+    this.agent = new Agent({ connections: t.connections, headersTimeout: t.timeoutMs, bodyTimeout: t.timeoutMs, connect: { timeout: Math.min(t.timeoutMs, 5_000) }, maxRedirections: 0 } as Agent.Options);
   }
 
-  forward(req: ForwardRequest): Promise<ForwardResult> {
+  async forward(req: ForwardRequest): Promise<ForwardResult> {
     const started = performance.now();
     const { timeoutMs, maxAnswerBytes } = this.config.tee;
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new Error('timeout')), timeoutMs);
     const failed = (outcome: 'timeout' | 'unreachable' | 'too-large', error: string): ForwardResult => ({
       outcome,
       status: null,
@@ -87,54 +80,47 @@ export class AppForwarder implements OnApplicationShutdown {
       durationMs: performance.now() - started,
       error,
     });
-    return new Promise<ForwardResult>((resolve) => {
-      let settled = false;
-      const settle = (result: ForwardResult) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(result);
-      };
-      const timer = setTimeout(() => {
-        settle(failed('timeout', `the app did not answer within ${timeoutMs} ms`));
-        out.destroy();
-      }, timeoutMs);
-      const url = new URL(req.url);
-      const secure = url.protocol === 'https:';
-      const body = req.method === 'GET' || req.method === 'HEAD' ? null : req.body;
-      const headers = forwardableHeaders(req.headers);
-      if (body) headers['content-length'] = String(body.length);
-      const out = (secure ? httpsRequest : httpRequest)(url, { method: req.method, headers, agent: secure ? this.https : this.http }, (res) => {
-        const tooLarge = (error: string) => {
-          settle(failed('too-large', error));
-          out.destroy();
-        };
-        const declared = Number(res.headers['content-length']);
-        if (Number.isFinite(declared) && declared > maxAnswerBytes) return tooLarge(`the app's answer declares ${declared} bytes; at most ${maxAnswerBytes} are read`);
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxAnswerBytes) return tooLarge(`the app's answer exceeds ${maxAnswerBytes} bytes`);
-          chunks.push(chunk);
-        });
-        res.on('error', (err: Error & { code?: string }) => settle(failed('unreachable', `the app could not be reached: ${err.code ?? err.message}`)));
-        res.on('end', () => {
-          const kept: Record<string, string> = {};
-          for (const name of ANSWER_HEADER_ALLOWLIST) {
-            const v = res.headers[name];
-            if (v !== undefined) kept[name] = Array.isArray(v) ? v.join(', ') : v;
-          }
-          settle({ outcome: 'answered', status: res.statusCode!, headers: kept, body: Buffer.concat(chunks, size), durationMs: performance.now() - started });
-        });
+    try {
+      const res = await request(req.url, {
+        dispatcher: this.agent,
+        method: req.method as 'POST',
+        headers: forwardableHeaders(req.headers),
+        body: req.method === 'GET' || req.method === 'HEAD' ? undefined : req.body,
+        signal: controller.signal,
       });
-      out.on('error', (err: Error & { code?: string }) => settle(failed('unreachable', `the app could not be reached: ${err.code ?? err.message}`)));
-      out.end(body ?? undefined);
-    });
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > maxAnswerBytes) {
+        res.body.destroy();
+        return failed('too-large', `the app's answer declares ${declared} bytes; at most ${maxAnswerBytes} are read`);
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length;
+        if (size > maxAnswerBytes) {
+          res.body.destroy();
+          return failed('too-large', `the app's answer exceeds ${maxAnswerBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+      const headers: Record<string, string> = {};
+      for (const name of ANSWER_HEADER_ALLOWLIST) {
+        const v = res.headers[name];
+        if (v !== undefined) headers[name] = Array.isArray(v) ? v.join(', ') : v;
+      }
+      return { outcome: 'answered', status: res.statusCode, headers, body: Buffer.concat(chunks, size), durationMs: performance.now() - started };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (controller.signal.aborted || e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT' || e.code === 'UND_ERR_CONNECT_TIMEOUT') {
+        return failed('timeout', `the app did not answer within ${timeoutMs} ms`);
+      }
+      return failed('unreachable', `the app could not be reached: ${e.code ?? e.message}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  onApplicationShutdown(): void {
-    this.http.destroy();
-    this.https.destroy();
+  async onApplicationShutdown(): Promise<void> {
+    await this.agent.close().catch(() => undefined);
   }
 }
