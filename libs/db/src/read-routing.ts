@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { PostgresDialect, type DatabaseConnection, type Driver, type QueryCompiler, type TransactionSettings } from 'kysely';
+import { PostgresDialect, type CompiledQuery, type DatabaseConnection, type Driver, type QueryCompiler, type QueryResult, type TransactionSettings } from 'kysely';
 import { Database, poolOf } from './database.js';
 import { isConnectionError } from './postgres-errors.js';
 
@@ -14,6 +14,8 @@ export interface ReadRoutingPolicy {
   choose(): ReadTarget | 'unavailable';
   /** A connection to the replica could not be opened: mark it down until a probe finds it again. */
   replicaFailed(err: unknown): void;
+  /** LEDGER_READ_FALLBACK=primary: a read the replica cannot serve goes to the primary. */
+  readonly fallsBack: boolean;
   /** The error a read gets when the replica is down and falling back is off. */
   unavailable(): Error;
   /** Counts reads per server (a metric). */
@@ -34,14 +36,55 @@ export interface ReadRouting {
   current(): ReadTarget | 'unavailable' | null;
 }
 
+/** The server went away under a statement (killed, shut down, the network): another server may answer it. */
+const SERVER_GONE = new Set(['57P01', '57P02', '57P03', '08000', '08003', '08006', 'ECONNRESET', 'EPIPE', 'ECONNREFUSED']);
+const serverGone = (err: unknown): boolean => {
+  const e = err as { code?: string; message?: string } | undefined;
+  return !!e && ((e.code !== undefined && SERVER_GONE.has(e.code)) || /Connection terminated|connection error/i.test(e.message ?? ''));
+};
+/** A standby cancels a read whose snapshot a replayed change invalidates (hot_standby_feedback makes it rare). */
+const recoveryConflict = (err: unknown): boolean => /conflict with recovery/i.test((err as Error | undefined)?.message ?? '');
+
+/**
+ * A replica's connection that answers a statement outside a transaction from the primary when the replica fails
+ * under it (gone: marked down; a recovery conflict: not), instead of failing the request.
+ */
+class ReplicaConnection implements DatabaseConnection {
+  inTransaction = false;
+
+  constructor(
+    readonly inner: DatabaseConnection,
+    private readonly onFailure: (err: unknown) => Promise<DatabaseConnection | null>,
+    private readonly release: (connection: DatabaseConnection) => Promise<void>,
+  ) {}
+
+  async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
+    try {
+      return await this.inner.executeQuery<R>(query);
+    } catch (err) {
+      if (this.inTransaction || !(serverGone(err) || recoveryConflict(err))) throw err;
+      const other = await this.onFailure(err);
+      if (!other) throw err;
+      try {
+        return await other.executeQuery<R>(query);
+      } finally {
+        await this.release(other);
+      }
+    }
+  }
+
+  streamQuery<R>(query: CompiledQuery, chunkSize?: number): AsyncIterableIterator<QueryResult<R>> {
+    return this.inner.streamQuery<R>(query, chunkSize);
+  }
+}
+
 /**
  * A Kysely driver over two pg pools that picks a pool per connection: the primary's (shared with the writes; never
- * closed here) or the replica's. A replica that refuses connections sends the read (and the rest of its request)
- * to the primary, which is never behind the replica, so a pinned request only ever moves to fresher data.
+ * closed here) or the replica's. A replica that refuses connections, or fails under a statement, sends the read
+ * (and the rest of its request) to the primary, which is never behind the replica, so a pinned request only ever
+ * moves to fresher data.
  */
 class RoutingDriver implements Driver {
-  private readonly owners = new WeakMap<DatabaseConnection, Driver>();
-
   constructor(
     private readonly primary: Driver,
     private readonly replica: Driver,
@@ -54,59 +97,76 @@ class RoutingDriver implements Driver {
   }
 
   async acquireConnection(): Promise<DatabaseConnection> {
-    const pin = this.pins.getStore();
-    const target = pin?.target ?? this.policy.choose();
+    const target = this.pins.getStore()?.target ?? this.policy.choose();
     if (target === 'unavailable') throw this.policy.unavailable();
     if (target === 'replica') {
       try {
-        return this.own(await this.replica.acquireConnection(), this.replica, 'replica');
+        const inner = await this.replica.acquireConnection();
+        this.policy.onRead?.('replica');
+        return new ReplicaConnection(inner, async (err) => (this.failOver(err) ? this.acquirePrimary() : null), (c) => this.primary.releaseConnection(c));
       } catch (err) {
         if (!isConnectionError(err)) throw err;
-        this.policy.replicaFailed(err);
-        const next = this.policy.choose();
-        if (pin) pin.target = next;
-        if (next !== 'primary') throw this.policy.unavailable();
+        if (!this.failOver(err)) throw this.policy.unavailable();
       }
     }
-    return this.own(await this.primary.acquireConnection(), this.primary, 'primary');
+    return this.acquirePrimary();
   }
 
-  private own(connection: DatabaseConnection, driver: Driver, target: ReadTarget): DatabaseConnection {
-    this.owners.set(connection, driver);
-    this.policy.onRead?.(target);
+  private async acquirePrimary(): Promise<DatabaseConnection> {
+    const connection = await this.primary.acquireConnection();
+    this.policy.onRead?.('primary');
     return connection;
   }
 
-  private of(connection: DatabaseConnection): Driver {
-    return this.owners.get(connection) ?? this.primary;
+  /**
+   * The replica failed: mark it down (unless it only cancelled a statement for a recovery conflict) and move the
+   * pinned request on. True when the read may go to the primary instead.
+   */
+  private failOver(err: unknown): boolean {
+    if (!recoveryConflict(err)) {
+      this.policy.replicaFailed(err);
+      const pin = this.pins.getStore();
+      if (pin) pin.target = this.policy.choose();
+    }
+    return this.policy.fallsBack;
   }
 
-  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
-    return this.of(connection).beginTransaction(connection, settings);
+  private driverOf(connection: DatabaseConnection): { driver: Driver; connection: DatabaseConnection } {
+    if (connection instanceof ReplicaConnection) return { driver: this.replica, connection: connection.inner };
+    return { driver: this.primary, connection };
   }
 
-  commitTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.of(connection).commitTransaction(connection);
+  async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    if (connection instanceof ReplicaConnection) connection.inTransaction = true;
+    // Through the wrapper: its statements are still the replica's.
+    await (connection instanceof ReplicaConnection ? this.replica : this.primary).beginTransaction(connection, settings);
   }
 
-  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    return this.of(connection).rollbackTransaction(connection);
+  async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection instanceof ReplicaConnection ? this.replica : this.primary).commitTransaction(connection);
+    if (connection instanceof ReplicaConnection) connection.inTransaction = false;
+  }
+
+  async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    await (connection instanceof ReplicaConnection ? this.replica : this.primary).rollbackTransaction(connection);
+    if (connection instanceof ReplicaConnection) connection.inTransaction = false;
   }
 
   async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    await this.of(connection).savepoint?.(connection, name, compile);
+    await (connection instanceof ReplicaConnection ? this.replica : this.primary).savepoint?.(connection, name, compile);
   }
 
   async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    await this.of(connection).rollbackToSavepoint?.(connection, name, compile);
+    await (connection instanceof ReplicaConnection ? this.replica : this.primary).rollbackToSavepoint?.(connection, name, compile);
   }
 
   async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    await this.of(connection).releaseSavepoint?.(connection, name, compile);
+    await (connection instanceof ReplicaConnection ? this.replica : this.primary).releaseSavepoint?.(connection, name, compile);
   }
 
-  releaseConnection(connection: DatabaseConnection): Promise<void> {
-    return this.of(connection).releaseConnection(connection);
+  async releaseConnection(connection: DatabaseConnection): Promise<void> {
+    const owner = this.driverOf(connection);
+    await owner.driver.releaseConnection(owner.connection);
   }
 
   /** Closes nothing: both pools belong to the Databases they were borrowed from, which close them. */

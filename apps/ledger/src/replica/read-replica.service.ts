@@ -61,6 +61,7 @@ export class ReadReplicaService implements OnApplicationBootstrap, OnApplication
       ? createReadRouting(primary, replica, {
           choose: () => this.reads(),
           replicaFailed: (err) => this.markDown(err),
+          fallsBack: options.fallback === 'primary',
           unavailable: () => new LedgerError('READ.REPLICA_UNAVAILABLE', 'the read replica is unavailable, retry shortly', { retryAfterSec: 1 }),
           onRead: (server) => metrics.readQueries.inc({ server }),
         })
