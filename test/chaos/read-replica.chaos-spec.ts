@@ -99,11 +99,12 @@ describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
 
   it('serves the query routes from the standby, and minPosition waits for its replay', async () => {
     app = await startService();
+    await expect.poll(async () => (await app.get(Projector).status()).length, { timeout: 10_000, interval: 20 }).toBeGreaterThan(0);
     await expect.poll(async () => (await replicaHealth(app)).replica.state, { timeout: 10_000, interval: 50 }).toBe('up');
 
     const first = await deliver(app, 1);
     const shown = await getCall(app, 1, first);
-    expect(shown.statusCode).toBe(200);
+    expect(shown.statusCode, shown.body).toBe(200);
     expect(shown.json()).toMatchObject({ callId: callId(1) });
     expect(await readsOn(app, 'replica')).toBeGreaterThan(0);
 

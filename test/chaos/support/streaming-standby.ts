@@ -1,5 +1,5 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { appendFile, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -62,6 +62,8 @@ const empty = async (dir: string): Promise<void> => {
 
 export const startPrimaryAndStandby = async (): Promise<PrimaryAndStandby> => {
   const root = await mkdtemp(join(tmpdir(), 'ledger-replica-'));
+  // As root the servers run as `postgres`, which must be able to reach both data directories.
+  await chmod(root, 0o755);
   const primaryDir = join(root, 'primary');
   // fsync off: throwaway clusters. wal_level=replica and WAL senders are the defaults; said here because they matter.
   const primary = await startEmbeddedPostgres({
