@@ -19,7 +19,7 @@ let servers: PrimaryAndStandby;
 const pools: DatabaseHandle[] = [];
 const apps: NestFastifyApplication[] = [];
 
-const startService = async (env: Record<string, string> = {}): Promise<NestFastifyApplication> => {
+const startService = async (env: Record<string, string> = {}, withReplica = true): Promise<NestFastifyApplication> => {
   const config = loadConfig({
     ...SECRETS,
     LEDGER_API_KEYS: API_KEYS_ENV,
@@ -27,19 +27,19 @@ const startService = async (env: Record<string, string> = {}): Promise<NestFasti
     LOG_LEVEL: 'silent',
     LEDGER_CHECKPOINT_INTERVAL_SEC: '0',
     DATABASE_URL: servers.primaryUrl('app'),
-    DATABASE_READ_URL: servers.standby.appUrl,
+    ...(withReplica ? { DATABASE_READ_URL: servers.standby.appUrl } : {}),
     ...env,
   });
   // As database.runtime.ts makes them: the replica's pool has the request pool's size and timeouts.
   const app = createDatabase(config.databaseUrl!, config.poolSize, APP_TIMEOUTS);
   const projector = createDatabase(servers.primaryUrl('projector'), 4, BACKGROUND_TIMEOUTS);
-  const replica = createDatabase(config.readDatabaseUrl!, config.poolSize, APP_TIMEOUTS);
-  pools.push(app, projector, replica);
+  const replica = withReplica ? createDatabase(config.readDatabaseUrl!, config.poolSize, APP_TIMEOUTS) : null;
+  pools.push(app, projector, ...(replica ? [replica] : []));
   const service = await createApp({
     config,
     db: app.db,
     projectorDb: projector.db,
-    replicaDb: replica.db,
+    replicaDb: replica?.db,
     replicaProbeMs: 100,
     schema: { migrated: true, lastError: null },
     databaseUrl: servers.primaryUrl('projector'),
@@ -182,5 +182,31 @@ describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
     expect(back.statusCode).toBe(200);
     expect(await readsOn(app, 'replica')).toBeGreaterThan(replicaBefore);
     await expect.poll(async () => (await getCall(strict, 5)).statusCode, { timeout: 20_000, interval: 50 }).toBe(200);
+  }, 60_000);
+
+  it('prints read-your-writes through the standby beside the primary (a figure, not an assertion)', async () => {
+    // Two services on the same primary, one reading the standby; each delivery read back with minPosition by both,
+    // alternating which goes first, so that machine load falls on both alike.
+    const plain = await startService({}, false);
+    await expect.poll(async () => (await replicaHealth(app)).replica.state, { timeout: 10_000, interval: 50 }).toBe('up');
+    const times = { replica: [] as number[], primary: [] as number[] };
+    const timed = async (which: 'replica' | 'primary', n: number, position: string) => {
+      const t0 = performance.now();
+      const res = await getCall(which === 'replica' ? app : plain, n, position);
+      times[which].push(performance.now() - t0);
+      expect(res.statusCode).toBe(200);
+    };
+    for (let i = 0; i < 40; i++) {
+      const n = 100 + i;
+      const position = await deliver(app, n);
+      const order: ('replica' | 'primary')[] = i % 2 === 0 ? ['replica', 'primary'] : ['primary', 'replica'];
+      for (const which of order) await timed(which, n, position);
+    }
+    const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!.toFixed(1);
+    console.info(
+      `read-your-writes, delivery 200 then GET /v1/calls/{id}?minPosition (ms, ${times.replica.length} each): ` +
+        `standby p50 ${pct(times.replica, 50)} p90 ${pct(times.replica, 90)} max ${pct(times.replica, 100)}; ` +
+        `primary p50 ${pct(times.primary, 50)} p90 ${pct(times.primary, 90)} max ${pct(times.primary, 100)}`,
+    );
   }, 60_000);
 });
