@@ -131,42 +131,42 @@ class RoutingDriver implements Driver {
     return this.policy.fallsBack;
   }
 
-  private driverOf(connection: DatabaseConnection): { driver: Driver; connection: DatabaseConnection } {
-    if (connection instanceof ReplicaConnection) return { driver: this.replica, connection: connection.inner };
-    return { driver: this.primary, connection };
+  /** The driver a connection came from; a replica connection keeps its wrapper for its statements (failover). */
+  private driverOf(connection: DatabaseConnection): Driver {
+    return connection instanceof ReplicaConnection ? this.replica : this.primary;
   }
 
   async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    // Inside a transaction a statement cannot move to another server: the wrapper stops failing over.
     if (connection instanceof ReplicaConnection) connection.inTransaction = true;
-    // Through the wrapper: its statements are still the replica's.
-    await (connection instanceof ReplicaConnection ? this.replica : this.primary).beginTransaction(connection, settings);
+    await this.driverOf(connection).beginTransaction(connection, settings);
   }
 
   async commitTransaction(connection: DatabaseConnection): Promise<void> {
-    await (connection instanceof ReplicaConnection ? this.replica : this.primary).commitTransaction(connection);
+    await this.driverOf(connection).commitTransaction(connection);
     if (connection instanceof ReplicaConnection) connection.inTransaction = false;
   }
 
   async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    await (connection instanceof ReplicaConnection ? this.replica : this.primary).rollbackTransaction(connection);
+    await this.driverOf(connection).rollbackTransaction(connection);
     if (connection instanceof ReplicaConnection) connection.inTransaction = false;
   }
 
   async savepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    await (connection instanceof ReplicaConnection ? this.replica : this.primary).savepoint?.(connection, name, compile);
+    await this.driverOf(connection).savepoint?.(connection, name, compile);
   }
 
   async rollbackToSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    await (connection instanceof ReplicaConnection ? this.replica : this.primary).rollbackToSavepoint?.(connection, name, compile);
+    await this.driverOf(connection).rollbackToSavepoint?.(connection, name, compile);
   }
 
   async releaseSavepoint(connection: DatabaseConnection, name: string, compile: QueryCompiler['compileQuery']): Promise<void> {
-    await (connection instanceof ReplicaConnection ? this.replica : this.primary).releaseSavepoint?.(connection, name, compile);
+    await this.driverOf(connection).releaseSavepoint?.(connection, name, compile);
   }
 
   async releaseConnection(connection: DatabaseConnection): Promise<void> {
-    const owner = this.driverOf(connection);
-    await owner.driver.releaseConnection(owner.connection);
+    // The pg driver releases its own connection object, not the wrapper.
+    await this.driverOf(connection).releaseConnection(connection instanceof ReplicaConnection ? connection.inner : connection);
   }
 
   /** Closes nothing: both pools belong to the Databases they were borrowed from, which close them. */
