@@ -101,4 +101,18 @@ describe('read routing', () => {
     expect(policy.down).toBe(true);
     expect(policy.reads).toEqual(['replica', 'primary']);
   });
+
+  it('refuses that statement with the policy error when falling back is off (the replica is down, not the database)', async () => {
+    const own = createDatabase(replica.url, 2, { applicationName: 'routing-test-strict' });
+    extra.push(own);
+    const policy = new Policy(false);
+    const routing = createReadRouting(primary.db, own.db, policy);
+    const answer = sql`SELECT pg_sleep(30)`.execute(routing.db);
+    const asleep = sql<{ n: number }>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'routing-test-strict' AND wait_event = 'PgSleep'`;
+    await expect.poll(async () => (await asleep.execute(replica.db)).rows[0]!.n, { timeout: 10_000, interval: 20 }).toBe(1);
+    await sql`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'routing-test-strict' AND wait_event = 'PgSleep'`.execute(replica.db);
+    await expect(answer).rejects.toMatchObject({ code: 'TEST_UNAVAILABLE' });
+    expect(policy.down).toBe(true);
+    expect(policy.reads).toEqual(['replica']);
+  });
 });

@@ -54,7 +54,8 @@ class ReplicaConnection implements DatabaseConnection {
 
   constructor(
     readonly inner: DatabaseConnection,
-    private readonly onFailure: (err: unknown) => Promise<DatabaseConnection | null>,
+    /** A primary connection to answer from, or throws the policy's error when falling back is off. */
+    private readonly onFailure: (err: unknown) => Promise<DatabaseConnection>,
     private readonly release: (connection: DatabaseConnection) => Promise<void>,
   ) {}
 
@@ -64,7 +65,6 @@ class ReplicaConnection implements DatabaseConnection {
     } catch (err) {
       if (this.inTransaction || !(serverGone(err) || recoveryConflict(err))) throw err;
       const other = await this.onFailure(err);
-      if (!other) throw err;
       try {
         return await other.executeQuery<R>(query);
       } finally {
@@ -103,7 +103,14 @@ class RoutingDriver implements Driver {
       try {
         const inner = await this.replica.acquireConnection();
         this.policy.onRead?.('replica');
-        return new ReplicaConnection(inner, async (err) => (this.failOver(err) ? this.acquirePrimary() : null), (c) => this.primary.releaseConnection(c));
+        return new ReplicaConnection(
+          inner,
+          async (err) => {
+            if (!this.failOver(err)) throw this.policy.unavailable();
+            return this.acquirePrimary();
+          },
+          (c) => this.primary.releaseConnection(c),
+        );
       } catch (err) {
         if (!isConnectionError(err)) throw err;
         if (!this.failOver(err)) throw this.policy.unavailable();
