@@ -115,6 +115,12 @@ describe('reads from a streaming replica (DATABASE_READ_URL)', () => {
     const second = await deliver(app, 2);
     expect(await app.get(Projector).waitFor(second, 10_000)).toBe(true);
     expect((await getCall(app, 2)).statusCode).toBe(404);
+    // The list and the export read the standby too.
+    const listed = await app.inject({ method: 'GET', url: '/v1/calls?limit=50', headers: auth });
+    expect((listed.json() as { data: { callId: string }[] }).data.map((l) => l.callId)).toEqual([callId(1)]);
+    const exported = await app.inject({ method: 'GET', url: '/v1/export/calls?format=ndjson', headers: auth });
+    expect(exported.statusCode).toBe(200);
+    expect(exported.body.trim().split('\n').map((line) => (JSON.parse(line) as { callId: string }).callId)).toEqual([callId(1)]);
 
     // minPosition waits on the standby: the request is in flight (it has polled the standby's checkpoint since it
     // started) when replay resumes, and then answers with the call.
