@@ -10,6 +10,7 @@
  *   A_DIR / B_DIR   another built checkout to run instead of this one (the old build: `git archive` + build)
  *   ROUNDS (4), SLOT_SEC (8), CONNECTIONS (64)
  */
+import { readFileSync } from 'node:fs';
 import { signDelivery } from '../libs/simulator/src/index.js';
 import { BENCH_SECRETS, CpuMeter, SIM_SECRETS, fmt, percentile, postgresPids, runAutocannon, startBenchServer, startService, type RunningService } from './bench-support.js';
 import { simulatedDeliveries } from './ingest.bench.js';
@@ -25,6 +26,21 @@ const sides = (['A', 'B'] as const).map((name) => ({
 }));
 
 const { dataDir, freshDatabase, stop } = await startBenchServer('ledger-bench-compare-');
+/** A PostgreSQL process's role from its title: client backends, the WAL writer, autovacuum, the rest. */
+const roleOf = (pid: number): string => {
+  try {
+    const title = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    if (/autovacuum/.test(title)) return 'autovacuum';
+    if (/walwriter/.test(title)) return 'walwriter';
+    if (/checkpointer|background writer/.test(title)) return 'checkpointer+bgwriter';
+    if (/postgres: \S+ \S+ /.test(title)) return 'backends';
+    return 'other';
+  } catch {
+    return 'other';
+  }
+};
+const pgRoles = ['backends', 'walwriter', 'autovacuum', 'checkpointer+bgwriter', 'other'];
+const pgByRole = Object.fromEntries(pgRoles.map((r) => [r, () => postgresPids(dataDir).filter((pid) => roleOf(pid) === r)]));
 const deliveries = simulatedDeliveries('bench-compare', Math.max(20_000, rounds * slotSec * 3000), 'live');
 const services: RunningService[] = [];
 try {
@@ -35,7 +51,7 @@ try {
   }
   // Each side sends the same deliveries in the same order.
   const cursors = sides.map(() => ({ i: 0 }));
-  const totals = sides.map(() => ({ requests: 0, sec: 0, service: 0, postgres: 0, p99: [] as number[], p50: [] as number[], non2xx: 0 }));
+  const totals = sides.map(() => ({ requests: 0, sec: 0, service: 0, postgres: 0, p99: [] as number[], p50: [] as number[], non2xx: 0, roles: Object.fromEntries(pgRoles.map((r) => [r, 0])) as Record<string, number> }));
   const drive = (k: number, sec: number) =>
     runAutocannon({
       url: services[k]!.url,
@@ -56,10 +72,12 @@ try {
     // A B, then B A: neither side always runs right after the other's load.
     const order = round % 2 === 0 ? [0, 1] : [1, 0];
     for (const k of order) {
-      const meter = new CpuMeter({ postgres: () => postgresPids(dataDir), service: () => [services[k]!.child.pid!] });
+      const meter = new CpuMeter({ ...pgByRole, service: () => [services[k]!.child.pid!] });
       const res = await drive(k, slotSec);
-      const cpu = meter.stop();
+      const byRole = meter.stop();
+      const cpu = { ...byRole, cores: { service: byRole.cores.service ?? 0, postgres: pgRoles.reduce((a, r) => a + (byRole.cores[r] ?? 0), 0) } };
       const t = totals[k]!;
+      for (const r of pgRoles) t.roles[r]! += (byRole.cores[r] ?? 0) * cpu.wallSec;
       t.requests += res.requests.total;
       t.sec += cpu.wallSec;
       t.service += (cpu.cores.service ?? 0) * cpu.wallSec;
@@ -80,7 +98,8 @@ try {
     console.log(
       `${sides[k]!.name} ${JSON.stringify(sides[k]!.env)}${sides[k]!.dir ? ` (${sides[k]!.dir})` : ''}: ${fmt(t.requests / t.sec)} req/s, ` +
         `median slot p50 ${percentile(t.p50, 0.5)} ms / p99 ${percentile(t.p99, 0.5)} ms, non-2xx ${t.non2xx}; ` +
-        `CPU per delivery service ${fmt(svc)} + PostgreSQL ${fmt(pgUs)} = ${fmt(svc + pgUs)} µs`,
+        `CPU per delivery service ${fmt(svc)} + PostgreSQL ${fmt(pgUs)} = ${fmt(svc + pgUs)} µs ` +
+        `(PostgreSQL: ${pgRoles.map((r) => `${r} ${fmt((t.roles[r]! * 1e6) / t.requests)}`).join(', ')})`,
     );
   });
 } finally {
