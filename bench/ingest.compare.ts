@@ -9,6 +9,7 @@
  *   A_ENV / B_ENV   JSON objects of environment variables for each service (e.g. '{"LEDGER_PROJECTOR":"off"}')
  *   A_DIR / B_DIR   another built checkout to run instead of this one (the old build: `git archive` + build)
  *   ROUNDS (4), SLOT_SEC (8), CONNECTIONS (64)
+ *   PGSS=1          pg_stat_statements on the server (nested statements too): each side's top statements at the end
  */
 import { readFileSync } from 'node:fs';
 import { signDelivery } from '../libs/simulator/src/index.js';
@@ -25,7 +26,8 @@ const sides = (['A', 'B'] as const).map((name) => ({
   dir: process.env[`${name}_DIR`],
 }));
 
-const { dataDir, freshDatabase, stop } = await startBenchServer('ledger-bench-compare-');
+const pgss = ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all'];
+const { dataDir, freshDatabase, stop, admin } = await startBenchServer('ledger-bench-compare-', process.env.PGSS ? pgss : []);
 /** A PostgreSQL process's role from its title: client backends, the WAL writer, autovacuum, the rest. */
 const roleOf = (pid: number): string => {
   try {
@@ -102,6 +104,18 @@ try {
         `(PostgreSQL: ${pgRoles.map((r) => `${r} ${fmt((t.roles[r]! * 1e6) / t.requests)}`).join(', ')})`,
     );
   });
+  if (process.env.PGSS) {
+    await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
+    for (const s of sides) {
+      const { rows } = await admin.query<{ calls: string; ms: number; rows: string; query: string }>(
+        `SELECT s.calls::text, s.total_exec_time + s.total_plan_time AS ms, s.rows::text, left(regexp_replace(s.query, '[[:space:]]+', ' ', 'g'), 110) AS query
+         FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY 2 DESC LIMIT 25`,
+        [`bench_compare_${s.name.toLowerCase()}`],
+      );
+      console.log(`\n${s.name}: top statements by time (nested ones inside their caller's time too)`);
+      for (const r of rows) console.log(`${r.calls.padStart(8)} calls ${r.ms.toFixed(0).padStart(7)} ms ${r.rows.padStart(8)} rows  ${r.query}`);
+    }
+  }
 } finally {
   for (const s of services) await s.stop();
   await stop();
