@@ -5,7 +5,7 @@ import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type 
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { sealPersonalFields } from './personal-seals.js';
-import { CHAIN_VERSION, chainContent, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
+import { CHAIN_VERSION, chainContent, chainReceiptOf, hashedReceiptMeta, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
 import { legStreamName, streamNameLikeOf, unrecognizedStreamName } from './stream-names.js';
 import type { AppendOutcome, ReceiptInput, WebhookRecord } from './webhook-record.js';
 

@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import type { Database } from '@lib/db';
 import type { LegParty, Provider, TranslatedEvent } from '@lib/ledger';
-import { canonicalJson, storableText } from './canonical-json.js';
+import { storableText } from './canonical-json.js';
 import { eventIdFor, eventRowTexts } from './event-store.repository.js';
-import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, receiptMetaText } from './hash-chain.js';
+import { CHAIN_VERSION, chainReceiptOf } from './hash-chain.js';
 import { legStreamName, unrecognizedStreamName } from './stream-names.js';
 
 /**

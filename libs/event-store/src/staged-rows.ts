@@ -2,7 +2,6 @@ import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { deliveryEventId, eventRowTexts, hashedMetaOf } from './event-store.repository.js';
 import { schemaVersionOf } from '@lib/ledger';
-import { CHAIN_VERSION, chainContentOfText, receiptMetaText } from './hash-chain.js';
 import { legStreamName, unrecognizedStreamName } from './stream-names.js';
 import type { ReceiptInput, WebhookRecord } from './webhook-record.js';
 
