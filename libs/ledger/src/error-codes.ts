@@ -38,7 +38,6 @@ export const ERROR_CODES = [
   'PROJECTION.LAGGING',
   'IMPORT.UNSUPPORTED_MEDIA_TYPE',
   'IMPORT.EMPTY',
-  'ERASURE.NOTHING_FOUND',
   'ERASURE.REFUSED',
   // Tee mode: the app behind the ledger
   'TEE.NOT_CONFIGURED',
