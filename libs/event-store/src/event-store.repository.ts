@@ -5,7 +5,7 @@ import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type 
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { sealPersonalFields } from './personal-seals.js';
-import { CHAIN_VERSION, chainContent, chainReceiptOf, hashedReceiptMeta, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
+import { CHAIN_VERSION, chainContent, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
 import { legStreamName, streamNameLikeOf, unrecognizedStreamName } from './stream-names.js';
 import type { AppendOutcome, ReceiptInput, WebhookRecord } from './webhook-record.js';
 
@@ -72,12 +72,19 @@ export const eventRowTexts = (
   const plain = eventMetadata(r, e, translation);
   const seals = sealPersonalFields({ data: e.data, metadata: plain, receipt });
   const metadata = Object.keys(seals).length > 0 ? { ...plain, seals } : plain;
+  const dataText = canonicalJson(e.data);
+  const metadataText = canonicalJson(metadata);
+  const receiptText = receiptTextOf(receipt);
   return {
-    dataText: canonicalJson(e.data),
-    metadataText: canonicalJson(metadata),
-    content: chainContent({ chainVersion: CHAIN_VERSION, ...link, type: e.type, data: e.data, metadata, receipt }),
+    dataText,
+    metadataText,
+    content: chainContent({ chainVersion: CHAIN_VERSION, ...link, type: e.type, data: e.data, metadata, receipt }, { dataText, metadataText, receiptText }),
   };
 };
+
+/** Every event of a delivery hashes the same receipt metadata (unless its query is sealed): its text, once. */
+const receiptTexts = new WeakMap<HashedReceiptMeta, string>();
+const receiptTextOf = (r: HashedReceiptMeta): string => receiptTexts.get(r) ?? receiptTexts.set(r, receiptMetaText(r)).get(r)!;
 
 /** A GET delivery has no body to tell it apart (every one hashes the same): its dedupe key (the query) does. */
 export const deliveryEventId = (r: Pick<ReceiptInput, 'provider' | 'body' | 'bodySha256'> & { dedupeKey: Buffer }, index: number): string =>

@@ -48,13 +48,18 @@ type ContentFields = Omit<ChainedEventContent, 'streamVersion' | 'data' | 'metad
  * The canonical text that is hashed; computed by the writer, recomputed from stored columns by the verifier. Under
  * rule 3 the documents are first sealed: personal values replaced by their commitments.
  */
-export const chainContent = (c: Omit<ChainedEventContent, 'streamVersion'>): string => {
-  const docs = c.chainVersion >= 3 ? sealedDocuments({ data: c.data, metadata: c.metadata, receipt: c.receipt }) : c;
+export const chainContent = (
+  c: Omit<ChainedEventContent, 'streamVersion'>,
+  /** The canonical texts of the stored documents when the caller has them (the writer): reused where nothing is sealed. */
+  known: { dataText?: string; metadataText?: string; receiptText?: string } = {},
+): string => {
+  const docs = c.chainVersion >= 3 ? sealedDocuments({ data: c.data, metadata: c.metadata, receipt: c.receipt }) : { ...c, touched: null };
+  const kept = (root: 'data' | 'metadata' | 'receipt') => docs.touched === null || !docs.touched[root];
   return chainContentOfText({
     ...c,
-    dataText: canonicalJson(docs.data),
-    metadataText: canonicalJson(docs.metadata),
-    receiptText: docs.receipt ? receiptMetaText(docs.receipt) : null,
+    dataText: (kept('data') ? known.dataText : undefined) ?? canonicalJson(docs.data),
+    metadataText: (kept('metadata') ? known.metadataText : undefined) ?? canonicalJson(docs.metadata),
+    receiptText: docs.receipt ? ((kept('receipt') ? known.receiptText : undefined) ?? receiptMetaText(docs.receipt)) : null,
   });
 };
 
