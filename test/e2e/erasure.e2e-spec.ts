@@ -142,4 +142,17 @@ describe('POST /v1/admin/erasures', () => {
     expect((await get(`/v1/calls?from=${encodeURIComponent(KEPT_NUMBER)}&minPosition=${head}`)).json().data).toHaveLength(1);
     expect((await get('/v1/audit/verify')).json()).toMatchObject({ valid: true, broken: [] });
   });
+
+  it('erases a whole call by its id: every value of its legs; the chains still verify', async () => {
+    const res = await t.app.inject({
+      method: 'POST', url: '/v1/admin/erasures', headers: { authorization: `Bearer ${ADMIN_KEY}` }, payload: { callId: 'CA-keep-me', reason: 'ticket 4712' },
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    expect(res.json()).toMatchObject({ subject: 'call', streams: ['callLeg-freeclimb:CA-keep-me'], receipts: 3 });
+    const at = `minPosition=${res.json().position}`;
+    expect((await get(`/v1/calls/CA-keep-me?${at}`)).json()).toMatchObject({ from: '[erased]', to: '[erased]', status: 'completed' });
+    expect((await get(`/v1/calls?from=${encodeURIComponent(KEPT_NUMBER)}&${at}`)).json().data).toEqual([]);
+    expect((await get('/v1/audit/verify')).json()).toMatchObject({ valid: true, broken: [] });
+    expect(await verifyAuditExport(await exportLines(), { publicKey: publicPem })).toMatchObject({ valid: true, broken: [] });
+  });
 });
