@@ -7,6 +7,7 @@ describe('masking numbers for read-masked keys', () => {
     expect(maskNumber('+13125550147')).toBe('+*******0147');
     expect(maskNumber('sip:alice@example.com')).toBe('***:*****@******e.com');
     expect(maskNumber('[erased]')).toBe('[erased]');
+    expect(maskDocument({ window: { from: '2026-12-01T00:00:00.000Z', to: '2026-12-02T00:00:00.000Z' } })).toEqual({ window: { from: '2026-12-01T00:00:00.000Z', to: '2026-12-02T00:00:00.000Z' } });
   });
 
   it('masks numbers in raw bodies, JSON and form-encoded, not ids', () => {

@@ -33,6 +33,7 @@ export const maskText = (text: string): string =>
     .replace(/\b(sips?:|tel:)([^@;>"&\s]+)/gi, (_m, scheme: string, user: string) => `${scheme}${maskNumber(user)}`)
     .replace(/(?:(?<=%2[Bb])|(?<![0-9A-Za-z]))\d{6,15}(?![0-9A-Za-z])/g, (digits) => '*'.repeat(digits.length - 4) + digits.slice(-4));
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
 /** Keys whose string values are numbers or SIP URIs wherever they appear in a served document. */
 const NUMBER_KEYS = new Set(['from', 'to', 'fromNumber', 'toNumber', 'callerId', 'caller', 'called', 'number']);
 /** Keys whose string values are free text that may quote numbers (raw bodies, app answers, speech, digits). */
@@ -44,7 +45,8 @@ const TEXT_KEYS = new Set(['body', 'text', 'digits', 'query', 'instructions']);
  */
 export const maskDocument = (value: unknown, key?: string): unknown => {
   if (typeof value === 'string') {
-    if (key !== undefined && NUMBER_KEYS.has(key)) return maskNumber(value);
+    // A window's `from`/`to` is a time, not a number.
+    if (key !== undefined && NUMBER_KEYS.has(key)) return ISO_TIME.test(value) ? value : maskNumber(value);
     if (key !== undefined && TEXT_KEYS.has(key)) return maskText(value);
     return value;
   }
