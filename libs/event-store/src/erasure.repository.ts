@@ -96,7 +96,8 @@ export class ErasureRepository {
       let notErasable = 0;
       for (const c of candidates) {
         if (c.chain_version < 3) {
-          if (c.matched) notErasable += 1;
+          // Hashed in clear: kept (and counted when it holds something personal).
+          if (c.matched && (pattern ? [c.data, c.metadata, c.query].some((d) => holds(d)) : true)) notErasable += 1;
           if (receipts.has(c.receipt_id)) touchedStreams.add(c.stream_name);
           continue;
         }
@@ -126,6 +127,7 @@ export class ErasureRepository {
         notErasable,
         position: null,
       };
+      // The record is appended on the erasing transaction (a Transaction is a Kysely, not the Nest token class).
       const store = new EventStoreRepository(trx as unknown as Database);
       const appended = await store.appendBatch(erasureRecords(req, outcome, changedByStream));
       outcome.position = appended.map((a) => a.position).filter((p): p is string => p !== null).sort((a, b) => Number(BigInt(a) - BigInt(b))).at(-1) ?? null;
