@@ -94,11 +94,21 @@ export class ErasureRepository {
       const touchedStreams = new Set<string>();
       const changedByStream = new Map<string, { positions: string[]; fields: number }>();
       let notErasable = 0;
+      // Every event the erasure changes (values, or its receipt's body) is named by its stream's PersonalDataErased:
+      // the verifier reports an erased link that no record names.
+      const note = (stream: string, position: string, fields: number) => {
+        const changed = changedByStream.get(stream) ?? changedByStream.set(stream, { positions: [], fields: 0 }).get(stream)!;
+        changed.positions.push(position);
+        changed.fields += fields;
+      };
       for (const c of candidates) {
         if (c.chain_version < 3) {
-          // Hashed in clear: kept (and counted when it holds something personal).
+          // Hashed in clear: kept (and counted when it holds something personal); its receipt's body may still go.
           if (c.matched && (pattern ? [c.data, c.metadata, c.query].some((d) => holds(d)) : true)) notErasable += 1;
-          if (receipts.has(c.receipt_id)) touchedStreams.add(c.stream_name);
+          if (receipts.has(c.receipt_id)) {
+            note(c.stream_name, c.position, 0);
+            touchedStreams.add(c.stream_name);
+          }
           continue;
         }
         const docs = { data: c.data, metadata: c.metadata, receipt: { query: c.query } };
@@ -106,12 +116,10 @@ export class ErasureRepository {
         if (receipts.has(c.receipt_id) && keptSealedPaths(c.metadata).includes('receipt.query')) paths.push('receipt.query');
         const { erased } = eraseSealedFields(docs, paths);
         for (const e of erased) triples.push({ pos: c.position, path: e.path, commit: e.commitment });
-        if (erased.length > 0) {
-          const changed = changedByStream.get(c.stream_name) ?? changedByStream.set(c.stream_name, { positions: [], fields: 0 }).get(c.stream_name)!;
-          changed.positions.push(c.position);
-          changed.fields += erased.length;
+        if (erased.length > 0 || receipts.has(c.receipt_id)) {
+          note(c.stream_name, c.position, erased.length);
+          touchedStreams.add(c.stream_name);
         }
-        if (erased.length > 0 || receipts.has(c.receipt_id)) touchedStreams.add(c.stream_name);
       }
 
       await sql`SELECT * FROM ledger_erase(${triples.map((t) => t.pos)}::bigint[], ${triples.map((t) => t.path)}::text[],

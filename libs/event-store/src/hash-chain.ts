@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
-import { sealedDocuments } from './personal-seals.js';
+import { sealedDocuments, sealsOf } from './personal-seals.js';
 
 /**
  * The rule an event was hashed with. 1: the event alone (stores written before issue 10). 2: the event and the
@@ -190,6 +190,10 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
   let prev: Buffer | null = null;
   let expectedVersion = 1;
   let sawRule2 = false;
+  // Links an erasure changed (body dropped, a value replaced by its commitment) and the positions the stream's
+  // PersonalDataErased events name: an erasure that left no record is reported (README "Erasure and its proof").
+  const erased: StoredChainLink[] = [];
+  const recorded = new Set<string>();
   for (const link of links) {
     const at = (reason: string): BrokenLink => ({
       streamName: link.streamName,
@@ -207,6 +211,8 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
       return at(link.chainVersion >= 2 ? 'event content or its receipt metadata does not match its hash' : 'event content does not match its hash');
     }
     sawRule2 ||= link.chainVersion >= 2;
+    if (link.actualBodySha256 === null || Object.values(sealsOf(link.metadata)).some((seal) => seal.startsWith('c:'))) erased.push(link);
+    if (link.type === 'PersonalDataErased') for (const p of positionsNamed(link.data)) recorded.add(p);
     prev = link.hash;
     expectedVersion += 1;
   }
@@ -219,7 +225,21 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
     }
     if (!sameBytes(head.lastHash, last?.hash ?? null)) return { ...where, reason: 'the stream head records another last hash (the chain was rewritten)' };
   }
+  const unrecorded = erased.find((l) => !recorded.has(l.position));
+  if (unrecorded) {
+    return {
+      streamName: unrecorded.streamName,
+      position: unrecorded.position,
+      streamVersion: unrecorded.streamVersion,
+      reason: 'erased (body dropped or a value replaced by its commitment) with no PersonalDataErased event after it that names it',
+    };
+  }
   return null;
+};
+
+const positionsNamed = (data: unknown): string[] => {
+  const p = data !== null && typeof data === 'object' ? (data as { positions?: unknown }).positions : undefined;
+  return Array.isArray(p) ? p.map(String) : [];
 };
 
 const sameBytes = (a: Buffer | null, b: Buffer | null): boolean =>

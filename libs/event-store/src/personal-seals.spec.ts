@@ -38,11 +38,20 @@ const fieldsOf = (links: StoredChainLink[]) => links.flatMap((l, i) => keptSeale
 const erase = (links: StoredChainLink[], picks: { i: number; path: string }[]): StoredChainLink[] => {
   // The receipt's query is one column for all its events: erasing it there erases it for every event.
   const queryErased = picks.some((p) => p.path === 'receipt.query');
-  return links.map((l, i) => {
+  const erased = links.map((l, i) => {
     const paths = [...picks.filter((p) => p.i === i).map((p) => p.path), ...(queryErased ? ['receipt.query'] : [])];
     const out = eraseSealedFields({ data: l.data, metadata: l.metadata, receipt: l.receipt }, paths);
     return { ...l, data: out.data, metadata: out.metadata, receipt: out.receipt, actualBodySha256: null };
   });
+  // The erasure's record at the end of the stream, naming every link it changed (here all: every body was dropped).
+  const last = erased.at(-1)!;
+  const marker: ChainedEventContent = {
+    chainVersion: 3, eventId: 'ffffffff-0000-8000-8000-000000000000', streamName: last.streamName, streamVersion: last.streamVersion + 1, type: 'PersonalDataErased',
+    schemaVersion: 1, data: { erasureId: 'E', positions: erased.map((l) => l.position), fields: picks.length }, metadata: { provider: 'twilio', legId: 'CA1' },
+    bodySha256: 'cd'.repeat(32), receivedAt: '2026-12-01T01:00:00.000Z', occurredAt: null, receipt: { ...receipt, query: '' },
+  };
+  const hash = computeEventHash(last.hash, marker);
+  return [...erased, { ...marker, position: String(erased.length + 1), receiptId: '2', prevHash: last.hash, hash, actualBodySha256: marker.bodySha256 }];
 };
 
 describe('chain rule 3: sealed personal fields', () => {
@@ -65,7 +74,9 @@ describe('chain rule 3: sealed personal fields', () => {
       fc.property(fc.integer({ min: 1, max: 6 }).chain((n) => fc.tuple(fc.constant(n), fc.subarray(fieldsOf(chain(n))))), ([n, picks]) => {
         const links = chain(n);
         const erased = erase(links, picks);
-        expect(verifyStreamChain(erased, { version: n, lastHash: links.at(-1)!.hash })).toBeNull();
+        expect(verifyStreamChain(erased, { version: n + 1, lastHash: erased.at(-1)!.hash })).toBeNull();
+        // Without its record, the same erasure is reported.
+        expect(verifyStreamChain(erased.slice(0, -1))).toMatchObject({ reason: expect.stringContaining('no PersonalDataErased') });
         for (const p of picks) {
           const l = erased[p.i]!;
           const [root, ...keys] = p.path.split('.');
@@ -83,7 +94,8 @@ describe('chain rule 3: sealed personal fields', () => {
         fc.integer({ min: 1, max: 4 }).chain((n) => fc.tuple(fc.constant(n), fc.subarray(fieldsOf(chain(n))), fc.nat(), fc.nat(), fc.constantFrom('value', 'seal'))),
         ([n, picks, which, at, what]) => {
           const erased = erase(chain(n), picks);
-          const all = erased.flatMap((l, i) => Object.keys((l.metadata as { seals: Record<string, string> }).seals).map((path) => ({ i, path })));
+          // The fields of the stream's own events (the record at its end is not one of them).
+          const all = erased.slice(0, -1).flatMap((l, i) => Object.keys((l.metadata as { seals: Record<string, string> }).seals).map((path) => ({ i, path })));
           const target = all[which % all.length]!;
           const l = erased[target.i]!;
           const seals = (l.metadata as { seals: Record<string, string> }).seals;

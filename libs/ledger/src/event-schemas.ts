@@ -82,6 +82,7 @@ export const ERASURE_EVENT_DATA = {
     /** Events of chain rules 1 and 2 that hold the subject: their values are hashed in clear and are kept. */
     notErasable: z.number(),
   }),
+  /** `positions`: every event of the stream the erasure changed (values, or its receipt's body); `fields`: values erased. */
   PersonalDataErased: z.object({ erasureId: z.string(), positions: z.array(z.string()), fields: z.number() }),
 } as const;
 export type ErasureEventDataMap = { [K in keyof typeof ERASURE_EVENT_DATA]: z.infer<(typeof ERASURE_EVENT_DATA)[K]> };
