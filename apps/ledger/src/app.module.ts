@@ -1,13 +1,16 @@
 import { Module, type DynamicModule, type Provider as NestProvider } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule, type Params as LoggingParams } from 'nestjs-pino';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { Database, poolOf } from '@lib/db';
-import { BulkAppendRepository, EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
+import { BulkAppendRepository, ErasureRepository, EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
+import { MaskingInterceptor } from './common/masking.interceptor.js';
+import { EraseSubjectHandler } from './admin/erase-subject.command.js';
+import { ErasuresController } from './admin/erasures.controller.js';
 import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-actions.controller.js';
 import { ApiKeyFailureLimiter } from './common/api-key.guard.js';
 import { AuditActionsRepository } from './common/audit-actions.repository.js';
@@ -87,8 +90,11 @@ export class AppModule {
       { provide: Database, useValue: options.db },
       { provide: SCHEMA_STATE, useValue: options.schema },
       { provide: APP_FILTER, useClass: LedgerExceptionFilter },
+      { provide: APP_INTERCEPTOR, useClass: MaskingInterceptor },
       { provide: ProviderRegistry, useFactory: (c: LedgerConfig) => new ProviderRegistry(c.secrets, c.publicUrl), inject: [LEDGER_CONFIG] },
       { provide: EventStoreRepository, useFactory: (db: Database) => new EventStoreRepository(db), inject: [Database] },
+      { provide: ErasureRepository, useFactory: (db: Database) => new ErasureRepository(db), inject: [Database] },
+      EraseSubjectHandler,
       {
         provide: BulkAppendRepository,
         useFactory: (db: Database) => {
@@ -181,6 +187,7 @@ export class AppModule {
         AuditController,
         AnalyticsController,
         AuditActionsController,
+        ErasuresController,
         TeeController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],

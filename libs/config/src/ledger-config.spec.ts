@@ -9,7 +9,7 @@ describe('LEDGER_API_KEYS', () => {
     expect(c.apiKeys).toEqual([
       { name: 'ops', scopes: ['read', 'import', 'admin'], key: 'a'.repeat(20), plain: false },
       { name: 'console', scopes: ['read'], key: 'b'.repeat(16), plain: false },
-      { name: keyFingerprint('c'.repeat(16)), scopes: ['read', 'import', 'admin'], key: 'c'.repeat(16), plain: true },
+      { name: keyFingerprint('c'.repeat(16)), scopes: ['read', 'import', 'admin', 'read-masked'], key: 'c'.repeat(16), plain: true },
     ]);
     expect(keyFingerprint('c'.repeat(16))).toMatch(/^key-[0-9a-f]{12}$/);
     // A key may itself hold colons: everything after the scopes is the key.

@@ -26,7 +26,11 @@ const secretList = z
     return list;
   });
 
-export const API_SCOPES = ['read', 'import', 'admin'] as const;
+/**
+ * `read-masked`: the read routes with every number masked to its last four digits (support staff; README "Masking
+ * in reads"). A key that holds `read` too reads unmasked.
+ */
+export const API_SCOPES = ['read', 'import', 'admin', 'read-masked'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 
 export interface ApiKey {
@@ -41,11 +45,11 @@ export interface ApiKey {
 /** A fingerprint that names a plain key in logs and audit records without revealing it. */
 export const keyFingerprint = (key: string): string => `key-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 
-const NAMED_KEY = /^([A-Za-z0-9_.-]{1,64}):([a-z+]+):(.*)$/s;
+const NAMED_KEY = /^([A-Za-z0-9_.-]{1,64}):([a-z+-]+):(.*)$/s;
 
 /**
  * LEDGER_API_KEYS: comma-separated entries, each either `<name>:<scope>[+<scope>…]:<key>` (scopes read, import,
- * admin) or a plain `<key>`, which keeps its old meaning of every scope (so existing deployments keep working;
+ * admin, read-masked) or a plain `<key>`, which keeps its old meaning of every scope (so existing deployments keep working;
  * the service warns about such keys at start). Names must be unique; keys must be unique and ≥ 16 characters.
  */
 const apiKeyList = z

@@ -41,6 +41,7 @@ export const ERROR_CODES = [
   'READ.REPLICA_UNAVAILABLE',
   'IMPORT.UNSUPPORTED_MEDIA_TYPE',
   'IMPORT.EMPTY',
+  'ERASURE.REFUSED',
   // Tee mode: the app behind the ledger
   'TEE.NOT_CONFIGURED',
   'TEE.PATH_INVALID',
