@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { sql } from 'kysely';
+import { Client } from 'undici';
 import { createDatabase, startEmbeddedPostgres } from '../libs/db/src/index.js';
 import { freePort } from '../libs/db/src/embedded-postgres.js';
 import { fmt, percentile } from './bench-support.js';
@@ -57,6 +58,8 @@ const fill = JSON.parse(await readFile(join(dataDir, 'fill.json'), 'utf8')) as L
 const pgLog: string[] = [];
 const pgServer = await startEmbeddedPostgres({
   dataDir,
+  // A server already running on DIR (started with the same flags) is used as it is.
+  attach: true,
   flags: [
     '-c', 'shared_preload_libraries=pg_stat_statements,auto_explain', '-c', 'pg_stat_statements.track=all', '-c', 'pg_stat_statements.track_planning=on',
     ...(EXPLAIN_OVER ? ['-c', `auto_explain.log_min_duration=${EXPLAIN_OVER}`, '-c', 'auto_explain.log_analyze=on', '-c', 'auto_explain.log_buffers=on', '-c', 'auto_explain.log_timing=on'] : []),
@@ -72,7 +75,8 @@ await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`.execute(db);
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 const serviceDir = await mkdtemp(join(tmpdir(), 'ledger-probe-'));
-const child = spawn(process.execPath, ['--trace-gc', 'dist/apps/ledger/src/main.js'], {
+// SERVICE_NODE_ARGS: V8 or Node flags for the service (e.g. `--max-semi-space-size=64`), to compare their GCs.
+const child = spawn(process.execPath, ['--trace-gc', ...(process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean), 'dist/apps/ledger/src/main.js'], {
   env: { ...process.env, DATABASE_URL: pgServer.url, LEDGER_API_KEYS: QUERY_API_KEY, LEDGER_DATA_DIR: serviceDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -106,13 +110,15 @@ for (const deadline = Date.now() + 60_000; ; ) {
 }
 
 const headers = { authorization: `Bearer ${QUERY_API_KEY}` };
+// The bench's client (queries.bench.ts measure): one keep-alive connection, undici's request API.
+const client = new Client(base, { pipelining: 1 });
 const get = async (path: string) => {
   const started = performance.now();
-  const res = await fetch(base + path, { headers });
-  await res.arrayBuffer();
+  const res = await client.request({ method: 'GET', path, headers });
+  await res.body.arrayBuffer();
   const ms = performance.now() - started;
-  if (res.status !== 200) throw new Error(`${path} answered ${res.status}`);
-  return { ms, id: res.headers.get('x-request-id')! };
+  if (res.statusCode !== 200) throw new Error(`${path} answered ${res.statusCode}`);
+  return { ms, id: String(res.headers['x-request-id']) };
 };
 const waitFor = async (ids: string[]) => {
   while (ids.some((id) => !served.has(id))) await new Promise((r) => setImmediate(r));
@@ -144,14 +150,15 @@ try {
     console.log(`  client  p50 ${fmt(percentile(client, 0.5), 2)}  p99 ${fmt(percentile(client, 0.99), 2)} ms`);
     console.log(`  service p50 ${fmt(percentile(server, 0.5), 2)}  p99 ${fmt(percentile(server, 0.99), 2)} ms;  client − service p50 ${fmt(percentile(gap, 0.5), 2)}  p99 ${fmt(percentile(gap, 0.99), 2)} ms`);
     console.log(`  CPU per request: service ${per(svc)} µs, PostgreSQL ${per(pg)} µs, client ${per((me.user + me.system) / 1000)} µs`);
-    console.log(`  GC in the service: ${fmt(rows.reduce((s, x) => s + x.server.gcMs, 0) / REQUESTS, 3)} ms per request; slowest ${slow.length}: ${slow.map((x) => `${fmt(x.ms, 1)} ms (service ${fmt(x.server.ms, 1)}, gc ${fmt(x.server.gcMs, 1)})`).join(', ')}`);
+    console.log(`  GC in the service: ${rows.reduce((s, x) => s + x.server.gcs, 0)} collections in ${REQUESTS} requests, ${fmt(rows.reduce((s, x) => s + x.server.gcMs, 0) / REQUESTS, 3)} ms per request; slowest ${slow.length}: ${slow.map((x) => `${fmt(x.ms, 1)} ms (service ${fmt(x.server.ms, 1)}, gc ${fmt(x.server.gcMs, 1)})`).join(', ')}`);
     const stats = await sql<{ query: string; calls: string; mean: number; max: number; plan: number; rows: string }>`
-      SELECT left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query, calls::text, mean_exec_time AS mean, max_exec_time AS max, mean_plan_time AS plan, rows::text
+      SELECT left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 110) AS query, calls::text, mean_exec_time AS mean, max_exec_time AS max, mean_plan_time AS plan, rows::text
       FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY total_exec_time + total_plan_time DESC LIMIT 6`.execute(db);
     for (const s of stats.rows) console.log(`  pg ${s.calls.padStart(4)} calls  exec mean ${fmt(s.mean, 3)} max ${fmt(s.max, 2)} ms  plan ${fmt(s.plan, 3)} ms  ${s.query}`);
     if (EXPLAIN_OVER && pgLog.length) console.log(pgLog.slice(0, 3).join('\n'));
   }
 } finally {
+  await client.close();
   child.kill('SIGTERM');
   await new Promise((r) => child.once('exit', r));
   await rm(serviceDir, { recursive: true, force: true });
