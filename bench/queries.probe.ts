@@ -130,7 +130,10 @@ try {
   for (const r of routes) {
     await sql`SELECT pg_stat_statements_reset()`.execute(db);
     pgLog.length = 0;
-    const pg0 = childrenOf(postmaster()).reduce((s, p) => s + cpuMs(p), 0);
+    // The backends there at the start and still there at the end (the service's pool keeps its connections; a
+    // background worker that exits in between would make the sum go backwards).
+    const pids0 = childrenOf(postmaster());
+    const cpu0 = new Map(pids0.map((p) => [p, cpuMs(p)]));
     const svc0 = cpuMs(child.pid!);
     const me0 = process.cpuUsage();
     const samples: { ms: number; id: string }[] = [];
@@ -138,8 +141,8 @@ try {
     await waitFor(samples.map((s) => s.id));
     const me = process.cpuUsage(me0);
     const svc = cpuMs(child.pid!) - svc0;
-    // The service's pool keeps its connections, so the same backends are read before and after.
-    const pg = childrenOf(postmaster()).reduce((s, p) => s + cpuMs(p), 0) - pg0;
+    const alive = new Set(childrenOf(postmaster()));
+    const pg = pids0.filter((p) => alive.has(p)).reduce((s, p) => s + cpuMs(p) - cpu0.get(p)!, 0);
     const rows = samples.map((s) => ({ ...s, server: served.get(s.id)! }));
     const client = rows.map((x) => x.ms).sort((a, b) => a - b);
     const server = rows.map((x) => x.server.ms).sort((a, b) => a - b);
