@@ -12,7 +12,7 @@ import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-a
 import { ApiKeyFailureLimiter } from './common/api-key.guard.js';
 import { AuditActionsRepository } from './common/audit-actions.repository.js';
 import { LedgerExceptionFilter } from './common/ledger-exception.filter.js';
-import { SCHEMA_STATE, type SchemaState } from './common/tokens.js';
+import { READ_DATABASE, SCHEMA_STATE, type SchemaState } from './common/tokens.js';
 import { NoopController } from './common/noop.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { ImportController } from './import/import.controller.js';
@@ -53,6 +53,7 @@ import { AnalyticsRepository } from './analytics/analytics.repository.js';
 import { GetAnalyticsSummaryHandler } from './analytics/get-analytics-summary.query.js';
 import { GetAnalyticsTimeseriesHandler } from './analytics/get-analytics-timeseries.query.js';
 import { ConsoleModule } from './console/console.module.js';
+import { ReadReplicaService } from './replica/read-replica.service.js';
 
 export interface AppModuleOptions {
   config: LedgerConfig;
@@ -63,6 +64,13 @@ export interface AppModuleOptions {
    * role does everything).
    */
   projectorDb?: Database;
+  /**
+   * DATABASE_READ_URL's pool (a streaming standby, made with the request pool's timeouts): the query routes read
+   * from it while it is up. Absent: they read `db`.
+   */
+  replicaDb?: Database;
+  /** Between two probes of the replica (tests shorten it). */
+  replicaProbeMs?: number;
   /** Connection string for LISTEN/NOTIFY wake-ups of the projector (null: polling only). */
   databaseUrl: string | null;
   /** Adds POST /internal/noop, the no-I/O baseline route of the benchmarks. */
@@ -110,6 +118,13 @@ export class AppModule {
           createProjector(options.projectorDb ?? db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count)),
         inject: [Database, MetricsService],
       },
+      {
+        provide: ReadReplicaService,
+        useFactory: (db: Database, c: LedgerConfig, metrics: MetricsService) =>
+          new ReadReplicaService(db, options.replicaDb ?? null, { fallback: c.readFallback, probeMs: options.replicaProbeMs }, metrics),
+        inject: [Database, LEDGER_CONFIG, MetricsService],
+      },
+      { provide: READ_DATABASE, useFactory: (replica: ReadReplicaService) => replica.db, inject: [ReadReplicaService] },
       ProjectorLifecycle,
       GetProjectionStatusHandler,
       RebuildProjectionsHandler,

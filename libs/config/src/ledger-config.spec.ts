@@ -73,3 +73,13 @@ describe('LEDGER_INGEST_MAX_CONCURRENCY', () => {
     expect(loadConfig({ LEDGER_INGEST_CONCURRENCY: '10', LEDGER_DB_POOL_SIZE: '10' }).ingestMaxConcurrency).toBe(10);
   });
 });
+
+describe('DATABASE_READ_URL', () => {
+  it('is off by default, falls back to the primary unless told to answer 503, and must be a URL', () => {
+    expect(loadConfig({})).toMatchObject({ readDatabaseUrl: undefined, readFallback: 'primary' });
+    const c = loadConfig({ DATABASE_READ_URL: 'postgres://ledger_app:pw@standby:5432/ledger', LEDGER_READ_FALLBACK: 'unavailable' });
+    expect(c).toMatchObject({ readDatabaseUrl: 'postgres://ledger_app:pw@standby:5432/ledger', readFallback: 'unavailable' });
+    expect(() => loadConfig({ DATABASE_READ_URL: 'the standby' })).toThrow(ConfigError);
+    expect(() => loadConfig({ LEDGER_READ_FALLBACK: 'replica' })).toThrow(/LEDGER_READ_FALLBACK/);
+  });
+});

@@ -104,6 +104,9 @@ const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   LEDGER_DATABASE_OWNER_URL: z.string().url().optional(),
   LEDGER_PROJECTOR_DATABASE_URL: z.string().url().optional(),
+  // A streaming standby of the primary that the query routes read from (README "Read replica").
+  DATABASE_READ_URL: z.string().url().optional(),
+  LEDGER_READ_FALLBACK: z.enum(['primary', 'unavailable']).default('primary'),
   LEDGER_DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(2_000),
   LEDGER_DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
   LEDGER_DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).default(5_000),
@@ -178,6 +181,13 @@ export interface LedgerConfig {
    */
   databaseOwnerUrl: string | undefined;
   projectorDatabaseUrl: string | undefined;
+  /**
+   * A streaming standby for the query routes (calls, recordings, exports, analytics); ingest, import, admin,
+   * audit and the projector stay on the primary. Unset: everything reads the primary.
+   */
+  readDatabaseUrl: string | undefined;
+  /** While the replica is down: read the primary instead (default), or answer 503 READ.REPLICA_UNAVAILABLE. */
+  readFallback: 'primary' | 'unavailable';
   dataDir: string;
   poolSize: number;
   /** Limits of the request-serving pool (ms; 0 = none). */
@@ -278,6 +288,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     databaseUrl: e.DATABASE_URL,
     databaseOwnerUrl: e.LEDGER_DATABASE_OWNER_URL,
     projectorDatabaseUrl: e.LEDGER_PROJECTOR_DATABASE_URL,
+    readDatabaseUrl: e.DATABASE_READ_URL,
+    readFallback: e.LEDGER_READ_FALLBACK,
     dataDir: resolve(e.LEDGER_DATA_DIR),
     poolSize: e.LEDGER_DB_POOL_SIZE,
     dbTimeouts: {

@@ -36,6 +36,9 @@ export const ERROR_CODES = [
   'CALL.AMBIGUOUS',
   'PROJECTION.NOT_FOUND',
   'PROJECTION.LAGGING',
+  // Reads from a streaming replica (DATABASE_READ_URL)
+  'READ.REPLICA_LAGGING',
+  'READ.REPLICA_UNAVAILABLE',
   'IMPORT.UNSUPPORTED_MEDIA_TYPE',
   'IMPORT.EMPTY',
   // Tee mode: the app behind the ledger

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
+import { READ_DATABASE } from '../common/tokens.js';
 import { answersAndDialOutcomesOf, EventStoreRepository } from '@lib/event-store';
 import { PROVIDERS, unavailable, type AnsweredBy, type CallLegRow, type Direction, type DurationSource, type LegStatus, type Provider, type RecordingScope, type TimeSource, type Verification } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
@@ -189,7 +190,7 @@ export const readModelQuery = async <T>(run: Promise<T>): Promise<T> => {
 export class CallsRepository {
   private readonly store: EventStoreRepository;
 
-  constructor(private readonly db: Database) {
+  constructor(@Inject(READ_DATABASE) private readonly db: Database) {
     this.store = new EventStoreRepository(db);
   }
 

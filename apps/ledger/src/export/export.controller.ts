@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { callLegSchema, exportCallsQuerySchema, type ExportCallsQueryParams } from '../calls/calls.dto.js';
 import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
-import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
+import { ReadsReplica, ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import { CALL_CSV_COLUMNS } from './call-csv.js';
 import { ExportCallsQuery } from './export-calls.query.js';
 
@@ -15,6 +15,7 @@ const CONTENT_TYPES = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-n
 @UseGuards(ApiKeyGuard)
 @RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
+@ReadsReplica()
 export class ExportController {
   constructor(private readonly queryBus: QueryBus) {}
 
