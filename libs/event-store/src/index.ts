@@ -13,3 +13,5 @@ export * from './retranslation.repository.js';
 export * from './retranslation.js';
 export * from './staged-rows.js';
 export * from './bulk-append.repository.js';
+export * from './erasure.repository.js';
+export * from './personal-seals.js';
