@@ -173,6 +173,46 @@ describe('BulkAppendRepository (COPY into staging, ledger_append_staged)', () =>
     expect(out.lastReceiptId! - out.firstReceiptId!).toBe(1n);
   });
 
+  it('keeps GET deliveries of one chunk apart: same empty body, different queries, one receipt and its own events each', async () => {
+    // A GET callback carries its parameters in the query: every such receipt has the same (empty) body and
+    // sha256, and is told apart by its dedupe key alone.
+    const forms = history('bulk-get', 12).filter((r) => r.receipt.provider === 'twilio' || r.receipt.provider === 'restcomm');
+    const gets = forms.slice(0, 4).map((r) => {
+      const query = r.receipt.body.toString('utf8');
+      const body = Buffer.alloc(0);
+      return buildWebhookRecord(
+        {
+          provider: r.receipt.provider,
+          rawBody: body,
+          contentType: null,
+          path: r.receipt.path,
+          query,
+          headers: {},
+          remoteAddr: null,
+          receivedAt: r.receipt.receivedAt,
+          signature: { status: 'not-checked', timestamp: null },
+          source: 'import',
+        },
+        providers,
+      );
+    });
+    expect(gets.length).toBe(4);
+    const [liveDb, bulkOnly] = await Promise.all([createTestDatabase(2), createTestDatabase(2)]);
+    const app = createDatabase(bulkOnly.appUrl, 2);
+    try {
+      const viaLive = await liveAppend(new EventStoreRepository(liveDb.db), gets, 10);
+      const viaBulk = await bulkAppend(new BulkAppendRepository(poolOf(app.db)!), gets, 10);
+      expect(viaBulk).toEqual({ imported: 4, duplicates: 0 });
+      expect(viaBulk).toEqual(viaLive);
+      expect(await eventsOf(bulkOnly)).toEqual(await eventsOf(liveDb));
+      expect(await headsOf(bulkOnly)).toEqual(await headsOf(liveDb));
+      expect(await chainBreaks(bulkOnly)).toEqual([]);
+    } finally {
+      await app.db.destroy();
+      await Promise.all([liveDb.drop(), bulkOnly.drop()]);
+    }
+  });
+
   it('rolls the whole chunk back when the database refuses a row, and leaves nothing staged', async () => {
     const records = history('bulk-refused', 3);
     const chunk = new StagedChunk<number>();

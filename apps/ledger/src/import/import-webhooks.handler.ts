@@ -10,9 +10,8 @@ import { ProviderRegistry } from '@lib/providers';
 import { Projector } from '@lib/projections';
 import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { buildWebhookRecord, pickHeaders } from '../webhooks/webhook-record.factory.js';
 import { ImportWebhooksCommand, type ImportProgress, type ImportResult } from './import-webhooks.command.js';
-import { importLineSchema } from './import-line.schema.js';
+import { importLineRecord } from './import-line.schema.js';
 
 /**
  * Rows per transaction of the bulk path, and a cap on a chunk's COPY text (bodies may be up to
@@ -208,39 +207,11 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
   }
 
   private toRecord(raw: string, lineNo: number, reject: (line: number, error: string) => void): WebhookRecord | null {
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (err) {
-      reject(lineNo, `not valid JSON: ${(err as Error).message}`);
+    const r = importLineRecord(raw, this.config.maxBodyBytes, this.providers);
+    if ('error' in r) {
+      reject(lineNo, r.error);
       return null;
     }
-    const parsed = importLineSchema.safeParse(json);
-    if (!parsed.success) {
-      reject(lineNo, parsed.error.issues.map((i) => `${i.path.join('.') || 'line'}: ${i.message}`).join('; '));
-      return null;
-    }
-    const line = parsed.data;
-    const rawBody = Buffer.from(line.body, 'utf8');
-    if (rawBody.length > this.config.maxBodyBytes) {
-      reject(lineNo, `body exceeds ${this.config.maxBodyBytes} bytes`);
-      return null;
-    }
-    const headers = pickHeaders(Object.fromEntries(Object.entries(line.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])));
-    return buildWebhookRecord(
-      {
-        provider: line.provider,
-        rawBody,
-        contentType: line.contentType ?? headers['content-type'] ?? null,
-        path: line.path,
-        query: line.query ?? '',
-        headers,
-        remoteAddr: null,
-        receivedAt: new Date(line.receivedAt),
-        signature: { status: 'not-checked', timestamp: null },
-        source: 'import',
-      },
-      this.providers,
-    );
+    return r.record;
   }
 }
