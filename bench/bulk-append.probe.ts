@@ -88,7 +88,7 @@ const meter = new CpuMeter({ postgres: () => postgresPids(dataDir) });
 let imported = 0;
 for (const c of chunks) {
   const s = performance.now();
-  const r = await bulk.appendChunk(c.rows);
+  const r = await bulk.appendChunk(c);
   imported += r.imported;
   if (process.env.VERBOSE) console.log(`chunk ${c.length}: ${(performance.now() - s).toFixed(0)} ms`);
 }

@@ -1,12 +1,12 @@
 /**
  * `node dist/bench/import-node.probe.js` (after `nest build ledger`): the service's CPU per import line without
  * HTTP, PostgreSQL or the projector: parse and check the NDJSON line, translate it into a record, stage it as
- * COPY text, build the COPY pieces. ROWS (default 30,000), ROUNDS (default 3). Run under `--cpu-prof` to see
+ * COPY text in the chunk's buffers, read them as COPY pieces. ROWS (default 30,000), ROUNDS (default 3). Run under `--cpu-prof` to see
  * where a line's time goes.
  */
 import { importLine } from '../libs/simulator/src/index.js';
 import { ProviderRegistry } from '../libs/providers/src/index.js';
-import { StagedChunk, copyPieces } from '../libs/event-store/src/index.js';
+import { StagedChunk } from '../libs/event-store/src/index.js';
 import { importLineRecord } from '../apps/ledger/src/import/import-line.schema.js';
 import { simulatedDeliveries } from './ingest.bench.js';
 
@@ -23,8 +23,9 @@ for (let round = 1; round <= rounds; round += 1) {
     if ('error' in parsed) throw new Error(parsed.error);
     chunk.add(parsed.record, i);
     if (chunk.length >= 2000) {
-      for (const piece of copyPieces(chunk.rows)) bytes += piece.length;
-      chunk = new StagedChunk();
+      for (const piece of chunk.copyData('receipts')) bytes += piece.length;
+      for (const piece of chunk.copyData('events')) bytes += piece.length;
+      chunk.clear();
     }
   });
   const cpu = process.cpuUsage(cpu0);

@@ -16,9 +16,12 @@ try {
   for (let run = 1; run <= runs; run += 1) {
     const name = `import_probe_${run}`;
     // PROF=<dir>: a V8 CPU profile of the service, written when it stops. PROJECTOR=off: without the in-process projector.
+    // SERVICE_NODE_ARGS: more node flags for the service (e.g. --trace-gc).
     const service = await startService(
       { ...BENCH_SECRETS, LEDGER_API_KEYS: 'bench-key-0123456789', DATABASE_URL: await freshDatabase(name), ...(process.env.PROJECTOR ? { LEDGER_PROJECTOR: process.env.PROJECTOR } : {}) },
-      process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : [],
+      [...(process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : []), ...(process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)],
+      // SERVICE_CWD=<another built checkout>: its service instead of this one's, to compare two builds alternately.
+      process.env.SERVICE_CWD ?? process.cwd(),
     );
     const cpu = new Map<string, CpuShare>();
     const probe: PhaseProbe = {
@@ -32,7 +35,7 @@ try {
       const usPerRow = (phase: string, group: string) => fmt((((cpu.get(phase)?.cores[group] ?? 0) * (cpu.get(phase)?.wallSec ?? 0)) / rows) * 1e6);
       console.log(
         `run ${run}: import ${fmt(f.rowsPerSec)} rows/s (${fmt(f.seconds, 2)} s, ${fmt(f.imported)} imported, ${fmt(f.duplicates)} duplicates); ` +
-          `raw COPY ${fmt(f.copy.rowsPerSec)} rows/s; ratio ${fmt(f.ratio * 100, 1)} %; service RSS ${fmt(f.startRssMb)} MB before, peak ${fmt(f.peakRssMb)} MB; ` +
+          `raw COPY ${fmt(f.copy.rowsPerSec)} rows/s; ratio ${fmt(f.ratio * 100, 1)} %; service RSS ${fmt(f.startRssMb ?? 0)} MB before, peak ${fmt(f.peakRssMb)} MB; ` +
           `CPU per row: service ${usPerRow('import', 'service')} µs, PostgreSQL ${usPerRow('import', 'postgres')} µs (raw COPY: PostgreSQL ${usPerRow('copy', 'postgres')} µs); ` +
           `machine busy ${fmt(cpu.get('import')?.machineBusyCores ?? 0, 2)} cores during the import`,
       );

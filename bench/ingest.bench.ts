@@ -302,7 +302,7 @@ if (isMain(import.meta.url)) {
     const pgUs = usPer('ingest', 'postgres', g.rps);
     console.log(`CPU per delivery  service ${fmt(svc)} us + PostgreSQL ${fmt(pgUs)} us = ${fmt(svc + pgUs)} us   (target <= 400 us; no-I/O request: service ${fmt(usPer('noop', 'service', f.noop.rps))} us)`);
     console.log(`import            ${fmt(imp.rowsPerSec)} rows/s over ${fmt(imp.rows)} rows; raw COPY ${fmt(imp.copy.rowsPerSec)} rows/s; ratio ${fmt(imp.ratio * 100, 1)} % (target >= 25 %)`);
-    console.log(`peak service RSS  ingest ${fmt(g.peakRssMb)} MB, import ${fmt(imp.peakRssMb)} MB in a fresh process (${fmt(imp.startRssMb)} MB when it began; import target < 250 MB)`);
+    console.log(`peak service RSS  ingest ${fmt(g.peakRssMb)} MB, import ${fmt(imp.peakRssMb)} MB in a fresh process (${fmt(imp.startRssMb ?? 0)} MB when it began; import target < 250 MB)`);
   } finally {
     await stopServer();
   }

@@ -91,9 +91,9 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     // A line the database refuses (say, a date PostgreSQL cannot hold) must not fail the whole upload with a 500:
     // the chunk is split until that line is alone and rejected, and its neighbours are kept (the hostile-input
     // fuzz test found this). An unreachable database still fails the request, as a 503.
-    const write = async (rows: Chunk['rows']): Promise<void> => {
+    const write = async (chunk: Chunk, rows: Chunk['rows']): Promise<void> => {
       try {
-        count(await this.appendChunk(rows));
+        count(await this.appendChunk(chunk, rows));
         this.projector.wake();
       } catch (err) {
         // An outage, or a lock that outlived the retries (a LedgerError SERVICE.UNAVAILABLE), fails the upload; a
@@ -104,8 +104,8 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
         }
         if (rows.length === 1) return reject(rows[0]!.tag, `could not be stored: ${(err as Error).message}`);
         const mid = rows.length >> 1;
-        await write(rows.slice(0, mid));
-        await write(rows.slice(mid));
+        await write(chunk, rows.slice(0, mid));
+        await write(chunk, rows.slice(mid));
       }
     };
 
@@ -139,6 +139,8 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     ticker.unref();
 
     let chunk: Chunk = new StagedChunk();
+    // The chunk being written; once its write has settled, its buffers are reused for the chunk after next.
+    let writing: Chunk | null = null;
     let inFlight: Promise<void> = Promise.resolve();
     const counted = new Transform({
       transform(piece: Buffer, _enc, done) {
@@ -170,18 +172,21 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
           }
           if (chunk.length >= CHUNK_ROWS || chunk.bytes >= CHUNK_TEXT) {
             await inFlight;
-            inFlight = write(chunk.rows);
+            const full = chunk;
+            inFlight = write(full, full.rows);
             // Marked handled now: it is awaited only after the next lines are read, and an unhandled rejection
             // (a database outage mid-upload) would end the process instead of answering 503.
             inFlight.catch(() => undefined);
-            chunk = new StagedChunk();
+            chunk = writing ?? new StagedChunk();
+            chunk.clear();
+            writing = full;
           }
         }
       } catch (err) {
         reject(lineNo + 1, `upload could not be read past this line: ${(err as Error).message}`);
       }
       await inFlight;
-      if (chunk.length > 0) await write(chunk.rows);
+      if (chunk.length > 0) await write(chunk, chunk.rows);
     } finally {
       clearInterval(ticker);
     }
@@ -194,10 +199,10 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
    * connection that could not be opened or was lost is retried a few times before the upload fails with 503: on a
    * busy machine, opening a connection can outlast the pool's connect timeout (seen under a load average of 20).
    */
-  private async appendChunk(rows: Chunk['rows']): Promise<BulkAppendResult> {
+  private async appendChunk(chunk: Chunk, rows: Chunk['rows']): Promise<BulkAppendResult> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await retryTransient(() => this.bulk.appendChunk(rows));
+        return await retryTransient(() => this.bulk.appendChunk(chunk, rows));
       } catch (err) {
         if (!isConnectionError(err) || attempt >= CONNECTION_RETRIES) throw err;
         this.logger.warn(`import: chunk at line ${rows[0]!.tag} retried after a connection error: ${(err as Error).message}`);
