@@ -16,7 +16,7 @@ const lines = simulatedDeliveries('bench-import', rows, 'import').map(importLine
 const providers = new ProviderRegistry({ freeclimb: [], jambonz: [], twilio: [], restcomm: [] }, undefined);
 for (let round = 1; round <= rounds; round += 1) {
   const cpu0 = process.cpuUsage();
-  let chunk = new StagedChunk<number>();
+  const chunk = new StagedChunk<number>();
   let bytes = 0;
   lines.forEach((raw, i) => {
     const parsed = importLineRecord(raw, 1 << 20, providers);

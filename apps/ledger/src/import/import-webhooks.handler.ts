@@ -16,8 +16,8 @@ import { importLineRecord } from './import-line.schema.js';
 /**
  * Rows per transaction of the bulk path, and a cap on a chunk's COPY text (bodies may be up to
  * LEDGER_MAX_BODY_BYTES each). Large enough that a commit and a function call are paid once per thousands of
- * rows; small enough that two chunks (one being written, one being parsed) keep the memory flat: with 5,000 the
- * service's peak RSS during a 20,000-row import was 253–325 MB, with 2,000 it was 202–237 MB (shared machine).
+ * rows (PostgreSQL's CPU per row was the same at 1,000, 2,000 and 5,000: bench/bulk-append.probe.ts); small
+ * enough that the two chunks' buffers (one being written, one being filled) stay a few megabytes each.
  */
 const CHUNK_ROWS = 2000;
 const CHUNK_TEXT = 16 * 1024 * 1024;
@@ -30,7 +30,8 @@ export const IMPORT_PROGRESS_INTERVAL_MS = 1000;
 type Chunk = StagedChunk<number>;
 
 /**
- * Streams the upload line by line into chunks of staged rows (COPY text, built as each line is parsed) and
+ * Streams the upload line by line into chunks of staged rows (COPY text in the chunk's buffers, written as each
+ * line is parsed; two chunks alternate, so their buffers are allocated once per upload) and
  * appends each chunk in one transaction through the bulk path (`BulkAppendRepository`: COPY into staging, then
  * `ledger_append_staged`), with at most one chunk in flight while the next one is parsed: memory stays flat
  * whatever the size. Dedupe, stream versions and the hash chain are those of live ingest.
