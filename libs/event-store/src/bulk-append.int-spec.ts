@@ -9,6 +9,7 @@ import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import { buildWebhookRecord } from '../../../apps/ledger/src/webhooks/webhook-record.factory.js';
 import { BulkAppendRepository } from './bulk-append.repository.js';
 import { EventStoreRepository } from './event-store.repository.js';
+import { retryTransient } from './group-commit-writer.js';
 import { verifyStreamChain } from './hash-chain.js';
 import { StagedChunk } from './staged-rows.js';
 import type { WebhookRecord } from './webhook-record.js';
@@ -210,6 +211,45 @@ describe('BulkAppendRepository (COPY into staging, ledger_append_staged)', () =>
     } finally {
       await app.db.destroy();
       await Promise.all([liveDb.drop(), bulkOnly.drop()]);
+    }
+  });
+
+  it('stores each delivery once when live deliveries arrive while an import of the same history runs', async () => {
+    const records = history('bulk-concurrent', 60);
+    const distinct = new Set(records.map((r) => `${r.receipt.provider}:${r.receipt.bodySha256.toString('hex')}`)).size;
+    const [db, other] = await Promise.all([createTestDatabase(4), createTestDatabase(2)]);
+    const app = createDatabase(db.appUrl, 2);
+    try {
+      const store = new EventStoreRepository(db.db);
+      const importer = new BulkAppendRepository(poolOf(app.db)!);
+      // Live sends every third delivery in small batches, the import sends them all in chunks, at the same time;
+      // a lock conflict is retried as the import handler retries it.
+      const liveSide = records.filter((_, i) => i % 3 === 0);
+      const importSide = async () => {
+        const total = { imported: 0, duplicates: 0 };
+        for (let i = 0; i < records.length; i += 40) {
+          const chunk = new StagedChunk<number>();
+          for (const r of records.slice(i, i + 40)) if (!chunk.add(r, 0)) total.duplicates += 1;
+          const out = await retryTransient(() => importer.appendChunk(chunk));
+          total.imported += out.imported;
+          total.duplicates += out.duplicates;
+        }
+        return total;
+      };
+      const [viaLive, viaBulk] = await Promise.all([liveAppend(store, liveSide, 3), importSide()]);
+      expect(viaLive.imported + viaBulk.imported).toBe(distinct);
+      expect(viaBulk.imported + viaBulk.duplicates).toBe(records.length);
+      expect((await receiptsOf(db)).length).toBe(distinct);
+      expect(await chainBreaks(db)).toEqual([]);
+      expect(await stagedLeft(db)).toBe(0);
+      // The same legs as the whole history stored once on the live path. Their fields may differ where a provider
+      // retry is a delivery's copy with another receive time: whichever copy came first is the one kept.
+      await liveAppend(new EventStoreRepository(other.db), records, 97);
+      const legKeys = (legs: Record<string, unknown>[]) => legs.map((l) => `${String(l.provider)}:${String(l.call_id)}`);
+      expect(legKeys(await legsOf(db))).toEqual(legKeys(await legsOf(other)));
+    } finally {
+      await app.db.destroy();
+      await Promise.all([db.drop(), other.drop()]);
     }
   });
 
