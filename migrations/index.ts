@@ -15,6 +15,7 @@ import * as numberSearch from './20261202000500_number_search.js';
 import * as getDeliveries from './20261202000800_get_deliveries.js';
 import * as erasure from './20261203000100_erasure.js';
 import * as genericAppendPlans from './20261203000400_generic_append_plans.js';
+import * as stagedAppendByDedupeKey from './20261203000500_staged_append_by_dedupe_key.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -37,4 +38,5 @@ export const migrations: Record<string, Migration> = {
   '20261202000800_get_deliveries': getDeliveries,
   '20261203000100_erasure': erasure,
   '20261203000400_generic_append_plans': genericAppendPlans,
+  '20261203000500_staged_append_by_dedupe_key': stagedAppendByDedupeKey,
 };
