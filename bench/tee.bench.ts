@@ -13,12 +13,13 @@ import { Agent, request } from 'undici';
 import { signTimestampedHmac } from '../libs/providers/src/shared/timestamped-hmac.js';
 import { CpuMeter, fmt, isMain, percentile, postgresPids, startService, type PhaseProbe } from './bench-support.js';
 
-const SECRET = 'bench-secret-0123456789';
-const RATE = Number(process.env.BENCH_RATE ?? 200);
+export const SECRET = 'bench-secret-0123456789';
+const API_KEY = 'bench-key-0123456789';
+export const RATE = Number(process.env.BENCH_RATE ?? 200);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
-const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
-const ROUND = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
-const PERCL = JSON.stringify([{ Say: { text: 'Connecting you' } }, { OutDial: { destination: '+18475722071', callingNumber: '+17113334444', timeout: 30, callConnectUrl: 'https://app.example.com/connect', actionUrl: 'https://app.example.com/action' } }]);
+export const WARMUP = Number(process.env.BENCH_WARMUP_SECONDS ?? 2);
+export const ROUND = Number(process.env.BENCH_ROUND_SECONDS ?? 2);
+export const PERCL = JSON.stringify([{ Say: { text: 'Connecting you' } }, { OutDial: { destination: '+18475722071', callingNumber: '+17113334444', timeout: 30, callConnectUrl: 'https://app.example.com/connect', actionUrl: 'https://app.example.com/action' } }]);
 
 const delivery = () => {
   const raw = JSON.stringify({
@@ -28,13 +29,13 @@ const delivery = () => {
   return { raw, headers: { 'content-type': 'application/json', 'freeclimb-signature': signTimestampedHmac([SECRET], Math.floor(Date.now() / 1000), Buffer.from(raw)) } };
 };
 
-const figures = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
+export const figures = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
 
 /**
  * Sends at RATE per second for `seconds` (after `warmup` s that are not counted); every answer must be the PerCL
  * (the plain webhook route answers its receipt instead).
  */
-const phase = async (url: string, seconds: number, warmup: number, into: number[], failures: string[]): Promise<void> => {
+export const phase = async (url: string, seconds: number, warmup: number, into: number[], failures: string[]): Promise<void> => {
   const agent = new Agent({ connections: 64 });
   const inFlight: Promise<void>[] = [];
   const start = performance.now();
@@ -78,7 +79,24 @@ export interface TeeFigures {
   cpu: { direct: CpuPerRequest; webhook: CpuPerRequest; tee: CpuPerRequest } | null;
   addedP50: number;
   addedP99: number;
+  /**
+   * From the service's `ledger_tee_commit_wait_seconds` (warm-up included): how long the app's answer waited for
+   * its delivery's commit, as the upper bound (ms) of the histogram bucket holding p50 and p99. Absent from older
+   * results.
+   */
+  commitWait?: { p50: number; p99: number };
 }
+
+/** The upper bound (ms) of the bucket holding quantile `q` of a Prometheus histogram, from /metrics text. */
+export const histogramQuantileMs = (metricsText: string, name: string, q: number): number => {
+  const buckets = metricsText
+    .split('\n')
+    .filter((l) => l.startsWith(`${name}_bucket{`))
+    .map((l) => ({ le: l.match(/le="([^"]+)"/)![1]!, n: Number(l.split(' ').at(-1)) }));
+  const total = buckets.find((b) => b.le === '+Inf')?.n ?? 0;
+  const hit = buckets.find((b) => b.n >= q * total);
+  return hit === undefined || hit.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(hit.le) * 1000;
+};
 
 /** The issue's target: what the tee adds over calling the app directly, p99, at 200 calls/s. */
 export const TEE_ADDED_P99_TARGET_MS = 5;
@@ -99,7 +117,7 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
   });
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   const appBase = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
-  const service = await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, ...opts.env });
+  const service = await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, LEDGER_API_KEYS: API_KEY, ...opts.env });
   try {
     const end = opts.probe?.begin('tee', service.child.pid!);
     const routes = [`${appBase}/fc/voice`, `${service.url}/v1/webhooks/freeclimb/voice`, `${service.url}/v1/tee/freeclimb/voice`];
@@ -123,7 +141,13 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
     const [direct, webhook, tee] = samples.map(figures) as [ReturnType<typeof figures>, ReturnType<typeof figures>, ReturnType<typeof figures>];
     const perRequest = (k: number): CpuPerRequest => ({ serviceMs: (cpuSec[k]!.service / cpuSec[k]!.requests) * 1000, postgresMs: (cpuSec[k]!.postgres / cpuSec[k]!.requests) * 1000 });
     const cpu = ownPostgres ? { direct: perRequest(0), webhook: perRequest(1), tee: perRequest(2) } : null;
-    return { rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
+    const metricsText = await (await fetch(`${service.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
+    const commitWait = {
+      p50: histogramQuantileMs(metricsText, 'ledger_tee_commit_wait_seconds', 0.5),
+      p99: histogramQuantileMs(metricsText, 'ledger_tee_commit_wait_seconds', 0.99),
+    };
+    return {
+      commitWait, rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
   } finally {
     await service.stop();
     await new Promise((r) => app.close(r));
@@ -141,5 +165,6 @@ if (isMain(import.meta.url)) {
   if (f.cpu) {
     for (const [name, c] of Object.entries(f.cpu)) console.log(`CPU per request, ${name.padEnd(8)} service ${fmt(c.serviceMs, 3)} ms  postgres ${fmt(c.postgresMs, 3)} ms`);
   }
+  if (f.commitWait) console.log(`commit wait after the app answered (service histogram, bucket bounds)  p50 <= ${fmt(f.commitWait.p50, 1)} ms  p99 <= ${fmt(f.commitWait.p99, 1)} ms`);
   console.log(`added by the ledger     p50 ${fmt(f.addedP50, 2)} ms  p99 ${fmt(f.addedP99, 2)} ms  (target p99 <= ${TEE_ADDED_P99_TARGET_MS} ms: ${f.addedP99 <= TEE_ADDED_P99_TARGET_MS ? 'met' : 'MISSED'})`);
 }

@@ -120,9 +120,9 @@ export class AppModule {
       },
       {
         provide: Projector,
-        useFactory: (db: Database, metrics: MetricsService) =>
-          createProjector(options.projectorDb ?? db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count)),
-        inject: [Database, MetricsService],
+        useFactory: (db: Database, metrics: MetricsService, c: LedgerConfig) =>
+          createProjector(options.projectorDb ?? db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count), c.projectorGatherMs),
+        inject: [Database, MetricsService, LEDGER_CONFIG],
       },
       {
         provide: ReadReplicaService,

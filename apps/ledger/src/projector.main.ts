@@ -20,7 +20,7 @@ await database.migrate();
 // As the projector role (LEDGER_PROJECTOR_DATABASE_URL; the embedded cluster's ledger_projector).
 const url = database.projectorUrl;
 const { db } = createDatabase(url, 4, { ...BACKGROUND_TIMEOUTS, applicationName: 'call-ledger-projector' });
-const projector = createProjector(db, [callLegsProjection], url);
+const projector = createProjector(db, [callLegsProjection], url, undefined, config.projectorGatherMs);
 await projector.init();
 projector.start();
 logger.log(`projecting ${projector.projections.map((p) => p.name).join(', ')}`);

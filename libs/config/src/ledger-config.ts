@@ -132,6 +132,7 @@ const envSchema = z.object({
   LEDGER_INGEST_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
   LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
+  LEDGER_PROJECTOR_GATHER_MS: z.coerce.number().int().min(0).max(10_000).default(50),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
   LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
   LEDGER_API_KEY_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
@@ -226,6 +227,8 @@ export interface LedgerConfig {
   ingestMaxConcurrency: number;
   /** Run the projector inside the service (off when `npm run projector` runs it apart). */
   projectorInProcess: boolean;
+  /** Live projector batches start at most this often (ms) unless a read-your-writes waiter is there; 0: at every wake-up. */
+  projectorGatherMs: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /**
    * Refused webhook signatures/tokens tolerated from one remote address per window; past it the address gets
@@ -319,6 +322,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     ingestConcurrency: e.LEDGER_INGEST_CONCURRENCY,
     ingestMaxConcurrency: Math.max(e.LEDGER_INGEST_CONCURRENCY, Math.min(e.LEDGER_INGEST_MAX_CONCURRENCY, e.LEDGER_DB_POOL_SIZE - 2)),
     projectorInProcess: e.LEDGER_PROJECTOR === 'on',
+    projectorGatherMs: e.LEDGER_PROJECTOR_GATHER_MS,
     logLevel: e.LOG_LEVEL,
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
     signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,

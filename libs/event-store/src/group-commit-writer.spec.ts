@@ -140,3 +140,43 @@ describe('GroupCommitWriter linger (tee answers)', () => {
     expect(calls).toEqual([['a', 'b']]);
   });
 });
+
+describe('GroupCommitWriter passengers (tee answers)', () => {
+  it('a record that rides goes in the transaction of the next submitted batch, after its records', async () => {
+    const { store, calls } = failingStore(() => null);
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    // A linger far longer than the test: only a submitted batch can have carried it.
+    const answer = writer.ride(rec('answer'), { lingerMs: 600_000, deadlineMs: 0 });
+    await writer.submit(rec('delivery'));
+    await answer;
+    expect(calls).toEqual([['delivery', 'answer']]);
+  });
+
+  it('takes a transaction of its own once no batch came within its linger', async () => {
+    const { store, calls } = failingStore(() => null);
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    await Promise.all([writer.ride(rec('a'), { lingerMs: 20, deadlineMs: 0 }), writer.ride(rec('b'), { lingerMs: 20, deadlineMs: 0 })]);
+    expect(calls).toEqual([['a', 'b']]);
+  });
+
+  it('a bad passenger is split off without failing the delivery it rode with', async () => {
+    const { store, calls } = failingStore((batch) =>
+      batch.some((r) => String(r.receipt.body) === 'bad' && r.events[0]!.type !== 'UnrecognizedWebhook') ? pgError('22P02') : null,
+    );
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    const answer = writer.ride(rec('bad'), { lingerMs: 600_000, deadlineMs: 0 });
+    const delivery = await writer.submit(rec('delivery'));
+    expect(delivery.events).toEqual(['CallRinging']);
+    expect((await answer).events).toEqual(['UnrecognizedWebhook']);
+    expect(calls).toEqual([['delivery', 'bad'], ['delivery'], ['bad'], ['unrecognized:bad']]);
+  });
+
+  it('settle sends the lingering passengers at once and resolves when they are written', async () => {
+    const { store, calls } = failingStore(() => null);
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 1 });
+    const answer = writer.ride(rec('answer'), { lingerMs: 600_000, deadlineMs: 0 });
+    await writer.settle();
+    expect(calls).toEqual([['answer']]);
+    expect((await answer).events).toEqual(['CallRinging']);
+  });
+});

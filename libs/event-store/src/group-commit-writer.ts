@@ -78,6 +78,14 @@ export interface GroupCommitStats {
  */
 export class GroupCommitWriter {
   private readonly queue: Waiter[] = [];
+  /** Records nobody waits on (`ride`): they join the next batch of `queue`, or go alone after their linger. */
+  private readonly riders: Waiter[] = [];
+  private riderTimer: NodeJS.Timeout | null = null;
+  private riderLingerMs = 0;
+  /** Set by `settle`: passengers then go at once instead of waiting out their linger. */
+  private settling = false;
+  /** Transactions in flight, each settled only once the next batch (if any) has been started. */
+  private readonly flushes = new Set<Promise<void>>();
   private inFlight = 0;
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
@@ -119,11 +127,29 @@ export class GroupCommitWriter {
     if (this.queue.length >= this.options.queueMax) {
       return Promise.reject(unavailable('ingest queue is full, retry shortly', 1));
     }
+    return this.enqueue(record, this.queue, this.options.deadlineMs ?? 0);
+  }
+
+  /**
+   * For a record nobody is waiting on (tee mode's answers, written after the provider has its reply): it rides
+   * in the transaction of the next batch of submitted records, and takes a transaction of its own only when no
+   * batch has started within `lingerMs`. A transaction of its own would cost its fixed share of CPU and a WAL
+   * flush just when the deliveries' commits, which hold up calls, need them; a passenger costs one more row set
+   * in a transaction that commits anyway. It waits up to `deadlineMs` for a silent database (nobody is held up).
+   */
+  ride(record: WebhookRecord, o: { lingerMs: number; deadlineMs: number }): Promise<AppendOutcome> {
+    if (this.riders.length >= this.options.queueMax) {
+      return Promise.reject(unavailable('ingest queue is full, retry shortly', 1));
+    }
+    this.riderLingerMs = o.lingerMs;
+    return this.enqueue(record, this.riders, o.deadlineMs);
+  }
+
+  private enqueue(record: WebhookRecord, queue: Waiter[], deadlineMs: number): Promise<AppendOutcome> {
     return new Promise<AppendOutcome>((resolve, reject) => {
-      const deadlineMs = this.options.deadlineMs ?? 0;
       if (deadlineMs <= 0) {
-        this.queue.push({ record, at: performance.now(), resolve, reject });
-        this.sampleDemand();
+        queue.push({ record, at: performance.now(), resolve, reject });
+        if (queue === this.queue) this.sampleDemand();
       } else {
         let timer: NodeJS.Timeout;
         const waiter: Waiter = {
@@ -140,17 +166,54 @@ export class GroupCommitWriter {
             timer = setTimeout(check, deadlineMs - quietFor);
             return;
           }
-          const queued = this.queue.indexOf(waiter);
-          if (queued >= 0) this.queue.splice(queued, 1);
+          const queued = queue.indexOf(waiter);
+          if (queued >= 0) queue.splice(queued, 1);
           this.stats.queued = this.queue.length;
           reject(unavailable('the database did not answer in time, retry shortly', 1));
         };
         timer = setTimeout(check, deadlineMs);
-        this.queue.push(waiter);
-        this.sampleDemand();
+        queue.push(waiter);
+        if (queue === this.queue) this.sampleDemand();
       }
       this.pump();
     });
+  }
+
+  /** Riders waiting longer than their linger, with no batch of submitted records to join, go alone. */
+  private pumpRiders(): void {
+    while (this.riders.length > 0 && this.queue.length === 0 && this.inFlight < this.limit) {
+      const waited = performance.now() - this.riders[0]!.at;
+      if (waited < this.riderLingerMs && !this.settling) {
+        this.riderTimer ??= setTimeout(() => {
+          this.riderTimer = null;
+          this.pump();
+        }, this.riderLingerMs - waited);
+        return;
+      }
+      this.start(this.riders.splice(0, this.options.batchMax));
+    }
+  }
+
+  private start(batch: Waiter[]): void {
+    this.inFlight += 1;
+    this.recordsInFlight += batch.length;
+    const done: Promise<void> = this.flush(batch).finally(() => {
+      this.inFlight -= 1;
+      this.recordsInFlight -= batch.length;
+      this.flushes.delete(done);
+      this.pump();
+    });
+    this.flushes.add(done);
+  }
+
+  /**
+   * At shutdown: the passengers still lingering go now, and this resolves once every queued record has been
+   * written or refused, so that a clean stop loses no answer that the database could still take.
+   */
+  async settle(): Promise<void> {
+    this.settling = true;
+    this.pump();
+    while (this.flushes.size > 0) await Promise.allSettled([...this.flushes]);
   }
 
   private pump(): void {
@@ -170,14 +233,11 @@ export class GroupCommitWriter {
         this.lingerTimer = null;
       }
       const batch = this.queue.splice(0, this.options.batchMax);
-      this.inFlight += 1;
-      this.recordsInFlight += batch.length;
-      void this.flush(batch).finally(() => {
-        this.inFlight -= 1;
-        this.recordsInFlight -= batch.length;
-        this.pump();
-      });
+      // Passengers after the records that hold up callers: their rows come last in the transaction.
+      if (this.riders.length > 0) batch.push(...this.riders.splice(0, this.options.batchMax));
+      this.start(batch);
     }
+    this.pumpRiders();
     this.stats.queued = this.queue.length;
     this.stats.inFlight = this.inFlight;
     this.stats.limit = this.limit;

@@ -110,6 +110,28 @@ describe('Projector', () => {
     expect(Number(failures.rows[0]!.n)).toBeGreaterThan(0);
   });
 
+  it('with gatherMs, folds the commits of its window into one batch, and a read-your-writes waiter ends the window', async () => {
+    const applied: number[] = [];
+    // Window and poll far longer than the test: only the waiter can start the second batch.
+    const projector = new Projector(tdb.db, [recorder('gathered')], { pollMs: 600_000, gatherMs: 600_000, onApplied: (_p, n) => applied.push(n) });
+    await projector.init();
+    const [first] = await store.appendBatch([record()]);
+    projector.start();
+    // The first wake-up after a quiet spell runs at once.
+    await expect.poll(() => projector.hasPassed(first!.position!), { timeout: 10_000, interval: 20 }).toBe(true);
+    let last = first!;
+    for (let i = 0; i < 3; i++) {
+      [last] = await store.appendBatch([record()]);
+      projector.wake();
+    }
+    expect(await projector.waitFor(last.position!, 10_000)).toBe(true);
+    await projector.stop();
+    // The store so far (earlier tests' events too) at once, then the three records of the window (two events
+    // each) together.
+    expect(applied).toHaveLength(2);
+    expect(applied[1]).toBe(6);
+  });
+
   it('is woken by NOTIFY from another process', async () => {
     const projector = new Projector(tdb.db, [recorder('notified')], { pollMs: 60_000, listenUrl: tdb.url });
     await projector.init();

@@ -28,6 +28,14 @@ export interface ProjectorOptions {
   onParked?: (projection: string, position: string) => void;
   /** How long a rebuild waits between tries for the rebuild lock another instance holds. */
   rebuildLockPollMs?: number;
+  /**
+   * Live batches start at most this often (ms) while nobody waits for one: a wake-up sooner after the last batch
+   * began waits out the rest of the window, so that under load one transaction folds every group commit of the
+   * window instead of one transaction per commit, each with its lock, checkpoint read and write, and WAL flush,
+   * run just as the next deliveries arrive. The first wake-up after a quiet spell runs at once, a read-your-writes
+   * waiter in this process (`waitFor`) ends the wait, and a full batch (catching up) is followed at once. 0: none.
+   */
+  gatherMs?: number;
 }
 
 export interface ParkedEvent {
@@ -77,6 +85,9 @@ export class Projector {
   private readonly pollMs: number;
   private readonly log: NonNullable<ProjectorOptions['log']>;
   private readonly hooks: ParkingHooks;
+  private readonly gatherMs: number;
+  /** Read-your-writes waiters in this process: while there are any, no batch waits for its window. */
+  private waiters = 0;
 
   constructor(
     private readonly db: Database,
@@ -87,6 +98,7 @@ export class Projector {
     this.pollMs = options.pollMs ?? 500;
     this.log = options.log ?? (() => undefined);
     this.hooks = { log: this.log, onParked: options.onParked };
+    this.gatherMs = options.gatherMs ?? 0;
     this.signal.setMaxListeners(100);
   }
 
@@ -174,12 +186,34 @@ export class Projector {
     });
   }
 
+  /** Waits until `since` + gatherMs, unless a read-your-writes waiter is there or arrives, or the projector stops. */
+  private gather(since: number): Promise<void> {
+    const left = since + this.gatherMs - performance.now();
+    if (left <= 0 || this.waiters > 0 || !this.running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.signal.off('urgent', done);
+        this.signal.off('stopped', done);
+        resolve();
+      };
+      const timer = setTimeout(done, left);
+      this.signal.once('urgent', done);
+      this.signal.once('stopped', done);
+    });
+  }
+
   private async loop(p: ProjectionDefinition): Promise<void> {
     let backoff = 0;
+    let lastStart = Number.NEGATIVE_INFINITY;
+    let full = false;
     while (this.running) {
       try {
+        if (!full) await this.gather(lastStart);
+        lastStart = performance.now();
         const seen = this.wakes;
         const n = await this.runOnce(p);
+        full = n >= this.batchSize;
         backoff = 0;
         // An append that committed while this batch ran may be above its snapshot: look again at once.
         if (n < this.batchSize && this.wakes === seen) await this.sleep(this.pollMs);
@@ -300,19 +334,27 @@ export class Projector {
    */
   async waitFor(position: string, timeoutMs: number, on: Database = this.db): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (await this.hasPassed(position, on)) return true;
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          this.signal.off('applied', done);
-          resolve();
-        };
-        const timer = setTimeout(done, Math.min(25, left));
-        this.signal.once('applied', done);
-      });
+    if (await this.hasPassed(position, on)) return true;
+    // Someone is waiting: the live loop does not wait out its gathering window (gatherMs).
+    this.waiters += 1;
+    this.signal.emit('urgent');
+    try {
+      for (;;) {
+        const left = deadline - Date.now();
+        if (left <= 0) return false;
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            this.signal.off('applied', done);
+            resolve();
+          };
+          const timer = setTimeout(done, Math.min(25, left));
+          this.signal.once('applied', done);
+        });
+        if (await this.hasPassed(position, on)) return true;
+      }
+    } finally {
+      this.waiters -= 1;
     }
   }
 }

@@ -11,9 +11,11 @@ export const createProjector = (
   projections: ProjectionDefinition[],
   listenUrl: string | null,
   onApplied?: (projection: string, events: number) => void,
+  gatherMs = 0,
 ): Projector =>
   new Projector(db, projections, {
     listenUrl,
     onApplied,
+    gatherMs,
     log: (level, message) => (level === 'error' ? logger.error(message) : level === 'warn' ? logger.warn(message) : logger.log(message)),
   });

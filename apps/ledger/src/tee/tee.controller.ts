@@ -1,9 +1,9 @@
-import { Controller, Get, Inject, Injectable, Logger, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable, Logger, Post, Req, Res, UseGuards, type OnApplicationShutdown } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
 import { Counter, Histogram } from 'prom-client';
 import { z } from 'zod';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
-import { EventStoreRepository, GroupCommitWriter, type AppendOutcome } from '@lib/event-store';
+import { GroupCommitWriter, type AppendOutcome, type WebhookRecord } from '@lib/event-store';
 import { PROVIDERS, teeAnswerTooLarge, teeAppTimeout, teeAppUnreachable, teeNotConfigured, teePathInvalid, type Provider } from '@lib/ledger';
 import { computeTwilioSignature, formPairs, ProviderRegistry, TwilioAdapter } from '@lib/providers';
 import { ApiRoute } from '../common/api-route.decorator.js';
@@ -22,6 +22,7 @@ export class TeeMetrics {
   readonly requests: Counter<'provider' | 'outcome'>;
   readonly gaps: Counter<'provider' | 'what' | 'reason'>;
   readonly appSeconds: Histogram<'provider'>;
+  readonly commitWaitSeconds: Histogram<'provider'>;
   constructor(metrics: MetricsService) {
     const registers = [metrics.registry];
     this.requests = new Counter({ name: 'ledger_tee_requests_total', help: 'Tee deliveries forwarded to the app, by what came back (answered, timeout, unreachable, too-large)', labelNames: ['provider', 'outcome'], registers });
@@ -32,15 +33,24 @@ export class TeeMetrics {
       registers,
     });
     this.appSeconds = new Histogram({ name: 'ledger_tee_app_seconds', help: 'Time the app took to answer a tee delivery', labelNames: ['provider'], buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers });
+    this.commitWaitSeconds = new Histogram({
+      name: 'ledger_tee_commit_wait_seconds',
+      help: "How long the app's answer waited for the delivery's commit before it went to the provider (0 when the commit came first): what the ledger holds up a call by",
+      labelNames: ['provider'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
   }
 }
 
 /**
- * How long an answer may wait for others to share its transaction. Nobody waits for an answer's commit, while
- * every transaction costs CPU and a WAL flush that the deliveries' commits (which hold up calls) then wait
- * behind: at 200 calls/s this turns about one answer transaction per delivery transaction into one per 25 ms.
+ * How long an answer waits for a delivery's transaction to ride in before it takes one of its own. Nobody waits
+ * for an answer's commit, while every transaction costs CPU and a WAL flush that the deliveries' commits (which
+ * hold up calls) then wait behind: from 10 deliveries/s up practically every answer rides in a later
+ * delivery's transaction, and only when deliveries stop for this long do the answers left get a transaction of
+ * their own (below that rate the extra transactions cost a machine nothing it needs).
  */
-export const ANSWER_LINGER_MS = 25;
+export const ANSWER_LINGER_MS = 100;
 
 /**
  * How long an answer may wait while the database commits nothing before it is given up (a counted gap). The
@@ -51,20 +61,25 @@ export const ANSWER_LINGER_MS = 25;
 export const ANSWER_DEADLINE_MS = 30_000;
 
 /**
- * The answers' own group commit, one transaction at a time: answers are written after the provider has its
- * reply, and must not take the delivery writer's transaction slots from the deliveries that hold up a call.
+ * Answers are written after the provider has its reply, as passengers of the deliveries' group commit
+ * (`GroupCommitWriter.ride`): the answer to call N is stored in the transaction of a later delivery instead of
+ * one of its own, so that answers add no transaction, no commit flush and no pool connection to the ones the
+ * deliveries wait for.
  */
 @Injectable()
-export class AnswerWriter {
-  readonly writer: GroupCommitWriter;
-  constructor(store: EventStoreRepository, @Inject(LEDGER_CONFIG) config: LedgerConfig) {
-    this.writer = new GroupCommitWriter(store, {
-      batchMax: config.ingestBatchMax,
-      queueMax: config.ingestQueueMax,
-      concurrency: 1,
-      deadlineMs: Math.max(config.ingestDeadlineMs, ANSWER_DEADLINE_MS),
-      lingerMs: ANSWER_LINGER_MS,
-    });
+export class AnswerWriter implements OnApplicationShutdown {
+  constructor(
+    private readonly writer: GroupCommitWriter,
+    @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
+  ) {}
+
+  submit(answer: WebhookRecord): Promise<AppendOutcome> {
+    return this.writer.ride(answer, { lingerMs: ANSWER_LINGER_MS, deadlineMs: Math.max(this.config.ingestDeadlineMs, ANSWER_DEADLINE_MS) });
+  }
+
+  /** After the HTTP server has answered its last request, before the pool closes: no lingering answer is lost. */
+  async onApplicationShutdown(): Promise<void> {
+    await this.writer.settle();
   }
 }
 
@@ -141,7 +156,9 @@ export class TeeController {
     this.metrics.requests.inc({ provider, outcome: result.outcome });
     this.metrics.appSeconds.observe({ provider }, result.durationMs / 1000);
     // Acknowledged after the commit, as a webhook is, unless the store failed: then the app's answer goes anyway.
+    const answered = performance.now();
     const delivery = await stored;
+    this.metrics.commitWaitSeconds.observe({ provider }, (performance.now() - answered) / 1000);
     // Redacting, parsing and hashing the answer is work the provider must not wait for: it runs once the reply
     // is on its way (setImmediate: after this turn of the event loop has written it).
     setImmediate(() =>
@@ -177,7 +194,7 @@ export class TeeController {
       this.gap(delivery.provider, 'answer', err);
       return;
     }
-    this.answers.writer.submit(answer).catch((err: unknown) => this.gap(delivery.provider, 'answer', err));
+    this.answers.submit(answer).catch((err: unknown) => this.gap(delivery.provider, 'answer', err));
   }
 
   private gap(provider: Provider, what: 'delivery' | 'answer', err: unknown): void {

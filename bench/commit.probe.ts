@@ -1,0 +1,73 @@
+/**
+ * `node dist/bench/commit.probe.js` (after `nest build ledger`): the floor under tee mode's added latency. One
+ * FreeClimb delivery per transaction (`appendBatch` of one record: `ledger_append` and its durable commit), one every
+ * 1/RATE s (default 200/s, open loop) for SECONDS (default 10), on a fresh embedded PostgreSQL of its own, with no
+ * HTTP, no service and no projector around it; prints p50/p90/p99/max of each commit's wall time. The tee answers
+ * a provider only after its delivery has committed, so where this p99 is above 5 ms the issue's target cannot be
+ * met by the service, whatever it does around the commit. BENCH_RATE=0: one commit at a time, each started when
+ * the previous one has committed (no queueing: the cost of one durable commit alone).
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDatabase, migrateToLatest, startEmbeddedPostgres } from '../libs/db/src/index.js';
+import { EventStoreRepository } from '../libs/event-store/src/index.js';
+import { translateFreeclimbWebhook } from '../libs/providers/src/freeclimb/freeclimb.translate.js';
+import { fmt, percentile } from './bench-support.js';
+
+const RATE = Number(process.env.BENCH_RATE ?? 200);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+
+const dataDir = await mkdtemp(join(tmpdir(), 'commit-probe-'));
+const pgs = await startEmbeddedPostgres({ dataDir, log: () => undefined });
+const { db } = createDatabase(pgs.url, 4);
+try {
+  await migrateToLatest(db);
+  const store = new EventStoreRepository(db);
+  const mk = () => {
+    const body = Buffer.from(
+      JSON.stringify({
+        accountId: 'AC' + 'b'.repeat(40), callId: `CA${randomUUID().replace(/-/g, '')}`, parentCallId: null, from: '+13125550147', to: '+13125550100',
+        callStatus: 'ringing', direction: 'inbound', requestType: 'inboundCall', conferenceId: null, queueId: null,
+      }),
+    );
+    return {
+      receipt: {
+        provider: 'freeclimb' as const, body, bodySha256: createHash('sha256').update(body).digest(), contentType: 'application/json', path: 'voice', query: '',
+        headers: {}, remoteAddr: null, receivedAt: new Date(), source: 'live' as const, signatureStatus: 'verified' as const, signatureTimestamp: null,
+      },
+      events: translateFreeclimbWebhook(body, { provider: 'freeclimb', path: 'voice', query: new URLSearchParams(), contentType: 'application/json' }),
+    };
+  };
+  const times: number[] = [];
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; RATE === 0 && performance.now() - start < (SECONDS + 1) * 1000; i++) {
+    const t = performance.now();
+    await store.appendBatch([mk()]);
+    if (performance.now() - start > 1000) times.push(performance.now() - t);
+  }
+  const total = Math.round((SECONDS + 1) * RATE);
+  for (let i = 0; i < total; i++) {
+    const wait = start + (i * 1000) / RATE - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const record = mk();
+    const t = performance.now();
+    pending.push(
+      store.appendBatch([record]).then(() => {
+        // The first second warms the plans and the caches up.
+        if (i >= RATE) times.push(performance.now() - t);
+      }),
+    );
+  }
+  await Promise.all(pending);
+  console.log(
+    `one delivery per transaction ${RATE === 0 ? 'one at a time' : `at ${RATE}/s`}, ${times.length} commits: p50 ${fmt(percentile(times, 0.5), 2)} ms  p90 ${fmt(percentile(times, 0.9), 2)} ms  ` +
+      `p99 ${fmt(percentile(times, 0.99), 2)} ms  max ${fmt(Math.max(...times), 2)} ms`,
+  );
+} finally {
+  await db.destroy();
+  await pgs.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
