@@ -37,6 +37,7 @@ import { AuditRepository } from './audit/audit.repository.js';
 import { VerifyAuditHandler } from './audit/verify-audit.query.js';
 import { AuditExportService } from './audit/audit-export.service.js';
 import { CheckpointService } from './audit/checkpoint.service.js';
+import { PartitionMaintenanceService } from './retention/partition-maintenance.service.js';
 import { CallsController } from './calls/calls.controller.js';
 import { CallsRepository } from './calls/calls.repository.js';
 import { GetCallEventsHandler } from './calls/get-call-events.query.js';
@@ -143,6 +144,7 @@ export class AppModule {
       ExportCallsHandler,
       VerifyAuditHandler,
       CheckpointService,
+      PartitionMaintenanceService,
       AuditExportService,
       AnalyticsRepository,
       GetAnalyticsSummaryHandler,

@@ -145,6 +145,10 @@ const envSchema = z.object({
   // Ed25519 private key (PKCS#8 PEM, or base64 of the DER) that signs the audit checkpoints. Unset: unsigned.
   LEDGER_CHECKPOINT_SIGNING_KEY: z.string().optional(),
   LEDGER_CHECKPOINT_INTERVAL_SEC: z.coerce.number().int().min(0).default(60),
+  // Partitioned store (README "Partitions and retention"): months of webhook_receipts/events made ahead of now, and
+  // how often the service checks (0: only at start; the appends still make a missing month of their own batch).
+  LEDGER_PARTITIONS_AHEAD: z.coerce.number().int().min(1).max(60).default(3),
+  LEDGER_PARTITION_CHECK_INTERVAL_SEC: z.coerce.number().int().min(0).default(3600),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // HTTP edge limits against slow clients (see README, Configuration). Node's own defaults (60 s for headers,
   // 5 min per request, no connection cap) let a few thousand idle sockets or trickled bodies hold the process.
@@ -228,6 +232,12 @@ export interface LedgerConfig {
   checkpointSigningKey: string | undefined;
   /** Seconds between periodic checkpoints; 0: only on demand. */
   checkpointIntervalSec: number;
+  partitions: {
+    /** Months made ahead of the current one. */
+    ahead: number;
+    /** Seconds between checks that they exist; 0: only at start. */
+    checkIntervalSec: number;
+  };
   http: {
     /** A connection must have sent its whole request head within this (else 408 and closed). */
     headersTimeoutMs: number;
@@ -311,6 +321,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     trustProxy: e.LEDGER_TRUST_PROXY,
     checkpointSigningKey: e.LEDGER_CHECKPOINT_SIGNING_KEY?.trim() || undefined,
     checkpointIntervalSec: e.LEDGER_CHECKPOINT_INTERVAL_SEC,
+    partitions: { ahead: e.LEDGER_PARTITIONS_AHEAD, checkIntervalSec: e.LEDGER_PARTITION_CHECK_INTERVAL_SEC },
     http: {
       headersTimeoutMs: e.LEDGER_HEADERS_TIMEOUT_MS,
       // Node requires headersTimeout <= requestTimeout.

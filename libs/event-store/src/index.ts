@@ -13,3 +13,4 @@ export * from './retranslation.repository.js';
 export * from './retranslation.js';
 export * from './staged-rows.js';
 export * from './bulk-append.repository.js';
+export * from './partitions.repository.js';
