@@ -161,7 +161,8 @@ export async function up(db: Kysely<any>): Promise<void> {
         -- Made empty and attached (not CREATE ... PARTITION OF): ATTACH locks the parent SHARE UPDATE EXCLUSIVE only.
         EXECUTE format('CREATE TABLE %I (LIKE %I INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', t || '_' || sfx, t);
         IF t = 'events' THEN
-          EXECUTE format('CREATE UNIQUE INDEX %I ON %I (stream_name, stream_version)', t || '_' || sfx || '_stream_version', t || '_' || sfx);
+          -- Named by PostgreSQL: a month archived and made again must not collide with its detached table's index.
+          EXECUTE format('CREATE UNIQUE INDEX ON %I (stream_name, stream_version)', t || '_' || sfx);
         END IF;
         EXECUTE format('ALTER TABLE %I ATTACH PARTITION %I FOR VALUES FROM (%L) TO (%L)', t, t || '_' || sfx, lo, hi);
         EXECUTE format('CREATE TRIGGER %I BEFORE TRUNCATE ON %I FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()',

@@ -14,6 +14,7 @@ import * as dailyRollupRoles from './20261202000400_daily_rollup_roles.js';
 import * as numberSearch from './20261202000500_number_search.js';
 import * as getDeliveries from './20261202000800_get_deliveries.js';
 import * as partitionedStore from './20261203000200_partitioned_store.js';
+import * as retention from './20261203000210_retention.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -35,4 +36,5 @@ export const migrations: Record<string, Migration> = {
   '20261202000500_number_search': numberSearch,
   '20261202000800_get_deliveries': getDeliveries,
   '20261203000200_partitioned_store': partitionedStore,
+  '20261203000210_retention': retention,
 };

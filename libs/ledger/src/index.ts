@@ -11,3 +11,4 @@ export * from './numeric-bounds.js';
 export * from './app-answer.js';
 export * from './intent.js';
 export * from './event-schemas.js';
+export * from './retention-policy.js';
