@@ -40,6 +40,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       at timestamptz NOT NULL DEFAULT now(),
       receipts bigint NOT NULL,
       events bigint NOT NULL,
+      -- Runs of archived versions recorded by the detach (the archive's runs.ndjson must list as many).
+      runs bigint NOT NULL,
       manifest_sha256 bytea,
       archive_path text
     )`.execute(db);
@@ -59,6 +61,7 @@ export async function up(db: Kysely<any>): Promise<void> {
       sfx text := to_char(m, '"p"YYYY"m"MM');
       n_r bigint;
       n_e bigint;
+      n_runs bigint;
     BEGIN
       IF NOT EXISTS (SELECT 1 FROM ledger_partitions p WHERE p.month = m) THEN
         RAISE EXCEPTION 'month % has no partitions', m USING ERRCODE = 'undefined_table';
@@ -81,10 +84,11 @@ export async function up(db: Kysely<any>): Promise<void> {
                 e.stream_version - row_number() OVER (PARTITION BY e.stream_name ORDER BY e.stream_version) AS g
               FROM %I e) x
         GROUP BY x.stream_name, x.g$q$, m, 'events_' || sfx || '_archiving');
+      GET DIAGNOSTICS n_runs = ROW_COUNT;
       EXECUTE format('SELECT count(*) FROM %I', 'events_' || sfx || '_archiving') INTO n_e;
       EXECUTE format('SELECT count(*) FROM %I', 'webhook_receipts_' || sfx || '_archiving') INTO n_r;
       DELETE FROM ledger_partitions p WHERE p.month = m;
-      INSERT INTO ledger_retention_log (month, state, receipts, events) VALUES (m, 'detached', n_r, n_e);
+      INSERT INTO ledger_retention_log (month, state, receipts, events, runs) VALUES (m, 'detached', n_r, n_e, n_runs);
       RETURN QUERY SELECT n_r, n_e;
     END
     $fn$`.execute(db);
@@ -107,8 +111,8 @@ export async function up(db: Kysely<any>): Promise<void> {
       END IF;
       EXECUTE format('DROP TABLE %I', 'events_' || sfx);
       EXECUTE format('DROP TABLE %I', 'webhook_receipts_' || sfx);
-      INSERT INTO ledger_retention_log (month, state, receipts, events, manifest_sha256, archive_path)
-      VALUES (m, 'dropped', d.receipts, d.events, manifest_sha256, archive_path);
+      INSERT INTO ledger_retention_log (month, state, receipts, events, runs, manifest_sha256, archive_path)
+      VALUES (m, 'dropped', d.receipts, d.events, d.runs, manifest_sha256, archive_path);
     END
     $fn$`.execute(db);
 

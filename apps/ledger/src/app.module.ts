@@ -5,7 +5,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule, type Params as LoggingParams } from 'nestjs-pino';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { Database, poolOf } from '@lib/db';
-import { BulkAppendRepository, EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
+import { BulkAppendRepository, EventStoreRepository, GroupCommitWriter, RetentionRepository } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
 import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-actions.controller.js';
@@ -38,6 +38,9 @@ import { VerifyAuditHandler } from './audit/verify-audit.query.js';
 import { AuditExportService } from './audit/audit-export.service.js';
 import { CheckpointService } from './audit/checkpoint.service.js';
 import { PartitionMaintenanceService } from './retention/partition-maintenance.service.js';
+import { RetentionController } from './retention/retention.controller.js';
+import { RetentionService } from './retention/retention.service.js';
+import { RunRetentionHandler } from './retention/run-retention.command.js';
 import { CallsController } from './calls/calls.controller.js';
 import { CallsRepository } from './calls/calls.repository.js';
 import { GetCallEventsHandler } from './calls/get-call-events.query.js';
@@ -82,6 +85,7 @@ export class AppModule {
       { provide: APP_FILTER, useClass: LedgerExceptionFilter },
       { provide: ProviderRegistry, useFactory: (c: LedgerConfig) => new ProviderRegistry(c.secrets, c.publicUrl), inject: [LEDGER_CONFIG] },
       { provide: EventStoreRepository, useFactory: (db: Database) => new EventStoreRepository(db), inject: [Database] },
+      { provide: RetentionRepository, useFactory: (db: Database) => new RetentionRepository(db), inject: [Database] },
       {
         provide: BulkAppendRepository,
         useFactory: (db: Database) => {
@@ -145,6 +149,8 @@ export class AppModule {
       VerifyAuditHandler,
       CheckpointService,
       PartitionMaintenanceService,
+      RetentionService,
+      RunRetentionHandler,
       AuditExportService,
       AnalyticsRepository,
       GetAnalyticsSummaryHandler,
@@ -168,6 +174,7 @@ export class AppModule {
         AuditController,
         AnalyticsController,
         AuditActionsController,
+        RetentionController,
         TeeController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],

@@ -369,7 +369,7 @@ export type StoredStreamEvent = { streamName: string; position: string; received
   [K in StoredEventType]: { type: K; data: EventDataMap[K] };
 }[StoredEventType];
 
-type ChainRow = StoredReceiptColumns & {
+export type ChainRow = StoredReceiptColumns & {
   global_position: string | number | bigint;
   event_id: string;
   stream_name: string;
@@ -388,7 +388,7 @@ type ChainRow = StoredReceiptColumns & {
   actual_body_sha256: string;
 };
 
-const toChainLink = (r: ChainRow): StoredChainLink => ({
+export const toChainLink = (r: ChainRow): StoredChainLink => ({
   chainVersion: r.chain_version,
   transactionId: String(r.transaction_id),
   receipt: chainReceiptOf(r),

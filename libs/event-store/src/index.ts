@@ -14,3 +14,5 @@ export * from './retranslation.js';
 export * from './staged-rows.js';
 export * from './bulk-append.repository.js';
 export * from './partitions.repository.js';
+export * from './retention.repository.js';
+export * from './archive.js';

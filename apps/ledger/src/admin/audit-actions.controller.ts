@@ -14,8 +14,8 @@ const auditActionSchema = z
     id: z.string(),
     at: z.string().describe('ISO-8601'),
     keyName: z.string().describe('the name of the API key that acted (never the key)'),
-    action: z.enum(['import', 'projections.rebuild']),
-    details: z.record(z.string(), z.unknown()).describe('import: outcome, counts, first and last receipt id; rebuild: projection asked for and started'),
+    action: z.enum(['import', 'projections.rebuild', 'retention.drop']),
+    details: z.record(z.string(), z.unknown()).describe('import: outcome, counts, first and last receipt id; rebuild: projection asked for and started; retention.drop: month, archive path, counts, manifest sha256'),
   })
   .meta({ id: 'AuditAction' });
 
