@@ -42,10 +42,10 @@ const digestOf = async (file: string): Promise<FileDigest> => {
 
 export const verifyArchiveDir = async (dir: string, publicKey?: string) => {
   const digests = {} as Record<ArchiveFile, FileDigest>;
-  const files = {} as Record<ArchiveFile, AsyncIterable<string>>;
+  const files = {} as Record<ArchiveFile, () => AsyncIterable<string>>;
   for (const f of ARCHIVE_FILES) {
     digests[f] = await digestOf(join(dir, f));
-    files[f] = linesOf(join(dir, f));
+    files[f] = () => linesOf(join(dir, f));
   }
   return verifyArchive(await readFile(join(dir, 'manifest.json'), 'utf8'), digests, files, { publicKey });
 };

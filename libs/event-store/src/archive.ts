@@ -144,7 +144,8 @@ export interface ArchiveReport {
 export const verifyArchive = async (
   manifestText: string,
   digests: Record<ArchiveFile, FileDigest>,
-  files: Record<ArchiveFile, AsyncIterable<string> | Iterable<string>>,
+  /** Each file's lines, opened when it is read (one after the other). */
+  files: Record<ArchiveFile, () => AsyncIterable<string> | Iterable<string>>,
   options: { publicKey?: string } = {},
 ): Promise<ArchiveReport> => {
   const report: ArchiveReport = { valid: false, month: null, receipts: 0, events: 0, streams: 0, runs: 0, signatureChecked: false, problems: [], notes: [] };
@@ -176,7 +177,7 @@ export const verifyArchive = async (
   }
 
   const bodies = new Map<string, string>();
-  for await (const raw of files['receipts.ndjson']) {
+  for await (const raw of files['receipts.ndjson']()) {
     if (raw.trim() === '') continue;
     const r = JSON.parse(raw) as { id: string; bodySha256: string; body: string };
     report.receipts += 1;
@@ -186,7 +187,7 @@ export const verifyArchive = async (
   }
 
   const runs = new Map<string, Map<number, { prev: string | null; last: number; lastHash: string; seen: boolean }>>();
-  for await (const raw of files['runs.ndjson']) {
+  for await (const raw of files['runs.ndjson']()) {
     if (raw.trim() === '') continue;
     const [stream, first, prev, last, lastHash] = JSON.parse(raw) as RunLine;
     report.runs += 1;
@@ -201,7 +202,7 @@ export const verifyArchive = async (
     }
     cur = null;
   };
-  for await (const raw of files['events.ndjson']) {
+  for await (const raw of files['events.ndjson']()) {
     if (raw.trim() === '') continue;
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- untrusted JSON; the hashes vouch for it
     const o = JSON.parse(raw) as Record<string, any>;
