@@ -48,6 +48,8 @@ const postRequest = (path: string): { url: string; headers: Record<string, strin
     case '/v1/admin/projections/rebuild':
       return { url: path, headers: { ...auth, 'content-type': 'application/json' }, payload: '{"name":"no-such-projection"}' };
     case '/v1/admin/checkpoints':
+    // No LEDGER_RETENTION in this app: the run does nothing and says so.
+    case '/v1/admin/retention':
       return { url: path, headers: auth };
     case '/console/api/session':
       return { url: path, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ apiKey: API_KEY }) };
