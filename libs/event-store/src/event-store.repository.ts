@@ -237,7 +237,8 @@ export class EventStoreRepository {
   private chainQuery(filter: { streamNames?: string[]; since?: Date; until?: Date }) {
     let q = this.db
       .selectFrom('events as e')
-      .innerJoin('webhook_receipts as r', 'r.id', 'e.receipt_id')
+      // Same month as its event (partitioned store): the join is pruned to one partition per event.
+      .innerJoin('webhook_receipts as r', (j) => j.onRef('r.id', '=', 'e.receipt_id').onRef('r.received_at', '=', 'e.received_at'))
       .select([
         'e.global_position',
         'e.event_id',
