@@ -15,7 +15,8 @@ import { sql, type Kysely } from 'kysely';
  *   parents for a moment), its runs recorded, the month forgotten by `ledger_partitions` (a late delivery for it
  *   makes a fresh partition, kept until a later run). The detached tables, renamed `<table>_p<YYYY>m<MM>_archiving`, stay until dropped.
  * - `ledger_drop_month(month, manifest sha256, path)`: drops the detached tables of a month in state 'detached'.
- * Both are SECURITY DEFINER (the service's role owns no table) and granted to ledger_app.
+ * Both are SECURITY DEFINER (the service's role owns no table) and granted to ledger_app, which can therefore drop a
+ * month, but only one that ended more than a day ago, and never without its runs and the log row.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   const {
@@ -63,6 +64,10 @@ export async function up(db: Kysely<any>): Promise<void> {
       n_e bigint;
       n_runs bigint;
     BEGIN
+      -- Never a month that may still be written to by the live path (its end less than a day ago, or to come).
+      IF (m + interval '1 month')::timestamp AT TIME ZONE 'UTC' > now() - interval '1 day' THEN
+        RAISE EXCEPTION 'month % has not ended a day ago: it cannot be dropped', m USING ERRCODE = 'object_not_in_prerequisite_state';
+      END IF;
       IF NOT EXISTS (SELECT 1 FROM ledger_partitions p WHERE p.month = m) THEN
         RAISE EXCEPTION 'month % has no partitions', m USING ERRCODE = 'undefined_table';
       END IF;

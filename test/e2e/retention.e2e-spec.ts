@@ -99,6 +99,12 @@ describe('retention: archive, then drop whole months', () => {
     );
   });
 
+  it('lets the service role drop only months that ended more than a day ago, and only detached ones', async () => {
+    await expect(sql`SELECT * FROM ledger_detach_month(${isoMonth(monthAgo(0))}::date)`.execute(t.pools.app.db)).rejects.toThrow(/has not ended a day ago/);
+    await expect(sql`SELECT ledger_drop_month(${isoMonth(M1)}::date, ${Buffer.alloc(32)}, 'x')`.execute(t.pools.app.db)).rejects.toThrow(/not detached/);
+    await expect(sql`DROP TABLE ${sql.table(`events_${suffix(M1)}`)}`.execute(t.pools.app.db)).rejects.toThrow(/must be owner/);
+  });
+
   it('keeps the projections: the legs of dropped months are still read', async () => {
     for (const leg of ['ret-old', 'ret-span']) {
       const res = await t.app.inject({ method: 'GET', url: `/v1/calls/${leg}`, headers: auth });
