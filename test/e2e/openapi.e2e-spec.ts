@@ -47,8 +47,8 @@ const postRequest = (path: string): { url: string; headers: Record<string, strin
       };
     case '/v1/admin/projections/rebuild':
       return { url: path, headers: { ...auth, 'content-type': 'application/json' }, payload: '{"name":"no-such-projection"}' };
+    // No LEDGER_RETENTION in this app: a retention run does nothing and says so.
     case '/v1/admin/checkpoints':
-    // No LEDGER_RETENTION in this app: the run does nothing and says so.
     case '/v1/admin/retention':
       return { url: path, headers: auth };
     case '/console/api/session':
