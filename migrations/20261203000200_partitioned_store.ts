@@ -85,6 +85,22 @@ const rewriteFunction = (signature: string, edits: [string, string][]) => sql`
     END LOOP;
     EXECUTE d;
   END $do$`;
+/**
+ * Recreates on `to` the triggers of `from` (their stored definitions: whatever earlier migrations made of the
+ * append-only rules, e.g. the erasure's split of UPDATE and DELETE), leaving out internal ones (foreign keys) and
+ * those named in `except`.
+ */
+const copyTriggers = (from: string, to: string, except: string[] = []) => sql`
+  DO $do$
+  DECLARE t record;
+  BEGIN
+    FOR t IN SELECT g.oid, g.tgname FROM pg_trigger g WHERE g.tgrelid = ${sql.lit(from)}::regclass AND NOT g.tgisinternal LOOP
+      CONTINUE WHEN t.tgname = ANY (ARRAY[${sql.join([...except, ''].map((e) => sql.lit(e)))}]);
+      EXECUTE replace(replace(pg_get_triggerdef(t.oid), ' ON ' || quote_ident(current_schema()) || '.' || ${sql.lit(`${from} `)}, ${sql.lit(` ON ${to} `)}),
+        ${sql.lit(` ON ${from} `)}, ${sql.lit(` ON ${to} `)});
+    END LOOP;
+  END $do$`;
+
 const reversed = (edits: [string, string][]): [string, string][] => edits.map(([a, b]) => [b, a]);
 
 /**
@@ -105,7 +121,9 @@ const reversed = (edits: [string, string][]): [string, string][] => edits.map(([
  * - The commit-order cursor: `transaction_id` and `global_position` are copied as they are; `events_commit_order`
  *   is a partitioned index, read as a merge of the partitions' indexes.
  * - The chain: rows are copied byte for byte; nothing that is hashed changes.
- * - Append-only: the row triggers are cloned onto every partition; each partition gets its own no-truncate trigger.
+ * - Append-only: the old tables' triggers are recreated on the partitioned ones from their stored definitions (so
+ *   whatever an earlier migration made of them comes along), row triggers are cloned onto every partition, and each
+ *   partition gets a no-truncate trigger of its own.
  *
  * Partitions are made by `ledger_ensure_partitions(timestamptz[])` (SECURITY DEFINER, granted to ledger_app): the
  * months of the given instants that are missing are created as plain tables and ATTACHed (a SHARE UPDATE EXCLUSIVE
@@ -228,6 +246,9 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`INSERT INTO events OVERRIDING SYSTEM VALUE SELECT * FROM events_unpart`.execute(db);
   await sql`SELECT setval(pg_get_serial_sequence('webhook_receipts', 'id'), last_value, is_called) FROM webhook_receipts_id_seq_unpart`.execute(db);
   await sql`SELECT setval(pg_get_serial_sequence('events', 'global_position'), last_value, is_called) FROM events_global_position_seq_unpart`.execute(db);
+  // The append-only rules as they are (UPDATE/DELETE/TRUNCATE triggers): row triggers are cloned onto every partition.
+  await copyTriggers('events_unpart', 'events').execute(db);
+  await copyTriggers('webhook_receipts_unpart', 'webhook_receipts').execute(db);
   await sql`DROP TABLE events_unpart`.execute(db);
   await sql`DROP TABLE webhook_receipts_unpart`.execute(db);
 
@@ -253,14 +274,13 @@ export async function up(db: Kysely<any>): Promise<void> {
   await sql`
     CREATE TRIGGER webhook_receipts_key BEFORE INSERT ON webhook_receipts
     FOR EACH ROW EXECUTE FUNCTION ledger_receipt_key()`.execute(db);
-  for (const table of ['events', 'webhook_receipts', 'webhook_receipt_keys']) {
-    await sql`
-      CREATE TRIGGER ${sql.raw(`${table}_append_only`)} BEFORE UPDATE OR DELETE ON ${sql.table(table)}
-      FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
-    await sql`
-      CREATE TRIGGER ${sql.raw(`${table}_no_truncate`)} BEFORE TRUNCATE ON ${sql.table(table)}
-      FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
-  }
+  // The keys are append-only: never changed, never deleted (a dropped month's keys stay).
+  await sql`
+    CREATE TRIGGER webhook_receipt_keys_append_only BEFORE UPDATE OR DELETE ON webhook_receipt_keys
+    FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
+  await sql`
+    CREATE TRIGGER webhook_receipt_keys_no_truncate BEFORE TRUNCATE ON webhook_receipt_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
 
   await rewriteFunction(APPEND_SIGNATURE, APPEND_EDITS).execute(db);
   await rewriteFunction(STAGED_SIGNATURE, STAGED_EDITS).execute(db);
@@ -304,6 +324,8 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`INSERT INTO events OVERRIDING SYSTEM VALUE SELECT * FROM events_part`.execute(db);
   await sql`SELECT setval(pg_get_serial_sequence('webhook_receipts', 'id'), last_value, is_called) FROM webhook_receipts_id_seq_part`.execute(db);
   await sql`SELECT setval(pg_get_serial_sequence('events', 'global_position'), last_value, is_called) FROM events_global_position_seq_part`.execute(db);
+  await copyTriggers('events_part', 'events').execute(db);
+  await copyTriggers('webhook_receipts_part', 'webhook_receipts', ['webhook_receipts_key']).execute(db);
   await sql`DROP TABLE events_part`.execute(db);
   await sql`DROP TABLE webhook_receipts_part`.execute(db);
   await sql`DROP TABLE webhook_receipt_keys`.execute(db);
@@ -324,14 +346,6 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`
     ALTER TABLE receipt_translations ADD CONSTRAINT receipt_translations_receipt_id_fkey
     FOREIGN KEY (receipt_id) REFERENCES webhook_receipts (id)`.execute(db);
-  for (const table of ['events', 'webhook_receipts']) {
-    await sql`
-      CREATE TRIGGER ${sql.raw(`${table}_append_only`)} BEFORE UPDATE OR DELETE ON ${sql.table(table)}
-      FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
-    await sql`
-      CREATE TRIGGER ${sql.raw(`${table}_no_truncate`)} BEFORE TRUNCATE ON ${sql.table(table)}
-      FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()`.execute(db);
-  }
   await sql`
     DO $$
     BEGIN
