@@ -60,7 +60,7 @@ for (const size of (process.env.SIZES ?? "1,10,64,200,1000").split(",").map(Numb
 if (process.env.PGSS) {
   await sql`CREATE EXTENSION IF NOT EXISTS pg_stat_statements`.execute(db);
   const { rows } = await sql<{ calls: string; plan_ms: number; exec_ms: number; query: string }>`
-    SELECT calls::text, total_plan_time AS plan_ms, total_exec_time AS exec_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 90) AS query
+    SELECT calls::text, total_plan_time AS plan_ms, total_exec_time AS exec_ms, left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 90) AS query
     FROM pg_stat_statements ORDER BY total_plan_time + total_exec_time DESC LIMIT 15`.execute(db);
   for (const r of rows) console.log(`${r.calls.padStart(6)} calls  plan ${r.plan_ms.toFixed(0).padStart(6)} ms  exec ${r.exec_ms.toFixed(0).padStart(6)} ms  ${r.query}`);
 }

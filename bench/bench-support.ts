@@ -238,9 +238,9 @@ export const scrapeHistogram = async (base: string, apiKey: string, name: string
 };
 
 /** One embedded PostgreSQL for a benchmark run, with an admin connection that hands out empty databases. */
-export const startBenchServer = async (prefix: string) => {
+export const startBenchServer = async (prefix: string, flags: string[] = []) => {
   const dataDir = await mkdtemp(join(tmpdir(), prefix));
-  const server = await startEmbeddedPostgres({ dataDir });
+  const server = await startEmbeddedPostgres({ dataDir, flags });
   const admin = new pg.Client({ connectionString: server.url });
   await admin.connect();
   const freshDatabase = async (name: string) => {

@@ -129,9 +129,11 @@ export const benchPeer = async (freshDatabase: (name: string) => Promise<string>
   try {
     await migrateToLatest(db);
     // The service's defaults (LEDGER_INGEST_BATCH_MAX 500, LEDGER_INGEST_CONCURRENCY 2, LEDGER_INGEST_MAX_CONCURRENCY 2
-    // within a pool of 10); LEDGER_INGEST_MAX_CONCURRENCY in this process's environment overrides the last, to compare.
-    const maxConcurrency = Number(process.env.LEDGER_INGEST_MAX_CONCURRENCY ?? 2);
-    const writer = new GroupCommitWriter(new EventStoreRepository(db), { batchMax: 500, queueMax: 1_000_000, concurrency: 2, maxConcurrency });
+    // within a pool of 10); LEDGER_INGEST_CONCURRENCY and LEDGER_INGEST_MAX_CONCURRENCY in this process's environment
+    // override the last two, to compare.
+    const concurrency = Number(process.env.LEDGER_INGEST_CONCURRENCY ?? 2);
+    const maxConcurrency = Number(process.env.LEDGER_INGEST_MAX_CONCURRENCY ?? concurrency);
+    const writer = new GroupCommitWriter(new EventStoreRepository(db), { batchMax: 500, queueMax: 1_000_000, concurrency, maxConcurrency });
     const end = probe.begin(`peer-ledger-${opts.appenders}`, null);
     ledger = await runAppenders(appends, opts.appenders, async (a) => {
       const o = await writer.submit(a.record);

@@ -12,7 +12,8 @@ import type { ConsoleLatency } from './console.bench.js';
 const QUERY_TARGETS_MS: [string, number][] = [
   // Issue 14: every calls route (a page, a filtered page deep in the history, a number search, a leg, a tree, its events) under 10 ms.
   ['GET /v1/calls', 10],
-  ['GET /v1/analytics/summary', 300],
+  // Issue 14's table: the 30-day summary by day, p99 < 100 ms at 1 M legs (300 ms was an earlier issue's).
+  ['GET /v1/analytics/summary', 100],
 ];
 
 export interface Figure {

@@ -21,6 +21,7 @@ const AHEAD_MONTHS = 3;
  *    every call cost about 190 µs of PostgreSQL CPU per call (pg_stat_statements, bench/append.probe.ts).
  * ledger_append_staged (bulk import), relative to 20261202000300_bulk_import:
  * 1. first statement: ensures the months of the staged receipts.
+ * ledger_erase_guard (where 20261203000100_erasure made it): asks for the partitioned table's name, not the partition's.
  * Nothing else changes: the receipt INSERT keeps `ON CONFLICT DO NOTHING` (the duplicate is now skipped by the
  * `webhook_receipts_key` trigger, with the same wait-for-the-other-transaction semantics), versions and hashes
  * are computed as before.
@@ -99,6 +100,24 @@ const copyTriggers = (from: string, to: string, except: string[] = []) => sql`
       EXECUTE replace(replace(pg_get_triggerdef(t.oid), ' ON ' || quote_ident(current_schema()) || '.' || ${sql.lit(`${from} `)}, ${sql.lit(` ON ${to} `)}),
         ${sql.lit(` ON ${from} `)}, ${sql.lit(` ON ${to} `)});
     END LOOP;
+  END $do$`;
+
+/**
+ * The erasure's UPDATE guard (20261203000100_erasure), where it exists, tells the two tables apart by TG_TABLE_NAME,
+ * which on a partition is the partition's name: it is made to ask for the partitioned table's name instead.
+ */
+const GUARD_FROM = `CASE TG_TABLE_NAME WHEN 'events'`;
+const GUARD_TO = `CASE (SELECT c.relname FROM pg_class c WHERE c.oid = coalesce(pg_partition_root(TG_RELID), TG_RELID)) WHEN 'events'`;
+const editEraseGuard = (from: string, to: string) => sql`
+  DO $do$
+  DECLARE d text;
+  BEGIN
+    IF to_regprocedure('ledger_erase_guard()') IS NULL THEN RETURN; END IF;
+    d := pg_get_functiondef('ledger_erase_guard()'::regprocedure);
+    IF position(${sql.lit(from)} IN d) = 0 THEN
+      RAISE EXCEPTION 'partitioned store: ledger_erase_guard() no longer tells the tables apart as expected';
+    END IF;
+    EXECUTE replace(d, ${sql.lit(from)}, ${sql.lit(to)});
   END $do$`;
 
 const reversed = (edits: [string, string][]): [string, string][] => edits.map(([a, b]) => [b, a]);
@@ -284,6 +303,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await rewriteFunction(APPEND_SIGNATURE, APPEND_EDITS).execute(db);
   await rewriteFunction(STAGED_SIGNATURE, STAGED_EDITS).execute(db);
+  await editEraseGuard(GUARD_FROM, GUARD_TO).execute(db);
 
   // Grants on the new tables (SELECT for both roles; the store stays written only by the appends) and the
   // appends' SECURITY DEFINER settings; the service may make months ahead.
@@ -300,6 +320,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 /** Back to the single tables of 20261202000800 (rows copied back; the partitions and the key table dropped). */
 export async function down(db: Kysely<any>): Promise<void> {
+  await editEraseGuard(GUARD_TO, GUARD_FROM).execute(db);
   await rewriteFunction(STAGED_SIGNATURE, reversed(STAGED_EDITS)).execute(db);
   await rewriteFunction(APPEND_SIGNATURE, reversed(APPEND_EDITS)).execute(db);
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_KEY, startTestApp, type TestApp } from '../support/test-app.js';
+import { API_KEY, readyProjector, startTestApp, type TestApp } from '../support/test-app.js';
 
 /**
  * Console sessions through the whole app: sign-in sets an HttpOnly, SameSite=Strict cookie that the API routes
@@ -16,6 +16,9 @@ for (const stream of [process.stdout, process.stderr]) {
 }
 beforeAll(async () => {
   t = await startTestApp({ LOG_LEVEL: 'trace' });
+  // The read models exist once the projector has initialised; before that GET /v1/calls is a 503 (a loaded machine
+  // showed it).
+  await readyProjector(t);
 });
 afterAll(async () => {
   await t.close();

@@ -51,6 +51,8 @@ const postRequest = (path: string): { url: string; headers: Record<string, strin
     case '/v1/admin/checkpoints':
     case '/v1/admin/retention':
       return { url: path, headers: auth };
+    case '/v1/admin/erasures':
+      return { url: path, headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify({ number: '+19995550000', reason: 'openapi sample' }) };
     case '/console/api/session':
       return { url: path, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ apiKey: API_KEY }) };
     case '/internal/noop':

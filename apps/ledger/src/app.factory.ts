@@ -20,6 +20,9 @@ export interface CreateAppOptions {
   db: Database;
   /** The projector's pool when it runs as a role of its own (see AppModuleOptions). */
   projectorDb?: Database;
+  /** DATABASE_READ_URL's pool (see AppModuleOptions). */
+  replicaDb?: Database;
+  replicaProbeMs?: number;
   schema: SchemaState;
   databaseUrl?: string | null;
   benchRoutes?: boolean;
@@ -60,6 +63,8 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
       config,
       db: options.db,
       projectorDb: options.projectorDb,
+      replicaDb: options.replicaDb,
+      replicaProbeMs: options.replicaProbeMs,
       schema: options.schema,
       databaseUrl: options.databaseUrl ?? null,
       benchRoutes: options.benchRoutes,

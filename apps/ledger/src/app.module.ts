@@ -1,18 +1,21 @@
 import { Module, type DynamicModule, type Provider as NestProvider } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule, type Params as LoggingParams } from 'nestjs-pino';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { Database, poolOf } from '@lib/db';
-import { BulkAppendRepository, EventStoreRepository, GroupCommitWriter, RetentionRepository } from '@lib/event-store';
+import { BulkAppendRepository, ErasureRepository, EventStoreRepository, GroupCommitWriter, RetentionRepository } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
+import { MaskingInterceptor } from './common/masking.interceptor.js';
+import { EraseSubjectHandler } from './admin/erase-subject.command.js';
+import { ErasuresController } from './admin/erasures.controller.js';
 import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-actions.controller.js';
 import { ApiKeyFailureLimiter } from './common/api-key.guard.js';
 import { AuditActionsRepository } from './common/audit-actions.repository.js';
 import { LedgerExceptionFilter } from './common/ledger-exception.filter.js';
-import { SCHEMA_STATE, type SchemaState } from './common/tokens.js';
+import { READ_DATABASE, SCHEMA_STATE, type SchemaState } from './common/tokens.js';
 import { NoopController } from './common/noop.controller.js';
 import { HealthController } from './health/health.controller.js';
 import { ImportController } from './import/import.controller.js';
@@ -57,6 +60,7 @@ import { AnalyticsRepository } from './analytics/analytics.repository.js';
 import { GetAnalyticsSummaryHandler } from './analytics/get-analytics-summary.query.js';
 import { GetAnalyticsTimeseriesHandler } from './analytics/get-analytics-timeseries.query.js';
 import { ConsoleModule } from './console/console.module.js';
+import { ReadReplicaService } from './replica/read-replica.service.js';
 
 export interface AppModuleOptions {
   config: LedgerConfig;
@@ -67,6 +71,13 @@ export interface AppModuleOptions {
    * role does everything).
    */
   projectorDb?: Database;
+  /**
+   * DATABASE_READ_URL's pool (a streaming standby, made with the request pool's timeouts): the query routes read
+   * from it while it is up. Absent: they read `db`.
+   */
+  replicaDb?: Database;
+  /** Between two probes of the replica (tests shorten it). */
+  replicaProbeMs?: number;
   /** Connection string for LISTEN/NOTIFY wake-ups of the projector (null: polling only). */
   databaseUrl: string | null;
   /** Adds POST /internal/noop, the no-I/O baseline route of the benchmarks. */
@@ -83,9 +94,12 @@ export class AppModule {
       { provide: Database, useValue: options.db },
       { provide: SCHEMA_STATE, useValue: options.schema },
       { provide: APP_FILTER, useClass: LedgerExceptionFilter },
+      { provide: APP_INTERCEPTOR, useClass: MaskingInterceptor },
       { provide: ProviderRegistry, useFactory: (c: LedgerConfig) => new ProviderRegistry(c.secrets, c.publicUrl), inject: [LEDGER_CONFIG] },
       { provide: EventStoreRepository, useFactory: (db: Database) => new EventStoreRepository(db), inject: [Database] },
       { provide: RetentionRepository, useFactory: (db: Database) => new RetentionRepository(db), inject: [Database] },
+      { provide: ErasureRepository, useFactory: (db: Database) => new ErasureRepository(db), inject: [Database] },
+      EraseSubjectHandler,
       {
         provide: BulkAppendRepository,
         useFactory: (db: Database) => {
@@ -115,6 +129,13 @@ export class AppModule {
           createProjector(options.projectorDb ?? db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count)),
         inject: [Database, MetricsService],
       },
+      {
+        provide: ReadReplicaService,
+        useFactory: (db: Database, c: LedgerConfig, metrics: MetricsService) =>
+          new ReadReplicaService(db, options.replicaDb ?? null, { fallback: c.readFallback, probeMs: options.replicaProbeMs }, metrics),
+        inject: [Database, LEDGER_CONFIG, MetricsService],
+      },
+      { provide: READ_DATABASE, useFactory: (replica: ReadReplicaService) => replica.db, inject: [ReadReplicaService] },
       ProjectorLifecycle,
       GetProjectionStatusHandler,
       RebuildProjectionsHandler,
@@ -175,6 +196,7 @@ export class AppModule {
         AnalyticsController,
         AuditActionsController,
         RetentionController,
+        ErasuresController,
         TeeController,
         ...(options.benchRoutes ? [NoopController] : []),
       ],

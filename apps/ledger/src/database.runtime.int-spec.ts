@@ -39,6 +39,30 @@ describe('openDatabase', () => {
       expect(await setting(runtime.db, 'idle_in_transaction_session_timeout')).toBe('30s');
       // The projector's rebuilds may run long; only its lock and idle waits are bounded.
       expect(await setting(runtime.projector.db, 'statement_timeout')).toBe('0');
+      expect(runtime.replica).toBeNull();
+    } finally {
+      await runtime.close();
+    }
+  });
+
+  it('with DATABASE_READ_URL: a pool of its own for the query routes, as the role its URL names, with the request timeouts', async () => {
+    // The test server stands for the standby here: the pool's setup is under test, not replication
+    // (test/chaos/read-replica.chaos-spec.ts has a real standby).
+    const config = loadConfig({
+      DATABASE_URL: tdb.appUrl,
+      LEDGER_DATABASE_OWNER_URL: tdb.url,
+      LEDGER_PROJECTOR_DATABASE_URL: tdb.projectorUrl,
+      DATABASE_READ_URL: tdb.appUrl,
+      LEDGER_DB_STATEMENT_TIMEOUT_MS: '7000',
+      LOG_LEVEL: 'silent',
+    });
+    const runtime = await openDatabase(config);
+    try {
+      await runtime.ready;
+      expect(runtime.replica!.url).toBe(tdb.appUrl);
+      expect(await currentUser(runtime.replica!.db)).toBe('ledger_app');
+      expect(await setting(runtime.replica!.db, 'statement_timeout')).toBe('7s');
+      expect(await setting(runtime.replica!.db, 'application_name')).toBe('call-ledger-read');
     } finally {
       await runtime.close();
     }

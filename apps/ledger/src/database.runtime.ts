@@ -24,6 +24,11 @@ export interface DatabaseRuntime extends DatabaseHandle {
   url: string;
   /** The projector's pool and URL (LISTEN): owns the read models, reads the store. */
   projector: DatabaseHandle & { url: string };
+  /**
+   * DATABASE_READ_URL's pool (a streaming standby) for the query routes, with the request pool's size and timeouts
+   * and the role its URL names (ledger_app's credentials: roles replicate with the cluster). Null when unset.
+   */
+  replica: (DatabaseHandle & { url: string }) | null;
   mode: DatabaseMode;
   embedded: EmbeddedPostgresHandle | null;
   schema: SchemaState;
@@ -99,6 +104,9 @@ export const openDatabase = async (config: LedgerConfig, options: OpenDatabaseOp
 
   const handle = createDatabase(appUrl, config.poolSize, { ...config.dbTimeouts, applicationName: 'call-ledger' });
   const projector = createDatabase(projectorUrl, PROJECTOR_POOL, { ...BACKGROUND_TIMEOUTS, connectMs: config.dbTimeouts.connectMs, applicationName: 'call-ledger-projector' });
+  const replica = config.readDatabaseUrl
+    ? { ...createDatabase(config.readDatabaseUrl, config.poolSize, { ...config.dbTimeouts, applicationName: 'call-ledger-read' }), url: config.readDatabaseUrl }
+    : null;
   const schema: SchemaState = { migrated: mode === 'embedded', lastError: null };
   let closed = false;
   const ready =
@@ -125,6 +133,7 @@ export const openDatabase = async (config: LedgerConfig, options: OpenDatabaseOp
     ...handle,
     url: appUrl,
     projector: { ...projector, url: projectorUrl },
+    replica,
     mode,
     embedded,
     schema,
@@ -132,7 +141,7 @@ export const openDatabase = async (config: LedgerConfig, options: OpenDatabaseOp
     close: () => {
       closing ??= (async () => {
         closed = true;
-        await Promise.allSettled([handle.db.destroy(), projector.db.destroy()]);
+        await Promise.allSettled([handle.db.destroy(), projector.db.destroy(), replica?.db.destroy()]);
         await embedded?.stop();
       })();
       return closing;

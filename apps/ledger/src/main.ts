@@ -45,6 +45,7 @@ async function bootstrap(): Promise<void> {
     config,
     db: database.db,
     projectorDb: database.projector.db,
+    replicaDb: database.replica?.db,
     schema: database.schema,
     databaseUrl: database.projector.url,
     benchRoutes: process.env.LEDGER_BENCH_ROUTES === '1',
@@ -58,7 +59,7 @@ async function bootstrap(): Promise<void> {
   }
   if (config.apiKeys.length === 0) logger.warn('LEDGER_API_KEYS is empty: query, import and admin routes refuse every request');
   await app.listen({ port: config.port, host: config.host });
-  logger.log(`listening on ${await app.getUrl()} (database: ${database.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}, ${database.mode === 'single' ? 'one role' : 'app and projector roles'})`);
+  logger.log(`listening on ${await app.getUrl()} (database: ${database.embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}, ${database.mode === 'single' ? 'one role' : 'app and projector roles'}${database.replica ? `, query routes read DATABASE_READ_URL (fallback: ${config.readFallback})` : ''})`);
   await database.ready;
   logger.log('migrations applied; ready');
 }

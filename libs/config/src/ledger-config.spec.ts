@@ -9,7 +9,7 @@ describe('LEDGER_API_KEYS', () => {
     expect(c.apiKeys).toEqual([
       { name: 'ops', scopes: ['read', 'import', 'admin'], key: 'a'.repeat(20), plain: false },
       { name: 'console', scopes: ['read'], key: 'b'.repeat(16), plain: false },
-      { name: keyFingerprint('c'.repeat(16)), scopes: ['read', 'import', 'admin'], key: 'c'.repeat(16), plain: true },
+      { name: keyFingerprint('c'.repeat(16)), scopes: ['read', 'import', 'admin', 'read-masked'], key: 'c'.repeat(16), plain: true },
     ]);
     expect(keyFingerprint('c'.repeat(16))).toMatch(/^key-[0-9a-f]{12}$/);
     // A key may itself hold colons: everything after the scopes is the key.
@@ -89,5 +89,15 @@ describe('partitions and retention', () => {
     expect(() => loadConfig({ LEDGER_RETENTION: 'raw=400 days', LEDGER_ARCHIVE_DIR: '/a' })).toThrow(ConfigError);
     // Rules that only keep need no archive.
     expect(loadConfig({ LEDGER_RETENTION: 'raw=keep' }).retention.archiveDir).toBeUndefined();
+  });
+});
+
+describe('DATABASE_READ_URL', () => {
+  it('is off by default, falls back to the primary unless told to answer 503, and must be a URL', () => {
+    expect(loadConfig({})).toMatchObject({ readDatabaseUrl: undefined, readFallback: 'primary' });
+    const c = loadConfig({ DATABASE_READ_URL: 'postgres://ledger_app:pw@standby:5432/ledger', LEDGER_READ_FALLBACK: 'unavailable' });
+    expect(c).toMatchObject({ readDatabaseUrl: 'postgres://ledger_app:pw@standby:5432/ledger', readFallback: 'unavailable' });
+    expect(() => loadConfig({ DATABASE_READ_URL: 'the standby' })).toThrow(ConfigError);
+    expect(() => loadConfig({ LEDGER_READ_FALLBACK: 'replica' })).toThrow(/LEDGER_READ_FALLBACK/);
   });
 });

@@ -27,7 +27,11 @@ const secretList = z
     return list;
   });
 
-export const API_SCOPES = ['read', 'import', 'admin'] as const;
+/**
+ * `read-masked`: the read routes with every number masked to its last four digits (support staff; README "Masking
+ * in reads"). A key that holds `read` too reads unmasked.
+ */
+export const API_SCOPES = ['read', 'import', 'admin', 'read-masked'] as const;
 export type ApiScope = (typeof API_SCOPES)[number];
 
 export interface ApiKey {
@@ -42,11 +46,11 @@ export interface ApiKey {
 /** A fingerprint that names a plain key in logs and audit records without revealing it. */
 export const keyFingerprint = (key: string): string => `key-${createHash('sha256').update(key).digest('hex').slice(0, 12)}`;
 
-const NAMED_KEY = /^([A-Za-z0-9_.-]{1,64}):([a-z+]+):(.*)$/s;
+const NAMED_KEY = /^([A-Za-z0-9_.-]{1,64}):([a-z+-]+):(.*)$/s;
 
 /**
  * LEDGER_API_KEYS: comma-separated entries, each either `<name>:<scope>[+<scope>…]:<key>` (scopes read, import,
- * admin) or a plain `<key>`, which keeps its old meaning of every scope (so existing deployments keep working;
+ * admin, read-masked) or a plain `<key>`, which keeps its old meaning of every scope (so existing deployments keep working;
  * the service warns about such keys at start). Names must be unique; keys must be unique and ≥ 16 characters.
  */
 const apiKeyList = z
@@ -105,6 +109,9 @@ const envSchema = z.object({
   DATABASE_URL: z.string().url().optional(),
   LEDGER_DATABASE_OWNER_URL: z.string().url().optional(),
   LEDGER_PROJECTOR_DATABASE_URL: z.string().url().optional(),
+  // A streaming standby of the primary that the query routes read from (README "Read replica").
+  DATABASE_READ_URL: z.string().url().optional(),
+  LEDGER_READ_FALLBACK: z.enum(['primary', 'unavailable']).default('primary'),
   LEDGER_DB_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).default(2_000),
   LEDGER_DB_STATEMENT_TIMEOUT_MS: z.coerce.number().int().min(0).default(15_000),
   LEDGER_DB_LOCK_TIMEOUT_MS: z.coerce.number().int().min(0).default(5_000),
@@ -198,6 +205,13 @@ export interface LedgerConfig {
    */
   databaseOwnerUrl: string | undefined;
   projectorDatabaseUrl: string | undefined;
+  /**
+   * A streaming standby for the query routes (calls, recordings, exports, analytics); ingest, import, admin,
+   * audit and the projector stay on the primary. Unset: everything reads the primary.
+   */
+  readDatabaseUrl: string | undefined;
+  /** While the replica is down: read the primary instead (default), or answer 503 READ.REPLICA_UNAVAILABLE. */
+  readFallback: 'primary' | 'unavailable';
   dataDir: string;
   poolSize: number;
   /** Limits of the request-serving pool (ms; 0 = none). */
@@ -314,6 +328,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     databaseUrl: e.DATABASE_URL,
     databaseOwnerUrl: e.LEDGER_DATABASE_OWNER_URL,
     projectorDatabaseUrl: e.LEDGER_PROJECTOR_DATABASE_URL,
+    readDatabaseUrl: e.DATABASE_READ_URL,
+    readFallback: e.LEDGER_READ_FALLBACK,
     dataDir: resolve(e.LEDGER_DATA_DIR),
     poolSize: e.LEDGER_DB_POOL_SIZE,
     dbTimeouts: {

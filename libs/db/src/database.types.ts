@@ -17,10 +17,12 @@ export interface WebhookReceiptsTable {
   headers: ColumnType<Record<string, string>, string, never>;
   remote_addr: string | null;
   received_at: Timestamp;
-  source: 'live' | 'import';
+  source: 'live' | 'import' | 'answer' | 'admin';
   signature_status: 'verified' | 'unverified' | 'not-checked';
   signature_timestamp: ColumnType<Date | null, Date | string | null, never>;
   recorded_at: Generated<Date>;
+  /** Set by `ledger_erase` when the receipt's personal data was erased (body dropped, query replaced). */
+  erased_at: ColumnType<Date | null, never, never>;
 }
 
 export interface StreamsTable {

@@ -4,3 +4,5 @@ export * from './embedded-postgres.js';
 export * from './migrate.js';
 export * from './postgres-errors.js';
 export * from './database-roles.js';
+export * from './read-routing.js';
+export * from './replica-status.js';

@@ -85,6 +85,7 @@ export const receiptLine = (r: ArchivedReceiptRow) => ({
   signatureStatus: r.signature_status,
   signatureTimestamp: r.signature_timestamp?.toISOString() ?? null,
   recordedAt: r.recorded_at.toISOString(),
+  erasedAt: r.erased_at?.toISOString() ?? null,
 });
 
 /** `[stream, firstVersion, prevHash hex | null, lastVersion, lastHash hex]` */
@@ -176,11 +177,16 @@ export const verifyArchive = async (
     else if (want.sha256 !== got.sha256 || want.bytes !== got.bytes) problem(`${f} does not match the sha256 and size in the manifest (changed after archiving)`);
   }
 
-  const bodies = new Map<string, string>();
+  // Receipt id → sha256 of its body, or null for a body an erasure dropped (its recorded sha256 is what is hashed).
+  const bodies = new Map<string, string | null>();
   for await (const raw of files['receipts.ndjson']()) {
     if (raw.trim() === '') continue;
-    const r = JSON.parse(raw) as { id: string; bodySha256: string; body: string };
+    const r = JSON.parse(raw) as { id: string; bodySha256: string; body: string; erasedAt?: string | null };
     report.receipts += 1;
+    if (r.erasedAt) {
+      bodies.set(r.id, null);
+      continue;
+    }
     const actual = createHash('sha256').update(Buffer.from(r.body, 'base64')).digest('hex');
     if (actual !== r.bodySha256) problem(`receipt ${r.id}: body does not match its recorded sha256`);
     bodies.set(r.id, actual);
@@ -224,7 +230,7 @@ export const verifyArchive = async (
       receiptId: String(o.receiptId),
       prevHash: o.prevHash ? Buffer.from(String(o.prevHash), 'hex') : null,
       hash: Buffer.from(String(o.hash), 'hex'),
-      actualBodySha256: bodies.get(String(o.receiptId)) ?? '',
+      actualBodySha256: bodies.has(String(o.receiptId)) ? (bodies.get(String(o.receiptId)) as string | null) : '',
     };
     const at = `${link.streamName} version ${link.streamVersion}`;
     const c = cur as typeof cur;
@@ -242,7 +248,7 @@ export const verifyArchive = async (
     const now = cur!;
     if ((link.prevHash?.toString('hex') ?? null) !== (now.hash?.toString('hex') ?? null)) problem(`${at}: previous-hash does not match the hash before it`);
     if (!bodies.has(link.receiptId)) problem(`${at}: its receipt ${link.receiptId} is not in the archive`);
-    else if (link.actualBodySha256 !== link.bodySha256) problem(`${at}: the receipt body does not match the sha256 the event hashed`);
+    else if (link.actualBodySha256 !== null && link.actualBodySha256 !== link.bodySha256) problem(`${at}: the receipt body does not match the sha256 the event hashed`);
     if (!computeEventHash(now.hash, link).equals(link.hash)) problem(`${at}: event content or its receipt metadata does not match its hash`);
     now.version = link.streamVersion;
     now.hash = link.hash;

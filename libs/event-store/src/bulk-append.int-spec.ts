@@ -62,11 +62,17 @@ const liveAppend = async (store: EventStoreRepository, records: readonly Webhook
 };
 
 /** Every event as stored, minus what depends on when and in which transaction it was written. */
+/**
+ * Every event as stored, but for the nonces of its seals (chain rule 3: random per append, so two stores of the
+ * same deliveries differ there and in the hashes that cover them): which fields are sealed is compared, and
+ * each store's chains are verified (chainBreaks).
+ */
 const eventsOf = async (tdb: TestDatabase) =>
   (
     await sql<Record<string, unknown>>`
-      SELECT e.event_id, e.stream_name, e.stream_version, e.type, e.schema_version, e.data, e.metadata, e.occurred_at, e.received_at,
-        encode(e.prev_hash, 'hex') AS prev_hash, encode(e.hash, 'hex') AS hash, e.chain_version, encode(r.body_sha256, 'hex') AS receipt
+      SELECT e.event_id, e.stream_name, e.stream_version, e.type, e.schema_version, e.data, e.metadata - 'seals' AS metadata,
+        ARRAY(SELECT jsonb_object_keys(coalesce(e.metadata->'seals', '{}')) ORDER BY 1) AS sealed, e.occurred_at, e.received_at,
+        e.chain_version, encode(r.body_sha256, 'hex') AS receipt
       FROM events e JOIN webhook_receipts r ON r.id = e.receipt_id ORDER BY e.stream_name, e.stream_version`.execute(tdb.db)
   ).rows;
 const receiptsOf = async (tdb: TestDatabase) =>
@@ -77,7 +83,7 @@ const receiptsOf = async (tdb: TestDatabase) =>
       FROM webhook_receipts ORDER BY provider, body_sha256`.execute(tdb.db)
   ).rows;
 const headsOf = async (tdb: TestDatabase) =>
-  (await sql<Record<string, unknown>>`SELECT stream_name, version, encode(last_hash, 'hex') AS last_hash FROM streams ORDER BY stream_name`.execute(tdb.db)).rows;
+  (await sql<Record<string, unknown>>`SELECT stream_name, version FROM streams ORDER BY stream_name`.execute(tdb.db)).rows;
 /** The legs a projection builds, minus the positions of the events they came from (a store's own numbering). */
 const legsOf = async (tdb: TestDatabase) => {
   const projector = new Projector(tdb.db, [callLegsProjection]);
@@ -115,7 +121,7 @@ afterAll(async () => {
 });
 
 describe('BulkAppendRepository (COPY into staging, ledger_append_staged)', () => {
-  it('stores what the live path stores: same receipts, same events and hashes, same stream versions and heads, same legs', async () => {
+  it('stores what the live path stores: same receipts, same events (but for the seal nonces) and stream versions, chains that verify, same legs', async () => {
     const records = history('bulk-equivalence', 120);
     const retries = records.length - new Set(records.map((r) => `${r.receipt.provider}:${r.receipt.bodySha256.toString('hex')}`)).size;
     expect(retries).toBeGreaterThan(0);

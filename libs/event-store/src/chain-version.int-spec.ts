@@ -9,7 +9,7 @@ import * as getDeliveries from '../../../migrations/20261202000800_get_deliverie
 import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
 import { canonicalJson } from './canonical-json.js';
 import { EventStoreRepository } from './event-store.repository.js';
-import { chainContentOfText, verifyStreamChain } from './hash-chain.js';
+import { CHAIN_VERSION, chainContentOfText, verifyStreamChain } from './hash-chain.js';
 
 /**
  * A store in the field holds events hashed under rule 1. This writes some with the function as it was before the
@@ -70,7 +70,7 @@ describe('chain versions across the issue-10 migration', () => {
       },
     ]);
     const all = await store.readChainLinks({ streamNames: [stream] });
-    expect(all.map((l) => l.chainVersion)).toEqual([1, 1, 2]);
+    expect(all.map((l) => l.chainVersion)).toEqual([1, 1, CHAIN_VERSION]);
     expect(verifyStreamChain(all, (await store.readStreamHeads([stream])).get(stream))).toBeNull();
   });
 });

@@ -97,9 +97,9 @@ describe('EventStoreRepository', () => {
     await store.appendBatch([record('leg-tamper'), record('leg-tamper'), record('leg-tamper')]);
     const links = await chainOf('callLeg-jambonz:leg-tamper');
     const victim = links[3]!;
-    await sql`ALTER TABLE events DISABLE TRIGGER events_append_only`.execute(tdb.db);
+    await sql`ALTER TABLE events DISABLE TRIGGER USER`.execute(tdb.db);
     await sql`UPDATE events SET data = '{"sipStatus": 200}' WHERE global_position = ${victim.position}`.execute(tdb.db);
-    await sql`ALTER TABLE events ENABLE TRIGGER events_append_only`.execute(tdb.db);
+    await sql`ALTER TABLE events ENABLE TRIGGER USER`.execute(tdb.db);
     expect(verifyStreamChain(await chainOf('callLeg-jambonz:leg-tamper'))).toEqual({
       streamName: 'callLeg-jambonz:leg-tamper',
       position: victim.position,
@@ -111,18 +111,18 @@ describe('EventStoreRepository', () => {
   it('shows an edited raw body through the chain', async () => {
     await store.appendBatch([record('leg-body')]);
     const [first] = await chainOf('callLeg-jambonz:leg-body');
-    await sql`ALTER TABLE webhook_receipts DISABLE TRIGGER webhook_receipts_append_only`.execute(tdb.db);
+    await sql`ALTER TABLE webhook_receipts DISABLE TRIGGER USER`.execute(tdb.db);
     await sql`UPDATE webhook_receipts SET body = ${Buffer.from('{"forged":true}')} WHERE id = ${first!.receiptId}`.execute(tdb.db);
-    await sql`ALTER TABLE webhook_receipts ENABLE TRIGGER webhook_receipts_append_only`.execute(tdb.db);
+    await sql`ALTER TABLE webhook_receipts ENABLE TRIGGER USER`.execute(tdb.db);
     expect(verifyStreamChain(await chainOf('callLeg-jambonz:leg-body'))).toMatchObject({ position: first!.position, reason: expect.stringContaining('raw webhook body') });
   });
 
   it('shows a deleted event as a version gap', async () => {
     await store.appendBatch([record('leg-gap'), record('leg-gap')]);
     const links = await chainOf('callLeg-jambonz:leg-gap');
-    await sql`ALTER TABLE events DISABLE TRIGGER events_append_only`.execute(tdb.db);
+    await sql`ALTER TABLE events DISABLE TRIGGER USER`.execute(tdb.db);
     await sql`DELETE FROM events WHERE global_position = ${links[1]!.position}`.execute(tdb.db);
-    await sql`ALTER TABLE events ENABLE TRIGGER events_append_only`.execute(tdb.db);
+    await sql`ALTER TABLE events ENABLE TRIGGER USER`.execute(tdb.db);
     expect(verifyStreamChain(await chainOf('callLeg-jambonz:leg-gap'))).toMatchObject({ streamVersion: 3, reason: expect.stringContaining('missing') });
   });
 });

@@ -4,7 +4,8 @@ import type { Database } from '@lib/db';
 import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type EventDataMap, type Provider, type StoredEventType } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
-import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
+import { sealPersonalFields } from './personal-seals.js';
+import { CHAIN_VERSION, chainContent, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
 import { legStreamName, streamNameLikeOf, unrecognizedStreamName } from './stream-names.js';
 import type { AppendOutcome, ReceiptInput, WebhookRecord } from './webhook-record.js';
 
@@ -35,26 +36,55 @@ const isoOrNull = (value: string | null): string | null => {
 const storableOrNull = (s: string | null): string | null => (s === null ? null : storableText(s));
 
 /**
- * An event's metadata as stored and hashed, one spelling for every append path (live, bulk import): a path that
- * spelled it otherwise would store the same delivery under other hashes.
+ * An event's metadata as stored and hashed, one spelling for every append path (live, bulk import, re-translation):
+ * a path that spelled it otherwise would store the same delivery under other hashes. Under rule 3 it carries the
+ * seals of the event's personal fields (personal-seals.ts), fresh random nonces for each append.
  */
-export const eventMetadataText = (
+export const eventMetadata = (
   r: { provider: string; signatureTimestamp: Date | null; path: string; source: string },
   e: WebhookRecord['events'][number],
   translation: number | undefined,
-): string =>
-  canonicalJson({
-    provider: r.provider,
-    legId: e.legId,
-    accountId: e.accountId,
-    parentLegId: e.parentLegId,
-    party: e.party,
-    providerSeq: e.providerSeq,
-    sentAt: r.signatureTimestamp?.toISOString() ?? null,
-    path: r.path,
-    source: r.source,
-    ...(translation === undefined ? {} : { translation }),
-  });
+): Record<string, unknown> => ({
+  provider: r.provider,
+  legId: e.legId,
+  accountId: e.accountId,
+  parentLegId: e.parentLegId,
+  party: e.party,
+  providerSeq: e.providerSeq,
+  sentAt: r.signatureTimestamp?.toISOString() ?? null,
+  path: r.path,
+  source: r.source,
+  ...(translation === undefined ? {} : { translation }),
+});
+
+/**
+ * What one event stores and hashes under rule CHAIN_VERSION: its data and metadata texts (with the seals of its
+ * personal fields) and the chain content. `receipt` is the receipt metadata as hashed (hashedReceiptMeta of the
+ * storable columns). Every append path calls this, so that the same delivery is stored and hashed alike.
+ */
+export const eventRowTexts = (
+  r: { provider: string; signatureTimestamp: Date | null; path: string; source: string },
+  e: WebhookRecord['events'][number],
+  translation: number | undefined,
+  link: { eventId: string; streamName: string; schemaVersion: number; bodySha256: string; receivedAt: string; occurredAt: string | null },
+  receipt: HashedReceiptMeta,
+): { dataText: string; metadataText: string; content: string } => {
+  const plain = eventMetadata(r, e, translation);
+  const seals = sealPersonalFields({ data: e.data, metadata: plain, receipt });
+  const metadata = Object.keys(seals).length > 0 ? { ...plain, seals } : plain;
+  const dataText = canonicalJson(e.data);
+  const metadataText = canonicalJson(metadata);
+  const receiptText = receiptTextOf(receipt);
+  return {
+    dataText,
+    metadataText,
+    content: chainContent({ chainVersion: CHAIN_VERSION, ...link, type: e.type, data: e.data, metadata, receipt }, { dataText, metadataText, receiptText }),
+  };
+};
+
+/** Every event of a delivery hashes the same receipt metadata (unless its query is sealed): its text, once. */
+const receiptTexts = new WeakMap<HashedReceiptMeta, string>();
+const receiptTextOf = (r: HashedReceiptMeta): string => receiptTexts.get(r) ?? receiptTexts.set(r, receiptMetaText(r)).get(r)!;
 
 /** A GET delivery has no body to tell it apart (every one hashes the same): its dedupe key (the query) does. */
 export const deliveryEventId = (r: Pick<ReceiptInput, 'provider' | 'body' | 'bodySha256'> & { dedupeKey: Buffer }, index: number): string =>
@@ -80,7 +110,7 @@ const appendableSchemaVersion = (type: string): number => {
 interface StorableReceipt extends ReceiptInput {
   dedupeKey: Buffer;
   headersText: string;
-  receiptText: string;
+  hashedMeta: HashedReceiptMeta;
 }
 
 const storableReceipt = (r: ReceiptInput, dedupeKey: Buffer): StorableReceipt => {
@@ -94,7 +124,7 @@ const storableReceipt = (r: ReceiptInput, dedupeKey: Buffer): StorableReceipt =>
     // As jsonb will hold them: the canonical text parsed back (NUL and lone surrogates replaced, undefined dropped).
     headers: JSON.parse(headersText) as Record<string, string>,
   };
-  return { ...stored, dedupeKey, headersText, receiptText: receiptMetaText(hashedMetaOf(stored)) };
+  return { ...stored, dedupeKey, headersText, hashedMeta: hashedMetaOf(stored) };
 };
 
 export const hashedMetaOf = (r: ReceiptInput): HashedReceiptMeta => hashedReceiptMeta(r);
@@ -138,7 +168,6 @@ export class EventStoreRepository {
     };
     u.forEach((rec, k) => {
       const r = rc[k]!;
-      const receiptText = r.receiptText;
       const bodySha256 = r.bodySha256.toString('hex');
       const receivedAt = r.receivedAt.toISOString();
       rec.events.forEach((e, index) => {
@@ -147,18 +176,15 @@ export class EventStoreRepository {
         const schemaVersion = appendableSchemaVersion(e.type);
         const occurredAt = isoOrNull(e.occurredAt);
         // Canonical text is what is stored and hashed, so the verifier can recompute it from the jsonb.
-        const dataText = canonicalJson(e.data);
-        const metadataText = eventMetadataText(r, e, rec.translation);
+        const texts = eventRowTexts(r, e, rec.translation, { eventId, streamName, schemaVersion, bodySha256, receivedAt, occurredAt }, r.hashedMeta);
         ev.owner.push(k + 1);
         ev.stream.push(streamName);
         ev.eventId.push(eventId);
         ev.type.push(e.type);
-        ev.data.push(dataText);
-        ev.metadata.push(metadataText);
+        ev.data.push(texts.dataText);
+        ev.metadata.push(texts.metadataText);
         ev.occurred.push(occurredAt);
-        ev.content.push(
-          chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion, dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText }),
-        );
+        ev.content.push(texts.content);
       });
     });
 
@@ -265,7 +291,8 @@ export class EventStoreRepository {
         'r.signature_status',
         'r.signature_timestamp',
         sql<string>`encode(r.body_sha256, 'hex')`.as('body_sha256'),
-        sql<string>`encode(sha256(r.body), 'hex')`.as('actual_body_sha256'),
+        // An erased receipt's body is gone (its recorded sha256 stays): nothing to recompute.
+        sql<string | null>`CASE WHEN r.erased_at IS NULL THEN encode(sha256(r.body), 'hex') END`.as('actual_body_sha256'),
       ]);
     if (filter.streamNames) q = q.where('e.stream_name', 'in', filter.streamNames.length ? filter.streamNames : ['']);
     if (filter.since || filter.until) {
@@ -386,7 +413,7 @@ export type ChainRow = StoredReceiptColumns & {
   hash: Buffer;
   transaction_id: string | number | bigint;
   body_sha256: string;
-  actual_body_sha256: string;
+  actual_body_sha256: string | null;
 };
 
 export const toChainLink = (r: ChainRow): StoredChainLink => ({

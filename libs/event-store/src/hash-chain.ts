@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
+import { sealedDocuments, sealsOf } from './personal-seals.js';
 
 /**
  * The rule an event was hashed with. 1: the event alone (stores written before issue 10). 2: the event and the
  * metadata of the receipt it came from, so that the owner cannot change a signature verdict, an address or a
- * stored signature header without breaking the chain. Old events keep verifying under rule 1.
+ * stored signature header without breaking the chain. 3: as 2, but each personal field (numbers, SIP URIs, what
+ * the caller said or keyed, the receipt's query) is hashed as a salted commitment (personal-seals.ts), so that an
+ * erasure can drop the value and keep the commitment. Old events keep verifying under the rule they were hashed with.
  */
-export const CHAIN_VERSION = 2;
+export const CHAIN_VERSION = 3;
 
 /** The receipt's columns that rule 2 hashes, as they are stored (text normalised by `storableText`). */
 export interface HashedReceiptMeta {
@@ -41,14 +44,24 @@ export interface ChainedEventContent {
 
 type ContentFields = Omit<ChainedEventContent, 'streamVersion' | 'data' | 'metadata' | 'receipt'>;
 
-/** The canonical text that is hashed; computed by the writer, recomputed from stored columns by the verifier. */
-export const chainContent = (c: Omit<ChainedEventContent, 'streamVersion'>): string =>
-  chainContentOfText({
+/**
+ * The canonical text that is hashed; computed by the writer, recomputed from stored columns by the verifier. Under
+ * rule 3 the documents are first sealed: personal values replaced by their commitments.
+ */
+export const chainContent = (
+  c: Omit<ChainedEventContent, 'streamVersion'>,
+  /** The canonical texts of the stored documents when the caller has them (the writer): reused where nothing is sealed. */
+  known: { dataText?: string; metadataText?: string; receiptText?: string } = {},
+): string => {
+  const docs = c.chainVersion >= 3 ? sealedDocuments({ data: c.data, metadata: c.metadata, receipt: c.receipt }) : { ...c, touched: null };
+  const kept = (root: 'data' | 'metadata' | 'receipt') => docs.touched === null || !docs.touched[root];
+  return chainContentOfText({
     ...c,
-    dataText: canonicalJson(c.data),
-    metadataText: canonicalJson(c.metadata),
-    receiptText: c.receipt ? receiptMetaText(c.receipt) : null,
+    dataText: (kept('data') ? known.dataText : undefined) ?? canonicalJson(docs.data),
+    metadataText: (kept('metadata') ? known.metadataText : undefined) ?? canonicalJson(docs.metadata),
+    receiptText: docs.receipt ? ((kept('receipt') ? known.receiptText : undefined) ?? receiptMetaText(docs.receipt)) : null,
   });
+};
 
 export const receiptMetaText = (r: HashedReceiptMeta): string => canonicalJson(r);
 
@@ -112,7 +125,10 @@ export const chainReceiptOf = (r: StoredReceiptColumns): HashedReceiptMeta | nul
       })
     : null;
 
-/** Same text from data, metadata and receipt already in canonical form (the writer's hot path). */
+/**
+ * Same text from data, metadata and receipt already in canonical form (the writer's hot path). For rule 3 the
+ * texts must be of the sealed documents (`chainContent` seals them).
+ */
 export const chainContentOfText = (c: ContentFields & { dataText: string; metadataText: string; receiptText: string | null }): string => {
   const common = `${JSON.stringify(c.eventId)},${JSON.stringify(c.streamName)},${JSON.stringify(c.type)},${c.schemaVersion},${c.dataText},${c.metadataText},${JSON.stringify(c.bodySha256)},${JSON.stringify(c.receivedAt)},${c.occurredAt === null ? 'null' : JSON.stringify(c.occurredAt)}`;
   if (c.chainVersion === 1) return `[${common}]`;
@@ -120,6 +136,10 @@ export const chainContentOfText = (c: ContentFields & { dataText: string; metada
     if (c.receiptText === null) throw new Error('chain version 2 hashes the receipt metadata');
     // The rule is spelled inside the hashed text: an event cannot be re-labelled as another rule's.
     return `["chain/2",${common},${c.receiptText}]`;
+  }
+  if (c.chainVersion === 3) {
+    if (c.receiptText === null) throw new Error('chain version 3 hashes the receipt metadata');
+    return `["chain/3",${common},${c.receiptText}]`;
   }
   throw new Error(`unknown chain version ${c.chainVersion}`);
 };
@@ -141,8 +161,11 @@ export interface StoredChainLink extends ChainedEventContent {
   receiptId: string;
   prevHash: Buffer | null;
   hash: Buffer;
-  /** sha256 recomputed from the receipt's stored body bytes, to catch an edited receipt. */
-  actualBodySha256: string;
+  /**
+   * sha256 recomputed from the receipt's stored body bytes, to catch an edited receipt; null when the body was
+   * dropped by an erasure (the recorded sha256 is then all the chain has, and all it needs).
+   */
+  actualBodySha256: string | null;
 }
 
 /** The row of `streams`: what the writer recorded as the stream's last version and hash. */
@@ -191,6 +214,10 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
     }
     return null;
   };
+  // Links an erasure changed (body dropped, a value replaced by its commitment) and the positions the stream's
+  // PersonalDataErased events name: an erasure that left no record is reported (README "Erasure and its proof").
+  const erased: StoredChainLink[] = [];
+  const recorded = new Set<string>();
   for (const link of links) {
     const at = (reason: string): BrokenLink => ({
       streamName: link.streamName,
@@ -204,12 +231,16 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
     }
     if (link.streamVersion !== expectedVersion) return at(`stream version ${link.streamVersion} where ${expectedVersion} was expected (an event is missing or was inserted)`);
     if (!sameBytes(link.prevHash, prev)) return at('previous-hash does not match the hash of the event before it');
-    if (link.actualBodySha256 !== link.bodySha256) return at('raw webhook body no longer matches its recorded sha256');
+    if (link.actualBodySha256 !== null && link.actualBodySha256 !== link.bodySha256) return at('raw webhook body no longer matches its recorded sha256');
+    // Rule 1 spells no rule in its text; 2 and 3 do, and an instance of the previous release may still write 2
+    // after 3 during a rolling upgrade.
     if (link.chainVersion < 2 && sawRule2) return at(`chain version ${link.chainVersion} after a version-2 event (relabelled to escape the receipt check)`);
     if (!computeEventHash(prev, link).equals(link.hash)) {
       return at(link.chainVersion >= 2 ? 'event content or its receipt metadata does not match its hash' : 'event content does not match its hash');
     }
     sawRule2 ||= link.chainVersion >= 2;
+    if (link.actualBodySha256 === null || Object.values(sealsOf(link.metadata)).some((seal) => seal.startsWith('c:'))) erased.push(link);
+    if (link.type === 'PersonalDataErased') for (const p of positionsNamed(link.data)) recorded.add(p);
     prev = link.hash;
     expectedVersion += 1;
     last = link;
@@ -224,7 +255,21 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
     }
     if (!sameBytes(head.lastHash, prev)) return { ...where, reason: 'the stream head records another last hash (the chain was rewritten)' };
   }
+  const unrecorded = erased.find((l) => !recorded.has(l.position));
+  if (unrecorded) {
+    return {
+      streamName: unrecorded.streamName,
+      position: unrecorded.position,
+      streamVersion: unrecorded.streamVersion,
+      reason: 'erased (body dropped or a value replaced by its commitment) with no PersonalDataErased event after it that names it',
+    };
+  }
   return null;
+};
+
+const positionsNamed = (data: unknown): string[] => {
+  const p = data !== null && typeof data === 'object' ? (data as { positions?: unknown }).positions : undefined;
+  return Array.isArray(p) ? p.map(String) : [];
 };
 
 const sameBytes = (a: Buffer | null, b: Buffer | null): boolean =>

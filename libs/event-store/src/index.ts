@@ -16,3 +16,5 @@ export * from './bulk-append.repository.js';
 export * from './partitions.repository.js';
 export * from './retention.repository.js';
 export * from './archive.js';
+export * from './erasure.repository.js';
+export * from './personal-seals.js';

@@ -21,6 +21,8 @@ export interface ArchivedReceiptRow {
   signature_status: string;
   signature_timestamp: Date | null;
   recorded_at: Date;
+  /** Set when an erasure dropped the body (its sha256 stays). */
+  erased_at: Date | null;
 }
 
 /** The suffix of a month's partitions (as ledger_create_month names them): 2025-01-01 → p2025m01. */
@@ -76,7 +78,7 @@ export class RetentionRepository {
       SELECT e.global_position, e.event_id, e.stream_name, e.stream_version, e.type, e.schema_version, e.data, e.metadata, e.receipt_id,
         e.received_at, e.occurred_at, e.prev_hash, e.hash, e.chain_version, e.transaction_id, r.provider, r.content_type, r.path, r.query,
         r.headers, r.remote_addr, r.source, r.signature_status, r.signature_timestamp,
-        encode(r.body_sha256, 'hex') AS body_sha256, encode(sha256(r.body), 'hex') AS actual_body_sha256
+        encode(r.body_sha256, 'hex') AS body_sha256, CASE WHEN r.erased_at IS NULL THEN encode(sha256(r.body), 'hex') END AS actual_body_sha256
       FROM ${sql.table(`events_${s}_archiving`)} e JOIN ${sql.table(`webhook_receipts_${s}_archiving`)} r ON r.id = e.receipt_id
       ${where}
       ORDER BY e.stream_name, e.stream_version LIMIT ${limit}`.execute(this.db);
@@ -88,7 +90,7 @@ export class RetentionRepository {
     const s = monthSuffix(month);
     const r = await sql<ArchivedReceiptRow>`
       SELECT id::text AS id, provider, body_sha256, dedupe_key, body, content_type, path, query, headers, remote_addr, received_at, source,
-        signature_status, signature_timestamp, recorded_at
+        signature_status, signature_timestamp, recorded_at, erased_at
       FROM ${sql.table(`webhook_receipts_${s}_archiving`)} WHERE id > ${afterId}::bigint ORDER BY id LIMIT ${limit}`.execute(this.db);
     return r.rows;
   }

@@ -1,9 +1,9 @@
 import { sql } from 'kysely';
 import type { Database } from '@lib/db';
 import type { LegParty, Provider, TranslatedEvent } from '@lib/ledger';
-import { canonicalJson, storableText } from './canonical-json.js';
-import { eventIdFor, eventMetadataText } from './event-store.repository.js';
-import { CHAIN_VERSION, chainContentOfText, chainReceiptOf, receiptMetaText } from './hash-chain.js';
+import { storableText } from './canonical-json.js';
+import { eventIdFor, eventRowTexts } from './event-store.repository.js';
+import { CHAIN_VERSION, chainReceiptOf } from './hash-chain.js';
 import { legStreamName, unrecognizedStreamName } from './stream-names.js';
 
 /**
@@ -46,6 +46,8 @@ export interface StoredDelivery {
   source: string;
   signatureStatus: string;
   signatureTimestamp: Date | null;
+  /** Its personal data was erased (body dropped): nothing is left to translate, and it must never be re-read. */
+  erased: boolean;
   /** In position order. */
   current: CurrentEvent[];
   /** The newest version any translation of it was made with (its events' marks, or a re-translation with no events). */
@@ -78,6 +80,7 @@ interface DeliveryRow {
   source: string;
   signature_status: string;
   signature_timestamp: Date | null;
+  erased: boolean;
   events: (Omit<CurrentEvent, 'translation'> & { translation: number | null })[] | null;
   retranslated: number | null;
 }
@@ -104,7 +107,7 @@ export class RetranslationRepository {
   async deliveries(provider: Provider, after: string, until: string, limit: number): Promise<StoredDelivery[]> {
     const rows = await sql<DeliveryRow>`
       SELECT w.id::text AS id, w.provider, w.body, w.body_sha256, w.content_type, w.path, w.query, w.headers, w.remote_addr, w.received_at,
-        w.source, w.signature_status, w.signature_timestamp,
+        w.source, w.signature_status, w.signature_timestamp, w.erased_at IS NOT NULL AS erased,
         (SELECT json_agg(json_build_object(
             'stream', e.stream_name, 'type', e.type, 'data', e.data,
             'occurredAt', to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
@@ -133,6 +136,7 @@ export class RetranslationRepository {
         source: r.source,
         signatureStatus: r.signature_status,
         signatureTimestamp: r.signature_timestamp,
+        erased: r.erased,
         current,
         newestVersion: Math.max(r.retranslated ?? 0, ...current.map((e) => e.translation)),
       };
@@ -157,8 +161,7 @@ export class RetranslationRepository {
     };
     items.forEach(({ delivery: d, events }, k) => {
       // What the chain hashes of the receipt, from its stored columns, exactly as the verifier recomputes it.
-      const receiptText = receiptMetaText(
-        chainReceiptOf({
+      const receiptMeta = chainReceiptOf({
           chain_version: CHAIN_VERSION,
           provider: d.provider,
           content_type: d.contentType,
@@ -169,16 +172,14 @@ export class RetranslationRepository {
           source: d.source,
           signature_status: d.signatureStatus,
           signature_timestamp: d.signatureTimestamp,
-        })!,
-      );
+        })!;
       const bodySha256 = d.bodySha256.toString('hex');
       const receivedAt = d.receivedAt.toISOString();
       events.forEach((e, index) => {
         const streamName = storedStream(d.provider, e);
         const eventId = eventIdFor(d.provider, d.bodySha256, index, version);
         const occurredAt = isoOrNull(e.occurredAt);
-        const dataText = canonicalJson(e.data);
-        const metadataText = eventMetadataText(d, e, version);
+        const { dataText, metadataText, content } = eventRowTexts(d, e, version, { eventId, streamName, schemaVersion: 1, bodySha256, receivedAt, occurredAt }, receiptMeta);
         ev.owner.push(k + 1);
         ev.stream.push(streamName);
         ev.eventId.push(eventId);
@@ -186,9 +187,7 @@ export class RetranslationRepository {
         ev.data.push(dataText);
         ev.metadata.push(metadataText);
         ev.occurred.push(occurredAt);
-        ev.content.push(
-          chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion: 1, dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText }),
-        );
+        ev.content.push(content);
       });
     });
     const r = await sql<{ receipt_id: string }>`

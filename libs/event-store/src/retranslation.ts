@@ -112,6 +112,8 @@ const runProvider = async (db: Database, provider: Provider, options: Retranslat
     for (const d of batch) {
       out.scanned += 1;
       if (d.newestVersion >= to) continue;
+      // An erased receipt has no body left: translating the empty bytes would supersede its events with noise.
+      if (d.erased) continue;
       const events = options.translate(d);
       if (sameTranslation(provider, d.current, events)) continue;
       items.push({ delivery: d, events });

@@ -1,8 +1,7 @@
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
-import { deliveryEventId, eventMetadataText, hashedMetaOf } from './event-store.repository.js';
+import { deliveryEventId, eventRowTexts, hashedMetaOf } from './event-store.repository.js';
 import { schemaVersionOf } from '@lib/ledger';
-import { CHAIN_VERSION, chainContentOfText, receiptMetaText } from './hash-chain.js';
 import { legStreamName, unrecognizedStreamName } from './stream-names.js';
 import type { ReceiptInput, WebhookRecord } from './webhook-record.js';
 
@@ -55,7 +54,7 @@ export const stagedRowOf = (record: WebhookRecord, ord: number, seq: number): St
     headers: JSON.parse(headersText) as Record<string, string>,
   };
   const dedupeKey = dedupeKeyFor(r.provider, r.body, r.bodySha256, r.query);
-  const receiptText = receiptMetaText(hashedMetaOf(r));
+  const hashedMeta = hashedMetaOf(r);
   const bodySha256 = r.bodySha256.toString('hex');
   const receivedAt = r.receivedAt.toISOString();
   const sentAt = r.signatureTimestamp?.toISOString() ?? null;
@@ -82,9 +81,7 @@ export const stagedRowOf = (record: WebhookRecord, ord: number, seq: number): St
     const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
     const eventId = deliveryEventId({ ...r, dedupeKey }, index);
     const occurredAt = isoOrNull(e.occurredAt);
-    const dataText = canonicalJson(e.data);
-    const metadataText = eventMetadataText(r, e, record.translation);
-    const content = chainContentOfText({ chainVersion: CHAIN_VERSION, eventId, streamName, type: e.type, schemaVersion: schemaVersionOf(e.type), dataText, metadataText, bodySha256, receivedAt, occurredAt, receiptText });
+    const { dataText, metadataText, content } = eventRowTexts(r, e, record.translation, { eventId, streamName, schemaVersion: schemaVersionOf(e.type), bodySha256, receivedAt, occurredAt }, hashedMeta);
     const line = [String(seq + index), String(ord), text(streamName), eventId, text(e.type), text(dataText), text(metadataText), occurredAt ?? '\\N', receivedAt, text(content)].join('\t');
     bytes += line.length;
     return line;

@@ -14,7 +14,7 @@ export interface ReceiptInput {
   remoteAddr: string | null;
   receivedAt: Date;
   /** `answer`: an app's answer to a delivery (tee mode); its body is the answer envelope (docs/app-answers.md). */
-  source: 'live' | 'import' | 'answer';
+  source: 'live' | 'import' | 'answer' | 'admin';
   signatureStatus: 'verified' | 'unverified' | 'not-checked';
   signatureTimestamp: Date | null;
 }
@@ -22,9 +22,12 @@ export interface ReceiptInput {
 /** An event read from an app's answer: not a leg event, so it names its own stream (never a `callLeg-` one). */
 export type AnswerEvent = Omit<TranslatedEvent, 'type' | 'data'> & { type: 'AppAnswered' | 'DialRequested'; data: Record<string, unknown>; streamName: string };
 
+/** An erasure's record (erasure.repository.ts): it names its stream too. */
+export type ErasureEvent = Omit<TranslatedEvent, 'type' | 'data'> & { type: 'SubjectErased' | 'PersonalDataErased'; data: Record<string, unknown>; streamName: string };
+
 export interface WebhookRecord {
   receipt: ReceiptInput;
-  events: (TranslatedEvent | AnswerEvent)[];
+  events: (TranslatedEvent | AnswerEvent | ErasureEvent)[];
   /**
    * The version of the translator that made `events`, kept in each event's metadata as `translation`. Absent for
    * an app's answer (not a provider translation), and for events written before versions existed (version 0).

@@ -30,11 +30,15 @@ const V1: { [K in keyof EventDataMap]: EventDataMap[K] } = {
     legId: 'A', index: 0, verb: 'dial', targets: [{ type: 'phone', value: '+2' }], mode: 'single', ringTimeoutSec: 20, defaultRingTimeoutSec: 60,
     timeLimitSec: null, callerId: null, amd: { actionHook: '/amd' }, record: null, hooks: { action: '/dial' },
   },
+  SubjectErased: {
+    erasureId: 'E', subject: 'number', hint: '01', reason: 'caller request', keyName: 'admin', streams: ['callLeg-twilio:CA1'], events: 2, fields: 3, receipts: 1, notErasable: 0,
+  },
+  PersonalDataErased: { erasureId: 'E', positions: ['7'], fields: 2 },
 };
 
 describe('event schemas, version 1 of every type', () => {
-  it('cover every call event type and the app-answer events', () => {
-    expect(Object.keys(EVENT_SCHEMAS).sort()).toEqual([...CALL_EVENT_TYPES, 'AppAnswered', 'DialRequested'].sort());
+  it('cover every call event type, the app-answer events and the erasure events', () => {
+    expect(Object.keys(EVENT_SCHEMAS).sort()).toEqual([...CALL_EVENT_TYPES, 'AppAnswered', 'DialRequested', 'SubjectErased', 'PersonalDataErased'].sort());
     for (const type of Object.keys(EVENT_SCHEMAS)) expect(schemaVersionOf(type)).toBe(1);
   });
 

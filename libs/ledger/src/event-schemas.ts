@@ -61,7 +61,33 @@ export type AnswerEventType = keyof AnswerEventDataMap;
 const _dialRequestFits = (d: DialRequest): Omit<AnswerEventDataMap['DialRequested'], 'legId'> => d;
 void _dialRequestFits;
 
-export type EventDataMap = CallEventDataMap & AnswerEventDataMap;
+/**
+ * Erasure by subject (README "Erasure and its proof"): `SubjectErased` on the `erasures-ledger` stream records the
+ * request (what kind of subject, never its value; why; which key; what it touched), and `PersonalDataErased` ends
+ * each stream whose events lost a value, naming the positions, so that every chain says where it was erased (and
+ * the leg projections fold the leg again from its erased events).
+ */
+export const ERASURE_EVENT_DATA = {
+  SubjectErased: z.object({
+    erasureId: z.string(),
+    subject: z.enum(['number', 'leg', 'call']),
+    /** The subject's last two characters, never more: enough to tell requests apart, too few to find a number. */
+    hint: z.string(),
+    reason: z.string(),
+    keyName: z.string(),
+    streams: z.array(z.string()),
+    events: z.number(),
+    fields: z.number(),
+    receipts: z.number(),
+    /** Events of chain rules 1 and 2 that hold the subject: their values are hashed in clear and are kept. */
+    notErasable: z.number(),
+  }),
+  /** `positions`: every event of the stream the erasure changed (values, or its receipt's body); `fields`: values erased. */
+  PersonalDataErased: z.object({ erasureId: z.string(), positions: z.array(z.string()), fields: z.number() }),
+} as const;
+export type ErasureEventDataMap = { [K in keyof typeof ERASURE_EVENT_DATA]: z.infer<(typeof ERASURE_EVENT_DATA)[K]> };
+
+export type EventDataMap = CallEventDataMap & AnswerEventDataMap & ErasureEventDataMap;
 export type StoredEventType = keyof EventDataMap;
 
 const v1 = <D>(data: z.ZodType<D>): EventSchema<D> => ({ version: 1, data, upcasters: {} });
@@ -89,6 +115,8 @@ export const EVENT_SCHEMAS: EventSchemas = {
   UnrecognizedWebhook: v1(CALL_EVENT_DATA.UnrecognizedWebhook),
   AppAnswered: v1(ANSWER_EVENT_DATA.AppAnswered),
   DialRequested: v1(ANSWER_EVENT_DATA.DialRequested),
+  SubjectErased: v1(ERASURE_EVENT_DATA.SubjectErased),
+  PersonalDataErased: v1(ERASURE_EVENT_DATA.PersonalDataErased),
 };
 
 export const isStoredEventType = (type: string): type is StoredEventType => Object.hasOwn(EVENT_SCHEMAS, type);

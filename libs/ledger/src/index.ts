@@ -12,3 +12,4 @@ export * from './app-answer.js';
 export * from './intent.js';
 export * from './event-schemas.js';
 export * from './retention-policy.js';
+export * from './masking.js';

@@ -174,7 +174,9 @@ const childOf = (e: LedgerEvent): string | undefined =>
  */
 export function projectCallLeg(input: ProjectCallLegInput): CallLegRow | null {
   const { provider, callId } = input;
-  const own = canonicalEvents(input.own.filter((e) => e.legId === callId && e.provider === provider));
+  // An erasure's marker shapes nothing: its arrival only makes the projection fold the leg again, from its now
+  // erased events (README "Erasure and its proof").
+  const own = canonicalEvents(input.own.filter((e) => e.legId === callId && e.provider === provider && e.type !== 'PersonalDataErased'));
   const related = canonicalEvents(input.related.filter((e) => e.provider === provider && e.legId !== null && e.legId !== callId));
   const links = related.filter((e) => childOf(e) === callId);
   if (own.length === 0 && links.length === 0) return null;

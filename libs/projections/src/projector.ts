@@ -285,19 +285,23 @@ export class Projector {
     });
   }
 
-  /** True once every projection has applied every event at or below `position`. */
-  async hasPassed(position: string): Promise<boolean> {
-    return projectedPast(this.db, this.projections.map((p) => p.name), position);
+  /**
+   * True once every projection has applied every event at or below `position`, as `on` sees it: the projector's
+   * own database by default, or a read replica (whose checkpoints and read models are replayed together, so its
+   * checkpoint says how far its read models are).
+   */
+  async hasPassed(position: string, on: Database = this.db): Promise<boolean> {
+    return projectedPast(on, this.projections.map((p) => p.name), position);
   }
 
   /**
-   * Read-your-writes: waits until `position` is projected, or `timeoutMs` passes. Woken by this process's
-   * batches; the 25 ms poll covers batches that another instance applies.
+   * Read-your-writes: waits until `position` is projected (as `on` sees it), or `timeoutMs` passes. Woken by
+   * this process's batches; the 25 ms poll covers batches that another instance applies, and a replica's replay.
    */
-  async waitFor(position: string, timeoutMs: number): Promise<boolean> {
+  async waitFor(position: string, timeoutMs: number, on: Database = this.db): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (await this.hasPassed(position)) return true;
+      if (await this.hasPassed(position, on)) return true;
       const left = deadline - Date.now();
       if (left <= 0) return false;
       await new Promise<void>((resolve) => {

@@ -2,7 +2,7 @@ import { Controller, Get, UseGuards, UseInterceptors } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
-import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
+import { ReadsReplica, ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import {
   summaryQuerySchema, summarySchema, timeseriesQuerySchema, timeseriesSchema, type SummaryQueryParams, type TimeseriesQueryParams,
 } from './analytics.dto.js';
@@ -17,6 +17,7 @@ const SOURCES =
 @UseGuards(ApiKeyGuard)
 @RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
+@ReadsReplica()
 export class AnalyticsController {
   constructor(private readonly queryBus: QueryBus) {}
 

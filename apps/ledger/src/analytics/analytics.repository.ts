@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
+import { READ_DATABASE } from '../common/tokens.js';
 import { addKpiTotals, emptyKpiTotals, isTerminalStatus, type KpiTotals, type LegStatus } from '@lib/ledger';
 import { TALK_EDGES_SQL } from '@lib/projections';
 import { callFilterSql, TERMINAL_STATUSES, type CallFilters } from '../calls/calls.repository.js';
@@ -73,7 +74,7 @@ const and = (parts: RawBuilder<unknown>[]) => (parts.length ? sql.join(parts, sq
  */
 @Injectable()
 export class AnalyticsRepository {
-  constructor(private readonly db: Database) {}
+  constructor(@Inject(READ_DATABASE) private readonly db: Database) {}
 
   /**
    * Whether the daily rollup is published. A store upgraded from projection version 4 serves its old generation,

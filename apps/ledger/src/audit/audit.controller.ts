@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { PROVIDERS } from '@lib/ledger';
 import type { CheckpointRecord } from '@lib/event-store';
 
-import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
+import { ApiKeyGuard, NotForMaskedKeys, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, queryParams, ValidQuery } from '../common/api-route.decorator.js';
 import { position } from '../common/api-schema.js';
 import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
@@ -117,6 +117,8 @@ export class AuditController {
 
   @Get('v1/audit/export')
   @RequireScope('read')
+  // What is hashed must be exported as it is: masked values would not verify.
+  @NotForMaskedKeys()
   @ApiRoute({
     tag: 'audit',
     summary: 'Stream the evidence for offline verification (NDJSON)',

@@ -54,8 +54,9 @@ export const toCallLegDto = (leg: StoredLeg): CallLegDto => ({
 
 /** buildCallTree's nodes (children already ordered by start time) as the API shape, recursively. */
 // buildCallTree copies each row, so the repository's parkedEvents rides along on the nodes.
-export const toCallTreeDto = (node: CallTreeNode & { parkedEvents?: number }, intentOf: (callId: string) => LegIntentDto = () => null): CallTreeDto => ({
-  ...toCallLegDto(node),
-  intent: intentOf(node.callId),
-  children: node.children.map((c) => toCallTreeDto(c, intentOf)),
-});
+// Object.assign onto the new DTO rather than a spread into another literal: see toStoredLeg (calls.repository.ts).
+export const toCallTreeDto = (node: CallTreeNode & { parkedEvents?: number }, intentOf: (callId: string) => LegIntentDto = () => null): CallTreeDto =>
+  Object.assign(toCallLegDto(node), {
+    intent: intentOf(node.callId),
+    children: node.children.map((c) => toCallTreeDto(c, intentOf)),
+  });

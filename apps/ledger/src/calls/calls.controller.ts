@@ -3,7 +3,7 @@ import { QueryBus } from '@nestjs/cqrs';
 import type { z } from 'zod';
 import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
-import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
+import { ReadsReplica, ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import {
   callEventsQuerySchema,
   callEventsSchema,
@@ -28,6 +28,7 @@ const callIdParam = { callId: { description: "the provider's call id of the leg 
 @UseGuards(ApiKeyGuard)
 @RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
+@ReadsReplica()
 export class CallsController {
   constructor(private readonly queryBus: QueryBus) {}
 

@@ -175,3 +175,38 @@ describe('CallsRepository number search', () => {
     expect(stats.rows.map((r) => r.stxname.replace(/_g\d+_/, '_g_'))).toEqual(['call_legs_g_from_number_expr', 'call_legs_g_to_number_expr']);
   });
 });
+
+describe('CallsRepository leg rows', () => {
+  it("reads each leg as one JSON value with the values the driver's column parsers gave (microsecond times, non-finite floats, arrays, jsonb)", async () => {
+    // Any instant 2001–2096 at microsecond precision; doubles including NaN, ±Infinity, -0 and tiny ones.
+    const micros = fc.integer({ min: 978_307_200_000_000, max: 3_978_307_200_000_000 }).map((us) => {
+      const iso = new Date(Math.floor(us / 1000)).toISOString();
+      return `${iso.slice(0, 23)}${String(us % 1000).padStart(3, '0')}+00`;
+    });
+    const float = fc.oneof(fc.double(), fc.constantFrom(0.029, 1e-7, 235.5, 7));
+    await fc.assert(
+      fc.asyncProperty(fc.option(micros), micros, fc.option(float), fc.option(float), fc.array(fc.string({ maxLength: 5 }), { maxLength: 3 }), async (started, answered, ring, pdd, conferences) => {
+        await sql`DELETE FROM call_legs`.execute(tdb.db);
+        // Non-finite doubles travel as text (NaN, Infinity, -Infinity), as PostgreSQL spells them.
+        const f = (v: number | null) => (v === null ? null : Object.is(v, -0) ? '-0' : String(v));
+        await sql`
+          INSERT INTO call_legs (provider, call_id, root_call_id, status, started_at, answered_at, ring_duration_sec, pdd_sec, conference_ids,
+            invalid_fields, final, event_count, last_position, verification)
+          VALUES ('jambonz', 'c1', 'c1', 'completed', ${started}::timestamptz, ${answered}::timestamptz, ${f(ring)}::float8, ${f(pdd)}::float8,
+            ${conferences}::text[], '[{"field": "to", "value": "x"}]', true, 3, 9007199254740993, 'verified')`.execute(tdb.db);
+        const driver = await sql<{ started_at: Date | null; answered_at: Date; ring_duration_sec: number | null; pdd_sec: number | null; conference_ids: string[]; invalid_fields: unknown }>`
+          SELECT started_at, answered_at, ring_duration_sec, pdd_sec, conference_ids, invalid_fields FROM call_legs`.execute(tdb.db);
+        const d = driver.rows[0]!;
+        const [leg] = await repo.findLegs('c1');
+        expect(leg!.startedAt).toBe(d.started_at ? d.started_at.toISOString() : null);
+        expect(leg!.answeredAt).toBe(d.answered_at.toISOString());
+        expect(leg!.ringDurationSec).toStrictEqual(d.ring_duration_sec);
+        expect(leg!.pddSec).toStrictEqual(d.pdd_sec);
+        expect(leg!.conferenceIds).toStrictEqual(d.conference_ids);
+        expect(leg!.invalidFields).toStrictEqual(d.invalid_fields);
+        expect(leg!.lastPosition).toBe('9007199254740993');
+      }),
+      { numRuns: 60 },
+    );
+  });
+});

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
-import { appAnswersStreamName, legStreamName, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink, type StoredReceipt } from '@lib/event-store';
+import { appAnswersStreamName, ERASED, legStreamName, SIGNATURE_HEADERS, verifyStreamChain, type BrokenLink, type StoredChainLink, type StoredReceipt } from '@lib/event-store';
 import { PROVIDERS, type Provider } from '@lib/ledger';
 import type { CallEventDto } from './calls.dto.js';
 import { CallsRepository } from './calls.repository.js';
@@ -146,7 +146,8 @@ export class GetCallEventsHandler implements IQueryHandler<GetCallEventsQuery> {
           id: r.id,
           path: r.path,
           contentType: r.contentType,
-          ...encodeRawBody(r.body),
+          // An erased receipt's body is gone (its sha256 stays in the chain): the marker says so.
+          ...(l.actualBodySha256 === null ? { body: ERASED, bodyEncoding: 'utf8' as const } : encodeRawBody(r.body)),
           signature: {
             status: r.signatureStatus,
             timestamp: r.signatureTimestamp ? r.signatureTimestamp.toISOString() : null,

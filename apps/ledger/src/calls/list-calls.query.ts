@@ -36,7 +36,8 @@ export class ListCallsHandler implements IQueryHandler<ListCallsQuery> {
     ]);
     const more = legs.length > params.limit;
     const page: CallPage = {
-      data: legs.slice(0, params.limit).map((l, i) => ({ ...toCallLegDto(l), treeLegs: treeLegs[i]! })),
+      // Object.assign, not a spread into a new literal: see toStoredLeg (calls.repository.ts).
+      data: legs.slice(0, params.limit).map((l, i) => Object.assign(toCallLegDto(l), { treeLegs: treeLegs[i]! })),
       nextCursor: more ? encodeCursor('calls', { ...filters }, keys[params.limit - 1]!) : null,
     };
     if (total !== undefined) page.total = total;

@@ -12,10 +12,19 @@ const SCOPE = 'ledger:api-scope';
 /** The scope a controller or route needs. A route guarded by ApiKeyGuard without one needs `admin` (fail closed). */
 export const RequireScope = (scope: ApiScope) => SetMetadata(SCOPE, scope);
 
+const UNMASKABLE = 'ledger:unmaskable';
+/**
+ * A `read` route whose answer cannot be masked without losing its point (the audit export: masked values would no
+ * longer hash): refused to `read-masked` keys.
+ */
+export const NotForMaskedKeys = () => SetMetadata(UNMASKABLE, true);
+
 /** Who called: the key's name (never the key), for the audit records of imports and admin actions. */
 export interface Actor {
   name: string;
   scopes: readonly ApiScope[];
+  /** A `read-masked` key on a read route: every number it is served is masked (masking.interceptor.ts). */
+  masked: boolean;
 }
 export type AuthenticatedRequest = FastifyRequest & { actor?: Actor };
 
@@ -60,8 +69,11 @@ export class ApiKeyGuard implements CanActivate {
       throw unauthorized();
     }
     const scope = this.reflector.getAllAndOverride<ApiScope | undefined>(SCOPE, [context.getHandler(), context.getClass()]) ?? 'admin';
-    if (!key.scopes.includes(scope)) throw forbiddenScope(key.name, scope);
-    req.actor = { name: key.name, scopes: key.scopes };
+    // A read route is open to a read-masked key, masked, unless it cannot be (NotForMaskedKeys).
+    const masked = scope === 'read' && !key.scopes.includes('read') && key.scopes.includes('read-masked');
+    if (masked && this.reflector.getAllAndOverride<boolean | undefined>(UNMASKABLE, [context.getHandler(), context.getClass()])) throw forbiddenScope(key.name, scope);
+    if (!key.scopes.includes(scope) && !masked) throw forbiddenScope(key.name, scope);
+    req.actor = { name: key.name, scopes: key.scopes, masked };
     return true;
   }
 }

@@ -12,7 +12,7 @@ export const minPositionParam = z
   .string()
   .refine(isPositionText, 'must be a position from an ingest receipt: digits, at most 9223372036854775807')
   .optional()
-  .describe('position from an ingest receipt: answer only once every projection has applied it (else 503 after 3 s)');
+  .describe('position from an ingest receipt: answer only once every projection has applied it, on the server the route reads (else 503 after 3 s: PROJECTION.LAGGING, or READ.REPLICA_LAGGING when only the read replica is behind)');
 
 /** A query-string schema: strict (an unknown parameter is a 400 too) and with `minPosition`. */
 export const queryParams = <T extends z.ZodRawShape>(shape: T) => z.strictObject({ ...shape, minPosition: minPositionParam });
@@ -26,7 +26,7 @@ const ERROR_TEXT: Record<number, string> = {
   413: 'body too large',
   415: 'unsupported content type',
   429: 'too many refused signatures or API keys from this address: everything from it is refused until Retry-After seconds have passed',
-  503: 'database unavailable, or minPosition not reached in time (Retry-After)',
+  503: 'database unavailable, the read replica unavailable (READ.REPLICA_UNAVAILABLE), or minPosition not reached in time (PROJECTION.LAGGING, READ.REPLICA_LAGGING); Retry-After',
 };
 
 export interface ApiResponseSpec {

@@ -1,12 +1,17 @@
 import { Query, QueryHandler, type IQueryHandler } from '@nestjs/cqrs';
 import { toCallLegDto } from '../calls/call-leg.mapper.js';
-import type { ExportCallsQueryParams } from '../calls/calls.dto.js';
+import { maskDocument } from '@lib/ledger';
+import type { CallLegDto, ExportCallsQueryParams } from '../calls/calls.dto.js';
 import { CallsRepository } from '../calls/calls.repository.js';
 import { normalizeCallFilters } from '../calls/list-calls.query.js';
 import { callCsvHeader, callCsvLine } from './call-csv.js';
 
 export class ExportCallsQuery extends Query<AsyncIterable<string>> {
-  constructor(readonly params: ExportCallsQueryParams) {
+  constructor(
+    readonly params: ExportCallsQueryParams,
+    /** A read-masked key: each leg's numbers masked before it is written (README "Masking in reads"). */
+    readonly masked = false,
+  ) {
     super();
   }
 }
@@ -22,7 +27,7 @@ export class ExportCallsHandler implements IQueryHandler<ExportCallsQuery> {
 
   constructor(private readonly repo: CallsRepository) {}
 
-  async execute({ params }: ExportCallsQuery): Promise<AsyncIterable<string>> {
+  async execute({ params, masked }: ExportCallsQuery): Promise<AsyncIterable<string>> {
     const filters = normalizeCallFilters(params);
     const { repo, batchSize } = this;
     const line = params.format === 'csv' ? callCsvLine : (leg: Parameters<typeof callCsvLine>[0]) => `${JSON.stringify(leg)}\n`;
@@ -32,7 +37,7 @@ export class ExportCallsHandler implements IQueryHandler<ExportCallsQuery> {
       for (;;) {
         const { legs, keys } = await repo.listLegs(filters, after, batchSize);
         const batch = legs.slice(0, batchSize);
-        if (batch.length > 0) yield batch.map((l) => line(toCallLegDto(l))).join('');
+        if (batch.length > 0) yield batch.map((l) => line(masked ? (maskDocument(toCallLegDto(l)) as CallLegDto) : toCallLegDto(l))).join('');
         if (legs.length <= batchSize) return;
         after = keys[batchSize - 1]!;
       }

@@ -1,11 +1,11 @@
-import { Controller, Get, StreamableFile, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Controller, Get, Req, StreamableFile, UseGuards, UseInterceptors } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { callLegSchema, exportCallsQuerySchema, type ExportCallsQueryParams } from '../calls/calls.dto.js';
-import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
+import { ApiKeyGuard, RequireScope, type AuthenticatedRequest } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
-import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
+import { ReadsReplica, ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import { CALL_CSV_COLUMNS } from './call-csv.js';
 import { ExportCallsQuery } from './export-calls.query.js';
 
@@ -15,6 +15,7 @@ const CONTENT_TYPES = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-n
 @UseGuards(ApiKeyGuard)
 @RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
+@ReadsReplica()
 export class ExportController {
   constructor(private readonly queryBus: QueryBus) {}
 
@@ -31,8 +32,8 @@ export class ExportController {
       { contentType: 'application/x-ndjson', schema: callLegSchema, description: 'format=ndjson; the schema is that of each line' },
     ],
   })
-  async export(@ValidQuery(exportCallsQuerySchema) q: ExportCallsQueryParams): Promise<StreamableFile> {
-    const chunks = await this.queryBus.execute(new ExportCallsQuery(q));
+  async export(@ValidQuery(exportCallsQuerySchema) q: ExportCallsQueryParams, @Req() req: AuthenticatedRequest): Promise<StreamableFile> {
+    const chunks = await this.queryBus.execute(new ExportCallsQuery(q, req.actor?.masked ?? false));
     return new StreamableFile(Readable.from(chunks, { objectMode: false }), {
       type: CONTENT_TYPES[q.format],
       disposition: `attachment; filename="calls.${q.format}"`,

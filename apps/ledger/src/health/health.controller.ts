@@ -6,13 +6,18 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { ApiRoute } from '../common/api-route.decorator.js';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
+import { ReadReplicaService } from '../replica/read-replica.service.js';
 
 const indicators = z.record(z.string(), z.looseObject({ status: z.string() }));
 const healthSchema = z
   .object({ status: z.enum(['ok', 'error', 'shutting_down']), info: indicators.optional(), error: indicators.optional(), details: indicators })
   .meta({ id: 'Health' });
 
-/** Ready (200) once the database answers and every migration is applied; 503 otherwise. */
+/**
+ * Ready (200) once the database answers and every migration is applied; 503 otherwise. With DATABASE_READ_URL,
+ * `readReplica` reports the replica (state, where reads go, lag) and is always `up`: a replica that is down does
+ * not make the instance unready, since ingest does not need it and reads fall back (or answer 503 themselves).
+ */
 @Controller('health')
 export class HealthController {
   constructor(
@@ -20,6 +25,7 @@ export class HealthController {
     private readonly indicators: HealthIndicatorService,
     private readonly db: Database,
     @Inject(SCHEMA_STATE) private readonly schema: SchemaState,
+    private readonly replica: ReadReplicaService,
   ) {}
 
   @Get()
@@ -44,6 +50,7 @@ export class HealthController {
             })
             .withTimeout(1500),
         () => (this.schema.migrated ? this.indicators.check('migrations').up() : this.indicators.check('migrations').down({ message: this.schema.lastError ?? 'migrations not applied yet' })),
+        ...(this.replica.configured ? [() => this.indicators.check('readReplica').up({ ...this.replica.status() })] : []),
       ]);
     } catch (err) {
       if (err instanceof ServiceUnavailableException) {

@@ -57,6 +57,27 @@ export class MetricsService {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly replicaUp = new Gauge({
+    name: 'ledger_read_replica_up',
+    help: 'DATABASE_READ_URL: 1 while the replica answers as a standby, 0 while it is down (reads then follow LEDGER_READ_FALLBACK)',
+    registers: [this.registry],
+  });
+  readonly replicaLagSeconds = new Gauge({
+    name: 'ledger_read_replica_lag_seconds',
+    help: 'DATABASE_READ_URL: 0 when the replica has replayed all the WAL the primary wrote, else the age of the last transaction it replayed',
+    registers: [this.registry],
+  });
+  readonly replicaLagBytes = new Gauge({
+    name: 'ledger_read_replica_lag_bytes',
+    help: 'DATABASE_READ_URL: WAL bytes the primary has written that the replica has not replayed yet',
+    registers: [this.registry],
+  });
+  readonly readQueries = new Counter({
+    name: 'ledger_read_queries_total',
+    help: 'DATABASE_READ_URL: connections taken by the query routes, by the server that served them (replica, primary)',
+    labelNames: ['server'] as const,
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -3,13 +3,14 @@ import { QueryBus } from '@nestjs/cqrs';
 import { listRecordingsQuerySchema, recordingPageSchema, type ListRecordingsQueryParams } from '../calls/calls.dto.js';
 import { ApiKeyGuard, RequireScope } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
-import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
+import { ReadsReplica, ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import { ListRecordingsQuery, type RecordingPage } from './list-recordings.query.js';
 
 @Controller('v1/recordings')
 @UseGuards(ApiKeyGuard)
 @RequireScope('read')
 @UseInterceptors(ReadYourWritesInterceptor)
+@ReadsReplica()
 export class RecordingsController {
   constructor(private readonly queryBus: QueryBus) {}
 

@@ -1,6 +1,7 @@
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
+import { READ_DATABASE } from '../common/tokens.js';
 import { PROVIDERS, type Provider, type RecordingScope } from '@lib/ledger';
 import type { CursorKey } from '../common/page-cursor.js';
 import type { RecordingDto } from '../calls/calls.dto.js';
@@ -28,7 +29,7 @@ interface RecordingDbRow {
 
 @Injectable()
 export class RecordingsRepository {
-  constructor(private readonly db: Database) {}
+  constructor(@Inject(READ_DATABASE) private readonly db: Database) {}
 
   /**
    * Newest first: created_at DESC, then provider, call_id, recording_id. The key is [created_at at full precision,
