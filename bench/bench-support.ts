@@ -77,7 +77,7 @@ export const startService = async (env: Record<string, string>, nodeArgs: string
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, [...nodeArgs, 'dist/apps/ledger/src/main.js'], {
     cwd,
-    env: { ...process.env, LEDGER_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn', LEDGER_BENCH_ROUTES: '1', LEDGER_PUBLIC_URL: url, ...env },
+    env: { ...process.env, LEDGER_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.SERVICE_LOG_LEVEL ?? 'warn', LEDGER_BENCH_ROUTES: '1', LEDGER_PUBLIC_URL: url, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const deadline = Date.now() + 60_000;

@@ -14,13 +14,15 @@ import { BulkAppendRepository, EventStoreRepository, StagedChunk, type WebhookRe
 import { ProviderRegistry } from '../libs/providers/src/index.js';
 import { buildWebhookRecord } from '../apps/ledger/src/webhooks/webhook-record.factory.js';
 import { simulatedDeliveries } from './ingest.bench.js';
+import { CpuMeter, postgresPids } from './bench-support.js';
 import pg from 'pg';
 
 const rows = Number(process.env.ROWS ?? 50_000);
 const chunkRows = Number(process.env.CHUNK ?? 5000);
 const explain = ['-c', 'session_preload_libraries=auto_explain', '-c', `auto_explain.log_min_duration=${process.env.PGLOG_MIN_MS ?? 0}`, '-c', 'auto_explain.log_nested_statements=on', ...(process.env.PGLOG_ANALYZE ? ['-c', 'auto_explain.log_analyze=on', '-c', 'auto_explain.log_timing=on'] : [])];
+const dataDir = await mkdtemp(join(tmpdir(), 'probe-'));
 const pgs = await startEmbeddedPostgres({
-  dataDir: await mkdtemp(join(tmpdir(), 'probe-')),
+  dataDir,
   flags: process.env.PGLOG ? explain : [],
   log: (l) => {
     if (process.env.PGLOG) console.log(process.env.PGLOG_FULL ? l : l.slice(0, 200).replace(/\s+/g, ' '));
@@ -34,6 +36,8 @@ const fresh = async (name: string) => {
   u.pathname = `/${name}`;
   const h = createDatabase(u.toString(), 4);
   await migrateToLatest(h.db);
+  // PROBE_SQL: statements (separated by ;) run on each fresh database after the migrations, to try a schema change.
+  for (const stmt of (process.env.PROBE_SQL ?? '').split(';').filter((x) => x.trim())) await poolOf(h.db)!.query(stmt);
   return h;
 };
 
@@ -79,15 +83,21 @@ if (process.env.STAGE_ONLY) {
 const bulkDb = await fresh('probe_bulk');
 const bulk = new BulkAppendRepository(poolOf(bulkDb.db)!);
 t0 = performance.now();
+// CPU of every PostgreSQL process: on a shared machine the wall time says little, the CPU per row says more.
+const meter = new CpuMeter({ postgres: () => postgresPids(dataDir) });
 let imported = 0;
 for (const c of chunks) {
   const s = performance.now();
-  const r = await bulk.appendChunk(c.rows);
+  const r = await bulk.appendChunk(c);
   imported += r.imported;
   if (process.env.VERBOSE) console.log(`chunk ${c.length}: ${(performance.now() - s).toFixed(0)} ms`);
 }
 let sec = (performance.now() - t0) / 1000;
-console.log(`bulk: ${imported} imported in ${sec.toFixed(2)} s, ${(rows / sec).toFixed(0)} rows/s (database side of the chunks)`);
+const share = meter.stop();
+console.log(
+  `bulk: ${imported} imported in ${sec.toFixed(2)} s, ${(rows / sec).toFixed(0)} rows/s (database side of the chunks); ` +
+    `PostgreSQL CPU ${(((share.cores.postgres ?? 0) * share.wallSec * 1e6) / rows).toFixed(1)} µs per row`,
+);
 
 if (!process.env.SKIP_OLD) {
   const oldDb = await fresh('probe_old');

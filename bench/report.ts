@@ -84,7 +84,15 @@ export const computeFigures = (r: Results): Figure[] => {
   add({ id: 'import.rps', label: 'import (POST /v1/import, NDJSON)', value: r.import.rowsPerSec, unit: 'rows/s', display: `${n(r.import.rowsPerSec)} rows/s over ${n(r.import.rows)} rows` });
   add({ id: 'copy.rps', label: 'raw COPY of the same rows into a bare table', value: r.import.copy.rowsPerSec, unit: 'rows/s', display: `${n(r.import.copy.rowsPerSec)} rows/s` });
   add({ id: 'import.vs-copy', label: 'import / raw COPY', value: r.import.ratio, unit: 'ratio', display: pct(r.import.ratio), target: '≥ 25 %', pass: r.import.ratio >= 0.25 });
-  add({ id: 'import.rss', label: 'service peak RSS during the import', value: r.import.peakRssMb, unit: 'MB', display: `${n(r.import.peakRssMb)} MB`, target: '< 250 MB', pass: r.import.peakRssMb < 250 });
+  add({
+    id: 'import.rss',
+    label: 'service peak RSS during the import (a fresh service process)',
+    value: r.import.peakRssMb,
+    unit: 'MB',
+    display: `${n(r.import.peakRssMb)} MB${r.import.startRssMb === undefined ? '' : ` (${n(r.import.startRssMb)} MB when it began)`}`,
+    target: '< 250 MB',
+    pass: r.import.peakRssMb < 250,
+  });
   const bigEnough = r.rebuild.events >= 1_000_000;
   add({
     id: 'rebuild.eps',
@@ -245,8 +253,8 @@ const notes = (r: Results): string[] => {
   if (!fig('import.rss').pass) {
     out.push(
       `**RSS during the import (${fig('import.rss').display}, target < 250 MB; live ingest stayed at ${n(Math.max(g.peakRssMb, r.live.naive.peakRssMb))} MB).** The upload is streamed ` +
-        'line by line; at most two chunks of staged COPY text (2,000 rows or 16 MiB each) are held, one being written and one being parsed. The service ran the live-ingest phases ' +
-        'before the import, so its heap was already grown.',
+        'line by line; at most two chunks of staged COPY text are held, one being written and one being parsed. The import runs in a service process of its own, started ' +
+        'after the live-ingest phases.',
     );
   }
   return out;

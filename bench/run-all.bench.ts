@@ -11,7 +11,7 @@ import { sql } from 'kysely';
 import { createDatabase, migrateToLatest } from '../libs/db/src/index.js';
 import type { Provider } from '../libs/ledger/src/index.js';
 import { CpuMeter, RssSampler, databaseUrl, fmt, postgresPids, startService, type CpuShare, type PhaseProbe, startBenchServer } from './bench-support.js';
-import { benchImport, benchLiveIngest, type ImportFigures, type LiveIngestFigures } from './ingest.bench.js';
+import { benchImport, benchLiveIngest, startImportService, type ImportFigures, type LiveIngestFigures } from './ingest.bench.js';
 import { benchPeer, type PeerFigures } from './peer.bench.js';
 import { QUERY_API_KEY, assertEveryLegProjected, fillLegs, measureQueries, type RouteLatency } from './queries.bench.js';
 import { appendTwentyLegTrees, measureConsole, type ConsoleLatency } from './console.bench.js';
@@ -89,15 +89,18 @@ try {
   );
 
   console.log(`\n== live ingest (${sizes.durationSec} s per run, 64 connections)`);
-  const r = await benchLiveIngest({ freshDatabase, durationSec: sizes.durationSec, deliveries: sizes.liveDeliveries, keepService: true, probe });
+  const r = await benchLiveIngest({ freshDatabase, durationSec: sizes.durationSec, deliveries: sizes.liveDeliveries, probe });
   live = r.figures;
   console.log(`noop ${fmt(live.noop.rps)} req/s, group commit ${fmt(live.groupCommit.rps)} req/s, naive ${fmt(live.naive.rps)} req/s`);
 
   console.log(`\n== import (${fmt(sizes.importRows)} rows) and raw COPY`);
+  // A fresh service process on the database live ingest filled: the import's RSS is its own.
+  const importUrl = databaseUrl(server.url, 'bench_ingest');
+  const importService = await startImportService(importUrl);
   try {
-    imp = await benchImport(r.service!, databaseUrl(server.url, 'bench_ingest'), sizes.importRows, probe);
+    imp = await benchImport(importService, importUrl, sizes.importRows, probe);
   } finally {
-    await r.service!.stop();
+    await importService.stop();
   }
   console.log(`import ${fmt(imp.rowsPerSec)} rows/s, COPY ${fmt(imp.copy.rowsPerSec)} rows/s`);
 

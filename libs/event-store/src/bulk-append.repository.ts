@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { CHAIN_VERSION } from './hash-chain.js';
-import type { StagedRow } from './staged-rows.js';
+import type { StagedChunk, StagedSpan } from './staged-rows.js';
 
 export interface BulkAppendResult {
   /** Deliveries stored by this chunk. */
@@ -29,25 +28,6 @@ const EVENT_COLUMNS = 'batch, seq, ord, stream_name, event_id, type, data, metad
  */
 const CHUNK_STATEMENT_TIMEOUT = '120s';
 
-/** COPY data is sent in pieces of about this size, as a client streaming a file would. */
-const PIECE = 64 * 1024;
-
-function* pieces(batch: string, lines: Iterable<string>): Generator<string> {
-  let piece = '';
-  for (const line of lines) {
-    piece += `${batch}\t${line}\n`;
-    if (piece.length >= PIECE) {
-      yield piece;
-      piece = '';
-    }
-  }
-  if (piece) yield piece;
-}
-
-function* eventLines(rows: readonly StagedRow[]): Generator<string> {
-  for (const row of rows) yield* row.events;
-}
-
 /**
  * The bulk path of the store (POST /v1/import): one transaction per chunk that COPYs the chunk's receipts and
  * events into the staging tables and appends them set-wise with `ledger_append_staged` (see its migration,
@@ -57,20 +37,20 @@ function* eventLines(rows: readonly StagedRow[]): Generator<string> {
 export class BulkAppendRepository {
   constructor(private readonly pool: pg.Pool) {}
 
-  async appendChunk(rows: readonly StagedRow[]): Promise<BulkAppendResult> {
+  /** Appends `rows` of `chunk` (all of them by default; the importer passes halves when it looks for a refused line). */
+  async appendChunk<T>(chunk: StagedChunk<T>, rows: readonly StagedSpan<T>[] = chunk.rows): Promise<BulkAppendResult> {
     if (rows.length === 0) return { imported: 0, duplicates: 0, firstReceiptId: null, lastReceiptId: null, lastPosition: null };
-    const batch = randomUUID();
     const client = await this.pool.connect();
     let broken: Error | undefined;
     try {
       await client.query('BEGIN');
       await client.query(`SET LOCAL statement_timeout = '${CHUNK_STATEMENT_TIMEOUT}'`);
       try {
-        await pipeline(Readable.from(pieces(batch, rows.map((r) => r.receipt))), client.query(copyFrom(`COPY import_staged_receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
-        await pipeline(Readable.from(pieces(batch, eventLines(rows))), client.query(copyFrom(`COPY import_staged_events (${EVENT_COLUMNS}) FROM STDIN`)));
+        await pipeline(Readable.from(chunk.copyData('receipts', rows)), client.query(copyFrom(`COPY import_staged_receipts (${RECEIPT_COLUMNS}) FROM STDIN`)));
+        await pipeline(Readable.from(chunk.copyData('events', rows)), client.query(copyFrom(`COPY import_staged_events (${EVENT_COLUMNS}) FROM STDIN`)));
         const res = await client.query<{ imported: number; duplicates: number; first_receipt: string | null; last_receipt: string | null; last_position: string | null }>(
           'SELECT * FROM ledger_append_staged($1::uuid, $2::smallint)',
-          [batch, CHAIN_VERSION],
+          [chunk.batch, CHAIN_VERSION],
         );
         await client.query('COMMIT');
         const r = res.rows[0]!;

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { deliveryEventId, eventRowTexts, hashedMetaOf } from './event-store.repository.js';
@@ -7,16 +8,13 @@ import type { ReceiptInput, WebhookRecord } from './webhook-record.js';
 
 /**
  * One delivery as the bulk import stages it: its receipt and its events as lines of COPY text (without the
- * chunk's batch id, which is prefixed when the chunk is sent). Built as soon as the line is parsed, so the
- * parsed record can be dropped at once and a chunk waiting for the database holds only this text.
+ * chunk's batch id and the line ends, which StagedChunk adds as it writes them into its buffers).
  */
 export interface StagedRow {
   /** `provider:dedupe key`: copies inside one chunk are answered as duplicates without being staged. */
   key: string;
   receipt: string;
   events: string[];
-  /** Length of the text, to cap a chunk by size as well as by rows. */
-  bytes: number;
 }
 
 /** COPY text format: backslash, tab, newline and carriage return are the characters that must be escaped. */
@@ -76,45 +74,133 @@ export const stagedRowOf = (record: WebhookRecord, ord: number, seq: number): St
     sentAt ?? '\\N',
   ].join('\t');
 
-  let bytes = receipt.length;
   const events = record.events.map((e, index) => {
     const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
     const eventId = deliveryEventId({ ...r, dedupeKey }, index);
     const occurredAt = isoOrNull(e.occurredAt);
     const { dataText, metadataText, content } = eventRowTexts(r, e, record.translation, { eventId, streamName, schemaVersion: schemaVersionOf(e.type), bodySha256, receivedAt, occurredAt }, hashedMeta);
     const line = [String(seq + index), String(ord), text(streamName), eventId, text(e.type), text(dataText), text(metadataText), occurredAt ?? '\\N', receivedAt, text(content)].join('\t');
-    bytes += line.length;
     return line;
   });
-  return { key: `${r.provider}:${dedupeKey.toString('hex')}`, receipt, events, bytes };
+  return { key: `${r.provider}:${dedupeKey.toString('hex')}`, receipt, events };
 };
+
+/** A byte buffer that grows by doubling and is kept (not reallocated) from one chunk to the next. */
+class CopyBuffer {
+  private buf = Buffer.allocUnsafeSlow(256 * 1024);
+  length = 0;
+
+  /** Appends `text` as UTF-8 and answers where it starts. */
+  append(text: string): number {
+    const start = this.length;
+    const need = start + Buffer.byteLength(text, 'utf8');
+    if (need > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < need) size *= 2;
+      const bigger = Buffer.allocUnsafeSlow(size);
+      this.buf.copy(bigger, 0, 0, start);
+      this.buf = bigger;
+    }
+    this.length += this.buf.write(text, start, 'utf8');
+    return start;
+  }
+
+  /** A view of [start, end): valid until the next `append` or `clear`. */
+  view(start: number, end: number): Buffer {
+    return this.buf.subarray(start, end);
+  }
+
+  clear(): void {
+    this.length = 0;
+  }
+}
+
+/** Where one staged delivery's COPY lines sit in its chunk's buffers (byte offsets, end excluded). */
+export interface StagedSpan<T> {
+  /** `provider:dedupe key` (copies inside one chunk are answered as duplicates without being staged). */
+  key: string;
+  tag: T;
+  receiptStart: number;
+  receiptEnd: number;
+  eventsStart: number;
+  eventsEnd: number;
+}
 
 /**
  * The rows of one chunk (one transaction of the bulk import), with the caller's tag on each (the import keeps
  * the line number, to name a line the database refuses). A copy of a delivery already in the chunk is not
  * staged: `add` answers false and the caller counts it as a duplicate, as appendBatch answers copies in a batch.
+ *
+ * Each row's COPY lines (the chunk's batch id first) are written as UTF-8 into two buffers as soon as the record
+ * is staged, so no string of a row outlives its `add`: a chunk waiting for the database holds a few megabytes
+ * outside the JavaScript heap instead of thousands of strings that the young generation promotes, and that
+ * piled up in the old generation until a full collection (peak RSS of an import grew with its size). `clear`
+ * keeps the buffers for the next chunk: the importer alternates two chunks, one being filled while the other
+ * is written, so their memory is allocated once per upload.
  */
 export class StagedChunk<T> {
-  readonly rows: (StagedRow & { tag: T })[] = [];
+  readonly rows: StagedSpan<T>[] = [];
   private readonly keys = new Set<string>();
+  private readonly receipts = new CopyBuffer();
+  private readonly events = new CopyBuffer();
   private nextSeq = 1;
-  private size = 0;
+  /** Keys the chunk's rows in the staging tables (`ledger_append_staged` reads one batch). */
+  batch = randomUUID();
 
   add(record: WebhookRecord, tag: T): boolean {
     const row = stagedRowOf(record, this.rows.length + 1, this.nextSeq);
     if (this.keys.has(row.key)) return false;
     this.keys.add(row.key);
     this.nextSeq += row.events.length;
-    this.size += row.bytes;
-    this.rows.push({ ...row, tag });
+    const prefix = `${this.batch}\t`;
+    const receiptStart = this.receipts.append(`${prefix}${row.receipt}\n`);
+    const eventsStart = this.events.length;
+    for (const line of row.events) this.events.append(`${prefix}${line}\n`);
+    this.rows.push({ key: row.key, tag, receiptStart, receiptEnd: this.receipts.length, eventsStart, eventsEnd: this.events.length });
     return true;
+  }
+
+  /**
+   * The COPY data of `rows` (rows of this chunk, in chunk order): receipts or events, in pieces of at most
+   * `piece` bytes that are views of the chunk's buffer (nothing is copied). Rows next to each other in the buffer
+   * are sent as one range.
+   */
+  *copyData(which: 'receipts' | 'events', rows: readonly StagedSpan<T>[] = this.rows, piece = 64 * 1024): Generator<Buffer> {
+    const buf = which === 'receipts' ? this.receipts : this.events;
+    let start = -1;
+    let end = -1;
+    const flush = function* () {
+      for (let o = start; o < end; o += piece) yield buf.view(o, Math.min(end, o + piece));
+    };
+    for (const r of rows) {
+      const [s, e] = which === 'receipts' ? [r.receiptStart, r.receiptEnd] : [r.eventsStart, r.eventsEnd];
+      if (s === end) {
+        end = e;
+        continue;
+      }
+      if (start >= 0) yield* flush();
+      start = s;
+      end = e;
+    }
+    if (start >= 0) yield* flush();
+  }
+
+  /** Empties the chunk for the next one, keeping its buffers (nothing of it may be in use any more). */
+  clear(): void {
+    this.rows.length = 0;
+    this.keys.clear();
+    this.receipts.clear();
+    this.events.clear();
+    this.nextSeq = 1;
+    this.batch = randomUUID();
   }
 
   get length(): number {
     return this.rows.length;
   }
 
+  /** Bytes of COPY data staged. */
   get bytes(): number {
-    return this.size;
+    return this.receipts.length + this.events.length;
   }
 }

@@ -1,3 +1,4 @@
+import { lookupTable } from './lookup-table.js';
 import { XMLParser } from 'fast-xml-parser';
 import type { Provider } from './call-leg.events.js';
 
@@ -150,7 +151,7 @@ const parseJambonz = (doc: unknown): ParsedAnswer => {
 };
 
 /** RCML/TwiML nouns of <Dial> and the target type each stands for. */
-const RCML_NOUNS: Record<string, string> = { Number: 'phone', Client: 'user', Sip: 'sip', Conference: 'conference', Queue: 'queue' };
+const RCML_NOUNS = lookupTable<string>({ Number: 'phone', Client: 'user', Sip: 'sip', Conference: 'conference', Queue: 'queue' });
 
 const xml = new XMLParser({
   ignoreAttributes: false,

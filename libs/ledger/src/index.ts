@@ -13,3 +13,4 @@ export * from './intent.js';
 export * from './event-schemas.js';
 export * from './retention-policy.js';
 export * from './masking.js';
+export * from './lookup-table.js';

@@ -1,3 +1,4 @@
+import { lookupTable } from './lookup-table.js';
 /**
  * Pure domain rules of the call-leg read model (docs/providers.md, "Reconstruction rules"). No I/O: a row is a function of the SET of
  * events given, never of their arrival order. Every rule below is either a min/max, a precedence table or a
@@ -68,11 +69,11 @@ export const eventTimeSource = (e: LedgerEvent): TimeSource =>
  * FreeClimb says who ended a call only through callEndedReason (FC-openapi `CallEndedReason`): the far end hung
  * up, the app's Hangup command, or the platform's maximum call length.
  */
-const FREECLIMB_HANGUP_BY: Record<string, string> = {
+const FREECLIMB_HANGUP_BY = lookupTable<string>({
   farEndHangup: 'far-end',
   hangupCommand: 'application',
   maxCallDurationExceeded: 'platform',
-};
+});
 
 /**
  * Twilio's `completed` means "answered and ended normally" (https://www.twilio.com/docs/voice/api/call-resource#call-status-values):

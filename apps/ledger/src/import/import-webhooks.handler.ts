@@ -10,15 +10,14 @@ import { ProviderRegistry } from '@lib/providers';
 import { Projector } from '@lib/projections';
 import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { buildWebhookRecord, pickHeaders } from '../webhooks/webhook-record.factory.js';
 import { ImportWebhooksCommand, type ImportProgress, type ImportResult } from './import-webhooks.command.js';
-import { importLineSchema } from './import-line.schema.js';
+import { importLineRecord } from './import-line.schema.js';
 
 /**
  * Rows per transaction of the bulk path, and a cap on a chunk's COPY text (bodies may be up to
  * LEDGER_MAX_BODY_BYTES each). Large enough that a commit and a function call are paid once per thousands of
- * rows; small enough that two chunks (one being written, one being parsed) keep the memory flat: with 5,000 the
- * service's peak RSS during a 20,000-row import was 253–325 MB, with 2,000 it was 202–237 MB (shared machine).
+ * rows (PostgreSQL's CPU per row was the same at 1,000, 2,000 and 5,000: bench/bulk-append.probe.ts); small
+ * enough that the two chunks' buffers (one being written, one being filled) stay a few megabytes each.
  */
 const CHUNK_ROWS = 2000;
 const CHUNK_TEXT = 16 * 1024 * 1024;
@@ -31,7 +30,8 @@ export const IMPORT_PROGRESS_INTERVAL_MS = 1000;
 type Chunk = StagedChunk<number>;
 
 /**
- * Streams the upload line by line into chunks of staged rows (COPY text, built as each line is parsed) and
+ * Streams the upload line by line into chunks of staged rows (COPY text in the chunk's buffers, written as each
+ * line is parsed; two chunks alternate, so their buffers are allocated once per upload) and
  * appends each chunk in one transaction through the bulk path (`BulkAppendRepository`: COPY into staging, then
  * `ledger_append_staged`), with at most one chunk in flight while the next one is parsed: memory stays flat
  * whatever the size. Dedupe, stream versions and the hash chain are those of live ingest.
@@ -92,9 +92,9 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     // A line the database refuses (say, a date PostgreSQL cannot hold) must not fail the whole upload with a 500:
     // the chunk is split until that line is alone and rejected, and its neighbours are kept (the hostile-input
     // fuzz test found this). An unreachable database still fails the request, as a 503.
-    const write = async (rows: Chunk['rows']): Promise<void> => {
+    const write = async (chunk: Chunk, rows: Chunk['rows']): Promise<void> => {
       try {
-        count(await this.appendChunk(rows));
+        count(await this.appendChunk(chunk, rows));
         this.projector.wake();
       } catch (err) {
         // An outage, or a lock that outlived the retries (a LedgerError SERVICE.UNAVAILABLE), fails the upload; a
@@ -105,8 +105,8 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
         }
         if (rows.length === 1) return reject(rows[0]!.tag, `could not be stored: ${(err as Error).message}`);
         const mid = rows.length >> 1;
-        await write(rows.slice(0, mid));
-        await write(rows.slice(mid));
+        await write(chunk, rows.slice(0, mid));
+        await write(chunk, rows.slice(mid));
       }
     };
 
@@ -140,6 +140,8 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
     ticker.unref();
 
     let chunk: Chunk = new StagedChunk();
+    // The chunk being written; once its write has settled, its buffers are reused for the chunk after next.
+    let writing: Chunk | null = null;
     let inFlight: Promise<void> = Promise.resolve();
     const counted = new Transform({
       transform(piece: Buffer, _enc, done) {
@@ -171,18 +173,21 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
           }
           if (chunk.length >= CHUNK_ROWS || chunk.bytes >= CHUNK_TEXT) {
             await inFlight;
-            inFlight = write(chunk.rows);
+            const full = chunk;
+            inFlight = write(full, full.rows);
             // Marked handled now: it is awaited only after the next lines are read, and an unhandled rejection
             // (a database outage mid-upload) would end the process instead of answering 503.
             inFlight.catch(() => undefined);
-            chunk = new StagedChunk();
+            chunk = writing ?? new StagedChunk();
+            chunk.clear();
+            writing = full;
           }
         }
       } catch (err) {
         reject(lineNo + 1, `upload could not be read past this line: ${(err as Error).message}`);
       }
       await inFlight;
-      if (chunk.length > 0) await write(chunk.rows);
+      if (chunk.length > 0) await write(chunk, chunk.rows);
     } finally {
       clearInterval(ticker);
     }
@@ -195,10 +200,10 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
    * connection that could not be opened or was lost is retried a few times before the upload fails with 503: on a
    * busy machine, opening a connection can outlast the pool's connect timeout (seen under a load average of 20).
    */
-  private async appendChunk(rows: Chunk['rows']): Promise<BulkAppendResult> {
+  private async appendChunk(chunk: Chunk, rows: Chunk['rows']): Promise<BulkAppendResult> {
     for (let attempt = 0; ; attempt += 1) {
       try {
-        return await retryTransient(() => this.bulk.appendChunk(rows));
+        return await retryTransient(() => this.bulk.appendChunk(chunk, rows));
       } catch (err) {
         if (!isConnectionError(err) || attempt >= CONNECTION_RETRIES) throw err;
         this.logger.warn(`import: chunk at line ${rows[0]!.tag} retried after a connection error: ${(err as Error).message}`);
@@ -208,39 +213,11 @@ export class ImportWebhooksHandler implements ICommandHandler<ImportWebhooksComm
   }
 
   private toRecord(raw: string, lineNo: number, reject: (line: number, error: string) => void): WebhookRecord | null {
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch (err) {
-      reject(lineNo, `not valid JSON: ${(err as Error).message}`);
+    const r = importLineRecord(raw, this.config.maxBodyBytes, this.providers);
+    if ('error' in r) {
+      reject(lineNo, r.error);
       return null;
     }
-    const parsed = importLineSchema.safeParse(json);
-    if (!parsed.success) {
-      reject(lineNo, parsed.error.issues.map((i) => `${i.path.join('.') || 'line'}: ${i.message}`).join('; '));
-      return null;
-    }
-    const line = parsed.data;
-    const rawBody = Buffer.from(line.body, 'utf8');
-    if (rawBody.length > this.config.maxBodyBytes) {
-      reject(lineNo, `body exceeds ${this.config.maxBodyBytes} bytes`);
-      return null;
-    }
-    const headers = pickHeaders(Object.fromEntries(Object.entries(line.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])));
-    return buildWebhookRecord(
-      {
-        provider: line.provider,
-        rawBody,
-        contentType: line.contentType ?? headers['content-type'] ?? null,
-        path: line.path,
-        query: line.query ?? '',
-        headers,
-        remoteAddr: null,
-        receivedAt: new Date(line.receivedAt),
-        signature: { status: 'not-checked', timestamp: null },
-        source: 'import',
-      },
-      this.providers,
-    );
+    return r.record;
   }
 }

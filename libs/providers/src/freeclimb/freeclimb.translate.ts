@@ -1,3 +1,4 @@
+import { lookupTable } from '@lib/ledger';
 import {
   newEvent,
   toNumber,
@@ -12,23 +13,23 @@ import { parseJsonObject, stringField } from '../shared/json-body.js';
 import { freeclimbWebhookSchema, type FreeclimbWebhook } from './freeclimb.payloads.js';
 import { stripUndefined } from '../shared/strip-undefined.js';
 
-const OUTCOMES: Record<string, Outcome> = {
+const OUTCOMES = lookupTable<Outcome>({
   completed: 'completed',
   busy: 'busy',
   noAnswer: 'no-answer',
   failed: 'failed',
   canceled: 'canceled',
-};
+});
 
 // The docs disagree on REST-created calls ("outbound" vs "outboundAPI", docs/providers.md, "FreeClimb requests"): both mean outbound-api.
-const DIRECTIONS: Record<string, Direction> = {
+const DIRECTIONS = lookupTable<Direction>({
   inbound: 'inbound',
   outbound: 'outbound-api',
   outboundAPI: 'outbound-api',
   outboundDial: 'outbound-dial',
-};
+});
 
-const MACHINE: Record<string, 'machine' | 'fax'> = { 'answering machine': 'machine', 'fax modem': 'fax' };
+const MACHINE = lookupTable<'machine' | 'fax'>({ 'answering machine': 'machine', 'fax modem': 'fax' });
 
 const APP_HOOKS = new Set(['redirect', 'queueWait']);
 

@@ -1,3 +1,4 @@
+import { lookupTable } from '@lib/ledger';
 import {
   newEvent,
   toNumber,
@@ -31,22 +32,22 @@ import {
 
 export type JambonzHookKind = 'dial-action' | 'amd' | 'dtmf' | 'conference' | 'gather' | 'call-hook' | 'status';
 
-const OUTCOMES: Record<string, Outcome> = {
+const OUTCOMES = lookupTable<Outcome>({
   completed: 'completed',
   busy: 'busy',
   'no-answer': 'no-answer',
   failed: 'failed',
   canceled: 'canceled',
-};
+});
 
-const AMD_RESULTS: Record<string, MachineResult> = {
+const AMD_RESULTS = lookupTable<MachineResult>({
   amd_human_detected: 'human',
   amd_machine_detected: 'machine',
   amd_machine_stopped_speaking: 'machine',
   amd_tone_detected: 'beep',
   amd_no_speech_detected: 'unknown',
   amd_decision_timeout: 'unknown',
-};
+});
 const AMD_APP_HOOKS = new Set(['amd_error', 'amd_stopped']);
 
 const GATHER_REASONS = new Set(['dtmfDetected', 'speechDetected', 'timeout', 'error', 'stt-low-confidence']);
@@ -55,7 +56,7 @@ const GATHER_REASONS = new Set(['dtmfDetected', 'speechDetected', 'timeout', 'er
  * Our own sub-path naming (one path per hook, docs/providers.md, "jambonz quirks"). Only consulted when the payload fits more than one kind:
  * jambonz sends no message type over HTTP, so the body is the primary key and a misrouted URL must not win.
  */
-const PATH_HINTS: Record<string, JambonzHookKind> = {
+const PATH_HINTS = lookupTable<JambonzHookKind>({
   status: 'status',
   'call-status': 'status',
   'dial-action': 'dial-action',
@@ -67,7 +68,7 @@ const PATH_HINTS: Record<string, JambonzHookKind> = {
   'conference-status': 'conference',
   gather: 'gather',
   'call-hook': 'call-hook',
-};
+});
 
 // Markers that name one hook unambiguously, in precedence order (docs/providers.md, "jambonz quirks").
 const DECISIVE: ReadonlyArray<[JambonzHookKind, (o: Record<string, unknown>) => boolean]> = [

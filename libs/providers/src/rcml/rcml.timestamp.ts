@@ -1,12 +1,13 @@
-const MONTHS: Record<string, number> = {
+import { lookupTable } from '@lib/ledger';
+const MONTHS = lookupTable<number>({
   jan: 0, feb: 1, mar: 2, apr: 3, may: 4, jun: 5, jul: 6, aug: 7, sep: 8, oct: 9, nov: 10, dec: 11,
-};
+});
 
 // RFC 2822 obsolete zone names; Intl knows EST/MST/HST as IANA links but not the daylight ones.
-const NAMED_OFFSETS_MIN: Record<string, number> = {
+const NAMED_OFFSETS_MIN = lookupTable<number>({
   UT: 0, UTC: 0, GMT: 0, Z: 0,
   EST: -300, EDT: -240, CST: -360, CDT: -300, MST: -420, MDT: -360, PST: -480, PDT: -420,
-};
+});
 
 // `EEE, dd MMM YYYY HH:mm:ss <zone>`; the weekday is optional in RFC 2822 and not checked (it carries no information).
 // Fractional seconds are accepted: some Twilio-compatible platforms print milliseconds there.

@@ -1,3 +1,4 @@
+import { lookupTable } from '@lib/ledger';
 import {
   newEvent,
   presentString,
@@ -30,29 +31,29 @@ export type RcmlFamily =
   | 'queue-wait';
 
 // Outcome map of docs/providers.md, "What is read from each webhook kind"; anything not listed (literal "null", '', in-progress, wait-for-answer) is unknown.
-const OUTCOMES: Record<string, Outcome> = {
+const OUTCOMES = lookupTable<Outcome>({
   completed: 'completed',
   busy: 'busy',
   'no-answer': 'no-answer',
   failed: 'failed',
   'not-found': 'failed',
   canceled: 'canceled',
-};
+});
 const outcomeOf = (status: string | undefined): Outcome => (status !== undefined && OUTCOMES[status]) || 'unknown';
 
-const DIRECTIONS: Record<string, Direction> = {
+const DIRECTIONS = lookupTable<Direction>({
   inbound: 'inbound',
   'outbound-api': 'outbound-api',
   'outbound-dial': 'outbound-dial',
-};
+});
 
 // Twilio RecordingSource values; the API-started conference recording is still a conference recording.
-const RECORDING_SCOPES: Record<string, RecordingScope> = {
+const RECORDING_SCOPES = lookupTable<RecordingScope>({
   DialVerb: 'dial',
   RecordVerb: 'utterance',
   Conference: 'conference',
   StartConferenceRecordingAPI: 'conference',
-};
+});
 
 const RECORDING_SID = /^RE[0-9a-f]{32}$/i;
 
@@ -61,7 +62,7 @@ const RECORDING_SID = /^RE[0-9a-f]{32}$/i;
  * the voice URL request (synchronous AMD), on status callbacks, and alone to `AsyncAmdStatusCallback`. The
  * provider's own value is kept as the detail.
  */
-const ANSWERED_BY: Record<string, MachineResult> = {
+const ANSWERED_BY = lookupTable<MachineResult>({
   human: 'human',
   machine_start: 'machine',
   machine_end_beep: 'beep',
@@ -69,7 +70,7 @@ const ANSWERED_BY: Record<string, MachineResult> = {
   machine_end_other: 'machine',
   fax: 'fax',
   unknown: 'unknown',
-};
+});
 
 type Envelope = {
   accountId: string | null;
