@@ -23,8 +23,8 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
   {
-    // libs/event-store is the only owner of the store's tables (events, streams, webhook_receipts and the
-    // checkpoint tables): everything else reads them through its functions (stream names, events by position,
+    // libs/event-store is the only owner of the store's tables (events, streams, webhook_receipts, their dedupe keys, the
+    // checkpoint tables and the partition and retention bookkeeping): everything else reads them through its functions (stream names, events by position,
     // by stream, chain links with receipts). Migrations, libs/db's schema types and tests may look behind it.
     files: ['apps/**/*.ts', 'libs/**/*.ts'],
     ignores: [
@@ -39,12 +39,12 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: 'TemplateElement[value.raw=/\\b(from|join|into|update|table)\\s+(events|streams|webhook_receipts|ledger_checkpoints|ledger_checkpoint_heads)\\b/i]',
+          selector: 'TemplateElement[value.raw=/\\b(from|join|into|update|table)\\s+(events|streams|webhook_receipts|webhook_receipt_keys|ledger_checkpoints|ledger_checkpoint_heads|ledger_partitions|ledger_archived_runs|ledger_retention_log)\\b/i]',
           message: 'Only libs/event-store queries the store tables: read them through its functions.',
         },
         {
           selector:
-            'CallExpression[callee.property.name=/^(selectFrom|insertInto|updateTable|deleteFrom|innerJoin|leftJoin|rightJoin|fullJoin)$/] > Literal[value=/^(events|streams|webhook_receipts|ledger_checkpoints|ledger_checkpoint_heads)( as \\w+)?$/]',
+            'CallExpression[callee.property.name=/^(selectFrom|insertInto|updateTable|deleteFrom|innerJoin|leftJoin|rightJoin|fullJoin)$/] > Literal[value=/^(events|streams|webhook_receipts|webhook_receipt_keys|ledger_checkpoints|ledger_checkpoint_heads|ledger_partitions|ledger_archived_runs|ledger_retention_log)( as \\w+)?$/]',
           message: 'Only libs/event-store queries the store tables: read them through its functions.',
         },
       ],

@@ -14,6 +14,8 @@ import * as dailyRollupRoles from './20261202000400_daily_rollup_roles.js';
 import * as numberSearch from './20261202000500_number_search.js';
 import * as getDeliveries from './20261202000800_get_deliveries.js';
 import * as erasure from './20261203000100_erasure.js';
+import * as partitionedStore from './20261203000200_partitioned_store.js';
+import * as retention from './20261203000210_retention.js';
 import * as genericAppendPlans from './20261203000400_generic_append_plans.js';
 import * as stagedAppendByDedupeKey from './20261203000500_staged_append_by_dedupe_key.js';
 
@@ -37,6 +39,8 @@ export const migrations: Record<string, Migration> = {
   '20261202000500_number_search': numberSearch,
   '20261202000800_get_deliveries': getDeliveries,
   '20261203000100_erasure': erasure,
+  '20261203000200_partitioned_store': partitionedStore,
+  '20261203000210_retention': retention,
   '20261203000400_generic_append_plans': genericAppendPlans,
   '20261203000500_staged_append_by_dedupe_key': stagedAppendByDedupeKey,
 };

@@ -47,7 +47,9 @@ const postRequest = (path: string): { url: string; headers: Record<string, strin
       };
     case '/v1/admin/projections/rebuild':
       return { url: path, headers: { ...auth, 'content-type': 'application/json' }, payload: '{"name":"no-such-projection"}' };
+    // No LEDGER_RETENTION in this app: a retention run does nothing and says so.
     case '/v1/admin/checkpoints':
+    case '/v1/admin/retention':
       return { url: path, headers: auth };
     case '/v1/admin/erasures':
       return { url: path, headers: { ...auth, 'content-type': 'application/json' }, payload: JSON.stringify({ number: '+19995550000', reason: 'openapi sample' }) };

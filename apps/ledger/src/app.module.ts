@@ -5,7 +5,7 @@ import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule, type Params as LoggingParams } from 'nestjs-pino';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { Database, poolOf } from '@lib/db';
-import { BulkAppendRepository, ErasureRepository, EventStoreRepository, GroupCommitWriter } from '@lib/event-store';
+import { BulkAppendRepository, ErasureRepository, EventStoreRepository, GroupCommitWriter, RetentionRepository } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
 import { MaskingInterceptor } from './common/masking.interceptor.js';
@@ -40,6 +40,10 @@ import { AuditRepository } from './audit/audit.repository.js';
 import { VerifyAuditHandler } from './audit/verify-audit.query.js';
 import { AuditExportService } from './audit/audit-export.service.js';
 import { CheckpointService } from './audit/checkpoint.service.js';
+import { PartitionMaintenanceService } from './retention/partition-maintenance.service.js';
+import { RetentionController } from './retention/retention.controller.js';
+import { RetentionService } from './retention/retention.service.js';
+import { RunRetentionHandler } from './retention/run-retention.command.js';
 import { CallsController } from './calls/calls.controller.js';
 import { CallsRepository } from './calls/calls.repository.js';
 import { GetCallEventsHandler } from './calls/get-call-events.query.js';
@@ -93,6 +97,7 @@ export class AppModule {
       { provide: APP_INTERCEPTOR, useClass: MaskingInterceptor },
       { provide: ProviderRegistry, useFactory: (c: LedgerConfig) => new ProviderRegistry(c.secrets, c.publicUrl), inject: [LEDGER_CONFIG] },
       { provide: EventStoreRepository, useFactory: (db: Database) => new EventStoreRepository(db), inject: [Database] },
+      { provide: RetentionRepository, useFactory: (db: Database) => new RetentionRepository(db), inject: [Database] },
       { provide: ErasureRepository, useFactory: (db: Database) => new ErasureRepository(db), inject: [Database] },
       EraseSubjectHandler,
       {
@@ -164,6 +169,9 @@ export class AppModule {
       ExportCallsHandler,
       VerifyAuditHandler,
       CheckpointService,
+      PartitionMaintenanceService,
+      RetentionService,
+      RunRetentionHandler,
       AuditExportService,
       AnalyticsRepository,
       GetAnalyticsSummaryHandler,
@@ -187,6 +195,7 @@ export class AppModule {
         AuditController,
         AnalyticsController,
         AuditActionsController,
+        RetentionController,
         ErasuresController,
         TeeController,
         ...(options.benchRoutes ? [NoopController] : []),

@@ -74,6 +74,24 @@ describe('LEDGER_INGEST_MAX_CONCURRENCY', () => {
   });
 });
 
+describe('partitions and retention', () => {
+  it('keeps everything by default, with three months made ahead', () => {
+    const c = loadConfig({});
+    expect(c.partitions).toEqual({ ahead: 3, checkIntervalSec: 3600 });
+    expect(c.retention).toMatchObject({ policy: { providers: {}, accounts: {} }, archiveDir: undefined, intervalSec: 86_400 });
+  });
+
+  it('reads LEDGER_RETENTION, requires LEDGER_ARCHIVE_DIR with it, and refuses a rule it cannot read', () => {
+    const c = loadConfig({ LEDGER_RETENTION: 'raw=400d,raw:twilio:AC1=30d', LEDGER_ARCHIVE_DIR: '/var/lib/ledger/archive' });
+    expect(c.retention.policy).toEqual({ defaultDays: 400, providers: {}, accounts: { 'twilio:AC1': 30 } });
+    expect(c.retention.archiveDir).toBe('/var/lib/ledger/archive');
+    expect(() => loadConfig({ LEDGER_RETENTION: 'raw=400d' })).toThrow(/LEDGER_ARCHIVE_DIR is required/);
+    expect(() => loadConfig({ LEDGER_RETENTION: 'raw=400 days', LEDGER_ARCHIVE_DIR: '/a' })).toThrow(ConfigError);
+    // Rules that only keep need no archive.
+    expect(loadConfig({ LEDGER_RETENTION: 'raw=keep' }).retention.archiveDir).toBeUndefined();
+  });
+});
+
 describe('DATABASE_READ_URL', () => {
   it('is off by default, falls back to the primary unless told to answer 503, and must be a URL', () => {
     expect(loadConfig({})).toMatchObject({ readDatabaseUrl: undefined, readFallback: 'primary' });

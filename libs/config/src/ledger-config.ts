@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { hasRetention, parseRetentionPolicy, type RetentionPolicy } from '@lib/ledger';
 
 /**
  * Shortest webhook secret or API key accepted at start. A short secret is guessable offline from one signed
@@ -153,6 +154,25 @@ const envSchema = z.object({
   // Ed25519 private key (PKCS#8 PEM, or base64 of the DER) that signs the audit checkpoints. Unset: unsigned.
   LEDGER_CHECKPOINT_SIGNING_KEY: z.string().optional(),
   LEDGER_CHECKPOINT_INTERVAL_SEC: z.coerce.number().int().min(0).default(60),
+  // Partitioned store (README "Partitions and retention"): months of webhook_receipts/events made ahead of now, and
+  // how often the service checks (0: only at start; the appends still make a missing month of their own batch).
+  LEDGER_PARTITIONS_AHEAD: z.coerce.number().int().min(1).max(60).default(3),
+  LEDGER_PARTITION_CHECK_INTERVAL_SEC: z.coerce.number().int().min(0).default(3600),
+  // Retention of raw deliveries (README "Partitions and retention"): rules such as 'raw=400d,raw:twilio=90d'; unset:
+  // everything is kept. Expired months are archived to LEDGER_ARCHIVE_DIR (required with a rule) and dropped.
+  LEDGER_RETENTION: z
+    .string()
+    .default('')
+    .transform((v, ctx) => {
+      try {
+        return parseRetentionPolicy(v);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message });
+        return z.NEVER;
+      }
+    }),
+  LEDGER_ARCHIVE_DIR: z.string().optional(),
+  LEDGER_RETENTION_INTERVAL_SEC: z.coerce.number().int().min(0).default(86_400),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // HTTP edge limits against slow clients (see README, Configuration). Node's own defaults (60 s for headers,
   // 5 min per request, no connection cap) let a few thousand idle sockets or trickled bodies hold the process.
@@ -245,6 +265,19 @@ export interface LedgerConfig {
   checkpointSigningKey: string | undefined;
   /** Seconds between periodic checkpoints; 0: only on demand. */
   checkpointIntervalSec: number;
+  retention: {
+    policy: RetentionPolicy;
+    /** Where expired months are archived; undefined only when no rule drops anything. */
+    archiveDir: string | undefined;
+    /** Seconds between retention runs; 0: only on demand (POST /v1/admin/retention). */
+    intervalSec: number;
+  };
+  partitions: {
+    /** Months made ahead of the current one. */
+    ahead: number;
+    /** Seconds between checks that they exist; 0: only at start. */
+    checkIntervalSec: number;
+  };
   http: {
     /** A connection must have sent its whole request head within this (else 408 and closed). */
     headersTimeoutMs: number;
@@ -283,6 +316,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     throw new ConfigError(`invalid configuration: ${details}`);
   }
   const e = parsed.data;
+  if (hasRetention(e.LEDGER_RETENTION) && !e.LEDGER_ARCHIVE_DIR?.trim()) {
+    throw new ConfigError('invalid configuration: LEDGER_ARCHIVE_DIR is required with LEDGER_RETENTION (expired months are archived there before they are dropped)');
+  }
   if (e.LEDGER_DATABASE_OWNER_URL && !e.DATABASE_URL) {
     throw new ConfigError('invalid configuration: LEDGER_DATABASE_OWNER_URL needs DATABASE_URL (the app role)');
   }
@@ -331,6 +367,8 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     trustProxy: e.LEDGER_TRUST_PROXY,
     checkpointSigningKey: e.LEDGER_CHECKPOINT_SIGNING_KEY?.trim() || undefined,
     checkpointIntervalSec: e.LEDGER_CHECKPOINT_INTERVAL_SEC,
+    partitions: { ahead: e.LEDGER_PARTITIONS_AHEAD, checkIntervalSec: e.LEDGER_PARTITION_CHECK_INTERVAL_SEC },
+    retention: { policy: e.LEDGER_RETENTION, archiveDir: e.LEDGER_ARCHIVE_DIR?.trim() ? resolve(e.LEDGER_ARCHIVE_DIR.trim()) : undefined, intervalSec: e.LEDGER_RETENTION_INTERVAL_SEC },
     http: {
       headersTimeoutMs: e.LEDGER_HEADERS_TIMEOUT_MS,
       // Node requires headersTimeout <= requestTimeout.

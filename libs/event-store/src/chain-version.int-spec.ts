@@ -6,6 +6,7 @@ import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import * as tamperEvidence from '../../../migrations/20261201000200_tamper_evidence.js';
 import * as retranslation from '../../../migrations/20261202000100_retranslation.js';
 import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
+import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
 import { canonicalJson } from './canonical-json.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { CHAIN_VERSION, chainContentOfText, verifyStreamChain } from './hash-chain.js';
@@ -24,7 +25,8 @@ afterAll(async () => tdb.drop());
 describe('chain versions across the issue-10 migration', () => {
   it('keeps verifying events written before it, and chains new ones after them', async () => {
     // Later migrations first, newest first: the GET-deliveries one replaces ledger_append again, the
-    // re-translation one adds a second signature of it.
+    // re-translation one adds a second signature of it; the partitioned store edits it and moves the rows.
+    await partitionedStore.down(tdb.db);
     await getDeliveries.down(tdb.db);
     await retranslation.down(tdb.db);
     await tamperEvidence.down(tdb.db);
@@ -50,6 +52,7 @@ describe('chain versions across the issue-10 migration', () => {
     await tamperEvidence.up(tdb.db);
     await retranslation.up(tdb.db);
     await getDeliveries.up(tdb.db);
+    await partitionedStore.up(tdb.db);
 
     const store = new EventStoreRepository(tdb.db);
     const old = await store.readChainLinks({ streamNames: [stream] });

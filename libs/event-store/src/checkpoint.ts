@@ -159,12 +159,15 @@ export class CheckpointSequenceChecker {
 export const compareWindowHeads = (
   signed: readonly CheckpointHead[],
   recomputed: readonly CheckpointHead[],
+  /** Versions that retention archived and dropped: a signed head among them is the archive's to prove. */
+  archived: (streamName: string, version: number) => boolean = () => false,
 ): { streamName: string; reason: string }[] => {
   const out: { streamName: string; reason: string }[] = [];
   const now = new Map(recomputed.map((h) => [h.streamName, h]));
   const listed = new Set<string>();
   for (const s of signed) {
     listed.add(s.streamName);
+    if (archived(s.streamName, s.version)) continue;
     const r = now.get(s.streamName);
     if (!r) out.push({ streamName: s.streamName, reason: `a signed checkpoint lists version ${s.version} of this stream, which is no longer in the store (stream or events deleted)` });
     else if (r.version !== s.version) out.push({ streamName: s.streamName, reason: `a signed checkpoint lists version ${s.version} as this stream's head in its window; the store has ${r.version} (events deleted or inserted)` });

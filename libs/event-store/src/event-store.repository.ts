@@ -263,7 +263,8 @@ export class EventStoreRepository {
   private chainQuery(filter: { streamNames?: string[]; since?: Date; until?: Date }) {
     let q = this.db
       .selectFrom('events as e')
-      .innerJoin('webhook_receipts as r', 'r.id', 'e.receipt_id')
+      // Same month as its event (partitioned store): the join is pruned to one partition per event.
+      .innerJoin('webhook_receipts as r', (j) => j.onRef('r.id', '=', 'e.receipt_id').onRef('r.received_at', '=', 'e.received_at'))
       .select([
         'e.global_position',
         'e.event_id',
@@ -396,7 +397,7 @@ export type StoredStreamEvent = { streamName: string; position: string; received
   [K in StoredEventType]: { type: K; data: EventDataMap[K] };
 }[StoredEventType];
 
-type ChainRow = StoredReceiptColumns & {
+export type ChainRow = StoredReceiptColumns & {
   global_position: string | number | bigint;
   event_id: string;
   stream_name: string;
@@ -415,7 +416,7 @@ type ChainRow = StoredReceiptColumns & {
   actual_body_sha256: string | null;
 };
 
-const toChainLink = (r: ChainRow): StoredChainLink => ({
+export const toChainLink = (r: ChainRow): StoredChainLink => ({
   chainVersion: r.chain_version,
   transactionId: String(r.transaction_id),
   receipt: chainReceiptOf(r),

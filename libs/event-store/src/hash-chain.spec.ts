@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { canonicalJson } from './canonical-json.js';
-import { chainContent, chainContentOfText, computeEventHash, verifyStreamChain, type ChainedEventContent, type HashedReceiptMeta, type StoredChainLink } from './hash-chain.js';
+import { chainContent, chainContentOfText, computeEventHash, verifyStreamChain, type ArchivedRun, type ChainedEventContent, type HashedReceiptMeta, type StoredChainLink } from './hash-chain.js';
 
 const content = {
   chainVersion: 1,
@@ -40,6 +40,36 @@ describe('hash chain', () => {
     expect(verifyStreamChain([a, c])).toMatchObject({ streamVersion: 3, reason: expect.stringContaining('missing') });
     expect(verifyStreamChain([a, { ...b, prevHash: Buffer.alloc(32) }, c])).toMatchObject({ streamVersion: 2, reason: expect.stringContaining('previous-hash') });
     expect(verifyStreamChain([{ ...a, actualBodySha256: 'cd'.repeat(32) }, b])).toMatchObject({ streamVersion: 1, reason: expect.stringContaining('raw webhook body') });
+  });
+
+  it('steps over versions that retention archived, from the hash before each run to its last hash', () => {
+    const links: StoredChainLink[] = [];
+    for (let v = 1; v <= 7; v += 1) links.push(link(v, links.at(-1)?.hash ?? null));
+    const run = (first: number, last: number): ArchivedRun => ({
+      firstVersion: first,
+      prevHash: links[first - 2]?.hash ?? null,
+      lastVersion: last,
+      lastHash: links[last - 1]!.hash,
+      month: '2025-01-01',
+    });
+    const head = { version: 7, lastHash: links[6]!.hash };
+    // Archived: 1-2 and 4 (two months), and 6-7 at the end: the live chain holds 3 and 5 only.
+    const live = [links[2]!, links[4]!];
+    const runs = [run(1, 2), run(4, 4), run(6, 7)];
+    expect(verifyStreamChain(live, head, runs)).toBeNull();
+    expect(verifyStreamChain([], head, [run(1, 7)])).toBeNull();
+    expect(verifyStreamChain(live, head)).toMatchObject({ streamVersion: 3, reason: expect.stringContaining('missing') });
+    expect(verifyStreamChain(live, head, [run(1, 2), run(6, 7)])).toMatchObject({ streamVersion: 5, reason: expect.stringContaining('missing') });
+    expect(verifyStreamChain(live, head, [run(1, 2), { ...run(4, 4), prevHash: Buffer.alloc(32) }, run(6, 7)])).toMatchObject({
+      streamVersion: 5,
+      reason: expect.stringContaining('do not chain'),
+    });
+    // A forged run whose last hash is not the one the live chain goes on from.
+    expect(verifyStreamChain(live, head, [{ ...run(1, 2), lastHash: Buffer.alloc(32) }, run(4, 4), run(6, 7)])).toMatchObject({
+      streamVersion: 3,
+      reason: expect.stringContaining('previous-hash'),
+    });
+    expect(verifyStreamChain(live, { ...head, version: 8 }, runs)).toMatchObject({ reason: expect.stringContaining('head records version 8') });
   });
 
   const receipt: HashedReceiptMeta = {

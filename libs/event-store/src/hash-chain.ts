@@ -182,14 +182,38 @@ export interface BrokenLink {
 }
 
 /**
+ * A run of consecutive versions of a stream that retention archived and dropped from the live store: the chain goes
+ * through it from `prevHash` (the hash before its first version) to `lastHash`. Its events are in the archive.
+ */
+export interface ArchivedRun {
+  firstVersion: number;
+  prevHash: Buffer | null;
+  lastVersion: number;
+  lastHash: Buffer;
+  /** The archived month, YYYY-MM-DD. */
+  month: string;
+}
+
+/**
  * Walks one stream in version order and reports the first link that does not hold. Anything after a broken
  * link is unverifiable, so one report per stream is the honest answer. With the stream's head row, a chain
- * that ends before the head (its last events deleted) or on another hash is reported too.
+ * that ends before the head (its last events deleted) or on another hash is reported too. Versions that retention
+ * archived (`archived`) are stepped over: the chain must reach each run's previous hash and resume at its last hash.
  */
-export const verifyStreamChain = (links: readonly StoredChainLink[], head?: StreamHead | null): BrokenLink | null => {
+export const verifyStreamChain = (links: readonly StoredChainLink[], head?: StreamHead | null, archived: readonly ArchivedRun[] = []): BrokenLink | null => {
   let prev: Buffer | null = null;
   let expectedVersion = 1;
   let sawRule2 = false;
+  let last: StoredChainLink | undefined;
+  const runs = new Map(archived.map((r) => [r.firstVersion, r]));
+  const stepOverArchived = (): string | null => {
+    for (let run = runs.get(expectedVersion); run; run = runs.get(expectedVersion)) {
+      if (!sameBytes(run.prevHash, prev)) return `the archived versions ${run.firstVersion}-${run.lastVersion} (month ${run.month}) do not chain from the hash before them`;
+      prev = run.lastHash;
+      expectedVersion = run.lastVersion + 1;
+    }
+    return null;
+  };
   // Links an erasure changed (body dropped, a value replaced by its commitment) and the positions the stream's
   // PersonalDataErased events name: an erasure that left no record is reported (README "Erasure and its proof").
   const erased: StoredChainLink[] = [];
@@ -201,6 +225,10 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
       streamVersion: link.streamVersion,
       reason,
     });
+    if (link.streamVersion !== expectedVersion) {
+      const gap = stepOverArchived();
+      if (gap) return at(gap);
+    }
     if (link.streamVersion !== expectedVersion) return at(`stream version ${link.streamVersion} where ${expectedVersion} was expected (an event is missing or was inserted)`);
     if (!sameBytes(link.prevHash, prev)) return at('previous-hash does not match the hash of the event before it');
     if (link.actualBodySha256 !== null && link.actualBodySha256 !== link.bodySha256) return at('raw webhook body no longer matches its recorded sha256');
@@ -215,15 +243,17 @@ export const verifyStreamChain = (links: readonly StoredChainLink[], head?: Stre
     if (link.type === 'PersonalDataErased') for (const p of positionsNamed(link.data)) recorded.add(p);
     prev = link.hash;
     expectedVersion += 1;
+    last = link;
   }
+  const tail = stepOverArchived();
+  const lastVersion = expectedVersion - 1;
+  const where = { streamName: last?.streamName ?? '', position: last?.position ?? '0', streamVersion: lastVersion };
+  if (tail) return { ...where, reason: tail };
   if (head) {
-    const last = links.at(-1);
-    const lastVersion = last?.streamVersion ?? 0;
-    const where = { streamName: last?.streamName ?? '', position: last?.position ?? '0', streamVersion: lastVersion };
     if (head.version !== lastVersion) {
       return { ...where, reason: `the stream head records version ${head.version} but the chain ends at ${lastVersion} (events deleted from its end, or the head edited)` };
     }
-    if (!sameBytes(head.lastHash, last?.hash ?? null)) return { ...where, reason: 'the stream head records another last hash (the chain was rewritten)' };
+    if (!sameBytes(head.lastHash, prev)) return { ...where, reason: 'the stream head records another last hash (the chain was rewritten)' };
   }
   const unrecorded = erased.find((l) => !recorded.has(l.position));
   if (unrecorded) {

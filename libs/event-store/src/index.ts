@@ -13,5 +13,8 @@ export * from './retranslation.repository.js';
 export * from './retranslation.js';
 export * from './staged-rows.js';
 export * from './bulk-append.repository.js';
+export * from './partitions.repository.js';
+export * from './retention.repository.js';
+export * from './archive.js';
 export * from './erasure.repository.js';
 export * from './personal-seals.js';

@@ -4,6 +4,7 @@ import { newEvent } from '@lib/ledger';
 import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
 import * as leanAppend from '../../../migrations/20261202000200_lean_append.js';
 import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
+import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { verifyStreamChain } from './hash-chain.js';
 
@@ -36,7 +37,15 @@ const verifyLegs = async (prefix: string, legs: number, expectedPerLeg: number) 
 describe('the lean append (migration 20261202000200)', () => {
   it('keeps on events only the indexes that a reader uses: no unique event id', async () => {
     const { rows } = await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE tablename = 'events' ORDER BY indexname`.execute(tdb.db);
-    expect(rows.map((r) => r.indexname)).toEqual(['events_child_leg', 'events_commit_order', 'events_pkey', 'events_receipt', 'events_stream_version']);
+    expect(rows.map((r) => r.indexname)).toEqual(['events_child_leg', 'events_commit_order', 'events_pkey', 'events_receipt']);
+    // Partitioned by month since 20261203000200: (stream_name, stream_version) is unique in each partition (a unique
+    // index on the parent would have to contain received_at); the stream heads hand out the versions.
+    const parts = await sql<{ tablename: string; n: number; unique_version: boolean }>`
+      SELECT i.tablename, count(*)::int AS n, bool_or(i.indexdef LIKE 'CREATE UNIQUE INDEX % (stream_name, stream_version)') AS unique_version
+      FROM pg_indexes i JOIN pg_class c ON c.relname = i.tablename AND c.relnamespace = i.schemaname::regnamespace JOIN pg_inherits h ON h.inhrelid = c.oid
+      WHERE h.inhparent = 'events'::regclass GROUP BY i.tablename`.execute(tdb.db);
+    expect(parts.rows.length).toBeGreaterThan(0);
+    for (const p of parts.rows) expect(p).toEqual({ tablename: p.tablename, n: 5, unique_version: true });
   });
 
   it('builds no array by concatenation in a loop (quadratic in the events of a batch), the delivery append as migrated last', async () => {
@@ -56,7 +65,8 @@ describe('the lean append (migration 20261202000200)', () => {
   });
 
   it('chains on from heads written by the function it replaces, and the replaced one from its heads', async () => {
-    // The later migration that replaces ledger_append again is undone first, and redone after.
+    // The later migrations that replace (or edit) ledger_append again are undone first, and redone after.
+    await partitionedStore.down(tdb.db);
     await getDeliveries.down(tdb.db);
     await leanAppend.down(tdb.db);
     try {
@@ -66,6 +76,7 @@ describe('the lean append (migration 20261202000200)', () => {
     } finally {
       await leanAppend.up(tdb.db);
       await getDeliveries.up(tdb.db);
+      await partitionedStore.up(tdb.db);
     }
     await store.appendBatch(interleaved('lean-cross', 21, 3, 2));
     for (let l = 0; l < 3; l += 1) {

@@ -8,7 +8,7 @@ import {
   type CheckpointProblem,
   type CheckpointRecord,
 } from './checkpoint.js';
-import { verifyStreamChain, type StoredChainLink, type StreamHead } from './hash-chain.js';
+import { verifyStreamChain, type ArchivedRun, type StoredChainLink, type StreamHead } from './hash-chain.js';
 
 export interface OfflineReport {
   valid: boolean;
@@ -27,6 +27,7 @@ interface Pending {
   name: string;
   head: StreamHead | null;
   links: StoredChainLink[];
+  archived: ArchivedRun[];
 }
 
 /**
@@ -52,13 +53,16 @@ export const verifyAuditExport = async (lines: AsyncIterable<string> | Iterable<
   const checkpoints: (CheckpointRecord & { heads: CheckpointHead[] })[] = [];
   const windowHeads = new Map<number, Map<string, CheckpointHead>>();
   let pending: Pending | null = null;
+  // Archived runs by stream (retention): signed checkpoint heads among them are the archive's to prove.
+  const archivedRuns = new Map<string, ArchivedRun[]>();
+  const isArchived = (streamName: string, version: number) => !!archivedRuns.get(streamName)?.some((r) => version >= r.firstVersion && version <= r.lastVersion);
   let sawHeader = false;
   let lineNo = 0;
 
   const finishStream = () => {
     if (!pending) return;
     report.streamsChecked += 1;
-    const broken = verifyStreamChain(pending.links, pending.head);
+    const broken = verifyStreamChain(pending.links, pending.head, pending.archived);
     if (broken) report.broken.push({ streamName: pending.name, position: broken.position, reason: broken.reason });
     pending = null;
   };
@@ -109,7 +113,19 @@ export const verifyAuditExport = async (lines: AsyncIterable<string> | Iterable<
       }
       case 'stream':
         finishStream();
-        pending = { name: String(o.streamName), head: o.version === null ? null : { version: Number(o.version), lastHash: o.lastHash ? Buffer.from(String(o.lastHash), 'hex') : null }, links: [] };
+        pending = {
+          name: String(o.streamName),
+          head: o.version === null ? null : { version: Number(o.version), lastHash: o.lastHash ? Buffer.from(String(o.lastHash), 'hex') : null },
+          links: [],
+          archived: ((o.archived ?? []) as [number, string | null, number, string, string][]).map(([firstVersion, prev, lastVersion, lastHash, month]) => ({
+            firstVersion,
+            prevHash: prev ? Buffer.from(prev, 'hex') : null,
+            lastVersion,
+            lastHash: Buffer.from(lastHash, 'hex'),
+            month,
+          })),
+        };
+        if (pending.archived.length) archivedRuns.set(pending.name, pending.archived);
         break;
       case 'event': {
         report.eventsChecked += 1;
@@ -135,7 +151,7 @@ export const verifyAuditExport = async (lines: AsyncIterable<string> | Iterable<
         };
         if (!pending || pending.name !== link.streamName) {
           finishStream();
-          pending = { name: link.streamName, head: null, links: [] };
+          pending = { name: link.streamName, head: null, links: [], archived: [] };
         }
         pending.links.push(link);
         const c = windowOf(String(o.transactionId));
@@ -154,7 +170,7 @@ export const verifyAuditExport = async (lines: AsyncIterable<string> | Iterable<
   }
   finishStream();
   for (const c of checkpoints) {
-    for (const d of compareWindowHeads(c.heads, [...windowHeads.get(c.seq)!.values()])) {
+    for (const d of compareWindowHeads(c.heads, [...windowHeads.get(c.seq)!.values()], isArchived)) {
       report.broken.push({ streamName: d.streamName, position: c.position, reason: `${d.reason} (checkpoint ${c.seq})` });
     }
   }

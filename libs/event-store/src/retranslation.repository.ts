@@ -114,7 +114,7 @@ export class RetranslationRepository {
             'legId', e.metadata->'legId', 'accountId', e.metadata->'accountId', 'parentLegId', e.metadata->'parentLegId',
             'party', e.metadata->'party', 'providerSeq', e.metadata->'providerSeq', 'translation', e.metadata->'translation')
           ORDER BY e.global_position)
-          FROM events e WHERE e.receipt_id = w.id AND ${isCurrentTranslation('e')}) AS events,
+          FROM events e WHERE e.receipt_id = w.id AND e.received_at = w.received_at AND ${isCurrentTranslation('e')}) AS events,
         (SELECT max(rt.version) FROM receipt_translations rt WHERE rt.receipt_id = w.id) AS retranslated
       FROM webhook_receipts w
       WHERE w.provider = ${provider} AND w.source <> 'answer' AND w.id > ${after}::bigint AND w.id <= ${until}::bigint

@@ -11,5 +11,6 @@ export * from './numeric-bounds.js';
 export * from './app-answer.js';
 export * from './intent.js';
 export * from './event-schemas.js';
+export * from './retention-policy.js';
 export * from './masking.js';
 export * from './lookup-table.js';

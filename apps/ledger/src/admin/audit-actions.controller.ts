@@ -14,8 +14,8 @@ const auditActionSchema = z
     id: z.string(),
     at: z.string().describe('ISO-8601'),
     keyName: z.string().describe('the name of the API key that acted (never the key)'),
-    action: z.enum(['import', 'projections.rebuild', 'erasure']),
-    details: z.record(z.string(), z.unknown()).describe('import: outcome, counts, first and last receipt id; rebuild: projection asked for and started; erasure: its id, subject kind and last two characters, reason, counts'),
+    action: z.enum(['import', 'projections.rebuild', 'erasure', 'retention.drop']),
+    details: z.record(z.string(), z.unknown()).describe('import: outcome, counts, first and last receipt id; rebuild: projection asked for and started; erasure: its id, subject kind and last two characters, reason, counts; retention.drop: month, archive path, counts, manifest sha256'),
   })
   .meta({ id: 'AuditAction' });
 

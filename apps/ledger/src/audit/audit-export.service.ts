@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { EventStoreRepository } from '@lib/event-store';
+import { chainLinkLine, EventStoreRepository, RetentionRepository } from '@lib/event-store';
 import { AuditRepository } from './audit.repository.js';
 import { CheckpointService } from './checkpoint.service.js';
 
@@ -19,6 +19,7 @@ export class AuditExportService {
     private readonly audit: AuditRepository,
     private readonly store: EventStoreRepository,
     private readonly checkpoints: CheckpointService,
+    private readonly retention: RetentionRepository,
   ) {}
 
   async *lines(): AsyncGenerator<string> {
@@ -44,34 +45,23 @@ export class AuditExportService {
       const names = await this.audit.streamNames({}, after, this.batchSize);
       if (names.length === 0) break;
       const heads = await this.store.readStreamHeads(names);
+      const archived = await this.retention.archivedRuns(names);
       const links = await this.store.readChainLinks({ streamNames: names });
       const byStream = new Map<string, typeof links>();
       for (const l of links) (byStream.get(l.streamName) ?? byStream.set(l.streamName, []).get(l.streamName)!).push(l);
       for (const name of names) {
         const head = heads.get(name);
-        yield line({ kind: 'stream', streamName: name, version: head?.version ?? null, lastHash: head?.lastHash?.toString('hex') ?? null });
+        const runs = archived.get(name);
+        yield line({
+          kind: 'stream',
+          streamName: name,
+          version: head?.version ?? null,
+          lastHash: head?.lastHash?.toString('hex') ?? null,
+          // Versions retention archived: [first, previous hash, last, last hash, month]; the chain resumes after each.
+          ...(runs ? { archived: runs.map((r) => [r.firstVersion, r.prevHash?.toString('hex') ?? null, r.lastVersion, r.lastHash.toString('hex'), r.month]) } : {}),
+        });
         for (const l of byStream.get(name) ?? []) {
-          yield line({
-            kind: 'event',
-            position: l.position,
-            transactionId: l.transactionId,
-            streamName: l.streamName,
-            streamVersion: l.streamVersion,
-            chainVersion: l.chainVersion,
-            eventId: l.eventId,
-            type: l.type,
-            schemaVersion: l.schemaVersion,
-            data: l.data,
-            metadata: l.metadata,
-            receiptId: l.receiptId,
-            receipt: l.receipt,
-            bodySha256: l.bodySha256,
-            actualBodySha256: l.actualBodySha256,
-            receivedAt: l.receivedAt,
-            occurredAt: l.occurredAt,
-            prevHash: l.prevHash?.toString('hex') ?? null,
-            hash: l.hash.toString('hex'),
-          });
+          yield line(chainLinkLine(l));
         }
       }
       after = names.at(-1)!;

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '@lib/db';
 
-export type AuditAction = 'import' | 'projections.rebuild' | 'erasure';
+export type AuditAction = 'import' | 'projections.rebuild' | 'erasure' | 'retention.drop';
 
 export interface AuditActionRow {
   id: string;
