@@ -50,7 +50,7 @@ export const startTestApp = async (
     ...env,
   });
   // As in production: requests as ledger_app (no write but ledger_append, no DDL), the projector as ledger_projector.
-  const pools = { app: createDatabase(db.appUrl, 10, APP_TIMEOUTS), projector: createDatabase(db.projectorUrl, 4) };
+  const pools = { app: createDatabase(db.appUrl, 10, { ...APP_TIMEOUTS, parallelQuery: false }), projector: createDatabase(db.projectorUrl, 4) };
   const app = await createApp({
     config,
     db: pools.app.db,

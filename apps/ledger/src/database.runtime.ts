@@ -102,10 +102,10 @@ export const openDatabase = async (config: LedgerConfig, options: OpenDatabaseOp
     ownerUrl = appUrl = projectorUrl = config.databaseUrl;
   }
 
-  const handle = createDatabase(appUrl, config.poolSize, { ...config.dbTimeouts, applicationName: 'call-ledger' });
+  const handle = createDatabase(appUrl, config.poolSize, { ...config.dbTimeouts, applicationName: 'call-ledger', parallelQuery: false });
   const projector = createDatabase(projectorUrl, PROJECTOR_POOL, { ...BACKGROUND_TIMEOUTS, connectMs: config.dbTimeouts.connectMs, applicationName: 'call-ledger-projector' });
   const replica = config.readDatabaseUrl
-    ? { ...createDatabase(config.readDatabaseUrl, config.poolSize, { ...config.dbTimeouts, applicationName: 'call-ledger-read' }), url: config.readDatabaseUrl }
+    ? { ...createDatabase(config.readDatabaseUrl, config.poolSize, { ...config.dbTimeouts, applicationName: 'call-ledger-read', parallelQuery: false }), url: config.readDatabaseUrl }
     : null;
   const schema: SchemaState = { migrated: mode === 'embedded', lastError: null };
   let closed = false;

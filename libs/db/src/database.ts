@@ -27,6 +27,14 @@ export interface DatabaseTimeouts {
 
 export interface DatabaseOptions extends DatabaseTimeouts {
   applicationName?: string;
+  /**
+   * false: the sessions never start parallel workers (max_parallel_workers_per_gather = 0). A request's
+   * statements read a few rows through indexes, but over a partitioned store the planner adds up the per-partition
+   * scans into a cost that crosses the parallel threshold, and launching two workers cost the events route about
+   * 5 of its 7 ms in PostgreSQL (auto_explain: a Gather of a Parallel Append over 16 month partitions returning 2
+   * rows; `node dist/bench/queries.probe.js --route 'GET /v1/calls/{id}/events' --explain-over 2`).
+   */
+  parallelQuery?: boolean;
 }
 
 /** Request-serving pools: a statement or lock wait past these is an error (answered 503), never a hang. */
@@ -48,6 +56,7 @@ export const createDatabase = (connectionString: string, max = 10, options: Data
     ...(t.lockMs > 0 ? { lock_timeout: t.lockMs } : {}),
     ...(t.idleInTransactionMs > 0 ? { idle_in_transaction_session_timeout: t.idleInTransactionMs } : {}),
     application_name: options.applicationName ?? 'call-ledger',
+    ...(options.parallelQuery === false ? { options: '-c max_parallel_workers_per_gather=0' } : {}),
   });
   // An idle client's error (server restart) must not crash the process; the next checkout reconnects.
   pool.on('error', () => undefined);
