@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { rewriteFunction } from './rewrite-function.js';
 
 const ROLES_BEFORE = "p.proname = 'ledger_append'";
 const ROLES_AFTER = "p.proname IN ('ledger_append', 'ledger_erase')";
@@ -107,24 +108,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     END
     $fn$`.execute(db);
   await sql`REVOKE ALL ON FUNCTION ledger_erase(bigint[], text[], text[], bigint[]) FROM PUBLIC`.execute(db);
-  await rewriteRoles(ROLES_BEFORE, ROLES_AFTER).execute(db);
+  await rewriteFunction('ledger_apply_roles()', [[ROLES_BEFORE, ROLES_AFTER]]).execute(db);
   // SECURITY DEFINER, the pinned search_path and EXECUTE for ledger_app (a no-op warning without the roles).
   await sql`SELECT ledger_apply_roles()`.execute(db);
 }
 
-const rewriteRoles = (from: string, to: string) => sql`
-  DO $do$
-  DECLARE d text;
-  BEGIN
-    d := pg_get_functiondef('ledger_apply_roles()'::regprocedure);
-    IF position(${sql.lit(from)} IN d) = 0 THEN
-      RAISE EXCEPTION 'ledger_apply_roles() no longer names ledger_append as expected';
-    END IF;
-    EXECUTE replace(d, ${sql.lit(from)}, ${sql.lit(to)});
-  END $do$`;
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await rewriteRoles(ROLES_AFTER, ROLES_BEFORE).execute(db);
+  await rewriteFunction('ledger_apply_roles()', [[ROLES_AFTER, ROLES_BEFORE]]).execute(db);
   await sql`DROP FUNCTION ledger_erase(bigint[], text[], text[], bigint[])`.execute(db);
   for (const table of ['events', 'webhook_receipts']) {
     await sql`DROP TRIGGER ${sql.raw(`${table}_erase_only`)} ON ${sql.table(table)}`.execute(db);

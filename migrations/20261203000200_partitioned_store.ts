@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { reversed, rewriteFunction } from './rewrite-function.js';
 
 /** sha256 of zero bytes: the body of every GET delivery (20261202000800_get_deliveries). */
 const EMPTY_SHA256 = "sha256(''::bytea)";
@@ -70,22 +71,6 @@ const APPEND_SIGNATURE =
   'ledger_append(text[], bytea[], bytea[], bytea[], text[], text[], text[], text[], text[], timestamptz[], text[], text[], timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint)';
 const STAGED_SIGNATURE = 'ledger_append_staged(uuid, smallint)';
 
-/** Rewrites a function from its stored definition; refuses when an anchor is missing (the base text changed). */
-const rewriteFunction = (signature: string, edits: [string, string][]) => sql`
-  DO $do$
-  DECLARE d text; f text[]; t text[];
-  BEGIN
-    d := pg_get_functiondef(${sql.lit(signature)}::regprocedure);
-    f := ARRAY[${sql.join(edits.map((e) => sql.lit(e[0])))}]::text[];
-    t := ARRAY[${sql.join(edits.map((e) => sql.lit(e[1])))}]::text[];
-    FOR i IN 1 .. cardinality(f) LOOP
-      IF position(f[i] IN d) = 0 THEN
-        RAISE EXCEPTION 'partitioned store: % no longer contains %', ${sql.lit(signature)}, left(f[i], 80);
-      END IF;
-      d := replace(d, f[i], t[i]);
-    END LOOP;
-    EXECUTE d;
-  END $do$`;
 /**
  * Recreates on `to` the triggers of `from` (their stored definitions: whatever earlier migrations made of the
  * append-only rules, e.g. the erasure's split of UPDATE and DELETE), leaving out internal ones (foreign keys) and
@@ -108,19 +93,7 @@ const copyTriggers = (from: string, to: string, except: string[] = []) => sql`
  */
 const GUARD_FROM = `CASE TG_TABLE_NAME WHEN 'events'`;
 const GUARD_TO = `CASE (SELECT c.relname FROM pg_class c WHERE c.oid = coalesce(pg_partition_root(TG_RELID), TG_RELID)) WHEN 'events'`;
-const editEraseGuard = (from: string, to: string) => sql`
-  DO $do$
-  DECLARE d text;
-  BEGIN
-    IF to_regprocedure('ledger_erase_guard()') IS NULL THEN RETURN; END IF;
-    d := pg_get_functiondef('ledger_erase_guard()'::regprocedure);
-    IF position(${sql.lit(from)} IN d) = 0 THEN
-      RAISE EXCEPTION 'partitioned store: ledger_erase_guard() no longer tells the tables apart as expected';
-    END IF;
-    EXECUTE replace(d, ${sql.lit(from)}, ${sql.lit(to)});
-  END $do$`;
 
-const reversed = (edits: [string, string][]): [string, string][] => edits.map(([a, b]) => [b, a]);
 
 /**
  * The partitioned store (issue 16): `webhook_receipts` and `events` become partitioned by RANGE (received_at),
@@ -303,7 +276,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
   await rewriteFunction(APPEND_SIGNATURE, APPEND_EDITS).execute(db);
   await rewriteFunction(STAGED_SIGNATURE, STAGED_EDITS).execute(db);
-  await editEraseGuard(GUARD_FROM, GUARD_TO).execute(db);
+  await rewriteFunction('ledger_erase_guard()', [[GUARD_FROM, GUARD_TO]], true).execute(db);
 
   // Grants on the new tables (SELECT for both roles; the store stays written only by the appends) and the
   // appends' SECURITY DEFINER settings; the service may make months ahead.
@@ -320,7 +293,7 @@ export async function up(db: Kysely<any>): Promise<void> {
 
 /** Back to the single tables of 20261202000800 (rows copied back; the partitions and the key table dropped). */
 export async function down(db: Kysely<any>): Promise<void> {
-  await editEraseGuard(GUARD_TO, GUARD_FROM).execute(db);
+  await rewriteFunction('ledger_erase_guard()', [[GUARD_TO, GUARD_FROM]], true).execute(db);
   await rewriteFunction(STAGED_SIGNATURE, reversed(STAGED_EDITS)).execute(db);
   await rewriteFunction(APPEND_SIGNATURE, reversed(APPEND_EDITS)).execute(db);
 

@@ -1,4 +1,5 @@
 import { sql, type Kysely } from 'kysely';
+import { rewriteFunction } from './rewrite-function.js';
 
 const BEFORE = 'SECURITY DEFINER SET search_path = %I, pg_temp';
 const AFTER = 'SECURITY DEFINER SET search_path = %I, pg_temp SET plan_cache_mode = force_generic_plan';
@@ -19,16 +20,6 @@ const AFTER = 'SECURITY DEFINER SET search_path = %I, pg_temp SET plan_cache_mod
  * so it is set by `ledger_apply_roles()`, which every migration that replaces `ledger_append` calls already
  * (that function's stored definition is rewritten here, as 20261202000400 did); a test checks it is there.
  */
-const rewriteRoles = (from: string, to: string) => sql`
-  DO $do$
-  DECLARE d text;
-  BEGIN
-    d := pg_get_functiondef('ledger_apply_roles()'::regprocedure);
-    IF position(${sql.lit(from)} IN d) = 0 THEN
-      RAISE EXCEPTION 'ledger_apply_roles() no longer alters ledger_append as expected';
-    END IF;
-    EXECUTE replace(d, ${sql.lit(from)}, ${sql.lit(to)});
-  END $do$`;
 
 /** Directly as well: without the roles (an owner that may not create them) ledger_apply_roles() stops early. */
 const alterAppends = (action: string) => sql`
@@ -41,11 +32,11 @@ const alterAppends = (action: string) => sql`
   END $do$`;
 
 export async function up(db: Kysely<any>): Promise<void> {
-  await rewriteRoles(BEFORE, AFTER).execute(db);
+  await rewriteFunction('ledger_apply_roles()', [[BEFORE, AFTER]]).execute(db);
   await alterAppends('SET plan_cache_mode = force_generic_plan').execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await rewriteRoles(AFTER, BEFORE).execute(db);
+  await rewriteFunction('ledger_apply_roles()', [[AFTER, BEFORE]]).execute(db);
   await alterAppends('RESET plan_cache_mode').execute(db);
 }

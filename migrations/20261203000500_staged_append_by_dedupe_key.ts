@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { type Kysely } from 'kysely';
+import { rewriteFunction } from './rewrite-function.js';
 
 const BEFORE = [
   'RETURNING id, provider, body_sha256\n',
@@ -19,21 +20,11 @@ const AFTER = [
  * rewritten from its own stored definition, as 20261202000400 rewrites ledger_apply_roles, and keeps its owner,
  * SECURITY DEFINER, settings and grants (CREATE OR REPLACE). `ledger_append` is not touched.
  */
-const rewrite = (from: readonly string[], to: readonly string[]) => sql`
-  DO $do$
-  DECLARE d text;
-  BEGIN
-    d := pg_get_functiondef('ledger_append_staged(uuid, smallint)'::regprocedure);
-    IF position(${sql.lit(from[0])} IN d) = 0 OR position(${sql.lit(from[1])} IN d) = 0 THEN
-      RAISE EXCEPTION 'ledger_append_staged no longer matches its receipts as expected';
-    END IF;
-    EXECUTE replace(replace(d, ${sql.lit(from[0])}, ${sql.lit(to[0])}), ${sql.lit(from[1])}, ${sql.lit(to[1])});
-  END $do$`;
 
 export async function up(db: Kysely<any>): Promise<void> {
-  await rewrite(BEFORE, AFTER).execute(db);
+  await rewriteFunction('ledger_append_staged(uuid, smallint)', [[BEFORE[0], AFTER[0]], [BEFORE[1], AFTER[1]]]).execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await rewrite(AFTER, BEFORE).execute(db);
+  await rewriteFunction('ledger_append_staged(uuid, smallint)', [[AFTER[0], BEFORE[0]], [AFTER[1], BEFORE[1]]]).execute(db);
 }

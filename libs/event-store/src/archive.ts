@@ -46,6 +46,32 @@ export const signManifest = (m: Omit<ArchiveManifest, 'signature' | 'publicKeySh
   return { ...body, signature: signer ? signer.sign(manifestMessage(body)).toString('base64') : null };
 };
 
+/**
+ * A chain link back from its NDJSON line (an archive's or the audit export's `event` line, written by
+ * chainLinkLine). `actualBodySha256` is the sha256 of the body as the reader found it (null: erased).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- untrusted JSON; the hashes vouch for it
+export const chainLinkOfLine = (o: Record<string, any>, actualBodySha256: string | null): StoredChainLink => ({
+  chainVersion: o.chainVersion,
+  eventId: o.eventId,
+  streamName: o.streamName,
+  streamVersion: o.streamVersion,
+  type: o.type,
+  schemaVersion: o.schemaVersion,
+  data: o.data,
+  metadata: o.metadata,
+  bodySha256: o.bodySha256,
+  receivedAt: o.receivedAt,
+  occurredAt: o.occurredAt,
+  receipt: o.receipt ?? null,
+  position: String(o.position),
+  ...(o.transactionId !== undefined ? { transactionId: String(o.transactionId) } : {}),
+  receiptId: String(o.receiptId),
+  prevHash: o.prevHash ? Buffer.from(String(o.prevHash), 'hex') : null,
+  hash: Buffer.from(String(o.hash), 'hex'),
+  actualBodySha256,
+});
+
 /** One chain link as an NDJSON object: the audit export's `event` line (offline-verify.ts reads the same fields). */
 export const chainLinkLine = (l: StoredChainLink) => ({
   kind: 'event' as const,
@@ -213,25 +239,7 @@ export const verifyArchive = async (
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- untrusted JSON; the hashes vouch for it
     const o = JSON.parse(raw) as Record<string, any>;
     report.events += 1;
-    const link: StoredChainLink = {
-      chainVersion: o.chainVersion,
-      eventId: o.eventId,
-      streamName: o.streamName,
-      streamVersion: o.streamVersion,
-      type: o.type,
-      schemaVersion: o.schemaVersion,
-      data: o.data,
-      metadata: o.metadata,
-      bodySha256: o.bodySha256,
-      receivedAt: o.receivedAt,
-      occurredAt: o.occurredAt,
-      receipt: o.receipt ?? null,
-      position: String(o.position),
-      receiptId: String(o.receiptId),
-      prevHash: o.prevHash ? Buffer.from(String(o.prevHash), 'hex') : null,
-      hash: Buffer.from(String(o.hash), 'hex'),
-      actualBodySha256: bodies.has(String(o.receiptId)) ? (bodies.get(String(o.receiptId)) as string | null) : '',
-    };
+    const link = chainLinkOfLine(o, bodies.has(String(o.receiptId)) ? (bodies.get(String(o.receiptId)) as string | null) : '');
     const at = `${link.streamName} version ${link.streamVersion}`;
     const c = cur as typeof cur;
     const continues = c !== null && c.stream === link.streamName && c.version + 1 === link.streamVersion;

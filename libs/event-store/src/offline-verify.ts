@@ -8,6 +8,7 @@ import {
   type CheckpointProblem,
   type CheckpointRecord,
 } from './checkpoint.js';
+import { chainLinkOfLine } from './archive.js';
 import { verifyStreamChain, type ArchivedRun, type StoredChainLink, type StreamHead } from './hash-chain.js';
 
 export interface OfflineReport {
@@ -129,26 +130,7 @@ export const verifyAuditExport = async (lines: AsyncIterable<string> | Iterable<
         break;
       case 'event': {
         report.eventsChecked += 1;
-        const link: StoredChainLink = {
-          chainVersion: o.chainVersion,
-          eventId: o.eventId,
-          streamName: o.streamName,
-          streamVersion: o.streamVersion,
-          type: o.type,
-          schemaVersion: o.schemaVersion,
-          data: o.data,
-          metadata: o.metadata,
-          bodySha256: o.bodySha256,
-          receivedAt: o.receivedAt,
-          occurredAt: o.occurredAt,
-          receipt: o.receipt ?? null,
-          position: String(o.position),
-          transactionId: o.transactionId,
-          receiptId: String(o.receiptId),
-          prevHash: o.prevHash ? Buffer.from(String(o.prevHash), 'hex') : null,
-          hash: Buffer.from(String(o.hash), 'hex'),
-          actualBodySha256: o.actualBodySha256,
-        };
+        const link = chainLinkOfLine(o, o.actualBodySha256);
         if (!pending || pending.name !== link.streamName) {
           finishStream();
           pending = { name: link.streamName, head: null, links: [], archived: [] };
