@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { sql } from 'kysely';
+import type { Database } from '../../db/src/index.js';
 
 const ARGS_22 =
   'text[], bytea[], bytea[], bytea[], text[], text[], text[], text[], text[], timestamptz[], text[], text[], timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint';
@@ -9,7 +10,7 @@ const ARGS_22 =
  * to a store migrated back to before that creates this shim: 23 arguments, calling the 22-argument function without
  * the keys. Drop it before migrating up again (the migration makes the real 23-argument function).
  */
-export const legacyAppendShim = async (db: Kysely<any>, action: 'create' | 'drop'): Promise<void> => {
+export const legacyAppendShim = async (db: Database, action: 'create' | 'drop'): Promise<void> => {
   if (action === 'drop') return void (await sql.raw(`DROP FUNCTION ledger_append(${ARGS_22}, text[])`).execute(db));
   const args = Array.from({ length: 22 }, (_, i) => `$${i + 1}`).join(', ');
   await sql`
