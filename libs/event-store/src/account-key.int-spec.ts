@@ -49,7 +49,7 @@ const CASES = [
   {
     name: 'Twilio AccountSid',
     key: 'twilio:ACtw1',
-    record: () => delivery('twilio', form({ CallSid: 'CAtw-1', AccountSid: 'ACtw1', CallStatus: 'ringing', Direction: 'inbound', From: '+15550001', To: '+15550002' })),
+    record: () => delivery('twilio', form({ AccountSid: 'ACtw1', ApiVersion: '2010-04-01', CallSid: 'CAtw-1', CallStatus: 'ringing', Direction: 'inbound', From: '+15550001', To: '+15550002' })),
   },
   {
     name: 'Restcomm AccountSid',
@@ -206,10 +206,11 @@ describe('account_key', () => {
     const again = CASES[0].record();
     const [later] = await store.appendBatch([{ ...again, receipt: { ...again.receipt, receivedAt: new Date('2026-02-03T00:00:00Z') } }]);
     expect(later!.duplicate).toBe(true);
-    // A Twilio form variant that signs as the stored one (a value merged into the next key): it parses to another
-    // AccountSid (and no CallSid), so a dedupe by (account_key, provider, dedupe key) would have stored it.
-    const variant = delivery('twilio', 'AccountSid=ACtw1CallSidCAtw-1&CallStatus=ringing&Direction=inbound&From=%2B15550001&To=%2B15550002');
-    expect(variant.events[0]!.accountId).toBe('ACtw1CallSidCAtw-1');
+    // A Twilio form variant that signs as the stored one (ApiVersion merged into AccountSid's value: the signed string
+    // is the same): it parses to the same leg under another AccountSid, so a dedupe by (account_key, provider, dedupe
+    // key) would have stored it again, events and all.
+    const variant = delivery('twilio', 'AccountSid=ACtw1ApiVersion2010-04-01&CallSid=CAtw-1&CallStatus=ringing&Direction=inbound&From=%2B15550001&To=%2B15550002');
+    expect(variant.events.map((e) => [e.legId, e.accountId])).toContainEqual(['CAtw-1', 'ACtw1ApiVersion2010-04-01']);
     const [dup] = await store.appendBatch([variant]);
     expect(dup!.duplicate).toBe(true);
     // Two writers with the same new delivery at once: one stores it.
