@@ -223,26 +223,28 @@ export async function up(db: Kysely<any>): Promise<void> {
   for (const t of TABLES) await sql`ALTER TABLE ${sql.table(t)} ADD COLUMN account_key text`.execute(db);
 
   for (const t of GUARDED) await sql`ALTER TABLE ${sql.table(t)} DISABLE TRIGGER USER`.execute(db);
+  // Set-wise (joins, not a probe per row): each row is written once, the few without a match by a second pass.
   // Receipts: the first of their events that names an account, in position order (the live path's rule).
   await sql`
-    UPDATE webhook_receipts w SET account_key = w.provider || ':' || coalesce((
-      SELECT e.metadata->>'accountId' FROM events e
-      WHERE e.receipt_id = w.id AND e.received_at = w.received_at AND e.metadata->>'accountId' <> ''
-      ORDER BY e.global_position LIMIT 1), '')`.execute(db);
+    UPDATE webhook_receipts w SET account_key = w.provider || ':' || a.account
+    FROM (SELECT DISTINCT ON (e.receipt_id) e.receipt_id, e.received_at, e.metadata->>'accountId' AS account FROM events e
+          WHERE e.metadata->>'accountId' <> '' ORDER BY e.receipt_id, e.global_position) a
+    WHERE w.id = a.receipt_id AND w.received_at = a.received_at`.execute(db);
+  await sql`UPDATE webhook_receipts SET account_key = provider || ':' WHERE account_key IS NULL`.execute(db);
   await sql`
-    UPDATE webhook_receipt_keys k SET account_key = coalesce(
-      (SELECT w.account_key FROM webhook_receipts w WHERE w.id = k.receipt_id AND w.received_at = k.received_at), k.provider || ':')`.execute(db);
-  await sql`
-    UPDATE receipt_translations t SET account_key = (SELECT k.account_key FROM webhook_receipt_keys k WHERE k.receipt_id = t.receipt_id)`.execute(db);
+    UPDATE webhook_receipt_keys k SET account_key = w.account_key FROM webhook_receipts w
+    WHERE w.id = k.receipt_id AND w.received_at = k.received_at`.execute(db);
+  await sql`UPDATE webhook_receipt_keys SET account_key = provider || ':' WHERE account_key IS NULL`.execute(db);
+  await sql`UPDATE receipt_translations t SET account_key = k.account_key FROM webhook_receipt_keys k WHERE k.receipt_id = t.receipt_id`.execute(db);
   // Heads: the receipt of their first event still stored (the delivery that made the head, unless retention took it).
   await sql`
-    UPDATE streams s SET account_key = coalesce((
-      SELECT k.account_key FROM events e JOIN webhook_receipt_keys k ON k.receipt_id = e.receipt_id
-      WHERE e.stream_name = s.stream_name ORDER BY e.stream_version LIMIT 1), ${PROVIDER_OF_STREAM} || ':')`.execute(db);
-  await sql`
-    UPDATE events e SET account_key = coalesce(
-      (SELECT s.account_key FROM streams s WHERE s.stream_name = e.stream_name),
-      (SELECT k.account_key FROM webhook_receipt_keys k WHERE k.receipt_id = e.receipt_id))`.execute(db);
+    UPDATE streams s SET account_key = f.account_key
+    FROM (SELECT DISTINCT ON (e.stream_name) e.stream_name, k.account_key FROM events e JOIN webhook_receipt_keys k ON k.receipt_id = e.receipt_id
+          ORDER BY e.stream_name, e.stream_version) f
+    WHERE f.stream_name = s.stream_name`.execute(db);
+  await sql`UPDATE streams s SET account_key = ${PROVIDER_OF_STREAM} || ':' WHERE s.account_key IS NULL`.execute(db);
+  await sql`UPDATE events e SET account_key = s.account_key FROM streams s WHERE s.stream_name = e.stream_name`.execute(db);
+  await sql`UPDATE events e SET account_key = k.account_key FROM webhook_receipt_keys k WHERE e.account_key IS NULL AND k.receipt_id = e.receipt_id`.execute(db);
   // Staging rows of open transactions only (none outlives its chunk): made well-formed, whatever they are.
   await sql`UPDATE import_staged_receipts SET account_key = provider || ':'`.execute(db);
   await sql`
