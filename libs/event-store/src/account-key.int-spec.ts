@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabase, poolOf, type DatabaseHandle } from '@lib/db';
 import { ProviderRegistry } from '@lib/providers';
 import { createTestDatabase, legacyAppendShim, type TestDatabase } from '@lib/testing';
+import { buildAnswerRecord } from '../../../apps/ledger/src/tee/answer-record.factory.js';
 import { buildWebhookRecord } from '../../../apps/ledger/src/webhooks/webhook-record.factory.js';
 import * as accountKey from '../../../migrations/20261204000100_account_key.js';
 import { BulkAppendRepository } from './bulk-append.repository.js';
@@ -239,6 +240,20 @@ describe('account_key', () => {
     expect(keys.rows).toEqual([{ account_key: 'restcomm:ACrc1' }]);
     await storedKeys(live);
     await chainsHold(live);
+  });
+
+  it('of a tee answer record is its delivery\'s account, on its receipt and its answers stream', async () => {
+    const answered = buildAnswerRecord(
+      { provider: 'twilio', receiptId: null, bodySha256: '00', legId: 'CAtw-1', accountId: 'ACtw1', method: 'POST', path: 'voice' },
+      { outcome: 'answered', status: 200, headers: { 'content-type': 'text/xml' }, body: Buffer.from('<Response><Hangup/></Response>'), durationMs: 3 },
+      new Date('2026-11-20T10:00:01Z'),
+    );
+    const [o] = await new EventStoreRepository(liveApp.db).appendBatch([answered]);
+    const keys = await sql<{ receipt: string; head: string; events: string[] }>`
+      SELECT w.account_key AS receipt, (SELECT s.account_key FROM streams s WHERE s.stream_name = 'appAnswers-twilio:CAtw-1') AS head,
+        ARRAY(SELECT DISTINCT e.account_key FROM events e WHERE e.receipt_id = w.id) AS events
+      FROM webhook_receipts w WHERE w.id = ${o!.receiptId}::bigint`.execute(live.db);
+    expect(keys.rows[0]).toEqual({ receipt: 'twilio:ACtw1', head: 'twilio:ACtw1', events: ['twilio:ACtw1'] });
   });
 
   it('is on the months made after the migration, in their unique version index, and never NULL', async () => {
