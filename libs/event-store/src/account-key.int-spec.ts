@@ -182,6 +182,33 @@ describe('account_key', () => {
     }
   });
 
+  it('is backfilled where retention took the rows it would be read from: dedupe rows <provider>:, heads from what is left', async () => {
+    const db = await createTestDatabase();
+    try {
+      await accountKey.down(db.db);
+      await legacyAppendShim(db.db, 'create');
+      const jb = (leg: string, status: string, at: string) =>
+        delivery('jambonz', JSON.stringify({ call_sid: leg, call_status: status, direction: 'inbound', account_sid: 'jb-old', sip_status: 180 }), at);
+      const [gone] = await new EventStoreRepository(db.db).appendBatch([jb('jb-kept', 'ringing', '2025-01-10T00:00:00Z'), jb('jb-gone', 'ringing', '2025-01-11T00:00:00Z')]);
+      await new EventStoreRepository(db.db).appendBatch([jb('jb-kept', 'in-progress', '2025-02-10T00:00:00Z')]);
+      await legacyAppendShim(db.db, 'drop');
+      await sql`SELECT * FROM ledger_detach_month('2025-01-01')`.execute(db.db);
+      await sql`SELECT ledger_drop_month('2025-01-01', '\\x00', 'test')`.execute(db.db);
+      await accountKey.up(db.db);
+      const keyRow = await sql<{ account_key: string }>`SELECT account_key FROM webhook_receipt_keys WHERE receipt_id = ${gone!.receiptId}::bigint`.execute(db.db);
+      expect(keyRow.rows).toEqual([{ account_key: 'jambonz:' }]);
+      const heads = await sql<{ stream_name: string; account_key: string }>`
+        SELECT stream_name, account_key FROM streams WHERE stream_name LIKE 'callLeg-jambonz:jb-%' ORDER BY 1`.execute(db.db);
+      expect(heads.rows).toEqual([
+        { stream_name: 'callLeg-jambonz:jb-gone', account_key: 'jambonz:' },
+        { stream_name: 'callLeg-jambonz:jb-kept', account_key: 'jambonz:jb-old' },
+      ]);
+      await storedKeys(db);
+    } finally {
+      await db.drop();
+    }
+  });
+
   it('of a stream is the one it was made with: a later delivery naming another account keeps its own on its receipt only', async () => {
     const record = delivery('jambonz', JSON.stringify({ call_sid: 'jb-1', call_status: 'in-progress', direction: 'inbound', from: '+15550001', to: '+15550002', account_sid: 'jb-acct-2', sip_status: 200 }));
     const [o] = await new EventStoreRepository(liveApp.db).appendBatch([record]);
