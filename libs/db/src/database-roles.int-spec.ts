@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migrations } from '../../../migrations/index.js';
 import { EventStoreRepository } from '@lib/event-store';
 import { callLegsProjection, Projector } from '@lib/projections';
-import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
+import { createTestDatabase, jambonzRecord, legacyAppendShim, type TestDatabase } from '@lib/testing';
 import { createDatabase, type DatabaseHandle } from './database.js';
 import { APP_ROLE, PROJECTOR_ROLE, urlAsRole } from './database-roles.js';
 import { migrateToLatest } from './migrate.js';
@@ -68,7 +68,7 @@ describe('the app role (ledger_app)', () => {
       'DROP TABLE events': sql`DROP TABLE events`,
       // Each signature of it: deliveries, and a receipt's re-translation (20261202000100_retranslation).
       'DROP FUNCTION ledger_append': sql`DROP FUNCTION ledger_append(text[], bytea[], bytea[], bytea[], text[], text[], text[], text[], text[], timestamptz[], text[], text[],
-        timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint)`,
+        timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint, text[])`,
       'DROP FUNCTION ledger_append (re-translation)': sql`DROP FUNCTION ledger_append(text, smallint, bigint, bigint, boolean, bigint[], int[], text[], uuid[], text[],
         text[], text[], timestamptz[], text[], smallint)`,
       'CREATE TABLE': sql`CREATE TABLE forged (id int)`,
@@ -136,7 +136,9 @@ describe('a store made before the roles existed', () => {
       const result = await new Migrator({ db: owner.db, provider: { getMigrations: async () => migrations } }).migrateTo('20261201000200_tamper_evidence');
       expect(result.error).toBeUndefined();
       // The old service: everything as the owner, read models included.
+      await legacyAppendShim(owner.db, 'create');
       await new EventStoreRepository(owner.db).appendBatch([record('old-1')]);
+      await legacyAppendShim(owner.db, 'drop');
       // Its read model tables, made by the owner. (Today's projector cannot read that schema: it reads each receipt's
       // newest translation, whose table a later migration adds; the legs are projected after the migration below.)
       const before = new Projector(owner.db, [callLegsProjection]);

@@ -4,6 +4,7 @@ export * from './group-commit-writer.js';
 export * from './hash-chain.js';
 export * from './webhook-record.js';
 export * from './stream-names.js';
+export * from './account-key.js';
 export * from './event-reader.js';
 export * from './dedupe-key.js';
 export * from './checkpoint.js';
