@@ -35,6 +35,7 @@ export class ArchiveMonthEraser {
   private readonly clearQuery = new Set<string>();
   /** Receipts that go. */
   private readonly going = new Set<string>();
+  private anyMatched = false;
   readonly counts = { events: 0, fields: 0, receipts: 0, notErasable: 0 };
   readonly changed = new Map<string, StreamChanges>();
   readonly entry: Omit<ArchiveErasureEntry, 'erasureId' | 'at'> = { events: [], receipts: [] };
@@ -44,6 +45,15 @@ export class ArchiveMonthEraser {
     /** When the receipts' bodies were dropped (ISO), as `erased_at` in the store. */
     private readonly at: string,
   ) {}
+
+  /** After the scans: whether the month may hold anything to erase (if not, its files are not rewritten). */
+  get mayChange(): boolean {
+    return this.going.size > 0 || this.holding.size > 0 || this.anyMatched;
+  }
+
+  receiptErased(id: string): boolean {
+    return this.alreadyErased.has(id);
+  }
 
   get touched(): boolean {
     return this.entry.events.length > 0 || this.entry.receipts.length > 0;
@@ -60,8 +70,9 @@ export class ArchiveMonthEraser {
     const o = JSON.parse(raw) as Line;
     const receiptId = String(o.receiptId);
     if (Number(o.chainVersion) < 3) this.clearQuery.add(receiptId);
-    if (eventHoldsSubject(this.m, { streamName: String(o.streamName), data: o.data, metadata: o.metadata }) && !this.alreadyErased.has(receiptId)) {
-      this.going.add(receiptId);
+    if (eventHoldsSubject(this.m, { streamName: String(o.streamName), data: o.data, metadata: o.metadata })) {
+      this.anyMatched = true;
+      if (!this.alreadyErased.has(receiptId)) this.going.add(receiptId);
     }
   }
 

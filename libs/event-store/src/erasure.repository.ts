@@ -68,8 +68,8 @@ const NO_ARCHIVE: ArchiveErasureReport = { months: 0, events: 0, fields: 0, rece
  * archive's just before the store commits, `abort` throws away what was not committed.
  */
 export interface ArchiveErasure {
-  prepare(subject: ErasureSubject, matcher: SubjectMatcher): Promise<ArchiveErasureReport>;
-  commit(erasureId: string, at: Date): Promise<void>;
+  prepare(req: ErasureRequest, matcher: SubjectMatcher): Promise<ArchiveErasureReport>;
+  commit(): Promise<void>;
   abort(): Promise<void>;
 }
 
@@ -136,7 +136,7 @@ export class ErasureRepository {
       let archived: ArchiveErasureReport = NO_ARCHIVE;
       try {
         // The archived months are read and their new files written aside (nothing visible yet), before the fence.
-        if (archive) archived = await archive.prepare(req.subject, m);
+        if (archive) archived = await archive.prepare(req, m);
         // The fence: appends wait from here to the commit, so a delivery of the subject that committed during the first
         // pass is found by the second (it reads only what committed after the snapshot), and none can slip in after.
         await sql`SELECT ledger_erasure_fence()`.execute(trx);
@@ -177,7 +177,7 @@ export class ErasureRepository {
         if (broken.length > 0) throw new ErasureBreaksChainError(broken);
         // The archive's new files become its files just before the commit (README: a crash between the two leaves
         // the archive erased and the store not; asking again completes it).
-        if (archive) await archive.commit(req.erasureId, req.requestedAt);
+        if (archive) await archive.commit();
         return outcome;
       } catch (err) {
         await archive?.abort();
