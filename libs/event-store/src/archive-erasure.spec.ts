@@ -65,7 +65,7 @@ const digest = (lines: string[]): FileDigest => {
   return { sha256: createHash('sha256').update(text).digest('hex'), bytes: Buffer.byteLength(text), lines: lines.length };
 };
 
-const manifestOf = (files: Record<ArchiveFile, string[]>, erasures: ArchiveErasureEntry[] | undefined, streams = NUMBERS.length): ArchiveManifest =>
+const manifestOf = (files: Record<ArchiveFile, string[]>, erasures: ArchiveErasureEntry[] | undefined, streams: number = NUMBERS.length): ArchiveManifest =>
   signManifest(
     {
       format: ARCHIVE_FORMAT, month: '2026-01-01', range: { from: '2026-01-01T00:00:00.000Z', to: '2026-02-01T00:00:00.000Z' }, createdAt: '2026-03-01T00:00:00.000Z',
