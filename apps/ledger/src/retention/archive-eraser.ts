@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Injectable, Logger } from '@nestjs/common';
@@ -76,6 +77,11 @@ export class ArchiveMonthsErasure implements ArchiveErasure {
       months = months.filter((x) => holding.has(x.month));
     }
     for (const { month, path } of months) {
+      if (!existsSync(join(path, MANIFEST)) && !existsSync(join(path, MANIFEST + NEXT))) {
+        // Deleted by the operator after its keepUntil (README "Partitions and retention"), or moved: nothing to reach.
+        this.logger.warn(`archive ${path} of month ${month.slice(0, 7)} is not there: the erasure cannot reach it`);
+        continue;
+      }
       const done = await recoverArchiveDir(path);
       if (done) this.logger.warn(`archive ${path}: an interrupted rewrite was ${done}`);
       const p = await this.prepareMonth(req, m, month, path);
