@@ -164,19 +164,19 @@ describe('erasure racing with ingest', () => {
       body: JSON.stringify({ call_sid: legId, from: NUMBER, n }),
       events: [newEvent('CallRinging', legId, { sipStatus: 180 }, { party: party(NUMBER, '+15559990000') })],
     });
-  const noArchive = (during: () => Promise<void>, beforeCommit: () => Promise<void> = async () => undefined): ArchiveErasure => ({
-    prepare: async () => {
-      await during();
-      return { months: 0, events: 0, fields: 0, receipts: 0, notErasable: 0, changed: new Map() };
-    },
+  /** No archived month; `beforeCommit` runs where the archive would switch its months (behind the fence). */
+  const noArchive = (beforeCommit: () => Promise<void>): ArchiveErasure => ({
+    prepare: async () => ({ months: 0, events: 0, fields: 0, receipts: 0, notErasable: 0, changed: new Map() }),
     commit: beforeCommit,
     abort: async () => undefined,
   });
 
   it('erases a delivery that committed after its first pass had read the store (the second pass reads what committed since)', async () => {
     await store.appendBatch([delivery('leg-r1', 1)]);
-    // Between the first pass and the fence (the archive's turn), another connection stores a delivery of the number.
-    const outcome = await erasures.erase(request({ kind: 'number', number: NUMBER }), noArchive(async () => void (await store.appendBatch([delivery('leg-r2', 2)]))));
+    // Between the first pass and the fence, another connection stores a delivery of the number.
+    const outcome = await erasures.erase(request({ kind: 'number', number: NUMBER }), undefined, {
+      afterFirstPass: async () => void (await store.appendBatch([delivery('leg-r2', 2)])),
+    });
     expect(outcome.streams).toEqual(['callLeg-jambonz:leg-r1', 'callLeg-jambonz:leg-r2']);
     expect(outcome.receipts).toBe(2);
     const [late] = await eventsOf('callLeg-jambonz:leg-r2');
@@ -192,7 +192,6 @@ describe('erasure racing with ingest', () => {
     const outcome = await erasures.erase(
       request({ kind: 'number', number: NUMBER }),
       noArchive(
-        async () => undefined,
         async () => {
           // After the fence: this append blocks on the table lock until the erasure commits.
           waiting = store.appendBatch([delivery('leg-r3', 4)]);

@@ -121,7 +121,11 @@ interface Candidate {
 export class ErasureRepository {
   constructor(private readonly db: Database) {}
 
-  async erase(req: ErasureRequest, archive?: ArchiveErasure): Promise<ErasureOutcome> {
+  /**
+   * @param archive the archived months' part (the service passes it; absent: the live store only)
+   * @param probe a way into the window the fence closes, between the first pass and the fence (tests, the probe)
+   */
+  async erase(req: ErasureRequest, archive?: ArchiveErasure, probe: { afterFirstPass?: () => Promise<void> } = {}): Promise<ErasureOutcome> {
     return this.db.transaction().execute(async (trx) => {
       // One erasure at a time: two erasing the same receipt would each compute commitments from the other's values.
       // Retention holds the same lock while a month is detached, archived and dropped (RetentionRepository.withErasuresHeld).
@@ -133,16 +137,18 @@ export class ErasureRepository {
         // Its rows are neither in the store nor in an archive yet: an erasure now would miss them.
         throw new ErasureBlockedError(`month ${waiting.rows.map((r) => r.month).join(', ')} was detached by retention and is not archived yet; run retention (POST /v1/admin/retention) first`);
       }
-      // What committed before this snapshot is read by the first pass; what commits after it, by the second.
-      const snapshot = (await sql<{ s: string; xmin: string }>`SELECT s::text AS s, pg_snapshot_xmin(s)::text AS xmin FROM pg_current_snapshot() AS s`.execute(trx)).rows[0]!;
       const m = subjectMatcher(req.subject);
-      const acc: Pass = { seen: new Set(), triples: 0, events: new Set(), receipts: 0, notErasable: 0, changed: new Map() };
-      await this.erasePass(trx, req.subject, m, acc, null);
-
       let archived: ArchiveErasureReport = NO_ARCHIVE;
       try {
-        // The archived months are read and their new files written aside (nothing visible yet), before the fence.
+        // The archived months are read and their new files written aside (nothing visible yet) before this transaction
+        // writes anything: until its first write it has no transaction id, so it holds back neither the projector's
+        // cursor nor the checkpoints however long the archive takes to read.
         if (archive) archived = await archive.prepare(req, m);
+        // What committed before this snapshot is read by the first pass; what commits after it, by the second.
+        const snapshot = (await sql<{ s: string; xmin: string }>`SELECT s::text AS s, pg_snapshot_xmin(s)::text AS xmin FROM pg_current_snapshot() AS s`.execute(trx)).rows[0]!;
+        const acc: Pass = { seen: new Set(), triples: 0, events: new Set(), receipts: 0, notErasable: 0, changed: new Map() };
+        await this.erasePass(trx, req.subject, m, acc, null);
+        await probe.afterFirstPass?.();
         // The fence: appends wait from here to the commit, so a delivery of the subject that committed during the first
         // pass is found by the second (it reads only what committed after the snapshot), and none can slip in after.
         await sql`SELECT ledger_erasure_fence()`.execute(trx);
