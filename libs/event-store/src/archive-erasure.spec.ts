@@ -86,11 +86,8 @@ const eraseMonth = (files: Record<ArchiveFile, string[]>, subject: Parameters<ty
   const eraser = new ArchiveMonthEraser(subjectMatcher(subject), '2026-06-01T00:00:00.000Z');
   for (const l of files['receipts.ndjson']) eraser.scanReceipt(l);
   for (const l of files['events.ndjson']) eraser.scanEvent(l);
-  const out: Record<ArchiveFile, string[]> = {
-    'receipts.ndjson': files['receipts.ndjson'].map((l) => eraser.rewriteReceipt(l)),
-    'events.ndjson': files['events.ndjson'].map((l) => eraser.rewriteEvent(l)),
-    'runs.ndjson': files['runs.ndjson'],
-  };
+  const events = files['events.ndjson'].map((l) => eraser.rewriteEvent(l));
+  const out: Record<ArchiveFile, string[]> = { 'receipts.ndjson': files['receipts.ndjson'].map((l) => eraser.rewriteReceipt(l)), 'events.ndjson': events, 'runs.ndjson': files['runs.ndjson'] };
   const entry: ArchiveErasureEntry = { erasureId: 'E1', at: '2026-06-01T00:00:00.000Z', ...eraser.entry };
   return { eraser, files: out, manifest: manifestOf(out, [...earlier, entry]) };
 };
@@ -157,6 +154,15 @@ describe('erasure of an archived month', () => {
     expect(receipt).toMatchObject({ body: '', erasedAt: expect.any(String) });
     expect(receipt.query).toContain('15551230001');
     expect((await verify(out, signed)).valid).toBe(true);
+  });
+
+  it('verifies a format-1 month (written before erasures were listed) as before, saying its erased rows are not checked', async () => {
+    const { files } = buildMonth();
+    const { files: out } = eraseMonth(files, { kind: 'leg', legIds: ['CA0'] });
+    const old = signManifest({ ...(({ signature: _s, publicKeySha256: _k, erasures: _e, ...m }) => m)(manifestOf(out, undefined)), format: 'call-ledger-archive/1' }, signer);
+    const report = await verify(out, old);
+    expect(report).toMatchObject({ valid: true, problems: [] });
+    expect(report.notes.join(' ')).toMatch(/3 erased rows are not checked against an erasure record/);
   });
 
   it('a second erasure of the same number changes nothing', () => {

@@ -22,7 +22,7 @@ const partyOf = (path: string): 'from' | 'to' | null => (path.endsWith('.from') 
 /**
  * The rewrite of one archived month by one erasure, line by line, in four passes over its two files (so a month is
  * never held in memory): `scanReceipt` over receipts.ndjson, `scanEvent` over events.ndjson (which receipts go),
- * then `rewriteReceipt` and `rewriteEvent`. The rule is the live store's (erasure-plan.ts): each erased field keeps
+ * then `rewriteEvent` and, after it (it learns which receipts' queries are hashed in clear), `rewriteReceipt`. The rule is the live store's (erasure-plan.ts): each erased field keeps
  * its commitment (`c:<hex>` seal) and loses value and nonce, each receipt that goes loses its body (`body_sha256`
  * kept, `erasedAt` set) and its query (unless an event of rule 1 or 2 hashes it in clear). A line that does not
  * change is returned as it was, byte for byte.
@@ -69,7 +69,6 @@ export class ArchiveMonthEraser {
   scanEvent(raw: string): void {
     const o = JSON.parse(raw) as Line;
     const receiptId = String(o.receiptId);
-    if (Number(o.chainVersion) < 3) this.clearQuery.add(receiptId);
     if (eventHoldsSubject(this.m, { streamName: String(o.streamName), data: o.data, metadata: o.metadata })) {
       this.anyMatched = true;
       if (!this.alreadyErased.has(receiptId)) this.going.add(receiptId);
@@ -90,6 +89,8 @@ export class ArchiveMonthEraser {
     const o = JSON.parse(raw) as Line;
     const receiptId = String(o.receiptId);
     const goes = !this.alreadyErased.has(receiptId) && (this.going.has(receiptId) || this.holding.has(receiptId));
+    // Only for receipts that go: a month of rule-2 events would otherwise hold every receipt id in memory.
+    if (goes && Number(o.chainVersion) < 3) this.clearQuery.add(receiptId);
     const matched = this.holding.has(receiptId) || eventHoldsSubject(this.m, { streamName: String(o.streamName), data: o.data, metadata: o.metadata });
     const plan = planEventErasure(this.m, { chainVersion: Number(o.chainVersion), data: o.data, metadata: o.metadata, receipt: (o.receipt ?? null) as { query: string } | null }, matched, goes);
     if (plan.notErasable) this.counts.notErasable += 1;

@@ -126,12 +126,13 @@ export class ArchiveMonthsErasure implements ArchiveErasure {
     if (!before.valid) throw new ArchiveErasureRefused(`archive ${dir} does not verify before the erasure (${before.problems.slice(0, 3).join('; ')}); it is not rewritten or signed again`);
 
     const name = (f: ArchiveFile) => f + NEXT;
-    const receipts = await DigestingWriter.create(join(dir, name('receipts.ndjson')));
-    for await (const line of ndjsonLines(join(dir, 'receipts.ndjson'))) await receipts.writeLine(eraser.rewriteReceipt(line));
-    const receiptsDigest = await receipts.close();
+    // Events first: they tell which receipts keep a query hashed in clear.
     const events = await DigestingWriter.create(join(dir, name('events.ndjson')));
     for await (const line of ndjsonLines(join(dir, 'events.ndjson'))) await events.writeLine(eraser.rewriteEvent(line));
     const eventsDigest = await events.close();
+    const receipts = await DigestingWriter.create(join(dir, name('receipts.ndjson')));
+    for await (const line of ndjsonLines(join(dir, 'receipts.ndjson'))) await receipts.writeLine(eraser.rewriteReceipt(line));
+    const receiptsDigest = await receipts.close();
     if (!eraser.touched) {
       for (const f of ['receipts.ndjson', 'events.ndjson'] as const) await unlink(join(dir, name(f)));
       return null;
