@@ -8,6 +8,7 @@ import { ERASURES_STREAM, ErasureRepository, type ArchiveErasure } from './erasu
 import { EventStoreRepository } from './event-store.repository.js';
 import { computeEventHash, verifyStreamChain } from './hash-chain.js';
 import { ERASED, sealsOf } from './personal-seals.js';
+import { RetentionRepository } from './retention.repository.js';
 
 let tdb: TestDatabase;
 let store: EventStoreRepository;
@@ -231,5 +232,27 @@ describe('erasure racing with ingest', () => {
     expect(events.slice(marker + 1).map(from)).toEqual(events.slice(marker + 1).map(() => NUMBER));
     expect(events).toHaveLength(42);
     expect(await verifyAll([stream])).toEqual([]);
+  });
+});
+
+describe('erasure and retention', () => {
+  it('wait for each other: an erasure waits while retention holds a month (detach, archive, drop)', async () => {
+    await store.appendBatch(call('leg-h1', '+15557778888', '+15559990000'));
+    const retention = new RetentionRepository(tdb.db);
+    let erasure: Promise<unknown> | null = null;
+    let finishedInside = false;
+    await retention.withErasuresHeld(async () => {
+      erasure = erasures.erase(request({ kind: 'number', number: '+15557778888' })).then(() => (finishedInside = true));
+      // The erasure is seen waiting on the advisory lock before retention lets go.
+      for (;;) {
+        const r = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`.execute(tdb.db);
+        if (r.rows[0]!.n > 0) break;
+      }
+    });
+    expect(finishedInside).toBe(false);
+    await erasure;
+    const [init] = await eventsOf('callLeg-jambonz:leg-h1');
+    expect(init!.data).toMatchObject({ from: ERASED });
   });
 });
