@@ -122,6 +122,9 @@ export class ArchiveMonthsErasure implements ArchiveErasure {
     // Signed with the key the service holds: checked with it. Signed with an earlier key (a rotation): the files are
     // checked against the manifest, and the new manifest is signed with the current key.
     const sameKey = old.publicKeySha256 !== null && old.publicKeySha256 === this.checkpoints.signer?.publicKeySha256.toString('hex');
+    if (old.signature && !this.checkpoints.signer) {
+      throw new ArchiveErasureRefused(`archive ${dir} is signed and LEDGER_CHECKPOINT_SIGNING_KEY is not set: its manifest could not be signed again`);
+    }
     const before = await verifyArchiveFiles(dir, oldText, undefined, sameKey ? this.publicKey : undefined);
     if (!before.valid) throw new ArchiveErasureRefused(`archive ${dir} does not verify before the erasure (${before.problems.slice(0, 3).join('; ')}); it is not rewritten or signed again`);
 
