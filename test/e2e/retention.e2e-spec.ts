@@ -298,4 +298,12 @@ describe('erasure reaches the archived months', () => {
       writeFileSync(receipts, original);
     }
   });
+
+  it('is refused while a month is detached and not archived yet (a retention run that stopped half way): its rows are in neither place', async () => {
+    // The late delivery made M-4 again; detached here as a run that stopped before archiving would leave it.
+    await sql`SELECT * FROM ledger_detach_month(${isoMonth(M4)}::date)`.execute(t.db.db);
+    const res = await t.app.inject({ method: 'POST', url: '/v1/admin/erasures', headers: { authorization: `Bearer ${ADMIN_KEY}` }, payload: { number: KEPT, reason: 'ticket 5153' } });
+    expect(res.statusCode, res.body).toBe(409);
+    expect(res.json().error).toMatchObject({ code: 'ERASURE.REFUSED', message: expect.stringMatching(/detached by retention and is not archived yet/) });
+  });
 });
