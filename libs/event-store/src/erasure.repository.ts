@@ -181,9 +181,11 @@ export class ErasureRepository {
         const links = await store.readChainLinks({ streamNames: check });
         const heads = await store.readStreamHeads(check);
         const runs = await new RetentionRepository(trx as unknown as Database).archivedRuns(check);
+        const byStream = new Map<string, typeof links>();
+        for (const l of links) (byStream.get(l.streamName) ?? byStream.set(l.streamName, []).get(l.streamName)!).push(l);
         const broken: BrokenLink[] = [];
         for (const name of check) {
-          const b = verifyStreamChain(links.filter((l) => l.streamName === name), heads.get(name), runs.get(name));
+          const b = verifyStreamChain(byStream.get(name) ?? [], heads.get(name), runs.get(name));
           if (b) broken.push(b);
         }
         if (broken.length > 0) throw new ErasureBreaksChainError(broken);
