@@ -19,3 +19,5 @@ export * from './retention.repository.js';
 export * from './archive.js';
 export * from './erasure.repository.js';
 export * from './personal-seals.js';
+export * from './erasure-plan.js';
+export * from './archive-erasure.js';
