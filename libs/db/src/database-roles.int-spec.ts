@@ -169,3 +169,43 @@ describe('a store made before the roles existed', () => {
     }
   });
 });
+
+describe('roles made after the migrations (SELECT ledger_apply_roles() as the owner)', () => {
+  // Every right the migrations gave the service roles on this store's functions and tables, as (object, grantee,
+  // privilege): what an operator who creates the roles by hand afterwards must get back from ledger_apply_roles().
+  const grants = async (): Promise<string[]> =>
+    (
+      await sql<{ g: string }>`
+        SELECT format('%s|%s|%s', o.name, pg_get_userbyid(a.grantee), a.privilege_type) AS g
+        FROM (
+          SELECT p.oid::regprocedure::text AS name, p.proacl AS acl, p.proowner AS owner FROM pg_proc p
+          WHERE p.pronamespace = current_schema()::regnamespace
+          UNION ALL
+          SELECT c.relname::text, c.relacl, c.relowner FROM pg_class c
+          WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v')
+        ) o, aclexplode(o.acl) a
+        WHERE a.grantee <> o.owner AND pg_get_userbyid(a.grantee) IN (${APP_ROLE}, ${PROJECTOR_ROLE})
+        ORDER BY 1`.execute(tdb.db)
+    ).rows.map((r) => r.g);
+
+  it('gives back every grant the migrations made: functions the service calls and tables it adds rows to', async () => {
+    const before = await grants();
+    // The service's own calls are among them (a list that would be empty would prove nothing).
+    expect(before).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^ledger_append_staged\(uuid, ?smallint\)\|ledger_app\|EXECUTE$/),
+      expect.stringMatching(/^ledger_erasure_fence\(\)\|ledger_app\|EXECUTE$/),
+      expect.stringMatching(/^ledger_detach_month\(date\)\|ledger_app\|EXECUTE$/),
+      'audit_actions|ledger_app|INSERT',
+      'import_staged_events|ledger_app|INSERT',
+    ]));
+    for (const g of before) {
+      const [object, grantee, privilege] = g.split('|') as [string, string, string];
+      const isFunction = object.includes('(');
+      await sql.raw(`REVOKE ${privilege} ON ${isFunction ? `FUNCTION ${object}` : `TABLE "${object}"`} FROM ${grantee}`).execute(tdb.db);
+    }
+    expect(await grants()).toEqual([]);
+
+    await sql`SELECT ledger_apply_roles()`.execute(tdb.db);
+    expect(await grants()).toEqual(before);
+  });
+});
