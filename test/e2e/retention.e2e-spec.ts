@@ -306,4 +306,29 @@ describe('erasure reaches the archived months', () => {
     expect(res.statusCode, res.body).toBe(409);
     expect(res.json().error).toMatchObject({ code: 'ERASURE.REFUSED', message: expect.stringMatching(/detached by retention and is not archived yet/) });
   });
+
+  it('archives a month made again by a late delivery into a folder of its own, leaving the first archive as it was; both verify, also after an erasure', async () => {
+    const first = monthDir(M4);
+    const firstBytes = readdirSync(first).map((f) => [f, readFileSync(join(first, f), 'latin1')] as const);
+    // Resumes the month the test above left detached.
+    const res = await t.app.inject({ method: 'POST', url: '/v1/admin/retention', headers: auth });
+    expect(res.statusCode, res.body).toBe(200);
+    const second = `${first}.2`;
+    expect(res.json().archived).toEqual([expect.objectContaining({ month: isoMonth(M4), path: second, receipts: 1, events: 1 })]);
+    expect(readdirSync(first).map((f) => [f, readFileSync(join(first, f), 'latin1')] as const)).toEqual(firstBytes);
+    for (const dir of [first, second]) {
+      const out: string[] = [];
+      expect(await runVerifyCli([dir, '--public-key', keyFile()], (x) => out.push(x)), out.join('\n')).toBe(0);
+    }
+    expect(await verifyOnline()).toMatchObject({ valid: true, broken: [] });
+
+    // An erasure reads every archive of the month, each in its folder: both still verify after it.
+    const erase = await t.app.inject({ method: 'POST', url: '/v1/admin/erasures', headers: { authorization: `Bearer ${ADMIN_KEY}` }, payload: { number: KEPT, reason: 'ticket 5154' } });
+    expect(erase.statusCode, erase.body).toBe(201);
+    expect(archiveText(M4)).not.toContain(KEPT.slice(1));
+    for (const dir of [first, second]) {
+      const out: string[] = [];
+      expect(await runVerifyCli([dir, '--public-key', keyFile()], (x) => out.push(x)), out.join('\n')).toBe(0);
+    }
+  });
 });

@@ -134,13 +134,15 @@ export class RetentionRepository {
     });
   }
 
-  /** Each month retention archived and dropped (its latest archive), with the folder it was written to. */
+  /**
+   * Every archive retention wrote and then dropped from the store, with its folder: a month made again by late
+   * deliveries and archived a second time has two, in folders of their own.
+   */
   async archivedMonths(): Promise<{ month: string; path: string }[]> {
     const r = await sql<{ month: string; path: string }>`
-      SELECT to_char(l.month, 'YYYY-MM-DD') AS month, l.archive_path AS path FROM ledger_retention_log l
+      SELECT DISTINCT to_char(l.month, 'YYYY-MM-DD') AS month, l.archive_path AS path FROM ledger_retention_log l
       WHERE l.state = 'dropped' AND l.archive_path IS NOT NULL
-        AND l.id = (SELECT max(x.id) FROM ledger_retention_log x WHERE x.month = l.month AND x.state = 'dropped')
-      ORDER BY l.month`.execute(this.db);
+      ORDER BY 1, 2`.execute(this.db);
     return r.rows;
   }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, rename } from 'node:fs/promises';
+import { access, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
@@ -120,7 +120,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   private async archiveAndDrop(month: string, keyName: string, decision: MonthRetention, resumed: boolean): Promise<ArchivedMonth> {
-    const dir = join(this.config.retention.archiveDir!, month.slice(0, 7));
+    const dir = await freshArchiveDir(this.config.retention.archiveDir!, month);
     await mkdir(dir, { recursive: true });
     const files = {} as Record<ArchiveFile, FileDigest>;
 
@@ -198,5 +198,22 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     await this.actions.record(keyName, 'retention.drop', { ...out });
     this.logger.log(`month ${month.slice(0, 7)} archived to ${dir} (${out.receipts} receipts, ${out.events} events, manifest ${out.manifestSha256}) and dropped`);
     return out;
+  }
+}
+
+/**
+ * The folder of a month's archive: `YYYY-MM`, or `YYYY-MM.2`, `.3`… when a month made again by late deliveries is
+ * archived once more. Never a folder holding a written manifest: that is an earlier archive (possibly already
+ * dropped from the store), which must not be overwritten. A run resumed after a crash before its manifest was
+ * written takes its own half-written folder again.
+ */
+export async function freshArchiveDir(root: string, month: string): Promise<string> {
+  for (let n = 1; ; n++) {
+    const dir = join(root, n === 1 ? month.slice(0, 7) : `${month.slice(0, 7)}.${n}`);
+    const written = await access(join(dir, MANIFEST)).then(
+      () => true,
+      () => false,
+    );
+    if (!written) return dir;
   }
 }
