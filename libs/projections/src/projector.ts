@@ -21,9 +21,10 @@ export interface ProjectorOptions {
   log?: (level: 'log' | 'warn' | 'error', message: string) => void;
   /**
    * Called after a live batch has committed, with the events it applied: summed over every instance it must
-   * equal the number of events, which is how "exactly once" is checked from outside (a metric).
+   * equal the number of events, which is how "exactly once" is checked from outside (a metric). `seconds`: the
+   * batch's transaction, from its start to its commit.
    */
-  onApplied?: (projection: string, events: number) => void;
+  onApplied?: (projection: string, events: number, seconds: number) => void;
   /** Called when an event is parked (before its transaction commits; not wired to a metric yet). */
   onParked?: (projection: string, position: string) => void;
   /** How long a rebuild waits between tries for the rebuild lock another instance holds. */
@@ -228,6 +229,7 @@ export class Projector {
 
   /** One batch: returns how many events were applied (0 when another instance holds the lock). */
   async runOnce(p: ProjectionDefinition): Promise<number> {
+    const began = performance.now();
     const applied = await this.db.transaction().execute(async (trx) => {
       if (!(await tryLockProjection(trx, p.name))) return 0;
       const row = await readCheckpoint(trx, p.name);
@@ -247,9 +249,8 @@ export class Projector {
       return events.length;
     });
     if (applied > 0) {
-      this.options.onApplied?.(p.name, applied);
-      // Read-your-writes waiters re-check as soon as a batch commits instead of at their next poll.
-      this.signal.emit('applied');
+      this.options.onApplied?.(p.name, applied, (performance.now() - began) / 1000);
+      this.appliedElsewhere();
     }
     return applied;
   }
@@ -329,6 +330,29 @@ export class Projector {
   }
 
   /**
+   * A batch has committed (here, or in the projector's worker thread when this object only answers for it):
+   * read-your-writes waiters re-check now instead of at their next poll.
+   */
+  appliedElsewhere(): void {
+    this.signal.emit('applied');
+  }
+
+  /**
+   * A read-your-writes waiter is there (here, or in the thread that serves requests while this projector runs in
+   * a worker thread): until the returned release is called, no live batch waits out its gathering window.
+   */
+  hold(): () => void {
+    this.waiters += 1;
+    this.signal.emit('urgent');
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.waiters -= 1;
+    };
+  }
+
+  /**
    * Read-your-writes: waits until `position` is projected (as `on` sees it), or `timeoutMs` passes. Woken by
    * this process's batches; the 25 ms poll covers batches that another instance applies, and a replica's replay.
    */
@@ -336,8 +360,7 @@ export class Projector {
     const deadline = Date.now() + timeoutMs;
     if (await this.hasPassed(position, on)) return true;
     // Someone is waiting: the live loop does not wait out its gathering window (gatherMs).
-    this.waiters += 1;
-    this.signal.emit('urgent');
+    const release = this.hold();
     try {
       for (;;) {
         const left = deadline - Date.now();
@@ -354,7 +377,7 @@ export class Projector {
         if (await this.hasPassed(position, on)) return true;
       }
     } finally {
-      this.waiters -= 1;
+      release();
     }
   }
 }
