@@ -26,7 +26,7 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
   private readonly retranslationLogger = new Logger('Retranslation');
   private stopped = false;
   private running = false;
-  /** Settles once the start-up work (re-translation, then the projector's start) is over or given up. */
+  /** Settles once the start-up work (re-translation, then the projector's start: it runs) is over or given up. */
   started: Promise<void> = Promise.resolve();
 
   constructor(
@@ -55,6 +55,8 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
       }
       if (this.stopped) return;
       this.projector.start();
+      // In a worker thread, the projector runs once the thread has loaded and initialised it.
+      if (this.projector instanceof ThreadedProjector) await this.projector.whenRunning();
       this.running = true;
       // A leg whose old events were superseded without new ones on its own stream is only corrected by a rebuild;
       // when the projection's version changed too, this joins the rebuild init() started.

@@ -85,6 +85,7 @@ export class ThreadedProjector extends Projector {
   /** Calls made while no thread runs (between a crash and its restart): sent to the next one. */
   private outbox: ToProjectorThread[] = [];
   private exited: Promise<void> = Promise.resolve();
+  private runningWaiters: (() => void)[] = [];
 
   constructor(
     db: Database,
@@ -105,6 +106,7 @@ export class ThreadedProjector extends Projector {
   override async stop(): Promise<void> {
     const previous = this.state;
     this.state = 'stopped';
+    for (const resolve of this.runningWaiters.splice(0)) resolve();
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
     const worker = this.worker;
@@ -171,6 +173,12 @@ export class ThreadedProjector extends Projector {
     }
   }
 
+  /** Settles once a thread's projector runs (its checkpoints initialised, its loops started), or on stop(). */
+  whenRunning(): Promise<void> {
+    if (this.state === 'running' || this.state === 'stopped') return Promise.resolve();
+    return new Promise((resolve) => this.runningWaiters.push(resolve));
+  }
+
   health(): ProjectorThreadHealth {
     return { state: this.state, restarts: this.restarts, lastExit: this.lastExit };
   }
@@ -223,6 +231,7 @@ export class ThreadedProjector extends Projector {
     switch (m.type) {
       case 'ready':
         if (this.state === 'starting') this.state = 'running';
+        for (const resolve of this.runningWaiters.splice(0)) resolve();
         this.thread.onReady?.();
         return;
       case 'applied':
