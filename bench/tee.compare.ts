@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { CREDENTIALS_FILE } from '../libs/db/src/embedded-postgres.js';
 import type { AddressInfo } from 'node:net';
-import { CpuMeter, fmt, percentile, postgresPids, startService, type RunningService } from './bench-support.js';
+import { CpuMeter, fmt, percentile, postgresPids, projectorBatches, startService, type RunningService } from './bench-support.js';
 import { CommitFloor } from './commit.probe.js';
 import { probeFsync } from './fsync.probe.js';
 import { figures, phase, PERCL, RATE, ROUND, SECRET, WARMUP } from './tee.bench.js';
@@ -35,6 +35,7 @@ const variants: Variant[] = process.env.TEE_VARIANTS
   ? (JSON.parse(process.env.TEE_VARIANTS) as Variant[])
   : [{ name: 'projector on' }, { name: 'projector off', env: { LEDGER_PROJECTOR: 'off' } }];
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
+const API_KEY = 'bench-key-0123456789';
 
 /**
  * Commits and WAL flushes of a service's embedded PostgreSQL (cumulative statistics, as backends report them):
@@ -70,7 +71,7 @@ const floor = await CommitFloor.start();
 const floorSamples: number[] = [];
 try {
   for (const v of variants) {
-    services.push(await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, ...v.env }, v.nodeArgs ?? [], v.cwd ?? process.cwd()));
+    services.push(await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, LEDGER_API_KEYS: API_KEY, ...v.env }, v.nodeArgs ?? [], v.cwd ?? process.cwd()));
   }
   const routes: { name: string; url: string; service: RunningService | null }[] = [{ name: 'direct to the app', url: `${appBase}/fc/voice`, service: null }];
   for (const [i, v] of variants.entries()) {
@@ -121,6 +122,10 @@ try {
           `  (ledger_append + durable commit at ${RATE}/s, own PostgreSQL, no HTTP: a tee answer waits for one)`,
       );
     }
+  }
+  for (const [i, v] of variants.entries()) {
+    const b = await projectorBatches(services[i]!.url, API_KEY);
+    if (b.batches > 0) console.log(`${`${v.name}: projector`.padEnd(34)} ${fmt(b.batches)} batches, ${fmt(b.events / b.batches, 1)} events and ${fmt((b.seconds / b.batches) * 1000, 1)} ms each (warm-up included)`);
   }
   const fsync = probeFsync({ ops: 1000 });
   console.log(`${'fsync (8 kB write + fdatasync)'.padEnd(34)} n=${fsync.ops}  p50 ${fmt(fsync.p50, 2)}  p90 ${fmt(fsync.p90, 2)}  p99 ${fmt(fsync.p99, 2)}  max ${fmt(fsync.max, 2)} ms  (after the rounds)`);
