@@ -27,6 +27,7 @@ const projector = new Projector(
   {
     listenUrl: data.url,
     gatherMs: data.gatherMs,
+    maxBusyShare: Number(process.env.TMP_BUSY_SHARE ?? 0.5),
     log,
     onApplied: (projection, events, seconds) => {
       metrics.batchSeconds.observe({ projection }, seconds);
