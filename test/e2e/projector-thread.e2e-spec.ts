@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Projector } from '@lib/projections';
@@ -63,6 +64,17 @@ describe('the projector in a worker thread', () => {
     expect(t.app.get(Projector)).toBeInstanceOf(ThreadedProjector);
     await expect.poll(async () => (await health(t)).state).toBe('running');
     expect(await health(t)).toMatchObject({ status: 'up', mode: 'worker', restarts: 0 });
+  });
+
+  it.runIf(process.platform === 'linux')('runs at the nice value of LEDGER_PROJECTOR_THREAD_NICE (10), this thread alone', () => {
+    // Field 19 of /proc/<pid>/task/<tid>/stat, counted after the parenthesised command name.
+    const niceOf = (tid: string) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+    };
+    const nices = readdirSync('/proc/self/task').map(niceOf);
+    expect(nices.filter((n) => n === 10)).toHaveLength(1);
+    expect(niceOf(String(process.pid))).toBe(0);
   });
 
   it('applies the events appended by ingest, and a minPosition request ends its gathering window', async () => {

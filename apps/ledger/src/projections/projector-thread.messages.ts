@@ -9,6 +9,8 @@ export interface ProjectorWorkerData {
   gatherMs: number;
   connectMs: number;
   poolSize: number;
+  /** The thread's nice value (LEDGER_PROJECTOR_THREAD_NICE); 0 leaves it at the process's. */
+  nice: number;
   /** Read-your-writes waiters already there when this thread starts (a restart while requests wait). */
   holds: number;
 }

@@ -38,6 +38,7 @@ export const createServiceProjector = (
       url: listenUrl,
       gatherMs: config.projectorGatherMs,
       connectMs: config.dbTimeouts.connectMs,
+      nice: config.projectorThreadNice,
       log,
       onApplied: counted,
       onReady: () => metrics.projectorThreadUp.set(1),

@@ -12,6 +12,8 @@ export interface ProjectorThreadOptions {
   gatherMs: number;
   connectMs: number;
   poolSize?: number;
+  /** The thread's nice value on Linux (0: the process's). */
+  nice?: number;
   log: (level: 'log' | 'warn' | 'error', message: string) => void;
   /** A batch committed in the thread (counted in the service's registry, like the inline projector's). */
   onApplied?: (projection: string, events: number) => void;
@@ -210,6 +212,7 @@ export class ThreadedProjector extends Projector {
       gatherMs: this.thread.gatherMs,
       connectMs: this.thread.connectMs,
       poolSize: this.thread.poolSize ?? 4,
+      nice: this.thread.nice ?? 0,
       holds: this.holds,
     });
     this.worker = worker;

@@ -1,3 +1,5 @@
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Registry } from 'prom-client';
 import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
@@ -16,6 +18,20 @@ const port = parentPort;
 const data = workerData as ProjectorWorkerData;
 const post = (message: FromProjectorThread) => port.postMessage(message);
 const log = (level: 'log' | 'warn' | 'error', message: string) => post({ type: 'log', level, message });
+
+/**
+ * Linux schedules threads, and a thread's nice value is its own: this one yields the cores to the thread that
+ * answers webhooks (and to PostgreSQL) when they are short, and has them when they are not.
+ */
+const lowerPriority = (nice: number) => {
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').at(-1));
+    if (Number.isInteger(tid) && tid > 0) setPriority(tid, nice);
+  } catch {
+    /* not Linux: the thread keeps the process's priority */
+  }
+};
+if (data.nice > 0) lowerPriority(data.nice);
 
 const known: ProjectionDefinition[] = [callLegsProjection];
 const registry = new Registry();
