@@ -255,3 +255,21 @@ export const startBenchServer = async (prefix: string, flags: string[] = []) => 
   };
   return { dataDir, server, admin, freshDatabase, stop };
 };
+
+/**
+ * The projector's live batches so far, from a running service's /metrics: how many, the events they applied and
+ * their summed transaction time (NaN where a build has no `ledger_projection_batch_seconds`, or the projector is off).
+ * Fewer, larger batches cost less per event (each has its lock, checkpoint and commit).
+ */
+export const projectorBatches = async (url: string, apiKey: string): Promise<{ batches: number; events: number; seconds: number }> => {
+  const text = await (await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${apiKey}` } })).text();
+  const value = (series: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    return line === undefined ? Number.NaN : Number(line.slice(series.length + 1));
+  };
+  return {
+    batches: value('ledger_projection_batch_seconds_count{projection="call_legs"}'),
+    events: value('ledger_projection_events_total{projection="call_legs"}'),
+    seconds: value('ledger_projection_batch_seconds_sum{projection="call_legs"}'),
+  };
+};

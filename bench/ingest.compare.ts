@@ -13,7 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { signDelivery } from '../libs/simulator/src/index.js';
-import { BENCH_SECRETS, CpuMeter, SIM_SECRETS, fmt, percentile, postgresPids, runAutocannon, startBenchServer, startService, type RunningService } from './bench-support.js';
+import { BENCH_SECRETS, CpuMeter, SIM_SECRETS, fmt, percentile, postgresPids, projectorBatches, runAutocannon, startBenchServer, startService, type RunningService } from './bench-support.js';
 import { simulatedDeliveries } from './ingest.bench.js';
 
 const API_KEY = 'bench-key-0123456789';
@@ -94,14 +94,17 @@ try {
     }
   }
   console.log(`\n${connections} connections, ${rounds} rounds of ${slotSec} s per side, alternated`);
+  const batches = await Promise.all(services.map((s) => projectorBatches(s.url, API_KEY)));
   totals.forEach((t, k) => {
+    const b = batches[k]!;
     const svc = (t.service * 1e6) / t.requests;
     const pgUs = (t.postgres * 1e6) / t.requests;
     console.log(
       `${sides[k]!.name} ${JSON.stringify(sides[k]!.env)}${sides[k]!.dir ? ` (${sides[k]!.dir})` : ''}: ${fmt(t.requests / t.sec)} req/s, ` +
         `median slot p50 ${percentile(t.p50, 0.5)} ms / p99 ${percentile(t.p99, 0.5)} ms, non-2xx ${t.non2xx}; ` +
         `CPU per delivery service ${fmt(svc)} + PostgreSQL ${fmt(pgUs)} = ${fmt(svc + pgUs)} µs ` +
-        `(PostgreSQL: ${pgRoles.map((r) => `${r} ${fmt((t.roles[r]! * 1e6) / t.requests)}`).join(', ')})`,
+        `(PostgreSQL: ${pgRoles.map((r) => `${r} ${fmt((t.roles[r]! * 1e6) / t.requests)}`).join(', ')}); ` +
+        `projector: ${fmt(b.batches)} batches, ${fmt(b.events / b.batches, 1)} events and ${fmt((b.seconds / b.batches) * 1000, 1)} ms each (warm-up included)`,
     );
   });
   if (process.env.PGSS) {

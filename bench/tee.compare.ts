@@ -8,6 +8,10 @@
  * (`cwd`: a checkout built with `nest build ledger`; default this one; `nodeArgs`, e.g. `["--cpu-prof",
  * "--cpu-prof-dir=/tmp/prof"]` for a V8 profile written when the service stops). Default: this build with and
  * without the in-process projector. TEE_ROUTES=tee (or webhook) runs only that route of each variant.
+ *
+ * The rounds include the commit floor (commit.probe.ts: one delivery per durable commit at the same rate, on an
+ * embedded PostgreSQL of its own, no HTTP, no service), and the run ends with an fsync probe (fsync.probe.ts): what a
+ * durable commit costs on this machine while it is this loaded, to read the added latency against.
  */
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -15,7 +19,9 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { CREDENTIALS_FILE } from '../libs/db/src/embedded-postgres.js';
 import type { AddressInfo } from 'node:net';
-import { CpuMeter, fmt, percentile, postgresPids, startService, type RunningService } from './bench-support.js';
+import { CpuMeter, fmt, percentile, postgresPids, projectorBatches, startService, type RunningService } from './bench-support.js';
+import { CommitFloor } from './commit.probe.js';
+import { probeFsync } from './fsync.probe.js';
 import { figures, phase, PERCL, RATE, ROUND, SECRET, WARMUP } from './tee.bench.js';
 
 interface Variant {
@@ -29,6 +35,7 @@ const variants: Variant[] = process.env.TEE_VARIANTS
   ? (JSON.parse(process.env.TEE_VARIANTS) as Variant[])
   : [{ name: 'projector on' }, { name: 'projector off', env: { LEDGER_PROJECTOR: 'off' } }];
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
+const API_KEY = 'bench-key-0123456789';
 
 /**
  * Commits and WAL flushes of a service's embedded PostgreSQL (cumulative statistics, as backends report them):
@@ -60,9 +67,11 @@ const app = createServer((req, res) => {
 await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
 const appBase = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
 const services: RunningService[] = [];
+const floor = await CommitFloor.start();
+const floorSamples: number[] = [];
 try {
   for (const v of variants) {
-    services.push(await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, ...v.env }, v.nodeArgs ?? [], v.cwd ?? process.cwd()));
+    services.push(await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, LEDGER_API_KEYS: API_KEY, ...v.env }, v.nodeArgs ?? [], v.cwd ?? process.cwd()));
   }
   const routes: { name: string; url: string; service: RunningService | null }[] = [{ name: 'direct to the app', url: `${appBase}/fc/voice`, service: null }];
   for (const [i, v] of variants.entries()) {
@@ -77,6 +86,7 @@ try {
   for (let r = 0; r < rounds; r++) {
     for (const [k, route] of routes.entries()) {
       const warmup = r === 0 ? WARMUP : 0;
+      if (k === 1) await floor.phase(RATE, ROUND, warmup, floorSamples);
       const s = route.service;
       const meter = s ? new CpuMeter({ service: () => [s.child.pid!], postgres: () => postgresPids(s.dataDir) }) : null;
       const before = s ? await pgCounters(s.dataDir) : null;
@@ -95,6 +105,7 @@ try {
     }
   }
   const direct = figures(samples[0]!);
+  const commit = figures(floorSamples);
   console.log(`tee compare at ${RATE} calls/s, ${rounds} alternating rounds of ${ROUND} s per route, load average ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   for (const [k, route] of routes.entries()) {
     const f = figures(samples[k]!);
@@ -104,10 +115,23 @@ try {
         ? `  CPU/req service ${fmt((c.service / c.requests) * 1000, 3)} ms postgres ${fmt((c.postgres / c.requests) * 1000, 3)} ms  commits/req ${fmt(c.commits / c.requests, 2)}  WAL fsyncs/req ${fmt(c.walFsyncs / c.requests, 2)}`
         : '';
     const p90 = percentile(samples[k]!, 0.9);
-    console.log(`${route.name.padEnd(34)} n=${f.n}  p50 ${fmt(f.p50, 2)}  p90 ${fmt(p90, 2)}  p99 ${fmt(f.p99, 2)}  max ${fmt(f.max, 2)} ms${k > 0 && route.name.endsWith('tee') ? `  added p99 ${fmt(f.p99 - direct.p99, 2)}` : ''}${cpuText}`);
+    console.log(`${route.name.padEnd(34)} n=${f.n}  p50 ${fmt(f.p50, 2)}  p90 ${fmt(p90, 2)}  p99 ${fmt(f.p99, 2)}  max ${fmt(f.max, 2)} ms${k > 0 && route.name.endsWith('tee') ? `  added p50 ${fmt(f.p50 - direct.p50, 2)} p99 ${fmt(f.p99 - direct.p99, 2)}` : ''}${cpuText}`);
+    if (k === 0) {
+      console.log(
+        `${'commit floor (1 delivery/commit)'.padEnd(34)} n=${commit.n}  p50 ${fmt(commit.p50, 2)}  p90 ${fmt(percentile(floorSamples, 0.9), 2)}  p99 ${fmt(commit.p99, 2)}  max ${fmt(commit.max, 2)} ms` +
+          `  (ledger_append + durable commit at ${RATE}/s, own PostgreSQL, no HTTP: a tee answer waits for one)`,
+      );
+    }
   }
+  for (const [i, v] of variants.entries()) {
+    const b = await projectorBatches(services[i]!.url, API_KEY);
+    if (b.batches > 0) console.log(`${`${v.name}: projector`.padEnd(34)} ${fmt(b.batches)} batches, ${fmt(b.events / b.batches, 1)} events and ${fmt((b.seconds / b.batches) * 1000, 1)} ms each (warm-up included)`);
+  }
+  const fsync = probeFsync({ ops: 1000 });
+  console.log(`${'fsync (8 kB write + fdatasync)'.padEnd(34)} n=${fsync.ops}  p50 ${fmt(fsync.p50, 2)}  p90 ${fmt(fsync.p90, 2)}  p99 ${fmt(fsync.p99, 2)}  max ${fmt(fsync.max, 2)} ms  (after the rounds)`);
   if (failures.length > 0) console.log(`FAILED requests: ${failures.length} (${failures.slice(0, 3).join('; ')})`);
 } finally {
+  await floor.stop();
   for (const s of services) await s.stop();
   await new Promise((r) => app.close(r));
 }

@@ -4,6 +4,7 @@ import { APP_TIMEOUTS, createDatabase, type DatabaseHandle } from '@lib/db';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import { Projector } from '@lib/projections';
 import { createApp } from '../../apps/ledger/src/app.factory.js';
+import { ProjectorLifecycle } from '../../apps/ledger/src/projections/projector.lifecycle.js';
 
 export interface TestApp {
   app: NestFastifyApplication;
@@ -64,6 +65,9 @@ export const startTestApp = async (
   if (options.onRoute) app.getHttpAdapter().getInstance().addHook('onRoute', options.onRoute);
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
+  // Ready as a test needs it: the projector runs (in a worker thread it takes a moment to load and initialise), so
+  // that a `?minPosition=` read right after the start does not spend its wait on the thread's start-up.
+  await app.get(ProjectorLifecycle).started;
   return {
     app,
     db,

@@ -30,7 +30,7 @@ import { WebhooksController } from './webhooks/webhooks.controller.js';
 import { AppForwarder } from './tee/app-forwarder.js';
 import { AnswerWriter, TeeController, TeeMetrics } from './tee/tee.controller.js';
 import { GetProjectionStatusHandler } from './projections/get-projection-status.query.js';
-import { createProjector } from './projections/projector.provider.js';
+import { createServiceProjector } from './projections/projector.provider.js';
 import { ProjectorLifecycle } from './projections/projector.lifecycle.js';
 import { ProjectionsController } from './projections/projections.controller.js';
 import { RebuildProjectionsHandler } from './projections/rebuild-projections.command.js';
@@ -128,7 +128,7 @@ export class AppModule {
       {
         provide: Projector,
         useFactory: (db: Database, metrics: MetricsService, c: LedgerConfig) =>
-          createProjector(options.projectorDb ?? db, [callLegsProjection], options.databaseUrl, (name, count) => metrics.projected.inc({ projection: name }, count), c.projectorGatherMs),
+          createServiceProjector(options.projectorDb ?? db, [callLegsProjection], options.databaseUrl, c, metrics),
         inject: [Database, MetricsService, LEDGER_CONFIG],
       },
       {

@@ -132,8 +132,9 @@ const envSchema = z.object({
   LEDGER_INGEST_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   LEDGER_INGEST_MAX_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(2),
   LEDGER_INGEST_QUEUE_MAX: z.coerce.number().int().min(1).default(10_000),
-  LEDGER_PROJECTOR: z.enum(['on', 'off']).default('on'),
+  LEDGER_PROJECTOR: z.enum(['on', 'worker', 'inline', 'off']).default('on'),
   LEDGER_PROJECTOR_GATHER_MS: z.coerce.number().int().min(0).max(10_000).default(50),
+  LEDGER_PROJECTOR_THREAD_NICE: z.coerce.number().int().min(0).max(19).default(10),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
   LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
   LEDGER_API_KEY_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
@@ -247,6 +248,13 @@ export interface LedgerConfig {
   ingestMaxConcurrency: number;
   /** Run the projector inside the service (off when `npm run projector` runs it apart). */
   projectorInProcess: boolean;
+  /**
+   * How the service runs its projector: `worker` in a worker thread of its own (its folds off the event loop that
+   * serves requests), `inline` on that event loop, `off` not at all. LEDGER_PROJECTOR=on means `worker`.
+   */
+  projectorMode: 'worker' | 'inline' | 'off';
+  /** The worker thread's nice value (Linux, per thread): it yields the cores to ingest and PostgreSQL when they are short. 0: the process's. */
+  projectorThreadNice: number;
   /** Live projector batches start at most this often (ms) unless a read-your-writes waiter is there; 0: at every wake-up. */
   projectorGatherMs: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -357,7 +365,9 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     ingestQueueMax: e.LEDGER_INGEST_QUEUE_MAX,
     ingestConcurrency: e.LEDGER_INGEST_CONCURRENCY,
     ingestMaxConcurrency: Math.max(e.LEDGER_INGEST_CONCURRENCY, Math.min(e.LEDGER_INGEST_MAX_CONCURRENCY, e.LEDGER_DB_POOL_SIZE - 2)),
-    projectorInProcess: e.LEDGER_PROJECTOR === 'on',
+    projectorInProcess: e.LEDGER_PROJECTOR !== 'off',
+    projectorMode: e.LEDGER_PROJECTOR === 'on' ? 'worker' : e.LEDGER_PROJECTOR,
+    projectorThreadNice: e.LEDGER_PROJECTOR_THREAD_NICE,
     projectorGatherMs: e.LEDGER_PROJECTOR_GATHER_MS,
     logLevel: e.LOG_LEVEL,
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,

@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { ApiRoute } from '../common/api-route.decorator.js';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
+import { ProjectorLifecycle } from '../projections/projector.lifecycle.js';
 import { ReadReplicaService } from '../replica/read-replica.service.js';
 
 const indicators = z.record(z.string(), z.looseObject({ status: z.string() }));
@@ -17,6 +18,8 @@ const healthSchema = z
  * Ready (200) once the database answers and every migration is applied; 503 otherwise. With DATABASE_READ_URL,
  * `readReplica` reports the replica (state, where reads go, lag) and is always `up`: a replica that is down does
  * not make the instance unready, since ingest does not need it and reads fall back (or answer 503 themselves).
+ * `projector` says how the projector runs (worker, inline, off) and, in a worker thread, whether that thread is up
+ * or being restarted after a crash: always `up` too, for the same reason (ingest goes on; reads lag).
  */
 @Controller('health')
 export class HealthController {
@@ -26,6 +29,7 @@ export class HealthController {
     private readonly db: Database,
     @Inject(SCHEMA_STATE) private readonly schema: SchemaState,
     private readonly replica: ReadReplicaService,
+    private readonly projector: ProjectorLifecycle,
   ) {}
 
   @Get()
@@ -50,6 +54,7 @@ export class HealthController {
             })
             .withTimeout(1500),
         () => (this.schema.migrated ? this.indicators.check('migrations').up() : this.indicators.check('migrations').down({ message: this.schema.lastError ?? 'migrations not applied yet' })),
+        () => this.indicators.check('projector').up({ ...this.projector.health() }),
         ...(this.replica.configured ? [() => this.indicators.check('readReplica').up({ ...this.replica.status() })] : []),
       ]);
     } catch (err) {

@@ -79,7 +79,31 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly projectorThreadUp = new Gauge({
+    name: 'ledger_projector_thread_up',
+    help: 'LEDGER_PROJECTOR=worker: 1 while the projector\'s worker thread runs its projections, 0 while it starts or is restarted after a crash',
+    registers: [this.registry],
+  });
+  readonly projectorThreadRestarts = new Counter({
+    name: 'ledger_projector_thread_restarts_total',
+    help: 'LEDGER_PROJECTOR=worker: times the projector\'s worker thread ended unasked and was started again',
+    registers: [this.registry],
+  });
+  /** Expositions of other registries (the projector's worker thread), appended to this one's by scrape(). */
+  private readonly sources: (() => Promise<string>)[] = [];
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Adds a registry that lives elsewhere: its metric names must not be this registry's. */
+  addSource(exposition: () => Promise<string>): void {
+    this.sources.push(exposition);
+  }
+
+  /** This registry's exposition, then every source's (one that fails is left out of this scrape). */
+  async scrape(): Promise<string> {
+    const texts = await Promise.all([this.registry.metrics(), ...this.sources.map((s) => s().catch(() => ''))]);
+    return texts.filter((t) => t.length > 0).map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join('');
   }
 }

@@ -5,18 +5,28 @@ import { callLegsProjection, Projector } from '@lib/projections';
 import { ProviderRegistry } from '@lib/providers';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
 import { retranslateWithAdapters } from '../retranslation/retranslate.js';
+import { ThreadedProjector, type ProjectorThreadHealth } from './projector.thread.js';
+
+/** What /health says of the projector: how it runs and, in a worker thread, whether that thread is up. */
+export interface ProjectorHealth extends Partial<Omit<ProjectorThreadHealth, 'state'>> {
+  mode: LedgerConfig['projectorMode'];
+  state: ProjectorThreadHealth['state'] | 'off';
+}
 
 /**
  * Once the schema is there: re-translates the stored receipts whose translator version is older than this code's
- * (docs/providers.md, "Translator versions and re-translation"), then starts the in-process projector (unless LEDGER_PROJECTOR=off),
- * and stops both on shutdown. Ingest is served meanwhile: live deliveries are translated by this code already.
+ * (docs/providers.md, "Translator versions and re-translation"), then starts the in-process projector (unless LEDGER_PROJECTOR=off):
+ * in a worker thread by default (LEDGER_PROJECTOR=worker, projector.thread.ts), which initialises it there, or on
+ * this event loop (inline). Stops both on shutdown, before the pools close. Ingest is served meanwhile: live
+ * deliveries are translated by this code already.
  */
 @Injectable()
 export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('Projector');
   private readonly retranslationLogger = new Logger('Retranslation');
   private stopped = false;
-  /** Settles once the start-up work (re-translation, then the projector's start) is over or given up. */
+  private running = false;
+  /** Settles once the start-up work (re-translation, then the projector's start: it runs) is over or given up. */
   started: Promise<void> = Promise.resolve();
 
   constructor(
@@ -45,6 +55,9 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
       }
       if (this.stopped) return;
       this.projector.start();
+      // In a worker thread, the projector runs once the thread has loaded and initialised it.
+      if (this.projector instanceof ThreadedProjector) await this.projector.whenRunning();
+      this.running = true;
       // A leg whose old events were superseded without new ones on its own stream is only corrected by a rebuild;
       // when the projection's version changed too, this joins the rebuild init() started.
       if (appended > 0) {
@@ -78,6 +91,13 @@ export class ProjectorLifecycle implements OnApplicationBootstrap, OnApplication
         await new Promise((r) => setTimeout(r, 2000));
       }
     }
+  }
+
+  health(): ProjectorHealth {
+    const mode = this.config.projectorMode;
+    if (mode === 'off') return { mode, state: 'off' };
+    if (this.projector instanceof ThreadedProjector) return { mode, ...this.projector.health() };
+    return { mode: 'inline', state: this.stopped ? 'stopped' : this.running ? 'running' : 'starting' };
   }
 
   async onApplicationShutdown(): Promise<void> {
