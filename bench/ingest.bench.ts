@@ -15,7 +15,7 @@ import { importLine, signDelivery, simulate, type Delivery } from '../libs/simul
 import { BENCH_SECRETS, CpuMeter, SIM_SECRETS, databaseUrl, fmt, isMain, noProbe, postgresPids, runAutocannon, scrapeHistogram, startService, type CpuShare, type PhaseProbe, type RunningService, startBenchServer } from './bench-support.js';
 
 export const CONNECTIONS = 64;
-const API_KEY = 'bench-key-0123456789';
+export const API_KEY = 'bench-key-0123456789';
 
 export interface LoadFigures {
   rps: number;
@@ -84,7 +84,7 @@ export const simulatedDeliveries = (seed: string, count: number, mode: 'live' | 
  * Drives `connections` connections for `durationSec` over the deliveries in arrival order. Each is signed at send
  * time (t = now), so the ±5-minute window holds however long the run; the body is the simulator's, byte for byte.
  */
-const driveWebhooks = async (service: RunningService, deliveries: Delivery[], durationSec: number, connections: number, cursor: { i: number }) => {
+export const driveWebhooks = async (service: RunningService, deliveries: Delivery[], durationSec: number, connections: number, cursor: { i: number }) => {
   let duplicates = 0;
   const res = await runAutocannon({
     url: service.url,
@@ -106,7 +106,7 @@ const driveWebhooks = async (service: RunningService, deliveries: Delivery[], du
   return { res, duplicates };
 };
 
-const figures = (res: import('autocannon').Result, duplicates: number, peakRssMb: number): LoadFigures => ({
+export const figures = (res: import('autocannon').Result, duplicates: number, peakRssMb: number): LoadFigures => ({
   rps: res.requests.average,
   p50: res.latency.p50,
   p99: res.latency.p99,
