@@ -335,7 +335,11 @@ export const renderMarkdown = (r: Results, profileNotes = ''): string => {
   row('route', 'p50 ms', 'p99 ms', 'requests');
   row('---', '---', '---', '---');
   for (const q of r.queries) row(q.route, n(q.p50, 2), n(q.p99, 2), q.requests);
-  L.push('', `Sequential requests from one client after 20 warm-up ones, after \`VACUUM ANALYZE\`; service peak RSS ${n(r.queriesRssMb)} MB.`, '');
+  L.push(
+    '',
+    `Sequential requests from one client, after \`VACUUM ANALYZE\`${r.queries[0]!.requests > 200 ? ', the routes interleaved (one request of each per round, the order rotated every round) after 100 warm-up rounds' : ', route after route, each after 20 warm-up requests'}; service peak RSS ${n(r.queriesRssMb)} MB.`,
+    '',
+  );
 
   if (r.console?.length) {
     L.push(`## Console at ${n(rb.legs)} legs`, '');
