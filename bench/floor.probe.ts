@@ -109,7 +109,8 @@ const row = (name: string, res: import('autocannon').Result, duplicates: number,
 });
 
 const { server, dataDir, freshDatabase, stop: stopServer } = await startBenchServer('ledger-floor-probe-');
-const meter = (pid: number) => new CpuMeter({ postgres: () => postgresPids(dataDir), service: () => [pid] });
+// "bench" is this process: autocannon, or the COPY client of the ceiling.
+const meter = (pid: number | null) => new CpuMeter({ postgres: () => postgresPids(dataDir), ...(pid === null ? {} : { service: () => [pid] }), bench: () => [process.pid] });
 const deliveries = simulatedDeliveries('bench-live', Math.max(20_000, DURATION * 6000), 'live');
 const noopBody = deliveries.find((d) => d.contentType.includes('json'))!.body;
 
@@ -183,16 +184,15 @@ try {
   // Import: the service's, with the raw COPY ceiling (benchImport, as bench:ingest), then the floors on their own
   // databases (each already holds its live run's rows, as the service's does, to dedupe against).
   const importService = await startImportService(serviceDb);
-  let cpuImport: CpuShare | null = null;
+  const cpuOf = new Map<string, CpuShare>();
   const imp = await benchImport(importService, serviceDb, IMPORT_ROWS, {
     begin: (name, pid) => {
-      if (name !== 'import' || pid === null) return () => undefined;
       const m = meter(pid);
-      return () => void (cpuImport = m.stop());
+      return () => void cpuOf.set(name, m.stop());
     },
   }).finally(() => importService.stop());
-  imports.push({ name: 'service: POST /v1/import', rowsPerSec: imp.rowsPerSec, seconds: imp.seconds, stored: imp.imported, cpu: cpuImport, note: `${fmt(imp.duplicates)} duplicates` });
-  imports.push({ name: 'raw COPY into a bare table (ceiling)', rowsPerSec: imp.copy.rowsPerSec, seconds: imp.copy.seconds, stored: IMPORT_ROWS, cpu: null, note: 'bench:ingest\'s ceiling, same rows' });
+  imports.push({ name: 'service: POST /v1/import', rowsPerSec: imp.rowsPerSec, seconds: imp.seconds, stored: imp.imported, cpu: cpuOf.get('import') ?? null, note: `${fmt(imp.duplicates)} duplicates` });
+  imports.push({ name: 'raw COPY into a bare table (ceiling)', rowsPerSec: imp.copy.rowsPerSec, seconds: imp.copy.seconds, stored: IMPORT_ROWS, cpu: cpuOf.get('copy') ?? null, note: 'bench:ingest\'s ceiling, same rows; "bench" is its client' });
   const payload = Buffer.from(simulatedDeliveries('bench-import', IMPORT_ROWS, 'import').map(importLine).join('\n') + '\n');
   for (const mode of ['plain', 'chain'] as const) {
     const floor = await startFloor(databaseUrl(server.url, `floor_${mode}`), mode);
@@ -227,21 +227,30 @@ const out = (l = '') => {
 };
 out(`Floor of the ingest and import targets (${CONNECTIONS} connections, ${DURATION} s per run, embedded PostgreSQL, fsync on, synchronous_commit on), ${new Date().toISOString()}`);
 out('');
-out('| live route | req/s (2xx) | p50 / p99 ms | non-2xx | CPU µs per 2xx answer: serving process + PostgreSQL = total | / service no-I/O (2xx) | / floor no-I/O |');
+/** CPU per answer (or row) of the serving process, PostgreSQL and the load generator or client. */
+const costs = (cpu: CpuShare, perSec: number) => {
+  const svc = usPer(cpu, 'service', perSec);
+  const pg = usPer(cpu, 'postgres', perSec);
+  const bench = usPer(cpu, 'bench', perSec);
+  return { svc, pg, bench, all: svc + pg + bench };
+};
+const noopCost = costs(svcNoop.cpu, svcNoop.okRps).all;
+out('| live route | req/s (2xx) | p50 / p99 ms | non-2xx | CPU µs per 2xx answer: serving process + PostgreSQL (+ load generator) | / service no-I/O, measured | / service no-I/O, by CPU cost |');
 out('| --- | --- | --- | --- | --- | --- | --- |');
 for (const r of live) {
-  const svc = usPer(r.cpu, 'service', r.okRps);
-  const pg = usPer(r.cpu, 'postgres', r.okRps);
-  out(`| ${r.name} | ${fmt(r.okRps)} | ${r.p50} / ${r.p99} | ${fmt(r.non2xx)}${r.non2xx ? ` (${r.statuses})` : ''} | ${fmt(svc)} + ${fmt(pg)} = ${fmt(svc + pg)} | ${fmt((r.okRps / svcNoop.okRps) * 100, 1)} % | ${fmt((r.okRps / floorNoop.okRps) * 100, 1)} % |`);
+  const c = costs(r.cpu, r.okRps);
+  out(`| ${r.name} | ${fmt(r.okRps)} | ${r.p50} / ${r.p99} | ${fmt(r.non2xx)}${r.non2xx ? ` (${r.statuses})` : ''} | ${fmt(c.svc)} + ${fmt(c.pg)} = ${fmt(c.svc + c.pg)} (+ ${fmt(c.bench)}) | ${fmt((r.okRps / svcNoop.okRps) * 100, 1)} % | ${fmt((noopCost / c.all) * 100, 1)} % |`);
 }
-out(`(service no-I/O route counting every answer: ${fmt(svcNoop.rps)} req/s; the machine's other load during the runs: ${live.map((r) => fmt(r.cpu.otherCores, 2)).join(', ')} cores)`);
+out(`(service no-I/O route counting every answer: ${fmt(svcNoop.rps)} req/s; Fastify alone answers ${fmt(floorNoop.okRps)} req/s. "By CPU cost": the no-I/O request's CPU, load generator included, over this route's, which is the ratio of the rates on two cores that these three processes saturate; the machine's other load during the runs: ${live.map((r) => fmt(r.cpu.otherCores, 2)).join(', ')} cores)`);
 out('');
-out('| import path | rows/s | s | stored | CPU µs per row: serving process + PostgreSQL = total | / raw COPY | note |');
-out('| --- | --- | --- | --- | --- | --- | --- |');
+const copyCost = costs(imports[1]!.cpu!, copyRate).all;
+out('| import path | rows/s | s | stored | CPU µs per row: serving process + PostgreSQL (+ client) | / raw COPY, measured | / raw COPY, by CPU cost | note |');
+out('| --- | --- | --- | --- | --- | --- | --- | --- |');
 for (const r of imports) {
-  const cpu = r.cpu ? `${fmt(usPer(r.cpu, 'service', r.rowsPerSec))} + ${fmt(usPer(r.cpu, 'postgres', r.rowsPerSec))} = ${fmt(usPer(r.cpu, 'service', r.rowsPerSec) + usPer(r.cpu, 'postgres', r.rowsPerSec))}` : '—';
-  out(`| ${r.name} | ${fmt(r.rowsPerSec)} | ${fmt(r.seconds, 1)} | ${fmt(r.stored)} | ${cpu} | ${fmt((r.rowsPerSec / copyRate) * 100, 1)} % | ${r.note} |`);
+  const c = r.cpu ? costs(r.cpu, r.rowsPerSec) : null;
+  out(`| ${r.name} | ${fmt(r.rowsPerSec)} | ${fmt(r.seconds, 1)} | ${fmt(r.stored)} | ${c ? `${fmt(c.svc)} + ${fmt(c.pg)} = ${fmt(c.svc + c.pg)} (+ ${fmt(c.bench)})` : '—'} | ${fmt((r.rowsPerSec / copyRate) * 100, 1)} % | ${c ? `${fmt((copyCost / c.all) * 100, 1)} %` : '—'} | ${r.note} |`);
 }
+out(`(the machine's other load during the imports: ${imports.map((r) => (r.cpu ? fmt(r.cpu.otherCores, 2) : '—')).join(', ')} cores)`);
 out('');
 for (const c of checks) out(c);
 await mkdir('bench/tmp', { recursive: true });
