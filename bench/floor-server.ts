@@ -94,7 +94,7 @@ export const FLOOR_SCHEMA = `
     o_ords bigint[] := '{}'; o_versions int[] := '{}'; o_hashes bytea[] := '{}';
     h_streams text[] := '{}'; h_versions int[] := '{}'; h_hashes bytea[] := '{}';
   BEGIN
-    PERFORM pg_advisory_xact_lock(x.lock) FROM (SELECT DISTINCT hashtext(s) AS lock FROM unnest(p_streams) s) x ORDER BY x.lock;
+    PERFORM pg_advisory_xact_lock(x.lock) FROM (SELECT DISTINCT hashtext(s) AS lock FROM unnest(p_streams) s ORDER BY 1) x;
     FOR r IN
       SELECT u.ord, u.s, u.b, coalesce(hd.version, 0) AS v0, coalesce(hd.hash, '\\x'::bytea) AS h0
       FROM (SELECT DISTINCT ON (k) k, s, b, ord FROM unnest(p_keys, p_streams, p_bodies) WITH ORDINALITY x(k, s, b, ord) ORDER BY k, ord) u

@@ -47,6 +47,8 @@ const verifyChain = async (dbUrl: string): Promise<string> => {
   const client = new pg.Client({ connectionString: dbUrl });
   await client.connect();
   try {
+    // One snapshot for the heads and the links.
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const heads = new Map((await client.query<{ stream: string; version: number; hash: Buffer }>('SELECT stream, version, hash FROM floor_heads')).rows.map((h) => [h.stream, h]));
     const links = (await client.query<{ stream: string; version: number; hash: Buffer; body: Buffer; dedupe_key: Buffer }>('SELECT stream, version, hash, body, dedupe_key FROM floor_chain ORDER BY stream, version')).rows;
     let prev: { stream: string; version: number; hash: Buffer } = { stream: '', version: 0, hash: Buffer.alloc(0) };
@@ -175,10 +177,11 @@ try {
       const m = meter(floor.child.pid!);
       const w = await driveFloor(floor.url, DURATION, cursor);
       live.push(row(mode === 'plain' ? 'floor (a): HMAC + parse + dedupe, group commit' : 'floor (b): (a) + hash chain + stream heads', w.res, w.duplicates, m.stop()));
-      if (mode === 'chain') checks.push(`live (b): ${await verifyChain(databaseUrl(server.url, 'floor_chain'))}`);
     } finally {
+      // Stopped first: requests still in flight when autocannon ends may still commit.
       await floor.stop();
     }
+    if (mode === 'chain') checks.push(`live (b): ${await verifyChain(databaseUrl(server.url, 'floor_chain'))}`);
   }
 
   // Import: the service's, with the raw COPY ceiling (benchImport, as bench:ingest), then the floors on their own
@@ -208,10 +211,10 @@ try {
         name: mode === 'plain' ? 'floor (c): COPY to staging + INSERT … SELECT ON CONFLICT per chunk' : 'floor (c+chain): the same through the hash chain',
         rowsPerSec: IMPORT_ROWS / seconds, seconds, stored: out.stored, cpu, note: `${fmt(out.duplicates)} duplicates`,
       });
-      if (mode === 'chain') checks.push(`import (c+chain): ${await verifyChain(databaseUrl(server.url, 'floor_chain'))}`);
     } finally {
       await floor.stop();
     }
+    if (mode === 'chain') checks.push(`import (c+chain): ${await verifyChain(databaseUrl(server.url, 'floor_chain'))}`);
   }
 } finally {
   await stopServer();
