@@ -85,7 +85,7 @@ export const FLOOR_SCHEMA = `
   -- snapshot). The new deliveries are chained per stream in arrival order (sha256 of the previous link's hash and
   -- the body), stored, and each stream's head row is written once.
   CREATE OR REPLACE FUNCTION floor_append(p_keys bytea[], p_streams text[], p_types text[], p_bodies bytea[]) RETURNS SETOF bytea
-  LANGUAGE plpgsql AS $fn$
+  LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $fn$
   DECLARE
     r record;
     cur text := NULL;
