@@ -35,7 +35,7 @@ const mk = () => {
 
 const { rows: [fn] } = await sql<{ oid: string; def: string }>`
   SELECT p.oid::regprocedure::text AS oid, pg_get_functiondef(p.oid) AS def FROM pg_proc p
-  WHERE p.proname = 'ledger_append' AND pronargs = 22`.execute(db);
+  WHERE p.proname = 'ledger_append' AND pronargs = 23`.execute(db);
 const original = fn!.def;
 const replace = (from: string, to: string) => async (d: Database) => {
   if (!original.includes(from)) throw new Error(`not in ledger_append: ${from}`);

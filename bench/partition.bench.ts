@@ -48,31 +48,31 @@ const fill = async (db: Db, from: number, to: number) => {
     // Receipt r lands on day r mod 360 of the 12 months before the current one: every size fills every month.
     const received = sql.raw(`date_trunc('month', now()) - interval '${MONTHS} months' + (r % 360) * interval '1 day' + ((r / 360) % 86400) * interval '1 second'`);
     await sql`
-      INSERT INTO webhook_receipt_keys (receipt_id, provider, body_sha256, dedupe_key, received_at)
-      SELECT r + 1, 'jambonz', sha256(('bench-' || r)::bytea), sha256(('bench-' || r)::bytea), ${received}
+      INSERT INTO webhook_receipt_keys (receipt_id, provider, body_sha256, dedupe_key, received_at, account_key)
+      SELECT r + 1, 'jambonz', sha256(('bench-' || r)::bytea), sha256(('bench-' || r)::bytea), ${received}, 'jambonz:acc-' || ((2 * r / 5) % 97)
       FROM generate_series(${lo / 2}::bigint, ${hi / 2 - 1}::bigint) AS r`.execute(db);
     await sql`
       INSERT INTO webhook_receipts (id, provider, body_sha256, dedupe_key, body, content_type, path, query, headers, remote_addr, received_at,
-        source, signature_status, signature_timestamp)
+        source, signature_status, signature_timestamp, account_key)
       OVERRIDING SYSTEM VALUE
       SELECT r + 1, 'jambonz', sha256(('bench-' || r)::bytea), NULL,
         convert_to('{"call_sid":"bench-' || (r / 2) || '","call_status":"in-progress","direction":"outbound","from":"+15550100","to":"+15550111","sip_status":200,"n":' || r || '}', 'UTF8'),
-        'application/json', 'status', '', '{"content-type":"application/json"}'::jsonb, '127.0.0.1', ${received}, 'live', 'verified', NULL
+        'application/json', 'status', '', '{"content-type":"application/json"}'::jsonb, '127.0.0.1', ${received}, 'live', 'verified', NULL, 'jambonz:acc-' || ((2 * r / 5) % 97)
       FROM generate_series(${lo / 2}::bigint, ${hi / 2 - 1}::bigint) AS r`.execute(db);
     await sql`
       INSERT INTO events (global_position, event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id,
-        occurred_at, received_at, prev_hash, hash, chain_version)
+        occurred_at, received_at, prev_hash, hash, chain_version, account_key)
       OVERRIDING SYSTEM VALUE
       SELECT e + 1, md5('bench-event-' || e)::uuid, 'callLeg-jambonz:bench-' || (e / 5), (e % 5) + 1, 'CallRinging', 1,
-        '{"sipStatus":180}'::jsonb, ('{"provider":"jambonz","legId":"bench-' || (e / 5) || '","accountId":"acc-' || (e % 97) || '","source":"live"}')::jsonb,
-        e / 2 + 1, NULL, w.received_at, CASE WHEN e % 5 = 0 THEN NULL ELSE sha256(('h' || (e - 1))::bytea) END, sha256(('h' || e)::bytea), 2
+        '{"sipStatus":180}'::jsonb, ('{"provider":"jambonz","legId":"bench-' || (e / 5) || '","accountId":"acc-' || ((e / 5) % 97) || '","source":"live"}')::jsonb,
+        e / 2 + 1, NULL, w.received_at, CASE WHEN e % 5 = 0 THEN NULL ELSE sha256(('h' || (e - 1))::bytea) END, sha256(('h' || e)::bytea), 2, 'jambonz:acc-' || ((e / 5) % 97)
       FROM generate_series(${lo}::bigint, ${hi - 1}::bigint) AS e JOIN webhook_receipt_keys w ON w.receipt_id = e / 2 + 1`.execute(db);
     console.log(`  filled events ${fmt(lo)}..${fmt(hi)} in ${fmt((performance.now() - t0) / 1000, 1)} s`);
   }
   await sql`ALTER TABLE webhook_receipts ENABLE TRIGGER webhook_receipts_key`.execute(db);
   await sql`
-    INSERT INTO streams (stream_name, version, last_hash)
-    SELECT 'callLeg-jambonz:bench-' || s, 5, sha256(('h' || (s * 5 + 4))::bytea) FROM generate_series(${from / 5}::bigint, ${to / 5 - 1}::bigint) AS s
+    INSERT INTO streams (stream_name, version, last_hash, account_key)
+    SELECT 'callLeg-jambonz:bench-' || s, 5, sha256(('h' || (s * 5 + 4))::bytea), 'jambonz:acc-' || (s % 97) FROM generate_series(${from / 5}::bigint, ${to / 5 - 1}::bigint) AS s
     ON CONFLICT (stream_name) DO NOTHING`.execute(db);
   await sql`SELECT setval(pg_get_serial_sequence('events', 'global_position'), ${to + 1})`.execute(db);
   await sql`SELECT setval(pg_get_serial_sequence('webhook_receipts', 'id'), ${to / 2 + 1})`.execute(db);

@@ -18,6 +18,9 @@ import * as partitionedStore from './20261203000200_partitioned_store.js';
 import * as retention from './20261203000210_retention.js';
 import * as genericAppendPlans from './20261203000400_generic_append_plans.js';
 import * as stagedAppendByDedupeKey from './20261203000500_staged_append_by_dedupe_key.js';
+import * as accountKey from './20261204000100_account_key.js';
+import * as erasureFence from './20261204000200_erasure_fence.js';
+import * as rolesCoverAllGrants from './20261204000600_roles_cover_all_grants.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -43,4 +46,7 @@ export const migrations: Record<string, Migration> = {
   '20261203000210_retention': retention,
   '20261203000400_generic_append_plans': genericAppendPlans,
   '20261203000500_staged_append_by_dedupe_key': stagedAppendByDedupeKey,
+  '20261204000100_account_key': accountKey,
+  '20261204000200_erasure_fence': erasureFence,
+  '20261204000600_roles_cover_all_grants': rolesCoverAllGrants,
 };

@@ -60,6 +60,9 @@ describe('POST /v1/admin/erasures', () => {
   it('erases a number everywhere; every chain verifies, online and offline; search by it finds nothing', async () => {
     const before = await get(`/v1/calls?from=${encodeURIComponent(ERASED_NUMBER)}&minPosition=${ingested}`);
     expect(before.json().data.map((l: { callId: string }) => l.callId)).toEqual(['CA-erase-me']);
+    // Exports served before the erasure hold the number: the ledger cannot reach them, it records them.
+    expect((await get(`/v1/export/calls?format=csv&from=${encodeURIComponent(ERASED_NUMBER)}`)).body).toContain(ERASED_NUMBER.slice(1));
+    expect((await exportLines()).join('\n')).toContain(ERASED_NUMBER.slice(1));
 
     const res = await t.app.inject({
       method: 'POST', url: '/v1/admin/erasures', headers: { authorization: `Bearer ${ADMIN_KEY}` }, payload: { number: ERASED_NUMBER, reason: 'GDPR art. 17 request, ticket 4711' },
@@ -115,8 +118,16 @@ describe('POST /v1/admin/erasures', () => {
 
     // The request is listed among the admin actions, by key name, with its reason and never the number.
     const actions = (await get('/v1/admin/actions')).json();
-    expect(actions.data[0]).toMatchObject({ keyName: 'root', action: 'erasure', details: { erasureId: erasure.erasureId, subject: 'number', hint: '47', reason: 'GDPR art. 17 request, ticket 4711' } });
+    const recorded = actions.data.find((a: { action: string }) => a.action === 'erasure');
+    expect(recorded).toMatchObject({ keyName: 'root', action: 'erasure', details: { erasureId: erasure.erasureId, subject: 'number', hint: '47', reason: 'GDPR art. 17 request, ticket 4711' } });
     expect(JSON.stringify(actions)).not.toContain(digits);
+    // Which exports were served before it (and may hold the value): by key and time, filter names but never values.
+    const servedBefore = (action: string) =>
+      actions.data.filter((a: { action: string; at: string }) => a.action === action && a.at < recorded.at).map((a: { keyName: string; details: unknown }) => [a.keyName, a.details]);
+    expect(servedBefore('export.calls')).toEqual([['ops', { format: 'csv', masked: false, filters: ['from'] }]]);
+    expect(servedBefore('export.audit')).toEqual([['ops', {}]]);
+    const audits = (await get('/v1/admin/actions?action=export.audit')).json().data;
+    expect(audits.map((a: { action: string }) => a.action)).toEqual(['export.audit', 'export.audit']);
   });
 
   it('a re-translation and a projection rebuild do not bring the number back', async () => {

@@ -43,6 +43,7 @@ import { CheckpointService } from './audit/checkpoint.service.js';
 import { PartitionMaintenanceService } from './retention/partition-maintenance.service.js';
 import { RetentionController } from './retention/retention.controller.js';
 import { RetentionService } from './retention/retention.service.js';
+import { ArchiveEraserService } from './retention/archive-eraser.js';
 import { RunRetentionHandler } from './retention/run-retention.command.js';
 import { CallsController } from './calls/calls.controller.js';
 import { CallsRepository } from './calls/calls.repository.js';
@@ -100,6 +101,7 @@ export class AppModule {
       { provide: RetentionRepository, useFactory: (db: Database) => new RetentionRepository(db), inject: [Database] },
       { provide: ErasureRepository, useFactory: (db: Database) => new ErasureRepository(db), inject: [Database] },
       EraseSubjectHandler,
+      ArchiveEraserService,
       {
         provide: BulkAppendRepository,
         useFactory: (db: Database) => {

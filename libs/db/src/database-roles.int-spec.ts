@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { migrations } from '../../../migrations/index.js';
 import { EventStoreRepository } from '@lib/event-store';
 import { callLegsProjection, Projector } from '@lib/projections';
-import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
+import { createTestDatabase, jambonzRecord, legacyAppendShim, type TestDatabase } from '@lib/testing';
 import { createDatabase, type DatabaseHandle } from './database.js';
 import { APP_ROLE, PROJECTOR_ROLE, urlAsRole } from './database-roles.js';
 import { migrateToLatest } from './migrate.js';
@@ -68,7 +68,7 @@ describe('the app role (ledger_app)', () => {
       'DROP TABLE events': sql`DROP TABLE events`,
       // Each signature of it: deliveries, and a receipt's re-translation (20261202000100_retranslation).
       'DROP FUNCTION ledger_append': sql`DROP FUNCTION ledger_append(text[], bytea[], bytea[], bytea[], text[], text[], text[], text[], text[], timestamptz[], text[], text[],
-        timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint)`,
+        timestamptz[], int[], text[], uuid[], text[], text[], text[], timestamptz[], text[], smallint, text[])`,
       'DROP FUNCTION ledger_append (re-translation)': sql`DROP FUNCTION ledger_append(text, smallint, bigint, bigint, boolean, bigint[], int[], text[], uuid[], text[],
         text[], text[], timestamptz[], text[], smallint)`,
       'CREATE TABLE': sql`CREATE TABLE forged (id int)`,
@@ -136,7 +136,9 @@ describe('a store made before the roles existed', () => {
       const result = await new Migrator({ db: owner.db, provider: { getMigrations: async () => migrations } }).migrateTo('20261201000200_tamper_evidence');
       expect(result.error).toBeUndefined();
       // The old service: everything as the owner, read models included.
+      await legacyAppendShim(owner.db, 'create');
       await new EventStoreRepository(owner.db).appendBatch([record('old-1')]);
+      await legacyAppendShim(owner.db, 'drop');
       // Its read model tables, made by the owner. (Today's projector cannot read that schema: it reads each receipt's
       // newest translation, whose table a later migration adds; the legs are projected after the migration below.)
       const before = new Projector(owner.db, [callLegsProjection]);
@@ -165,5 +167,45 @@ describe('a store made before the roles existed', () => {
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await admin.end();
     }
+  });
+});
+
+describe('roles made after the migrations (SELECT ledger_apply_roles() as the owner)', () => {
+  // Every right the migrations gave the service roles on this store's functions and tables, as (object, grantee,
+  // privilege): what an operator who creates the roles by hand afterwards must get back from ledger_apply_roles().
+  const grants = async (): Promise<string[]> =>
+    (
+      await sql<{ g: string }>`
+        SELECT format('%s|%s|%s', o.name, pg_get_userbyid(a.grantee), a.privilege_type) AS g
+        FROM (
+          SELECT p.oid::regprocedure::text AS name, p.proacl AS acl, p.proowner AS owner FROM pg_proc p
+          WHERE p.pronamespace = current_schema()::regnamespace
+          UNION ALL
+          SELECT c.relname::text, c.relacl, c.relowner FROM pg_class c
+          WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v')
+        ) o, aclexplode(o.acl) a
+        WHERE a.grantee <> o.owner AND pg_get_userbyid(a.grantee) IN (${APP_ROLE}, ${PROJECTOR_ROLE})
+        ORDER BY 1`.execute(tdb.db)
+    ).rows.map((r) => r.g);
+
+  it('gives back every grant the migrations made: functions the service calls and tables it adds rows to', async () => {
+    const before = await grants();
+    // The service's own calls are among them (a list that would be empty would prove nothing).
+    expect(before).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^ledger_append_staged\(uuid, ?smallint\)\|ledger_app\|EXECUTE$/),
+      expect.stringMatching(/^ledger_erasure_fence\(\)\|ledger_app\|EXECUTE$/),
+      expect.stringMatching(/^ledger_detach_month\(date\)\|ledger_app\|EXECUTE$/),
+      'audit_actions|ledger_app|INSERT',
+      'import_staged_events|ledger_app|INSERT',
+    ]));
+    for (const g of before) {
+      const [object, grantee, privilege] = g.split('|') as [string, string, string];
+      const isFunction = object.includes('(');
+      await sql.raw(`REVOKE ${privilege} ON ${isFunction ? `FUNCTION ${object}` : `TABLE "${object}"`} FROM ${grantee}`).execute(tdb.db);
+    }
+    expect(await grants()).toEqual([]);
+
+    await sql`SELECT ledger_apply_roles()`.execute(tdb.db);
+    expect(await grants()).toEqual(before);
   });
 });

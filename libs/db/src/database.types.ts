@@ -23,12 +23,16 @@ export interface WebhookReceiptsTable {
   recorded_at: Generated<Date>;
   /** Set by `ledger_erase` when the receipt's personal data was erased (body dropped, query replaced). */
   erased_at: ColumnType<Date | null, never, never>;
+  /** `<provider>:<account id>` or `<provider>:` (migration 20261204000100, docs/scaling.md): the key a distributed store shards on; never hashed. */
+  account_key: string;
 }
 
 export interface StreamsTable {
   stream_name: string;
   version: number;
   last_hash: Buffer | null;
+  /** The key of the delivery that made the head; every event of the stream carries it. */
+  account_key: string;
 }
 
 export interface EventsTable {
@@ -48,6 +52,8 @@ export interface EventsTable {
   hash: Buffer;
   chain_version: Generated<number>;
   recorded_at: Generated<Date>;
+  /** Its stream head's `account_key`. */
+  account_key: string;
 }
 
 export interface LedgerCheckpointsTable {
@@ -89,6 +95,8 @@ export interface ReceiptTranslationsTable {
   supersedes_through: Int8;
   event_count: number;
   translated_at: Generated<Date>;
+  /** Its receipt's `account_key`. */
+  account_key: string;
 }
 
 export interface TranslationProgressTable {

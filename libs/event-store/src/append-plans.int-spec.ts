@@ -33,14 +33,14 @@ describe('generic plans for ledger_append (migration 20261203000400)', () => {
     const trx = await tdb.db.startTransaction().execute();
     try {
       const { rows } = await sql<{ def: string }>`
-        SELECT pg_get_functiondef(p.oid) AS def FROM pg_proc p WHERE p.proname = 'ledger_append' AND pronargs = 22`.execute(trx);
+        SELECT pg_get_functiondef(p.oid) AS def FROM pg_proc p WHERE p.proname = 'ledger_append' AND pronargs = 23`.execute(trx);
       // pg_get_functiondef restates the settings: drop them to act as a migration restating the function's text.
       const def = rows[0]!.def.replace(/^ SET .*$/gm, '').replace(/ SECURITY DEFINER/, '');
       await sql.raw(def).execute(trx);
-      const bare = await sql<{ config: string[] | null }>`SELECT proconfig AS config FROM pg_proc WHERE proname = 'ledger_append' AND pronargs = 22`.execute(trx);
+      const bare = await sql<{ config: string[] | null }>`SELECT proconfig AS config FROM pg_proc WHERE proname = 'ledger_append' AND pronargs = 23`.execute(trx);
       expect(bare.rows[0]!.config ?? []).not.toContain('plan_cache_mode=force_generic_plan');
       await sql`SELECT ledger_apply_roles()`.execute(trx);
-      const again = await sql<{ config: string[] | null }>`SELECT proconfig AS config FROM pg_proc WHERE proname = 'ledger_append' AND pronargs = 22`.execute(trx);
+      const again = await sql<{ config: string[] | null }>`SELECT proconfig AS config FROM pg_proc WHERE proname = 'ledger_append' AND pronargs = 23`.execute(trx);
       expect(again.rows[0]!.config).toContain('plan_cache_mode=force_generic_plan');
     } finally {
       await trx.rollback().execute();

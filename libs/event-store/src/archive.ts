@@ -2,9 +2,16 @@ import { createHash, verify, type KeyObject } from 'node:crypto';
 import { canonicalJson } from './canonical-json.js';
 import { loadPublicKey, publicKeyFingerprint, type CheckpointSigner } from './checkpoint.js';
 import { computeEventHash, type ArchivedRun, type StoredChainLink } from './hash-chain.js';
+import { ErasedLinks, positionsListed, type ArchiveErasureEntry } from './archive-erasure.js';
 import type { ArchivedReceiptRow } from './retention.repository.js';
 
-export const ARCHIVE_FORMAT = 'call-ledger-archive/1';
+/**
+ * 2: the manifest lists the erasures applied to the month (`erasures`), and every erased row must be named by one of
+ * them or by a `PersonalDataErased` in the archive. 1 (written before archive erasure): verified as before, erased
+ * rows are not checked against a record.
+ */
+export const ARCHIVE_FORMAT = 'call-ledger-archive/2';
+export const ARCHIVE_FORMATS = ['call-ledger-archive/1', ARCHIVE_FORMAT] as const;
 
 /** The files of an archived month, beside `manifest.json` in its folder. */
 export const ARCHIVE_FILES = ['receipts.ndjson', 'events.ndjson', 'runs.ndjson'] as const;
@@ -23,7 +30,7 @@ export interface FileDigest {
  * next archive, resumes at a run's last hash.
  */
 export interface ArchiveManifest {
-  format: typeof ARCHIVE_FORMAT;
+  format: (typeof ARCHIVE_FORMATS)[number];
   /** YYYY-MM-DD, first day of the month (UTC). */
   month: string;
   range: { from: string; to: string };
@@ -32,6 +39,13 @@ export interface ArchiveManifest {
   files: Record<ArchiveFile, FileDigest>;
   /** The retention decision: each (provider, account) present, its rule, and until when the archive must keep it. */
   retention: { rule: string; dropAt: string | null; pairs: { provider: string; accountId: string | null; days: number | 'keep'; keepUntil: string | null }[] };
+  /**
+   * Format 2: each erasure applied to the month's rows, in order: those that reached it in the archive (its files
+   * rewritten, this manifest signed again) and those applied while it was live whose record is outside the month.
+   */
+  erasures?: ArchiveErasureEntry[];
+  /** When the files were last rewritten by an erasure (absent: never). */
+  updatedAt?: string;
   publicKeySha256: string | null;
   signature: string | null;
 }
@@ -157,6 +171,8 @@ export interface ArchiveReport {
   events: number;
   streams: number;
   runs: number;
+  /** Erasures the manifest lists as applied to the month. */
+  erasures: number;
   signatureChecked: boolean;
   problems: string[];
   notes: string[];
@@ -175,7 +191,7 @@ export const verifyArchive = async (
   files: Record<ArchiveFile, () => AsyncIterable<string> | Iterable<string>>,
   options: { publicKey?: string } = {},
 ): Promise<ArchiveReport> => {
-  const report: ArchiveReport = { valid: false, month: null, receipts: 0, events: 0, streams: 0, runs: 0, signatureChecked: false, problems: [], notes: [] };
+  const report: ArchiveReport = { valid: false, month: null, receipts: 0, events: 0, streams: 0, runs: 0, erasures: 0, signatureChecked: false, problems: [], notes: [] };
   const problem = (p: string) => report.problems.push(p);
   let m: ArchiveManifest;
   try {
@@ -184,7 +200,9 @@ export const verifyArchive = async (
     problem('manifest.json is not JSON');
     return report;
   }
-  if (m.format !== ARCHIVE_FORMAT) problem(`manifest format ${String(m.format)} is not ${ARCHIVE_FORMAT}`);
+  if (!(ARCHIVE_FORMATS as readonly string[]).includes(m.format)) problem(`manifest format ${String(m.format)} is not one of ${ARCHIVE_FORMATS.join(', ')}`);
+  const listsErasures = m.format === ARCHIVE_FORMAT;
+  if (listsErasures && !Array.isArray(m.erasures)) problem('the manifest lists no erasures (format 2 must)');
   report.month = m.month ?? null;
 
   const key: KeyObject | null = options.publicKey ? loadPublicKey(options.publicKey) : null;
@@ -227,6 +245,7 @@ export const verifyArchive = async (
   }
   report.streams = runs.size;
 
+  const erasedLinks = new ErasedLinks();
   let cur: { stream: string; run: { prev: string | null; last: number; lastHash: string; seen: boolean }; version: number; hash: Buffer | null } | null = null;
   const closeRun = () => {
     if (cur && (cur.version !== cur.run.last || cur.hash?.toString('hex') !== cur.run.lastHash)) {
@@ -240,6 +259,7 @@ export const verifyArchive = async (
     const o = JSON.parse(raw) as Record<string, any>;
     report.events += 1;
     const link = chainLinkOfLine(o, bodies.has(String(o.receiptId)) ? (bodies.get(String(o.receiptId)) as string | null) : '');
+    erasedLinks.add({ ...link, bodyErased: link.actualBodySha256 === null });
     const at = `${link.streamName} version ${link.streamVersion}`;
     const c = cur as typeof cur;
     const continues = c !== null && c.stream === link.streamName && c.version + 1 === link.streamVersion;
@@ -262,6 +282,15 @@ export const verifyArchive = async (
     now.hash = link.hash;
   }
   closeRun();
+  // Anyone holding the files can replace a value by its commitment (the nonce is beside it): only a signed record
+  // tells an erasure from an edit that hides a value.
+  const unnamed = erasedLinks.unnamed(positionsListed(Array.isArray(m.erasures) ? m.erasures : []));
+  if (listsErasures) {
+    for (const [position, l] of unnamed) problem(`${l.stream} at ${position}: erased with no erasure in the manifest nor a PersonalDataErased in the archive naming it`);
+  } else if (unnamed.size > 0) {
+    report.notes.push(`${unnamed.size} erased rows are not checked against an erasure record (archive format 1 lists none)`);
+  }
+  report.erasures = Array.isArray(m.erasures) ? m.erasures.length : 0;
   for (const [stream, rs] of runs) for (const [first, r] of rs) if (!r.seen) problem(`${stream}: the run from version ${first} has no events in the archive`);
   const counts = m.counts ?? { receipts: -1, events: -1, streams: -1, runs: -1 };
   for (const k of ['receipts', 'events', 'streams', 'runs'] as const) {

@@ -17,8 +17,8 @@ export interface BulkAppendResult {
 }
 
 const RECEIPT_COLUMNS =
-  'batch, ord, provider, body_sha256, dedupe_key, body, content_type, path, query, headers, remote_addr, received_at, source, signature_status, signature_timestamp';
-const EVENT_COLUMNS = 'batch, seq, ord, stream_name, event_id, type, data, metadata, occurred_at, received_at, content';
+  'batch, ord, provider, body_sha256, dedupe_key, body, content_type, path, query, headers, remote_addr, received_at, source, signature_status, signature_timestamp, account_key';
+const EVENT_COLUMNS = 'batch, seq, ord, stream_name, event_id, type, data, metadata, occurred_at, received_at, content, account_key';
 
 /**
  * A chunk normally takes well under a second; the request pool's statement timeout (15 s by default, there so

@@ -7,6 +7,7 @@ import * as tamperEvidence from '../../../migrations/20261201000200_tamper_evide
 import * as retranslation from '../../../migrations/20261202000100_retranslation.js';
 import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
 import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
+import * as accountKey from '../../../migrations/20261204000100_account_key.js';
 import { canonicalJson } from './canonical-json.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { CHAIN_VERSION, chainContentOfText, verifyStreamChain } from './hash-chain.js';
@@ -25,7 +26,9 @@ afterAll(async () => tdb.drop());
 describe('chain versions across the issue-10 migration', () => {
   it('keeps verifying events written before it, and chains new ones after them', async () => {
     // Later migrations first, newest first: the GET-deliveries one replaces ledger_append again, the
-    // re-translation one adds a second signature of it; the partitioned store edits it and moves the rows.
+    // re-translation one adds a second signature of it; the partitioned store edits it and moves the rows; the
+    // account key adds an argument to it and a column to the rows.
+    await accountKey.down(tdb.db);
     await partitionedStore.down(tdb.db);
     await getDeliveries.down(tdb.db);
     await retranslation.down(tdb.db);
@@ -53,6 +56,7 @@ describe('chain versions across the issue-10 migration', () => {
     await retranslation.up(tdb.db);
     await getDeliveries.up(tdb.db);
     await partitionedStore.up(tdb.db);
+    await accountKey.up(tdb.db);
 
     const store = new EventStoreRepository(tdb.db);
     const old = await store.readChainLinks({ streamNames: [stream] });

@@ -4,10 +4,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEvent } from '@lib/ledger';
 import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
-import { ERASURES_STREAM, ErasureRepository } from './erasure.repository.js';
+import { ERASURES_STREAM, ErasureRepository, type ArchiveErasure } from './erasure.repository.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { computeEventHash, verifyStreamChain } from './hash-chain.js';
 import { ERASED, sealsOf } from './personal-seals.js';
+import { RetentionRepository } from './retention.repository.js';
 
 let tdb: TestDatabase;
 let store: EventStoreRepository;
@@ -154,5 +155,104 @@ describe('erasure by subject (ledger_erase)', () => {
     const [init] = await eventsOf(stream);
     expect(init!.data).toMatchObject({ from: '+15551112222' });
     expect(await verifyAll([stream])).toEqual([]);
+  });
+});
+
+describe('erasure racing with ingest', () => {
+  const NUMBER = '+15553334444';
+  const delivery = (legId: string, n: number) =>
+    jambonzRecord(legId, {
+      body: JSON.stringify({ call_sid: legId, from: NUMBER, n }),
+      events: [newEvent('CallRinging', legId, { sipStatus: 180 }, { party: party(NUMBER, '+15559990000') })],
+    });
+  /** No archived month; `beforeCommit` runs where the archive would switch its months (behind the fence). */
+  const noArchive = (beforeCommit: () => Promise<void>): ArchiveErasure => ({
+    prepare: async () => ({ months: 0, events: 0, fields: 0, receipts: 0, notErasable: 0, changed: new Map() }),
+    commit: beforeCommit,
+    abort: async () => undefined,
+  });
+
+  it('erases a delivery that committed after its first pass had read the store (the second pass reads what committed since)', async () => {
+    await store.appendBatch([delivery('leg-r1', 1)]);
+    // Between the first pass and the fence, another connection stores a delivery of the number.
+    const outcome = await erasures.erase(request({ kind: 'number', number: NUMBER }), undefined, {
+      afterFirstPass: async () => void (await store.appendBatch([delivery('leg-r2', 2)])),
+    });
+    expect(outcome.streams).toEqual(['callLeg-jambonz:leg-r1', 'callLeg-jambonz:leg-r2']);
+    expect(outcome.receipts).toBe(2);
+    const [late] = await eventsOf('callLeg-jambonz:leg-r2');
+    expect((late!.metadata as { party: { from: string } }).party.from).toBe(ERASED);
+    const body = await tdb.db.selectFrom('webhook_receipts').select(['body']).where('id', '=', late!.receipt_id).executeTakeFirstOrThrow();
+    expect(body.body.length).toBe(0);
+    expect(await verifyAll(['callLeg-jambonz:leg-r1', 'callLeg-jambonz:leg-r2', ERASURES_STREAM])).toEqual([]);
+  });
+
+  it('holds appends from its fence to its commit: a delivery stored then waits, and is kept as a new one', async () => {
+    await store.appendBatch([delivery('leg-r3', 3)]);
+    let waiting: Promise<unknown> | null = null;
+    const outcome = await erasures.erase(
+      request({ kind: 'number', number: NUMBER }),
+      noArchive(
+        async () => {
+          // After the fence: this append blocks on the table lock until the erasure commits.
+          waiting = store.appendBatch([delivery('leg-r3', 4)]);
+          for (;;) {
+            const r = await sql<{ n: number }>`
+              SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%ledger_append%'`.execute(tdb.db);
+            if (r.rows[0]!.n > 0) break;
+          }
+        },
+      ),
+    );
+    await waiting;
+    const events = await eventsOf('callLeg-jambonz:leg-r3');
+    expect(events.map((e) => e.type)).toEqual(['CallRinging', 'PersonalDataErased', 'CallRinging']);
+    expect((events[0]!.metadata as { party: { from: string } }).party.from).toBe(ERASED);
+    expect((events[2]!.metadata as { party: { from: string } }).party.from).toBe(NUMBER);
+    expect(events[1]!.data).toMatchObject({ erasureId: outcome.erasureId });
+    expect(await verifyAll(['callLeg-jambonz:leg-r3'])).toEqual([]);
+  });
+
+  it('under concurrent appends of the number to one leg: every event before the erasure\'s record is erased, every one after kept', async () => {
+    const stream = 'callLeg-jambonz:leg-r4';
+    await store.appendBatch([delivery('leg-r4', 100)]);
+    const appends = Array.from({ length: 40 }, (_, i) => store.appendBatch([delivery('leg-r4', 101 + i)]));
+    const outcome = await erasures.erase(request({ kind: 'number', number: NUMBER }));
+    await Promise.all(appends);
+    const events = await tdb.db
+      .selectFrom('events')
+      .select(['stream_version', 'type', 'data', 'metadata'])
+      .where('stream_name', '=', stream)
+      .orderBy('stream_version')
+      .execute();
+    const marker = events.findIndex((e) => e.type === 'PersonalDataErased' && (e.data as { erasureId: string }).erasureId === outcome.erasureId);
+    expect(marker).toBeGreaterThan(0);
+    const from = (e: (typeof events)[number]) => (e.metadata as { party: { from: string } }).party.from;
+    expect(events.slice(0, marker).map(from)).toEqual(events.slice(0, marker).map(() => ERASED));
+    expect(events.slice(marker + 1).map(from)).toEqual(events.slice(marker + 1).map(() => NUMBER));
+    expect(events).toHaveLength(42);
+    expect(await verifyAll([stream])).toEqual([]);
+  });
+});
+
+describe('erasure and retention', () => {
+  it('wait for each other: an erasure waits while retention holds a month (detach, archive, drop)', async () => {
+    await store.appendBatch(call('leg-h1', '+15557778888', '+15559990000'));
+    const retention = new RetentionRepository(tdb.db);
+    let erasure: Promise<unknown> | null = null;
+    let finishedInside = false;
+    await retention.withErasuresHeld(async () => {
+      erasure = erasures.erase(request({ kind: 'number', number: '+15557778888' })).then(() => (finishedInside = true));
+      // The erasure is seen waiting on the advisory lock before retention lets go.
+      for (;;) {
+        const r = await sql<{ n: number }>`
+          SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`.execute(tdb.db);
+        if (r.rows[0]!.n > 0) break;
+      }
+    });
+    expect(finishedInside).toBe(false);
+    await erasure;
+    const [init] = await eventsOf('callLeg-jambonz:leg-h1');
+    expect(init!.data).toMatchObject({ from: ERASED });
   });
 });

@@ -17,9 +17,9 @@ afterAll(async () => tdb.drop());
 /** A copy of a stored event under another type, schema version and data (only a write around ledger_append can). */
 const storeAround = async (like: string, type: string, schemaVersion: number, data: unknown) => {
   await sql`
-    INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id, received_at, hash)
+    INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id, received_at, hash, account_key)
     SELECT gen_random_uuid(), stream_name, stream_version + 100 + ${schemaVersion}::int, ${type}, ${schemaVersion}::smallint, ${JSON.stringify(data)}::jsonb,
-      metadata, receipt_id, received_at, '\\x00'
+      metadata, receipt_id, received_at, '\\x00', account_key
     FROM events WHERE global_position = ${like}::bigint`.execute(tdb.db);
 };
 

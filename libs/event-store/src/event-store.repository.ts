@@ -3,6 +3,7 @@ import { sql, type RawBuilder } from 'kysely';
 import type { Database } from '@lib/db';
 import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type EventDataMap, type Provider, type StoredEventType } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
+import { accountKeyOf } from './account-key.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { sealPersonalFields } from './personal-seals.js';
 import { CHAIN_VERSION, chainContent, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
@@ -196,7 +197,8 @@ export class EventStoreRepository {
         ${rc.map((r) => r.receivedAt.toISOString())}::timestamptz[], ${rc.map((r) => r.source)}::text[],
         ${rc.map((r) => r.signatureStatus)}::text[], ${rc.map((r) => r.signatureTimestamp?.toISOString() ?? null)}::timestamptz[],
         ${ev.owner}::int[], ${ev.stream}::text[], ${ev.eventId}::uuid[], ${ev.type}::text[], ${ev.data}::text[],
-        ${ev.metadata}::text[], ${ev.occurred}::timestamptz[], ${ev.content}::text[], ${CHAIN_VERSION}::smallint)
+        ${ev.metadata}::text[], ${ev.occurred}::timestamptz[], ${ev.content}::text[], ${CHAIN_VERSION}::smallint,
+        ${u.map((rec) => accountKeyOf(rec.receipt.provider, rec.events))}::text[])
     `.execute(this.db);
 
     const outcomes: AppendOutcome[] = new Array(records.length);

@@ -1,10 +1,11 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newEvent } from '@lib/ledger';
-import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
+import { createTestDatabase, jambonzRecord, legacyAppendShim, type TestDatabase } from '@lib/testing';
 import * as leanAppend from '../../../migrations/20261202000200_lean_append.js';
 import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
 import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
+import * as accountKey from '../../../migrations/20261204000100_account_key.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { verifyStreamChain } from './hash-chain.js';
 
@@ -39,9 +40,10 @@ describe('the lean append (migration 20261202000200)', () => {
     const { rows } = await sql<{ indexname: string }>`SELECT indexname FROM pg_indexes WHERE tablename = 'events' ORDER BY indexname`.execute(tdb.db);
     expect(rows.map((r) => r.indexname)).toEqual(['events_child_leg', 'events_commit_order', 'events_pkey', 'events_receipt']);
     // Partitioned by month since 20261203000200: (stream_name, stream_version) is unique in each partition (a unique
-    // index on the parent would have to contain received_at); the stream heads hand out the versions.
+    // index on the parent would have to contain received_at); the stream heads hand out the versions. With the
+    // account key since 20261204000100 (an event carries its head's key, so it is as strong as without).
     const parts = await sql<{ tablename: string; n: number; unique_version: boolean }>`
-      SELECT i.tablename, count(*)::int AS n, bool_or(i.indexdef LIKE 'CREATE UNIQUE INDEX % (stream_name, stream_version)') AS unique_version
+      SELECT i.tablename, count(*)::int AS n, bool_or(i.indexdef LIKE 'CREATE UNIQUE INDEX % (stream_name, stream_version, account_key)') AS unique_version
       FROM pg_indexes i JOIN pg_class c ON c.relname = i.tablename AND c.relnamespace = i.schemaname::regnamespace JOIN pg_inherits h ON h.inhrelid = c.oid
       WHERE h.inhparent = 'events'::regclass GROUP BY i.tablename`.execute(tdb.db);
     expect(parts.rows.length).toBeGreaterThan(0);
@@ -49,7 +51,7 @@ describe('the lean append (migration 20261202000200)', () => {
   });
 
   it('builds no array by concatenation in a loop (quadratic in the events of a batch), the delivery append as migrated last', async () => {
-    const { rows } = await sql<{ src: string }>`SELECT prosrc AS src FROM pg_proc WHERE proname = 'ledger_append' AND pronargs = 22`.execute(tdb.db);
+    const { rows } = await sql<{ src: string }>`SELECT prosrc AS src FROM pg_proc WHERE proname = 'ledger_append' AND pronargs = 23`.execute(tdb.db);
     expect(rows).toHaveLength(1);
     expect(rows[0]!.src).not.toMatch(/\bLOOP\b/);
     expect(rows[0]!.src).not.toMatch(/:=\s*\w+\s*\|\|/);
@@ -66,17 +68,21 @@ describe('the lean append (migration 20261202000200)', () => {
 
   it('chains on from heads written by the function it replaces, and the replaced one from its heads', async () => {
     // The later migrations that replace (or edit) ledger_append again are undone first, and redone after.
+    await accountKey.down(tdb.db);
     await partitionedStore.down(tdb.db);
     await getDeliveries.down(tdb.db);
     await leanAppend.down(tdb.db);
+    await legacyAppendShim(tdb.db, 'create');
     try {
       await store.appendBatch(interleaved('lean-cross', 20, 3, 2));
       const before = await sql<{ n: string }>`SELECT count(*)::text AS n FROM pg_indexes WHERE indexname = 'events_event_id_key'`.execute(tdb.db);
       expect(before.rows[0]!.n).toBe('1');
     } finally {
+      await legacyAppendShim(tdb.db, 'drop');
       await leanAppend.up(tdb.db);
       await getDeliveries.up(tdb.db);
       await partitionedStore.up(tdb.db);
+      await accountKey.up(tdb.db);
     }
     await store.appendBatch(interleaved('lean-cross', 21, 3, 2));
     for (let l = 0; l < 3; l += 1) {

@@ -117,4 +117,42 @@ export class RetentionRepository {
     const x = r.rows[0]!;
     return { receipts: Number(x.receipts), events: Number(x.events), runs: Number(x.runs) };
   }
+
+  /**
+   * Runs `fn` while holding the erasures' lock (the advisory lock ErasureRepository takes per transaction), on a
+   * session of its own: no erasure runs while a month is detached, archived and dropped, and none of those starts
+   * while an erasure runs, so an erasure finds each row either in the store or in a written archive.
+   */
+  async withErasuresHeld<T>(fn: () => Promise<T>): Promise<T> {
+    return this.db.connection().execute(async (conn) => {
+      await sql`SELECT pg_advisory_lock(hashtext('ledger_erase'))`.execute(conn);
+      try {
+        return await fn();
+      } finally {
+        await sql`SELECT pg_advisory_unlock(hashtext('ledger_erase'))`.execute(conn);
+      }
+    });
+  }
+
+  /** Each month retention archived and dropped (its latest archive), with the folder it was written to. */
+  async archivedMonths(): Promise<{ month: string; path: string }[]> {
+    const r = await sql<{ month: string; path: string }>`
+      SELECT to_char(l.month, 'YYYY-MM-DD') AS month, l.archive_path AS path FROM ledger_retention_log l
+      WHERE l.state = 'dropped' AND l.archive_path IS NOT NULL
+        AND l.id = (SELECT max(x.id) FROM ledger_retention_log x WHERE x.month = l.month AND x.state = 'dropped')
+      ORDER BY l.month`.execute(this.db);
+    return r.rows;
+  }
+
+  /**
+   * The erasure records (`PersonalDataErased`) of the given streams still in the live store: what an archive lists
+   * for rows erased before their month was archived, whose record was appended in a later month.
+   */
+  async erasureMarkers(streamNames: readonly string[]): Promise<{ erasureId: string; at: string; positions: string[] }[]> {
+    if (streamNames.length === 0) return [];
+    const r = await sql<{ data: { erasureId?: string; positions?: unknown[] }; at: string }>`
+      SELECT data, to_char(received_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at FROM events
+      WHERE stream_name = ANY (${[...streamNames]}::text[]) AND type = 'PersonalDataErased' ORDER BY global_position`.execute(this.db);
+    return r.rows.map((x) => ({ erasureId: String(x.data.erasureId ?? ''), at: x.at, positions: (x.data.positions ?? []).map(String) }));
+  }
 }

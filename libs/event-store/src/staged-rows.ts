@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { canonicalJson, storableText } from './canonical-json.js';
+import { accountKeyOf } from './account-key.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { deliveryEventId, eventRowTexts, hashedMetaOf } from './event-store.repository.js';
 import { schemaVersionOf } from '@lib/ledger';
@@ -56,6 +57,8 @@ export const stagedRowOf = (record: WebhookRecord, ord: number, seq: number): St
   const bodySha256 = r.bodySha256.toString('hex');
   const receivedAt = r.receivedAt.toISOString();
   const sentAt = r.signatureTimestamp?.toISOString() ?? null;
+  // The delivery's key (appendBatch computes it alike); its events' rows carry it too, the first one's keys a new head.
+  const accountKey = escapeCopy(accountKeyOf(r.provider, record.events));
 
   const receipt = [
     String(ord),
@@ -72,6 +75,7 @@ export const stagedRowOf = (record: WebhookRecord, ord: number, seq: number): St
     r.source,
     r.signatureStatus,
     sentAt ?? '\\N',
+    accountKey,
   ].join('\t');
 
   const events = record.events.map((e, index) => {
@@ -79,7 +83,7 @@ export const stagedRowOf = (record: WebhookRecord, ord: number, seq: number): St
     const eventId = deliveryEventId({ ...r, dedupeKey }, index);
     const occurredAt = isoOrNull(e.occurredAt);
     const { dataText, metadataText, content } = eventRowTexts(r, e, record.translation, { eventId, streamName, schemaVersion: schemaVersionOf(e.type), bodySha256, receivedAt, occurredAt }, hashedMeta);
-    const line = [String(seq + index), String(ord), text(streamName), eventId, text(e.type), text(dataText), text(metadataText), occurredAt ?? '\\N', receivedAt, text(content)].join('\t');
+    const line = [String(seq + index), String(ord), text(streamName), eventId, text(e.type), text(dataText), text(metadataText), occurredAt ?? '\\N', receivedAt, text(content), accountKey].join('\t');
     return line;
   });
   return { key: `${r.provider}:${dedupeKey.toString('hex')}`, receipt, events };

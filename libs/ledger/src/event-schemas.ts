@@ -81,9 +81,20 @@ export const ERASURE_EVENT_DATA = {
     receipts: z.number(),
     /** Events of chain rules 1 and 2 that hold the subject: their values are hashed in clear and are kept. */
     notErasable: z.number(),
+    /** The same counts in the months retention had archived (their files rewritten); absent before issue 16's archive erasure. */
+    archived: z.object({ months: z.number(), events: z.number(), fields: z.number(), receipts: z.number(), notErasable: z.number() }).optional(),
   }),
-  /** `positions`: every event of the stream the erasure changed (values, or its receipt's body); `fields`: values erased. */
-  PersonalDataErased: z.object({ erasureId: z.string(), positions: z.array(z.string()), fields: z.number() }),
+  /**
+   * `positions`: every event of the stream the erasure changed (values, or its receipt's body), archived ones included;
+   * `fields`: values erased; `parties`: which of the leg's parties lost their value in an archived month, so that the
+   * leg's row (a summary the projection cannot fold again from dropped events) reads `[erased]` there too.
+   */
+  PersonalDataErased: z.object({
+    erasureId: z.string(),
+    positions: z.array(z.string()),
+    fields: z.number(),
+    parties: z.array(z.enum(['from', 'to'])).optional(),
+  }),
 } as const;
 export type ErasureEventDataMap = { [K in keyof typeof ERASURE_EVENT_DATA]: z.infer<(typeof ERASURE_EVENT_DATA)[K]> };
 

@@ -113,9 +113,9 @@ describe('events written around the append path', () => {
       [3, '{"childLegId":{"not":"text"},"outcome":"busy"}', '{"provider":"jambonz","legId":12345}'],
     ] as const) {
       await sql`
-        INSERT INTO events (event_id, stream_name, stream_version, type, data, metadata, receipt_id, received_at, hash)
+        INSERT INTO events (event_id, stream_name, stream_version, type, data, metadata, receipt_id, received_at, hash, account_key)
         SELECT gen_random_uuid(), ${`callLeg-jambonz:poison-shape-${i}`}, 1, ${i === 3 ? 'DialCompleted' : 'CallCompleted'}, ${data}::jsonb,
-          ${metadata}::jsonb, receipt_id, now(), '\\x00'
+          ${metadata}::jsonb, receipt_id, now(), '\\x00', account_key
         FROM events WHERE global_position = ${ok!.position!}::bigint`.execute(tdb.db);
     }
     const [later] = await store.appendBatch([record([newEvent('CallInitiated', 'poison-shape-later', { direction: 'inbound', from: '+1', to: '+3' })])]);

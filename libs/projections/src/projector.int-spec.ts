@@ -47,13 +47,13 @@ describe('Projector', () => {
     await slow.query('BEGIN');
     const early = record();
     await slow.query(
-      `INSERT INTO webhook_receipts (provider, body_sha256, body, path, query, headers, received_at, source, signature_status)
-       VALUES ('jambonz', $1, $2, '', '', '{}', now(), 'live', 'unverified') RETURNING id`,
+      `INSERT INTO webhook_receipts (provider, body_sha256, body, path, query, headers, received_at, source, signature_status, account_key)
+       VALUES ('jambonz', $1, $2, '', '', '{}', now(), 'live', 'unverified', 'jambonz:') RETURNING id`,
       [early.receipt.bodySha256, early.receipt.body],
     ).then(async (r) =>
       slow.query(
-        `INSERT INTO events (event_id, stream_name, stream_version, type, data, metadata, receipt_id, received_at, hash)
-         VALUES ($1, 'callLeg-jambonz:slow', 1, 'CallRinging', '{}', '{"provider":"jambonz","legId":"slow"}', $2, now(), '\\x00')`,
+        `INSERT INTO events (event_id, stream_name, stream_version, type, data, metadata, receipt_id, received_at, hash, account_key)
+         VALUES ($1, 'callLeg-jambonz:slow', 1, 'CallRinging', '{}', '{"provider":"jambonz","legId":"slow"}', $2, now(), '\\x00', 'jambonz:')`,
         [randomUUID(), r.rows[0].id],
       ),
     );
@@ -187,8 +187,8 @@ describe('readAfter', () => {
       // Copies of a stored event under transaction ids whose text order ('10' < '9') is not their numeric order.
       for (const xid of ['10', '9']) {
         await sql`
-          INSERT INTO events (transaction_id, event_id, stream_name, stream_version, type, data, metadata, receipt_id, occurred_at, received_at, prev_hash, hash)
-          SELECT ${xid}::xid8, gen_random_uuid(), ${`copy-${xid}`}, 1, type, data, metadata, receipt_id, occurred_at, received_at, prev_hash, hash
+          INSERT INTO events (transaction_id, event_id, stream_name, stream_version, type, data, metadata, receipt_id, occurred_at, received_at, prev_hash, hash, account_key)
+          SELECT ${xid}::xid8, gen_random_uuid(), ${`copy-${xid}`}, 1, type, data, metadata, receipt_id, occurred_at, received_at, prev_hash, hash, account_key
           FROM events ORDER BY global_position LIMIT 1`.execute(own.db);
       }
       const seen: string[] = [];

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { Command, CommandHandler, type ICommandHandler } from '@nestjs/cqrs';
-import { ErasureBreaksChainError, ErasureRepository, type ErasureOutcome, type ErasureSubject } from '@lib/event-store';
+import { ErasureBlockedError, ErasureBreaksChainError, ErasureRepository, type ErasureOutcome, type ErasureSubject } from '@lib/event-store';
 import { LedgerError } from '@lib/ledger';
 import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { CallsRepository } from '../calls/calls.repository.js';
+import { ArchiveEraserService, ArchiveErasureRefused } from '../retention/archive-eraser.js';
 
 /** What an admin asks to erase: a number (E.164 or SIP user), one leg, or a whole call (every leg of its tree). */
 export type ErasureTarget = { number: string } | { legId: string } | { callId: string };
@@ -24,6 +25,7 @@ export class EraseSubjectHandler implements ICommandHandler<EraseSubjectCommand>
     private readonly erasures: ErasureRepository,
     private readonly calls: CallsRepository,
     private readonly audit: AuditActionsRepository,
+    private readonly archives: ArchiveEraserService,
   ) {}
 
   async execute({ target, reason, keyName }: EraseSubjectCommand): Promise<ErasureOutcome & { subject: ErasureSubject['kind'] }> {
@@ -37,16 +39,20 @@ export class EraseSubjectHandler implements ICommandHandler<EraseSubjectCommand>
     }
     const erasureId = randomUUID();
     let outcome: ErasureOutcome;
+    // The months retention archived are erased in the same request (their files rewritten, manifests signed again).
+    const archive = this.archives.forErasure();
     try {
-      outcome = await this.erasures.erase({ erasureId, subject, reason, keyName, requestedAt: new Date() });
+      outcome = await this.erasures.erase({ erasureId, subject, reason, keyName, requestedAt: new Date() }, archive);
     } catch (err) {
-      if (err instanceof ErasureBreaksChainError) throw new LedgerError('ERASURE.REFUSED', `nothing was erased: ${err.message}`);
+      if (err instanceof ErasureBreaksChainError || err instanceof ErasureBlockedError || err instanceof ArchiveErasureRefused) {
+        throw new LedgerError('ERASURE.REFUSED', `nothing was erased: ${err.message}`);
+      }
       throw err;
     }
     const hint = subject.kind === 'number' ? subject.number.slice(-2) : subject.legIds.join(',').slice(-2);
     await this.audit.record(keyName, 'erasure', {
       erasureId, subject: subject.kind, hint, reason, streams: outcome.streams.length, events: outcome.events, fields: outcome.fields,
-      receipts: outcome.receipts, notErasable: outcome.notErasable, position: outcome.position,
+      receipts: outcome.receipts, notErasable: outcome.notErasable, archived: { ...outcome.archived, manifests: archive.manifests }, position: outcome.position,
     });
     return { ...outcome, subject: subject.kind };
   }

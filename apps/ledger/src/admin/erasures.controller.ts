@@ -26,6 +26,15 @@ const erasureSchema = z
     fields: z.number().int().describe('values erased'),
     receipts: z.number().int().describe('receipts whose raw body (and query) were dropped, their sha256 kept'),
     notErasable: z.number().int().describe('events of chain rules 1 and 2 holding the subject: hashed in clear, so kept'),
+    archived: z
+      .object({
+        months: z.number().int().describe('archived months whose files were rewritten and manifests signed again'),
+        events: z.number().int(),
+        fields: z.number().int(),
+        receipts: z.number().int(),
+        notErasable: z.number().int(),
+      })
+      .describe('the same counts in the months retention archived (LEDGER_ARCHIVE_DIR)'),
     position: position.nullable().describe('pass as minPosition to read the projections after the erasure'),
   })
   .meta({ id: 'Erasure' });

@@ -1,11 +1,12 @@
-import { Controller, Get, HttpCode, Post, StreamableFile, UseGuards, UseInterceptors } from '@nestjs/common';
+import { Controller, Get, HttpCode, Post, Req, StreamableFile, UseGuards, UseInterceptors } from '@nestjs/common';
 import { QueryBus } from '@nestjs/cqrs';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { PROVIDERS } from '@lib/ledger';
 import type { CheckpointRecord } from '@lib/event-store';
 
-import { ApiKeyGuard, NotForMaskedKeys, RequireScope } from '../common/api-key.guard.js';
+import { ApiKeyGuard, NotForMaskedKeys, RequireScope, type AuthenticatedRequest } from '../common/api-key.guard.js';
+import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { ApiRoute, queryParams, ValidQuery } from '../common/api-route.decorator.js';
 import { position } from '../common/api-schema.js';
 import { ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
@@ -80,6 +81,7 @@ export class AuditController {
     private readonly queryBus: QueryBus,
     private readonly checkpoints: CheckpointService,
     private readonly exporter: AuditExportService,
+    private readonly actions: AuditActionsRepository,
   ) {}
 
   @Get('v1/audit/verify')
@@ -127,7 +129,9 @@ export class AuditController {
       'row and its events (chain links, hashed receipt metadata, body sha256). Check it with `npm run verify -- <file>`.',
     responses: [{ contentType: 'application/x-ndjson', schema: auditExportLineSchema, description: 'the schema is that of each line' }],
   })
-  export(): StreamableFile {
+  async export(@Req() req: AuthenticatedRequest): Promise<StreamableFile> {
+    // It carries every kept value with its nonce: a copy an erasure cannot reach, so it is recorded.
+    await this.actions.record(req.actor?.name ?? 'unknown', 'export.audit', {});
     return new StreamableFile(Readable.from(this.exporter.lines(), { objectMode: false }), {
       type: 'application/x-ndjson; charset=utf-8',
       disposition: 'attachment; filename="audit.ndjson"',

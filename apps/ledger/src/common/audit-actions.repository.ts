@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { Database } from '@lib/db';
 
-export type AuditAction = 'import' | 'projections.rebuild' | 'erasure' | 'retention.drop';
+export const AUDIT_ACTIONS = ['import', 'projections.rebuild', 'erasure', 'retention.drop', 'export.calls', 'export.audit'] as const;
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 
 export interface AuditActionRow {
   id: string;
@@ -20,8 +21,10 @@ export class AuditActionsRepository {
     await this.db.insertInto('audit_actions').values({ key_name: keyName, action, details: JSON.stringify(details) }).execute();
   }
 
-  async recent(limit: number): Promise<AuditActionRow[]> {
-    const rows = await this.db.selectFrom('audit_actions').selectAll().orderBy('id', 'desc').limit(limit).execute();
+  async recent(limit: number, action?: AuditAction): Promise<AuditActionRow[]> {
+    let q = this.db.selectFrom('audit_actions').selectAll();
+    if (action) q = q.where('action', '=', action);
+    const rows = await q.orderBy('id', 'desc').limit(limit).execute();
     return rows.map((r) => ({ id: String(r.id), at: r.at.toISOString(), keyName: r.key_name, action: r.action as AuditAction, details: r.details }));
   }
 }

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { callLegSchema, exportCallsQuerySchema, type ExportCallsQueryParams } from '../calls/calls.dto.js';
 import { ApiKeyGuard, RequireScope, type AuthenticatedRequest } from '../common/api-key.guard.js';
 import { ApiRoute, ValidQuery } from '../common/api-route.decorator.js';
+import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { ReadsReplica, ReadYourWritesInterceptor } from '../projections/read-your-writes.interceptor.js';
 import { CALL_CSV_COLUMNS } from './call-csv.js';
 import { ExportCallsQuery } from './export-calls.query.js';
@@ -17,7 +18,10 @@ const CONTENT_TYPES = { csv: 'text/csv; charset=utf-8', ndjson: 'application/x-n
 @UseInterceptors(ReadYourWritesInterceptor)
 @ReadsReplica()
 export class ExportController {
-  constructor(private readonly queryBus: QueryBus) {}
+  constructor(
+    private readonly queryBus: QueryBus,
+    private readonly actions: AuditActionsRepository,
+  ) {}
 
   @Get('calls')
   @ApiRoute({
@@ -34,6 +38,9 @@ export class ExportController {
   })
   async export(@ValidQuery(exportCallsQuerySchema) q: ExportCallsQueryParams, @Req() req: AuthenticatedRequest): Promise<StreamableFile> {
     const chunks = await this.queryBus.execute(new ExportCallsQuery(q, req.actor?.masked ?? false));
+    // A file the client keeps, which an erasure cannot reach: recorded (filter names only: a value may be a number).
+    const filters = Object.entries(q).filter(([k, v]) => v !== undefined && k !== 'format').map(([k]) => k).sort();
+    await this.actions.record(req.actor?.name ?? 'unknown', 'export.calls', { format: q.format, masked: req.actor?.masked ?? false, filters });
     return new StreamableFile(Readable.from(chunks, { objectMode: false }), {
       type: CONTENT_TYPES[q.format],
       disposition: `attachment; filename="calls.${q.format}"`,

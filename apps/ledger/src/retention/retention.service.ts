@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, type FileHandle } from 'node:fs/promises';
+import { mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
@@ -7,6 +7,8 @@ import { isConnectionError } from '@lib/db';
 import {
   ARCHIVE_FORMAT,
   chainLinkLine,
+  entriesFromMarkers,
+  ErasedLinks,
   receiptLine,
   RetentionRepository,
   RunCollector,
@@ -19,6 +21,7 @@ import { hasRetention, monthRetention, type MonthRetention } from '@lib/ledger';
 import { AuditActionsRepository } from '../common/audit-actions.repository.js';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
 import { CheckpointService } from '../audit/checkpoint.service.js';
+import { DigestingWriter, MANIFEST, NEXT, syncDir, writeSynced } from './archive-files.js';
 
 export interface ArchivedMonth {
   month: string;
@@ -36,41 +39,6 @@ export interface RetentionRunReport {
 }
 
 const PAGE = 5000;
-
-/** An NDJSON file written with its sha256, size and line count computed on the way. */
-class DigestingWriter {
-  private readonly hash = createHash('sha256');
-  private bytes = 0;
-  private lines = 0;
-  private buffer: string[] = [];
-  private constructor(private readonly file: FileHandle) {}
-
-  static async create(path: string): Promise<DigestingWriter> {
-    return new DigestingWriter(await open(path, 'w'));
-  }
-
-  async write(o: unknown): Promise<void> {
-    this.buffer.push(`${JSON.stringify(o)}\n`);
-    this.lines += 1;
-    if (this.buffer.length >= 1000) await this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    const chunk = Buffer.from(this.buffer.join(''), 'utf8');
-    this.buffer = [];
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    await this.file.write(chunk);
-  }
-
-  /** Flushed and synced to disk before the month's partitions may be dropped. */
-  async close(): Promise<FileDigest> {
-    await this.flush();
-    await this.file.sync();
-    await this.file.close();
-    return { sha256: this.hash.digest('hex'), bytes: this.bytes, lines: this.lines };
-  }
-}
 
 /**
  * Retention (README "Partitions and retention"): months whose shortest applicable rule has passed are detached from
@@ -128,8 +96,10 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     const report: RetentionRunReport = { archived: [], kept: [] };
     if (!this.enabled) return report;
     const policy = this.config.retention.policy;
+    // Each month leaves under the erasures' lock: an erasure finds its rows in the store or in a written archive.
     for (const month of await this.repository.detachedMonths()) {
-      report.archived.push(await this.archiveAndDrop(month, keyName, monthRetention(policy, new Date(`${month}T00:00:00Z`), [], now), true));
+      const decision = monthRetention(policy, new Date(`${month}T00:00:00Z`), [], now);
+      report.archived.push(await this.repository.withErasuresHeld(() => this.archiveAndDrop(month, keyName, decision, true)));
     }
     const current = `${now.toISOString().slice(0, 7)}-01`;
     for (const month of await this.repository.liveMonths()) {
@@ -139,8 +109,12 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
         report.kept.push({ month, dropAt: decision.dropAt?.toISOString() ?? null });
         continue;
       }
-      await this.repository.detach(month);
-      report.archived.push(await this.archiveAndDrop(month, keyName, decision, false));
+      report.archived.push(
+        await this.repository.withErasuresHeld(async () => {
+          await this.repository.detach(month);
+          return this.archiveAndDrop(month, keyName, decision, false);
+        }),
+      );
     }
     return report;
   }
@@ -163,12 +137,14 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     const events = await DigestingWriter.create(join(dir, 'events.ndjson'));
     const runs = await DigestingWriter.create(join(dir, 'runs.ndjson'));
     const collector = new RunCollector(month);
+    const erased = new ErasedLinks();
     let after: { stream: string; version: number } | null = null;
     for (;;) {
       const page = await this.repository.detachedLinks(month, after, PAGE);
       for (const l of page) {
         for (const run of collector.add(l)) await runs.write(run);
         await events.write(chainLinkLine(l));
+        erased.add({ ...l, bodyErased: l.actualBodySha256 === null });
       }
       if (page.length < PAGE) break;
       const last = page.at(-1)!;
@@ -184,6 +160,9 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     if (recorded.receipts !== written.receipts || recorded.events !== written.events || recorded.runs !== written.runs) {
       throw new Error(`month ${month}: the detach recorded ${JSON.stringify(recorded)}, the archive holds ${JSON.stringify(written)}; not dropped`);
     }
+    // Rows erased while the month was live whose record (PersonalDataErased) is in a later month: listed here.
+    const unnamed = erased.unnamed();
+    const erasures = entriesFromMarkers(unnamed, await this.repository.erasureMarkers([...new Set([...unnamed.values()].map((u) => u.stream))]));
     const next = new Date(`${month}T00:00:00Z`);
     next.setUTCMonth(next.getUTCMonth() + 1);
     const body: Omit<ArchiveManifest, 'signature' | 'publicKeySha256'> = {
@@ -198,15 +177,13 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
         dropAt: decision.dropAt?.toISOString() ?? null,
         pairs: decision.pairs,
       },
+      erasures,
     };
     const manifest = signManifest(body, this.checkpoints.signer);
     const text = `${JSON.stringify(manifest, null, 2)}\n`;
-    const tmp = join(dir, 'manifest.json.tmp');
-    const handle = await open(tmp, 'w');
-    await handle.write(text);
-    await handle.sync();
-    await handle.close();
-    await rename(tmp, join(dir, 'manifest.json'));
+    await writeSynced(join(dir, MANIFEST + NEXT), text);
+    await rename(join(dir, MANIFEST + NEXT), join(dir, MANIFEST));
+    await syncDir(dir);
     const manifestSha256 = createHash('sha256').update(text, 'utf8').digest();
 
     await this.repository.drop(month, manifestSha256, dir);

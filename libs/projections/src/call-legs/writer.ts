@@ -30,6 +30,25 @@ export const pure = <T>(what: string, f: () => T): T => {
   }
 };
 
+/**
+ * An erasure that reached a leg's events in an archived month names the parties it erased there
+ * (`PersonalDataErased.parties`): the leg's row is a summary of dropped events that no fold can recompute, so those
+ * columns are set to `[erased]` as they stand. Counts, status and times stay.
+ */
+const eraseArchivedParties = async (trx: Transaction<DB>, g: number, events: readonly LedgerEvent[]) => {
+  const marks = events.flatMap((e) => {
+    const parties = e.type === 'PersonalDataErased' && e.legId ? ((e.data as { parties?: string[] }).parties ?? []) : [];
+    return parties.length > 0 ? [{ provider: e.provider, callId: e.legId!, from: parties.includes('from'), to: parties.includes('to') }] : [];
+  });
+  if (marks.length === 0) return;
+  await sql`
+    UPDATE ${legs(g)} l SET
+      from_number = CASE WHEN m.f THEN '[erased]' ELSE l.from_number END,
+      to_number = CASE WHEN m.t THEN '[erased]' ELSE l.to_number END
+    FROM unnest(${marks.map((x) => x.provider)}::text[], ${marks.map((x) => x.callId)}::text[], ${marks.map((x) => x.from)}::boolean[], ${marks.map((x) => x.to)}::boolean[]) AS m(p, c, f, t)
+    WHERE l.provider = m.p AND l.call_id = m.c`.execute(trx);
+};
+
 export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor) => {
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
   // parent that reports machine detection (jambonz reports AMD on the parent).
@@ -113,9 +132,13 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     );
     if (row) rows.push(row);
   }
-  if (rows.length === 0) return;
+  if (rows.length === 0) {
+    await eraseArchivedParties(trx, g, events);
+    return;
+  }
   const before = mode.incremental ? await currentLegs(trx, g, rows) : [];
   await upsertLegs(trx, g, rows);
+  await eraseArchivedParties(trx, g, events);
   if (!mode.incremental) return;
   await healTrees(trx, g, rows);
   const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
