@@ -84,6 +84,8 @@ export const FLOOR_SCHEMA = `
   -- same delivery (same body, so same stream) waits; only then are the dedupe keys looked up (a new statement, a new
   -- snapshot). The new deliveries are chained per stream in arrival order (sha256 of the previous link's hash and
   -- the body), stored, and each stream's head row is written once.
+  -- Custom plans for every statement: cached generic plans (unknown array lengths) scanned the chain and the heads
+  -- in full per batch, so a batch's cost grew with the table.
   CREATE OR REPLACE FUNCTION floor_append(p_keys bytea[], p_streams text[], p_types text[], p_bodies bytea[]) RETURNS SETOF bytea
   LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $fn$
   DECLARE
@@ -183,7 +185,7 @@ class FloorWriter {
         }
         return;
       } catch (err) {
-        // Two batches creating the same new stream heads in another order can deadlock; retry as the service does.
+        // The locks are taken in one order, so this should not happen; if it does, the statement rolled back whole.
         if ((err as { code?: string }).code === '40P01' && attempt < 5) continue;
         for (const p of batch) p.reject(err);
         return;
