@@ -15,7 +15,7 @@ import { importLine, signDelivery, simulate, type Delivery } from '../libs/simul
 import { BENCH_SECRETS, CpuMeter, SIM_SECRETS, databaseUrl, fmt, isMain, noProbe, postgresPids, runAutocannon, scrapeHistogram, startService, type CpuShare, type PhaseProbe, type RunningService, startBenchServer } from './bench-support.js';
 
 export const CONNECTIONS = 64;
-const API_KEY = 'bench-key-0123456789';
+export const API_KEY = 'bench-key-0123456789';
 
 export interface LoadFigures {
   rps: number;
@@ -84,7 +84,7 @@ export const simulatedDeliveries = (seed: string, count: number, mode: 'live' | 
  * Drives `connections` connections for `durationSec` over the deliveries in arrival order. Each is signed at send
  * time (t = now), so the ±5-minute window holds however long the run; the body is the simulator's, byte for byte.
  */
-const driveWebhooks = async (service: RunningService, deliveries: Delivery[], durationSec: number, connections: number, cursor: { i: number }) => {
+export const driveWebhooks = async (service: RunningService, deliveries: Delivery[], durationSec: number, connections: number, cursor: { i: number }) => {
   let duplicates = 0;
   const res = await runAutocannon({
     url: service.url,
@@ -106,7 +106,7 @@ const driveWebhooks = async (service: RunningService, deliveries: Delivery[], du
   return { res, duplicates };
 };
 
-const figures = (res: import('autocannon').Result, duplicates: number, peakRssMb: number): LoadFigures => ({
+export const figures = (res: import('autocannon').Result, duplicates: number, peakRssMb: number): LoadFigures => ({
   rps: res.requests.average,
   p50: res.latency.p50,
   p99: res.latency.p99,
@@ -150,7 +150,10 @@ export const benchLiveIngest = async (opts: LiveIngestOptions): Promise<{ figure
   const deliveries = simulatedDeliveries('bench-live', opts.deliveries, 'live');
   const env = { ...BENCH_SECRETS, LEDGER_API_KEYS: API_KEY };
 
-  const group = await startService({ ...env, DATABASE_URL: await opts.freshDatabase('bench_ingest') });
+  // No cap on requests per keep-alive socket: past LEDGER_MAX_REQUESTS_PER_SOCKET (1,000) Node answers 503 to what
+  // autocannon keeps sending on the socket, and the no-I/O figure of the quiet run (60,486 req/s) was 540,902
+  // such refusals and 64 × 1,000 answers (bench:floor, bench/profile-notes.md). The webhook runs stay far below it.
+  const group = await startService({ ...env, LEDGER_MAX_REQUESTS_PER_SOCKET: '0', DATABASE_URL: await opts.freshDatabase('bench_ingest') });
   let noop: LoadFigures;
   let groupCommit: LoadFigures;
   try {

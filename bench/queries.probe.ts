@@ -136,8 +136,13 @@ try {
     const cpu0 = new Map(pids0.map((p) => [p, cpuMs(p)]));
     const svc0 = cpuMs(child.pid!);
     const me0 = process.cpuUsage();
+    // Sessions (backend connections) opened while the route was measured: a request that waits for a new
+    // connection pays its handshake, its authentication and a backend whose caches are cold.
+    const sessions = async () => Number((await sql<{ n: string }>`SELECT sum(sessions)::text AS n FROM pg_stat_database`.execute(db)).rows[0]!.n);
+    const sessions0 = await sessions();
     const samples: { ms: number; id: string }[] = [];
     for (let i = 0; i < REQUESTS; i += 1) samples.push(await get(r.url(i)));
+    const opened = (await sessions()) - sessions0;
     await waitFor(samples.map((s) => s.id));
     const me = process.cpuUsage(me0);
     const svc = cpuMs(child.pid!) - svc0;
@@ -152,7 +157,7 @@ try {
     console.log(`\n${r.label}`);
     console.log(`  client  p50 ${fmt(percentile(client, 0.5), 2)}  p99 ${fmt(percentile(client, 0.99), 2)} ms`);
     console.log(`  service p50 ${fmt(percentile(server, 0.5), 2)}  p99 ${fmt(percentile(server, 0.99), 2)} ms;  client − service p50 ${fmt(percentile(gap, 0.5), 2)}  p99 ${fmt(percentile(gap, 0.99), 2)} ms`);
-    console.log(`  CPU per request: service ${per(svc)} µs, PostgreSQL ${per(pg)} µs, client ${per((me.user + me.system) / 1000)} µs`);
+    console.log(`  CPU per request: service ${per(svc)} µs, PostgreSQL ${per(pg)} µs, client ${per((me.user + me.system) / 1000)} µs;  database sessions opened meanwhile: ${opened}`);
     console.log(`  GC in the service: ${rows.reduce((s, x) => s + x.server.gcs, 0)} collections in ${REQUESTS} requests, ${fmt(rows.reduce((s, x) => s + x.server.gcMs, 0) / REQUESTS, 3)} ms per request; slowest ${slow.length}: ${slow.map((x) => `${fmt(x.ms, 1)} ms (service ${fmt(x.server.ms, 1)}, gc ${fmt(x.server.gcMs, 1)})`).join(', ')}`);
     const stats = await sql<{ query: string; calls: string; mean: number; max: number; plan: number; rows: string }>`
       SELECT left(regexp_replace(query, '[[:space:]]+', ' ', 'g'), 110) AS query, calls::text, mean_exec_time AS mean, max_exec_time AS max, mean_plan_time AS plan, rows::text

@@ -336,7 +336,11 @@ export const renderMarkdown = (r: Results, profileNotes = ''): string => {
   row('route', 'p50 ms', 'p99 ms', 'requests');
   row('---', '---', '---', '---');
   for (const q of r.queries) row(q.route, n(q.p50, 2), n(q.p99, 2), q.requests);
-  L.push('', `Sequential requests from one client after 20 warm-up ones, after \`VACUUM ANALYZE\`; service peak RSS ${n(r.queriesRssMb)} MB.`, '');
+  L.push(
+    '',
+    `Sequential requests from one client, after \`VACUUM ANALYZE\`${r.queries[0]!.requests > 200 ? ', the routes interleaved (one request of each per round, the order rotated every round) after 100 warm-up rounds' : ', route after route, each after 20 warm-up requests'}; service peak RSS ${n(r.queriesRssMb)} MB.`,
+    '',
+  );
 
   if (r.console?.length) {
     L.push(`## Console at ${n(rb.legs)} legs`, '');
@@ -388,7 +392,7 @@ export const renderMarkdown = (r: Results, profileNotes = ''): string => {
   L.push('## How to reproduce', '');
   L.push('```sh', 'npm ci', 'npm run bench                     # full run: writes bench/results.json and BENCHMARKS.md', 'BENCH_SCALE=0.05 npm run bench    # quick run: writes bench/tmp/results.json and bench/tmp/BENCHMARKS.md', '```', '');
   L.push(
-    'The single benches still run alone: `npm run bench:ingest` (live ingest, naive path, import, COPY), `npm run bench:projections`, `npm run bench:queries`, `npm run bench:console`, `npm run bench:peer`. ' +
+    'The single benches still run alone: `npm run bench:ingest` (live ingest, naive path, import, COPY), `npm run bench:projections`, `npm run bench:queries`, `npm run bench:console`, `npm run bench:peer`; `npm run bench:floor` sets the ingest and import targets against the cheapest implementation of the same guarantees (bench/profile-notes.md). ' +
       `Sizes of this run: ${Object.entries(r.sizes).map(([k, v]) => `${k}=${n(v)}`).join(', ')}. Check \`top\` first: other load on the two cores moves every absolute figure, less so the ratios.`,
     '',
   );
