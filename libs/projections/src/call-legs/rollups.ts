@@ -1,29 +1,29 @@
 import { sql, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
-import { coarsen, TALK_BUCKETS, TALK_EDGES, type CallLegFold, type Provider, type RollupCell, type RollupLeg, type rollupDelta } from '@lib/ledger';
+import { coarsen, TALK_BUCKETS, TALK_EDGES, type Provider, type RollupCell, type RollupLeg, type rollupDelta } from '@lib/ledger';
 import { FINE, legs, names, ROLLUPS, sameCell, type RollupSpec } from './schema.js';
 
 /** The histogram edges as a SQL array literal, for `width_bucket(seconds, edges)` (same buckets as talkBucket). */
 export const TALK_EDGES_SQL = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 
-/** A leg as stored before this batch rewrites it: its rollup contribution, and the live fold state it carries. */
-export type StoredLeg = RollupLeg & { callId: string; fold: CallLegFold | null };
+/** A leg as stored before this batch rewrites it: its rollup contribution, and the tag of its live fold state (fold-cache.ts). */
+export type StoredLeg = RollupLeg & { callId: string; foldSeq: string | null };
 
 /** The legs as stored before this batch rewrites them. */
 export const currentLegs = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]): Promise<StoredLeg[]> => {
   const r = await sql<{
     provider: Provider; call_id: string; account_id: string | null; parent_call_id: string | null; direction: RollupLeg['direction'];
     status: RollupLeg['status']; started_at: Date | null; talk_duration_sec: number | null;
-    ring_duration_sec: number | null; answered_by: RollupLeg['answeredBy']; fold: CallLegFold | null;
+    ring_duration_sec: number | null; answered_by: RollupLeg['answeredBy']; fold_seq: string | null;
   }>`
     SELECT l.provider, l.call_id, l.account_id, l.parent_call_id, l.direction, l.status, l.started_at,
-      l.talk_duration_sec, l.ring_duration_sec, l.answered_by, l.fold
+      l.talk_duration_sec, l.ring_duration_sec, l.answered_by, l.fold_seq::text AS fold_seq
     FROM ${legs(g)} l JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
       ON l.provider = t.p AND l.call_id = t.c`.execute(trx);
   return r.rows.map((x) => ({
     provider: x.provider, callId: x.call_id, accountId: x.account_id, parentCallId: x.parent_call_id, direction: x.direction,
     status: x.status, startedAt: x.started_at?.toISOString() ?? null,
-    talkDurationSec: x.talk_duration_sec, ringDurationSec: x.ring_duration_sec, answeredBy: x.answered_by, fold: x.fold,
+    talkDurationSec: x.talk_duration_sec, ringDurationSec: x.ring_duration_sec, answeredBy: x.answered_by, foldSeq: x.fold_seq,
   }));
 };
 

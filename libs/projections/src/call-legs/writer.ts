@@ -7,6 +7,7 @@ import { childLegsNamedIn, compareCursors, cursorOf, notParked, readLegEvents, r
 import { ProjectionDataError } from '../projection.js';
 import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
+import { cachedFold, keepFold } from './fold-cache.js';
 import { healTrees } from './trees.js';
 import { legStreamName } from '@lib/event-store';
 
@@ -93,12 +94,13 @@ const addParentAmd = async (trx: Transaction<DB>, g: number, targets: readonly T
 };
 
 /**
- * Recomputes the rows of every leg the batch touches. Live (mode.incremental), a leg that carries a fold state
- * (libs/ledger call-leg-fold.ts: the events holding a role in the fold, the ids seen) has only the batch's events
- * applied to it, which equals folding all of its events again (property-tested there); a leg the generation does
- * not have yet starts from the empty state (no row means none of its events was folded). A leg without a state
- * (final, or loaded by a rebuild), one the state cannot answer for (an erasure, an id folded already), and every
- * leg of a bulk load are folded from all of their events, read back from the store.
+ * Recomputes the rows of every leg the batch touches. Live (mode.incremental), a leg whose fold state this
+ * process holds (libs/ledger call-leg-fold.ts: the events holding a role in the fold, the ids seen; fold-cache.ts)
+ * has only the batch's events applied to it, which equals folding all of its events again (property-tested
+ * there); a leg the generation does not have yet starts from the empty state (no row means none of its events
+ * was folded). A leg without a state here (final, loaded by a rebuild, written by another instance, evicted),
+ * one the state cannot answer for (an erasure, an id folded already), and every leg of a bulk load are folded
+ * from all of their events, read back from the store.
  */
 export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor) => {
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
@@ -136,19 +138,25 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
 
   // Live: the batch's events applied to each leg's state.
   const full: Target[] = [];
+  const stateOf = new Map<string, CallLegFold>();
   if (mode.incremental) {
     const applicable: Target[] = [];
     for (const t of targets) {
-      const p = prior.get(keyOf(t.provider, t.callId));
-      if (p && p.fold === null) full.push(t);
-      else applicable.push(t);
+      const k = keyOf(t.provider, t.callId);
+      const p = prior.get(k);
+      // No row: none of the leg's events has been folded into this generation yet.
+      const state = p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD;
+      if (state) {
+        stateOf.set(k, state);
+        applicable.push(t);
+      } else full.push(t);
     }
     const amdOf = new Map<string, LedgerEvent[]>();
-    const heldOf = (t: Target) => (prior.get(keyOf(t.provider, t.callId))?.fold?.events ?? []) as unknown as LedgerEvent[];
+    const heldOf = (t: Target) => stateOf.get(keyOf(t.provider, t.callId))!.events as unknown as LedgerEvent[];
     const k = (t: Target) => keyOf(t.provider, t.callId);
     await addParentAmd(trx, g, applicable, (t) => [...heldOf(t), ...(batch.own.get(k(t)) ?? []), ...(batch.related.get(k(t)) ?? [])], amdOf);
     for (const t of applicable) {
-      const state = prior.get(k(t))?.fold ?? EMPTY_FOLD;
+      const state = stateOf.get(k(t))!;
       const related = [...(batch.related.get(k(t)) ?? []), ...(amdOf.get(k(t)) ?? [])];
       const applied = pure(`leg ${t.provider}:${t.callId}`, () => applyToCallLeg(state, { provider: t.provider, callId: t.callId, own: batch.own.get(k(t)) ?? [], related }));
       if (applied === null) {
@@ -182,17 +190,17 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
   }
 
   const rows: CallLegRow[] = [];
-  const folds: (CallLegFold | null)[] = [];
+  const seqs: (string | null)[] = [];
   for (const t of targets) {
     const r = results.get(keyOf(t.provider, t.callId));
     if (!r?.row) continue;
     rows.push(r.row);
     // Only a live leg still in progress keeps its state: a final leg rarely hears more (a late recording is
-    // folded in full), and leaving it out keeps the rows of finished calls, nearly all of them, narrow.
-    folds.push(mode.incremental && !r.row.final ? r.fold : null);
+    // folded in full), and the memory goes to the calls still talking.
+    seqs.push(keepFold(g, t.provider, t.callId, mode.incremental && !r.row.final ? r.fold : null));
   }
   if (rows.length === 0) return;
-  await upsertLegs(trx, g, rows, folds, mode.incremental ? rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId))) : rows);
+  await upsertLegs(trx, g, rows, seqs, mode.incremental ? rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId))) : rows);
   if (!mode.incremental) return;
   // Roots and depths change only where a leg is new or its parent changed (the upsert keeps them otherwise); the
   // heal walks down from there, re-rooting whatever subtree hangs below.
@@ -218,22 +226,22 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
 };
 
 /**
- * Writes the rows (with each one's fold state, or null), and the recordings of `recorded`: the legs whose
+ * Writes the rows (with each one's fold state tag, or null), and the recordings of `recorded`: the legs whose
  * recordings may have changed (each one's are replaced whole).
  */
-export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[], folds: readonly (CallLegFold | null)[], recorded: readonly CallLegRow[]) => {
+export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[], seqs: readonly (string | null)[], recorded: readonly CallLegRow[]) => {
   const col = <T>(f: (r: CallLegRow) => T) => rows.map(f);
   await sql`
     INSERT INTO ${legs(g)} (provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number,
       status, started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source,
       answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict, invalid_fields, verification,
-      answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec, fold)
+      answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec, fold_seq)
     SELECT t.provider, t.call_id, t.account_id, t.parent_call_id, t.call_id, 0, t.direction, t.from_number, t.to_number,
       t.status, t.started_at, t.answered_at, t.ended_at, t.ring, t.talk, t.ring_src, t.talk_src, t.answered_by, t.end_reason,
       t.sip_status, coalesce(string_to_array(nullif(t.conf, ''), ','), '{}'), t.final, t.event_count, t.last_position, t.link_conflict,
       t.invalid::jsonb, t.verification,
       t.answered_by_detail, t.hangup_by, t.end_reason_detail, t.started_at_source, t.answered_at_source, t.ended_at_source, t.pdd_sec,
-      t.fold::json
+      t.fold_seq
     FROM unnest(${col((r) => r.provider)}::text[], ${col((r) => r.callId)}::text[], ${col((r) => r.accountId)}::text[],
       ${col((r) => r.parentCallId)}::text[], ${col((r) => r.direction)}::text[], ${col((r) => r.from)}::text[], ${col((r) => r.to)}::text[],
       ${col((r) => r.status)}::text[], ${col((r) => r.startedAt)}::timestamptz[], ${col((r) => r.answeredAt)}::timestamptz[],
@@ -244,10 +252,10 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       ${col((r) => JSON.stringify(r.invalidFields))}::text[], ${col((r) => r.verification)}::text[],
       ${col((r) => r.answeredByDetail)}::text[], ${col((r) => r.hangupBy)}::text[], ${col((r) => r.endReasonDetail)}::text[],
       ${col((r) => r.startedAtSource)}::text[], ${col((r) => r.answeredAtSource)}::text[], ${col((r) => r.endedAtSource)}::text[],
-      ${col((r) => r.pddSec)}::float8[], ${folds.map((f) => (f === null ? null : JSON.stringify(f)))}::text[])
+      ${col((r) => r.pddSec)}::float8[], ${seqs}::bigint[])
       AS t(provider, call_id, account_id, parent_call_id, direction, from_number, to_number, status, started_at, answered_at, ended_at,
         ring, talk, ring_src, talk_src, answered_by, end_reason, sip_status, conf, final, event_count, last_position, link_conflict, invalid,
-        verification, answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec, fold)
+        verification, answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec, fold_seq)
     ORDER BY t.provider, t.call_id
     ON CONFLICT (provider, call_id) DO UPDATE SET
       account_id = EXCLUDED.account_id, parent_call_id = EXCLUDED.parent_call_id, direction = EXCLUDED.direction,
@@ -261,7 +269,7 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       verification = EXCLUDED.verification,
       answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
       started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
-      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold = EXCLUDED.fold`.execute(trx);
+      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`.execute(trx);
 
   if (recorded.length === 0) return;
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
