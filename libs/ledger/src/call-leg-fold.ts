@@ -10,8 +10,9 @@
  *
  * whatever the order in which the events arrive: an event that sorts before the folded ones needs no refold.
  * What the state cannot answer makes applyToCallLeg return null, and the caller refolds the leg from all of its
- * events: an event whose id was already folded (a duplicate, or one read ahead), and an erasure (the folded
- * events held the values it erased). A parent's machine detections are not kept: the caller reads them for
+ * events: an event whose id was already folded at another position (a duplicate), and an erasure (the folded
+ * events held the values it erased). An event folded already at the same position (read ahead with the leg's
+ * stream by an earlier full fold) is that same event, and is skipped. A parent's machine detections are not kept: the caller reads them for
  * every fold, as it does for a full one (they depend on which parent the leg ends up with).
  * Property-tested against the full fold in call-leg-fold.spec.ts.
  */
@@ -22,10 +23,10 @@ import { canonicalEvents, compareEventsCanonically, eventTimeSource, projectCall
 
 /** What a leg's row keeps between live runs (stored as JSON with the row while the leg is not final). */
 export interface CallLegFold {
-  /** Ids of every own event folded (eventCount is their number). */
-  own: string[];
-  /** Ids of every parent-side event naming the leg (ChildLegDialed, DialCompleted) folded. */
-  links: string[];
+  /** Position by id of every own event folded (eventCount is their number). */
+  own: Record<string, string>;
+  /** Position by id of every parent-side event naming the leg (ChildLegDialed, DialCompleted) folded. */
+  links: Record<string, string>;
   /** The events that hold a role (own and links), without their provider (the leg's). */
   events: StoredEvent[];
 }
@@ -118,9 +119,14 @@ const roleHolders = (own: readonly LedgerEvent[], links: readonly LedgerEvent[])
 const store = ({ provider: _provider, ...rest }: LedgerEvent): StoredEvent => rest;
 const load = (provider: Provider, events: readonly StoredEvent[]): LedgerEvent[] => events.map((e) => ({ ...e, provider }) as LedgerEvent);
 
-const foldOf = (input: ProjectCallLegInput, own: readonly LedgerEvent[], links: readonly LedgerEvent[], ownIds: string[], linkIds: string[]): FoldedCallLeg => {
+const idsOf = (events: readonly LedgerEvent[], into: Record<string, string> = {}): Record<string, string> => {
+  for (const e of events) into[e.eventId] = e.position;
+  return into;
+};
+
+const foldOf = (input: ProjectCallLegInput, own: readonly LedgerEvent[], links: readonly LedgerEvent[], ownIds: Record<string, string>, linkIds: Record<string, string>): FoldedCallLeg => {
   const row = projectCallLeg(input);
-  if (row) row.eventCount = ownIds.length;
+  if (row) row.eventCount = Object.keys(ownIds).length;
   return { row, fold: { own: ownIds, links: linkIds, events: roleHolders(own, links).map(store) } };
 };
 
@@ -128,7 +134,7 @@ const foldOf = (input: ProjectCallLegInput, own: readonly LedgerEvent[], links: 
 export function foldCallLeg(input: ProjectCallLegInput): FoldedCallLeg {
   const own = canonicalEvents(ownOf(input.provider, input.callId, input.own));
   const links = canonicalEvents(linksOf(input.provider, input.callId, input.related));
-  return foldOf(input, own, links, own.map((e) => e.eventId), links.map((e) => e.eventId));
+  return foldOf(input, own, links, idsOf(own), idsOf(links));
 }
 
 /**
@@ -139,10 +145,15 @@ export function foldCallLeg(input: ProjectCallLegInput): FoldedCallLeg {
 export function applyToCallLeg(fold: CallLegFold, input: ProjectCallLegInput): FoldedCallLeg | null {
   const { provider, callId } = input;
   if (input.own.some((e) => e.type === 'PersonalDataErased' && e.legId === callId && e.provider === provider)) return null;
-  const seen = new Set([...fold.own, ...fold.links]);
-  const newOwn = canonicalEvents(ownOf(provider, callId, input.own));
-  const newLinks = canonicalEvents(linksOf(provider, callId, input.related));
-  if ([...newOwn, ...newLinks].some((e) => seen.has(e.eventId))) return null;
+  const newOwn: LedgerEvent[] = [];
+  const newLinks: LedgerEvent[] = [];
+  for (const [events, into] of [[canonicalEvents(ownOf(provider, callId, input.own)), newOwn], [canonicalEvents(linksOf(provider, callId, input.related)), newLinks]] as const) {
+    for (const e of events) {
+      const at = fold.own[e.eventId] ?? fold.links[e.eventId];
+      if (at === undefined) into.push(e);
+      else if (at !== e.position) return null;
+    }
+  }
   const held = load(provider, fold.events);
   const heldOwn = held.filter((e) => e.legId === callId);
   const heldLinks = held.filter((e) => e.legId !== callId);
@@ -153,7 +164,7 @@ export function applyToCallLeg(fold: CallLegFold, input: ProjectCallLegInput): F
     { provider, callId, own, related: [...links, ...amd] },
     own,
     links,
-    [...fold.own, ...new Set(newOwn.map((e) => e.eventId))],
-    [...fold.links, ...new Set(newLinks.map((e) => e.eventId))],
+    idsOf(newOwn, { ...fold.own }),
+    idsOf(newLinks, { ...fold.links }),
   );
 }

@@ -111,7 +111,7 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
       answered_at_source text,
       ended_at_source text,
       pdd_sec double precision,
-      -- The tag of the leg's live fold state in the projecting process (fold-cache.ts), while it is not final.
+      -- The tag of the leg's live fold state in the projecting process (fold-cache.ts); null after a bulk load.
       fold_seq bigint,
       PRIMARY KEY (provider, call_id)
     )`.execute(db);

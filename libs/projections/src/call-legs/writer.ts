@@ -3,7 +3,7 @@ import type { DB } from '@lib/db';
 import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
-import { childLegsNamedIn, compareCursors, cursorOf, notParked, readLegEvents, readTypeInStreams, type Cursor } from '../event-reader.js';
+import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
 import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
@@ -20,7 +20,7 @@ export interface Mode {
   /** Heal roots and keep the rollups current after each batch (live), or once at the end (bulk load). */
   incremental: boolean;
 }
-const EMPTY_FOLD: CallLegFold = { own: [], links: [], events: [] };
+const EMPTY_FOLD: CallLegFold = { own: {}, links: {}, events: [] };
 
 export const LIVE: Mode = { completeStreams: false, incremental: true };
 export const BULK: Mode = { completeStreams: true, incremental: false };
@@ -57,16 +57,6 @@ const byLeg = (events: readonly LedgerEvent[]) => {
     if (child && e.legId !== child) push(related, keyOf(e.provider, child), e);
   }
   return { own, related };
-};
-
-/** The latest commit-order point among events read from the store (undefined for events that were not). */
-const lastCursorOf = (events: readonly LedgerEvent[]): Cursor | undefined => {
-  let last: Cursor | undefined;
-  for (const e of events) {
-    const c = cursorOf(e);
-    if (c && (!last || compareCursors(c, last) > 0)) last = c;
-  }
-  return last;
 };
 
 /**
@@ -169,8 +159,8 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
   } else full.push(...targets);
 
   if (full.length > 0) {
-    // The batch is in hand already; only the touched legs' other events are read. Live, only up to the batch's
-    // last event in commit order: an event read ahead would come again in a later batch as an id already folded.
+    // The batch is in hand already; only the touched legs' other events are read (live, also those committed after
+    // the batch: a projector catching up folds each such leg once, and skips those events in their own batches).
     const held = mode.completeStreams ? new Set(events.map((e) => keyOf(e.provider, e.legId ?? ''))) : new Set<string>();
     const others = await readLegEvents(
       trx,
@@ -178,7 +168,7 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
       full.map((t) => t.callId),
       events.map((e) => e.position),
       { projection: CALL_LEGS, generation: g },
-      upTo ?? (mode.incremental ? lastCursorOf(events) : undefined),
+      upTo,
     );
     const { own, related } = byLeg([...events, ...others]);
     await addParentAmd(trx, g, full, (t) => [...(own.get(keyOf(t.provider, t.callId)) ?? []), ...(related.get(keyOf(t.provider, t.callId)) ?? [])], related);
@@ -195,9 +185,8 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     const r = results.get(keyOf(t.provider, t.callId));
     if (!r?.row) continue;
     rows.push(r.row);
-    // Only a live leg still in progress keeps its state: a final leg rarely hears more (a late recording is
-    // folded in full), and the memory goes to the calls still talking.
-    seqs.push(keepFold(g, t.provider, t.callId, mode.incremental && !r.row.final ? r.fold : null));
+    // Final legs keep theirs too: a parent's dial result or a recording often comes after the leg's own end.
+    seqs.push(keepFold(g, t.provider, t.callId, mode.incremental ? r.fold : null));
   }
   if (rows.length === 0) return;
   await upsertLegs(trx, g, rows, seqs, mode.incremental ? rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId))) : rows);
