@@ -47,8 +47,12 @@ export const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: Re
         legs = h.legs + EXCLUDED.legs, talk_ms = h.talk_ms + EXCLUDED.talk_ms, ring_ms = h.ring_ms + EXCLUDED.ring_ms,
         ring_n = h.ring_n + EXCLUDED.ring_n, machine = h.machine + EXCLUDED.machine,
         talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`.execute(trx);
+    // Only a cell that lost legs can have none left.
+    const emptied = cells.filter((c) => c.delta.legs < 0);
+    if (emptied.length === 0) continue;
+    const emptiedKeys = sql.join(spec.columns.map((c) => sql`${emptied.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
     await sql`
-      DELETE FROM ${T} h USING unnest(${keys}) AS t(${names(spec)})
+      DELETE FROM ${T} h USING unnest(${emptiedKeys}) AS t(${names(spec)})
       WHERE h.legs = 0 AND ${sql.raw(spec.columns.map((c) => `h.${c.name} IS NOT DISTINCT FROM t.${c.name}`).join(' AND '))}`.execute(trx);
   }
 };
