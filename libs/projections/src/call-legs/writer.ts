@@ -1,7 +1,7 @@
 import { sql, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import {
-  applyToCallLeg, cellKey, cellOf, foldCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
+  applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
 import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
@@ -174,7 +174,9 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     await addParentAmd(trx, g, full, (t) => [...(own.get(keyOf(t.provider, t.callId)) ?? []), ...(related.get(keyOf(t.provider, t.callId)) ?? [])], related);
     for (const t of full) {
       const k = keyOf(t.provider, t.callId);
-      results.set(k, pure(`leg ${t.provider}:${t.callId}`, () => foldCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] })));
+      const input = { provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] };
+      // A bulk load keeps no state: the row alone, without the role holders' pass.
+      results.set(k, pure(`leg ${t.provider}:${t.callId}`, () => (mode.incremental ? foldCallLeg(input) : { row: projectCallLeg(input), fold: EMPTY_FOLD })));
       recordingsOf.add(k);
     }
   }
