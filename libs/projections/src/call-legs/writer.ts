@@ -3,7 +3,7 @@ import type { DB } from '@lib/db';
 import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
-import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, type Cursor } from '../event-reader.js';
+import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, receiptOf, retranslatedReceipts, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
 import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
@@ -130,12 +130,22 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
   const full: Target[] = [];
   const stateOf = new Map<string, CallLegFold>();
   if (mode.incremental) {
+    // A receipt translated again brings events that supersede some the state holds (only a full read leaves those out).
+    const receipts = [...new Set(events.map(receiptOf).filter((r): r is string => r !== undefined))];
+    const redone = await retranslatedReceipts(trx, receipts);
+    const retranslated = new Set<string>();
+    for (const e of events) {
+      if (!redone.has(receiptOf(e) ?? '')) continue;
+      if (e.legId) retranslated.add(keyOf(e.provider, e.legId));
+      const child = (e.data as { childLegId?: string }).childLegId;
+      if (child) retranslated.add(keyOf(e.provider, child));
+    }
     const applicable: Target[] = [];
     for (const t of targets) {
       const k = keyOf(t.provider, t.callId);
       const p = prior.get(k);
       // No row: none of the leg's events has been folded into this generation yet.
-      const state = p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD;
+      const state = retranslated.has(k) ? undefined : p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD;
       if (state) {
         stateOf.set(k, state);
         applicable.push(t);
