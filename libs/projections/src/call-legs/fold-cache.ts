@@ -11,7 +11,11 @@ import type { CallLegFold } from '@lib/ledger';
  * Why memory and not the state itself in the row: stored as JSON with the row (about 2 kB a leg in progress),
  * writing and reading it cost PostgreSQL about as much as the events read it saved (bench/profile-notes.md).
  */
-const MAX_LEGS = 20_000;
+/**
+ * About 4–5 kB of heap a leg (its role-holding events, their data, the ids seen): 10,000 legs, some 50 MB, is more
+ * legs than a service's calls in progress plus their recent past, and within the import's memory budget.
+ */
+const MAX_LEGS = 10_000;
 const states = new Map<string, { seq: string; fold: CallLegFold }>();
 
 const keyOf = (g: number, provider: string, callId: string) => `${g}\u0000${provider}\u0000${callId}`;
