@@ -20,6 +20,8 @@ export const START: Cursor = { xid: '0', position: '0' };
 interface Row {
   global_position: string;
   transaction_id: string;
+  /** Absent from reads that do not select it (older callers' column lists). */
+  receipt_id?: string;
   event_id: string;
   type: string;
   schema_version: number;
@@ -43,10 +45,26 @@ export const compareCursors = (a: Cursor, b: Cursor): number => {
   return x < 0n ? -1 : x > 0n ? 1 : 0;
 };
 
+/** The receipt each event read from the store came from (its translation may have been superseded since). */
+const receipts = new WeakMap<LedgerEvent, string>();
+export const receiptOf = (e: LedgerEvent): string | undefined => receipts.get(e);
+
 export const toLedgerEvent = (r: Row): LedgerEvent => {
   const e = toEvent(r);
   cursors.set(e, { xid: String(r.transaction_id), position: String(r.global_position) });
+  if (r.receipt_id !== undefined) receipts.set(e, String(r.receipt_id));
   return e;
+};
+
+/**
+ * Which of these receipts were translated again (receipt_translations): their events in a batch are a new
+ * translation, and a reader that kept the leg's earlier events (an incremental fold) must read the leg again.
+ */
+export const retranslatedReceipts = async (db: Executor, receiptIds: readonly string[]): Promise<Set<string>> => {
+  if (receiptIds.length === 0) return new Set();
+  const r = await sql<{ receipt_id: string }>`
+    SELECT DISTINCT receipt_id::text AS receipt_id FROM receipt_translations WHERE receipt_id = ANY (${receiptIds}::bigint[])`.execute(db);
+  return new Set(r.rows.map((x) => x.receipt_id));
 };
 
 /**
@@ -93,7 +111,7 @@ const iso = (column: string) => sql.raw(`to_char(${column} AT TIME ZONE 'UTC', '
 // old speed; a 200,000-event rebuild of imports went from 10,900 to 5,300-7,500 events/s with the lookup on all).
 // An event is in its receipt's month (both partitioned by received_at, the appends write the receipt's on its
 // events): matching received_at too prunes the lookup to that one partition instead of probing every month's.
-export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, event_id, type, schema_version, data, metadata, ${iso('occurred_at')}, ${iso('received_at')},
+export const COLUMNS = sql`global_position, transaction_id::text AS transaction_id, receipt_id, event_id, type, schema_version, data, metadata, ${iso('occurred_at')}, ${iso('received_at')},
   CASE WHEN metadata->>'source' = 'import' THEN 'not-checked'
     ELSE (SELECT r.signature_status FROM webhook_receipts r WHERE r.id = events.receipt_id AND r.received_at = events.received_at) END AS signature_status`;
 

@@ -14,3 +14,4 @@ export * from './event-schemas.js';
 export * from './retention-policy.js';
 export * from './masking.js';
 export * from './lookup-table.js';
+export * from './call-leg-fold.js';

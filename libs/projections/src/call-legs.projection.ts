@@ -12,7 +12,8 @@ export { TALK_EDGES_SQL } from './call-legs/rollups.js';
 /**
  * Call legs, their trees and their recordings. For every leg a batch touches, the row is recomputed from
  * all of that leg's events plus the parent-side events that name it (a pure function of the set of events,
- * so delivery order and duplicates cannot change it), then roots and depths are healed for the trees touched.
+ * so delivery order and duplicates cannot change it): live, by applying the batch's events to the leg's fold
+ * state, which gives the same row (writer.ts); then roots and depths are healed where a leg is new or moved.
  *
  * By concern, in ./call-legs/: schema (generation tables, views), writer (a batch's legs and recordings), trees
  * (roots and depths), rollups (hourly cells), loader (the rebuild's bulk path).
@@ -28,7 +29,9 @@ export const callLegsProjection: ProjectionDefinition = {
   // end - duration, PDD.
   // 5: the coarse rollup by UTC day (call_provider_daily) for long analytics windows; the trigram index on
   // from/to for the number substring search (call-legs.query-indexes.ts).
-  version: 5,
+  // 6: the legs carry the live fold state (fold, libs/ledger call-leg-fold.ts) while they are in progress, and a
+  // live batch applies its events to it instead of reading and folding every event of each touched leg again.
+  version: 6,
 
   createGeneration,
   publish,

@@ -4,7 +4,7 @@ import type { LedgerEvent } from '@lib/ledger';
 
 // The store's reads live in libs/event-store (event-reader.ts), the only owner of the store's tables; what is
 // here is the projections' side of them: which events a projection parked.
-export { childLegsNamedIn, COLUMNS, compareCursors, cursorOf, headPosition, isCurrentTranslation, legStreamNamesAfter, readAfter, readStreamRange, readTypeInStreams, START, toLedgerEvent, type Cursor, type EventRow } from '@lib/event-store';
+export { childLegsNamedIn, COLUMNS, compareCursors, cursorOf, headPosition, isCurrentTranslation, legStreamNamesAfter, readAfter, readStreamRange, readTypeInStreams, receiptOf, retranslatedReceipts, START, toLedgerEvent, type Cursor, type EventRow } from '@lib/event-store';
 
 /**
  * Events that `projection` parked in generation `g` (projection_parked): a read of a leg's other events

@@ -1,26 +1,29 @@
 import { sql, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
-import { coarsen, TALK_BUCKETS, TALK_EDGES, type CallLegRow, type Provider, type RollupCell, type RollupLeg, type rollupDelta } from '@lib/ledger';
+import { coarsen, TALK_BUCKETS, TALK_EDGES, type Provider, type RollupCell, type RollupLeg, type rollupDelta } from '@lib/ledger';
 import { FINE, legs, names, ROLLUPS, sameCell, type RollupSpec } from './schema.js';
 
 /** The histogram edges as a SQL array literal, for `width_bucket(seconds, edges)` (same buckets as talkBucket). */
 export const TALK_EDGES_SQL = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 
-/** The legs as stored before this batch rewrites them: what their rollup contribution was. */
-export const currentLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]): Promise<(RollupLeg & { callId: string })[]> => {
+/** A leg as stored before this batch rewrites it: its rollup contribution, and the tag of its live fold state (fold-cache.ts). */
+export type StoredLeg = RollupLeg & { callId: string; foldSeq: string | null };
+
+/** The legs as stored before this batch rewrites them. */
+export const currentLegs = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]): Promise<StoredLeg[]> => {
   const r = await sql<{
     provider: Provider; call_id: string; account_id: string | null; parent_call_id: string | null; direction: RollupLeg['direction'];
     status: RollupLeg['status']; started_at: Date | null; talk_duration_sec: number | null;
-    ring_duration_sec: number | null; answered_by: RollupLeg['answeredBy'];
+    ring_duration_sec: number | null; answered_by: RollupLeg['answeredBy']; fold_seq: string | null;
   }>`
     SELECT l.provider, l.call_id, l.account_id, l.parent_call_id, l.direction, l.status, l.started_at,
-      l.talk_duration_sec, l.ring_duration_sec, l.answered_by
+      l.talk_duration_sec, l.ring_duration_sec, l.answered_by, l.fold_seq::text AS fold_seq
     FROM ${legs(g)} l JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
       ON l.provider = t.p AND l.call_id = t.c`.execute(trx);
   return r.rows.map((x) => ({
     provider: x.provider, callId: x.call_id, accountId: x.account_id, parentCallId: x.parent_call_id, direction: x.direction,
     status: x.status, startedAt: x.started_at?.toISOString() ?? null,
-    talkDurationSec: x.talk_duration_sec, ringDurationSec: x.ring_duration_sec, answeredBy: x.answered_by,
+    talkDurationSec: x.talk_duration_sec, ringDurationSec: x.ring_duration_sec, answeredBy: x.answered_by, foldSeq: x.fold_seq,
   }));
 };
 
@@ -44,8 +47,12 @@ export const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: Re
         legs = h.legs + EXCLUDED.legs, talk_ms = h.talk_ms + EXCLUDED.talk_ms, ring_ms = h.ring_ms + EXCLUDED.ring_ms,
         ring_n = h.ring_n + EXCLUDED.ring_n, machine = h.machine + EXCLUDED.machine,
         talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`.execute(trx);
+    // Only a cell that lost legs can have none left.
+    const emptied = cells.filter((c) => c.delta.legs < 0);
+    if (emptied.length === 0) continue;
+    const emptiedKeys = sql.join(spec.columns.map((c) => sql`${emptied.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
     await sql`
-      DELETE FROM ${T} h USING unnest(${keys}) AS t(${names(spec)})
+      DELETE FROM ${T} h USING unnest(${emptiedKeys}) AS t(${names(spec)})
       WHERE h.legs = 0 AND ${sql.raw(spec.columns.map((c) => `h.${c.name} IS NOT DISTINCT FROM t.${c.name}`).join(' AND '))}`.execute(trx);
   }
 };

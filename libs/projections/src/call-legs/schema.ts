@@ -111,6 +111,8 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
       answered_at_source text,
       ended_at_source text,
       pdd_sec double precision,
+      -- The tag of the leg's live fold state in the projecting process (fold-cache.ts); null after a bulk load.
+      fold_seq bigint,
       PRIMARY KEY (provider, call_id)
     )`.execute(db);
   await sql`
@@ -198,9 +200,15 @@ export async function publish(trx: Transaction<DB>, g: number): Promise<void> {
     ['call_legs', legs(g)], ['recordings', recs(g)], ['call_leg_hourly', hourly(g)], ['call_provider_hourly', sql.table(COARSE.table(g))],
     ['call_provider_daily', sql.table(DAILY.table(g))],
   ] as const;
+  // The live fold state's tag is the projector's bookkeeping, not part of the read model: the legs' view leaves it out
+  // (the table's other columns as it has them, whatever a version adds).
+  const cols = await sql<{ list: string }>`
+    SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) AS list FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = ${`call_legs_g${g}`} AND column_name <> 'fold_seq'`.execute(trx);
   for (const [view, table] of views) {
+    const columns = view === 'call_legs' ? sql.raw(cols.rows[0]!.list) : sql`*`;
     await sql`DROP VIEW IF EXISTS ${sql.table(view)}`.execute(trx);
-    await sql`CREATE VIEW ${sql.table(view)} AS SELECT * FROM ${table}`.execute(trx);
+    await sql`CREATE VIEW ${sql.table(view)} AS SELECT ${columns} FROM ${table}`.execute(trx);
   }
 }
 

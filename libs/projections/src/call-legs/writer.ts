@@ -1,10 +1,13 @@
 import { sql, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
-import { cellKey, cellOf, projectCallLeg, rollupDelta, toMs, type CallLegRow, type LedgerEvent, type Provider, type RollupCell } from '@lib/ledger';
-import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, type Cursor } from '../event-reader.js';
+import {
+  applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
+} from '@lib/ledger';
+import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, receiptOf, retranslatedReceipts, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
 import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
+import { cachedFold, keepFold } from './fold-cache.js';
 import { healTrees } from './trees.js';
 import { legStreamName } from '@lib/event-store';
 
@@ -17,6 +20,8 @@ export interface Mode {
   /** Heal roots and keep the rollups current after each batch (live), or once at the end (bulk load). */
   incremental: boolean;
 }
+const EMPTY_FOLD: CallLegFold = { own: {}, links: {}, events: [] };
+
 export const LIVE: Mode = { completeStreams: false, incremental: true };
 export const BULK: Mode = { completeStreams: true, incremental: false };
 export const BULK_ISOLATED: Mode = { completeStreams: false, incremental: false };
@@ -49,10 +54,67 @@ const eraseArchivedParties = async (trx: Transaction<DB>, g: number, events: rea
     WHERE l.provider = m.p AND l.call_id = m.c`.execute(trx);
 };
 
+/** A leg the batch touches, and how its row is computed. */
+interface Target {
+  provider: Provider;
+  callId: string;
+}
+
+const push = <K, V>(m: Map<K, V[]>, k: K, v: V) => {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+};
+
+/** Each event's leg (own) and the legs it names as a child (related), by leg key. */
+const byLeg = (events: readonly LedgerEvent[]) => {
+  const own = new Map<string, LedgerEvent[]>();
+  const related = new Map<string, LedgerEvent[]>();
+  for (const e of events) {
+    if (e.legId) push(own, keyOf(e.provider, e.legId), e);
+    const child = (e.data as { childLegId?: string }).childLegId;
+    if (child && e.legId !== child) push(related, keyOf(e.provider, child), e);
+  }
+  return { own, related };
+};
+
+/**
+ * The parent legs' machine detections, added to `related` of each jambonz target (only a jambonz leg reads a
+ * parent's AMD: projectCallLeg ignores it for the other providers). Parents are those the leg's events assert.
+ */
+const addParentAmd = async (trx: Transaction<DB>, g: number, targets: readonly Target[], eventsOf: (t: Target) => readonly LedgerEvent[], related: Map<string, LedgerEvent[]>) => {
+  const parentsOf = new Map<string, Set<string>>();
+  for (const t of targets) {
+    if (t.provider !== 'jambonz') continue;
+    const parents = new Set<string>();
+    for (const e of eventsOf(t)) {
+      const parent = e.legId === t.callId ? e.parentLegId : e.legId;
+      if (parent) parents.add(parent);
+    }
+    if (parents.size > 0) parentsOf.set(keyOf(t.provider, t.callId), parents);
+  }
+  if (parentsOf.size === 0) return;
+  const streams = new Set<string>();
+  for (const parents of parentsOf.values()) for (const p of parents) streams.add(streamOf('jambonz', p));
+  const amd = await readTypeInStreams(trx, [...streams], 'MachineDetected', notParked(CALL_LEGS, g));
+  const byParent = new Map<string, LedgerEvent[]>();
+  for (const r of amd) if (r.provider === 'jambonz' && r.legId) push(byParent, r.legId, r);
+  for (const [k, parents] of parentsOf) for (const p of parents) for (const e of byParent.get(p) ?? []) push(related, k, e);
+};
+
+/**
+ * Recomputes the rows of every leg the batch touches. Live (mode.incremental), a leg whose fold state this
+ * process holds (libs/ledger call-leg-fold.ts: the events holding a role in the fold, the ids seen; fold-cache.ts)
+ * has only the batch's events applied to it, which equals folding all of its events again (property-tested
+ * there); a leg the generation does not have yet starts from the empty state (no row means none of its events
+ * was folded). A leg without a state here (final, loaded by a rebuild, written by another instance, evicted),
+ * one the state cannot answer for (an erasure, an id folded already), and every leg of a bulk load are folded
+ * from all of their events, read back from the store.
+ */
 export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor) => {
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
   // parent that reports machine detection (jambonz reports AMD on the parent).
-  const touched = new Map<string, { provider: Provider; callId: string }>();
+  const touched = new Map<string, Target>();
   const touch = (provider: Provider, callId: string | null | undefined) => {
     if (callId) touched.set(keyOf(provider, callId), { provider, callId });
   };
@@ -68,80 +130,106 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     const kids = await sql<{ provider: Provider; call_id: string }>`
       SELECT provider, call_id FROM ${legs(g)} l
       JOIN unnest(${amdParents.map((p) => p.provider)}::text[], ${amdParents.map((p) => p.callId)}::text[]) AS a(p, c)
-        ON l.provider = a.p AND l.parent_call_id = a.c`.execute(trx);
+        ON l.provider = a.p AND l.call_id = a.c`.execute(trx);
     for (const k of kids.rows) touch(k.provider, k.call_id);
     const named = await childLegsNamedIn(trx, amdParents.map((p) => streamOf(p.provider, p.callId)), notParked(CALL_LEGS, g));
     for (const k of named) touch(k.provider, k.child);
   }
   if (touched.size === 0) return;
-
   const targets = [...touched.values()];
-  // The batch is in hand already; only the touched legs' other events are read.
-  const held = mode.completeStreams ? new Set(events.map((e) => keyOf(e.provider, e.legId ?? ''))) : new Set<string>();
-  const others = await readLegEvents(
-    trx,
-    targets.filter((t) => !held.has(keyOf(t.provider, t.callId))).map((t) => streamOf(t.provider, t.callId)),
-    targets.map((t) => t.callId),
-    events.map((e) => e.position),
-    { projection: CALL_LEGS, generation: g },
-    upTo,
-  );
-  const all = [...events, ...others];
-  const own = new Map<string, LedgerEvent[]>();
-  const related = new Map<string, LedgerEvent[]>();
-  for (const e of all) {
-    if (e.legId) (own.get(keyOf(e.provider, e.legId)) ?? own.set(keyOf(e.provider, e.legId), []).get(keyOf(e.provider, e.legId))!).push(e);
-    const child = (e.data as { childLegId?: string }).childLegId;
-    if (child && e.legId !== child) {
-      const k = keyOf(e.provider, child);
-      (related.get(k) ?? related.set(k, []).get(k)!).push(e);
+
+  const before = mode.incremental ? await currentLegs(trx, g, targets) : [];
+  const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
+  const batch = byLeg(events);
+  const results = new Map<string, FoldedCallLeg>();
+  // Legs whose recordings may differ from what is stored: folded in full, or given a recording by the batch.
+  const recordingsOf = new Set<string>();
+
+  // Live: the batch's events applied to each leg's state.
+  const full: Target[] = [];
+  const stateOf = new Map<string, CallLegFold>();
+  if (mode.incremental) {
+    // A receipt translated again brings events that supersede some the state holds (only a full read leaves those out).
+    const receipts = [...new Set(events.map(receiptOf).filter((r): r is string => r !== undefined))];
+    const redone = await retranslatedReceipts(trx, receipts);
+    const retranslated = new Set<string>();
+    for (const e of events) {
+      if (!redone.has(receiptOf(e) ?? '')) continue;
+      if (e.legId) retranslated.add(keyOf(e.provider, e.legId));
+      const child = (e.data as { childLegId?: string }).childLegId;
+      if (child) retranslated.add(keyOf(e.provider, child));
     }
-  }
-  // Parents' machine detection, for the rule that attaches a parent-reported AMD to the dial winner.
-  const parentStreams = new Set<string>();
-  for (const t of targets) {
-    const k = keyOf(t.provider, t.callId);
-    for (const e of [...(own.get(k) ?? []), ...(related.get(k) ?? [])]) {
-      const parent = e.legId === t.callId ? e.parentLegId : e.legId;
-      if (parent) parentStreams.add(streamOf(t.provider, parent));
-    }
-  }
-  if (parentStreams.size > 0) {
-    const amd = await readTypeInStreams(trx, [...parentStreams], 'MachineDetected', notParked(CALL_LEGS, g));
-    const byParent = new Map<string, LedgerEvent[]>();
-    for (const r of amd) {
-      const k = keyOf(r.provider, r.legId!);
-      (byParent.get(k) ?? byParent.set(k, []).get(k)!).push(r);
-    }
+    const applicable: Target[] = [];
     for (const t of targets) {
       const k = keyOf(t.provider, t.callId);
-      const parents = new Set<string>();
-      for (const e of [...(own.get(k) ?? []), ...(related.get(k) ?? [])]) {
-        const parent = e.legId === t.callId ? e.parentLegId : e.legId;
-        if (parent) parents.add(keyOf(t.provider, parent));
+      const p = prior.get(k);
+      // No row: none of the leg's events has been folded into this generation yet.
+      const state = retranslated.has(k) ? undefined : p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD;
+      if (state) {
+        stateOf.set(k, state);
+        applicable.push(t);
+      } else full.push(t);
+    }
+    const amdOf = new Map<string, LedgerEvent[]>();
+    const heldOf = (t: Target) => stateOf.get(keyOf(t.provider, t.callId))!.events as unknown as LedgerEvent[];
+    const k = (t: Target) => keyOf(t.provider, t.callId);
+    await addParentAmd(trx, g, applicable, (t) => [...heldOf(t), ...(batch.own.get(k(t)) ?? []), ...(batch.related.get(k(t)) ?? [])], amdOf);
+    for (const t of applicable) {
+      const state = stateOf.get(k(t))!;
+      const related = [...(batch.related.get(k(t)) ?? []), ...(amdOf.get(k(t)) ?? [])];
+      const applied = pure(`leg ${t.provider}:${t.callId}`, () => applyToCallLeg(state, { provider: t.provider, callId: t.callId, own: batch.own.get(k(t)) ?? [], related }));
+      if (applied === null) {
+        full.push(t);
+        continue;
       }
-      for (const p of parents) for (const e of byParent.get(p) ?? []) (related.get(k) ?? related.set(k, []).get(k)!).push(e);
+      results.set(k(t), applied);
+      if ((batch.own.get(k(t)) ?? []).some((e) => e.type === 'RecordingAvailable') || !prior.has(k(t))) recordingsOf.add(k(t));
+    }
+  } else full.push(...targets);
+
+  if (full.length > 0) {
+    // The batch is in hand already; only the touched legs' other events are read (live, also those committed after
+    // the batch: a projector catching up folds each such leg once, and skips those events in their own batches).
+    const held = mode.completeStreams ? new Set(events.map((e) => keyOf(e.provider, e.legId ?? ''))) : new Set<string>();
+    const others = await readLegEvents(
+      trx,
+      full.filter((t) => !held.has(keyOf(t.provider, t.callId))).map((t) => streamOf(t.provider, t.callId)),
+      full.map((t) => t.callId),
+      events.map((e) => e.position),
+      { projection: CALL_LEGS, generation: g },
+      upTo,
+    );
+    const { own, related } = byLeg([...events, ...others]);
+    await addParentAmd(trx, g, full, (t) => [...(own.get(keyOf(t.provider, t.callId)) ?? []), ...(related.get(keyOf(t.provider, t.callId)) ?? [])], related);
+    for (const t of full) {
+      const k = keyOf(t.provider, t.callId);
+      const input = { provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] };
+      // A bulk load keeps no state: the row alone, without the role holders' pass.
+      results.set(k, pure(`leg ${t.provider}:${t.callId}`, () => (mode.incremental ? foldCallLeg(input) : { row: projectCallLeg(input), fold: EMPTY_FOLD })));
+      recordingsOf.add(k);
     }
   }
 
   const rows: CallLegRow[] = [];
+  const seqs: (string | null)[] = [];
   for (const t of targets) {
-    const k = keyOf(t.provider, t.callId);
-    const row = pure(`leg ${t.provider}:${t.callId}`, () =>
-      projectCallLeg({ provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] }),
-    );
-    if (row) rows.push(row);
+    const r = results.get(keyOf(t.provider, t.callId));
+    if (!r?.row) continue;
+    rows.push(r.row);
+    // Final legs keep theirs too: a parent's dial result or a recording often comes after the leg's own end.
+    seqs.push(keepFold(g, t.provider, t.callId, mode.incremental ? r.fold : null));
   }
   if (rows.length === 0) {
     await eraseArchivedParties(trx, g, events);
     return;
   }
-  const before = mode.incremental ? await currentLegs(trx, g, rows) : [];
-  await upsertLegs(trx, g, rows);
+  await upsertLegs(trx, g, rows, seqs, mode.incremental ? rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId))) : rows);
   await eraseArchivedParties(trx, g, events);
   if (!mode.incremental) return;
-  await healTrees(trx, g, rows);
-  const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
+  // Roots and depths change only where a leg is new or its parent changed (the upsert keeps them otherwise); the
+  // heal walks down from there, re-rooting whatever subtree hangs below.
+  const moved = rows.filter((r) => prior.get(keyOf(r.provider, r.callId))?.parentCallId !== r.parentCallId || !prior.has(keyOf(r.provider, r.callId)));
+  if (moved.length > 0) await healTrees(trx, g, moved);
   const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
   const delta = pure('rollup delta', () => rollupDelta(changes));
   await applyRollupDelta(trx, g, delta);
@@ -161,18 +249,23 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
   await refreshExtremes(trx, g, left);
 };
 
-export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[]) => {
+/**
+ * Writes the rows (with each one's fold state tag, or null), and the recordings of `recorded`: the legs whose
+ * recordings may have changed (each one's are replaced whole).
+ */
+export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[], seqs: readonly (string | null)[], recorded: readonly CallLegRow[]) => {
   const col = <T>(f: (r: CallLegRow) => T) => rows.map(f);
   await sql`
     INSERT INTO ${legs(g)} (provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number,
       status, started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source,
       answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict, invalid_fields, verification,
-      answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec)
+      answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec, fold_seq)
     SELECT t.provider, t.call_id, t.account_id, t.parent_call_id, t.call_id, 0, t.direction, t.from_number, t.to_number,
       t.status, t.started_at, t.answered_at, t.ended_at, t.ring, t.talk, t.ring_src, t.talk_src, t.answered_by, t.end_reason,
       t.sip_status, coalesce(string_to_array(nullif(t.conf, ''), ','), '{}'), t.final, t.event_count, t.last_position, t.link_conflict,
       t.invalid::jsonb, t.verification,
-      t.answered_by_detail, t.hangup_by, t.end_reason_detail, t.started_at_source, t.answered_at_source, t.ended_at_source, t.pdd_sec
+      t.answered_by_detail, t.hangup_by, t.end_reason_detail, t.started_at_source, t.answered_at_source, t.ended_at_source, t.pdd_sec,
+      t.fold_seq
     FROM unnest(${col((r) => r.provider)}::text[], ${col((r) => r.callId)}::text[], ${col((r) => r.accountId)}::text[],
       ${col((r) => r.parentCallId)}::text[], ${col((r) => r.direction)}::text[], ${col((r) => r.from)}::text[], ${col((r) => r.to)}::text[],
       ${col((r) => r.status)}::text[], ${col((r) => r.startedAt)}::timestamptz[], ${col((r) => r.answeredAt)}::timestamptz[],
@@ -183,10 +276,10 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       ${col((r) => JSON.stringify(r.invalidFields))}::text[], ${col((r) => r.verification)}::text[],
       ${col((r) => r.answeredByDetail)}::text[], ${col((r) => r.hangupBy)}::text[], ${col((r) => r.endReasonDetail)}::text[],
       ${col((r) => r.startedAtSource)}::text[], ${col((r) => r.answeredAtSource)}::text[], ${col((r) => r.endedAtSource)}::text[],
-      ${col((r) => r.pddSec)}::float8[])
+      ${col((r) => r.pddSec)}::float8[], ${seqs}::bigint[])
       AS t(provider, call_id, account_id, parent_call_id, direction, from_number, to_number, status, started_at, answered_at, ended_at,
         ring, talk, ring_src, talk_src, answered_by, end_reason, sip_status, conf, final, event_count, last_position, link_conflict, invalid,
-        verification, answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec)
+        verification, answered_by_detail, hangup_by, end_reason_detail, started_at_source, answered_at_source, ended_at_source, pdd_sec, fold_seq)
     ORDER BY t.provider, t.call_id
     ON CONFLICT (provider, call_id) DO UPDATE SET
       account_id = EXCLUDED.account_id, parent_call_id = EXCLUDED.parent_call_id, direction = EXCLUDED.direction,
@@ -200,19 +293,22 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       verification = EXCLUDED.verification,
       answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
       started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
-      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec`.execute(trx);
+      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`.execute(trx);
 
-  const recRows = rows.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
+  if (recorded.length === 0) return;
+  const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
   await sql`
-    DELETE FROM ${recs(g)} r USING unnest(${col((r) => r.provider)}::text[], ${col((r) => r.callId)}::text[]) AS t(p, c)
+    DELETE FROM ${recs(g)} r USING unnest(${recorded.map((r) => r.provider)}::text[], ${recorded.map((r) => r.callId)}::text[]) AS t(p, c)
     WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
   if (recRows.length > 0) {
+    // Under the leg's root as it stands (the tree heal moves them with their leg when that root changes).
     await sql`
       INSERT INTO ${recs(g)} (provider, recording_id, call_id, root_call_id, url, duration_sec, scope, created_at)
-      SELECT t.p, t.rid, t.c, t.c, t.url, t.d, t.s, t.at
+      SELECT t.p, t.rid, t.c, coalesce(l.root_call_id, t.c), t.url, t.d, t.s, t.at
       FROM unnest(${recRows.map((r) => r.provider)}::text[], ${recRows.map((r) => r.recordingId)}::text[], ${recRows.map((r) => r.callId)}::text[],
         ${recRows.map((r) => r.url)}::text[], ${recRows.map((r) => r.durationSec)}::float8[], ${recRows.map((r) => r.scope)}::text[],
         ${recRows.map((r) => r.createdAt)}::timestamptz[]) AS t(p, rid, c, url, d, s, at)
+      LEFT JOIN ${legs(g)} l ON l.provider = t.p AND l.call_id = t.c
       ON CONFLICT DO NOTHING`.execute(trx);
   }
 };
