@@ -250,7 +250,8 @@ export interface LedgerConfig {
   projectorInProcess: boolean;
   /**
    * How the service runs its projector: `worker` in a worker thread of its own (its folds off the event loop that
-   * serves requests), `inline` on that event loop, `off` not at all. LEDGER_PROJECTOR=on means `worker`.
+   * serves requests), `inline` on that event loop, `off` not at all. LEDGER_PROJECTOR=on means `inline`: side by side on a quiet machine the thread
+   * gave the tee and the webhooks no lower p99 and cost more CPU per request and RSS (BENCHMARKS.md, issue 13).
    */
   projectorMode: 'worker' | 'inline' | 'off';
   /** The worker thread's nice value (Linux, per thread): it yields the cores to ingest and PostgreSQL when they are short. 0: the process's. */
@@ -366,7 +367,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     ingestConcurrency: e.LEDGER_INGEST_CONCURRENCY,
     ingestMaxConcurrency: Math.max(e.LEDGER_INGEST_CONCURRENCY, Math.min(e.LEDGER_INGEST_MAX_CONCURRENCY, e.LEDGER_DB_POOL_SIZE - 2)),
     projectorInProcess: e.LEDGER_PROJECTOR !== 'off',
-    projectorMode: e.LEDGER_PROJECTOR === 'on' ? 'worker' : e.LEDGER_PROJECTOR,
+    projectorMode: e.LEDGER_PROJECTOR === 'on' ? 'inline' : e.LEDGER_PROJECTOR,
     projectorThreadNice: e.LEDGER_PROJECTOR_THREAD_NICE,
     projectorGatherMs: e.LEDGER_PROJECTOR_GATHER_MS,
     logLevel: e.LOG_LEVEL,

@@ -16,8 +16,8 @@ export interface ProjectorHealth extends Partial<Omit<ProjectorThreadHealth, 'st
 /**
  * Once the schema is there: re-translates the stored receipts whose translator version is older than this code's
  * (docs/providers.md, "Translator versions and re-translation"), then starts the in-process projector (unless LEDGER_PROJECTOR=off):
- * in a worker thread by default (LEDGER_PROJECTOR=worker, projector.thread.ts), which initialises it there, or on
- * this event loop (inline). Stops both on shutdown, before the pools close. Ingest is served meanwhile: live
+ * on this event loop (inline, what LEDGER_PROJECTOR=on means) or in a worker thread (LEDGER_PROJECTOR=worker,
+ * projector.thread.ts), which initialises it there. Stops both on shutdown, before the pools close. Ingest is served meanwhile: live
  * deliveries are translated by this code already.
  */
 @Injectable()
