@@ -12,10 +12,12 @@ import type { CallLegFold } from '@lib/ledger';
  * writing and reading it cost PostgreSQL about as much as the events read it saved (bench/profile-notes.md).
  */
 /**
- * About 4–5 kB of heap a leg (its role-holding events, their data, the ids seen): 10,000 legs, some 50 MB, is more
- * legs than a service's calls in progress plus their recent past, and within the import's memory budget.
+ * Measured at about 16 kB of RSS a leg (its role-holding events, their data, the ids seen): with 10,000 legs the
+ * import's peak RSS was 543 MB against 385 MB without the cache, for no CPU saved there (an import's legs get their
+ * events in one chunk; `node dist/bench/import.probe.js`). 2,000 legs (~32 MB) cover the legs a live batch touches
+ * again within a few seconds, which is where the cache saves refolds; an evicted leg is folded in full.
  */
-const MAX_LEGS = 10_000;
+const MAX_LEGS = 2_000;
 const states = new Map<string, { seq: string; fold: CallLegFold }>();
 
 const keyOf = (g: number, provider: string, callId: string) => `${g}\u0000${provider}\u0000${callId}`;
