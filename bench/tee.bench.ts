@@ -6,7 +6,7 @@
  * request for each; tee minus direct is what the ledger adds (verify, the delivery's commit in parallel with the
  * app, forward, answer), tee minus webhook what tee adds over a plain webhook.
  */
-import { createServer } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { Agent, request } from 'undici';
@@ -105,6 +105,19 @@ export const histogramQuantileMs = (metricsText: string, name: string, q: number
   return hit === undefined || hit.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(hit.le) * 1000;
 };
 
+/** The local stub app: answers every request with PerCL at once, as a fast app would. */
+export const startStubApp = async (): Promise<{ app: Server; appBase: string }> => {
+  const app = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(PERCL);
+    });
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  return { app, appBase: `http://127.0.0.1:${(app.address() as AddressInfo).port}` };
+};
+
 /** The issue's target: what the tee adds over calling the app directly, p99, at 200 calls/s. */
 export const TEE_ADDED_P99_TARGET_MS = 5;
 
@@ -115,15 +128,7 @@ export const TEE_ADDED_P99_TARGET_MS = 5;
  */
 export const benchTee = async (opts: { seconds?: number; env?: Record<string, string>; probe?: PhaseProbe } = {}): Promise<TeeFigures> => {
   const seconds = opts.seconds ?? SECONDS;
-  const app = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(PERCL);
-    });
-  });
-  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-  const appBase = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+  const { app, appBase } = await startStubApp();
   const service = await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, LEDGER_API_KEYS: API_KEY, ...opts.env });
   const floor = await CommitFloor.start();
   const floorSamples: number[] = [];

@@ -14,15 +14,13 @@
  * durable commit costs on this machine while it is this loaded, to read the added latency against.
  */
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
 import pg from 'pg';
 import { CREDENTIALS_FILE } from '../libs/db/src/embedded-postgres.js';
-import type { AddressInfo } from 'node:net';
 import { CpuMeter, fmt, percentile, postgresPids, projectorBatches, startService, type RunningService } from './bench-support.js';
 import { CommitFloor } from './commit.probe.js';
 import { probeFsync } from './fsync.probe.js';
-import { figures, phase, PERCL, RATE, ROUND, SECRET, WARMUP } from './tee.bench.js';
+import { figures, phase, RATE, ROUND, SECRET, startStubApp, WARMUP } from './tee.bench.js';
 
 interface Variant {
   name: string;
@@ -57,15 +55,7 @@ const pgCounters = async (dataDir: string): Promise<{ commits: number; walFsyncs
   }
 };
 
-const app = createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(PERCL);
-  });
-});
-await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-const appBase = `http://127.0.0.1:${(app.address() as AddressInfo).port}`;
+const { app, appBase } = await startStubApp();
 const services: RunningService[] = [];
 const floor = await CommitFloor.start();
 const floorSamples: number[] = [];

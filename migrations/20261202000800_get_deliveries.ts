@@ -1,5 +1,6 @@
 import { sql, type Kysely } from 'kysely';
 import { LEAN_APPEND_FUNCTION } from './20261202000200_lean_append.js';
+import { reapplyRoles } from './rewrite-function.js';
 
 /** sha256 of zero bytes: the body of every GET delivery. */
 const EMPTY_SHA256 = "sha256(''::bytea)";
@@ -58,14 +59,3 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql.raw(PREVIOUS_APPEND_FUNCTION).execute(db);
   await reapplyRoles(db);
 }
-
-const reapplyRoles = async (db: Kysely<any>) => {
-  await sql`
-    DO $$
-    BEGIN
-      IF EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'ledger_apply_roles' AND pronamespace = current_schema()::regnamespace)
-        AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app') THEN
-        PERFORM ledger_apply_roles();
-      END IF;
-    END $$`.execute(db);
-};

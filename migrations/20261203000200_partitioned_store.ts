@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { reversed, rewriteFunction } from './rewrite-function.js';
+import { reapplyRoles, reversed, rewriteFunction } from './rewrite-function.js';
 
 /** sha256 of zero bytes: the body of every GET delivery (20261202000800_get_deliveries). */
 const EMPTY_SHA256 = "sha256(''::bytea)";
@@ -340,12 +340,5 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`
     ALTER TABLE receipt_translations ADD CONSTRAINT receipt_translations_receipt_id_fkey
     FOREIGN KEY (receipt_id) REFERENCES webhook_receipts (id)`.execute(db);
-  await sql`
-    DO $$
-    BEGIN
-      IF EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'ledger_apply_roles' AND pronamespace = current_schema()::regnamespace)
-        AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app') THEN
-        PERFORM ledger_apply_roles();
-      END IF;
-    END $$`.execute(db);
+  await reapplyRoles(db);
 }

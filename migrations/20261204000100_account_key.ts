@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import { reversed, rewriteFunction } from './rewrite-function.js';
+import { reapplyRoles, reversed, rewriteFunction } from './rewrite-function.js';
 
 /**
  * `account_key` on the store's tables (issue 16, docs/scaling.md "What the schema must carry now"): the key a
@@ -269,7 +269,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await rewriteFunction(APPEND_22, APPEND_EDITS).execute(db);
   await sql`DROP FUNCTION ${sql.raw(APPEND_22)}`.execute(db);
   await sql`REVOKE ALL ON FUNCTION ${sql.raw(APPEND_23)} FROM PUBLIC`.execute(db);
-  await applyRoles(db);
+  await reapplyRoles(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
@@ -286,16 +286,5 @@ export async function down(db: Kysely<any>): Promise<void> {
   await sql`ALTER TABLE events DROP CONSTRAINT events_pkey, ADD CONSTRAINT events_pkey PRIMARY KEY (global_position, received_at)`.execute(db);
   await sql`ALTER TABLE webhook_receipts DROP CONSTRAINT webhook_receipts_pkey, ADD CONSTRAINT webhook_receipts_pkey PRIMARY KEY (id, received_at)`.execute(db);
   for (const t of TABLES) await sql`ALTER TABLE ${sql.table(t)} DROP COLUMN account_key`.execute(db);
-  await applyRoles(db);
+  await reapplyRoles(db);
 }
-
-/** Grants and SECURITY DEFINER settings of the appends (a new signature starts with EXECUTE for PUBLIC). */
-const applyRoles = (db: Kysely<any>) =>
-  sql`
-    DO $$
-    BEGIN
-      IF EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'ledger_apply_roles' AND pronamespace = current_schema()::regnamespace)
-        AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app') THEN
-        PERFORM ledger_apply_roles();
-      END IF;
-    END $$`.execute(db);

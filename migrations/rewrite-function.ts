@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 /**
  * Rewrites a function from its stored definition (pg_get_functiondef), applying each [from, to] edit in order,
@@ -25,3 +25,17 @@ export const rewriteFunction = (signature: string, edits: readonly (readonly [st
   END $do$`;
 
 export const reversed = (edits: readonly (readonly [string, string])[]): [string, string][] => edits.map(([a, b]) => [b, a]);
+
+/**
+ * `ledger_apply_roles()` when it and the roles exist (an owner that could not create them was warned already): it
+ * restates the appends' SECURITY DEFINER settings and grants after a migration replaced or added a signature.
+ */
+export const reapplyRoles = (db: Kysely<any>) =>
+  sql`
+    DO $$
+    BEGIN
+      IF EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'ledger_apply_roles' AND pronamespace = current_schema()::regnamespace)
+        AND EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ledger_app') THEN
+        PERFORM ledger_apply_roles();
+      END IF;
+    END $$`.execute(db);
