@@ -176,6 +176,7 @@ try {
   console.log(`\n== tee mode (${sizes.durationSec} s per route in alternating rounds, 200 calls/s, local stub app)`);
   tee = await benchTee({ seconds: sizes.durationSec, env: { DATABASE_URL: await freshDatabase('bench_tee') }, probe });
   console.log(`direct p99 ${fmt(tee.direct.p99, 2)} ms, webhook p99 ${fmt(tee.webhook.p99, 2)} ms, tee p99 ${fmt(tee.tee.p99, 2)} ms: added p99 ${fmt(tee.addedP99, 2)} ms`);
+  if (tee.thinking) console.log(`app thinking ${tee.thinking.appMs} ms: direct p99 ${fmt(tee.thinking.direct.p99, 2)} ms, tee p99 ${fmt(tee.thinking.tee.p99, 2)} ms: added p99 ${fmt(tee.thinking.addedP99, 2)} ms`);
 } finally {
   await stopServer();
 }
