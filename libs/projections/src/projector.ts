@@ -5,7 +5,7 @@ import type { Database, DB } from '@lib/db';
 import { EVENTS_CHANNEL } from '@lib/event-store';
 import {
   advanceCheckpoint, checkpointStatus, insertCheckpoint, lockProjection, projectedPast, readCheckpoint, recentParked, recordFailure,
-  tryLockProjection,
+  lockProjectionBatch,
 } from './checkpoints.js';
 import { headPosition, readAfter, START } from './event-reader.js';
 import { applyOrPark, type ParkingHooks } from './parking.js';
@@ -246,7 +246,7 @@ export class Projector {
   async runOnce(p: ProjectionDefinition): Promise<number> {
     const began = performance.now();
     const applied = await this.db.transaction().execute(async (trx) => {
-      if (!(await tryLockProjection(trx, p.name))) return 0;
+      if (!(await lockProjectionBatch(trx, p.name))) return 0;
       const row = await readCheckpoint(trx, p.name);
       if (!row) throw new Error(`projection ${p.name} has no checkpoint (init not run)`);
       // A generation built by another version (a version bump, its blue-green rebuild under way) is not written by
