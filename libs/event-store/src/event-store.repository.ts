@@ -96,6 +96,24 @@ export const jsonTextArray = (texts: readonly string[]): RawBuilder<string[]> =>
     ? sql<string[]>`string_to_array(${texts.join(JSON_TEXT_SEPARATOR)}::text, chr(30))`
     : sql<string[]>`${texts}::text[]`;
 
+/**
+ * A bytea[] argument sent as one binary parameter, the parts' bytes as they are, and cut back into its elements by
+ * PostgreSQL: node-postgres would send an array literal with each element in hex (twice the bytes, written in Node,
+ * read back by PostgreSQL's array_in and byteain), and the bodies are most of a batch's bytes.
+ */
+export const byteaArray = (parts: readonly Buffer[]): RawBuilder<Buffer[]> => {
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  let at = 1;
+  for (const p of parts) {
+    offsets.push(at);
+    lengths.push(p.length);
+    at += p.length;
+  }
+  return sql<Buffer[]>`ARRAY(SELECT substring(${Buffer.concat(parts)}::bytea FROM t.o FOR t.l)
+    FROM unnest(${offsets}::int[], ${lengths}::int[]) WITH ORDINALITY AS t(o, l, n) ORDER BY t.n)`;
+};
+
 /** Every event of a delivery hashes the same receipt metadata (unless its query is sealed): its text, once. */
 const receiptTexts = new WeakMap<HashedReceiptMeta, string>();
 const receiptTextOf = (r: HashedReceiptMeta): string => receiptTexts.get(r) ?? receiptTexts.set(r, receiptMetaText(r)).get(r)!;
@@ -216,8 +234,8 @@ export class EventStoreRepository {
 
     const result = await sql<{ ord: number; receipt_id: string; duplicate: boolean; last_position: string | null; types: string[] }>`
       SELECT * FROM ledger_append(
-        ${rc.map((r) => r.provider)}::text[], ${rc.map((r) => r.bodySha256)}::bytea[], ${rc.map((r) => r.dedupeKey)}::bytea[],
-        ${rc.map((r) => r.body)}::bytea[], ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
+        ${rc.map((r) => r.provider)}::text[], ${byteaArray(rc.map((r) => r.bodySha256))}, ${byteaArray(rc.map((r) => r.dedupeKey))},
+        ${byteaArray(rc.map((r) => r.body))}, ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
         ${jsonTextArray(rc.map((r) => r.headersText))}, ${rc.map((r) => r.remoteAddr)}::text[],
         ${rc.map((r) => r.receivedAt.toISOString())}::timestamptz[], ${rc.map((r) => r.source)}::text[],
         ${rc.map((r) => r.signatureStatus)}::text[], ${rc.map((r) => r.signatureTimestamp?.toISOString() ?? null)}::timestamptz[],
