@@ -11,7 +11,7 @@ import { createDatabase, migrateToLatest } from '../libs/db/src/index.js';
 import { EventStoreRepository, GroupCommitWriter, legStreamName, type WebhookRecord } from '../libs/event-store/src/index.js';
 import { ProviderRegistry } from '../libs/providers/src/index.js';
 import { buildWebhookRecord } from '../apps/ledger/src/webhooks/webhook-record.factory.js';
-import { fmt, isMain, noProbe, type PhaseProbe, startBenchServer } from './bench-support.js';
+import { CpuMeter, fmt, isMain, noProbe, type PhaseProbe, postgresPids, startBenchServer } from './bench-support.js';
 import { simulatedDeliveries } from './ingest.bench.js';
 
 /** pg.Pool's default, which Emmett's pool (dumbo) keeps; the ledger's pool is given the same. */
@@ -22,6 +22,21 @@ export interface PeerSide {
   appendsPerSec: number;
   eventsPerSec: number;
   errors: number;
+  /** Where an append's time went (absent without the server's data directory): CPU µs per append from /proc. */
+  cost?: PeerCost;
+}
+
+export interface PeerCost {
+  postgresUs: number;
+  /** This process: the store's client side (record building, the driver); the appenders' loop is shared. */
+  nodeUs: number;
+  /** Outside both (other users of the machine), in cores over the phase. */
+  otherCores: number;
+  /** pg_stat_database commits of the side's database, and WAL fsyncs of the server, per append. */
+  commits: number;
+  walFsyncs: number;
+  /** Ledger only: deliveries per `ledger_append` transaction. */
+  batch?: number;
 }
 
 export interface PeerFigures {
@@ -104,6 +119,64 @@ const runAppenders = async (appends: Append[], appenders: number, append: (a: Ap
   return { seconds, appendsPerSec: appends.length / seconds, eventsPerSec: events / seconds, errors };
 };
 
+/** Commits of one database and WAL fsyncs of the server, as the backends have reported them. */
+const pgCounters = async (url: string): Promise<{ commits: number; walFsyncs: number }> => {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ commits: string; fsyncs: string }>(
+      `SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())::text AS commits,
+              (SELECT coalesce(sum(fsyncs), 0) FROM pg_stat_io WHERE object = 'wal')::text AS fsyncs`,
+    );
+    return { commits: Number(r.rows[0]!.commits), walFsyncs: Number(r.rows[0]!.fsyncs) };
+  } finally {
+    await c.end();
+  }
+};
+
+/**
+ * Runs one side's appenders with the CPU of the server and of this process metered, and the commits and WAL
+ * fsyncs counted (read after `close`, once the pool's backends have exited and so reported their statistics).
+ */
+const measured = async (
+  url: string,
+  dataDir: string | undefined,
+  appends: number,
+  run: () => Promise<PeerSide>,
+  close: () => Promise<void>,
+): Promise<PeerSide> => {
+  if (!dataDir) {
+    try {
+      return await run();
+    } finally {
+      await close();
+    }
+  }
+  const before = await pgCounters(url);
+  const meter = new CpuMeter({ postgres: () => postgresPids(dataDir), node: () => [process.pid] });
+  let side: PeerSide;
+  try {
+    side = await run();
+  } finally {
+    await close();
+  }
+  const cpu = meter.stop();
+  // Backends report their counters as they exit; a closed pool's may take a moment.
+  await new Promise((r) => setTimeout(r, 300));
+  const after = await pgCounters(url);
+  const per = (cores: number) => ((cores * cpu.wallSec) / appends) * 1e6;
+  return {
+    ...side,
+    cost: {
+      postgresUs: per(cpu.cores.postgres!),
+      nodeUs: per(cpu.cores.node!),
+      otherCores: cpu.otherCores,
+      commits: (after.commits - before.commits) / appends,
+      walFsyncs: (after.walFsyncs - before.walFsyncs) / appends,
+    },
+  };
+};
+
 const durabilitySettings = async (url: string): Promise<Record<string, string>> => {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
@@ -117,7 +190,10 @@ const durabilitySettings = async (url: string): Promise<Record<string, string>> 
   }
 };
 
-export const benchPeer = async (freshDatabase: (name: string) => Promise<string>, opts: { appends: number; appenders: number; probe?: PhaseProbe }): Promise<PeerFigures> => {
+export const benchPeer = async (
+  freshDatabase: (name: string) => Promise<string>,
+  opts: { appends: number; appenders: number; probe?: PhaseProbe; dataDir?: string },
+): Promise<PeerFigures> => {
   const probe = opts.probe ?? noProbe;
   const appends = peerAppends(opts.appends);
   const events = appends.reduce((s, a) => s + a.record.events.length, 0);
@@ -125,6 +201,12 @@ export const benchPeer = async (freshDatabase: (name: string) => Promise<string>
   const ledgerUrl = await freshDatabase('bench_peer_ledger');
   const durability = await durabilitySettings(ledgerUrl);
   const { db } = createDatabase(ledgerUrl, POOL_SIZE);
+  let closed = false;
+  const closeLedger = async () => {
+    if (closed) return;
+    closed = true;
+    await db.destroy();
+  };
   let ledger: PeerSide;
   try {
     await migrateToLatest(db);
@@ -134,37 +216,62 @@ export const benchPeer = async (freshDatabase: (name: string) => Promise<string>
     const concurrency = Number(process.env.LEDGER_INGEST_CONCURRENCY ?? 2);
     const maxConcurrency = Number(process.env.LEDGER_INGEST_MAX_CONCURRENCY ?? concurrency);
     const writer = new GroupCommitWriter(new EventStoreRepository(db), { batchMax: 500, queueMax: 1_000_000, concurrency, maxConcurrency });
-    const end = probe.begin(`peer-ledger-${opts.appenders}`, null);
-    ledger = await runAppenders(appends, opts.appenders, async (a) => {
-      const o = await writer.submit(a.record);
-      if (o.duplicate) throw new Error('unexpected duplicate');
-    });
-    end();
+    ledger = await measured(
+      ledgerUrl,
+      opts.dataDir,
+      appends.length,
+      async () => {
+        const end = probe.begin(`peer-ledger-${opts.appenders}`, null);
+        const side = await runAppenders(appends, opts.appenders, async (a) => {
+          const o = await writer.submit(a.record);
+          if (o.duplicate) throw new Error('unexpected duplicate');
+        });
+        end();
+        return side;
+      },
+      closeLedger,
+    );
+    if (ledger.cost) ledger.cost.batch = writer.stats.records / Math.max(1, writer.stats.batches);
   } finally {
-    await db.destroy();
+    await closeLedger();
   }
 
   const emmettUrl = await freshDatabase('bench_peer_emmett');
   const store = getPostgreSQLEventStore(emmettUrl);
+  let storeClosed = false;
+  const closeStore = async () => {
+    if (storeClosed) return;
+    storeClosed = true;
+    await store.close();
+  };
   let emmett: PeerSide;
   try {
     await store.schema.migrate();
-    const end = probe.begin(`peer-emmett-${opts.appenders}`, null);
-    emmett = await runAppenders(appends, opts.appenders, async (a) => {
-      const r = a.record.receipt;
-      await store.appendToStream(
-        a.stream,
-        a.record.events.map((e) => ({
-          type: e.type,
-          data: e.data as Record<string, unknown>,
-          // What the ledger keeps beside each event's data (its metadata column), minus the receipt it links to.
-          metadata: { provider: r.provider, legId: e.legId, accountId: e.accountId, parentLegId: e.parentLegId, party: e.party, providerSeq: e.providerSeq, occurredAt: e.occurredAt, receivedAt: r.receivedAt.toISOString() },
-        })),
-      );
-    });
-    end();
+    emmett = await measured(
+      emmettUrl,
+      opts.dataDir,
+      appends.length,
+      async () => {
+        const end = probe.begin(`peer-emmett-${opts.appenders}`, null);
+        const side = await runAppenders(appends, opts.appenders, async (a) => {
+          const r = a.record.receipt;
+          await store.appendToStream(
+            a.stream,
+            a.record.events.map((e) => ({
+              type: e.type,
+              data: e.data as Record<string, unknown>,
+              // What the ledger keeps beside each event's data (its metadata column), minus the receipt it links to.
+              metadata: { provider: r.provider, legId: e.legId, accountId: e.accountId, parentLegId: e.parentLegId, party: e.party, providerSeq: e.providerSeq, occurredAt: e.occurredAt, receivedAt: r.receivedAt.toISOString() },
+            })),
+          );
+        });
+        end();
+        return side;
+      },
+      closeStore,
+    );
   } finally {
-    await store.close();
+    await closeStore();
   }
   return {
     appenders: opts.appenders,
@@ -180,13 +287,18 @@ export const benchPeer = async (freshDatabase: (name: string) => Promise<string>
 };
 
 if (isMain(import.meta.url)) {
-  const { freshDatabase, stop: stopServer } = await startBenchServer('ledger-bench-peer-');
+  const { freshDatabase, dataDir, stop: stopServer } = await startBenchServer('ledger-bench-peer-');
   try {
     for (const appenders of (process.env.BENCH_APPENDERS ?? '8,64').split(',').map(Number)) {
-      const f = await benchPeer(freshDatabase, { appends: Number(process.env.BENCH_APPENDS ?? 20_000), appenders });
+      const f = await benchPeer(freshDatabase, { appends: Number(process.env.BENCH_APPENDS ?? 20_000), appenders, dataDir });
       console.log(`\n${fmt(f.appends)} appends (${fmt(f.events)} events, ${fmt(f.streams)} streams), ${appenders} appenders, pool ${f.poolSize}, ${JSON.stringify(f.durability)}`);
-      console.log(`ledger  ${fmt(f.ledger.appendsPerSec)} appends/s  ${fmt(f.ledger.eventsPerSec)} events/s  (${f.ledger.errors} errors)`);
-      console.log(`emmett  ${fmt(f.emmett.appendsPerSec)} appends/s  ${fmt(f.emmett.eventsPerSec)} events/s  (${f.emmett.errors} errors)`);
+      for (const [name, side] of [['ledger', f.ledger], ['emmett', f.emmett]] as const) {
+        const c = side.cost;
+        const cost = c
+          ? `  per append: postgres ${fmt(c.postgresUs)} µs, node ${fmt(c.nodeUs)} µs, ${fmt(c.commits, 2)} commits, ${fmt(c.walFsyncs, 2)} WAL fsyncs${c.batch === undefined ? '' : `, ${fmt(c.batch, 1)} per transaction`}; other load ${fmt(c.otherCores, 2)} cores`
+          : '';
+        console.log(`${name.padEnd(7)} ${fmt(side.appendsPerSec)} appends/s  ${fmt(side.eventsPerSec)} events/s  (${side.errors} errors)${cost}`);
+      }
       console.log(`ratio   ${fmt(f.ratio, 2)} x`);
     }
   } finally {

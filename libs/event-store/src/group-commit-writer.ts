@@ -4,6 +4,8 @@ import { unrecognized, unavailable } from '@lib/ledger';
 import type { EventStoreRepository } from './event-store.repository.js';
 import type { AppendOutcome, WebhookRecord } from './webhook-record.js';
 
+const MIN_SPLIT = Number(process.env.GCW_MIN_SPLIT ?? 1);
+
 interface Waiter {
   record: WebhookRecord;
   /** performance.now() when queued. */
@@ -90,6 +92,8 @@ export class GroupCommitWriter {
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
   private lingerTimer: NodeJS.Timeout | null = null;
+  /** A pump due at the end of this turn of the event loop (see `schedulePump`). */
+  private pumpSoon: NodeJS.Immediate | null = null;
   private readonly concurrency: number;
   private readonly maxConcurrency: number;
   /** Deliveries in a transaction now (the queue holds the others). */
@@ -175,6 +179,21 @@ export class GroupCommitWriter {
         queue.push(waiter);
         if (queue === this.queue) this.sampleDemand();
       }
+      // An idle writer starts a lone record at once; otherwise what is submitted in this turn goes together.
+      if (this.inFlight === 0 && this.pumpSoon === null) this.pump();
+      else this.schedulePump();
+    });
+  }
+
+  /**
+   * A pump once this turn of the event loop is over: callers answered by a commit submit their next records in
+   * its continuations, and requests whose bytes came with the commit's are parsed in the same poll phase. Pumping
+   * at each of them would send the first one or two alone (a transaction's fixed cost for one record) and queue
+   * the rest behind it.
+   */
+  private schedulePump(): void {
+    this.pumpSoon ??= setImmediate(() => {
+      this.pumpSoon = null;
       this.pump();
     });
   }
@@ -201,7 +220,7 @@ export class GroupCommitWriter {
       this.inFlight -= 1;
       this.recordsInFlight -= batch.length;
       this.flushes.delete(done);
-      this.pump();
+      this.schedulePump();
     });
     this.flushes.add(done);
   }
@@ -227,12 +246,19 @@ export class GroupCommitWriter {
         }, linger - waited);
         break;
       }
+      // A few records while others are in flight wait for a commit and join the next batch: a transaction of
+      // their own would pay its fixed cost (about a millisecond of PostgreSQL CPU) for them alone, and the slot it
+      // takes would keep the large batch that follows waiting.
+      if (this.inFlight > 0 && this.queue.length * 2 < this.recordsInFlight / this.inFlight) break;
       if (this.lingerTimer) {
         // A full batch goes now; what stays queued starts a window of its own.
         clearTimeout(this.lingerTimer);
         this.lingerTimer = null;
       }
-      const batch = this.queue.splice(0, this.options.batchMax);
+      // What is queued is shared out over the free slots, so that one batch is written while the next commits.
+      const free = this.limit - this.inFlight;
+      const size = Math.min(this.options.batchMax, Math.max(MIN_SPLIT, Math.ceil(this.queue.length / free)));
+      const batch = this.queue.splice(0, size);
       // Passengers after the records that hold up callers: their rows come last in the transaction.
       if (this.riders.length > 0) batch.push(...this.riders.splice(0, this.options.batchMax));
       this.start(batch);
