@@ -61,7 +61,7 @@ interface Append {
  * Simulated deliveries translated by the real adapters; kept when every event lands in one leg stream (an Emmett
  * append writes one stream), without provider retries (the ledger would answer them as duplicates, for free).
  */
-const peerAppends = (count: number): Append[] => {
+export const peerAppends = (count: number): Append[] => {
   const registry = new ProviderRegistry({ freeclimb: [], jambonz: [], twilio: [], restcomm: [] }, undefined);
   const seen = new Set<string>();
   const out: Append[] = [];
@@ -95,7 +95,7 @@ const peerAppends = (count: number): Append[] => {
  * Every append goes to the appender that owns its stream (hash of the stream name), so that one stream's appends
  * are never concurrent: neither store then sees a version conflict, and both get the identical schedule.
  */
-const runAppenders = async (appends: Append[], appenders: number, append: (a: Append) => Promise<void>): Promise<PeerSide> => {
+export const runAppenders = async (appends: Append[], appenders: number, append: (a: Append) => Promise<void>): Promise<PeerSide> => {
   const queues: Append[][] = Array.from({ length: appenders }, () => []);
   for (const a of appends) queues[createHash('md5').update(a.stream).digest().readUInt32BE(0) % appenders]!.push(a);
   let errors = 0;
@@ -138,7 +138,7 @@ const pgCounters = async (url: string): Promise<{ commits: number; walFsyncs: nu
  * Runs one side's appenders with the CPU of the server and of this process metered, and the commits and WAL
  * fsyncs counted (read after `close`, once the pool's backends have exited and so reported their statistics).
  */
-const measured = async (
+export const measured = async (
   url: string,
   dataDir: string | undefined,
   appends: number,

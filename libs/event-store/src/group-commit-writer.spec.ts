@@ -114,8 +114,34 @@ describe('GroupCommitWriter adaptive concurrency', () => {
   it('never exceeds `concurrency` without maxConcurrency', async () => {
     const { store, seen } = countingStore();
     const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
-    await appenders(writer, 8, 20);
+    await appenders(writer, 64, 20);
     expect(seen.maxInFlight).toBe(2);
+  });
+});
+
+describe('GroupCommitWriter batch forming', () => {
+  it('8 appenders share one transaction rather than two or three each', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await appenders(writer, 8, 20);
+    // The first delivery of an idle writer goes alone at once; then all eight go together, each time.
+    expect(seen.sizes).toEqual([1, ...Array.from({ length: 19 }, () => 8), 7]);
+  });
+
+  it('64 appenders: no transaction of one or two beside a large batch, and two batches in flight', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await appenders(writer, 64, 20);
+    const sizes = seen.sizes.slice(2);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(16);
+    expect(seen.inFlightAt.filter((n) => n === 2).length).toBeGreaterThan(sizes.length / 2);
+  });
+
+  it('records submitted in one turn of the event loop go together once a transaction is in flight', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await Promise.all(['a', 'b', 'c', 'd'].map((id) => writer.submit(rec(id))));
+    expect(seen.sizes).toEqual([1, 3]);
   });
 });
 
