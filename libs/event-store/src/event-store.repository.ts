@@ -4,7 +4,6 @@ import type { Database } from '@lib/db';
 import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type EventDataMap, type Provider, type StoredEventType } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { accountKeyOf } from './account-key.js';
-import { byteaArrayLiteral, intArrayLiteral, textArrayLiteral } from './array-literal.js';
 import { dedupeKeyFor } from './dedupe-key.js';
 import { sealPersonalFields } from './personal-seals.js';
 import { CHAIN_VERSION, chainContent, chainReceiptOf, hashedReceiptMeta, receiptMetaText, type HashedReceiptMeta, type StoredChainLink, type StoredReceiptColumns, type StreamHead } from './hash-chain.js';
@@ -190,18 +189,16 @@ export class EventStoreRepository {
       });
     });
 
-    // Array parameters as literals built here (array-literal.ts): the same text the driver would send, cheaper.
-    const t = textArrayLiteral;
     const result = await sql<{ ord: number; receipt_id: string; duplicate: boolean; last_position: string | null; types: string[] }>`
       SELECT * FROM ledger_append(
-        ${t(rc.map((r) => r.provider))}::text[], ${byteaArrayLiteral(rc.map((r) => r.bodySha256))}::bytea[], ${byteaArrayLiteral(rc.map((r) => r.dedupeKey))}::bytea[],
-        ${byteaArrayLiteral(rc.map((r) => r.body))}::bytea[], ${t(rc.map((r) => r.contentType))}::text[], ${t(rc.map((r) => r.path))}::text[], ${t(rc.map((r) => r.query))}::text[],
-        ${t(rc.map((r) => r.headersText))}::text[], ${t(rc.map((r) => r.remoteAddr))}::text[],
-        ${t(rc.map((r) => r.receivedAt.toISOString()))}::timestamptz[], ${t(rc.map((r) => r.source))}::text[],
-        ${t(rc.map((r) => r.signatureStatus))}::text[], ${t(rc.map((r) => r.signatureTimestamp?.toISOString() ?? null))}::timestamptz[],
-        ${intArrayLiteral(ev.owner)}::int[], ${t(ev.stream)}::text[], ${t(ev.eventId)}::uuid[], ${t(ev.type)}::text[], ${t(ev.data)}::text[],
-        ${t(ev.metadata)}::text[], ${t(ev.occurred)}::timestamptz[], ${t(ev.content)}::text[], ${CHAIN_VERSION}::smallint,
-        ${t(u.map((rec) => accountKeyOf(rec.receipt.provider, rec.events)))}::text[])
+        ${rc.map((r) => r.provider)}::text[], ${rc.map((r) => r.bodySha256)}::bytea[], ${rc.map((r) => r.dedupeKey)}::bytea[],
+        ${rc.map((r) => r.body)}::bytea[], ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
+        ${rc.map((r) => r.headersText)}::text[], ${rc.map((r) => r.remoteAddr)}::text[],
+        ${rc.map((r) => r.receivedAt.toISOString())}::timestamptz[], ${rc.map((r) => r.source)}::text[],
+        ${rc.map((r) => r.signatureStatus)}::text[], ${rc.map((r) => r.signatureTimestamp?.toISOString() ?? null)}::timestamptz[],
+        ${ev.owner}::int[], ${ev.stream}::text[], ${ev.eventId}::uuid[], ${ev.type}::text[], ${ev.data}::text[],
+        ${ev.metadata}::text[], ${ev.occurred}::timestamptz[], ${ev.content}::text[], ${CHAIN_VERSION}::smallint,
+        ${u.map((rec) => accountKeyOf(rec.receipt.provider, rec.events))}::text[])
     `.execute(this.db);
 
     const outcomes: AppendOutcome[] = new Array(records.length);
