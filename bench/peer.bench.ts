@@ -3,6 +3,10 @@
  * `ledger_append`, as the live webhook path uses it) and by Emmett's PostgreSQL event store
  * (`getPostgreSQLEventStore` + `appendToStream`), on the same embedded PostgreSQL, each on an empty database,
  * with the same appenders, the same pool size and the server's durability settings (read back and reported).
+ * Standalone (`node dist/bench/peer.bench.js`) it also prints where an append's time went on each side: CPU per
+ * append of the PostgreSQL server and of this process (from /proc), commits and WAL fsyncs per append
+ * (pg_stat_database, pg_stat_io) and, for the ledger, deliveries per transaction. Env: BENCH_APPENDERS (8,64),
+ * BENCH_APPENDS (20000), LEDGER_INGEST_CONCURRENCY / LEDGER_INGEST_MAX_CONCURRENCY (the writer's, default 2).
  */
 import { createHash } from 'node:crypto';
 import { getPostgreSQLEventStore } from '@event-driven-io/emmett-postgresql';
