@@ -137,6 +137,27 @@ describe('GroupCommitWriter batch forming', () => {
     expect(seen.inFlightAt.filter((n) => n === 2).length).toBeGreaterThan(sizes.length / 2);
   });
 
+  it('a delivery does not wait behind the passengers riding in the transaction in flight', async () => {
+    const calls: string[][] = [];
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    const store = {
+      appendBatch: async (batch: readonly WebhookRecord[]): Promise<AppendOutcome[]> => {
+        calls.push(batch.map((r) => String(r.receipt.body)));
+        if (calls.length === 1) await held;
+        return batch.map((r, i) => ({ receiptId: String(i), position: '1', duplicate: false, events: r.events.map((e) => e.type) }));
+      },
+    } as unknown as EventStoreRepository;
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 2 });
+    const answers = ['a1', 'a2', 'a3'].map((id) => writer.ride(rec(id), { lingerMs: 600_000, deadlineMs: 0 }));
+    const first = writer.submit(rec('d1'));
+    // Answered while the first transaction is still held: it took the free slot instead of waiting for it.
+    await writer.submit(rec('d2'));
+    expect(calls).toEqual([['d1', 'a1', 'a2', 'a3'], ['d2']]);
+    release();
+    await Promise.all([first, ...answers]);
+  });
+
   it('records submitted in one turn of the event loop go together once a transaction is in flight', async () => {
     const { store, seen } = countingStore();
     const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
