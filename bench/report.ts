@@ -251,7 +251,7 @@ const notes = (r: Results): string[] => {
             ? ''
             : `The ledger's transactions carried ${n(p.ledger.cost.batch, 1)} deliveries each (${n(p.ledger.cost.walFsyncs, 2)} WAL fsyncs per append, Emmett ${n(p.emmett.cost?.walFsyncs ?? Number.NaN, 2)} with one transaction per append). `) +
           `Each \`ledger_append\` call has a fixed PostgreSQL cost (about 0.6 ms of CPU) besides about 0.08 ms per delivery, and with ${p.appenders} appenders a transaction carries at most ${p.appenders} deliveries, while Emmett runs up to ` +
-          `${Math.min(p.appenders, p.poolSize)} transactions at once (bench/profile-notes.md, "Peer").`,
+          `${Math.min(p.appenders, p.poolSize)} transactions at once (bench/profile-notes.md, "ledger vs Emmett appends").`,
       );
     }
   }
