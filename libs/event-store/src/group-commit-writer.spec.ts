@@ -137,6 +137,17 @@ describe('GroupCommitWriter batch forming', () => {
     expect(seen.inFlightAt.filter((n) => n === 2).length).toBeGreaterThan(sizes.length / 2);
   });
 
+  it('shares the queue over free slots only in parts of at least 16', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await writer.submit(rec('first'));
+    // Its commit left a pump due at the end of this turn: what is submitted now is queued together, two slots free.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => writer.submit(rec(`a${i}`))));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => writer.submit(rec(`b${i}`))));
+    // 20 as one batch (not 16, and 4 waiting for it), 40 as two.
+    expect(seen.sizes).toEqual([1, 20, 20, 20]);
+  });
+
   it('a delivery does not wait behind the passengers riding in the transaction in flight', async () => {
     const calls: string[][] = [];
     let release = () => undefined as void;

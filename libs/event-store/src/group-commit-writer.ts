@@ -278,11 +278,13 @@ export class GroupCommitWriter {
         this.lingerTimer = null;
       }
       // What is queued is shared out over the free slots (one batch then commits while the next is written), in
-      // parts of at least SPLIT_MIN: smaller ones would each pay the fixed cost. At low load with `maxConcurrency`
-      // the point is the opposite, a transaction per delivery, so there every free slot takes its share.
+      // parts of at least SPLIT_MIN: smaller ones would each pay the fixed cost (20 queued go as one batch, not as
+      // 16 and 4 that waits). At low load with `maxConcurrency` the point is the opposite, a transaction per
+      // delivery, so there every free slot takes its share.
       const free = this.limit - this.inFlight;
       const least = this.limit > this.concurrency ? 1 : SPLIT_MIN;
-      const size = Math.min(this.options.batchMax, Math.max(least, Math.ceil(this.queue.length / free)));
+      const parts = Math.max(1, Math.min(free, Math.floor(this.queue.length / least)));
+      const size = Math.min(this.options.batchMax, Math.ceil(this.queue.length / parts));
       const batch = this.queue.splice(0, size);
       const submitted = batch.length;
       // Passengers after the records that hold up callers: their rows come last in the transaction.
