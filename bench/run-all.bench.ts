@@ -106,7 +106,7 @@ try {
 
   for (const appenders of [64, 8]) {
     console.log(`\n== peer: ${fmt(sizes.peerAppends)} appends, ${appenders} appenders`);
-    const f = await benchPeer(freshDatabase, { appends: sizes.peerAppends, appenders, probe });
+    const f = await benchPeer(freshDatabase, { appends: sizes.peerAppends, appenders, probe, dataDir });
     peer.push(f);
     console.log(`ledger ${fmt(f.ledger.appendsPerSec)} appends/s, emmett ${fmt(f.emmett.appendsPerSec)} appends/s`);
   }
