@@ -78,9 +78,10 @@ export const stagedRowOf = (record: WebhookRecord, ord: number, seq: number): St
     accountKey,
   ].join('\t');
 
+  const idOf = { provider: r.provider, body: r.body, bodySha256: r.bodySha256, dedupeKey };
   const events = record.events.map((e, index) => {
     const streamName = storableText('streamName' in e ? e.streamName : e.legId ? legStreamName(r.provider, e.legId) : unrecognizedStreamName(r.provider));
-    const eventId = deliveryEventId({ ...r, dedupeKey }, index);
+    const eventId = deliveryEventId(idOf, index);
     const occurredAt = isoOrNull(e.occurredAt);
     const { dataText, metadataText, content } = eventRowTexts(r, e, record.translation, { eventId, streamName, schemaVersion: schemaVersionOf(e.type), bodySha256, receivedAt, occurredAt }, hashedMeta);
     const line = [String(seq + index), String(ord), text(streamName), eventId, text(e.type), text(dataText), text(metadataText), occurredAt ?? '\\N', receivedAt, text(content), accountKey].join('\t');
