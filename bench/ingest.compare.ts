@@ -104,7 +104,8 @@ try {
         `median slot p50 ${percentile(t.p50, 0.5)} ms / p99 ${percentile(t.p99, 0.5)} ms, non-2xx ${t.non2xx}; ` +
         `CPU per delivery service ${fmt(svc)} + PostgreSQL ${fmt(pgUs)} = ${fmt(svc + pgUs)} µs ` +
         `(PostgreSQL: ${pgRoles.map((r) => `${r} ${fmt((t.roles[r]! * 1e6) / t.requests)}`).join(', ')}); ` +
-        `projector: ${fmt(b.batches)} batches, ${fmt(b.events / b.batches, 1)} events and ${fmt((b.seconds / b.batches) * 1000, 1)} ms each (warm-up included)`,
+        `projector: ${fmt(b.batches)} batches, ${fmt(b.events / b.batches, 1)} events and ${fmt((b.seconds / b.batches) * 1000, 1)} ms each (warm-up included); ` +
+        `service peak RSS ${fmt(services[k]!.peakRssMb())} MB (warm-up included)`,
     );
   });
   if (process.env.PGSS) {

@@ -272,7 +272,8 @@ const notes = (r: Results): string[] => {
     out.push(
       `**RSS during the import (${fig('import.rss').display}, target < 250 MB; live ingest stayed at ${n(Math.max(g.peakRssMb, r.live.naive.peakRssMb))} MB).** The upload is streamed ` +
         'line by line; at most two chunks of staged COPY text are held, one being written and one being parsed. The import runs in a service process of its own, started ' +
-        'after the live-ingest phases.',
+        'after the live-ingest phases. What is above its live heap is garbage the projector (folding the import in the same process) and the staging promote, ' +
+        'let grow to twice the live heap between full collections (LEDGER_HEAP_GROWING_PERCENT), and the fold cache (bench/profile-notes.md, "the import\'s RSS, second pass").',
     );
   }
   return out;

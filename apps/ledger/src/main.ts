@@ -5,11 +5,13 @@ import { loadConfig, securityWarnings } from '@lib/config';
 import { createApp } from './app.factory.js';
 import { useJsonLogs } from './common/logging.js';
 import { openDatabase } from './database.runtime.js';
+import { applyHeapGrowing } from './heap-growing.runtime.js';
 
 const logger = new Logger('Ledger');
 
 async function bootstrap(): Promise<void> {
   const config = loadConfig();
+  applyHeapGrowing(config.heapGrowingPercent);
   // JSON from the first line on: the embedded PostgreSQL start and the migrations log before the app exists.
   const root = useJsonLogs(config.logLevel);
 

@@ -5,6 +5,7 @@ import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
 import { useJsonLogs } from './common/logging.js';
 import { callLegsProjection } from '@lib/projections';
 import { openToolDatabase } from './database.runtime.js';
+import { applyHeapGrowing } from './heap-growing.runtime.js';
 import { createProjector } from './projections/projector.provider.js';
 
 /**
@@ -14,6 +15,7 @@ import { createProjector } from './projections/projector.provider.js';
  */
 const logger = new Logger('ProjectorProcess');
 const config = loadConfig();
+applyHeapGrowing(config.heapGrowingPercent);
 useJsonLogs(config.logLevel);
 const database = await openToolDatabase(config, { attach: true });
 await database.migrate();

@@ -135,6 +135,7 @@ const envSchema = z.object({
   LEDGER_PROJECTOR: z.enum(['on', 'worker', 'inline', 'off']).default('on'),
   LEDGER_PROJECTOR_GATHER_MS: z.coerce.number().int().min(0).max(10_000).default(50),
   LEDGER_PROJECTOR_THREAD_NICE: z.coerce.number().int().min(0).max(19).default(10),
+  LEDGER_HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(1000).default(100),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
   LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
   LEDGER_API_KEY_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
@@ -258,6 +259,12 @@ export interface LedgerConfig {
   projectorThreadNice: number;
   /** Live projector batches start at most this often (ms) unless a read-your-writes waiter is there; 0: at every wake-up. */
   projectorGatherMs: number;
+  /**
+   * V8's heap growing factor, as a percentage over the live size (`--heap-growing-percent`): how far the old
+   * generation may grow past what the last full collection kept before the next one. 0: V8's own choice, which on
+   * a host whose heap limit is 2 GB or more lets it grow to 4 times the live size (applyHeapGrowing).
+   */
+  heapGrowingPercent: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /**
    * Refused webhook signatures/tokens tolerated from one remote address per window; past it the address gets
@@ -370,6 +377,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     projectorMode: e.LEDGER_PROJECTOR === 'on' ? 'inline' : e.LEDGER_PROJECTOR,
     projectorThreadNice: e.LEDGER_PROJECTOR_THREAD_NICE,
     projectorGatherMs: e.LEDGER_PROJECTOR_GATHER_MS,
+    heapGrowingPercent: e.LEDGER_HEAP_GROWING_PERCENT,
     logLevel: e.LOG_LEVEL,
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
     signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,

@@ -70,9 +70,12 @@ export const eventRowTexts = (
   link: { eventId: string; streamName: string; schemaVersion: number; bodySha256: string; receivedAt: string; occurredAt: string | null },
   receipt: HashedReceiptMeta,
 ): { dataText: string; metadataText: string; content: string } => {
-  const plain = eventMetadata(r, e, translation);
-  const seals = sealPersonalFields({ data: e.data, metadata: plain, receipt });
-  const metadata = Object.keys(seals).length > 0 ? { ...plain, seals } : plain;
+  const metadata = eventMetadata(r, e, translation);
+  const seals = sealPersonalFields({ data: e.data, metadata, receipt });
+  // Set on the fresh object, not spread into a copy: on Node 20's V8 a spread clone given a new key (`{ ...plain,
+  // seals }`) survives the young generation's collections and is promoted, so every event left garbage in the old
+  // generation that only a full collection frees (import peak RSS; bench/profile-notes.md, "the import's RSS").
+  if (Object.keys(seals).length > 0) metadata.seals = seals;
   const dataText = canonicalJson(e.data);
   const metadataText = canonicalJson(metadata);
   const receiptText = receiptTextOf(receipt);

@@ -53,10 +53,19 @@ export const chainContent = (
   /** The canonical texts of the stored documents when the caller has them (the writer): reused where nothing is sealed. */
   known: { dataText?: string; metadataText?: string; receiptText?: string } = {},
 ): string => {
-  const docs = c.chainVersion >= 3 ? sealedDocuments({ data: c.data, metadata: c.metadata, receipt: c.receipt }) : { ...c, touched: null };
+  const docs = c.chainVersion >= 3 ? sealedDocuments({ data: c.data, metadata: c.metadata, receipt: c.receipt }) : { data: c.data, metadata: c.metadata, receipt: c.receipt, touched: null };
   const kept = (root: 'data' | 'metadata' | 'receipt') => docs.touched === null || !docs.touched[root];
+  // Fields named, not `{ ...c, dataText, ... }`: a spread clone given new keys is promoted by V8's young-generation
+  // collections (event-store.repository.ts, eventRowTexts), and this runs once per event appended.
   return chainContentOfText({
-    ...c,
+    chainVersion: c.chainVersion,
+    eventId: c.eventId,
+    streamName: c.streamName,
+    type: c.type,
+    schemaVersion: c.schemaVersion,
+    bodySha256: c.bodySha256,
+    receivedAt: c.receivedAt,
+    occurredAt: c.occurredAt,
     dataText: (kept('data') ? known.dataText : undefined) ?? canonicalJson(docs.data),
     metadataText: (kept('metadata') ? known.metadataText : undefined) ?? canonicalJson(docs.metadata),
     receiptText: docs.receipt ? ((kept('receipt') ? known.receiptText : undefined) ?? receiptMetaText(docs.receipt)) : null,

@@ -120,7 +120,8 @@ export const sealedDocuments = <R extends { query: string } | null>(docs: {
   const touched = { data: false, metadata: false, receipt: false };
   const paths = sortedKeys(seals);
   // An event with no seal is hashed as it is stored (the writer stores no empty seal map).
-  if (paths.length === 0) return { ...(out as { data: unknown; metadata: unknown; receipt: R }), touched };
+  // Fields named rather than `{ ...out, touched }` (a spread clone given a new key is promoted by V8's scavenges).
+  if (paths.length === 0) return { data: out.data, metadata: out.metadata, receipt: out.receipt as R, touched };
   for (const path of paths) {
     const { root, keys } = split(path);
     const seal = seals[path]!;
@@ -133,7 +134,7 @@ export const sealedDocuments = <R extends { query: string } | null>(docs: {
   }
   out.metadata = { ...(out.metadata as Record<string, unknown>), seals: paths };
   touched.metadata = true;
-  return { ...(out as { data: unknown; metadata: unknown; receipt: R }), touched };
+  return { data: out.data, metadata: out.metadata, receipt: out.receipt as R, touched };
 };
 
 /**
