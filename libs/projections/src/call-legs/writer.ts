@@ -171,7 +171,7 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
       } else full.push(t);
     }
     const amdOf = new Map<string, LedgerEvent[]>();
-    const heldOf = (t: Target) => stateOf.get(keyOf(t.provider, t.callId))!.events as unknown as LedgerEvent[];
+    const heldOf = (t: Target) => stateOf.get(keyOf(t.provider, t.callId))!.events;
     const k = (t: Target) => keyOf(t.provider, t.callId);
     await addParentAmd(trx, g, applicable, (t) => [...heldOf(t), ...(batch.own.get(k(t)) ?? []), ...(batch.related.get(k(t)) ?? [])], amdOf);
     for (const t of applicable) {
