@@ -7,7 +7,13 @@ import { legs, recs } from './schema.js';
  * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
  * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
  */
-export const healTrees = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]) => {
+export const healTrees = async (
+  trx: Transaction<DB>,
+  g: number,
+  rows: readonly { provider: Provider; callId: string }[],
+  /** False when no recording was written since the legs' roots were last right: the second pass has nothing to fix. */
+  recordingsWritten = true,
+) => {
   const T = legs(g);
   await sql`
     WITH RECURSIVE up AS (
@@ -40,6 +46,7 @@ export const healTrees = async (trx: Transaction<DB>, g: number, rows: readonly 
     UPDATE ${recs(g)} r SET root_call_id = moved.root FROM moved
     WHERE r.provider = moved.provider AND r.call_id = moved.call_id AND r.root_call_id IS DISTINCT FROM moved.root`.execute(trx);
   // Recordings of legs whose root did not move but whose recordings were just rewritten start at their own id.
+  if (!recordingsWritten) return;
   await sql`
     UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
     JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c) ON l.provider = t.p AND l.call_id = t.c

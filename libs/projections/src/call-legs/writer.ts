@@ -1,11 +1,11 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
 import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, receiptOf, retranslatedReceipts, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
-import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
+import { currentLegs, rollupFinish, rollupUpserts, together } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
 import { cachedFold, keepFold } from './fold-cache.js';
 import { healTrees } from './trees.js';
@@ -223,16 +223,21 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     await eraseArchivedParties(trx, g, events);
     return;
   }
-  await upsertLegs(trx, g, rows, seqs, mode.incremental ? rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId))) : rows);
+  if (!mode.incremental) {
+    await upsertLegs(trx, g, rows, seqs, rows);
+    await eraseArchivedParties(trx, g, events);
+    return;
+  }
+  const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
+  const delta = pure('rollup delta', () => rollupDelta(changes));
+  // The rollups' sums go with the legs' upsert, in one statement (other tables, nothing read back).
+  const recorded = rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId)));
+  const recordingsWritten = await upsertLegs(trx, g, rows, seqs, recorded, rollupUpserts(g, delta));
   await eraseArchivedParties(trx, g, events);
-  if (!mode.incremental) return;
   // Roots and depths change only where a leg is new or its parent changed (the upsert keeps them otherwise); the
   // heal walks down from there, re-rooting whatever subtree hangs below.
   const moved = rows.filter((r) => prior.get(keyOf(r.provider, r.callId))?.parentCallId !== r.parentCallId || !prior.has(keyOf(r.provider, r.callId)));
-  if (moved.length > 0) await healTrees(trx, g, moved);
-  const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
-  const delta = pure('rollup delta', () => rollupDelta(changes));
-  await applyRollupDelta(trx, g, delta);
+  if (moved.length > 0) await healTrees(trx, g, moved, recordingsWritten);
   // Talk extremes, kept for completed cells only (what the quantiles read). A completed leg entering a cell can only
   // widen them (least/greatest); one leaving it, or changing its talk, may narrow them, which cannot be taken back
   // like a sum: those cells are recomputed from their legs. Not only cells with a non-zero delta: two legs trading
@@ -245,17 +250,23 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     if (b?.status === 'completed') left.push(cellOf(b));
     if (a.status === 'completed') entered.push({ cell: cellOf(a), ms: toMs(a.talkDurationSec ?? 0) });
   }
-  await widenExtremes(trx, g, entered);
-  await refreshExtremes(trx, g, left);
+  await together(rollupFinish(g, delta, entered, left))?.execute(trx);
 };
 
 /**
  * Writes the rows (with each one's fold state tag, or null), and the recordings of `recorded`: the legs whose
  * recordings may have changed (each one's are replaced whole).
  */
-export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[], seqs: readonly (string | null)[], recorded: readonly CallLegRow[]) => {
+export const upsertLegs = async (
+  trx: Transaction<DB>,
+  g: number,
+  rows: CallLegRow[],
+  seqs: readonly (string | null)[],
+  recorded: readonly CallLegRow[],
+  alongside: readonly RawBuilder<unknown>[] = [],
+): Promise<boolean> => {
   const col = <T>(f: (r: CallLegRow) => T) => rows.map(f);
-  await sql`
+  const upsert = sql`
     INSERT INTO ${legs(g)} (provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number,
       status, started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source,
       answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict, invalid_fields, verification,
@@ -293,9 +304,10 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       verification = EXCLUDED.verification,
       answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
       started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
-      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`.execute(trx);
+      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`;
+  await together([...alongside, upsert])!.execute(trx);
 
-  if (recorded.length === 0) return;
+  if (recorded.length === 0) return false;
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
   await sql`
     DELETE FROM ${recs(g)} r USING unnest(${recorded.map((r) => r.provider)}::text[], ${recorded.map((r) => r.callId)}::text[]) AS t(p, c)
@@ -311,4 +323,5 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       LEFT JOIN ${legs(g)} l ON l.provider = t.p AND l.call_id = t.c
       ON CONFLICT DO NOTHING`.execute(trx);
   }
+  return recRows.length > 0;
 };
