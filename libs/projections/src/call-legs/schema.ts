@@ -10,14 +10,6 @@ import { createCallLegQueryStatistics, numbersTrgmIndex, numbersTrgmIndexName } 
  */
 export const CALL_LEGS = 'call_legs';
 
-/**
- * Room left on each page of the legs table: a leg in progress is rewritten at every event it gets (status, times,
- * counts, the fold tag), none of which is indexed, so with room on its page the update stays HOT and skips the
- * table's eight indexes (a trigram GIN among them). Packed full pages sent half of the live updates to other
- * pages, each a new entry in every index.
- */
-const LEGS_FILLFACTOR = 70;
-
 export const legs = (g: number) => sql.table(`call_legs_g${g}`);
 export const recs = (g: number) => sql.table(`recordings_g${g}`);
 export const hourly = (g: number) => sql.table(`call_leg_hourly_g${g}`);
@@ -122,7 +114,7 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
       -- The tag of the leg's live fold state in the projecting process (fold-cache.ts); null after a bulk load.
       fold_seq bigint,
       PRIMARY KEY (provider, call_id)
-    ) WITH (fillfactor = ${sql.raw(String(LEGS_FILLFACTOR))})`.execute(db);
+    )`.execute(db);
   await sql`
     CREATE TABLE IF NOT EXISTS ${recs(g)} (
       provider text NOT NULL,
