@@ -232,7 +232,8 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
   const delta = pure('rollup delta', () => rollupDelta(changes));
   // The rollups' sums go with the legs' upsert, in one statement (other tables, nothing read back).
   const recorded = rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId)));
-  const recordingsWritten = await upsertLegs(trx, g, rows, seqs, recorded, rollupUpserts(g, delta));
+  // A leg without a row has no recordings stored either: nothing of its to delete first.
+  const recordingsWritten = await upsertLegs(trx, g, rows, seqs, recorded, rollupUpserts(g, delta), (r) => prior.has(keyOf(r.provider, r.callId)));
   await eraseArchivedParties(trx, g, events);
   // Roots and depths change only where a leg is new or its parent changed (the upsert keeps them otherwise); the
   // heal walks down from there, re-rooting whatever subtree hangs below.
@@ -264,6 +265,8 @@ export const upsertLegs = async (
   seqs: readonly (string | null)[],
   recorded: readonly CallLegRow[],
   alongside: readonly RawBuilder<unknown>[] = [],
+  /** Whether a leg may have recordings stored already (false only where it is known to have no row yet). */
+  mayHaveRecordings: (r: CallLegRow) => boolean = () => true,
 ): Promise<boolean> => {
   const col = <T>(f: (r: CallLegRow) => T) => rows.map(f);
   const upsert = sql`
@@ -309,9 +312,12 @@ export const upsertLegs = async (
 
   if (recorded.length === 0) return false;
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
-  await sql`
-    DELETE FROM ${recs(g)} r USING unnest(${recorded.map((r) => r.provider)}::text[], ${recorded.map((r) => r.callId)}::text[]) AS t(p, c)
-    WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
+  const replaced = recorded.filter(mayHaveRecordings);
+  if (replaced.length > 0) {
+    await sql`
+      DELETE FROM ${recs(g)} r USING unnest(${replaced.map((r) => r.provider)}::text[], ${replaced.map((r) => r.callId)}::text[]) AS t(p, c)
+      WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
+  }
   if (recRows.length > 0) {
     // Under the leg's root as it stands (the tree heal moves them with their leg when that root changes).
     await sql`
