@@ -5,9 +5,9 @@ import {
 } from '@lib/ledger';
 import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, receiptOf, retranslatedReceipts, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
-import { currentLegs, rollupFinish, rollupUpserts, together } from './rollups.js';
+import { currentLegs, rollupFinish, rollupUpserts, together, type StoredLeg } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
-import { cachedFold, keepFold } from './fold-cache.js';
+import { beginLiveBatch, cachedFold, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
 import { healTrees } from './trees.js';
 import { legStreamName } from '@lib/event-store';
 
@@ -53,6 +53,17 @@ const eraseArchivedParties = async (trx: Transaction<DB>, g: number, events: rea
     FROM unnest(${marks.map((x) => x.provider)}::text[], ${marks.map((x) => x.callId)}::text[], ${marks.map((x) => x.from)}::boolean[], ${marks.map((x) => x.to)}::boolean[]) AS m(p, c, f, t)
     WHERE l.provider = m.p AND l.call_id = m.c`.execute(trx);
 };
+
+/** What the live loop tells a batch about itself: the checkpoint it starts from (fold-cache.ts, trusted batches). */
+export interface LiveBatch {
+  from: Cursor;
+}
+
+/** The fields of a written row that a later batch would read it for (rollup delta, parent link). */
+const rowOf = (r: CallLegRow): CachedRow => ({
+  provider: r.provider, callId: r.callId, accountId: r.accountId, parentCallId: r.parentCallId, direction: r.direction, status: r.status,
+  startedAt: r.startedAt, talkDurationSec: r.talkDurationSec, ringDurationSec: r.ringDurationSec, answeredBy: r.answeredBy,
+});
 
 /** A leg the batch touches, and how its row is computed. */
 interface Target {
@@ -111,7 +122,18 @@ const addParentAmd = async (trx: Transaction<DB>, g: number, targets: readonly T
  * one the state cannot answer for (an erasure, an id folded already), and every leg of a bulk load are folded
  * from all of their events, read back from the store.
  */
-export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor) => {
+export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor, live?: LiveBatch) => {
+  // The states this attempt keeps describe rows it writes: if it fails (its savepoint is rolled back), they go too.
+  const attempt: string[] = [];
+  try {
+    await project(trx, events, g, mode, attempt, upTo, live);
+  } catch (err) {
+    dropAttempt(attempt);
+    throw err;
+  }
+};
+
+const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, attempt: string[], upTo?: Cursor, live?: LiveBatch) => {
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
   // parent that reports machine detection (jambonz reports AMD on the parent).
   const touched = new Map<string, Target>();
@@ -138,8 +160,20 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
   if (touched.size === 0) return;
   const targets = [...touched.values()];
 
-  const before = mode.incremental ? await currentLegs(trx, g, targets) : [];
+  // A live batch that starts where this process's last one committed knows its cached legs' rows (fold-cache.ts):
+  // only the others are read.
+  const trusted = mode.incremental && live !== undefined && beginLiveBatch(g, live.from);
+  const cached = new Map<string, { fold: CallLegFold; row: CachedRow }>();
+  if (trusted) {
+    for (const t of targets) {
+      const hit = trustedFold(g, t.provider, t.callId);
+      if (hit) cached.set(keyOf(t.provider, t.callId), hit);
+    }
+  }
+  const unread = mode.incremental ? targets.filter((t) => !cached.has(keyOf(t.provider, t.callId))) : [];
+  const before: StoredLeg[] = unread.length > 0 ? await currentLegs(trx, g, unread) : [];
   const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
+  for (const [k, hit] of cached) prior.set(k, { ...hit.row, foldSeq: null });
   const batch = byLeg(events);
   const results = new Map<string, FoldedCallLeg>();
   // Legs whose recordings may differ from what is stored: folded in full, or given a recording by the batch.
@@ -164,7 +198,7 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
       const k = keyOf(t.provider, t.callId);
       const p = prior.get(k);
       // No row: none of the leg's events has been folded into this generation yet.
-      const state = retranslated.has(k) ? undefined : p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD;
+      const state = retranslated.has(k) ? undefined : (cached.get(k)?.fold ?? (p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD));
       if (state) {
         stateOf.set(k, state);
         applicable.push(t);
@@ -217,7 +251,7 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     if (!r?.row) continue;
     rows.push(r.row);
     // Final legs keep theirs too: a parent's dial result or a recording often comes after the leg's own end.
-    seqs.push(keepFold(g, t.provider, t.callId, mode.incremental ? r.fold : null));
+    seqs.push(mode.incremental ? keepFold(g, t.provider, t.callId, r.fold, rowOf(r.row), live !== undefined, attempt) : keepFold(g, t.provider, t.callId, null));
   }
   if (rows.length === 0) {
     await eraseArchivedParties(trx, g, events);
