@@ -9,7 +9,7 @@ export const TALK_EDGES_SQL = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 /** A leg as stored before this batch rewrites it: its rollup contribution, and the tag of its live fold state (fold-cache.ts). */
 export type StoredLeg = RollupLeg & { callId: string; foldSeq: string | null };
 
-/** The legs as stored before this batch rewrites them. */
+/** The legs as stored before this batch rewrites them (one primary-key probe each, whatever the table's size). */
 export const currentLegs = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]): Promise<StoredLeg[]> => {
   const r = await sql<{
     provider: Provider; call_id: string; account_id: string | null; parent_call_id: string | null; direction: RollupLeg['direction'];
@@ -18,8 +18,8 @@ export const currentLegs = async (trx: Transaction<DB>, g: number, rows: readonl
   }>`
     SELECT l.provider, l.call_id, l.account_id, l.parent_call_id, l.direction, l.status, l.started_at,
       l.talk_duration_sec, l.ring_duration_sec, l.answered_by, l.fold_seq::text AS fold_seq
-    FROM ${legs(g)} l JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
-      ON l.provider = t.p AND l.call_id = t.c`.execute(trx);
+    FROM unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
+    CROSS JOIN LATERAL (SELECT * FROM ${legs(g)} l WHERE l.provider = t.p AND l.call_id = t.c LIMIT 1) l`.execute(trx);
   return r.rows.map((x) => ({
     provider: x.provider, callId: x.call_id, accountId: x.account_id, parentCallId: x.parent_call_id, direction: x.direction,
     status: x.status, startedAt: x.started_at?.toISOString() ?? null,
