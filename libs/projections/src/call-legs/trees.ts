@@ -6,8 +6,6 @@ import { legs, recs } from './schema.js';
 /**
  * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
  * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
- * The walk up looks each leg up by its key (LATERAL ... LIMIT 1, one primary-key probe each): as a join, PostgreSQL
- * hashed the whole legs table twice per batch while it held tens of thousands of legs, a cost that grew with the table.
  */
 export const healTrees = async (
   trx: Transaction<DB>,
@@ -20,11 +18,11 @@ export const healTrees = async (
   await sql`
     WITH RECURSIVE up AS (
       SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops
-      FROM unnest(${rows.map((r) => r.provider)}::text[], ${rows.map((r) => r.callId)}::text[]) AS t(p, c)
-      CROSS JOIN LATERAL (SELECT * FROM ${T} l WHERE l.provider = t.p AND l.call_id = t.c LIMIT 1) l
+      FROM ${T} l JOIN unnest(${rows.map((r) => r.provider)}::text[], ${rows.map((r) => r.callId)}::text[]) AS t(p, c)
+        ON l.provider = t.p AND l.call_id = t.c
       UNION ALL
       SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1
-      FROM up CROSS JOIN LATERAL (SELECT * FROM ${T} l WHERE l.provider = up.provider AND l.call_id = up.parent_call_id LIMIT 1) l
+      FROM ${T} l JOIN up ON l.provider = up.provider AND l.call_id = up.parent_call_id
       WHERE up.hops < 32
     ), roots AS (
       SELECT DISTINCT ON (provider, start) provider, call_id AS root FROM up ORDER BY provider, start, hops DESC, call_id
