@@ -54,6 +54,7 @@ const variants: Record<string, (d: Database) => Promise<void>> = {
     await variants.gateddup!(d);
     await variants.generic!(d);
   },
+  noensure: replace('PERFORM ledger_ensure_partitions(r_received);', ''),
   nojsonb: replace('x.d::jsonb, x.m::jsonb', "'{}'::jsonb, '{}'::jsonb"),
   noreceivedlookup: replace('r_received[x.ow]', 'now()'),
   custom: async (d) => void (await sql.raw(`ALTER FUNCTION ${fn!.oid} SET plan_cache_mode = force_custom_plan`).execute(d)),

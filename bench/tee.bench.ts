@@ -30,6 +30,7 @@ const delivery = () => {
   return { raw, headers: { 'content-type': 'application/json', 'freeclimb-signature': signTimestampedHmac([SECRET], Math.floor(Date.now() / 1000), Buffer.from(raw)) } };
 };
 
+type F = ReturnType<typeof figures>;
 export const figures = (xs: number[]) => ({ n: xs.length, p50: percentile(xs, 0.5), p99: percentile(xs, 0.99), max: Math.max(...xs) });
 
 /**
@@ -92,6 +93,11 @@ export interface TeeFigures {
    * added p99 cannot go much below this p99 on the machine of the run. Absent from older results.
    */
   commitFloor?: ReturnType<typeof figures>;
+  /**
+   * The same, against the stub app answering after `appMs` (a real app's time to think), in the same rounds:
+   * direct to it and through the tee. Absent from older results.
+   */
+  thinking?: { appMs: number; direct: ReturnType<typeof figures>; tee: ReturnType<typeof figures>; addedP50: number; addedP99: number };
 }
 
 /** The upper bound (ms) of the bucket holding quantile `q` of a Prometheus histogram, from /metrics text. */
@@ -105,13 +111,26 @@ export const histogramQuantileMs = (metricsText: string, name: string, q: number
   return hit === undefined || hit.le === '+Inf' ? Number.POSITIVE_INFINITY : Number(hit.le) * 1000;
 };
 
-/** The local stub app: answers every request with PerCL at once, as a fast app would. */
+/**
+ * How long the thinking stub app takes to answer: a real app reads its own database or calls a service before it
+ * answers with commands, so the delivery's commit, run while the app works, is mostly hidden behind it.
+ */
+export const APP_THINK_MS = Number(process.env.BENCH_APP_THINK_MS ?? 20);
+
+/**
+ * The local stub app: answers every request with PerCL, at once (the worst case for the tee: nothing hides the
+ * delivery's commit), or after APP_THINK_MS on paths under `/think/`.
+ */
 export const startStubApp = async (): Promise<{ app: Server; appBase: string }> => {
   const app = createServer((req, res) => {
     req.resume();
     req.on('end', () => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(PERCL);
+      const answer = () => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(PERCL);
+      };
+      if (req.url?.includes('/think/')) setTimeout(answer, APP_THINK_MS);
+      else answer();
     });
   });
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
@@ -134,7 +153,13 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
   const floorSamples: number[] = [];
   try {
     const end = opts.probe?.begin('tee', service.child.pid!);
-    const routes = [`${appBase}/fc/voice`, `${service.url}/v1/webhooks/freeclimb/voice`, `${service.url}/v1/tee/freeclimb/voice`];
+    const routes = [
+      `${appBase}/fc/voice`,
+      `${service.url}/v1/webhooks/freeclimb/voice`,
+      `${service.url}/v1/tee/freeclimb/voice`,
+      `${appBase}/fc/think/voice`,
+      `${service.url}/v1/tee/freeclimb/think/voice`,
+    ];
     const samples: number[][] = routes.map(() => []);
     const failures: string[] = [];
     const ownPostgres = opts.env?.DATABASE_URL === undefined;
@@ -153,7 +178,7 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
       }
     }
     end?.();
-    const [direct, webhook, tee] = samples.map(figures) as [ReturnType<typeof figures>, ReturnType<typeof figures>, ReturnType<typeof figures>];
+    const [direct, webhook, tee, thinkDirect, thinkTee] = samples.map(figures) as [F, F, F, F, F];
     const perRequest = (k: number): CpuPerRequest => ({ serviceMs: (cpuSec[k]!.service / cpuSec[k]!.requests) * 1000, postgresMs: (cpuSec[k]!.postgres / cpuSec[k]!.requests) * 1000 });
     const cpu = ownPostgres ? { direct: perRequest(0), webhook: perRequest(1), tee: perRequest(2) } : null;
     const metricsText = await (await fetch(`${service.url}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
@@ -162,7 +187,9 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
       p99: histogramQuantileMs(metricsText, 'ledger_tee_commit_wait_seconds', 0.99),
     };
     return {
-      commitFloor: figures(floorSamples), commitWait, rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99 };
+      commitFloor: figures(floorSamples), commitWait, rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99,
+      thinking: { appMs: APP_THINK_MS, direct: thinkDirect, tee: thinkTee, addedP50: thinkTee.p50 - thinkDirect.p50, addedP99: thinkTee.p99 - thinkDirect.p99 },
+    };
   } finally {
     await floor.stop();
     await service.stop();
@@ -184,4 +211,10 @@ if (isMain(import.meta.url)) {
   if (f.commitFloor) console.log(`${line('commit floor', f.commitFloor)}  (ledger_append + durable commit, one delivery each, own PostgreSQL, no HTTP)`);
   if (f.commitWait) console.log(`commit wait after the app answered (service histogram, bucket bounds)  p50 <= ${fmt(f.commitWait.p50, 1)} ms  p99 <= ${fmt(f.commitWait.p99, 1)} ms`);
   console.log(`added by the ledger     p50 ${fmt(f.addedP50, 2)} ms  p99 ${fmt(f.addedP99, 2)} ms  (target p99 <= ${TEE_ADDED_P99_TARGET_MS} ms: ${f.addedP99 <= TEE_ADDED_P99_TARGET_MS ? 'met' : 'MISSED'})`);
+  if (f.thinking) {
+    const t = f.thinking;
+    console.log(line(`app thinking ${t.appMs} ms`, t.direct));
+    console.log(line('  through the ledger', t.tee));
+    console.log(`added, app thinking    p50 ${fmt(t.addedP50, 2)} ms  p99 ${fmt(t.addedP99, 2)} ms  (target p99 <= ${TEE_ADDED_P99_TARGET_MS} ms: ${t.addedP99 <= TEE_ADDED_P99_TARGET_MS ? 'met' : 'MISSED'})`);
+  }
 }

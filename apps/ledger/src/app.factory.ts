@@ -10,6 +10,7 @@ import { registerBodyParsers } from './common/body-parser.js';
 import { guardConnections, clientErrorHandler, registerEdgeHooks, serverOptions } from './common/http-edge.js';
 import { toErrorResponse } from './common/ledger-exception.filter.js';
 import { createRootLogger, registerAccessLog, requestId, safeUrl } from './common/logging.js';
+import { registerMasking } from './common/masking.hook.js';
 import { setupOpenApi } from './common/openapi.setup.js';
 import type { SchemaState } from './common/tokens.js';
 import { MetricsService } from './metrics/metrics.service.js';
@@ -81,6 +82,7 @@ export const createApp = async (options: CreateAppOptions): Promise<NestFastifyA
     aborted: (req) => logger.warn({ method: req.method, url: safeUrl(req.url ?? '') }, 'connection closed before the answer was sent'),
   });
   registerAccessLog(fastify);
+  registerMasking(fastify);
   const rejections = app.get(RejectionLog);
   const metrics = app.get(MetricsService);
   registerEdgeHooks(fastify, {

@@ -1,5 +1,5 @@
 import { Module, type DynamicModule, type Provider as NestProvider } from '@nestjs/common';
-import { APP_FILTER, APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_FILTER } from '@nestjs/core';
 import { CqrsModule } from '@nestjs/cqrs';
 import { TerminusModule } from '@nestjs/terminus';
 import { LoggerModule, type Params as LoggingParams } from 'nestjs-pino';
@@ -8,7 +8,6 @@ import { Database, poolOf } from '@lib/db';
 import { BulkAppendRepository, ErasureRepository, EventStoreRepository, GroupCommitWriter, RetentionRepository } from '@lib/event-store';
 import { ProviderRegistry } from '@lib/providers';
 import { callLegsProjection, Projector } from '@lib/projections';
-import { MaskingInterceptor } from './common/masking.interceptor.js';
 import { EraseSubjectHandler } from './admin/erase-subject.command.js';
 import { ErasuresController } from './admin/erasures.controller.js';
 import { AuditActionsController, ListAuditActionsHandler } from './admin/audit-actions.controller.js';
@@ -95,7 +94,6 @@ export class AppModule {
       { provide: Database, useValue: options.db },
       { provide: SCHEMA_STATE, useValue: options.schema },
       { provide: APP_FILTER, useClass: LedgerExceptionFilter },
-      { provide: APP_INTERCEPTOR, useClass: MaskingInterceptor },
       { provide: ProviderRegistry, useFactory: (c: LedgerConfig) => new ProviderRegistry(c.secrets, c.publicUrl), inject: [LEDGER_CONFIG] },
       { provide: EventStoreRepository, useFactory: (db: Database) => new EventStoreRepository(db), inject: [Database] },
       { provide: RetentionRepository, useFactory: (db: Database) => new RetentionRepository(db), inject: [Database] },

@@ -83,6 +83,37 @@ export const eventRowTexts = (
   };
 };
 
+/**
+ * A text[] argument of JSON texts, sent as one text joined by U+001E and split by PostgreSQL (`string_to_array`):
+ * node-postgres would send an array literal, every `"` and `\` of every text escaped in Node (two regex passes over
+ * each text) and unescaped again by PostgreSQL's array_in. JSON text never holds a raw control character (they are
+ * written as \u escapes), so the separator cannot occur in an element, and a JSON text is never empty (an empty
+ * string would split to no element). Checked anyway: a text that breaks either rule goes as an array literal.
+ */
+const JSON_TEXT_SEPARATOR = '\u001e';
+export const jsonTextArray = (texts: readonly string[]): RawBuilder<string[]> =>
+  texts.every((t) => t.length > 0 && !t.includes(JSON_TEXT_SEPARATOR))
+    ? sql<string[]>`string_to_array(${texts.join(JSON_TEXT_SEPARATOR)}::text, chr(30))`
+    : sql<string[]>`${texts}::text[]`;
+
+/**
+ * A bytea[] argument sent as one binary parameter, the parts' bytes as they are, and cut back into its elements by
+ * PostgreSQL: node-postgres would send an array literal with each element in hex (twice the bytes, written in Node,
+ * read back by PostgreSQL's array_in and byteain), and the bodies are most of a batch's bytes.
+ */
+export const byteaArray = (parts: readonly Buffer[]): RawBuilder<Buffer[]> => {
+  const offsets: number[] = [];
+  const lengths: number[] = [];
+  let at = 1;
+  for (const p of parts) {
+    offsets.push(at);
+    lengths.push(p.length);
+    at += p.length;
+  }
+  return sql<Buffer[]>`ARRAY(SELECT substring(${Buffer.concat(parts)}::bytea FROM t.o FOR t.l)
+    FROM unnest(${offsets}::int[], ${lengths}::int[]) WITH ORDINALITY AS t(o, l, n) ORDER BY t.n)`;
+};
+
 /** Every event of a delivery hashes the same receipt metadata (unless its query is sealed): its text, once. */
 const receiptTexts = new WeakMap<HashedReceiptMeta, string>();
 const receiptTextOf = (r: HashedReceiptMeta): string => receiptTexts.get(r) ?? receiptTexts.set(r, receiptMetaText(r)).get(r)!;
@@ -123,9 +154,21 @@ const storableReceipt = (r: ReceiptInput, dedupeKey: Buffer): StorableReceipt =>
     query: storableText(r.query),
     remoteAddr: storableOrNull(r.remoteAddr),
     // As jsonb will hold them: the canonical text parsed back (NUL and lone surrogates replaced, undefined dropped).
-    headers: JSON.parse(headersText) as Record<string, string>,
+    headers: storedHeaders(r.headers, headersText),
   };
   return { ...stored, dedupeKey, headersText, hashedMeta: hashedMetaOf(stored) };
+};
+
+/** Header names as pickHeaders keeps them: with these, the parsed canonical text is the values made storable. */
+const PLAIN_HEADER_NAME = /^[a-z][a-z0-9-]*$/;
+const storedHeaders = (headers: Record<string, string>, canonicalText: string): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const name of Object.keys(headers).sort()) {
+    const value = headers[name];
+    if (typeof value !== 'string' || !PLAIN_HEADER_NAME.test(name)) return JSON.parse(canonicalText) as Record<string, string>;
+    out[name] = storableText(value);
+  }
+  return out;
 };
 
 export const hashedMetaOf = (r: ReceiptInput): HashedReceiptMeta => hashedReceiptMeta(r);
@@ -191,13 +234,13 @@ export class EventStoreRepository {
 
     const result = await sql<{ ord: number; receipt_id: string; duplicate: boolean; last_position: string | null; types: string[] }>`
       SELECT * FROM ledger_append(
-        ${rc.map((r) => r.provider)}::text[], ${rc.map((r) => r.bodySha256)}::bytea[], ${rc.map((r) => r.dedupeKey)}::bytea[],
-        ${rc.map((r) => r.body)}::bytea[], ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
-        ${rc.map((r) => r.headersText)}::text[], ${rc.map((r) => r.remoteAddr)}::text[],
+        ${rc.map((r) => r.provider)}::text[], ${byteaArray(rc.map((r) => r.bodySha256))}, ${byteaArray(rc.map((r) => r.dedupeKey))},
+        ${byteaArray(rc.map((r) => r.body))}, ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
+        ${jsonTextArray(rc.map((r) => r.headersText))}, ${rc.map((r) => r.remoteAddr)}::text[],
         ${rc.map((r) => r.receivedAt.toISOString())}::timestamptz[], ${rc.map((r) => r.source)}::text[],
         ${rc.map((r) => r.signatureStatus)}::text[], ${rc.map((r) => r.signatureTimestamp?.toISOString() ?? null)}::timestamptz[],
-        ${ev.owner}::int[], ${ev.stream}::text[], ${ev.eventId}::uuid[], ${ev.type}::text[], ${ev.data}::text[],
-        ${ev.metadata}::text[], ${ev.occurred}::timestamptz[], ${ev.content}::text[], ${CHAIN_VERSION}::smallint,
+        ${ev.owner}::int[], ${ev.stream}::text[], ${ev.eventId}::uuid[], ${ev.type}::text[], ${jsonTextArray(ev.data)},
+        ${jsonTextArray(ev.metadata)}, ${ev.occurred}::timestamptz[], ${jsonTextArray(ev.content)}, ${CHAIN_VERSION}::smallint,
         ${u.map((rec) => accountKeyOf(rec.receipt.provider, rec.events))}::text[])
     `.execute(this.db);
 

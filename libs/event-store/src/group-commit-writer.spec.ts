@@ -114,8 +114,66 @@ describe('GroupCommitWriter adaptive concurrency', () => {
   it('never exceeds `concurrency` without maxConcurrency', async () => {
     const { store, seen } = countingStore();
     const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
-    await appenders(writer, 8, 20);
+    await appenders(writer, 64, 20);
     expect(seen.maxInFlight).toBe(2);
+  });
+});
+
+describe('GroupCommitWriter batch forming', () => {
+  it('8 appenders share one transaction rather than two or three each', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await appenders(writer, 8, 20);
+    // The first delivery of an idle writer goes alone at once; then all eight go together, each time.
+    expect(seen.sizes).toEqual([1, ...Array.from({ length: 19 }, () => 8), 7]);
+  });
+
+  it('64 appenders: no transaction of one or two beside a large batch, and two batches in flight', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await appenders(writer, 64, 20);
+    const sizes = seen.sizes.slice(2);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(16);
+    expect(seen.inFlightAt.filter((n) => n === 2).length).toBeGreaterThan(sizes.length / 2);
+  });
+
+  it('shares the queue over free slots only in parts of at least 16', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await writer.submit(rec('first'));
+    // Its commit left a pump due at the end of this turn: what is submitted now is queued together, two slots free.
+    await Promise.all(Array.from({ length: 20 }, (_, i) => writer.submit(rec(`a${i}`))));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => writer.submit(rec(`b${i}`))));
+    // 20 as one batch (not 16, and 4 waiting for it), 40 as two.
+    expect(seen.sizes).toEqual([1, 20, 20, 20]);
+  });
+
+  it('a delivery does not wait behind the passengers riding in the transaction in flight', async () => {
+    const calls: string[][] = [];
+    let release = () => undefined as void;
+    const held = new Promise<void>((r) => (release = r));
+    const store = {
+      appendBatch: async (batch: readonly WebhookRecord[]): Promise<AppendOutcome[]> => {
+        calls.push(batch.map((r) => String(r.receipt.body)));
+        if (calls.length === 1) await held;
+        return batch.map((r, i) => ({ receiptId: String(i), position: '1', duplicate: false, events: r.events.map((e) => e.type) }));
+      },
+    } as unknown as EventStoreRepository;
+    const writer = new GroupCommitWriter(store, { batchMax: 10, queueMax: 10, concurrency: 2 });
+    const answers = ['a1', 'a2', 'a3'].map((id) => writer.ride(rec(id), { lingerMs: 600_000, deadlineMs: 0 }));
+    const first = writer.submit(rec('d1'));
+    // Answered while the first transaction is still held: it took the free slot instead of waiting for it.
+    await writer.submit(rec('d2'));
+    expect(calls).toEqual([['d1', 'a1', 'a2', 'a3'], ['d2']]);
+    release();
+    await Promise.all([first, ...answers]);
+  });
+
+  it('records submitted in one turn of the event loop go together once a transaction is in flight', async () => {
+    const { store, seen } = countingStore();
+    const writer = new GroupCommitWriter(store, { batchMax: 500, queueMax: 1000, concurrency: 2 });
+    await Promise.all(['a', 'b', 'c', 'd'].map((id) => writer.submit(rec(id))));
+    expect(seen.sizes).toEqual([1, 3]);
   });
 });
 

@@ -4,6 +4,13 @@ import { unrecognized, unavailable } from '@lib/ledger';
 import type { EventStoreRepository } from './event-store.repository.js';
 import type { AppendOutcome, WebhookRecord } from './webhook-record.js';
 
+/**
+ * The least records a batch is split down to when the queue is shared out over free transaction slots. A
+ * `ledger_append` call costs about 0.6 ms of PostgreSQL CPU whatever its size and about 0.08 ms per delivery
+ * (bench/append-overhead.probe.ts), so below this the fixed cost would outweigh having two batches in flight.
+ */
+const SPLIT_MIN = 16;
+
 interface Waiter {
   record: WebhookRecord;
   /** performance.now() when queued. */
@@ -63,17 +70,26 @@ export interface GroupCommitStats {
  * transaction has committed, so a 200 always means durable. While one transaction flushes, the next batch
  * gathers, so batches grow with load and cost nothing when idle.
  *
- * The number of transactions in flight adapts to the load, measured as the deliveries outstanding (queued or in
- * a transaction) each time one is submitted, averaged. With few appenders (8), two transactions leave most of
- * them waiting for a slot (batches of two to four, each request paying about one and a half commit flushes), so
- * while that average is at most twice `maxConcurrency` up to `maxConcurrency` transactions run, each delivery
- * mostly in its own, their commit flushes shared by PostgreSQL's WAL writer. Under load (64 appenders) the limit
- * is `concurrency`, and a few large batches store many deliveries at the least CPU per delivery. The batch size
- * is not the signal: eager small transactions make small batches, which would keep the limit high under load.
- * This pays off only where commits wait on the disk: each transaction costs PostgreSQL a fixed share of CPU (about
- * a millisecond per `ledger_append` call on the shared bench machine), so where the CPU is the limit more, smaller
- * transactions are slower, which is why the service leaves it off by default (LEDGER_INGEST_MAX_CONCURRENCY 2).
- * Order and dedupe do not depend on the limit: `ledger_append` locks stream heads and dedupe keys in sorted
+ * How batches form (bench/peer.bench.ts measures it against Emmett at 8 and 64 appenders). A `ledger_append` call
+ * has a fixed PostgreSQL cost of about 0.6 ms of CPU besides about 0.08 ms per delivery, so the writer avoids
+ * small transactions whenever larger ones can be had without waiting longer:
+ * - An idle writer starts a lone delivery at once. Otherwise batches start one turn of the event loop after
+ *   the submit or the commit that made room (`schedulePump`): the callers a commit answered, and the requests
+ *   read in the same poll phase, then go together instead of the first one alone.
+ * - While transactions are in flight, a new one starts only for at least half as many deliveries as they carry
+ *   on average; fewer wait for the next commit. (Before, with 64 appenders, one slot carried a batch of about 60
+ *   while the other ran batches of one, 11 deliveries per transaction on average; now about 23.)
+ * - What is queued is shared out over the free slots in parts of at least SPLIT_MIN, so that under load one
+ *   batch is written while the other commits, and 8 appenders share one transaction instead of 2-3.
+ *
+ * The number of transactions in flight can also adapt to the load (`maxConcurrency`), measured as the deliveries
+ * outstanding (queued or in a transaction) each time one is submitted, averaged. While that average is at most
+ * twice `maxConcurrency`, up to `maxConcurrency` transactions run, each delivery mostly in its own, their commit
+ * flushes shared by PostgreSQL's WAL writer; under load the limit is `concurrency`. This pays off only where
+ * commits wait on the disk: where the CPU is the limit, more and smaller transactions are slower (the fixed cost
+ * above), which is why the service leaves it off by default (LEDGER_INGEST_MAX_CONCURRENCY 2). The batch size is
+ * not the signal: eager small transactions make small batches, which would keep the limit high under load.
+ * Order and dedupe do not depend on any of this: `ledger_append` locks stream heads and dedupe keys in sorted
  * order, whatever the number of transactions.
  */
 export class GroupCommitWriter {
@@ -90,10 +106,14 @@ export class GroupCommitWriter {
   /** When the database last answered a batch (committed or refused it): the ingest deadline counts from here. */
   private lastAnswerAt = 0;
   private lingerTimer: NodeJS.Timeout | null = null;
+  /** A pump due at the end of this turn of the event loop (see `schedulePump`). */
+  private pumpSoon: NodeJS.Immediate | null = null;
   private readonly concurrency: number;
   private readonly maxConcurrency: number;
   /** Deliveries in a transaction now (the queue holds the others). */
   private recordsInFlight = 0;
+  /** Of those, the submitted ones (not passengers): what a new transaction's size is weighed against. */
+  private submittedInFlight = 0;
   private demand = 0;
   readonly stats: GroupCommitStats;
   onBatch?: (size: number, seconds: number) => void;
@@ -175,6 +195,21 @@ export class GroupCommitWriter {
         queue.push(waiter);
         if (queue === this.queue) this.sampleDemand();
       }
+      // An idle writer starts a lone record at once; otherwise what is submitted in this turn goes together.
+      if (this.inFlight === 0 && this.pumpSoon === null) this.pump();
+      else this.schedulePump();
+    });
+  }
+
+  /**
+   * A pump once this turn of the event loop is over: callers answered by a commit submit their next records in
+   * its continuations, and requests whose bytes came with the commit's are parsed in the same poll phase. Pumping
+   * at each of them would send the first one or two alone (a transaction's fixed cost for one record) and queue
+   * the rest behind it.
+   */
+  private schedulePump(): void {
+    this.pumpSoon ??= setImmediate(() => {
+      this.pumpSoon = null;
       this.pump();
     });
   }
@@ -190,18 +225,23 @@ export class GroupCommitWriter {
         }, this.riderLingerMs - waited);
         return;
       }
-      this.start(this.riders.splice(0, this.options.batchMax));
+      this.start(this.riders.splice(0, this.options.batchMax), 0);
     }
   }
 
-  private start(batch: Waiter[]): void {
+  /** `submitted`: how many of the batch are submitted records (the rest are passengers). */
+  private start(batch: Waiter[], submitted: number): void {
     this.inFlight += 1;
     this.recordsInFlight += batch.length;
+    this.submittedInFlight += submitted;
     const done: Promise<void> = this.flush(batch).finally(() => {
       this.inFlight -= 1;
       this.recordsInFlight -= batch.length;
+      this.submittedInFlight -= submitted;
       this.flushes.delete(done);
-      this.pump();
+      // At shutdown `settle` waits on the flushes it sees: the next batch must be among them already.
+      if (this.settling) this.pump();
+      else this.schedulePump();
     });
     this.flushes.add(done);
   }
@@ -227,15 +267,29 @@ export class GroupCommitWriter {
         }, linger - waited);
         break;
       }
+      // A few records while others are in flight wait for a commit and join the next batch: a transaction of
+      // their own would pay its fixed cost (about 0.6 ms of PostgreSQL CPU) for them alone, and the slot it
+      // takes would keep the large batch that follows waiting.
+      // Passengers do not count: a delivery must not wait behind the answers riding with the one before it.
+      if (this.inFlight > 0 && this.queue.length * 2 < this.submittedInFlight / this.inFlight) break;
       if (this.lingerTimer) {
         // A full batch goes now; what stays queued starts a window of its own.
         clearTimeout(this.lingerTimer);
         this.lingerTimer = null;
       }
-      const batch = this.queue.splice(0, this.options.batchMax);
+      // What is queued is shared out over the free slots (one batch then commits while the next is written), in
+      // parts of at least SPLIT_MIN: smaller ones would each pay the fixed cost (20 queued go as one batch, not as
+      // 16 and 4 that waits). At low load with `maxConcurrency` the point is the opposite, a transaction per
+      // delivery, so there every free slot takes its share.
+      const free = this.limit - this.inFlight;
+      const least = this.limit > this.concurrency ? 1 : SPLIT_MIN;
+      const parts = Math.max(1, Math.min(free, Math.floor(this.queue.length / least)));
+      const size = Math.min(this.options.batchMax, Math.ceil(this.queue.length / parts));
+      const batch = this.queue.splice(0, size);
+      const submitted = batch.length;
       // Passengers after the records that hold up callers: their rows come last in the transaction.
       if (this.riders.length > 0) batch.push(...this.riders.splice(0, this.options.batchMax));
-      this.start(batch);
+      this.start(batch, submitted);
     }
     this.pumpRiders();
     this.stats.queued = this.queue.length;

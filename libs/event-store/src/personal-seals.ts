@@ -1,5 +1,5 @@
 import { hash, randomBytes } from 'node:crypto';
-import { canonicalJson } from './canonical-json.js';
+import { canonicalJson, sortedKeys } from './canonical-json.js';
 
 /**
  * Personal data under chain rule 3 (README "Erasure and its proof"). Each personal field of an event is hashed
@@ -118,7 +118,7 @@ export const sealedDocuments = <R extends { query: string } | null>(docs: {
   const seals = sealsOf(docs.metadata);
   const out: { data: unknown; metadata: unknown; receipt: unknown } = { data: docs.data, metadata: docs.metadata, receipt: docs.receipt };
   const touched = { data: false, metadata: false, receipt: false };
-  const paths = Object.keys(seals).sort();
+  const paths = sortedKeys(seals);
   // An event with no seal is hashed as it is stored (the writer stores no empty seal map).
   if (paths.length === 0) return { ...(out as { data: unknown; metadata: unknown; receipt: R }), touched };
   for (const path of paths) {

@@ -1,6 +1,6 @@
 /**
  * Masking for support staff (API keys of scope `read-masked`, README "Masking in reads"): every number served is
- * reduced to its last four digits. Pure: the edge (apps/ledger/src/common/masking.interceptor.ts) applies it.
+ * reduced to its last four digits. Pure: the edge (apps/ledger/src/common/masking.hook.ts) applies it.
  */
 
 /** The marker an erasure leaves (libs/event-store personal-seals.ts `ERASED`): nothing left to mask. */

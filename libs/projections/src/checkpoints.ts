@@ -28,9 +28,15 @@ export const lockProjection = async (trx: Transaction<DB>, name: string): Promis
   await sql`SELECT pg_advisory_xact_lock(${lockKey(name)})`.execute(trx);
 };
 
-/** The batch lock if free: false when another instance is applying a batch of this projection. */
-export const tryLockProjection = async (trx: Transaction<DB>, name: string): Promise<boolean> => {
-  const locked = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${lockKey(name)}) AS ok`.execute(trx);
+/**
+ * The batch lock if free (false when another instance is applying a batch of this projection), for one live
+ * batch whose commit then does not wait for its WAL flush (`synchronous_commit = off`, this transaction only). A projection is derived: a batch lost in a crash takes its
+ * checkpoint with it (same transaction), so it is applied again from the store, whose commits stay synchronous;
+ * and the fold cache's tags are random, so a lost row never matches a cached state. What it saves is a WAL
+ * flush per batch, which the deliveries' commits, which hold up providers and tee calls, would queue behind.
+ */
+export const lockProjectionBatch = async (trx: Transaction<DB>, name: string): Promise<boolean> => {
+  const locked = await sql<{ ok: boolean }>`SELECT pg_try_advisory_xact_lock(${lockKey(name)}) AS ok, set_config('synchronous_commit', 'off', true)`.execute(trx);
   return locked.rows[0]?.ok ?? false;
 };
 

@@ -110,6 +110,25 @@ describe('Projector', () => {
     expect(Number(failures.rows[0]!.n)).toBeGreaterThan(0);
   });
 
+  it("commits a live batch without waiting for its WAL flush, and only that transaction", async () => {
+    // A derived batch lost in a crash is applied again from the store (its checkpoint is in the same transaction),
+    // so its commit need not hold the WAL flush that the deliveries' synchronous commits queue behind.
+    const seen: string[] = [];
+    const probe: ProjectionDefinition = { ...recorder('sync_probe'), handle: async (trx, events, g) => {
+      seen.push((await sql<{ s: string }>`SELECT current_setting('synchronous_commit') AS s`.execute(trx)).rows[0]!.s);
+      await recorder('sync_probe').handle(trx, events, g);
+    } };
+    const projector = new Projector(tdb.db, [probe]);
+    await projector.init();
+    await store.appendBatch([record()]);
+    await projector.runUntilCaughtUp();
+    expect(seen.length).toBeGreaterThan(0);
+    expect(new Set(seen)).toEqual(new Set(['off']));
+    // SET LOCAL: a transaction that runs next on any pooled connection is synchronous again.
+    const after = await Promise.all(Array.from({ length: 20 }, () => tdb.db.transaction().execute(async (trx) => (await sql<{ s: string }>`SELECT current_setting('synchronous_commit') AS s`.execute(trx)).rows[0]!.s)));
+    expect(new Set(after)).toEqual(new Set(['on']));
+  });
+
   it('with gatherMs, folds the commits of its window into one batch, and a read-your-writes waiter ends the window', async () => {
     const applied: number[] = [];
     // Window and poll far longer than the test: only the waiter can start the second batch.

@@ -5,7 +5,7 @@ import type { Database, DB } from '@lib/db';
 import { EVENTS_CHANNEL } from '@lib/event-store';
 import {
   advanceCheckpoint, checkpointStatus, insertCheckpoint, lockProjection, projectedPast, readCheckpoint, recentParked, recordFailure,
-  tryLockProjection,
+  lockProjectionBatch,
 } from './checkpoints.js';
 import { headPosition, readAfter, START, type Cursor } from './event-reader.js';
 import { applyOrPark, type ParkingHooks } from './parking.js';
@@ -248,7 +248,7 @@ export class Projector {
     let generation: number | undefined;
     let done: { g: number; next: Cursor } | undefined;
     const applied = await this.db.transaction().execute(async (trx) => {
-      if (!(await tryLockProjection(trx, p.name))) return 0;
+      if (!(await lockProjectionBatch(trx, p.name))) return 0;
       const row = await readCheckpoint(trx, p.name);
       if (!row) throw new Error(`projection ${p.name} has no checkpoint (init not run)`);
       // A generation built by another version (a version bump, its blue-green rebuild under way) is not written by

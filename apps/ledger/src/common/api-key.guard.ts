@@ -23,7 +23,7 @@ export const NotForMaskedKeys = () => SetMetadata(UNMASKABLE, true);
 export interface Actor {
   name: string;
   scopes: readonly ApiScope[];
-  /** A `read-masked` key on a read route: every number it is served is masked (masking.interceptor.ts). */
+  /** A `read-masked` key on a read route: every number it is served is masked (masking.hook.ts). */
   masked: boolean;
 }
 export type AuthenticatedRequest = FastifyRequest & { actor?: Actor };
