@@ -18,7 +18,9 @@ import type { CallLegFold, RollupLeg } from '@lib/ledger';
  * last committed live batch ended at (`committed`), the rows are as this process wrote them. States written by an
  * attempt that failed are dropped at once (`dropAttempt`), those of a transaction that did not commit at its end
  * (`abandoned`), and a live batch that starts anywhere else (another instance got in between, a rebuild switched)
- * demotes every state of its generation back to the tag check.
+ * demotes every state of its generation back to the tag check. A live batch commits without waiting for its WAL flush
+ * (checkpoints.ts, lockProjectionBatch): if PostgreSQL loses it in a crash, it loses the checkpoint that batch moved
+ * too, so the next batch starts before the cursor trusted here and is not trusted.
  */
 /**
  * Measured at about 16 kB of RSS a leg (its role-holding events, their data, the ids seen): with 10,000 legs the
