@@ -6,6 +6,7 @@ import type { ProjectionDefinition } from './projection.js';
 import { bulkLoad } from './call-legs/loader.js';
 import { CALL_LEGS, createGeneration, dropGeneration, publish } from './call-legs/schema.js';
 import { LIVE, projectLegs } from './call-legs/writer.js';
+import { abandoned, committed } from './call-legs/fold-cache.js';
 
 export { TALK_EDGES_SQL } from './call-legs/rollups.js';
 
@@ -37,9 +38,11 @@ export const callLegsProjection: ProjectionDefinition = {
   publish,
   dropGeneration,
 
-  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor) {
-    return projectLegs(trx, events, g, LIVE, upTo);
+  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor, live?: { from: Cursor }) {
+    return projectLegs(trx, events, g, LIVE, upTo, live);
   },
+  committed,
+  abandoned,
 
   bulkLoad,
 };

@@ -22,7 +22,14 @@ export interface ProjectionDefinition {
    * projector passes it while isolating a poison event, so that an event is judged with its predecessors only,
    * not blamed for a later event of its leg that has not been applied yet.
    */
-  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor): Promise<void>;
+  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor, live?: { from: Cursor }): Promise<void>;
+  /**
+   * The live loop's batch bookkeeping, for a projection that keeps state between batches in memory: `handle` is given
+   * `live` (the checkpoint the batch starts from) by the live loop only; `committed` follows that batch's commit (the
+   * checkpoint now at `next`), `abandoned` a transaction of the live loop that did not commit.
+   */
+  committed?(g: number, next: Cursor): void;
+  abandoned?(g: number): void;
   /**
    * Optional fast path for a rebuild: fold every event of transactions below `belowXid` (all finished) into
    * generation `g` in whatever order suits the projection, in short transactions of its own. The rebuild then

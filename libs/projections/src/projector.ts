@@ -7,7 +7,7 @@ import {
   advanceCheckpoint, checkpointStatus, insertCheckpoint, lockProjection, projectedPast, readCheckpoint, recentParked, recordFailure,
   lockProjectionBatch,
 } from './checkpoints.js';
-import { headPosition, readAfter, START } from './event-reader.js';
+import { headPosition, readAfter, START, type Cursor } from './event-reader.js';
 import { applyOrPark, type ParkingHooks } from './parking.js';
 import type { ProjectionDefinition } from './projection.js';
 import { rebuildUnderLock, type RebuildContext, type RebuildEntry } from './rebuild.js';
@@ -245,6 +245,8 @@ export class Projector {
   /** One batch: returns how many events were applied (0 when another instance holds the lock). */
   async runOnce(p: ProjectionDefinition): Promise<number> {
     const began = performance.now();
+    let generation: number | undefined;
+    let done: { g: number; next: Cursor } | undefined;
     const applied = await this.db.transaction().execute(async (trx) => {
       if (!(await lockProjectionBatch(trx, p.name))) return 0;
       const row = await readCheckpoint(trx, p.name);
@@ -253,16 +255,23 @@ export class Projector {
       // this code: its tables may lack what this version writes. The rebuild replays everything after its own
       // snapshot, so nothing is skipped; readers see the old generation, unchanged, until the switch.
       if (row.version !== p.version) return 0;
-      const { events, next } = await readAfter(trx, { xid: row.last_xid, position: row.last_position }, this.batchSize);
+      const from = { xid: row.last_xid, position: row.last_position };
+      const { events, next } = await readAfter(trx, from, this.batchSize);
       if (events.length === 0) return 0;
+      generation = row.generation;
       try {
-        await applyOrPark(this.hooks, trx, p, row.generation, events, (t, ev, upTo) => p.handle(t, ev, row.generation, upTo));
+        await applyOrPark(this.hooks, trx, p, row.generation, events, (t, ev, upTo) => p.handle(t, ev, row.generation, upTo, { from }));
       } catch (err) {
         throw Object.assign(err as Error, { position: events[0]!.position });
       }
       await advanceCheckpoint(trx, p.name, next);
+      done = { g: row.generation, next };
       return events.length;
+    }).catch((err: unknown) => {
+      if (generation !== undefined) p.abandoned?.(generation);
+      throw err;
     });
+    if (done) p.committed?.(done.g, done.next);
     if (applied > 0) {
       this.options.onApplied?.(p.name, applied, (performance.now() - began) / 1000);
       this.appliedElsewhere();

@@ -1,8 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import type { CallLegFold } from '@lib/ledger';
-import { cachedFold, keepFold } from './fold-cache.js';
+import { abandoned, beginLiveBatch, cachedFold, committed, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
 
 const fold = (id: string): CallLegFold => ({ own: { [id]: '1' }, links: {}, events: [] });
+const row = (callId: string): CachedRow => ({
+  provider: 'twilio', callId, accountId: null, parentCallId: null, direction: 'inbound', status: 'ringing', startedAt: null,
+  talkDurationSec: null, ringDurationSec: null, answeredBy: null,
+});
+const at = (position: number) => ({ xid: String(1000 + position), position: String(position) });
 
 describe('fold cache', () => {
   it('answers a state only under the tag its row was written with', () => {
@@ -23,5 +28,37 @@ describe('fold cache', () => {
     expect(cachedFold(1, 'twilio', 'CA2', first)).toBeUndefined();
     expect(keepFold(1, 'twilio', 'CA2', null)).toBeNull();
     expect(cachedFold(1, 'twilio', 'CA2', second)).toBeUndefined();
+  });
+
+  it('lets a live batch skip the read only from the cursor where this process last committed, and only for states of committed live batches', () => {
+    const g = 7;
+    // A first batch (nothing committed here yet) reads; what it keeps is pending until it commits.
+    expect(beginLiveBatch(g, at(0))).toBe(false);
+    keepFold(g, 'twilio', 'L1', fold('a'), row('L1'), true, []);
+    keepFold(g, 'twilio', 'L2', fold('b'), row('L2'), false, []); // written outside a live batch (a rebuild's replay)
+    committed(g, at(10));
+    expect(beginLiveBatch(g, at(10))).toBe(true);
+    expect(trustedFold(g, 'twilio', 'L1')?.row.callId).toBe('L1');
+    expect(trustedFold(g, 'twilio', 'L2')).toBeUndefined();
+
+    // An attempt that fails takes its states with it; a transaction that does not commit, its pending ones.
+    const attempt: string[] = [];
+    keepFold(g, 'twilio', 'L3', fold('c'), row('L3'), true, attempt);
+    expect(trustedFold(g, 'twilio', 'L3')).toBeDefined(); // the same transaction's later attempts may use it
+    dropAttempt(attempt);
+    expect(trustedFold(g, 'twilio', 'L3')).toBeUndefined();
+    keepFold(g, 'twilio', 'L1', fold('d'), row('L1'), true, []);
+    abandoned(g);
+    expect(trustedFold(g, 'twilio', 'L1')).toBeUndefined();
+
+    // Another writer moved the checkpoint: nothing is taken unread until a live batch of this process commits again.
+    keepFold(g, 'twilio', 'L4', fold('e'), row('L4'), true, []);
+    committed(g, at(20));
+    expect(beginLiveBatch(g, at(30))).toBe(false);
+    expect(trustedFold(g, 'twilio', 'L4')).toBeUndefined();
+    committed(g, at(40));
+    expect(beginLiveBatch(g, at(40))).toBe(true);
+    expect(trustedFold(g, 'twilio', 'L4')).toBeUndefined(); // demoted: its row is read and its tag checked again
+    expect(cachedFold(g, 'twilio', 'L4', null)).toBeUndefined();
   });
 });

@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { CallLegFold } from '@lib/ledger';
+import type { CallLegFold, RollupLeg } from '@lib/ledger';
 
 /**
  * The live fold states of legs in progress, in the projecting process's memory, each under the tag (`fold_seq`)
@@ -10,6 +10,17 @@ import type { CallLegFold } from '@lib/ledger';
  *
  * Why memory and not the state itself in the row: stored as JSON with the row (about 2 kB a leg in progress),
  * writing and reading it cost PostgreSQL about as much as the events read it saved (bench/profile-notes.md).
+ *
+ * Trusted batches. Checking a tag needs the leg's row read first, and so does the rollup delta (the row's previous
+ * cell). Each state therefore also keeps the rollup fields of the row written with it, and a live batch may skip the
+ * read for its cached legs when no other writer can have touched them since: every batch of every instance moves the
+ * checkpoint in the transaction that writes its rows, so when a live batch starts from the very cursor this process's
+ * last committed live batch ended at (`committed`), the rows are as this process wrote them. States written by an
+ * attempt that failed are dropped at once (`dropAttempt`), those of a transaction that did not commit at its end
+ * (`abandoned`), and a live batch that starts anywhere else (another instance got in between, a rebuild switched)
+ * demotes every state of its generation back to the tag check. A live batch commits without waiting for its WAL flush
+ * (checkpoints.ts, lockProjectionBatch): if PostgreSQL loses it in a crash, it loses the checkpoint that batch moved
+ * too, so the next batch starts before the cursor trusted here and is not trusted.
  */
 /**
  * Measured at about 16 kB of RSS a leg (its role-holding events, their data, the ids seen): with 10,000 legs the
@@ -18,9 +29,28 @@ import type { CallLegFold } from '@lib/ledger';
  * again within a few seconds, which is where the cache saves refolds; an evicted leg is folded in full.
  */
 const MAX_LEGS = 2_000;
-const states = new Map<string, { seq: string; fold: CallLegFold }>();
+
+/** The row's previous contribution to the rollups, and its parent link (what a batch reads the row for). */
+export type CachedRow = RollupLeg & { callId: string };
+
+/**
+ * `pending`: written by a live attempt of the transaction still open; `trusted`: written by a committed live batch
+ * and not demoted since; `checked`: usable only under the tag check (written outside a live batch, or demoted).
+ */
+type Standing = 'pending' | 'trusted' | 'checked';
+interface Entry {
+  g: number;
+  seq: string;
+  fold: CallLegFold;
+  row: CachedRow | null;
+  standing: Standing;
+}
+const states = new Map<string, Entry>();
+/** Per generation: the cursor the last live batch this process committed ended at. */
+const trustedAt = new Map<number, string>();
 
 const keyOf = (g: number, provider: string, callId: string) => `${g}\u0000${provider}\u0000${callId}`;
+const cursorKey = (c: { xid: string; position: string }) => `${c.xid}/${c.position}`;
 
 /** The state the row's tag names, if this process still holds it. */
 export const cachedFold = (g: number, provider: string, callId: string, seq: string | null): CallLegFold | undefined => {
@@ -29,15 +59,61 @@ export const cachedFold = (g: number, provider: string, callId: string, seq: str
   return hit?.seq === seq ? hit.fold : undefined;
 };
 
-/** Keeps a leg's new state and returns the tag its row must be written with (null: none kept). */
-export const keepFold = (g: number, provider: string, callId: string, fold: CallLegFold | null): string | null => {
+/**
+ * Whether a live batch of generation g starting at `from` may take its cached legs' states and rows without reading
+ * them. When it may not, every state of g goes back to the tag check.
+ */
+export const beginLiveBatch = (g: number, from: { xid: string; position: string }): boolean => {
+  if (trustedAt.get(g) === cursorKey(from)) return true;
+  trustedAt.delete(g);
+  for (const e of states.values()) if (e.g === g && e.standing !== 'pending') e.standing = 'checked';
+  return false;
+};
+
+/** A trusted batch's view of a leg: its state and the row written with it, when both may be used unread. */
+export const trustedFold = (g: number, provider: string, callId: string): { fold: CallLegFold; row: CachedRow } | undefined => {
+  const hit = states.get(keyOf(g, provider, callId));
+  return hit && hit.standing !== 'checked' && hit.row ? { fold: hit.fold, row: hit.row } : undefined;
+};
+
+/**
+ * Keeps a leg's new state (and the rollup fields of the row written with it) and returns the tag its row must be
+ * written with (null: none kept). `live`: written by a live batch, so trusted once that batch commits; `attempt`
+ * collects the keys written, for dropAttempt.
+ */
+export const keepFold = (
+  g: number,
+  provider: string,
+  callId: string,
+  fold: CallLegFold | null,
+  row: CachedRow | null = null,
+  live = false,
+  attempt?: string[],
+): string | null => {
   const key = keyOf(g, provider, callId);
   states.delete(key);
   if (fold === null) return null;
   // Random rather than a counter: tags written by other processes (or before a restart) must never match.
   const seq = String(randomInt(1, 2 ** 47));
-  states.set(key, { seq, fold });
+  states.set(key, { g, seq, fold, row, standing: live ? 'pending' : 'checked' });
+  attempt?.push(key);
   // Oldest written first: a leg that has not been written for longest is evicted (and folded in full if it speaks again).
   if (states.size > MAX_LEGS) states.delete(states.keys().next().value!);
   return seq;
+};
+
+/** An attempt failed (its savepoint rolled back): the states it wrote describe rows that were not written. */
+export const dropAttempt = (keys: readonly string[]): void => {
+  for (const k of keys) states.delete(k);
+};
+
+/** The live batch's transaction committed at `next`: its states are the rows as stored. */
+export const committed = (g: number, next: { xid: string; position: string }): void => {
+  for (const e of states.values()) if (e.g === g && e.standing === 'pending') e.standing = 'trusted';
+  trustedAt.set(g, cursorKey(next));
+};
+
+/** The live batch's transaction did not commit: the states it wrote describe rows that were rolled back. */
+export const abandoned = (g: number): void => {
+  for (const [k, e] of states) if (e.g === g && e.standing === 'pending') states.delete(k);
 };

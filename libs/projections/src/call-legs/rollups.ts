@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import { coarsen, TALK_BUCKETS, TALK_EDGES, type Provider, type RollupCell, type RollupLeg, type rollupDelta } from '@lib/ledger';
 import { FINE, legs, names, ROLLUPS, sameCell, type RollupSpec } from './schema.js';
@@ -9,7 +9,7 @@ export const TALK_EDGES_SQL = sql.raw(`'{${TALK_EDGES.join(',')}}'::float8[]`);
 /** A leg as stored before this batch rewrites it: its rollup contribution, and the tag of its live fold state (fold-cache.ts). */
 export type StoredLeg = RollupLeg & { callId: string; foldSeq: string | null };
 
-/** The legs as stored before this batch rewrites them. */
+/** The legs as stored before this batch rewrites them (one primary-key probe each, whatever the table's size). */
 export const currentLegs = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]): Promise<StoredLeg[]> => {
   const r = await sql<{
     provider: Provider; call_id: string; account_id: string | null; parent_call_id: string | null; direction: RollupLeg['direction'];
@@ -18,8 +18,8 @@ export const currentLegs = async (trx: Transaction<DB>, g: number, rows: readonl
   }>`
     SELECT l.provider, l.call_id, l.account_id, l.parent_call_id, l.direction, l.status, l.started_at,
       l.talk_duration_sec, l.ring_duration_sec, l.answered_by, l.fold_seq::text AS fold_seq
-    FROM ${legs(g)} l JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
-      ON l.provider = t.p AND l.call_id = t.c`.execute(trx);
+    FROM unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c)
+    CROSS JOIN LATERAL (SELECT * FROM ${legs(g)} l WHERE l.provider = t.p AND l.call_id = t.c LIMIT 1) l`.execute(trx);
   return r.rows.map((x) => ({
     provider: x.provider, callId: x.call_id, accountId: x.account_id, parentCallId: x.parent_call_id, direction: x.direction,
     status: x.status, startedAt: x.started_at?.toISOString() ?? null,
@@ -27,16 +27,35 @@ export const currentLegs = async (trx: Transaction<DB>, g: number, rows: readonl
   }));
 };
 
-/** Adds the net change per cell; a cell left with no legs is removed, so live rollups equal rebuilt ones row for row. */
-export const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: ReturnType<typeof rollupDelta>) => {
-  for (const spec of ROLLUPS) {
-    const cells = spec === FINE ? fine : coarsen(fine, spec.columns.map((c) => c.of));
-    if (cells.length === 0) continue;
+/**
+ * Several data-modifying statements as one (`WITH s0 AS (...), s1 AS (...) <last>`): one round trip, one parse and
+ * plan, instead of one each. They all see the same snapshot, so each must touch rows that none of the others touches
+ * or reads back (PostgreSQL would apply only one of two changes to one row).
+ */
+export const together = (statements: readonly RawBuilder<unknown>[]): RawBuilder<unknown> | null => {
+  if (statements.length === 0) return null;
+  if (statements.length === 1) return statements[0]!;
+  const ctes = statements.slice(0, -1).map((s, i) => sql`${sql.raw(`s${i}`)} AS (${s})`);
+  return sql`WITH ${sql.join(ctes)} ${statements.at(-1)!}`;
+};
+
+type Delta = ReturnType<typeof rollupDelta>;
+const cellsOf = (spec: RollupSpec, fine: Delta): Delta => (spec === FINE ? fine : coarsen(fine, spec.columns.map((c) => c.of)));
+const specKey = (spec: RollupSpec, cell: RollupCell) => JSON.stringify(spec.columns.map((c) => c.of(cell)));
+
+/**
+ * Adds the net change per cell, one statement per rollup (different tables: run together, and with the legs'
+ * upsert). Cells this leaves with no legs are removed by rollupFinish, so live rollups equal rebuilt ones row for row.
+ */
+export const rollupUpserts = (g: number, fine: Delta): RawBuilder<unknown>[] =>
+  ROLLUPS.flatMap((spec) => {
+    const cells = cellsOf(spec, fine);
+    if (cells.length === 0) return [];
     const T = sql.table(spec.table(g));
     const col = <T>(f: (c: (typeof cells)[number]) => T) => cells.map(f);
     const keys = sql.join(spec.columns.map((c) => sql`${col((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
     const order = sql.raw(spec.columns.map((_, i) => String(i + 1)).join(', '));
-    await sql`
+    return [sql`
       INSERT INTO ${T} AS h (${names(spec)}, legs, talk_ms, ring_ms, ring_n, machine, talk_hist)
       SELECT ${names(spec, 't.')}, t.legs, t.talk_ms, t.ring_ms, t.ring_n, t.machine, t.hist::bigint[]
       FROM unnest(${keys}, ${col((c) => c.delta.legs)}::bigint[], ${col((c) => c.delta.talkMs)}::bigint[], ${col((c) => c.delta.ringMs)}::bigint[],
@@ -46,73 +65,89 @@ export const applyRollupDelta = async (trx: Transaction<DB>, g: number, fine: Re
       ON CONFLICT (${names(spec)}) DO UPDATE SET
         legs = h.legs + EXCLUDED.legs, talk_ms = h.talk_ms + EXCLUDED.talk_ms, ring_ms = h.ring_ms + EXCLUDED.ring_ms,
         ring_n = h.ring_n + EXCLUDED.ring_n, machine = h.machine + EXCLUDED.machine,
-        talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`.execute(trx);
-    // Only a cell that lost legs can have none left.
-    const emptied = cells.filter((c) => c.delta.legs < 0);
-    if (emptied.length === 0) continue;
-    const emptiedKeys = sql.join(spec.columns.map((c) => sql`${emptied.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
-    await sql`
-      DELETE FROM ${T} h USING unnest(${emptiedKeys}) AS t(${names(spec)})
-      WHERE h.legs = 0 AND ${sql.raw(spec.columns.map((c) => `h.${c.name} IS NOT DISTINCT FROM t.${c.name}`).join(' AND '))}`.execute(trx);
-  }
-};
+        talk_hist = ARRAY(SELECT a + b FROM unnest(h.talk_hist, EXCLUDED.talk_hist) AS u(a, b))`];
+  });
 
-/** Completed legs entering cells: the extremes take their talk in (least/greatest ignore the nulls of a new cell). */
-export const widenExtremes = async (trx: Transaction<DB>, g: number, entered: readonly { cell: RollupCell; ms: number }[]) => {
-  if (entered.length === 0) return;
-  for (const spec of ROLLUPS) {
-    const byCell = new Map<string, { cell: RollupCell; mn: number; mx: number }>();
-    for (const { cell, ms } of entered) {
-      const k = JSON.stringify(spec.columns.map((c) => c.of(cell)));
-      const e = byCell.get(k);
-      if (e) {
-        e.mn = Math.min(e.mn, ms);
-        e.mx = Math.max(e.mx, ms);
-      } else byCell.set(k, { cell, mn: ms, mx: ms });
+/**
+ * What follows the upserts, per rollup: cells left with no legs deleted; the talk extremes of completed legs entering
+ * cells taken in (least/greatest ignore the nulls of a new cell); those of cells a completed leg left, or in which its
+ * talk changed, recomputed from their legs (a narrowing cannot be taken back like a sum). Disjoint rows, so one
+ * statement: a deleted cell has no legs, a widened one has the completed leg that entered it, and a recomputed cell
+ * is not widened too (its recomputation reads the legs as they now are, entering ones included).
+ */
+export const rollupFinish = (
+  g: number,
+  fine: Delta,
+  entered: readonly { cell: RollupCell; ms: number }[],
+  left: readonly RollupCell[],
+): RawBuilder<unknown>[] =>
+  ROLLUPS.flatMap((spec) => {
+    const out: RawBuilder<unknown>[] = [];
+    const T = sql.table(spec.table(g));
+    // Only a cell that lost legs can have none left.
+    const emptied = cellsOf(spec, fine).filter((c) => c.delta.legs < 0);
+    if (emptied.length > 0) {
+      const emptiedKeys = sql.join(spec.columns.map((c) => sql`${emptied.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
+      out.push(sql`
+        DELETE FROM ${T} h USING unnest(${emptiedKeys}) AS t(${names(spec)})
+        WHERE h.legs = 0 AND ${sql.raw(spec.columns.map((c) => `h.${c.name} IS NOT DISTINCT FROM t.${c.name}`).join(' AND '))}`);
     }
-    const cells = [...byCell.values()];
-    const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
-    await sql`
-      UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = least(h.talk_min_ms, t.mn), talk_max_ms = greatest(h.talk_max_ms, t.mx)
-      FROM unnest(${keys}, ${cells.map((c) => c.mn)}::bigint[], ${cells.map((c) => c.mx)}::bigint[]) AS t(${names(spec)}, mn, mx)
-      WHERE ${sameCell(spec, 'h', 't')}
-        AND (h.talk_min_ms IS DISTINCT FROM least(h.talk_min_ms, t.mn) OR h.talk_max_ms IS DISTINCT FROM greatest(h.talk_max_ms, t.mx))`.execute(trx);
+    const recomputed = new Map(left.map((c) => [specKey(spec, c), c]));
+    const widened = widen(spec, g, entered.filter((e) => !recomputed.has(specKey(spec, e.cell))));
+    if (widened) out.push(widened);
+    if (recomputed.size > 0) out.push(recompute(spec, g, [...recomputed.values()]));
+    return out;
+  });
+
+const widen = (spec: RollupSpec, g: number, entered: readonly { cell: RollupCell; ms: number }[]): RawBuilder<unknown> | null => {
+  if (entered.length === 0) return null;
+  const byCell = new Map<string, { cell: RollupCell; mn: number; mx: number }>();
+  for (const { cell, ms } of entered) {
+    const k = specKey(spec, cell);
+    const e = byCell.get(k);
+    if (e) {
+      e.mn = Math.min(e.mn, ms);
+      e.mx = Math.max(e.mx, ms);
+    } else byCell.set(k, { cell, mn: ms, mx: ms });
   }
+  const cells = [...byCell.values()];
+  const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
+  return sql`
+    UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = least(h.talk_min_ms, t.mn), talk_max_ms = greatest(h.talk_max_ms, t.mx)
+    FROM unnest(${keys}, ${cells.map((c) => c.mn)}::bigint[], ${cells.map((c) => c.mx)}::bigint[]) AS t(${names(spec)}, mn, mx)
+    WHERE ${sameCell(spec, 'h', 't')}
+      AND (h.talk_min_ms IS DISTINCT FROM least(h.talk_min_ms, t.mn) OR h.talk_max_ms IS DISTINCT FROM greatest(h.talk_max_ms, t.mx))`;
 };
 
 /**
  * talk_min_ms / talk_max_ms of the given cells, from the legs in them (same rounding as talk_ms). One lookup per
  * cell through the start-time index: the period's range for a cell with a start, `started_at IS NULL` for the cell of
- * legs with no start (an OR of the two in one join made PostgreSQL scan every leg for every batch).
+ * legs with no start (an OR of the two in one join made PostgreSQL scan every leg for every batch). A cell with no
+ * legs left is not touched (rollupFinish deletes it).
  */
-export const refreshExtremes = async (trx: Transaction<DB>, g: number, fine: readonly RollupCell[]) => {
-  if (fine.length === 0) return;
-  for (const spec of ROLLUPS) {
-    const unique = new Map(fine.map((c) => [JSON.stringify(spec.columns.map((col) => col.of(c))), c]));
-    const cells = [...unique.values()];
-    const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x))}::${sql.raw(c.type)}[]`));
-    const [period, ...dims] = spec.columns;
-    const at = `t.${period!.name}`;
-    const others = dims
-      .map((c) => (c.name === 'is_root' ? `(l.parent_call_id IS NULL) = t.is_root` : c.nullable ? `l.${c.name} IS NOT DISTINCT FROM t.${c.name}` : `l.${c.name} = t.${c.name}`))
-      .join(' AND ');
-    // An aggregate answers one row even when nothing matches: each cell goes through exactly one of the two branches.
-    const extremes = (cells: string, hour: string) => sql`
-      SELECT ${names(spec, 't.')}, m.mn, m.mx FROM unnest(${keys}) AS t(${names(spec)})
-      CROSS JOIN LATERAL (
-        SELECT min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn, max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
-        FROM ${legs(g)} l WHERE ${sql.raw(hour)} AND ${sql.raw(others)}
-      ) m
-      WHERE ${sql.raw(cells)}`;
-    await sql`
-      UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = x.mn, talk_max_ms = x.mx
-      FROM (
-        SELECT * FROM (${extremes(`${at} IS NOT NULL`, `l.started_at >= ${at} AND l.started_at < ${at} + interval '${spec.period.length}'`)}) a
-        UNION ALL
-        SELECT * FROM (${extremes(`${at} IS NULL`, 'l.started_at IS NULL')}) b
-      ) x
-      WHERE ${sameCell(spec, 'h', 'x')} AND (h.talk_min_ms IS DISTINCT FROM x.mn OR h.talk_max_ms IS DISTINCT FROM x.mx)`.execute(trx);
-  }
+const recompute = (spec: RollupSpec, g: number, cells: readonly RollupCell[]): RawBuilder<unknown> => {
+  const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x))}::${sql.raw(c.type)}[]`));
+  const [period, ...dims] = spec.columns;
+  const at = `t.${period!.name}`;
+  const others = dims
+    .map((c) => (c.name === 'is_root' ? `(l.parent_call_id IS NULL) = t.is_root` : c.nullable ? `l.${c.name} IS NOT DISTINCT FROM t.${c.name}` : `l.${c.name} = t.${c.name}`))
+    .join(' AND ');
+  // An aggregate answers one row even when nothing matches: each cell goes through exactly one of the two branches.
+  const extremes = (which: string, hour: string) => sql`
+    SELECT ${names(spec, 't.')}, m.mn, m.mx FROM unnest(${keys}) AS t(${names(spec)})
+    CROSS JOIN LATERAL (
+      SELECT min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn, max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
+      FROM ${legs(g)} l WHERE ${sql.raw(hour)} AND ${sql.raw(others)}
+    ) m
+    WHERE ${sql.raw(which)}`;
+  return sql`
+    UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = x.mn, talk_max_ms = x.mx
+    FROM (
+      SELECT * FROM (${extremes(`${at} IS NOT NULL`, `l.started_at >= ${at} AND l.started_at < ${at} + interval '${spec.period.length}'`)}) a
+      UNION ALL
+      SELECT * FROM (${extremes(`${at} IS NULL`, 'l.started_at IS NULL')}) b
+    ) x
+    WHERE ${sameCell(spec, 'h', 'x')} AND h.legs <> 0 AND (h.talk_min_ms IS DISTINCT FROM x.mn OR h.talk_max_ms IS DISTINCT FROM x.mx)`;
 };
 
 /**

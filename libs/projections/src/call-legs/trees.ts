@@ -7,7 +7,13 @@ import { legs, recs } from './schema.js';
  * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
  * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
  */
-export const healTrees = async (trx: Transaction<DB>, g: number, rows: readonly { provider: Provider; callId: string }[]) => {
+export const healTrees = async (
+  trx: Transaction<DB>,
+  g: number,
+  rows: readonly { provider: Provider; callId: string }[],
+  /** False when no recording was written since the legs' roots were last right: the second pass has nothing to fix. */
+  recordingsWritten = true,
+) => {
   const T = legs(g);
   await sql`
     WITH RECURSIVE up AS (
@@ -21,23 +27,26 @@ export const healTrees = async (trx: Transaction<DB>, g: number, rows: readonly 
     ), roots AS (
       SELECT DISTINCT ON (provider, start) provider, call_id AS root FROM up ORDER BY provider, start, hops DESC, call_id
     ), down AS (
-      SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth
+      SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth, l.root_call_id AS was_root, l.depth AS was_depth
       FROM ${T} l JOIN (SELECT DISTINCT provider, root FROM roots) r ON l.provider = r.provider AND l.call_id = r.root
       UNION ALL
-      SELECT l.provider, l.call_id, down.root, down.depth + 1
+      SELECT l.provider, l.call_id, down.root, down.depth + 1, l.root_call_id, l.depth
       FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
       WHERE down.depth < 32
     ), best AS (
-      SELECT DISTINCT ON (provider, call_id) provider, call_id, root, depth FROM down ORDER BY provider, call_id, depth DESC
+      SELECT DISTINCT ON (provider, call_id) provider, call_id, root, depth, was_root, was_depth FROM down ORDER BY provider, call_id, depth DESC
     ), moved AS (
+      -- The walk read each leg's root and depth as they stand: only legs whose place changes are looked up again to
+      -- be written (mostly none: one primary-key probe per walked leg was most of this statement's time).
       UPDATE ${T} l SET root_call_id = best.root, depth = best.depth FROM best
-      WHERE l.provider = best.provider AND l.call_id = best.call_id
-        AND (l.root_call_id IS DISTINCT FROM best.root OR l.depth IS DISTINCT FROM best.depth)
+      WHERE (best.was_root IS DISTINCT FROM best.root OR best.was_depth IS DISTINCT FROM best.depth)
+        AND l.provider = best.provider AND l.call_id = best.call_id
       RETURNING l.provider, l.call_id, best.root
     )
     UPDATE ${recs(g)} r SET root_call_id = moved.root FROM moved
     WHERE r.provider = moved.provider AND r.call_id = moved.call_id AND r.root_call_id IS DISTINCT FROM moved.root`.execute(trx);
   // Recordings of legs whose root did not move but whose recordings were just rewritten start at their own id.
+  if (!recordingsWritten) return;
   await sql`
     UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
     JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c) ON l.provider = t.p AND l.call_id = t.c

@@ -1,13 +1,13 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
 import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, receiptOf, retranslatedReceipts, type Cursor } from '../event-reader.js';
 import { ProjectionDataError } from '../projection.js';
-import { applyRollupDelta, currentLegs, refreshExtremes, widenExtremes } from './rollups.js';
+import { currentLegs, rollupFinish, rollupUpserts, together, type StoredLeg } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
-import { cachedFold, keepFold } from './fold-cache.js';
+import { beginLiveBatch, cachedFold, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
 import { healTrees } from './trees.js';
 import { legStreamName } from '@lib/event-store';
 
@@ -53,6 +53,17 @@ const eraseArchivedParties = async (trx: Transaction<DB>, g: number, events: rea
     FROM unnest(${marks.map((x) => x.provider)}::text[], ${marks.map((x) => x.callId)}::text[], ${marks.map((x) => x.from)}::boolean[], ${marks.map((x) => x.to)}::boolean[]) AS m(p, c, f, t)
     WHERE l.provider = m.p AND l.call_id = m.c`.execute(trx);
 };
+
+/** What the live loop tells a batch about itself: the checkpoint it starts from (fold-cache.ts, trusted batches). */
+export interface LiveBatch {
+  from: Cursor;
+}
+
+/** The fields of a written row that a later batch would read it for (rollup delta, parent link). */
+const rowOf = (r: CallLegRow): CachedRow => ({
+  provider: r.provider, callId: r.callId, accountId: r.accountId, parentCallId: r.parentCallId, direction: r.direction, status: r.status,
+  startedAt: r.startedAt, talkDurationSec: r.talkDurationSec, ringDurationSec: r.ringDurationSec, answeredBy: r.answeredBy,
+});
 
 /** A leg the batch touches, and how its row is computed. */
 interface Target {
@@ -111,7 +122,18 @@ const addParentAmd = async (trx: Transaction<DB>, g: number, targets: readonly T
  * one the state cannot answer for (an erasure, an id folded already), and every leg of a bulk load are folded
  * from all of their events, read back from the store.
  */
-export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor) => {
+export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, upTo?: Cursor, live?: LiveBatch) => {
+  // The states this attempt keeps describe rows it writes: if it fails (its savepoint is rolled back), they go too.
+  const attempt: string[] = [];
+  try {
+    await project(trx, events, g, mode, attempt, upTo, live);
+  } catch (err) {
+    dropAttempt(attempt);
+    throw err;
+  }
+};
+
+const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, attempt: string[], upTo?: Cursor, live?: LiveBatch) => {
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
   // parent that reports machine detection (jambonz reports AMD on the parent).
   const touched = new Map<string, Target>();
@@ -138,8 +160,20 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
   if (touched.size === 0) return;
   const targets = [...touched.values()];
 
-  const before = mode.incremental ? await currentLegs(trx, g, targets) : [];
+  // A live batch that starts where this process's last one committed knows its cached legs' rows (fold-cache.ts):
+  // only the others are read.
+  const trusted = mode.incremental && live !== undefined && beginLiveBatch(g, live.from);
+  const cached = new Map<string, { fold: CallLegFold; row: CachedRow }>();
+  if (trusted) {
+    for (const t of targets) {
+      const hit = trustedFold(g, t.provider, t.callId);
+      if (hit) cached.set(keyOf(t.provider, t.callId), hit);
+    }
+  }
+  const unread = mode.incremental ? targets.filter((t) => !cached.has(keyOf(t.provider, t.callId))) : [];
+  const before: StoredLeg[] = unread.length > 0 ? await currentLegs(trx, g, unread) : [];
   const prior = new Map(before.map((b) => [keyOf(b.provider, b.callId), b]));
+  for (const [k, hit] of cached) prior.set(k, { ...hit.row, foldSeq: null });
   const batch = byLeg(events);
   const results = new Map<string, FoldedCallLeg>();
   // Legs whose recordings may differ from what is stored: folded in full, or given a recording by the batch.
@@ -164,14 +198,14 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
       const k = keyOf(t.provider, t.callId);
       const p = prior.get(k);
       // No row: none of the leg's events has been folded into this generation yet.
-      const state = retranslated.has(k) ? undefined : p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD;
+      const state = retranslated.has(k) ? undefined : (cached.get(k)?.fold ?? (p ? cachedFold(g, t.provider, t.callId, p.foldSeq) : EMPTY_FOLD));
       if (state) {
         stateOf.set(k, state);
         applicable.push(t);
       } else full.push(t);
     }
     const amdOf = new Map<string, LedgerEvent[]>();
-    const heldOf = (t: Target) => stateOf.get(keyOf(t.provider, t.callId))!.events as unknown as LedgerEvent[];
+    const heldOf = (t: Target) => stateOf.get(keyOf(t.provider, t.callId))!.events;
     const k = (t: Target) => keyOf(t.provider, t.callId);
     await addParentAmd(trx, g, applicable, (t) => [...heldOf(t), ...(batch.own.get(k(t)) ?? []), ...(batch.related.get(k(t)) ?? [])], amdOf);
     for (const t of applicable) {
@@ -217,22 +251,28 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     if (!r?.row) continue;
     rows.push(r.row);
     // Final legs keep theirs too: a parent's dial result or a recording often comes after the leg's own end.
-    seqs.push(keepFold(g, t.provider, t.callId, mode.incremental ? r.fold : null));
+    seqs.push(mode.incremental ? keepFold(g, t.provider, t.callId, r.fold, rowOf(r.row), live !== undefined, attempt) : keepFold(g, t.provider, t.callId, null));
   }
   if (rows.length === 0) {
     await eraseArchivedParties(trx, g, events);
     return;
   }
-  await upsertLegs(trx, g, rows, seqs, mode.incremental ? rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId))) : rows);
+  if (!mode.incremental) {
+    await upsertLegs(trx, g, rows, seqs, rows);
+    await eraseArchivedParties(trx, g, events);
+    return;
+  }
+  const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
+  const delta = pure('rollup delta', () => rollupDelta(changes));
+  // The rollups' sums go with the legs' upsert, in one statement (other tables, nothing read back).
+  const recorded = rows.filter((r) => recordingsOf.has(keyOf(r.provider, r.callId)));
+  // A leg without a row has no recordings stored either: nothing of its to delete first.
+  const recordingsWritten = await upsertLegs(trx, g, rows, seqs, recorded, rollupUpserts(g, delta), (r) => prior.has(keyOf(r.provider, r.callId)));
   await eraseArchivedParties(trx, g, events);
-  if (!mode.incremental) return;
   // Roots and depths change only where a leg is new or its parent changed (the upsert keeps them otherwise); the
   // heal walks down from there, re-rooting whatever subtree hangs below.
   const moved = rows.filter((r) => prior.get(keyOf(r.provider, r.callId))?.parentCallId !== r.parentCallId || !prior.has(keyOf(r.provider, r.callId)));
-  if (moved.length > 0) await healTrees(trx, g, moved);
-  const changes = rows.map((r) => ({ before: prior.get(keyOf(r.provider, r.callId)) ?? null, after: r }));
-  const delta = pure('rollup delta', () => rollupDelta(changes));
-  await applyRollupDelta(trx, g, delta);
+  if (moved.length > 0) await healTrees(trx, g, moved, recordingsWritten);
   // Talk extremes, kept for completed cells only (what the quantiles read). A completed leg entering a cell can only
   // widen them (least/greatest); one leaving it, or changing its talk, may narrow them, which cannot be taken back
   // like a sum: those cells are recomputed from their legs. Not only cells with a non-zero delta: two legs trading
@@ -245,17 +285,25 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
     if (b?.status === 'completed') left.push(cellOf(b));
     if (a.status === 'completed') entered.push({ cell: cellOf(a), ms: toMs(a.talkDurationSec ?? 0) });
   }
-  await widenExtremes(trx, g, entered);
-  await refreshExtremes(trx, g, left);
+  await together(rollupFinish(g, delta, entered, left))?.execute(trx);
 };
 
 /**
  * Writes the rows (with each one's fold state tag, or null), and the recordings of `recorded`: the legs whose
  * recordings may have changed (each one's are replaced whole).
  */
-export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegRow[], seqs: readonly (string | null)[], recorded: readonly CallLegRow[]) => {
+export const upsertLegs = async (
+  trx: Transaction<DB>,
+  g: number,
+  rows: CallLegRow[],
+  seqs: readonly (string | null)[],
+  recorded: readonly CallLegRow[],
+  alongside: readonly RawBuilder<unknown>[] = [],
+  /** Whether a leg may have recordings stored already (false only where it is known to have no row yet). */
+  mayHaveRecordings: (r: CallLegRow) => boolean = () => true,
+): Promise<boolean> => {
   const col = <T>(f: (r: CallLegRow) => T) => rows.map(f);
-  await sql`
+  const upsert = sql`
     INSERT INTO ${legs(g)} (provider, call_id, account_id, parent_call_id, root_call_id, depth, direction, from_number, to_number,
       status, started_at, answered_at, ended_at, ring_duration_sec, talk_duration_sec, ring_duration_source, talk_duration_source,
       answered_by, end_reason, sip_status, conference_ids, final, event_count, last_position, link_conflict, invalid_fields, verification,
@@ -293,13 +341,17 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       verification = EXCLUDED.verification,
       answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
       started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
-      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`.execute(trx);
+      ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`;
+  await together([...alongside, upsert])!.execute(trx);
 
-  if (recorded.length === 0) return;
+  if (recorded.length === 0) return false;
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
-  await sql`
-    DELETE FROM ${recs(g)} r USING unnest(${recorded.map((r) => r.provider)}::text[], ${recorded.map((r) => r.callId)}::text[]) AS t(p, c)
-    WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
+  const replaced = recorded.filter(mayHaveRecordings);
+  if (replaced.length > 0) {
+    await sql`
+      DELETE FROM ${recs(g)} r USING unnest(${replaced.map((r) => r.provider)}::text[], ${replaced.map((r) => r.callId)}::text[]) AS t(p, c)
+      WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
+  }
   if (recRows.length > 0) {
     // Under the leg's root as it stands (the tree heal moves them with their leg when that root changes).
     await sql`
@@ -311,4 +363,5 @@ export const upsertLegs = async (trx: Transaction<DB>, g: number, rows: CallLegR
       LEFT JOIN ${legs(g)} l ON l.provider = t.p AND l.call_id = t.c
       ON CONFLICT DO NOTHING`.execute(trx);
   }
+  return recRows.length > 0;
 };
