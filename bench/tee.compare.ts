@@ -7,7 +7,8 @@
  * TEE_VARIANTS='[{"name":"old","cwd":"/tmp/old-build"},{"name":"new"},{"name":"new, no projector","env":{"LEDGER_PROJECTOR":"off"}}]'
  * (`cwd`: a checkout built with `nest build ledger`; default this one; `nodeArgs`, e.g. `["--cpu-prof",
  * "--cpu-prof-dir=/tmp/prof"]` for a V8 profile written when the service stops). Default: this build with and
- * without the in-process projector. TEE_ROUTES=tee (or webhook) runs only that route of each variant.
+ * without the in-process projector. TEE_ROUTES=tee (or webhook) runs only that route of each variant;
+ * TEE_SUB_PATH=think/voice calls the stub app's thinking path instead.
  *
  * The rounds include the commit floor (commit.probe.ts: one delivery per durable commit at the same rate, on an
  * embedded PostgreSQL of its own, no HTTP, no service), and the run ends with an fsync probe (fsync.probe.ts): what a
@@ -33,6 +34,8 @@ const variants: Variant[] = process.env.TEE_VARIANTS
   ? (JSON.parse(process.env.TEE_VARIANTS) as Variant[])
   : [{ name: 'projector on' }, { name: 'projector off', env: { LEDGER_PROJECTOR: 'off' } }];
 const seconds = Number(process.env.BENCH_SECONDS ?? 20);
+/** `think/voice`: the stub app answers after BENCH_APP_THINK_MS (tee.bench.ts), as an app doing its own work. */
+const SUB_PATH = process.env.TEE_SUB_PATH ?? 'voice';
 const API_KEY = 'bench-key-0123456789';
 
 /**
@@ -63,11 +66,11 @@ try {
   for (const v of variants) {
     services.push(await startService({ FREECLIMB_SIGNING_SECRET: SECRET, LEDGER_TEE_FREECLIMB_URL: `${appBase}/fc`, LEDGER_API_KEYS: API_KEY, ...v.env }, v.nodeArgs ?? [], v.cwd ?? process.cwd()));
   }
-  const routes: { name: string; url: string; service: RunningService | null }[] = [{ name: 'direct to the app', url: `${appBase}/fc/voice`, service: null }];
+  const routes: { name: string; url: string; service: RunningService | null }[] = [{ name: 'direct to the app', url: `${appBase}/fc/${SUB_PATH}`, service: null }];
   for (const [i, v] of variants.entries()) {
     const only = process.env.TEE_ROUTES;
     if (only !== 'tee') routes.push({ name: `${v.name}: webhook`, url: `${services[i]!.url}/v1/webhooks/freeclimb/voice`, service: services[i]! });
-    if (only !== 'webhook') routes.push({ name: `${v.name}: tee`, url: `${services[i]!.url}/v1/tee/freeclimb/voice`, service: services[i]! });
+    if (only !== 'webhook') routes.push({ name: `${v.name}: tee`, url: `${services[i]!.url}/v1/tee/freeclimb/${SUB_PATH}`, service: services[i]! });
   }
   const samples: number[][] = routes.map(() => []);
   const cpu = routes.map(() => ({ service: 0, postgres: 0, requests: 0, commits: 0, walFsyncs: 0 }));
