@@ -112,7 +112,7 @@ const runQueues = async (queues: Append[][], append: (a: Append) => Promise<void
   let errors = 0;
   let firstError: unknown = null;
   const all = queues.flat();
-  const events = all.reduce((s, a) => s + a.record.events.length, 0);
+  const events = eventsOf(all);
   const started = performance.now();
   await Promise.all(
     queues.map(async (q) => {
@@ -236,13 +236,27 @@ const emmettAppend = (store: ReturnType<typeof getPostgreSQLEventStore>) => asyn
   );
 };
 
+/** Both benches' result: the run's shape, each side's figures and their ratio. */
+const peerFigures = (appenders: number, appends: Append[], durability: Record<string, string>, ledger: PeerSide, emmett: PeerSide): PeerFigures => ({
+  appenders,
+  appends: appends.length,
+  events: eventsOf(appends),
+  streams: new Set(appends.map((a) => a.stream)).size,
+  poolSize: POOL_SIZE,
+  durability,
+  ledger,
+  emmett,
+  ratio: ledger.appendsPerSec / emmett.appendsPerSec,
+});
+
+const eventsOf = (appends: Append[]): number => appends.reduce((s, a) => s + a.record.events.length, 0);
+
 export const benchPeer = async (
   freshDatabase: (name: string) => Promise<string>,
   opts: { appends: number; appenders: number; probe?: PhaseProbe; dataDir?: string },
 ): Promise<PeerFigures> => {
   const probe = opts.probe ?? noProbe;
   const appends = peerAppends(opts.appends);
-  const events = appends.reduce((s, a) => s + a.record.events.length, 0);
 
   const ledgerUrl = await freshDatabase('bench_peer_ledger');
   const durability = await durabilitySettings(ledgerUrl);
@@ -300,17 +314,7 @@ export const benchPeer = async (
   } finally {
     await closeStore();
   }
-  return {
-    appenders: opts.appenders,
-    appends: appends.length,
-    events,
-    streams: new Set(appends.map((a) => a.stream)).size,
-    poolSize: POOL_SIZE,
-    durability,
-    ledger,
-    emmett,
-    ratio: ledger.appendsPerSec / emmett.appendsPerSec,
-  };
+  return peerFigures(opts.appenders, appends, durability, ledger, emmett);
 };
 
 /**
@@ -326,7 +330,7 @@ export const benchPeerInterleaved = async (
   opts: { appends: number; appenders: number; rounds: number; dataDir?: string },
 ): Promise<PeerFigures> => {
   const appends = peerAppends(opts.appends);
-  const events = appends.reduce((s, a) => s + a.record.events.length, 0);
+  const events = eventsOf(appends);
   const ledgerUrl = await freshDatabase('bench_peer_ledger');
   const emmettUrl = await freshDatabase('bench_peer_emmett');
   const durability = await durabilitySettings(ledgerUrl);
@@ -378,17 +382,7 @@ export const benchPeerInterleaved = async (
   const ledger = await result('ledger', ledgerUrl);
   if (ledger.cost) ledger.cost.batch = writer!.stats.records / Math.max(1, writer!.stats.batches);
   const emmett = await result('emmett', emmettUrl);
-  return {
-    appenders: opts.appenders,
-    appends: appends.length,
-    events,
-    streams: new Set(appends.map((a) => a.stream)).size,
-    poolSize: POOL_SIZE,
-    durability,
-    ledger,
-    emmett,
-    ratio: ledger.appendsPerSec / emmett.appendsPerSec,
-  };
+  return peerFigures(opts.appenders, appends, durability, ledger, emmett);
 };
 
 if (isMain(import.meta.url)) {
