@@ -10,7 +10,8 @@
  *             ledger`); without it, this build runs on both sides
  *   CALLS (3000), BATCH (200), APPEND (200), ROUNDS (3; the first round of each side warms its code up and is not
  *   counted in the totals when there are more)
- *   PGSS=1    pg_stat_statements (nested statements too): each side's top statements of its last round
+ *   PGSS=1    pg_stat_statements (nested statements too, and planning): each side's top statements of its last round,
+ *             by execution plus planning time (`plan` ms over `plans` plannings)
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -56,7 +57,7 @@ const sides: Side[] = [
   { name: 'new', dir: process.cwd() },
 ];
 
-const pgss = ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all'];
+const pgss = ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all', '-c', 'pg_stat_statements.track_planning=on'];
 const { dataDir, server, admin, stop } = await startBenchServer('ledger-live-fold-', process.env.PGSS ? pgss : []);
 const statements: string[] = [];
 try {
@@ -108,12 +109,21 @@ try {
       );
       await db.destroy();
       if (process.env.PGSS && round === rounds - 1 - (round % 2 === 0 ? 0 : 0)) {
-        const top = await admin.query<{ calls: string; ms: number; rows: string; query: string }>(
-          `SELECT s.calls::text, round(s.total_exec_time)::int AS ms, s.rows::text, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 110) AS query
-           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY 2 DESC LIMIT 20`,
+        const top = await admin.query<{ calls: string; ms: number; plans: string; plan: number; rows: string; query: string }>(
+          `SELECT s.calls::text, round(s.total_exec_time)::int AS ms, s.plans::text, round(s.total_plan_time)::int AS plan, s.rows::text,
+             left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100) AS query
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT 20`,
           [name],
         );
-        statements.push(`${side.name}, round ${round}:`, ...top.rows.map((r) => `  ${r.calls.padStart(7)} calls ${String(r.ms).padStart(7)} ms ${r.rows.padStart(8)} rows  ${r.query}`));
+        const planned = await admin.query<{ plan: number; exec: number }>(
+          `SELECT round(sum(s.total_plan_time))::int AS plan, round(sum(s.total_exec_time))::int AS exec
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 AND s.toplevel`,
+          [name],
+        );
+        statements.push(
+          `${side.name}, round ${round} (top-level statements: planning ${planned.rows[0]?.plan} ms, execution ${planned.rows[0]?.exec} ms):`,
+          ...top.rows.map((r) => `  ${r.calls.padStart(6)} calls ${String(r.ms).padStart(6)} ms ${r.plans.padStart(5)} plans ${String(r.plan).padStart(5)} ms ${r.rows.padStart(7)} rows  ${r.query}`),
+        );
       }
       await admin.query(`DROP DATABASE ${name}`);
     }

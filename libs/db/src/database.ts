@@ -1,6 +1,7 @@
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { DB } from './database.types.js';
+import { NamingClient } from './named-statements.js';
 
 /** Own DI token and type: the app's one Kysely instance over a pg pool. */
 export class Database extends Kysely<DB> {}
@@ -49,6 +50,8 @@ export const createDatabase = (connectionString: string, max = 10, options: Data
   const t = { ...NO_LIMITS, ...options };
   const pool = new pg.Pool({
     connectionString,
+    // Names the statements registered with executeNamed (named-statements.ts); every other one goes out as before.
+    Client: NamingClient,
     max,
     // A dead or stopped server must surface as an error quickly, never as a request that hangs.
     connectionTimeoutMillis: t.connectMs,

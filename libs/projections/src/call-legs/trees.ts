@@ -1,5 +1,5 @@
 import { sql, type Transaction } from 'kysely';
-import type { DB } from '@lib/db';
+import { executeNamed, type DB } from '@lib/db';
 import type { Provider } from '@lib/ledger';
 import { legs, recs } from './schema.js';
 
@@ -15,7 +15,7 @@ export const healTrees = async (
   recordingsWritten = true,
 ) => {
   const T = legs(g);
-  await sql`
+  await executeNamed(trx, sql`
     WITH RECURSIVE up AS (
       SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops
       FROM ${T} l JOIN unnest(${rows.map((r) => r.provider)}::text[], ${rows.map((r) => r.callId)}::text[]) AS t(p, c)
@@ -44,7 +44,7 @@ export const healTrees = async (
       RETURNING l.provider, l.call_id, best.root
     )
     UPDATE ${recs(g)} r SET root_call_id = moved.root FROM moved
-    WHERE r.provider = moved.provider AND r.call_id = moved.call_id AND r.root_call_id IS DISTINCT FROM moved.root`.execute(trx);
+    WHERE r.provider = moved.provider AND r.call_id = moved.call_id AND r.root_call_id IS DISTINCT FROM moved.root`);
   // Recordings of legs whose root did not move but whose recordings were just rewritten start at their own id.
   if (!recordingsWritten) return;
   await sql`

@@ -1,5 +1,5 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
-import type { DB } from '@lib/db';
+import { executeNamed, type DB } from '@lib/db';
 import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
@@ -342,7 +342,8 @@ export const upsertLegs = async (
       answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
       started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
       ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`;
-  await together([...alongside, upsert])!.execute(trx);
+  // Named: its text depends only on which rollups have cells, so each connection plans it once (named-statements.ts).
+  await executeNamed(trx, together([...alongside, upsert])!);
 
   if (recorded.length === 0) return false;
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
