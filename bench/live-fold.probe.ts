@@ -12,6 +12,8 @@
  *   counted in the totals when there are more)
  *   PGSS=1    pg_stat_statements (nested statements too, and planning): each side's top statements of its last round,
  *             by execution plus planning time (`plan` ms over `plans` plannings)
+ *   EXPLAIN_MS  the plans (auto_explain, ANALYZE, nested statements) of the statements that took longer, for the last
+ *             round's new side, printed at the end
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -59,6 +61,8 @@ const sides: Side[] = [
 
 const pgss = ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all', '-c', 'pg_stat_statements.track_planning=on'];
 const { dataDir, server, admin, stop } = await startBenchServer('ledger-live-fold-', process.env.PGSS ? pgss : []);
+const explainMs = process.env.EXPLAIN_MS;
+const plans: string[] = [];
 const statements: string[] = [];
 try {
   if (process.env.PGSS) await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
@@ -84,7 +88,16 @@ try {
       await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
       const dbLib = (await import(join(side.dir, 'dist/libs/db/src/index.js'))) as typeof import('../libs/db/src/index.js');
       const proj = (await import(join(side.dir, 'dist/libs/projections/src/index.js'))) as typeof import('../libs/projections/src/index.js');
-      const { db } = dbLib.createDatabase(databaseUrl(server.url, name), 4);
+      const explain = explainMs !== undefined && round === rounds - 1 && side.name === 'new';
+      if (explain) {
+        // auto_explain's plans reach the client as notices (its log level), on the sessions of this side only.
+        for (const set of ["session_preload_libraries = 'auto_explain'", `auto_explain.log_min_duration = ${Number(explainMs)}`, 'auto_explain.log_analyze = on',
+          'auto_explain.log_buffers = on', 'auto_explain.log_nested_statements = on', 'auto_explain.log_level = notice']) {
+          await admin.query(`ALTER DATABASE ${name} SET ${set}`);
+        }
+      }
+      const { db, pool } = dbLib.createDatabase(databaseUrl(server.url, name), 4);
+      if (explain) pool.on('connect', (client) => void client.on('notice', (n) => plans.push(String(n.message))));
       const projector = new proj.Projector(db, [proj.callLegsProjection], { batchSize: batch });
       await projector.init();
       const events = Number((await db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
@@ -129,6 +142,7 @@ try {
     }
   }
   for (const line of statements) console.log(line);
+  for (const plan of plans) console.log(plan);
   for (const [name, t] of totals) {
     console.log(`${name}: ${fmt(t.events / t.sec)} events/s, CPU per event Node ${fmt(t.node / t.events, 1)} + PostgreSQL ${fmt(t.pg / t.events, 1)} = ${fmt((t.node + t.pg) / t.events, 1)} µs`);
   }
