@@ -47,10 +47,10 @@ export const healTrees = async (
     WHERE r.provider = moved.provider AND r.call_id = moved.call_id AND r.root_call_id IS DISTINCT FROM moved.root`);
   // Recordings of legs whose root did not move but whose recordings were just rewritten start at their own id.
   if (!recordingsWritten) return;
-  await sql`
+  await executeNamed(trx, sql`
     UPDATE ${recs(g)} r SET root_call_id = l.root_call_id FROM ${T} l
     JOIN unnest(${rows.map((x) => x.provider)}::text[], ${rows.map((x) => x.callId)}::text[]) AS t(p, c) ON l.provider = t.p AND l.call_id = t.c
-    WHERE r.provider = l.provider AND r.call_id = l.call_id AND r.root_call_id IS DISTINCT FROM l.root_call_id`.execute(trx);
+    WHERE r.provider = l.provider AND r.call_id = l.call_id AND r.root_call_id IS DISTINCT FROM l.root_call_id`);
 };
 
 /**

@@ -149,10 +149,10 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
     if (e.type === 'MachineDetected') amdParents.push({ provider: e.provider, callId: e.legId });
   }
   if (amdParents.length > 0) {
-    const kids = await sql<{ provider: Provider; call_id: string }>`
+    const kids = await executeNamed(trx, sql<{ provider: Provider; call_id: string }>`
       SELECT provider, call_id FROM ${legs(g)} l
       JOIN unnest(${amdParents.map((p) => p.provider)}::text[], ${amdParents.map((p) => p.callId)}::text[]) AS a(p, c)
-        ON l.provider = a.p AND l.call_id = a.c`.execute(trx);
+        ON l.provider = a.p AND l.call_id = a.c`);
     for (const k of kids.rows) touch(k.provider, k.call_id);
     const named = await childLegsNamedIn(trx, amdParents.map((p) => streamOf(p.provider, p.callId)), notParked(CALL_LEGS, g));
     for (const k of named) touch(k.provider, k.child);
@@ -285,7 +285,9 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
     if (b?.status === 'completed') left.push(cellOf(b));
     if (a.status === 'completed') entered.push({ cell: cellOf(a), ms: toMs(a.talkDurationSec ?? 0) });
   }
-  await together(rollupFinish(g, delta, entered, left))?.execute(trx);
+  const finish = together(rollupFinish(g, delta, entered, left));
+  // Named too: its text is one of the few combinations of the three rollups' parts (named-statements.ts).
+  if (finish) await executeNamed(trx, finish);
 };
 
 /**
@@ -349,20 +351,20 @@ export const upsertLegs = async (
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
   const replaced = recorded.filter(mayHaveRecordings);
   if (replaced.length > 0) {
-    await sql`
+    await executeNamed(trx, sql`
       DELETE FROM ${recs(g)} r USING unnest(${replaced.map((r) => r.provider)}::text[], ${replaced.map((r) => r.callId)}::text[]) AS t(p, c)
-      WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
+      WHERE r.provider = t.p AND r.call_id = t.c`);
   }
   if (recRows.length > 0) {
     // Under the leg's root as it stands (the tree heal moves them with their leg when that root changes).
-    await sql`
+    await executeNamed(trx, sql`
       INSERT INTO ${recs(g)} (provider, recording_id, call_id, root_call_id, url, duration_sec, scope, created_at)
       SELECT t.p, t.rid, t.c, coalesce(l.root_call_id, t.c), t.url, t.d, t.s, t.at
       FROM unnest(${recRows.map((r) => r.provider)}::text[], ${recRows.map((r) => r.recordingId)}::text[], ${recRows.map((r) => r.callId)}::text[],
         ${recRows.map((r) => r.url)}::text[], ${recRows.map((r) => r.durationSec)}::float8[], ${recRows.map((r) => r.scope)}::text[],
         ${recRows.map((r) => r.createdAt)}::timestamptz[]) AS t(p, rid, c, url, d, s, at)
       LEFT JOIN ${legs(g)} l ON l.provider = t.p AND l.call_id = t.c
-      ON CONFLICT DO NOTHING`.execute(trx);
+      ON CONFLICT DO NOTHING`);
   }
   return recRows.length > 0;
 };
