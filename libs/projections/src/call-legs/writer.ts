@@ -149,10 +149,10 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
     if (e.type === 'MachineDetected') amdParents.push({ provider: e.provider, callId: e.legId });
   }
   if (amdParents.length > 0) {
-    const kids = await executeNamed(trx, sql<{ provider: Provider; call_id: string }>`
+    const kids = await sql<{ provider: Provider; call_id: string }>`
       SELECT provider, call_id FROM ${legs(g)} l
       JOIN unnest(${amdParents.map((p) => p.provider)}::text[], ${amdParents.map((p) => p.callId)}::text[]) AS a(p, c)
-        ON l.provider = a.p AND l.call_id = a.c`);
+        ON l.provider = a.p AND l.call_id = a.c`.execute(trx);
     for (const k of kids.rows) touch(k.provider, k.call_id);
     const named = await childLegsNamedIn(trx, amdParents.map((p) => streamOf(p.provider, p.callId)), notParked(CALL_LEGS, g));
     for (const k of named) touch(k.provider, k.child);
@@ -285,9 +285,7 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
     if (b?.status === 'completed') left.push(cellOf(b));
     if (a.status === 'completed') entered.push({ cell: cellOf(a), ms: toMs(a.talkDurationSec ?? 0) });
   }
-  const finish = together(rollupFinish(g, delta, entered, left));
-  // Named too: its text is one of the few combinations of the three rollups' parts (named-statements.ts).
-  if (finish) await executeNamed(trx, finish);
+  await together(rollupFinish(g, delta, entered, left))?.execute(trx);
 };
 
 /**
@@ -344,27 +342,30 @@ export const upsertLegs = async (
       answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
       started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
       ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`;
-  // Named: its text depends only on which rollups have cells, so each connection plans it once (named-statements.ts).
+  // Named (named-statements.ts): its text depends only on which rollups have cells, and its plan (a sort of the
+  // unnested rows, the conflict checks on each table's unique index) does not depend on the tables' sizes, so a
+  // generic plan made while they were small stays right. Statements that join or scan the read model's tables are not
+  // named: their generic plan would keep the scans chosen for the sizes of the day it was made.
   await executeNamed(trx, together([...alongside, upsert])!);
 
   if (recorded.length === 0) return false;
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
   const replaced = recorded.filter(mayHaveRecordings);
   if (replaced.length > 0) {
-    await executeNamed(trx, sql`
+    await sql`
       DELETE FROM ${recs(g)} r USING unnest(${replaced.map((r) => r.provider)}::text[], ${replaced.map((r) => r.callId)}::text[]) AS t(p, c)
-      WHERE r.provider = t.p AND r.call_id = t.c`);
+      WHERE r.provider = t.p AND r.call_id = t.c`.execute(trx);
   }
   if (recRows.length > 0) {
     // Under the leg's root as it stands (the tree heal moves them with their leg when that root changes).
-    await executeNamed(trx, sql`
+    await sql`
       INSERT INTO ${recs(g)} (provider, recording_id, call_id, root_call_id, url, duration_sec, scope, created_at)
       SELECT t.p, t.rid, t.c, coalesce(l.root_call_id, t.c), t.url, t.d, t.s, t.at
       FROM unnest(${recRows.map((r) => r.provider)}::text[], ${recRows.map((r) => r.recordingId)}::text[], ${recRows.map((r) => r.callId)}::text[],
         ${recRows.map((r) => r.url)}::text[], ${recRows.map((r) => r.durationSec)}::float8[], ${recRows.map((r) => r.scope)}::text[],
         ${recRows.map((r) => r.createdAt)}::timestamptz[]) AS t(p, rid, c, url, d, s, at)
       LEFT JOIN ${legs(g)} l ON l.provider = t.p AND l.call_id = t.c
-      ON CONFLICT DO NOTHING`);
+      ON CONFLICT DO NOTHING`.execute(trx);
   }
   return recRows.length > 0;
 };
