@@ -272,7 +272,7 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
   // Roots and depths change only where a leg is new or its parent changed (the upsert keeps them otherwise); the
   // heal walks down from there, re-rooting whatever subtree hangs below.
   const moved = rows.filter((r) => prior.get(keyOf(r.provider, r.callId))?.parentCallId !== r.parentCallId || !prior.has(keyOf(r.provider, r.callId)));
-  if (moved.length > 0) await healTrees(trx, g, moved, recordingsWritten);
+  if (moved.length > 0) await healTrees(trx, g, moved, recordingsWritten, (r) => !prior.has(keyOf(r.provider, r.callId)));
   // Talk extremes, kept for completed cells only (what the quantiles read). A completed leg entering a cell can only
   // widen them (least/greatest); one leaving it, or changing its talk, may narrow them, which cannot be taken back
   // like a sum: those cells are recomputed from their legs. Not only cells with a non-zero delta: two legs trading
