@@ -1,0 +1,193 @@
+import { sql, type Kysely } from 'kysely';
+import { reapplyRoles, reversed, rewriteFunction } from './rewrite-function.js';
+
+/**
+ * The fixed PostgreSQL cost of a `ledger_append` call (issue 14). At 8 deliveries a call the receipt keys' trigger
+ * (one plpgsql call and one single-row INSERT statement per receipt) was a tenth of the call, the nested
+ * `ledger_ensure_partitions` call (SECURITY DEFINER, its own settings and statement) about 5 %, and the events
+ * statement's window aggregates and sorts a large part of its executor start-up, although a live batch mostly
+ * gives each stream one event. Every guarantee is unchanged: dedupe under concurrency (the keys are still the
+ * gate, inserted sorted, no arbiter), per-stream order and versions under the same sorted head upsert, the same
+ * chain (CHAIN_VERSION 3 content, the same link formula), the erasure fence (the receipts table is still locked
+ * by the first INSERT statement of the call, which now inserts the keys and the receipts together).
+ *
+ * What changes relative to the current definitions (20261204000100_account_key, 20261203000500):
+ * - `ledger_append` inserts the receipts' `webhook_receipt_keys` rows itself, set-wise, in the statement that
+ *   inserts the receipts (keys first, sorted by provider and dedupe key; the receipts of the keys that went in,
+ *   with the ids the keys took from the receipts' identity sequence). The trigger `webhook_receipts_key` stays
+ *   for every other writer of receipts (the import's `ledger_append_staged`, tests, hand inserts) and is skipped
+ *   only while `ledger.receipt_keys` is 'set', which `ledger_append` sets around that statement (transaction-local,
+ *   reset right after; an error rolls it back with the transaction or savepoint). `ledger_append_staged` clears
+ *   it first, so a session that set it by hand cannot store receipts without keys through the import.
+ * - `ledger_ensure_partitions` is called only when a received time falls outside the month this session last
+ *   ensured (`ledger.append_months`: schema, month start and end as epoch seconds). A cached month is trusted
+ *   only while its end is later than a day ago: `ledger_detach_month` refuses exactly those months, so no
+ *   partition the cache vouches for can have been detached.
+ * - A batch in which each stream receives one event links each event to its head directly (no window
+ *   aggregates, no DISTINCT ON); other batches take the statement as before. The highest position is read in
+ *   the events statement instead of a statement of its own.
+ */
+
+const ENSURE_BEFORE = `      PERFORM ledger_ensure_partitions(r_received);`;
+const ENSURE_AFTER = `      -- ledger.append_months caches the month last ensured by this session (schema|start|end, epoch seconds);
+      -- trusted while its end is later than a day ago, since ledger_detach_month refuses such months.
+      IF months IS NULL OR split_part(months, '|', 1) <> current_schema()
+        OR to_timestamp(split_part(months, '|', 3)::float8) <= now() - interval '1 day'
+        OR NOT (to_timestamp(split_part(months, '|', 2)::float8) <= ALL (r_received)
+          AND to_timestamp(split_part(months, '|', 3)::float8) > ALL (r_received)) THEN
+        PERFORM ledger_ensure_partitions(r_received);
+        SELECT date_trunc('month', min(a) AT TIME ZONE 'UTC'), date_trunc('month', max(a) AT TIME ZONE 'UTC')
+        INTO month_lo, month_hi FROM unnest(r_received) AS a;
+        IF month_lo = month_hi THEN
+          PERFORM set_config('ledger.append_months', current_schema() || '|'
+            || extract(epoch FROM month_lo AT TIME ZONE 'UTC')::text || '|'
+            || extract(epoch FROM (month_lo + interval '1 month') AT TIME ZONE 'UTC')::text, false);
+        END IF;
+      END IF;`;
+
+const DECLARE_BEFORE = `      p_types text[] := '{}';
+    BEGIN`;
+const DECLARE_AFTER = `      p_types text[] := '{}';
+      n_ev int;
+      months text := current_setting('ledger.append_months', true);
+      month_lo timestamp;
+      month_hi timestamp;
+    BEGIN`;
+
+const RECEIPTS_BEFORE = `      WITH ins AS (
+        INSERT INTO webhook_receipts (provider, body_sha256, dedupe_key, body, content_type, path, query, headers,
+          remote_addr, received_at, source, signature_status, signature_timestamp, account_key)
+        SELECT t.p, t.s, t.dk, t.b, t.ct, t.pa, t.q, t.hd::jsonb, t.ra, t.rcv, t.src, t.ss, t.sts, t.ak
+        FROM unnest(r_provider, r_sha, r_dedupe, r_body, r_content_type, r_path, r_query, r_headers, r_remote,
+          r_received, r_source, r_sig_status, r_sig_ts, r_account)
+          WITH ORDINALITY AS t(p, s, dk, b, ct, pa, q, hd, ra, rcv, src, ss, sts, ak, o)
+        ORDER BY t.p, t.dk
+        ON CONFLICT DO NOTHING
+        RETURNING id, provider, coalesce(dedupe_key, body_sha256) AS dk
+      )
+      -- Matched back by dedupe key, not body: GET deliveries all have the same (empty) body.
+      SELECT array_agg(k.o ORDER BY k.o), array_agg(ins.id ORDER BY k.o) INTO kept_ord, kept_id
+      FROM ins JOIN unnest(r_provider, r_dedupe) WITH ORDINALITY AS k(p, dk, o) ON k.p = ins.provider AND k.dk = ins.dk;`;
+const receiptsAfter = (seq: string) => `      -- The keys are the gate, inserted here in one statement (the trigger that does it row by row for other
+      -- writers is skipped while ledger.receipt_keys is 'set'); the receipts take the ids their keys took.
+      PERFORM set_config('ledger.receipt_keys', 'set', true);
+      WITH t AS (
+        SELECT * FROM unnest(r_provider, r_sha, r_dedupe, r_body, r_content_type, r_path, r_query, r_headers, r_remote,
+          r_received, r_source, r_sig_status, r_sig_ts, r_account)
+          WITH ORDINALITY AS t(p, s, dk, b, ct, pa, q, hd, ra, rcv, src, ss, sts, ak, o)
+      ), k AS (
+        INSERT INTO webhook_receipt_keys (receipt_id, provider, body_sha256, dedupe_key, received_at, account_key)
+        SELECT nextval(${sqlLiteral(seq)}::regclass), t.p, t.s, coalesce(t.dk, t.s), t.rcv, t.ak FROM t
+        ORDER BY t.p, t.dk
+        ON CONFLICT DO NOTHING
+        RETURNING webhook_receipt_keys.receipt_id AS id, webhook_receipt_keys.provider AS p, webhook_receipt_keys.dedupe_key AS dk
+      ), kt AS (
+        -- Matched back by dedupe key, not body: GET deliveries all have the same (empty) body. One delivery per
+        -- key: a copy later in the same batch (appendBatch sends none) is answered as a duplicate, not stored.
+        SELECT DISTINCT ON (k.id) t.*, k.id
+        FROM k JOIN t ON t.p = k.p AND coalesce(t.dk, t.s) = k.dk
+        ORDER BY k.id, t.o
+      ), ins AS (
+        INSERT INTO webhook_receipts (id, provider, body_sha256, dedupe_key, body, content_type, path, query, headers,
+          remote_addr, received_at, source, signature_status, signature_timestamp, account_key)
+        OVERRIDING SYSTEM VALUE
+        SELECT kt.id, kt.p, kt.s, kt.dk, kt.b, kt.ct, kt.pa, kt.q, kt.hd::jsonb, kt.ra, kt.rcv, kt.src, kt.ss, kt.sts, kt.ak
+        FROM kt
+      )
+      SELECT array_agg(kt.o ORDER BY kt.o), array_agg(kt.id ORDER BY kt.o) INTO kept_ord, kept_id FROM kt;
+      PERFORM set_config('ledger.receipt_keys', '', true);`;
+
+const HEADS_BEFORE = `        SELECT array_agg(up.stream_name), array_agg(up.version - c.n), array_agg(up.last_hash), array_agg(up.account_key)
+        INTO head_name, head_base, head_hash, head_key
+        FROM up JOIN c ON c.st = up.stream_name;
+
+        WITH ev AS (`;
+const HEADS_AFTER = `        SELECT array_agg(up.stream_name), array_agg(up.version - c.n), array_agg(up.last_hash), array_agg(up.account_key), sum(c.n)::int
+        INTO head_name, head_base, head_hash, head_key, n_ev
+        FROM up JOIN c ON c.st = up.stream_name;
+
+        IF n_ev = cardinality(head_name) THEN
+          -- Each stream receives one event: its link follows the head (the chain's step, ledger_chain_step, inline).
+          WITH z AS (
+            SELECT x.o, x.st, x.eid, x.ty, x.d, x.m, x.occ, x.ow, kid.id AS rid, hd.base + 1 AS ver, hd.lh AS ph, hd.ak,
+              sha256(coalesce(hd.lh, ''::bytea) || convert_to((hd.base + 1)::text || ':' || x.content, 'UTF8')) AS h
+            FROM unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred, e_content)
+              WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, content, o)
+            JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
+            JOIN unnest(head_name, head_base, head_hash, head_key) AS hd(name, base, lh, ak) ON hd.name = x.st
+          ), tails AS (
+            UPDATE streams AS s SET last_hash = z.h FROM z WHERE s.stream_name = z.st
+          ), ins AS (
+            INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id,
+              occurred_at, received_at, prev_hash, hash, chain_version, account_key)
+            SELECT z.eid, z.st, z.ver, z.ty, 1, z.d::jsonb, z.m::jsonb, z.rid, z.occ, r_received[z.ow], z.ph, z.h, e_chain_version, z.ak
+            FROM z ORDER BY z.o
+            RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
+          ), per AS (
+            SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
+            FROM ins GROUP BY ins.rid
+          )
+          SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ',')), max(per.pos)
+          INTO p_ord, p_pos, p_types, top
+          FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
+        ELSE
+        WITH ev AS (`;
+
+const TOP_BEFORE = `        SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ','))
+        INTO p_ord, p_pos, p_types
+        FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
+
+        SELECT max(v) INTO top FROM unnest(p_pos) AS v;`;
+const TOP_AFTER = `        SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ',')), max(per.pos)
+        INTO p_ord, p_pos, p_types, top
+        FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
+        END IF;
+`;
+
+const STAGED_BEFORE = `      SELECT count(*)::int INTO staged FROM import_staged_receipts s WHERE s.batch = p_batch;`;
+const STAGED_AFTER = `      -- Receipts inserted here get their keys from the trigger, which ledger.receipt_keys = 'set' would skip.
+      PERFORM set_config('ledger.receipt_keys', '', true);
+      SELECT count(*)::int INTO staged FROM import_staged_receipts s WHERE s.batch = p_batch;`;
+
+const TRIGGER_WHEN = `current_setting('ledger.receipt_keys', true) IS DISTINCT FROM 'set'`;
+
+const sqlLiteral = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+const APPEND = 'ledger_append(text[],bytea[],bytea[],bytea[],text[],text[],text[],text[],text[],timestamptz[],text[],text[],timestamptz[],int[],text[],uuid[],text[],text[],text[],timestamptz[],text[],smallint,text[])';
+
+const appendEdits = (seq: string): [string, string][] => [
+  [DECLARE_BEFORE, DECLARE_AFTER],
+  [ENSURE_BEFORE, ENSURE_AFTER],
+  [RECEIPTS_BEFORE, receiptsAfter(seq)],
+  [HEADS_BEFORE, HEADS_AFTER],
+  [TOP_BEFORE, TOP_AFTER],
+];
+
+/** The receipts' identity sequence, by its name at migration time (the partitioned store renamed it once). */
+const receiptSequence = async (db: Kysely<any>): Promise<string> => {
+  const {
+    rows: [row],
+  } = await sql<{ seq: string }>`SELECT pg_get_serial_sequence('webhook_receipts', 'id') AS seq`.execute(db);
+  if (!row?.seq) throw new Error('webhook_receipts.id has no identity sequence');
+  return row.seq;
+};
+
+export async function up(db: Kysely<any>): Promise<void> {
+  const seq = await receiptSequence(db);
+  await rewriteFunction(APPEND, appendEdits(seq)).execute(db);
+  await rewriteFunction('ledger_append_staged(uuid,smallint)', [[STAGED_BEFORE, STAGED_AFTER]]).execute(db);
+  await sql`DROP TRIGGER webhook_receipts_key ON webhook_receipts`.execute(db);
+  await sql`
+    CREATE TRIGGER webhook_receipts_key BEFORE INSERT ON webhook_receipts
+    FOR EACH ROW WHEN (${sql.raw(TRIGGER_WHEN)}) EXECUTE FUNCTION ledger_receipt_key()`.execute(db);
+  await reapplyRoles(db);
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  const seq = await receiptSequence(db);
+  await sql`DROP TRIGGER webhook_receipts_key ON webhook_receipts`.execute(db);
+  await sql`CREATE TRIGGER webhook_receipts_key BEFORE INSERT ON webhook_receipts FOR EACH ROW EXECUTE FUNCTION ledger_receipt_key()`.execute(db);
+  await rewriteFunction('ledger_append_staged(uuid,smallint)', [[STAGED_AFTER, STAGED_BEFORE]]).execute(db);
+  await rewriteFunction(APPEND, reversed(appendEdits(seq)).reverse()).execute(db);
+  await reapplyRoles(db);
+}
