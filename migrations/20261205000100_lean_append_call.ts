@@ -48,7 +48,7 @@ const ENSURE_AFTER = `      -- ledger.append_months caches the month last ensure
 const DECLARE_BEFORE = `      p_types text[] := '{}';
     BEGIN`;
 const DECLARE_AFTER = `      p_types text[] := '{}';
-      n_ev int;
+      n_streams int;
       months text := current_setting('ledger.append_months', true);
       month_lo timestamp;
       month_hi timestamp;
@@ -94,34 +94,38 @@ const receiptsAfter = (seq: string) => `      -- The keys are the gate, inserted
         SELECT kt.id, kt.p, kt.s, kt.dk, kt.b, kt.ct, kt.pa, kt.q, kt.hd::jsonb, kt.ra, kt.rcv, kt.src, kt.ss, kt.sts, kt.ak
         FROM kt
       )
-      SELECT array_agg(kt.o ORDER BY kt.o), array_agg(kt.id ORDER BY kt.o) INTO kept_ord, kept_id FROM kt;
+      SELECT array_agg(kt.o ORDER BY kt.o), array_agg(kt.id ORDER BY kt.o), (SELECT count(DISTINCT st) FROM unnest(e_stream) AS st)
+      INTO kept_ord, kept_id, n_streams FROM kt;
       PERFORM set_config('ledger.receipt_keys', '', true);`;
 
-const HEADS_BEFORE = `        SELECT array_agg(up.stream_name), array_agg(up.version - c.n), array_agg(up.last_hash), array_agg(up.account_key)
-        INTO head_name, head_base, head_hash, head_key
-        FROM up JOIN c ON c.st = up.stream_name;
-
-        WITH ev AS (`;
-const HEADS_AFTER = `        SELECT array_agg(up.stream_name), array_agg(up.version - c.n), array_agg(up.last_hash), array_agg(up.account_key), sum(c.n)::int
-        INTO head_name, head_base, head_hash, head_key, n_ev
-        FROM up JOIN c ON c.st = up.stream_name;
-
-        IF n_ev = cardinality(head_name) THEN
-          -- Each stream receives one event: its link follows the head (the chain's step, ledger_chain_step, inline).
-          WITH z AS (
-            SELECT x.o, x.st, x.eid, x.ty, x.d, x.m, x.occ, x.ow, kid.id AS rid, hd.base + 1 AS ver, hd.lh AS ph, hd.ak,
-              sha256(coalesce(hd.lh, ''::bytea) || convert_to((hd.base + 1)::text || ':' || x.content, 'UTF8')) AS h
-            FROM unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred, e_content)
-              WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, content, o)
-            JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
-            JOIN unnest(head_name, head_base, head_hash, head_key) AS hd(name, base, lh, ak) ON hd.name = x.st
-          ), tails AS (
-            UPDATE streams AS s SET last_hash = z.h FROM z WHERE s.stream_name = z.st
+const HEADS_BEFORE = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
+`;
+const HEADS_AFTER = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
+        IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams = cardinality(e_stream) AND n_streams <= 128 THEN
+          -- Every delivery is new and each stream receives one event (the common live batch): the sorted head
+          -- upsert (the same row locks, in the same order) also moves the head's hash on by the event's link, and
+          -- the events are inserted from what it returns, in one statement and one write of each head. The link is
+          -- ledger_chain_step's: sha256(previous hash or nothing || version ':' content). The content of a
+          -- conflicting head's event is found by its stream name (unique in the batch, hence the size bound:
+          -- array_position scans the names).
+          WITH up AS (
+            INSERT INTO streams AS s (stream_name, version, account_key, last_hash)
+            SELECT x.st, 1, r_account[x.ow], sha256(convert_to('1:' || x.content, 'UTF8'))
+            FROM unnest(e_owner, e_stream, e_content) AS x(ow, st, content)
+            ORDER BY x.st
+            ON CONFLICT (stream_name) DO UPDATE SET version = s.version + 1,
+              last_hash = sha256(coalesce(s.last_hash, ''::bytea)
+                || convert_to((s.version + 1)::text || ':' || e_content[array_position(e_stream, EXCLUDED.stream_name)], 'UTF8'))
+            RETURNING new.stream_name AS st, new.version AS ver, old.last_hash AS ph, new.last_hash AS h, new.account_key AS ak
           ), ins AS (
             INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id,
               occurred_at, received_at, prev_hash, hash, chain_version, account_key)
-            SELECT z.eid, z.st, z.ver, z.ty, 1, z.d::jsonb, z.m::jsonb, z.rid, z.occ, r_received[z.ow], z.ph, z.h, e_chain_version, z.ak
-            FROM z ORDER BY z.o
+            SELECT x.eid, x.st, up.ver, x.ty, 1, x.d::jsonb, x.m::jsonb, kid.id, x.occ, r_received[x.ow], up.ph, up.h, e_chain_version, up.ak
+            FROM unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred)
+              WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, o)
+            JOIN up ON up.st = x.st
+            JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
+            ORDER BY x.o
             RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
           ), per AS (
             SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
@@ -131,7 +135,7 @@ const HEADS_AFTER = `        SELECT array_agg(up.stream_name), array_agg(up.vers
           INTO p_ord, p_pos, p_types, top
           FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
         ELSE
-        WITH ev AS (`;
+`;
 
 const TOP_BEFORE = `        SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ','))
         INTO p_ord, p_pos, p_types
