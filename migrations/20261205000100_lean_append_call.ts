@@ -23,9 +23,15 @@ import { reapplyRoles, reversed, rewriteFunction } from './rewrite-function.js';
  *   ensured (`ledger.append_months`: schema, month start and end as epoch seconds). A cached month is trusted
  *   only while its end is later than a day ago: `ledger_detach_month` refuses exactly those months, so no
  *   partition the cache vouches for can have been detached.
- * - A batch in which each stream receives one event links each event to its head directly (no window
- *   aggregates, no DISTINCT ON); other batches take the statement as before. The highest position is read in
- *   the events statement instead of a statement of its own.
+ * - A batch of new deliveries only (no duplicate among them) whose streams each receive consecutive events (a
+ *   delivery's events on its leg; checked in the receipts statement: distinct stream names = runs of equal names)
+ *   and at most 128 events is appended in ONE statement: the sorted head upsert (same row locks, same order) moves
+ *   each head's version and hash on by its events (the hash over them by ledger_chain, from the hash the head had),
+ *   and the events are inserted from what it returns (PostgreSQL 18's RETURNING old/new: the head's version and
+ *   hash before). This drops the separate head statement and the second write of each head (`tails`). When each
+ *   stream receives one event the link is written inline (ledger_chain_step's formula, no window aggregates).
+ *   Other batches (a duplicate among them, one stream's events spread out) take the two statements as before.
+ *   The highest position is read in the events statement instead of a statement of its own.
  */
 
 const ENSURE_BEFORE = `      PERFORM ledger_ensure_partitions(r_received);`;
@@ -49,6 +55,7 @@ const DECLARE_BEFORE = `      p_types text[] := '{}';
     BEGIN`;
 const DECLARE_AFTER = `      p_types text[] := '{}';
       n_streams int;
+      n_runs int;
       months text := current_setting('ledger.append_months', true);
       month_lo timestamp;
       month_hi timestamp;
@@ -94,8 +101,12 @@ const receiptsAfter = (seq: string) => `      -- The keys are the gate, inserted
         SELECT kt.id, kt.p, kt.s, kt.dk, kt.b, kt.ct, kt.pa, kt.q, kt.hd::jsonb, kt.ra, kt.rcv, kt.src, kt.ss, kt.sts, kt.ak
         FROM kt
       )
-      SELECT array_agg(kt.o ORDER BY kt.o), array_agg(kt.id ORDER BY kt.o), (SELECT count(DISTINCT st) FROM unnest(e_stream) AS st)
-      INTO kept_ord, kept_id, n_streams FROM kt;
+      -- And the shape of the events: how many streams, and in how many runs of consecutive events (a stream's
+      -- events are consecutive when the two are equal).
+      SELECT array_agg(kt.o ORDER BY kt.o), array_agg(kt.id ORDER BY kt.o),
+        (SELECT count(DISTINCT u.st) FROM unnest(e_stream) AS u(st)),
+        (SELECT count(*) FROM unnest(e_stream) WITH ORDINALITY AS u(st, i) WHERE u.st IS DISTINCT FROM e_stream[(u.i - 1)::int])
+      INTO kept_ord, kept_id, n_streams, n_runs FROM kt;
       PERFORM set_config('ledger.receipt_keys', '', true);`;
 
 const HEADS_BEFORE = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
@@ -126,6 +137,51 @@ const HEADS_AFTER = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner)
             JOIN up ON up.st = x.st
             JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
             ORDER BY x.o
+            RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
+          ), per AS (
+            SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
+            FROM ins GROUP BY ins.rid
+          )
+          SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ',')), max(per.pos)
+          INTO p_ord, p_pos, p_types, top
+          FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
+        ELSIF cardinality(kept_ord) = cardinality(r_provider) AND n_runs = n_streams AND cardinality(e_stream) <= 128 THEN
+          -- Every delivery is new and each stream's events are consecutive in the batch (a delivery's events on its
+          -- leg): the same one statement, the head moved on by its n events (the chain over them from the head's
+          -- hash, ledger_chain as below) and the events chained in the statement's own windows from what the upsert
+          -- returns (the version and hash the head had). A stream's first event is at array_position of its name.
+          WITH g AS (
+            SELECT x.st, min(x.o)::int AS p, count(*)::int AS n, min(x.ow) AS ow
+            FROM unnest(e_owner, e_stream) WITH ORDINALITY AS x(ow, st, o) GROUP BY x.st
+          ), up AS (
+            INSERT INTO streams AS s (stream_name, version, account_key, last_hash)
+            SELECT g.st, g.n, r_account[g.ow],
+              (SELECT ledger_chain(NULL::bytea, u.i::int, u.c ORDER BY u.i) FROM unnest(e_content[g.p : g.p + g.n - 1]) WITH ORDINALITY AS u(c, i))
+            FROM g ORDER BY g.st
+            ON CONFLICT (stream_name) DO UPDATE SET version = s.version + EXCLUDED.version,
+              last_hash = (SELECT ledger_chain(s.last_hash, s.version + u.i::int, u.c ORDER BY u.i)
+                FROM unnest(e_content[array_position(e_stream, EXCLUDED.stream_name)
+                  : array_position(e_stream, EXCLUDED.stream_name) + EXCLUDED.version - 1]) WITH ORDINALITY AS u(c, i))
+            RETURNING new.stream_name AS st, coalesce(old.version, 0) AS base, old.last_hash AS lh, new.account_key AS ak
+          ), ev AS (
+            SELECT x.o, x.st, x.eid, x.ty, x.d, x.m, x.occ, x.ow, x.content, up.lh, up.ak,
+              up.base + (x.o - array_position(e_stream, x.st) + 1)::int AS ver
+            FROM unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred, e_content)
+              WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, content, o)
+            JOIN up ON up.st = x.st
+          ), chained AS (
+            SELECT ev.*, ledger_chain(ev.lh, ev.ver, ev.content) OVER (PARTITION BY ev.st ORDER BY ev.o ROWS UNBOUNDED PRECEDING) AS h
+            FROM ev
+          ), linked AS (
+            SELECT chained.*, coalesce(lag(chained.h) OVER (PARTITION BY chained.st ORDER BY chained.o), chained.lh) AS ph
+            FROM chained
+          ), ins AS (
+            INSERT INTO events (event_id, stream_name, stream_version, type, schema_version, data, metadata, receipt_id,
+              occurred_at, received_at, prev_hash, hash, chain_version, account_key)
+            SELECT z.eid, z.st, z.ver, z.ty, 1, z.d::jsonb, z.m::jsonb, kid.id, z.occ, r_received[z.ow], z.ph, z.h, e_chain_version, z.ak
+            FROM linked AS z
+            JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = z.ow
+            ORDER BY z.o
             RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
           ), per AS (
             SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types

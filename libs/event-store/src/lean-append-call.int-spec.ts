@@ -76,6 +76,78 @@ describe('the lean append call (migration 20261205000100)', () => {
     await verifyLegs('race1', 4, 12);
   });
 
+  it('chains several events per stream and batch, from new and from existing heads, gap-free', async () => {
+    // Deliveries of 1 to 3 events each on their own leg; in the fifth round two deliveries share a leg (not consecutive).
+    const round = (r: number): WebhookRecord[] =>
+      Array.from({ length: 6 }, (_, l) => {
+        const leg = `many-${r === 4 && l === 5 ? 0 : l}`;
+        return jambonzRecord(leg, { events: Array.from({ length: 1 + ((l + r) % 3) }, (_, k) => newEvent('CallRinging', leg, { sipStatus: 100 + r * 10 + k }, { accountId: 'acc' })) });
+      });
+    const expected = new Map<number, number>();
+    for (let r = 0; r < 5; r += 1) {
+      const batch = round(r);
+      const outcomes = await store.appendBatch(batch);
+      expect(outcomes.every((o) => !o.duplicate && o.position !== null)).toBe(true);
+      batch.forEach((rec) => {
+        const l = Number(rec.events[0]!.legId!.split('-')[1]);
+        expected.set(l, (expected.get(l) ?? 0) + rec.events.length);
+      });
+    }
+    for (const [l, n] of expected) {
+      const stream = `callLeg-jambonz:many-${l}`;
+      const links = await store.readChainLinks({ streamNames: [stream] });
+      expect(links.map((x) => x.streamVersion)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      const heads = await store.readStreamHeads([stream]);
+      expect(heads.get(stream)!.version).toBe(n);
+      expect(verifyStreamChain(links, heads.get(stream))).toBeNull();
+    }
+  });
+
+  it('hands out gap-free versions and an intact chain to concurrent batches of several events per stream', async () => {
+    const batch = (r: number): WebhookRecord[] =>
+      Array.from({ length: 4 }, (_, l) =>
+        jambonzRecord(`race3-${l}`, { events: Array.from({ length: 3 }, (_, k) => newEvent('CallRinging', `race3-${l}`, { sipStatus: 100 + r * 3 + k }, { accountId: 'acc' })) }),
+      );
+    await Promise.all(Array.from({ length: 10 }, (_, r) => store.appendBatch(batch(r))));
+    await verifyLegs('race3', 4, 30);
+  });
+
+  it('writes each head once per batch on the one-statement paths, twice on the general one', async () => {
+    /** Head rows inserted and updated by one appendBatch (the session's counts not yet flushed, before and after). */
+    const headWrites = async (records: WebhookRecord[]) =>
+      tdb.db.connection().execute(async (conn) => {
+        const counts = async () =>
+          (
+            await sql<{ ins: number; upd: number }>`
+              SELECT pg_stat_get_xact_tuples_inserted('streams'::regclass)::int AS ins, pg_stat_get_xact_tuples_updated('streams'::regclass)::int AS upd`.execute(conn)
+          ).rows[0]!;
+        await sql`BEGIN`.execute(conn);
+        const before = await counts();
+        await new EventStoreRepository(conn).appendBatch(records);
+        const after = await counts();
+        await sql`COMMIT`.execute(conn);
+        return { ins: after.ins - before.ins, upd: after.upd - before.upd };
+      });
+    const threeEach = (r: number) =>
+      Array.from({ length: 4 }, (_, l) =>
+        jambonzRecord(`once-${l}`, { events: Array.from({ length: 3 }, (_, k) => newEvent('CallRinging', `once-${l}`, { sipStatus: 100 + r * 3 + k }, { accountId: 'acc' })) }),
+      );
+    expect(await headWrites(onePerLeg('once1', 4, 0))).toEqual({ ins: 4, upd: 0 });
+    expect(await headWrites(onePerLeg('once1', 4, 1))).toEqual({ ins: 0, upd: 4 });
+    expect(await headWrites(threeEach(0))).toEqual({ ins: 4, upd: 0 });
+    expect(await headWrites(threeEach(1))).toEqual({ ins: 0, upd: 4 });
+    // One leg's events spread over two deliveries apart: the general path, upsert then the hash (tails).
+    const spread = [...threeEach(2), jambonzRecord('once-0', { events: [newEvent('CallRinging', 'once-0', { sipStatus: 199 }, { accountId: 'acc' })] })];
+    expect(await headWrites(spread)).toEqual({ ins: 0, upd: 8 });
+    await verifyLegs('once1', 4, 2);
+    for (let l = 0; l < 4; l += 1) {
+      const stream = `callLeg-jambonz:once-${l}`;
+      const links = await store.readChainLinks({ streamNames: [stream] });
+      expect(links).toHaveLength(l === 0 ? 10 : 9);
+      expect(verifyStreamChain(links, (await store.readStreamHeads([stream])).get(stream))).toBeNull();
+    }
+  });
+
   it('stores a delivery sent by concurrent batches once, and answers the others with it', async () => {
     const same = onePerLeg('dup-race', 3, 0);
     const outcomes = await Promise.all(Array.from({ length: 6 }, () => store.appendBatch(same)));
