@@ -32,6 +32,11 @@ import { reapplyRoles, reversed, rewriteFunction } from './rewrite-function.js';
  *   stream receives one event the link is written inline (ledger_chain_step's formula, no window aggregates).
  *   Other batches (a duplicate among them, one stream's events spread out) take the two statements as before.
  *   The highest position is read in the events statement instead of a statement of its own.
+ * - A duplicate's original is looked up by each of its two keys through that key's unique index (UNION ALL, the
+ *   lowest receipt id as before). Under `(body = s AND ...) OR dedupe_key = dk` the generic plan (the function
+ *   forces generic plans, 20261203000400) could use neither index and read all of `webhook_receipt_keys` for
+ *   every duplicate in a batch: 12 ms per duplicate at 50,000 keys, growing with the store; a live batch with a
+ *   provider's retry in it paid that (the ingest's PGSS: 7 ms per call of that statement at a few thousand keys).
  */
 
 const ENSURE_BEFORE = `      PERFORM ledger_ensure_partitions(r_received);`;
@@ -204,6 +209,18 @@ const TOP_AFTER = `        SELECT array_agg(kid.o), array_agg(per.pos), array_ag
         END IF;
 `;
 
+const DUPLICATE_BEFORE = `        SELECT w.receipt_id AS id, w.received_at FROM webhook_receipt_keys w
+        WHERE w.provider = k.p AND ((w.body_sha256 = k.s AND k.s <> sha256(''::bytea)) OR w.dedupe_key = k.dk)
+        ORDER BY w.receipt_id LIMIT 1`;
+const DUPLICATE_AFTER = `        -- Each key by its own unique index: under the OR the generic plan read the whole key table per duplicate.
+        SELECT u.id, u.received_at FROM (
+          SELECT w.receipt_id AS id, w.received_at FROM webhook_receipt_keys w WHERE w.provider = k.p AND w.dedupe_key = k.dk
+          UNION ALL
+          SELECT w.receipt_id, w.received_at FROM webhook_receipt_keys w
+          WHERE w.provider = k.p AND w.body_sha256 = k.s AND w.body_sha256 <> sha256(''::bytea)
+        ) AS u
+        ORDER BY u.id LIMIT 1`;
+
 const STAGED_BEFORE = `      SELECT count(*)::int INTO staged FROM import_staged_receipts s WHERE s.batch = p_batch;`;
 const STAGED_AFTER = `      -- Receipts inserted here get their keys from the trigger, which ledger.receipt_keys = 'set' would skip.
       PERFORM set_config('ledger.receipt_keys', '', true);
@@ -221,6 +238,7 @@ const appendEdits = (seq: string): [string, string][] => [
   [RECEIPTS_BEFORE, receiptsAfter(seq)],
   [HEADS_BEFORE, HEADS_AFTER],
   [TOP_BEFORE, TOP_AFTER],
+  [DUPLICATE_BEFORE, DUPLICATE_AFTER],
 ];
 
 /** The receipts' identity sequence, by its name at migration time (the partitioned store renamed it once). */

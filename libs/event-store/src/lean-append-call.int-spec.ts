@@ -159,6 +159,24 @@ describe('the lean append call (migration 20261205000100)', () => {
     await verifyLegs('dup-race', 3, 1);
   });
 
+  it("finds a duplicate's original through the key indexes, without reading the key table through", async () => {
+    for (let i = 0; i < 4; i += 1) await store.appendBatch(onePerLeg(`bulk-${i}`, 50, 0));
+    await sql`ANALYZE webhook_receipt_keys`.execute(tdb.db);
+    const original = onePerLeg('dup-scan', 2, 0);
+    const [first] = await store.appendBatch(original);
+    await tdb.db.connection().execute(async (conn) => {
+      const seqRead = async () =>
+        (await sql<{ n: number }>`SELECT pg_stat_get_xact_tuples_returned('webhook_receipt_keys'::regclass)::int AS n`.execute(conn)).rows[0]!.n;
+      await sql`BEGIN`.execute(conn);
+      const before = await seqRead();
+      const outcomes = await new EventStoreRepository(conn).appendBatch([...onePerLeg('dup-scan-new', 1, 0), original[0]!]);
+      const after = await seqRead();
+      await sql`COMMIT`.execute(conn);
+      expect(outcomes[1]).toMatchObject({ duplicate: true, receiptId: first!.receiptId, position: first!.position });
+      expect(after - before).toBe(0);
+    });
+  });
+
   it('leaves the receipt key trigger on for every other writer, and the skip switch off after the call', async () => {
     await tdb.db.connection().execute(async (conn) => {
       await sql`BEGIN`.execute(conn);
