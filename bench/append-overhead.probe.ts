@@ -62,8 +62,16 @@ const variants: Record<string, (d: Database) => Promise<void>> = {
   // The call before 20261205000100_lean_append_call (its down: the key trigger for every receipt, the nested
   // ensure_partitions call, the windows for every batch); its slot ends with the migration's up again.
   'pre-lean': (d) => leanAppendCall.down(d),
-  // 20261205000100 without one of its levers each.
-  'lean-nofast': replace('IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'IF false AND n_streams'),
+  // 20261205000100 without one of its levers each: no one-event-per-stream statement (the several-events one
+  // takes such batches); neither one-statement path (the general two statements); ensure_partitions every call.
+  'lean-no-k1': replace('IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'IF false AND n_streams'),
+  'lean-general': async (d) => {
+    for (const anchor of ['IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'ELSIF cardinality(kept_ord) = cardinality(r_provider) AND n_runs'])
+      if (!original.includes(anchor)) throw new Error(`not in ledger_append: ${anchor}`);
+    await sql
+      .raw(original.replace('IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'IF false AND n_streams').replace('ELSIF cardinality(kept_ord) = cardinality(r_provider) AND n_runs', 'ELSIF false AND n_runs'))
+      .execute(d);
+  },
   'lean-ensure': replace('IF months IS NULL OR', 'IF true OR'),
 };
 const restore: Record<string, (d: Database) => Promise<void>> = { 'pre-lean': (d) => leanAppendCall.up(d) };
