@@ -118,7 +118,7 @@ const HEADS_BEFORE = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner
 `;
 const HEADS_AFTER = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
         IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams = cardinality(e_stream) AND n_streams <= 128 THEN
-          -- Every delivery is new and each stream receives one event (the common live batch): the sorted head
+          -- Every delivery is new and each stream receives one event (single-event deliveries on distinct legs): the sorted head
           -- upsert (the same row locks, in the same order) also moves the head's hash on by the event's link, and
           -- the events are inserted from what it returns, in one statement and one write of each head. The link is
           -- ledger_chain_step's: sha256(previous hash or nothing || version ':' content). The content of a
