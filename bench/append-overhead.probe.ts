@@ -66,10 +66,10 @@ const variants: Record<string, (d: Database) => Promise<void>> = {
   // takes such batches); neither one-statement path (the general two statements); ensure_partitions every call.
   'lean-no-k1': replace('IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'IF false AND n_streams'),
   'lean-general': async (d) => {
-    for (const anchor of ['IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'ELSIF cardinality(kept_ord) = cardinality(r_provider) AND n_runs'])
+    for (const anchor of ['IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'ELSIF cardinality(kept_ord) = cardinality(r_provider) AND cardinality(e_stream)'])
       if (!original.includes(anchor)) throw new Error(`not in ledger_append: ${anchor}`);
     await sql
-      .raw(original.replace('IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'IF false AND n_streams').replace('ELSIF cardinality(kept_ord) = cardinality(r_provider) AND n_runs', 'ELSIF false AND n_runs'))
+      .raw(original.replace('IF cardinality(kept_ord) = cardinality(r_provider) AND n_streams', 'IF false AND n_streams').replace('ELSIF cardinality(kept_ord) = cardinality(r_provider) AND cardinality(e_stream)', 'ELSIF false AND cardinality(e_stream)'))
       .execute(d);
   },
   'lean-ensure': replace('IF months IS NULL OR', 'IF true OR'),

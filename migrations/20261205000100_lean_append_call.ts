@@ -23,14 +23,12 @@ import { reapplyRoles, reversed, rewriteFunction } from './rewrite-function.js';
  *   ensured (`ledger.append_months`: schema, month start and end as epoch seconds). A cached month is trusted
  *   only while its end is later than a day ago: `ledger_detach_month` refuses exactly those months, so no
  *   partition the cache vouches for can have been detached.
- * - A batch of new deliveries only (no duplicate among them) whose streams each receive consecutive events (a
- *   delivery's events on its leg; checked in the receipts statement: distinct stream names = runs of equal names)
- *   and at most 128 events is appended in ONE statement: the sorted head upsert (same row locks, same order) moves
+ * - A batch of new deliveries only (no duplicate among them) with at most 128 events is appended in ONE statement: the sorted head upsert (same row locks, same order) moves
  *   each head's version and hash on by its events (the hash over them by ledger_chain, from the hash the head had),
  *   and the events are inserted from what it returns (PostgreSQL 18's RETURNING old/new: the head's version and
  *   hash before). This drops the separate head statement and the second write of each head (`tails`). When each
  *   stream receives one event the link is written inline (ledger_chain_step's formula, no window aggregates).
- *   Other batches (a duplicate among them, one stream's events spread out) take the two statements as before.
+ *   Other batches (a duplicate among them, more than 128 events) take the two statements as before.
  *   The highest position is read in the events statement instead of a statement of its own.
  * - A duplicate's original is looked up by each of its two keys through that key's unique index (UNION ALL, the
  *   lowest receipt id as before). Under `(body = s AND ...) OR dedupe_key = dk` the generic plan (the function
@@ -60,7 +58,6 @@ const DECLARE_BEFORE = `      p_types text[] := '{}';
     BEGIN`;
 const DECLARE_AFTER = `      p_types text[] := '{}';
       n_streams int;
-      n_runs int;
       months text := current_setting('ledger.append_months', true);
       month_lo timestamp;
       month_hi timestamp;
@@ -106,12 +103,9 @@ const receiptsAfter = (seq: string) => `      -- The keys are the gate, inserted
         SELECT kt.id, kt.p, kt.s, kt.dk, kt.b, kt.ct, kt.pa, kt.q, kt.hd::jsonb, kt.ra, kt.rcv, kt.src, kt.ss, kt.sts, kt.ak
         FROM kt
       )
-      -- And the shape of the events: how many streams, and in how many runs of consecutive events (a stream's
-      -- events are consecutive when the two are equal).
-      SELECT array_agg(kt.o ORDER BY kt.o), array_agg(kt.id ORDER BY kt.o),
-        (SELECT count(DISTINCT u.st) FROM unnest(e_stream) AS u(st)),
-        (SELECT count(*) FROM unnest(e_stream) WITH ORDINALITY AS u(st, i) WHERE u.st IS DISTINCT FROM e_stream[(u.i - 1)::int])
-      INTO kept_ord, kept_id, n_streams, n_runs FROM kt;
+      -- And how many streams the events go to (one event each when there are as many as events).
+      SELECT array_agg(kt.o ORDER BY kt.o), array_agg(kt.id ORDER BY kt.o), (SELECT count(DISTINCT u.st) FROM unnest(e_stream) AS u(st))
+      INTO kept_ord, kept_id, n_streams FROM kt;
       PERFORM set_config('ledger.receipt_keys', '', true);`;
 
 const HEADS_BEFORE = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
@@ -150,27 +144,28 @@ const HEADS_AFTER = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner)
           SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ',')), max(per.pos)
           INTO p_ord, p_pos, p_types, top
           FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
-        ELSIF cardinality(kept_ord) = cardinality(r_provider) AND n_runs = n_streams AND cardinality(e_stream) <= 128 THEN
-          -- Every delivery is new and each stream's events are consecutive in the batch (a delivery's events on its
-          -- leg): the same one statement, the head moved on by its n events (the chain over them from the head's
-          -- hash, ledger_chain as below) and the events chained in the statement's own windows from what the upsert
-          -- returns (the version and hash the head had). A stream's first event is at array_position of its name.
+        ELSIF cardinality(kept_ord) = cardinality(r_provider) AND cardinality(e_stream) <= 128 THEN
+          -- Every delivery is new, streams get several events: the same one statement, the head moved on by its n
+          -- events (ledger_chain over them, in batch order, from the hash the head had; a stream's events found by
+          -- its name, hence the size bound) and the events chained in the statement's own windows from what the
+          -- upsert returns (the version and hash the head had).
           WITH g AS (
-            SELECT x.st, min(x.o)::int AS p, count(*)::int AS n, min(x.ow) AS ow
-            FROM unnest(e_owner, e_stream) WITH ORDINALITY AS x(ow, st, o) GROUP BY x.st
+            SELECT x.st, count(*)::int AS n, min(x.ow) AS ow FROM unnest(e_owner, e_stream) AS x(ow, st) GROUP BY x.st
           ), up AS (
             INSERT INTO streams AS s (stream_name, version, account_key, last_hash)
             SELECT g.st, g.n, r_account[g.ow],
-              (SELECT ledger_chain(NULL::bytea, u.i::int, u.c ORDER BY u.i) FROM unnest(e_content[g.p : g.p + g.n - 1]) WITH ORDINALITY AS u(c, i))
+              (SELECT ledger_chain(NULL::bytea, u.k::int, u.c ORDER BY u.o)
+               FROM (SELECT v.c, v.o, row_number() OVER (ORDER BY v.o) AS k
+                     FROM unnest(e_stream, e_content) WITH ORDINALITY AS v(st, c, o) WHERE v.st = g.st) AS u)
             FROM g ORDER BY g.st
             ON CONFLICT (stream_name) DO UPDATE SET version = s.version + EXCLUDED.version,
-              last_hash = (SELECT ledger_chain(s.last_hash, s.version + u.i::int, u.c ORDER BY u.i)
-                FROM unnest(e_content[array_position(e_stream, EXCLUDED.stream_name)
-                  : array_position(e_stream, EXCLUDED.stream_name) + EXCLUDED.version - 1]) WITH ORDINALITY AS u(c, i))
+              last_hash = (SELECT ledger_chain(s.last_hash, s.version + u.k::int, u.c ORDER BY u.o)
+                FROM (SELECT v.c, v.o, row_number() OVER (ORDER BY v.o) AS k
+                      FROM unnest(e_stream, e_content) WITH ORDINALITY AS v(st, c, o) WHERE v.st = EXCLUDED.stream_name) AS u)
             RETURNING new.stream_name AS st, coalesce(old.version, 0) AS base, old.last_hash AS lh, new.account_key AS ak
           ), ev AS (
             SELECT x.o, x.st, x.eid, x.ty, x.d, x.m, x.occ, x.ow, x.content, up.lh, up.ak,
-              up.base + (x.o - array_position(e_stream, x.st) + 1)::int AS ver
+              up.base + row_number() OVER (PARTITION BY x.st ORDER BY x.o)::int AS ver
             FROM unnest(e_owner, e_stream, e_event_id, e_type, e_data, e_metadata, e_occurred, e_content)
               WITH ORDINALITY AS x(ow, st, eid, ty, d, m, occ, content, o)
             JOIN up ON up.st = x.st

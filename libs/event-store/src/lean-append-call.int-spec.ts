@@ -112,7 +112,7 @@ describe('the lean append call (migration 20261205000100)', () => {
     await verifyLegs('race3', 4, 30);
   });
 
-  it('writes each head once per batch on the one-statement paths, twice on the general one', async () => {
+  it('writes each head once per batch on the one-statement paths, twice on the general one (a duplicate in the batch)', async () => {
     /** Head rows inserted and updated by one appendBatch (the session's counts not yet flushed, before and after). */
     const headWrites = async (records: WebhookRecord[]) =>
       tdb.db.connection().execute(async (conn) => {
@@ -136,14 +136,18 @@ describe('the lean append call (migration 20261205000100)', () => {
     expect(await headWrites(onePerLeg('once1', 4, 1))).toEqual({ ins: 0, upd: 4 });
     expect(await headWrites(threeEach(0))).toEqual({ ins: 4, upd: 0 });
     expect(await headWrites(threeEach(1))).toEqual({ ins: 0, upd: 4 });
-    // One leg's events spread over two deliveries apart: the general path, upsert then the hash (tails).
+    // One leg's events spread over two deliveries apart: still one write of each head.
     const spread = [...threeEach(2), jambonzRecord('once-0', { events: [newEvent('CallRinging', 'once-0', { sipStatus: 199 }, { accountId: 'acc' })] })];
-    expect(await headWrites(spread)).toEqual({ ins: 0, upd: 8 });
+    expect(await headWrites(spread)).toEqual({ ins: 0, upd: 4 });
+    // A copy of a stored delivery in the batch: the general path, the upsert, then the hash (tails).
+    const copy = threeEach(3);
+    await store.appendBatch([copy[0]!]);
+    expect(await headWrites(copy)).toEqual({ ins: 0, upd: 6 });
     await verifyLegs('once1', 4, 2);
     for (let l = 0; l < 4; l += 1) {
       const stream = `callLeg-jambonz:once-${l}`;
       const links = await store.readChainLinks({ streamNames: [stream] });
-      expect(links).toHaveLength(l === 0 ? 10 : 9);
+      expect(links).toHaveLength(l === 0 ? 13 : 12);
       expect(verifyStreamChain(links, (await store.readStreamHeads([stream])).get(stream))).toBeNull();
     }
   });
