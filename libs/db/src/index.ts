@@ -6,4 +6,3 @@ export * from './postgres-errors.js';
 export * from './database-roles.js';
 export * from './read-routing.js';
 export * from './replica-status.js';
-export * from './named-statements.js';

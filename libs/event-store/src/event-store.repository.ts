@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { sql, type RawBuilder } from 'kysely';
-import type { Database } from '@lib/db';
+import { PREPARED, type Database } from '@lib/db';
 import { EventVersionError, parseEvent, schemaVersionOf, type ParsedEvent, type EventDataMap, type Provider, type StoredEventType } from '@lib/ledger';
 import { canonicalJson, storableText } from './canonical-json.js';
 import { accountKeyOf } from './account-key.js';
@@ -235,7 +235,8 @@ export class EventStoreRepository {
       });
     });
 
-    const result = await sql<{ ord: number; receipt_id: string; duplicate: boolean; last_position: string | null; types: string[] }>`
+    // Prepared once per session (PREPARED): parsing and planning this call was a fifth of a small batch's PostgreSQL CPU.
+    const result = await sql<{ ord: number; receipt_id: string; duplicate: boolean; last_position: string | null; types: string[] }>`${sql.raw(PREPARED)}
       SELECT * FROM ledger_append(
         ${rc.map((r) => r.provider)}::text[], ${byteaArray(rc.map((r) => r.bodySha256))}, ${byteaArray(rc.map((r) => r.dedupeKey))},
         ${byteaArray(rc.map((r) => r.body))}, ${rc.map((r) => r.contentType)}::text[], ${rc.map((r) => r.path)}::text[], ${rc.map((r) => r.query)}::text[],
