@@ -34,7 +34,7 @@ const loopLateness = () => {
   }, 1);
   return () => {
     clearInterval(timer);
-    return { p99: percentile(late, 0.99), max: Math.max(0, ...late) };
+    return { p99: percentile(late, 0.99), max: Math.max(0, ...late), over10: late.filter((x) => x > 10).length };
   };
 };
 
@@ -93,7 +93,7 @@ try {
     console.log(`${fmt(records.length)} events of ${fmt(calls)} calls, appended in transactions of ${append}; live batches of ${batch}`);
     await db.destroy();
   }
-  const totals = new Map(sides.map((s) => [s.name, { node: 0, pg: 0, events: 0, sec: 0, lateP99: [] as number[], lateMax: [] as number[] }]));
+  const totals = new Map(sides.map((s) => [s.name, { node: 0, pg: 0, events: 0, sec: 0, lateP99: [] as number[], lateMax: [] as number[], over10: 0 }]));
   for (let round = 0; round < rounds; round += 1) {
     for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
       const name = `live_fold_${side.name}_${round}`;
@@ -123,9 +123,10 @@ try {
         t.sec += sec;
         t.lateP99.push(late.p99);
         t.lateMax.push(late.max);
+        t.over10 += late.over10;
       }
       console.log(
-        `round ${round} ${side.name}: ${fmt(events / sec)} events/s, CPU per event Node ${fmt(nodeUs / events, 1)} + PostgreSQL ${fmt(pgUs / events, 1)} µs (others ${fmt(share.otherCores, 2)} cores), event loop held p99 ${fmt(late.p99, 1)} ms, longest ${fmt(late.max, 1)} ms`,
+        `round ${round} ${side.name}: ${fmt(events / sec)} events/s, CPU per event Node ${fmt(nodeUs / events, 1)} + PostgreSQL ${fmt(pgUs / events, 1)} µs (others ${fmt(share.otherCores, 2)} cores), event loop held p99 ${fmt(late.p99, 1)} ms, longest ${fmt(late.max, 1)} ms, ${late.over10} times over 10 ms`,
       );
       await db.destroy();
       if (process.env.PGSS && round === rounds - 1 - (round % 2 === 0 ? 0 : 0)) {
@@ -141,7 +142,7 @@ try {
   }
   for (const line of statements) console.log(line);
   for (const [name, t] of totals) {
-    console.log(`${name}: ${fmt(t.events / t.sec)} events/s, CPU per event Node ${fmt(t.node / t.events, 1)} + PostgreSQL ${fmt(t.pg / t.events, 1)} = ${fmt((t.node + t.pg) / t.events, 1)} µs; event loop held p99 ${t.lateP99.map((x) => fmt(x, 1)).join(' / ')} ms, longest ${t.lateMax.map((x) => fmt(x, 1)).join(' / ')} ms`);
+    console.log(`${name}: ${fmt(t.events / t.sec)} events/s, CPU per event Node ${fmt(t.node / t.events, 1)} + PostgreSQL ${fmt(t.pg / t.events, 1)} = ${fmt((t.node + t.pg) / t.events, 1)} µs; event loop held p99 ${t.lateP99.map((x) => fmt(x, 1)).join(' / ')} ms, longest ${t.lateMax.map((x) => fmt(x, 1)).join(' / ')} ms, ${t.over10} times over 10 ms`);
   }
 } finally {
   await stop();
