@@ -9,8 +9,12 @@ import { writeFileSync } from 'node:fs';
 import { PerformanceObserver, constants, type PerformanceEntry } from 'node:perf_hooks';
 
 export interface LoopDelayTrace {
-  /** Per tick: wall-clock ms (epoch) when the timer ran, and how much later than 1 ms after the previous tick. */
-  ticks: [number, number][];
+  /**
+   * Per tick: wall-clock ms (epoch) when the timer ran, how much later than 1 ms after the previous tick, and the CPU
+   * ms the process used since the previous tick (what its own work held the loop for, GC helpers included; the rest
+   * of a late tick is the process waiting for a core, which on a shared machine is the other tenants' doing).
+   */
+  ticks: [number, number, number][];
   /** Per GC pause: wall-clock ms at its end, 'minor' | 'major' | 'incremental' | 'weak', duration ms. */
   gcs: [number, string, number][];
 }
@@ -25,13 +29,16 @@ const GC_KINDS: Record<number, string> = {
 const out = process.env.LOOP_DELAY_OUT;
 if (out) {
   const now = () => performance.timeOrigin + performance.now();
-  const ticks: [number, number][] = [];
+  const ticks: [number, number, number][] = [];
   const gcs: [number, string, number][] = [];
   let last = performance.now();
+  let cpu = process.cpuUsage();
   setInterval(() => {
     const t = performance.now();
-    ticks.push([now(), Math.max(0, t - last - 1)]);
+    const used = process.cpuUsage(cpu);
+    ticks.push([now(), Math.max(0, t - last - 1), (used.user + used.system) / 1000]);
     last = t;
+    cpu = process.cpuUsage();
   }, 1).unref();
   new PerformanceObserver((list) => {
     for (const e of list.getEntries() as (PerformanceEntry & { detail?: { kind?: number } })[]) {

@@ -12,7 +12,9 @@
  *
  * Every variant's service runs with loop-delay.preload.ts: the run also prints, per route, how late the service's event
  * loop ran a 1 ms timer during that route's rounds (p50/p99/p99.9/max over the ticks) and its GC pauses (count, p99,
- * sum per second): the second figure of the tail, less noisy than a request p99 (TEE_LOOP_DELAY=0 leaves it out).
+ * sum per second), and the CPU the service used between two ticks (the part of a late tick that its own work held the
+ * loop for, not a wait for a core): the second figure of the tail, less noisy than a request p99 (TEE_LOOP_DELAY=0
+ * leaves it out).
  *
  * The rounds include the commit floor (commit.probe.ts: one delivery per durable commit at the same rate, on an
  * embedded PostgreSQL of its own, no HTTP, no service), and the run ends with an fsync probe (fsync.probe.ts): what a
@@ -51,7 +53,9 @@ const traceDir = mkdtempSync(join(tmpdir(), 'tee-loop-'));
 /** Ticks and GC pauses of one service inside the given wall-clock windows. */
 const loopFigures = (trace: LoopDelayTrace, windows: [number, number][]) => {
   const inside = (t: number) => windows.some(([a, b]) => t >= a && t <= b);
-  const delays = trace.ticks.filter(([t]) => inside(t)).map(([, d]) => d);
+  const ticks = trace.ticks.filter(([t]) => inside(t));
+  const delays = ticks.map(([, d]) => d);
+  const busy = ticks.map(([, , c]) => c);
   const gcs = trace.gcs.filter(([t]) => inside(t)).map(([, , d]) => d);
   const seconds = windows.reduce((s, [a, b]) => s + (b - a) / 1000, 0);
   return {
@@ -60,6 +64,9 @@ const loopFigures = (trace: LoopDelayTrace, windows: [number, number][]) => {
     p99: percentile(delays, 0.99),
     p999: percentile(delays, 0.999),
     max: Math.max(0, ...delays),
+    cpuP99: percentile(busy, 0.99),
+    cpuP999: percentile(busy, 0.999),
+    cpuMax: Math.max(0, ...busy),
     gcCount: gcs.length,
     gcP50: percentile(gcs, 0.5),
     gcP99: percentile(gcs, 0.99),
@@ -191,6 +198,7 @@ try {
       const l = loopFigures(JSON.parse(readFileSync(join(traceDir, `${i}.json`), 'utf8')) as LoopDelayTrace, windows[k]!);
       console.log(
         `${route.name.padEnd(34)} ticks=${l.ticks}  delay p50 ${fmt(l.p50, 2)}  p99 ${fmt(l.p99, 2)}  p99.9 ${fmt(l.p999, 2)}  max ${fmt(l.max, 2)} ms` +
+          `  own CPU between ticks p99 ${fmt(l.cpuP99, 2)}  p99.9 ${fmt(l.cpuP999, 2)}  max ${fmt(l.cpuMax, 2)} ms` +
           `  GC ${l.gcCount} pauses, p50 ${fmt(l.gcP50, 2)}  p99 ${fmt(l.gcP99, 2)}  max ${fmt(l.gcMax, 2)} ms, ${fmt(l.gcMsPerSecond, 1)} ms/s`,
       );
     }
