@@ -12,7 +12,10 @@
  *             ledger`); without it, this build runs on both sides
  *   CALLS (3000), BATCH (200), APPEND (200), ROUNDS (3; the first round of each side warms its code up and is not
  *   counted in the totals when there are more)
- *   PGSS=1    pg_stat_statements (nested statements too): each side's top statements of its last round
+ *   PGSS=1    pg_stat_statements (nested statements too, and planning): each side's top statements of its last round,
+ *             by execution plus planning time (`plan` ms over `plans` plannings)
+ *   EXPLAIN_MS  the plans (auto_explain, ANALYZE, nested statements) of the statements that took longer, for the last
+ *             round's new side, printed at the end
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
@@ -82,8 +85,10 @@ const sides: Side[] = [
   { name: 'new', dir: process.cwd() },
 ];
 
-const pgss = ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all'];
+const pgss = ['-c', 'shared_preload_libraries=pg_stat_statements', '-c', 'pg_stat_statements.track=all', '-c', 'pg_stat_statements.track_planning=on'];
 const { dataDir, server, admin, stop } = await startBenchServer('ledger-live-fold-', process.env.PGSS ? pgss : []);
+const explainMs = process.env.EXPLAIN_MS;
+const plans: string[] = [];
 const statements: string[] = [];
 try {
   if (process.env.PGSS) await admin.query('CREATE EXTENSION IF NOT EXISTS pg_stat_statements');
@@ -109,7 +114,16 @@ try {
       await admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`);
       const dbLib = (await import(join(side.dir, 'dist/libs/db/src/index.js'))) as typeof import('../libs/db/src/index.js');
       const proj = (await import(join(side.dir, 'dist/libs/projections/src/index.js'))) as typeof import('../libs/projections/src/index.js');
-      const { db } = dbLib.createDatabase(databaseUrl(server.url, name), 4);
+      const explain = explainMs !== undefined && round === rounds - 1 && side.name === 'new';
+      if (explain) {
+        // auto_explain's plans reach the client as notices (its log level), on the sessions of this side only.
+        for (const set of ["session_preload_libraries = 'auto_explain'", `auto_explain.log_min_duration = ${Number(explainMs)}`, 'auto_explain.log_analyze = on',
+          'auto_explain.log_buffers = on', 'auto_explain.log_nested_statements = on', 'auto_explain.log_level = notice']) {
+          await admin.query(`ALTER DATABASE ${name} SET ${set}`);
+        }
+      }
+      const { db, pool } = dbLib.createDatabase(databaseUrl(server.url, name), 4);
+      if (explain) pool.on('connect', (client) => void client.on('notice', (n) => plans.push(String(n.message))));
       const projector = new proj.Projector(db, [proj.callLegsProjection], { batchSize: batch });
       await projector.init();
       const events = Number((await db.selectFrom('events').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n);
@@ -141,17 +155,27 @@ try {
       );
       await db.destroy();
       if (process.env.PGSS && round === rounds - 1 - (round % 2 === 0 ? 0 : 0)) {
-        const top = await admin.query<{ calls: string; ms: number; rows: string; query: string }>(
-          `SELECT s.calls::text, round(s.total_exec_time)::int AS ms, s.rows::text, left(regexp_replace(s.query, '\\s+', ' ', 'g'), 110) AS query
-           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY 2 DESC LIMIT 20`,
+        const top = await admin.query<{ calls: string; ms: number; plans: string; plan: number; rows: string; query: string }>(
+          `SELECT s.calls::text, round(s.total_exec_time)::int AS ms, s.plans::text, round(s.total_plan_time)::int AS plan, s.rows::text,
+             left(regexp_replace(s.query, '\\s+', ' ', 'g'), 100) AS query
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 ORDER BY s.total_exec_time + s.total_plan_time DESC LIMIT 20`,
           [name],
         );
-        statements.push(`${side.name}, round ${round}:`, ...top.rows.map((r) => `  ${r.calls.padStart(7)} calls ${String(r.ms).padStart(7)} ms ${r.rows.padStart(8)} rows  ${r.query}`));
+        const planned = await admin.query<{ plan: number; exec: number }>(
+          `SELECT round(sum(s.total_plan_time))::int AS plan, round(sum(s.total_exec_time))::int AS exec
+           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = $1 AND s.toplevel`,
+          [name],
+        );
+        statements.push(
+          `${side.name}, round ${round} (top-level statements: planning ${planned.rows[0]?.plan} ms, execution ${planned.rows[0]?.exec} ms):`,
+          ...top.rows.map((r) => `  ${r.calls.padStart(6)} calls ${String(r.ms).padStart(6)} ms ${r.plans.padStart(5)} plans ${String(r.plan).padStart(5)} ms ${r.rows.padStart(7)} rows  ${r.query}`),
+        );
       }
       await admin.query(`DROP DATABASE ${name}`);
     }
   }
   for (const line of statements) console.log(line);
+  for (const plan of plans) console.log(plan);
   for (const [name, t] of totals) {
     console.log(`${name}: ${fmt(t.events / t.sec)} events/s, CPU per event Node ${fmt(t.node / t.events, 1)} + PostgreSQL ${fmt(t.pg / t.events, 1)} = ${fmt((t.node + t.pg) / t.events, 1)} µs; event loop held p99 ${t.lateP99.map((x) => fmt(x, 1)).join(' / ')} ms, longest ${t.lateMax.map((x) => fmt(x, 1)).join(' / ')} ms, ${t.over10} times over 10 ms; by its own CPU p99 ${t.cpuP99.map((x) => fmt(x, 1)).join(' / ')} ms, longest ${t.cpuMax.map((x) => fmt(x, 1)).join(' / ')} ms`);
   }

@@ -44,4 +44,23 @@ describe('createDatabase', () => {
       await one.db.destroy();
     }
   });
+
+  it('runs a PREPARED statement with each call’s values, inside transactions, and after a call that failed on its values or on its text', async () => {
+    const one = createDatabase(tdb.url, 1);
+    try {
+      const divide = (d: number) => sql<{ q: number }>`${sql.raw(PREPARED)} SELECT 10 / ${d}::int AS q`;
+      const failed = await one.db.transaction().execute((trx) => divide(0).execute(trx)).then(() => null, (e: unknown) => e as { code?: string });
+      expect(failed?.code).toBe('22012');
+      expect(await one.db.transaction().execute(async (trx) => (await divide(5).execute(trx)).rows[0]!.q)).toBe(2);
+      expect((await divide(2).execute(one.db)).rows[0]!.q).toBe(5);
+      // A text that does not parse leaves no half-prepared name behind: the same text runs once it can.
+      const count = () => sql<{ n: string }>`${sql.raw(PREPARED)} SELECT count(*)::text AS n FROM prepared_spec_table WHERE x = ${1}`.execute(one.db);
+      const bad = await count().then(() => null, (e: unknown) => e as { code?: string });
+      expect(bad?.code).toBe('42P01');
+      await sql`CREATE TABLE prepared_spec_table (x int)`.execute(tdb.db);
+      expect((await count()).rows[0]!.n).toBe('0');
+    } finally {
+      await one.db.destroy();
+    }
+  });
 });

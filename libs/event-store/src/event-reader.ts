@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import { mapInSlices, type DB } from '@lib/db';
+import { mapInSlices, PREPARED, type DB } from '@lib/db';
 import { EventVersionError, parseEvent, receiptVerification, type ParsedEvent, type LedgerEvent, type LegParty, type Provider } from '@lib/ledger';
 import { isCurrentTranslation } from './retranslation.repository.js';
 
@@ -62,7 +62,7 @@ export const toLedgerEvent = (r: Row): LedgerEvent => {
  */
 export const retranslatedReceipts = async (db: Executor, receiptIds: readonly string[]): Promise<Set<string>> => {
   if (receiptIds.length === 0) return new Set();
-  const r = await sql<{ receipt_id: string }>`
+  const r = await sql<{ receipt_id: string }>`${sql.raw(PREPARED)}
     SELECT DISTINCT receipt_id::text AS receipt_id FROM receipt_translations WHERE receipt_id = ANY (${receiptIds}::bigint[])`.execute(db);
   return new Set(r.rows.map((x) => x.receipt_id));
 };
@@ -122,13 +122,15 @@ export const COLUMNS = sql`global_position, transaction_id::text AS transaction_
  * which sorts '10' before '9', sorts outside the index, and lets the cursor jump over events.
  */
 export const readAfter = async (db: Executor, cursor: Cursor, limit: number): Promise<{ events: LedgerEvent[]; next: Cursor }> => {
-  const rows = await sql<Row>`
+  // Prepared once per session (PREPARED, libs/db database.ts) instead of planned at every batch. The limit is a literal (a
+  // batch size is fixed per caller): as a parameter, the generic plan could not count on it and lost to custom ones.
+  const rows = await sql<Row>`${sql.raw(PREPARED)}
     SELECT ${COLUMNS} FROM events
     WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
       AND (transaction_id, global_position) > (${cursor.xid}::xid8, ${cursor.position}::bigint)
       AND ${isCurrentTranslation()}
     ORDER BY events.transaction_id, events.global_position
-    LIMIT ${limit}`.execute(db);
+    LIMIT ${sql.lit(Math.trunc(limit))}`.execute(db);
   const last = rows.rows.at(-1);
   return {
     // A batch catching up holds up to its limit of rows, each parsed through its schema: in slices (the loop's other work).
@@ -153,7 +155,7 @@ export const readLegEvents = async (
   const before = upTo ? sql`AND (transaction_id, global_position) <= (${upTo.xid}::xid8, ${upTo.position}::bigint)` : sql``;
   // Only each receipt's newest translation counts (retranslation.repository.ts).
   const skip = sql`${keep} AND ${isCurrentTranslation()} ${before}`;
-  const rows = await sql<Row>`
+  const rows = await sql<Row>`${sql.raw(PREPARED)}
     WITH k AS (SELECT unnest(${known}::bigint[]) AS p)
     SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND global_position NOT IN (SELECT p FROM k) AND ${skip}
     UNION
@@ -205,7 +207,7 @@ export const readStreamRange = async (db: Executor, first: string, last: string,
 
 /** The child legs that the given leg streams name (`childLegId` in their events), with each event's provider. */
 export const childLegsNamedIn = async (db: Executor, streams: readonly string[], keep: RawBuilder<unknown>): Promise<{ provider: Provider; child: string }[]> => {
-  const rows = await sql<{ provider: Provider; child: string }>`
+  const rows = await sql<{ provider: Provider; child: string }>`${sql.raw(PREPARED)}
     SELECT metadata->>'provider' AS provider, data->>'childLegId' AS child FROM events
     WHERE stream_name = ANY (${streams}::text[]) AND data ? 'childLegId' AND ${keep} AND ${isCurrentTranslation()}`.execute(db);
   return rows.rows;
@@ -213,7 +215,7 @@ export const childLegsNamedIn = async (db: Executor, streams: readonly string[],
 
 /** The current events of one type in the given streams (e.g. the machine detections of parent legs). */
 export const readTypeInStreams = async (db: Executor, streams: readonly string[], type: string, keep: RawBuilder<unknown>): Promise<LedgerEvent[]> => {
-  const rows = await sql<Row>`
+  const rows = await sql<Row>`${sql.raw(PREPARED)}
     SELECT ${COLUMNS} FROM events WHERE stream_name = ANY (${streams}::text[]) AND type = ${type} AND ${keep} AND ${isCurrentTranslation()}`.execute(db);
   return rows.rows.map(toLedgerEvent);
 };

@@ -27,6 +27,20 @@ describe('leg rollups', () => {
     expect(hourOf(null)).toBeNull();
   });
 
+  it('cuts a canonical time to its hour exactly as parsing and printing it does, and parses any other spelling', () => {
+    const viaDate = (iso: string) => new Date(Math.floor(Date.parse(iso) / 3_600_000) * 3_600_000).toISOString();
+    fc.assert(
+      fc.property(fc.date({ min: new Date('0001-01-01T00:00:00.000Z'), max: new Date('9999-12-31T23:59:59.999Z'), noInvalidDate: true }), (d) => {
+        const iso = d.toISOString();
+        expect(hourOf(iso)).toBe(viaDate(iso));
+        // Offsets and shorter spellings go through Date as before.
+        const offset = iso.replace('Z', '+00:00');
+        expect(hourOf(offset)).toBe(viaDate(offset));
+      }),
+    );
+    expect(hourOf('2026-11-21T03:59:59+02:00')).toBe('2026-11-21T01:00:00.000Z');
+  });
+
   it('applying the deltas of any sequence of leg revisions equals the rollups of the final legs', () => {
     fc.assert(
       fc.property(fc.array(fc.array(legArb, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 12 }), (histories) => {

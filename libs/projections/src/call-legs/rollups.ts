@@ -40,7 +40,16 @@ export const together = (statements: readonly RawBuilder<unknown>[]): RawBuilder
 };
 
 type Delta = ReturnType<typeof rollupDelta>;
-const cellsOf = (spec: RollupSpec, fine: Delta): Delta => (spec === FINE ? fine : coarsen(fine, spec.columns.map((c) => c.of)));
+// Each coarse rollup's cells, once per batch's delta (the upserts and rollupFinish both ask for them).
+const coarsened = new WeakMap<Delta, Map<RollupSpec, Delta>>();
+const cellsOf = (spec: RollupSpec, fine: Delta): Delta => {
+  if (spec === FINE) return fine;
+  let bySpec = coarsened.get(fine);
+  if (!bySpec) coarsened.set(fine, (bySpec = new Map()));
+  let cells = bySpec.get(spec);
+  if (!cells) bySpec.set(spec, (cells = coarsen(fine, spec.columns.map((c) => c.of))));
+  return cells;
+};
 const specKey = (spec: RollupSpec, cell: RollupCell) => JSON.stringify(spec.columns.map((c) => c.of(cell)));
 
 /**

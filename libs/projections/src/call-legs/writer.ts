@@ -1,5 +1,5 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
-import { LoopSlicer, type DB } from '@lib/db';
+import { LoopSlicer, PREPARED, type DB } from '@lib/db';
 import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
@@ -277,7 +277,7 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
   // Roots and depths change only where a leg is new or its parent changed (the upsert keeps them otherwise); the
   // heal walks down from there, re-rooting whatever subtree hangs below.
   const moved = rows.filter((r) => prior.get(keyOf(r.provider, r.callId))?.parentCallId !== r.parentCallId || !prior.has(keyOf(r.provider, r.callId)));
-  if (moved.length > 0) await healTrees(trx, g, moved, recordingsWritten);
+  if (moved.length > 0) await healTrees(trx, g, moved, recordingsWritten, (r) => !prior.has(keyOf(r.provider, r.callId)));
   // Talk extremes, kept for completed cells only (what the quantiles read). A completed leg entering a cell can only
   // widen them (least/greatest); one leaving it, or changing its talk, may narrow them, which cannot be taken back
   // like a sum: those cells are recomputed from their legs. Not only cells with a non-zero delta: two legs trading
@@ -347,7 +347,12 @@ export const upsertLegs = async (
       answered_by_detail = EXCLUDED.answered_by_detail, hangup_by = EXCLUDED.hangup_by, end_reason_detail = EXCLUDED.end_reason_detail,
       started_at_source = EXCLUDED.started_at_source, answered_at_source = EXCLUDED.answered_at_source,
       ended_at_source = EXCLUDED.ended_at_source, pdd_sec = EXCLUDED.pdd_sec, fold_seq = EXCLUDED.fold_seq`;
-  await together([...alongside, upsert])!.execute(trx);
+  // Prepared once per session (PREPARED, libs/db database.ts): its text depends only on which rollups have cells, and
+  // its plan (a sort of the unnested rows, the conflict checks on each table's unique index) does not depend on the
+  // tables' sizes, so a generic plan made while they were small stays right. Statements that join or scan the read
+  // model's tables are not prepared: their generic plan would keep the scans chosen for the sizes of the day it was
+  // made (the tree heal: 27 ms a call against 2.6 ms planned each time, bench/profile-notes.md).
+  await sql`${sql.raw(PREPARED)} ${together([...alongside, upsert])!}`.execute(trx);
 
   if (recorded.length === 0) return false;
   const recRows = recorded.flatMap((r) => r.recordings.map((x) => ({ ...x, provider: r.provider })));
