@@ -259,8 +259,9 @@ export class Projector {
       const { events, next } = await readAfter(trx, from, this.batchSize);
       if (events.length === 0) return 0;
       generation = row.generation;
+      const live = { from, behind: events.length >= this.batchSize };
       try {
-        await applyOrPark(this.hooks, trx, p, row.generation, events, (t, ev, upTo) => p.handle(t, ev, row.generation, upTo, { from }));
+        await applyOrPark(this.hooks, trx, p, row.generation, events, (t, ev, upTo) => p.handle(t, ev, row.generation, upTo, live));
       } catch (err) {
         throw Object.assign(err as Error, { position: events[0]!.position });
       }
