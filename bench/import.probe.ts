@@ -13,6 +13,8 @@ import { BENCH_SECRETS, CpuMeter, databaseUrl, fmt, postgresPids, startBenchServ
 const rows = Number(process.env.ROWS ?? 100_000);
 const runs = Number(process.env.RUNS ?? 1);
 const PROJECTOR = process.env.PROJECTOR;
+/** SERVICE_ENV='{"NAME":"value"}': more environment for the service only (e.g. glibc's malloc tunables). */
+const serviceEnv = JSON.parse(process.env.SERVICE_ENV ?? '{}') as Record<string, string>;
 const { server, dataDir, freshDatabase, stop } = await startBenchServer('ledger-import-probe-');
 try {
   for (let run = 1; run <= runs; run += 1) {
@@ -20,7 +22,7 @@ try {
     // PROF=<dir>: a V8 CPU profile of the service, written when it stops. PROJECTOR=off: without the in-process projector.
     // SERVICE_NODE_ARGS: more node flags for the service (e.g. --trace-gc).
     const service = await startService(
-      { ...BENCH_SECRETS, LEDGER_API_KEYS: 'bench-key-0123456789', DATABASE_URL: await freshDatabase(name), ...(process.env.PROJECTOR ? { LEDGER_PROJECTOR: process.env.PROJECTOR } : {}) },
+      { ...BENCH_SECRETS, LEDGER_API_KEYS: 'bench-key-0123456789', DATABASE_URL: await freshDatabase(name), ...(process.env.PROJECTOR ? { LEDGER_PROJECTOR: process.env.PROJECTOR } : {}), ...serviceEnv },
       [...(process.env.PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PROF}`] : []), ...(process.env.SERVICE_NODE_ARGS ?? '').split(' ').filter(Boolean)],
       // SERVICE_CWD=<another built checkout>: its service instead of this one's, to compare two builds alternately.
       process.env.SERVICE_CWD ?? process.cwd(),
