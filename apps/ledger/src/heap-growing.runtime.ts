@@ -18,8 +18,8 @@ export const applyHeapGrowing = (percent: number, set: (flags: string) => void =
  * outage), the old generation may grow only `behind` percent past its live size, and `normal` again once it has
  * caught up (0: V8's own choice). Full batches of 1,000 events, read, parsed and held across their statements, are
  * promoted at the rate the import lands them; at twice the live heap (100) the service still peaked at 245–264 MB
- * in a 100,000-row import, at 50 % 222–230 MB (bench/profile-notes.md, "the import's RSS, third pass"), while
- * live ingest, whose batches are not full, keeps `normal`: 50 % there cost about 6 % more CPU a delivery.
+ * in a 100,000-row import, with 50 while behind at 229–240 MB (bench/profile-notes.md, "the import's RSS, third
+ * pass"), while live ingest, whose batches are not full, keeps `normal`: 50 % there cost about 6 % more CPU a delivery.
  * Undefined when `behind` is 0 or `normal` already: nothing to switch.
  */
 export const heapGrowingWhileBehind = (
