@@ -4,7 +4,9 @@
  * interleaves them (every call's first event, then every call's second...), appended in transactions of APPEND events;
  * then, per round and side (alternated), clones it and lets that side's call_legs projection fold every event through
  * the live loop (handle, batches of BATCH), not the rebuild's bulk path, and prints the Node CPU and the PostgreSQL CPU
- * per event (from /proc), so that a shared machine's load weighs on both sides alike.
+ * per event (from /proc), so that a shared machine's load weighs on both sides alike. It also prints how long the
+ * probe's event loop was held at a time while the projector caught up (the lateness of a 1 ms timer: p99 and the
+ * longest): in the service the same loop answers tee forwards and webhooks, which wait behind such a block.
  *
  *   OLD_DIR   a built checkout of the old code (`git archive main | tar -x -C DIR`, node_modules linked, `nest build
  *             ledger`); without it, this build runs on both sides
@@ -19,7 +21,31 @@ import { createDatabase, migrateToLatest } from '../libs/db/src/index.js';
 import { EventStoreRepository, type WebhookRecord } from '../libs/event-store/src/index.js';
 import type { LedgerEvent, TranslatedEvent } from '../libs/ledger/src/index.js';
 import { callScenarioArb } from '../libs/ledger/src/testing/call-scenarios.js';
-import { CpuMeter, databaseUrl, fmt, postgresPids, startBenchServer } from './bench-support.js';
+import { CpuMeter, databaseUrl, fmt, percentile, postgresPids, startBenchServer } from './bench-support.js';
+
+/**
+ * The lateness of a 1 ms timer, tick by tick, until stopped: how long the event loop was held at a time. On a shared
+ * machine most of that can be the process waiting for a core; the CPU the process used between two ticks is the part
+ * its own work held the loop for (GC helper threads included), which other tenants do not blur.
+ */
+const loopLateness = () => {
+  const late: number[] = [];
+  const busy: number[] = [];
+  let last = performance.now();
+  let cpu = process.cpuUsage();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const used = process.cpuUsage(cpu);
+    late.push(Math.max(0, now - last - 1));
+    busy.push((used.user + used.system) / 1000);
+    last = now;
+    cpu = process.cpuUsage();
+  }, 1);
+  return () => {
+    clearInterval(timer);
+    return { p99: percentile(late, 0.99), max: Math.max(0, ...late), over10: late.filter((x) => x > 10).length, cpuP99: percentile(busy, 0.99), cpuMax: Math.max(0, ...busy) };
+  };
+};
 
 const calls = Number(process.env.CALLS ?? 3000);
 const batch = Number(process.env.BATCH ?? 200);
@@ -76,7 +102,7 @@ try {
     console.log(`${fmt(records.length)} events of ${fmt(calls)} calls, appended in transactions of ${append}; live batches of ${batch}`);
     await db.destroy();
   }
-  const totals = new Map(sides.map((s) => [s.name, { node: 0, pg: 0, events: 0, sec: 0 }]));
+  const totals = new Map(sides.map((s) => [s.name, { node: 0, pg: 0, events: 0, sec: 0, lateP99: [] as number[], lateMax: [] as number[], over10: 0, cpuP99: [] as number[], cpuMax: [] as number[] }]));
   for (let round = 0; round < rounds; round += 1) {
     for (const side of round % 2 === 0 ? sides : [...sides].reverse()) {
       const name = `live_fold_${side.name}_${round}`;
@@ -90,7 +116,9 @@ try {
       const meter = new CpuMeter({ postgres: () => postgresPids(dataDir) });
       const cpu0 = process.cpuUsage();
       const t0 = performance.now();
+      const lateness = loopLateness();
       await projector.runUntilCaughtUp();
+      const late = lateness();
       const sec = (performance.now() - t0) / 1000;
       const used = process.cpuUsage(cpu0);
       const share = meter.stop();
@@ -102,9 +130,14 @@ try {
         t.pg += pgUs;
         t.events += events;
         t.sec += sec;
+        t.lateP99.push(late.p99);
+        t.lateMax.push(late.max);
+        t.over10 += late.over10;
+        t.cpuP99.push(late.cpuP99);
+        t.cpuMax.push(late.cpuMax);
       }
       console.log(
-        `round ${round} ${side.name}: ${fmt(events / sec)} events/s, CPU per event Node ${fmt(nodeUs / events, 1)} + PostgreSQL ${fmt(pgUs / events, 1)} µs (others ${fmt(share.otherCores, 2)} cores)`,
+        `round ${round} ${side.name}: ${fmt(events / sec)} events/s, CPU per event Node ${fmt(nodeUs / events, 1)} + PostgreSQL ${fmt(pgUs / events, 1)} µs (others ${fmt(share.otherCores, 2)} cores), event loop held p99 ${fmt(late.p99, 1)} ms, longest ${fmt(late.max, 1)} ms, ${late.over10} times over 10 ms; by its own CPU p99 ${fmt(late.cpuP99, 1)} ms, longest ${fmt(late.cpuMax, 1)} ms`,
       );
       await db.destroy();
       if (process.env.PGSS && round === rounds - 1 - (round % 2 === 0 ? 0 : 0)) {
@@ -120,7 +153,7 @@ try {
   }
   for (const line of statements) console.log(line);
   for (const [name, t] of totals) {
-    console.log(`${name}: ${fmt(t.events / t.sec)} events/s, CPU per event Node ${fmt(t.node / t.events, 1)} + PostgreSQL ${fmt(t.pg / t.events, 1)} = ${fmt((t.node + t.pg) / t.events, 1)} µs`);
+    console.log(`${name}: ${fmt(t.events / t.sec)} events/s, CPU per event Node ${fmt(t.node / t.events, 1)} + PostgreSQL ${fmt(t.pg / t.events, 1)} = ${fmt((t.node + t.pg) / t.events, 1)} µs; event loop held p99 ${t.lateP99.map((x) => fmt(x, 1)).join(' / ')} ms, longest ${t.lateMax.map((x) => fmt(x, 1)).join(' / ')} ms, ${t.over10} times over 10 ms; by its own CPU p99 ${t.cpuP99.map((x) => fmt(x, 1)).join(' / ')} ms, longest ${t.cpuMax.map((x) => fmt(x, 1)).join(' / ')} ms`);
   }
 } finally {
   await stop();

@@ -21,6 +21,7 @@ import * as stagedAppendByDedupeKey from './20261203000500_staged_append_by_dedu
 import * as accountKey from './20261204000100_account_key.js';
 import * as erasureFence from './20261204000200_erasure_fence.js';
 import * as rolesCoverAllGrants from './20261204000600_roles_cover_all_grants.js';
+import * as leanAppendCall from './20261205000100_lean_append_call.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -49,4 +50,5 @@ export const migrations: Record<string, Migration> = {
   '20261204000100_account_key': accountKey,
   '20261204000200_erasure_fence': erasureFence,
   '20261204000600_roles_cover_all_grants': rolesCoverAllGrants,
+  '20261205000100_lean_append_call': leanAppendCall,
 };

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
-import { createDatabase, type DatabaseHandle } from './database.js';
+import { createDatabase, PREPARED, type DatabaseHandle } from './database.js';
 import { isConnectionError } from './postgres-errors.js';
 
 let tdb: TestDatabase;
@@ -27,5 +27,21 @@ describe('createDatabase', () => {
     expect(isConnectionError(err)).toBe(true);
     client.release(err as Error);
     expect((await sql<{ one: number }>`SELECT 1 AS one`.execute(handle.db)).rows[0]!.one).toBe(1);
+  });
+
+  it('prepares a statement marked PREPARED once per session, and sends every other one unnamed', async () => {
+    const one = createDatabase(tdb.url, 1);
+    try {
+      const prepared = () => sql<{ n: number }>`${sql.raw(PREPARED)} SELECT ${41}::int + 1 AS n`.execute(one.db);
+      expect((await prepared()).rows[0]!.n).toBe(42);
+      expect((await prepared()).rows[0]!.n).toBe(42);
+      await sql`SELECT ${1}::int AS n`.execute(one.db);
+      const { rows } = await sql<{ name: string; statement: string }>`SELECT name, statement FROM pg_prepared_statements`.execute(one.db);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]!.name).toMatch(/^ledger_[0-9a-f]{24}$/);
+      expect(rows[0]!.statement.startsWith(PREPARED)).toBe(true);
+    } finally {
+      await one.db.destroy();
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { DB } from './database.types.js';
@@ -64,12 +65,33 @@ export const createDatabase = (connectionString: string, max = 10, options: Data
   // transaction) that loses its server emits 'error' with no listener, which kills the process: the
   // database-outage chaos test found it. Its next statement fails with a connection error, answered 503.
   pool.on('connect', (client) => void client.on('error', () => undefined));
+  pool.on('connect', prepareMarked);
   const db = new Database({ dialect: new PostgresDialect({ pool }) });
   pools.set(db, pool);
   return { db, pool };
 };
 
 const pools = new WeakMap<Database, pg.Pool>();
+
+/**
+ * A statement whose text starts with this comment is prepared once per session: sent as a named statement (its
+ * name a hash of its text), so that PostgreSQL parses and plans it once instead of on every call. For the hot
+ * path's fixed statements only (`ledger_append`): an unnamed statement with array parameters and sub-selects was
+ * parsed and planned per call, about a fifth of the PostgreSQL CPU of a one-delivery append (issue 14,
+ * bench/profile-notes.md). The server re-plans it itself when what it reads changes (a replaced function).
+ */
+export const PREPARED = '/* prepared */';
+
+const preparedName = (text: string): string => `ledger_${createHash('sha1').update(text).digest('hex').slice(0, 24)}`;
+
+/** Kysely sends `client.query(text, values)`; a marked text goes as `{ name, text, values }` (node-postgres parses a name once per connection). */
+const prepareMarked = (client: pg.PoolClient): void => {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (text: unknown, ...rest: unknown[]) =>
+    typeof text === 'string' && text.startsWith(PREPARED) && Array.isArray(rest[0])
+      ? query({ name: preparedName(text), text, values: rest[0] }, ...rest.slice(1))
+      : query(text, ...rest);
+};
 
 /**
  * The pg pool under a Database made by createDatabase: COPY (the bulk import) needs a raw client, which Kysely

@@ -6,3 +6,4 @@ export * from './postgres-errors.js';
 export * from './database-roles.js';
 export * from './read-routing.js';
 export * from './replica-status.js';
+export * from './loop-slices.js';

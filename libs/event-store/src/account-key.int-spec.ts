@@ -6,6 +6,7 @@ import { createTestDatabase, legacyAppendShim, type TestDatabase } from '@lib/te
 import { buildAnswerRecord } from '../../../apps/ledger/src/tee/answer-record.factory.js';
 import { buildWebhookRecord } from '../../../apps/ledger/src/webhooks/webhook-record.factory.js';
 import * as accountKey from '../../../migrations/20261204000100_account_key.js';
+import * as leanAppendCall from '../../../migrations/20261205000100_lean_append_call.js';
 import { BulkAppendRepository } from './bulk-append.repository.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { verifyStreamChain } from './hash-chain.js';
@@ -161,6 +162,7 @@ describe('account_key', () => {
   it('is backfilled on a store written before the migration with the keys the live path gives', async () => {
     const db = await createTestDatabase();
     try {
+      await leanAppendCall.down(db.db);
       await accountKey.down(db.db);
       const columns = await sql<{ n: number }>`SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'account_key' AND table_schema = current_schema()`.execute(db.db);
       expect(columns.rows[0]!.n).toBe(0);
@@ -185,6 +187,7 @@ describe('account_key', () => {
   it('is backfilled where retention took the rows it would be read from: dedupe rows <provider>:, heads from what is left', async () => {
     const db = await createTestDatabase();
     try {
+      await leanAppendCall.down(db.db);
       await accountKey.down(db.db);
       await legacyAppendShim(db.db, 'create');
       const jb = (leg: string, status: string, at: string) =>

@@ -8,6 +8,7 @@ import * as retranslation from '../../../migrations/20261202000100_retranslation
 import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
 import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
 import * as accountKey from '../../../migrations/20261204000100_account_key.js';
+import * as leanAppendCall from '../../../migrations/20261205000100_lean_append_call.js';
 import { canonicalJson } from './canonical-json.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { CHAIN_VERSION, chainContentOfText, verifyStreamChain } from './hash-chain.js';
@@ -28,6 +29,7 @@ describe('chain versions across the issue-10 migration', () => {
     // Later migrations first, newest first: the GET-deliveries one replaces ledger_append again, the
     // re-translation one adds a second signature of it; the partitioned store edits it and moves the rows; the
     // account key adds an argument to it and a column to the rows.
+    await leanAppendCall.down(tdb.db);
     await accountKey.down(tdb.db);
     await partitionedStore.down(tdb.db);
     await getDeliveries.down(tdb.db);

@@ -1,5 +1,5 @@
 import { sql, type Kysely, type RawBuilder, type Transaction } from 'kysely';
-import type { DB } from '@lib/db';
+import { mapInSlices, type DB } from '@lib/db';
 import { EventVersionError, parseEvent, receiptVerification, type ParsedEvent, type LedgerEvent, type LegParty, type Provider } from '@lib/ledger';
 import { isCurrentTranslation } from './retranslation.repository.js';
 
@@ -131,7 +131,8 @@ export const readAfter = async (db: Executor, cursor: Cursor, limit: number): Pr
     LIMIT ${limit}`.execute(db);
   const last = rows.rows.at(-1);
   return {
-    events: rows.rows.map(toLedgerEvent),
+    // A batch catching up holds up to its limit of rows, each parsed through its schema: in slices (the loop's other work).
+    events: await mapInSlices(rows.rows, toLedgerEvent),
     next: last ? { xid: last.transaction_id, position: String(last.global_position) } : cursor,
   };
 };
@@ -158,7 +159,7 @@ export const readLegEvents = async (
     UNION
     SELECT ${COLUMNS} FROM events WHERE data ? 'childLegId' AND data->>'childLegId' = ANY (${childIds}::text[])
       AND global_position NOT IN (SELECT p FROM k) AND ${skip}`.execute(db);
-  return rows.rows.map(toLedgerEvent);
+  return mapInSlices(rows.rows, toLedgerEvent);
 };
 
 export const headPosition = async (db: Executor): Promise<{ position: string; at: Date | null }> => {

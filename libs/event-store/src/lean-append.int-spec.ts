@@ -6,6 +6,7 @@ import * as leanAppend from '../../../migrations/20261202000200_lean_append.js';
 import * as getDeliveries from '../../../migrations/20261202000800_get_deliveries.js';
 import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
 import * as accountKey from '../../../migrations/20261204000100_account_key.js';
+import * as leanAppendCall from '../../../migrations/20261205000100_lean_append_call.js';
 import { EventStoreRepository } from './event-store.repository.js';
 import { verifyStreamChain } from './hash-chain.js';
 
@@ -68,6 +69,7 @@ describe('the lean append (migration 20261202000200)', () => {
 
   it('chains on from heads written by the function it replaces, and the replaced one from its heads', async () => {
     // The later migrations that replace (or edit) ledger_append again are undone first, and redone after.
+    await leanAppendCall.down(tdb.db);
     await accountKey.down(tdb.db);
     await partitionedStore.down(tdb.db);
     await getDeliveries.down(tdb.db);

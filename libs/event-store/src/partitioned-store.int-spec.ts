@@ -8,6 +8,7 @@ import { EventStoreRepository } from './event-store.repository.js';
 import { verifyStreamChain } from './hash-chain.js';
 import * as partitionedStore from '../../../migrations/20261203000200_partitioned_store.js';
 import * as accountKey from '../../../migrations/20261204000100_account_key.js';
+import * as leanAppendCall from '../../../migrations/20261205000100_lean_append_call.js';
 import { PartitionsRepository } from './partitions.repository.js';
 import type { WebhookRecord } from './webhook-record.js';
 
@@ -134,6 +135,7 @@ describe('the partitioned store', () => {
       ).rows.map((r) => r.row);
     const before = await snapshot();
     // The account key (20261204000100) is on top of it: undone first, redone last (its backfill then runs on these rows).
+    await leanAppendCall.down(tdb.db);
     await accountKey.down(tdb.db);
     await partitionedStore.down(tdb.db);
     const plain = await sql<{ relkind: string }>`SELECT relkind::text FROM pg_class WHERE relname = 'events'`.execute(tdb.db);

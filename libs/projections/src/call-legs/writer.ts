@@ -1,5 +1,5 @@
 import { sql, type RawBuilder, type Transaction } from 'kysely';
-import type { DB } from '@lib/db';
+import { LoopSlicer, type DB } from '@lib/db';
 import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
@@ -135,6 +135,9 @@ export const projectLegs = async (trx: Transaction<DB>, events: readonly LedgerE
 };
 
 const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, mode: Mode, attempt: string[], upTo?: Cursor, live?: LiveBatch) => {
+  // The folds of a large batch (a projector catching up, a rebuild) yield to the event loop between legs, every
+  // LOOP_SLICE_MS: in one stretch they held the service's loop for hundreds of milliseconds (loop-slices.ts).
+  const slicer = new LoopSlicer();
   // Legs touched: the leg of each event, the children a parent-side event names, and the children of a
   // parent that reports machine detection (jambonz reports AMD on the parent).
   const touched = new Map<string, Target>();
@@ -210,6 +213,7 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
     const k = (t: Target) => keyOf(t.provider, t.callId);
     await addParentAmd(trx, g, applicable, (t) => [...heldOf(t), ...(batch.own.get(k(t)) ?? []), ...(batch.related.get(k(t)) ?? [])], amdOf);
     for (const t of applicable) {
+      if (slicer.due) await slicer.yield();
       const state = stateOf.get(k(t))!;
       const related = [...(batch.related.get(k(t)) ?? []), ...(amdOf.get(k(t)) ?? [])];
       const applied = pure(`leg ${t.provider}:${t.callId}`, () => applyToCallLeg(state, { provider: t.provider, callId: t.callId, own: batch.own.get(k(t)) ?? [], related }));
@@ -237,6 +241,7 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
     const { own, related } = byLeg([...events, ...others]);
     await addParentAmd(trx, g, full, (t) => [...(own.get(keyOf(t.provider, t.callId)) ?? []), ...(related.get(keyOf(t.provider, t.callId)) ?? [])], related);
     for (const t of full) {
+      if (slicer.due) await slicer.yield();
       const k = keyOf(t.provider, t.callId);
       const input = { provider: t.provider, callId: t.callId, own: own.get(k) ?? [], related: related.get(k) ?? [] };
       // A bulk load keeps no state: the row alone, without the role holders' pass.
