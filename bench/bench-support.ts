@@ -70,6 +70,13 @@ export interface RunningService {
  * Starts the built service as its own process and waits for /health: on a fresh embedded PostgreSQL of its own,
  * or on DATABASE_URL when given. LEDGER_PUBLIC_URL is its own URL, so that simulated Twilio signatures verify.
  */
+/**
+ * The environment the Dockerfile gives the service beyond its configuration, so that a bench measures the process as
+ * it is deployed: glibc's malloc limited to two arenas (see the Dockerfile). BENCH_GLIBC_DEFAULTS=1 leaves glibc's own
+ * choice (one arena per thread, up to 8 per core), for a side-by-side run with what the benches measured before.
+ */
+export const DEPLOYED_ENV: Record<string, string> = process.env.BENCH_GLIBC_DEFAULTS === '1' ? {} : { MALLOC_ARENA_MAX: '2' };
+
 /** `cwd`: another built checkout to run instead of this one (bench/console.compare.ts runs the old and the new side by side). */
 export const startService = async (env: Record<string, string>, nodeArgs: string[] = [], cwd = process.cwd()): Promise<RunningService> => {
   const dataDir = await mkdtemp(join(tmpdir(), 'ledger-bench-'));
@@ -77,7 +84,7 @@ export const startService = async (env: Record<string, string>, nodeArgs: string
   const url = `http://127.0.0.1:${port}`;
   const child = spawn(process.execPath, [...nodeArgs, 'dist/apps/ledger/src/main.js'], {
     cwd,
-    env: { ...process.env, LEDGER_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.SERVICE_LOG_LEVEL ?? 'warn', LEDGER_BENCH_ROUTES: '1', LEDGER_PUBLIC_URL: url, ...env },
+    env: { ...DEPLOYED_ENV, ...process.env, LEDGER_DATA_DIR: dataDir, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: process.env.SERVICE_LOG_LEVEL ?? 'warn', LEDGER_BENCH_ROUTES: '1', LEDGER_PUBLIC_URL: url, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const deadline = Date.now() + 60_000;

@@ -5,7 +5,7 @@ import { BACKGROUND_TIMEOUTS, createDatabase } from '@lib/db';
 import { useJsonLogs } from './common/logging.js';
 import { callLegsProjection } from '@lib/projections';
 import { openToolDatabase } from './database.runtime.js';
-import { applyHeapGrowing } from './heap-growing.runtime.js';
+import { applyHeapGrowing, heapGrowingWhileBehind } from './heap-growing.runtime.js';
 import { createProjector } from './projections/projector.provider.js';
 
 /**
@@ -22,7 +22,7 @@ await database.migrate();
 // As the projector role (LEDGER_PROJECTOR_DATABASE_URL; the embedded cluster's ledger_projector).
 const url = database.projectorUrl;
 const { db } = createDatabase(url, 4, { ...BACKGROUND_TIMEOUTS, applicationName: 'call-ledger-projector' });
-const projector = createProjector(db, [callLegsProjection], url, undefined, config.projectorGatherMs);
+const projector = createProjector(db, [callLegsProjection], url, undefined, config.projectorGatherMs, heapGrowingWhileBehind(config.heapGrowingPercent, config.heapGrowingPercentBehind));
 await projector.init();
 projector.start();
 logger.log(`projecting ${projector.projections.map((p) => p.name).join(', ')}`);

@@ -136,6 +136,7 @@ const envSchema = z.object({
   LEDGER_PROJECTOR_GATHER_MS: z.coerce.number().int().min(0).max(10_000).default(50),
   LEDGER_PROJECTOR_THREAD_NICE: z.coerce.number().int().min(0).max(19).default(10),
   LEDGER_HEAP_GROWING_PERCENT: z.coerce.number().int().min(0).max(1000).default(100),
+  LEDGER_HEAP_GROWING_PERCENT_BEHIND: z.coerce.number().int().min(0).max(1000).default(50),
   LEDGER_SIGNATURE_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
   LEDGER_SIGNATURE_FAILURE_WINDOW_SEC: z.coerce.number().int().min(1).default(60),
   LEDGER_API_KEY_FAILURE_LIMIT: z.coerce.number().int().min(0).default(20),
@@ -265,6 +266,11 @@ export interface LedgerConfig {
    * a host whose heap limit is 2 GB or more lets it grow to 4 times the live size (applyHeapGrowing).
    */
   heapGrowingPercent: number;
+  /**
+   * The same while the in-process projector is behind (its batches full: an import landing, a backlog); 0: no change.
+   * The projector's onBehind switches between the two (heap-growing.runtime.ts).
+   */
+  heapGrowingPercentBehind: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   /**
    * Refused webhook signatures/tokens tolerated from one remote address per window; past it the address gets
@@ -378,6 +384,7 @@ export const loadConfig = (env: NodeJS.ProcessEnv = process.env): LedgerConfig =
     projectorThreadNice: e.LEDGER_PROJECTOR_THREAD_NICE,
     projectorGatherMs: e.LEDGER_PROJECTOR_GATHER_MS,
     heapGrowingPercent: e.LEDGER_HEAP_GROWING_PERCENT,
+    heapGrowingPercentBehind: e.LEDGER_HEAP_GROWING_PERCENT_BEHIND,
     logLevel: e.LOG_LEVEL,
     signatureFailureLimit: e.LEDGER_SIGNATURE_FAILURE_LIMIT,
     signatureFailureWindowSec: e.LEDGER_SIGNATURE_FAILURE_WINDOW_SEC,

@@ -2,7 +2,7 @@ import type { Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import type { LedgerEvent } from '@lib/ledger';
 import type { Cursor } from './event-reader.js';
-import type { ProjectionDefinition } from './projection.js';
+import type { LiveBatch, ProjectionDefinition } from './projection.js';
 import { bulkLoad } from './call-legs/loader.js';
 import { CALL_LEGS, createGeneration, dropGeneration, publish } from './call-legs/schema.js';
 import { LIVE, projectLegs } from './call-legs/writer.js';
@@ -38,7 +38,7 @@ export const callLegsProjection: ProjectionDefinition = {
   publish,
   dropGeneration,
 
-  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor, live?: { from: Cursor }) {
+  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor, live?: LiveBatch) {
     return projectLegs(trx, events, g, LIVE, upTo, live);
   },
   committed,

@@ -5,6 +5,17 @@ import type { Cursor } from './event-reader.js';
 
 export type Executor = Kysely<DB> | Transaction<DB>;
 
+/** What the live loop tells a batch about itself. */
+export interface LiveBatch {
+  /** The checkpoint the batch starts from. */
+  from: Cursor;
+  /**
+   * The batch is full: more events wait behind it (a backlog, an import landing). A projection that keeps state in
+   * memory for the next live batches may keep less of it while this lasts.
+   */
+  behind: boolean;
+}
+
 /**
  * A projection owns generation tables (`<table>_g<N>`) published behind views. `handle` folds a batch of
  * events (in commit order) into generation `g`, inside the transaction that also moves the checkpoint.
@@ -22,11 +33,12 @@ export interface ProjectionDefinition {
    * projector passes it while isolating a poison event, so that an event is judged with its predecessors only,
    * not blamed for a later event of its leg that has not been applied yet.
    */
-  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor, live?: { from: Cursor }): Promise<void>;
+  handle(trx: Transaction<DB>, events: readonly LedgerEvent[], g: number, upTo?: Cursor, live?: LiveBatch): Promise<void>;
   /**
    * The live loop's batch bookkeeping, for a projection that keeps state between batches in memory: `handle` is given
-   * `live` (the checkpoint the batch starts from) by the live loop only; `committed` follows that batch's commit (the
-   * checkpoint now at `next`), `abandoned` a transaction of the live loop that did not commit.
+   * `live` (the checkpoint the batch starts from, and whether the live loop is behind) by the live loop only;
+   * `committed` follows that batch's commit (the checkpoint now at `next`), `abandoned` a transaction of the live
+   * loop that did not commit.
    */
   committed?(g: number, next: Cursor): void;
   abandoned?(g: number): void;

@@ -88,6 +88,30 @@ describe('Projector', () => {
     expect(await a.hasPassed(String(Math.max(...(await allPositions()).map(Number))))).toBe(true);
   });
 
+  it('says when its live loop falls behind (a full batch) and when it has caught up, and tells each batch', async () => {
+    const name = 'behind_probe';
+    const calls: boolean[] = [];
+    const told: boolean[] = [];
+    const probe: ProjectionDefinition = { ...recorder(name), handle: async (trx, events, g, upTo, live) => {
+      told.push(live!.behind);
+      await recorder(name).handle(trx, events, g, upTo);
+    } };
+    const projector = new Projector(tdb.db, [probe], { batchSize: 3, pollMs: 20, onBehind: (b) => calls.push(b) });
+    await projector.init();
+    await projector.runUntilCaughtUp();
+    told.length = 0;
+    await Promise.all(Array.from({ length: 5 }, () => store.appendBatch([record()])));
+    projector.start();
+    const total = (await allPositions()).length;
+    await expect.poll(async () => (await positionsSeen(name)).length, { timeout: 20_000, interval: 50 }).toBe(total);
+    await expect.poll(() => calls.at(-1), { timeout: 10_000, interval: 20 }).toBe(false);
+    await projector.stop();
+    // 10 events in batches of 3: full ones first (behind), then one that is not (caught up), and no repeats.
+    expect(calls).toEqual([true, false]);
+    expect(told.slice(0, 3)).toEqual([true, true, true]);
+    expect(told.at(-1)).toBe(false);
+  });
+
   it('records a failing projection, keeps the others going, and recovers', async () => {
     let fail = true;
     const flaky: ProjectionDefinition = { ...recorder('flaky'), handle: async (trx, events, g) => {

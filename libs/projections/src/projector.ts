@@ -45,6 +45,12 @@ export interface ProjectorOptions {
    * than on a loop shared with ingest. The same waiters and stops end it as end the gathering window.
    */
   maxBusyShare?: number;
+  /**
+   * Called when the live loop falls behind (a full batch: more events wait, as when an import lands or after an
+   * outage) and when it has caught up again (a batch that was not full, or the projector stopping). The service
+   * bounds its heap's growth meanwhile (heap-growing.runtime.ts): full batches promote garbage fastest.
+   */
+  onBehind?: (behind: boolean) => void;
 }
 
 export interface ParkedEvent {
@@ -98,6 +104,8 @@ export class Projector {
   private readonly maxBusyShare: number;
   /** Read-your-writes waiters in this process: while there are any, no batch waits for its window. */
   private waiters = 0;
+  /** The projections whose last live batch was full (onBehind). */
+  private readonly behind = new Set<string>();
 
   constructor(
     private readonly db: Database,
@@ -230,6 +238,7 @@ export class Projector {
         const n = await this.runOnce(p);
         lastDuration = n > 0 ? performance.now() - lastStart : 0;
         full = n >= this.batchSize;
+        this.setBehind(p.name, full);
         backoff = 0;
         // An append that committed while this batch ran may be above its snapshot: look again at once.
         if (n < this.batchSize && this.wakes === seen) await this.sleep(this.pollMs);
@@ -240,6 +249,14 @@ export class Projector {
         await new Promise((r) => setTimeout(r, backoff));
       }
     }
+    this.setBehind(p.name, false);
+  }
+
+  private setBehind(name: string, behind: boolean): void {
+    const was = this.behind.size > 0;
+    if (behind) this.behind.add(name);
+    else this.behind.delete(name);
+    if (was !== this.behind.size > 0) this.options.onBehind?.(!was);
   }
 
   /** One batch: returns how many events were applied (0 when another instance holds the lock). */
@@ -259,8 +276,9 @@ export class Projector {
       const { events, next } = await readAfter(trx, from, this.batchSize);
       if (events.length === 0) return 0;
       generation = row.generation;
+      const live = { from, behind: events.length >= this.batchSize };
       try {
-        await applyOrPark(this.hooks, trx, p, row.generation, events, (t, ev, upTo) => p.handle(t, ev, row.generation, upTo, { from }));
+        await applyOrPark(this.hooks, trx, p, row.generation, events, (t, ev, upTo) => p.handle(t, ev, row.generation, upTo, live));
       } catch (err) {
         throw Object.assign(err as Error, { position: events[0]!.position });
       }

@@ -5,6 +5,7 @@ import { Projector, type ProjectionDefinition } from '@lib/projections';
 import type { MetricsService } from '../metrics/metrics.service.js';
 import { createProjectorMetrics } from './projector.metrics.js';
 import { ThreadedProjector } from './projector.thread.js';
+import { heapGrowingWhileBehind } from '../heap-growing.runtime.js';
 
 export const PROJECTIONS = Symbol('PROJECTIONS');
 
@@ -17,7 +18,8 @@ export const createProjector = (
   listenUrl: string | null,
   onApplied?: (projection: string, events: number, seconds: number) => void,
   gatherMs = 0,
-): Projector => new Projector(db, projections, { listenUrl, onApplied, gatherMs, log });
+  onBehind?: (behind: boolean) => void,
+): Projector => new Projector(db, projections, { listenUrl, onApplied, gatherMs, log, onBehind });
 
 /**
  * The service's projector, as LEDGER_PROJECTOR says: `worker`, a stand-in for the projector that runs in a worker
@@ -61,5 +63,6 @@ export const createServiceProjector = (
       own.batchSeconds.observe({ projection }, seconds);
     },
     config.projectorGatherMs,
+    heapGrowingWhileBehind(config.heapGrowingPercent, config.heapGrowingPercentBehind),
   );
 };

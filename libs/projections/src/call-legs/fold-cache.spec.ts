@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CallLegFold } from '@lib/ledger';
-import { abandoned, beginLiveBatch, cachedFold, committed, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
+import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
 
 const fold = (id: string): CallLegFold => ({ own: { [id]: '1' }, links: {}, events: [] });
 const row = (callId: string): CachedRow => ({
@@ -60,5 +60,19 @@ describe('fold cache', () => {
     expect(beginLiveBatch(g, at(40))).toBe(true);
     expect(trustedFold(g, 'twilio', 'L4')).toBeUndefined(); // demoted: its row is read and its tag checked again
     expect(cachedFold(g, 'twilio', 'L4', null)).toBeUndefined();
+  });
+
+  it('keeps only the newest 500 states while the live loop is behind, and forgets the older ones (their rows fold in full)', () => {
+    const g = 9;
+    const seqs = Array.from({ length: 1500 }, (_, i) => keepFold(g, 'twilio', `B${i}`, fold(String(i)), row(`B${i}`), true, [])!);
+    boundWhileBehind();
+    expect(cachedFold(g, 'twilio', 'B999', seqs[999]!)).toBeUndefined();
+    expect(cachedFold(g, 'twilio', 'B1000', seqs[1000]!)).toEqual(fold('1000'));
+    expect(cachedFold(g, 'twilio', 'B1499', seqs[1499]!)).toEqual(fold('1499'));
+    // The states left are still the batch's: trusted once it commits.
+    committed(g, at(50));
+    expect(beginLiveBatch(g, at(50))).toBe(true);
+    expect(trustedFold(g, 'twilio', 'B1499')?.row.callId).toBe('B1499');
+    expect(trustedFold(g, 'twilio', 'B0')).toBeUndefined();
   });
 });

@@ -29,6 +29,14 @@ import type { CallLegFold, RollupLeg } from '@lib/ledger';
  * again within a few seconds, which is where the cache saves refolds; an evicted leg is folded in full.
  */
 const MAX_LEGS = 2_000;
+/**
+ * While the live loop is behind (full batches: a backlog, an import landing), at most this many, the newest written.
+ * A projector catching up writes a batch's legs from their events in that batch mostly (an import's call arrives in
+ * one chunk), so the 2,000 states kept from earlier batches save few reads then, and their memory (about 25 MB)
+ * came on top of the batches' own: the import's peak RSS. The newest states are those of the legs a next batch
+ * may continue (cut at the batch's end); the cache refills to MAX_LEGS once the loop has caught up.
+ */
+const MAX_LEGS_BEHIND = 500;
 
 /** The row's previous contribution to the rollups, and its parent link (what a batch reads the row for). */
 export type CachedRow = RollupLeg & { callId: string };
@@ -100,6 +108,14 @@ export const keepFold = (
   // Oldest written first: a leg that has not been written for longest is evicted (and folded in full if it speaks again).
   if (states.size > MAX_LEGS) states.delete(states.keys().next().value!);
   return seq;
+};
+
+/** The live loop is behind: the oldest states go until MAX_LEGS_BEHIND are left (a dropped state costs a refold, never a wrong row). */
+export const boundWhileBehind = (): void => {
+  for (const k of states.keys()) {
+    if (states.size <= MAX_LEGS_BEHIND) break;
+    states.delete(k);
+  }
 };
 
 /** An attempt failed (its savepoint rolled back): the states it wrote describe rows that were not written. */

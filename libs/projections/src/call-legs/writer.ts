@@ -4,10 +4,10 @@ import {
   applyToCallLeg, cellKey, cellOf, foldCallLeg, projectCallLeg, rollupDelta, toMs, type CallLegFold, type CallLegRow, type FoldedCallLeg, type LedgerEvent, type Provider, type RollupCell,
 } from '@lib/ledger';
 import { childLegsNamedIn, notParked, readLegEvents, readTypeInStreams, receiptOf, retranslatedReceipts, type Cursor } from '../event-reader.js';
-import { ProjectionDataError } from '../projection.js';
+import { ProjectionDataError, type LiveBatch } from '../projection.js';
 import { currentLegs, rollupFinish, rollupUpserts, together, type StoredLeg } from './rollups.js';
 import { CALL_LEGS, legs, recs } from './schema.js';
-import { beginLiveBatch, cachedFold, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
+import { beginLiveBatch, boundWhileBehind, cachedFold, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
 import { healTrees } from './trees.js';
 import { legStreamName } from '@lib/event-store';
 
@@ -54,10 +54,11 @@ const eraseArchivedParties = async (trx: Transaction<DB>, g: number, events: rea
     WHERE l.provider = m.p AND l.call_id = m.c`.execute(trx);
 };
 
-/** What the live loop tells a batch about itself: the checkpoint it starts from (fold-cache.ts, trusted batches). */
-export interface LiveBatch {
-  from: Cursor;
-}
+/**
+ * What the live loop tells a batch about itself: the checkpoint it starts from (fold-cache.ts, trusted batches), and
+ * whether it is behind (fold-cache.ts, the bound while catching up).
+ */
+export type { LiveBatch } from '../projection.js';
 
 /** The fields of a written row that a later batch would read it for (rollup delta, parent link). */
 const rowOf = (r: CallLegRow): CachedRow => ({
@@ -258,6 +259,7 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
     // Final legs keep theirs too: a parent's dial result or a recording often comes after the leg's own end.
     seqs.push(mode.incremental ? keepFold(g, t.provider, t.callId, r.fold, rowOf(r.row), live !== undefined, attempt) : keepFold(g, t.provider, t.callId, null));
   }
+  if (live?.behind) boundWhileBehind();
   if (rows.length === 0) {
     await eraseArchivedParties(trx, g, events);
     return;
