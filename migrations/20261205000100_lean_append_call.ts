@@ -108,6 +108,18 @@ const receiptsAfter = (seq: string) => `      -- The keys are the gate, inserted
       INTO kept_ord, kept_id, n_streams FROM kt;
       PERFORM set_config('ledger.receipt_keys', '', true);`;
 
+/**
+ * The end of both one-statement paths: from the events `ins` inserted, each kept delivery's highest position and
+ * event types, and the batch's highest position.
+ */
+const PER_DELIVERY = `), per AS (
+            SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
+            FROM ins GROUP BY ins.rid
+          )
+          SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ',')), max(per.pos)
+          INTO p_ord, p_pos, p_types, top
+          FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;`;
+
 const HEADS_BEFORE = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
 `;
 const HEADS_AFTER = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner) > 0 THEN
@@ -137,13 +149,7 @@ const HEADS_AFTER = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner)
             JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = x.ow
             ORDER BY x.o
             RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
-          ), per AS (
-            SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
-            FROM ins GROUP BY ins.rid
-          )
-          SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ',')), max(per.pos)
-          INTO p_ord, p_pos, p_types, top
-          FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
+          ${PER_DELIVERY}
         ELSIF cardinality(kept_ord) = cardinality(r_provider) AND cardinality(e_stream) <= 128 THEN
           -- Every delivery is new, streams get several events: the same one statement, the head moved on by its n
           -- events (ledger_chain over them, in batch order, from the hash the head had; a stream's events found by
@@ -183,13 +189,7 @@ const HEADS_AFTER = `      IF cardinality(kept_ord) > 0 AND cardinality(e_owner)
             JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.o = z.ow
             ORDER BY z.o
             RETURNING events.receipt_id AS rid, events.global_position AS gp, events.type AS ty
-          ), per AS (
-            SELECT ins.rid, max(ins.gp) AS pos, array_agg(ins.ty ORDER BY ins.gp) AS types
-            FROM ins GROUP BY ins.rid
-          )
-          SELECT array_agg(kid.o), array_agg(per.pos), array_agg(array_to_string(per.types, ',')), max(per.pos)
-          INTO p_ord, p_pos, p_types, top
-          FROM per JOIN unnest(kept_ord, kept_id) AS kid(o, id) ON kid.id = per.rid;
+          ${PER_DELIVERY}
         ELSE
 `;
 

@@ -54,12 +54,6 @@ const eraseArchivedParties = async (trx: Transaction<DB>, g: number, events: rea
     WHERE l.provider = m.p AND l.call_id = m.c`.execute(trx);
 };
 
-/**
- * What the live loop tells a batch about itself: the checkpoint it starts from (fold-cache.ts, trusted batches), and
- * whether it is behind (fold-cache.ts, the bound while catching up).
- */
-export type { LiveBatch } from '../projection.js';
-
 /** The fields of a written row that a later batch would read it for (rollup delta, parent link). */
 const rowOf = (r: CallLegRow): CachedRow => ({
   provider: r.provider, callId: r.callId, accountId: r.accountId, parentCallId: r.parentCallId, direction: r.direction, status: r.status,
