@@ -12,13 +12,13 @@ import { sql, type Kysely } from 'kysely';
  * Heads are read only by checkpoint (`seq`, then stream names): `seq` grows with the table, which is what a BRIN
  * index serves with a few pages where a b-tree wrote an entry per head.
  */
-export async function up(db: Kysely<unknown>): Promise<void> {
+export async function up(db: Kysely<any>): Promise<void> {
   await sql`ALTER TABLE ledger_checkpoint_heads DROP CONSTRAINT ledger_checkpoint_heads_seq_fkey`.execute(db);
   await sql`ALTER TABLE ledger_checkpoint_heads DROP CONSTRAINT ledger_checkpoint_heads_pkey`.execute(db);
   await sql`CREATE INDEX ledger_checkpoint_heads_seq ON ledger_checkpoint_heads USING brin (seq) WITH (autosummarize = on)`.execute(db);
 }
 
-export async function down(db: Kysely<unknown>): Promise<void> {
+export async function down(db: Kysely<any>): Promise<void> {
   await sql`DROP INDEX ledger_checkpoint_heads_seq`.execute(db);
   await sql`ALTER TABLE ledger_checkpoint_heads ADD PRIMARY KEY (seq, stream_name)`.execute(db);
   await sql`ALTER TABLE ledger_checkpoint_heads ADD CONSTRAINT ledger_checkpoint_heads_seq_fkey FOREIGN KEY (seq) REFERENCES ledger_checkpoints (seq)`.execute(db);

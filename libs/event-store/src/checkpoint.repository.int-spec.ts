@@ -45,7 +45,7 @@ describe('CheckpointRepository', () => {
     expect(headsSha256(stored)).toBe(c.headsSha256);
     // Each leg had 60 / 13 deliveries of two events: its head is its last version, as the stream head says.
     const streamHeads = await store.readStreamHeads(stored.map((h) => h.streamName));
-    for (const h of stored) expect(h).toMatchObject({ version: streamHeads.get(h.streamName)!.version, hash: streamHeads.get(h.streamName)!.lastHash.toString('hex') });
+    for (const h of stored) expect(h).toMatchObject({ version: streamHeads.get(h.streamName)!.version, hash: streamHeads.get(h.streamName)!.lastHash!.toString('hex') });
     // 13 new streams joined the count the previous checkpoint left.
     const previous = (await repo.list(c.seq - 2, 1))[0]!;
     expect(c.streamCount - previous.streamCount).toBe(13);
