@@ -142,7 +142,8 @@ export const computeFigures = (r: Results): Figure[] => {
         `p99 +${n(t.addedP99, 1)} ms (direct ${n(t.direct.p99, 1)}, plain webhook ${n(t.webhook.p99, 1)}, through the tee ${n(t.tee.p99, 1)} ms; ` +
         `p50 +${n(t.addedP50, 1)} ms${t.commitWait ? `; the app's answer waited for its delivery's commit p50 ≤ ${n(t.commitWait.p50, 1)}, p99 ≤ ${n(t.commitWait.p99, 1)} ms` : ''}` +
         `${t.commitFloor ? `; the floor, one durable commit of one delivery at the same rate in the same rounds: p50 ${n(t.commitFloor.p50, 1)}, p99 ${n(t.commitFloor.p99, 1)} ms` : ''})` +
-        `${t.failures.count ? `, ${n(t.failures.count)} failed requests` : ''}`,
+        `${t.failures.count ? `, ${n(t.failures.count)} failed requests` : ''}` +
+        `${t.checkpoints ? `; the service's audit checkpoints during the measured rounds: ${t.checkpoints.length ? t.checkpoints.map((c) => `${c.route}, round ${c.round}`).join('; ') : 'none'}` : ''}`,
       target: `p99 ≤ ${TEE_ADDED_P99_TARGET_MS} ms`,
       pass: t.addedP99 <= TEE_ADDED_P99_TARGET_MS && t.failures.count === 0,
     });
