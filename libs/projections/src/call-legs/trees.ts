@@ -4,6 +4,16 @@ import type { Provider } from '@lib/ledger';
 import { legs, recs } from './schema.js';
 
 /**
+ * How far the walks go up and down a tree. The hop limit is what ends a walk up a cycle of parent links; any limit
+ * also cuts a tree deeper than it, and where it is cut then depends on which legs a batch walked from, so live and
+ * rebuilt read models differ below it. At 32 (before) a chain of 40 legs, a forwarding loop's length, was already
+ * cut (a leg 33 levels down took the leg 32 above it as its root); a call tree 1,000 levels deep is not one a
+ * provider makes (SIP's Max-Forwards starts at 70), and a walk costs per level actually present, not per level
+ * allowed, so the limit costs nothing for real trees.
+ */
+export const MAX_TREE_DEPTH = 1000;
+
+/**
  * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
  * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
  */
@@ -38,7 +48,7 @@ export const healTrees = async (
       UNION ALL
       SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1
       FROM ${T} l JOIN up ON l.provider = up.provider AND l.call_id = up.parent_call_id
-      WHERE up.hops < 32
+      WHERE up.hops < ${MAX_TREE_DEPTH}
     ), roots AS (
       SELECT DISTINCT ON (provider, start) provider, call_id AS root FROM up ORDER BY provider, start, hops DESC, call_id
     ), down AS (
@@ -47,7 +57,7 @@ export const healTrees = async (
       UNION ALL
       SELECT l.provider, l.call_id, down.root, down.depth + 1, l.root_call_id, l.depth
       FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
-      WHERE down.depth < 32
+      WHERE down.depth < ${MAX_TREE_DEPTH}
     ), best AS (
       SELECT DISTINCT ON (provider, call_id) provider, call_id, root, depth, was_root, was_depth FROM down ORDER BY provider, call_id, depth DESC
     ), moved AS (
@@ -86,7 +96,7 @@ export const healAllTrees = async (trx: Transaction<DB>, g: number) => {
       UNION ALL
       SELECT l.provider, l.call_id, down.root, down.depth + 1
       FROM ${T} l JOIN down ON l.provider = down.provider AND l.parent_call_id = down.call_id AND l.call_id <> down.root
-      WHERE down.depth < 32
+      WHERE down.depth < ${MAX_TREE_DEPTH}
     )
     UPDATE ${T} l SET root_call_id = down.root, depth = down.depth FROM down
     WHERE down.depth > 0 AND l.provider = down.provider AND l.call_id = down.call_id

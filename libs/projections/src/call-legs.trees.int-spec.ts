@@ -1,0 +1,52 @@
+import { sql } from 'kysely';
+import { describe, expect, it } from 'vitest';
+import { EventStoreRepository } from '@lib/event-store';
+import { newEvent } from '@lib/ledger';
+import { createTestDatabase, jambonzRecord } from '@lib/testing';
+import { callLegsProjection } from './call-legs.projection.js';
+import { Projector } from './projector.js';
+
+/**
+ * Trees deeper than the heal's old hop limit (32): a chain of legs each dialled by the one before, as a forwarding
+ * loop makes. Before MAX_TREE_DEPTH (trees.ts) a leg 33 levels down took the leg 32 above it as its root, and which
+ * one depended on how the legs were batched, so the live read model and a rebuild differed.
+ */
+const chain = (prefix: string, n: number) =>
+  Array.from({ length: n }, (_, i) =>
+    jambonzRecord(`${prefix}${i}`, { events: [newEvent('CallRinging', `${prefix}${i}`, { sipStatus: 180 }, { accountId: 'acc', parentLegId: i === 0 ? null : `${prefix}${i - 1}` })] }),
+  );
+
+const treeOf = async (n: number, perBatch: number, order: 'forward' | 'backward') => {
+  const tdb = await createTestDatabase(4);
+  try {
+    const store = new EventStoreRepository(tdb.db);
+    const projector = new Projector(tdb.db, [callLegsProjection]);
+    await projector.init();
+    const records = chain('L', n);
+    if (order === 'backward') records.reverse();
+    for (let i = 0; i < records.length; i += perBatch) {
+      await store.appendBatch(records.slice(i, i + perBatch));
+      await projector.runUntilCaughtUp();
+    }
+    const rows = await sql<{ call_id: string; root_call_id: string; depth: number }>`SELECT call_id, root_call_id, depth FROM call_legs ORDER BY call_id`.execute(tdb.db);
+    const live = rows.rows;
+    await projector.rebuild('call_legs');
+    const rebuilt = (await sql<{ call_id: string; root_call_id: string; depth: number }>`SELECT call_id, root_call_id, depth FROM call_legs ORDER BY call_id`.execute(tdb.db)).rows;
+    return { live, rebuilt };
+  } finally {
+    await tdb.drop();
+  }
+};
+
+describe('call trees of deep chains', () => {
+  for (const order of ['forward', 'backward'] as const) {
+    for (const perBatch of [1, 3, 40]) {
+      it(`a 40-leg chain delivered ${order}, ${perBatch} a batch, has one root and depths 0..39`, async () => {
+        const { live, rebuilt } = await treeOf(40, perBatch, order);
+        const expected = Array.from({ length: 40 }, (_, i) => ({ call_id: `L${i}`, root_call_id: 'L0', depth: i })).sort((a, b) => (a.call_id < b.call_id ? -1 : 1));
+        expect(live).toEqual(expected);
+        expect(rebuilt).toEqual(expected);
+      }, 60_000);
+    }
+  }
+});
