@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CallLegFold } from '@lib/ledger';
-import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
+import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, MAX_HELD_EVENTS, trustedFold, type CachedRow } from './fold-cache.js';
 
 const fold = (id: string): CallLegFold => ({ own: { [id]: '1' }, links: {}, events: [] });
 const row = (callId: string): CachedRow => ({
@@ -74,5 +74,24 @@ describe('fold cache', () => {
     expect(beginLiveBatch(g, at(50))).toBe(true);
     expect(trustedFold(g, 'twilio', 'B1499')?.row.callId).toBe('B1499');
     expect(trustedFold(g, 'twilio', 'B0')).toBeUndefined();
+  });
+
+  it('bounds the states by the events they hold, evicting the least recently written first', () => {
+    const g = 11;
+    // Each state weighs its held events plus one: 10 here.
+    const heavy = (id: string): CallLegFold => ({ own: { [id]: '1' }, links: {}, events: Array.from({ length: 9 }, () => ({}) as CallLegFold['events'][number]) });
+    const fits = MAX_HELD_EVENTS / 10;
+    const seqs = Array.from({ length: fits + 100 }, (_, i) => keepFold(g, 'twilio', `H${i}`, heavy(String(i)))!);
+    expect(cachedFold(g, 'twilio', 'H99', seqs[99]!)).toBeUndefined();
+    expect(cachedFold(g, 'twilio', 'H100', seqs[100]!)).toBeDefined();
+    // Written again, a leg is the newest: the next eviction takes the oldest other one.
+    seqs[100] = keepFold(g, 'twilio', 'H100', heavy('100'))!;
+    keepFold(g, 'twilio', 'H-new', heavy('new'));
+    expect(cachedFold(g, 'twilio', 'H100', seqs[100]!)).toBeDefined();
+    expect(cachedFold(g, 'twilio', 'H101', seqs[101]!)).toBeUndefined();
+    // A light state replacing a heavy one frees room: nothing else goes.
+    keepFold(g, 'twilio', 'H100', fold('light'));
+    keepFold(g, 'twilio', 'H-light', fold('light2'));
+    expect(cachedFold(g, 'twilio', 'H102', seqs[102]!)).toBeDefined();
   });
 });
