@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { CallLegFold } from '@lib/ledger';
 import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, MAX_HELD_EVENTS, trustedFold, type CachedRow } from './fold-cache.js';
 
-const fold = (id: string): CallLegFold => ({ own: { [id]: '1' }, links: {}, events: [] });
+const fold = (id: string): CallLegFold => ({ own: new Map([[id, '1']]), links: new Map(), events: [] });
 const row = (callId: string): CachedRow => ({
   provider: 'twilio', callId, accountId: null, parentCallId: null, direction: 'inbound', status: 'ringing', startedAt: null,
   talkDurationSec: null, ringDurationSec: null, answeredBy: null,
@@ -79,7 +79,7 @@ describe('fold cache', () => {
   it('bounds the states by the events they hold, evicting the least recently written first', () => {
     const g = 11;
     // Each state weighs its held events plus one: 10 here.
-    const heavy = (id: string): CallLegFold => ({ own: { [id]: '1' }, links: {}, events: Array.from({ length: 9 }, () => ({}) as CallLegFold['events'][number]) });
+    const heavy = (id: string): CallLegFold => ({ own: new Map([[id, '1']]), links: new Map(), events: Array.from({ length: 9 }, () => ({}) as CallLegFold['events'][number]) });
     const fits = MAX_HELD_EVENTS / 10;
     const seqs = Array.from({ length: fits + 100 }, (_, i) => keepFold(g, 'twilio', `H${i}`, heavy(String(i)))!);
     expect(cachedFold(g, 'twilio', 'H99', seqs[99]!)).toBeUndefined();

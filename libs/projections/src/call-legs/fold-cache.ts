@@ -34,9 +34,11 @@ import type { CallLegFold, RollupLeg } from '@lib/ledger';
  * recording) is folded again from all of its events, read back from the store. In the simulated live traffic of the
  * ingest bench (50 calls a second, talk up to 10 minutes) 80 % of a leg's later writes came within 2,000 other legs'
  * writes, 96 % within 3,000, all within 4,000: 2,000 legs (the bound before) left a fifth of them to full folds.
- * 32,000 held events are about 4,800 live legs, about 25 MB of heap.
+ * 20,000 held events are about 3,000 live legs, about 14 MB of heap (2,000 legs were about 9 MB): 32,000 (4,800 legs)
+ * took the service's peak RSS in the ingest compare from 264 to 299 MB against the 300 MB target, for full folds
+ * that were a few µs per delivery.
  */
-export const MAX_HELD_EVENTS = 32_000;
+export const MAX_HELD_EVENTS = 20_000;
 /**
  * While the live loop is behind (full batches: a backlog, an import landing), at most this many, the newest written.
  * A projector catching up writes a batch's legs from their events in that batch mostly (an import's call arrives in

@@ -20,7 +20,7 @@ export interface Mode {
   /** Heal roots and keep the rollups current after each batch (live), or once at the end (bulk load). */
   incremental: boolean;
 }
-const EMPTY_FOLD: CallLegFold = { own: {}, links: {}, events: [] };
+const EMPTY_FOLD: CallLegFold = { own: new Map(), links: new Map(), events: [] };
 
 export const LIVE: Mode = { completeStreams: false, incremental: true };
 export const BULK: Mode = { completeStreams: true, incremental: false };
