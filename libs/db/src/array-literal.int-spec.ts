@@ -21,7 +21,7 @@ describe('arrayLiteral', () => {
   it('gives PostgreSQL the same text arrays as pg does, for any strings and nulls', async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(fc.option(fc.string({ unit: 'binary' }), { nil: null }), { maxLength: 8 }), async (values) => {
-        const clean = values.map((v) => (v === null ? v : v.replace(/\u0000/g, ''))); // text cannot hold NUL at all
+        const clean = values.map((v) => (v === null ? v : v.split(String.fromCharCode(0)).join(''))); // text cannot hold NUL at all
         const { a, b } = await both(clean, 'text');
         expect(b).toEqual(a);
       }),
