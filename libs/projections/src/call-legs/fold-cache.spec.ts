@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CallLegFold } from '@lib/ledger';
-import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, MAX_HELD_EVENTS, trustedFold, type CachedRow } from './fold-cache.js';
+import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, MAX_HELD_EVENTS, MAX_HELD_EVENTS_BEHIND, trustedFold, type CachedRow } from './fold-cache.js';
 
 const fold = (id: string): CallLegFold => ({ own: new Map([[id, '1']]), links: new Map(), events: [] });
 const row = (callId: string): CachedRow => ({
@@ -62,13 +62,16 @@ describe('fold cache', () => {
     expect(cachedFold(g, 'twilio', 'L4', null)).toBeUndefined();
   });
 
-  it('keeps only the newest 500 states while the live loop is behind, and forgets the older ones (their rows fold in full)', () => {
+  it('keeps only the newest states while the live loop is behind, up to MAX_HELD_EVENTS_BEHIND held events, and forgets the older ones (their rows fold in full)', () => {
     const g = 9;
-    const seqs = Array.from({ length: 1500 }, (_, i) => keepFold(g, 'twilio', `B${i}`, fold(String(i)), row(`B${i}`), true, [])!);
+    // Each state weighs 10 here: 1,500 of them weigh 15,000, of which the newest MAX_HELD_EVENTS_BEHIND / 10 stay.
+    const heavy = (id: string): CallLegFold => ({ own: new Map([[id, '1']]), links: new Map(), events: Array.from({ length: 9 }, () => ({}) as CallLegFold['events'][number]) });
+    const kept = MAX_HELD_EVENTS_BEHIND / 10;
+    const seqs = Array.from({ length: 1500 }, (_, i) => keepFold(g, 'twilio', `B${i}`, heavy(String(i)), row(`B${i}`), true, [])!);
     boundWhileBehind();
-    expect(cachedFold(g, 'twilio', 'B999', seqs[999]!)).toBeUndefined();
-    expect(cachedFold(g, 'twilio', 'B1000', seqs[1000]!)).toEqual(fold('1000'));
-    expect(cachedFold(g, 'twilio', 'B1499', seqs[1499]!)).toEqual(fold('1499'));
+    expect(cachedFold(g, 'twilio', `B${1499 - kept}`, seqs[1499 - kept]!)).toBeUndefined();
+    expect(cachedFold(g, 'twilio', `B${1500 - kept}`, seqs[1500 - kept]!)).toBeDefined();
+    expect(cachedFold(g, 'twilio', 'B1499', seqs[1499]!)).toBeDefined();
     // The states left are still the batch's: trusted once it commits.
     committed(g, at(50));
     expect(beginLiveBatch(g, at(50))).toBe(true);

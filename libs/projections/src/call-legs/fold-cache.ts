@@ -29,7 +29,7 @@ import type { CallLegFold, RollupLeg } from '@lib/ledger';
  *
  * Measured at about 16 kB of RSS a leg of the import (`node dist/bench/import.probe.js`: 10,000 legs, peak RSS 543 MB
  * against 385 MB without the cache, for no CPU saved there: an import's legs get their events in one chunk), which
- * MAX_LEGS_BEHIND bounds. A live leg holds 5 to 6 events (4.5 kB of heap a state, bench/profile-notes.md, third pass).
+ * MAX_HELD_EVENTS_BEHIND bounds. A live leg holds 5 to 6 events (4.5 kB of heap a state, bench/profile-notes.md, third pass).
  * The cache must span the legs in progress: a leg evicted before its late events (its end, a parent's dial result, a
  * recording) is folded again from all of its events, read back from the store. In the simulated live traffic of the
  * ingest bench (50 calls a second, talk up to 10 minutes) 80 % of a leg's later writes came within 2,000 other legs'
@@ -40,13 +40,18 @@ import type { CallLegFold, RollupLeg } from '@lib/ledger';
  */
 export const MAX_HELD_EVENTS = 20_000;
 /**
- * While the live loop is behind (full batches: a backlog, an import landing), at most this many, the newest written.
- * A projector catching up writes a batch's legs from their events in that batch mostly (an import's call arrives in
- * one chunk), so the 2,000 states kept from earlier batches save few reads then, and their memory (about 25 MB)
- * came on top of the batches' own: the import's peak RSS. The newest states are those of the legs a next batch
- * may continue (cut at the batch's end); the cache refills to MAX_HELD_EVENTS once the loop has caught up.
+ * While the live loop is behind (full batches: a backlog, an import landing), at most this many held events, the newest
+ * written. A projector catching up writes a batch's legs from their events in that batch mostly (an import's call
+ * arrives in one chunk), so the states kept from earlier batches save few reads then, and their memory (about 25 MB for
+ * 2,000 import legs) came on top of the batches' own: the import's peak RSS. Until this pass the bound was 500 legs,
+ * whatever they held; a backlog of live legs (a few events each) then lost most of its states at every full batch and
+ * folded them again from the store at their next event: the live-fold probe, whose batches are all full, read 16,809
+ * events back for its 7,143 (2,568 tag misses a round), PostgreSQL 154–165 µs an event against 133–136 without the
+ * bound (bench/profile-notes.md, third pass). Weighed by held events, the bound keeps such legs and still cuts an
+ * import's heavy states. The newest states are those of the legs a next batch may continue (cut at the batch's end);
+ * the cache refills to MAX_HELD_EVENTS once the loop has caught up.
  */
-const MAX_LEGS_BEHIND = 500;
+export const MAX_HELD_EVENTS_BEHIND = 6_000;
 
 /** The row's previous contribution to the rollups, and its parent link (what a batch reads the row for). */
 export type CachedRow = RollupLeg & { callId: string };
@@ -131,10 +136,10 @@ export const keepFold = (
   return seq;
 };
 
-/** The live loop is behind: the oldest states go until MAX_LEGS_BEHIND are left (a dropped state costs a refold, never a wrong row). */
+/** The live loop is behind: the oldest states go until MAX_HELD_EVENTS_BEHIND are left (a dropped state costs a refold, never a wrong row). */
 export const boundWhileBehind = (): void => {
   for (const k of states.keys()) {
-    if (states.size <= MAX_LEGS_BEHIND) break;
+    if (held <= MAX_HELD_EVENTS_BEHIND) break;
     remove(k);
   }
 };
