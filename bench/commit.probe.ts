@@ -20,7 +20,8 @@ import { EventStoreRepository } from '../libs/event-store/src/index.js';
 import { translateFreeclimbWebhook } from '../libs/providers/src/freeclimb/freeclimb.translate.js';
 import { fmt, isMain, percentile } from './bench-support.js';
 
-const mk = () => {
+/** One FreeClimb delivery of a new call (its own stream), as the tee benches send. */
+export const mkCommitRecord = () => {
   const body = Buffer.from(
     JSON.stringify({
       accountId: 'AC' + 'b'.repeat(40), callId: `CA${randomUUID().replace(/-/g, '')}`, parentCallId: null, from: '+13125550147', to: '+13125550100',
@@ -61,7 +62,7 @@ export class CommitFloor {
     for (let i = 0; i < total; i++) {
       const wait = start + (i * 1000) / rate - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      const record = mk();
+      const record = mkCommitRecord();
       const t = performance.now();
       pending.push(
         this.store.appendBatch([record]).then(() => {
@@ -77,7 +78,7 @@ export class CommitFloor {
     const start = performance.now();
     while (performance.now() - start < (seconds + warmup) * 1000) {
       const t = performance.now();
-      await this.store.appendBatch([mk()]);
+      await this.store.appendBatch([mkCommitRecord()]);
       if (performance.now() - start > warmup * 1000) into.push(performance.now() - t);
     }
   }

@@ -35,6 +35,12 @@ export interface LiveIngestFigures {
   noop: LoadFigures;
   groupCommit: LoadFigures;
   naive: LoadFigures;
+  /**
+   * The group-commit service with LEDGER_PROJECTOR=off, same traffic on an empty database: what storing a delivery
+   * costs the request path alone, so that the projector's share of the CPU per delivery is measured, not guessed.
+   * Absent from older results.
+   */
+  storeOnly?: LoadFigures;
   deliveriesGenerated: number;
   durationSec: number;
   connections: number;
@@ -195,8 +201,23 @@ export const benchLiveIngest = async (opts: LiveIngestOptions): Promise<{ figure
   } finally {
     await naiveService.stop();
   }
+  // The same again without the projector: the request path's own cost (see LiveIngestFigures.storeOnly).
+  const storeService = await startService({ ...env, LEDGER_PROJECTOR: 'off', DATABASE_URL: await opts.freshDatabase('bench_ingest_store') });
+  let storeOnly: LoadFigures;
+  try {
+    const cursor = { i: 0 };
+    await driveWebhooks(storeService, deliveries, 2, connections, cursor);
+    storeService.rss.reset();
+    const before = await batchStats(storeService);
+    const end = probe.begin('ingest-store', storeService.child.pid!);
+    const n = await driveWebhooks(storeService, deliveries, opts.durationSec, connections, cursor);
+    end();
+    storeOnly = { ...figures(n.res, n.duplicates, storeService.rss.peakMb()), batches: batchDelta(before, await batchStats(storeService)) };
+  } finally {
+    await storeService.stop();
+  }
   return {
-    figures: { noop, groupCommit, naive, deliveriesGenerated: deliveries.length, durationSec: opts.durationSec, connections, naiveEnv: NAIVE_ENV },
+    figures: { noop, groupCommit, naive, storeOnly, deliveriesGenerated: deliveries.length, durationSec: opts.durationSec, connections, naiveEnv: NAIVE_ENV },
     service: opts.keepService ? group : null,
   };
 };
@@ -304,6 +325,12 @@ if (isMain(import.meta.url)) {
     const svc = usPer('ingest', 'service', g.rps);
     const pgUs = usPer('ingest', 'postgres', g.rps);
     console.log(`CPU per delivery  service ${fmt(svc)} us + PostgreSQL ${fmt(pgUs)} us = ${fmt(svc + pgUs)} us   (target <= 400 us; no-I/O request: service ${fmt(usPer('noop', 'service', f.noop.rps))} us)`);
+    if (f.storeOnly) {
+      const st = f.storeOnly;
+      const sSvc = usPer('ingest-store', 'service', st.rps);
+      const sPg = usPer('ingest-store', 'postgres', st.rps);
+      console.log(`projector off     ${fmt(st.rps)} req/s   p99 ${st.p99} ms; CPU per delivery service ${fmt(sSvc)} us + PostgreSQL ${fmt(sPg)} us = ${fmt(sSvc + sPg)} us (the projector's share above: ${fmt(svc + pgUs - sSvc - sPg)} us)`);
+    }
     console.log(`import            ${fmt(imp.rowsPerSec)} rows/s over ${fmt(imp.rows)} rows; raw COPY ${fmt(imp.copy.rowsPerSec)} rows/s; ratio ${fmt(imp.ratio * 100, 1)} % (target >= 25 %)`);
     console.log(`peak service RSS  ingest ${fmt(g.peakRssMb)} MB, import ${fmt(imp.peakRssMb)} MB in a fresh process (${fmt(imp.startRssMb ?? 0)} MB when it began; import target < 250 MB)`);
   } finally {

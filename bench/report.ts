@@ -81,6 +81,20 @@ export const computeFigures = (r: Results): Figure[] => {
       display: `${n(svcUs + pgUs)} µs (service ${n(svcUs)}, PostgreSQL ${n(pgUs)})`, target: '≤ 400 µs', pass: svcUs + pgUs <= 400,
     });
   }
+  const st = r.live.storeOnly;
+  const stSvc = st ? usPer(r, 'ingest-store', 'service', st.rps) : Number.NaN;
+  const stPg = st ? usPer(r, 'ingest-store', 'postgres', st.rps) : Number.NaN;
+  if (st && Number.isFinite(stSvc + stPg)) {
+    add({
+      id: 'ingest.cpu-store',
+      label: 'CPU per stored delivery with the projector off (the request path alone), service + PostgreSQL',
+      value: stSvc + stPg,
+      unit: 'µs',
+      display:
+        `${n(stSvc + stPg)} µs (service ${n(stSvc)}, PostgreSQL ${n(stPg)}) at ${n(st.rps)} req/s, p99 ${st.p99} ms` +
+        `${Number.isFinite(svcUs + pgUs) ? `; the in-process projector's share of the figure above: ${n(svcUs + pgUs - stSvc - stPg)} µs` : ''}`,
+    });
+  }
   add({ id: 'import.rps', label: 'import (POST /v1/import, NDJSON)', value: r.import.rowsPerSec, unit: 'rows/s', display: `${n(r.import.rowsPerSec)} rows/s over ${n(r.import.rows)} rows` });
   add({ id: 'copy.rps', label: 'raw COPY of the same rows into a bare table', value: r.import.copy.rowsPerSec, unit: 'rows/s', display: `${n(r.import.copy.rowsPerSec)} rows/s` });
   add({ id: 'import.vs-copy', label: 'import / raw COPY', value: r.import.ratio, unit: 'ratio', display: pct(r.import.ratio), target: '≥ 25 %', pass: r.import.ratio >= 0.25 });
@@ -142,7 +156,8 @@ export const computeFigures = (r: Results): Figure[] => {
         `p99 +${n(t.addedP99, 1)} ms (direct ${n(t.direct.p99, 1)}, plain webhook ${n(t.webhook.p99, 1)}, through the tee ${n(t.tee.p99, 1)} ms; ` +
         `p50 +${n(t.addedP50, 1)} ms${t.commitWait ? `; the app's answer waited for its delivery's commit p50 ≤ ${n(t.commitWait.p50, 1)}, p99 ≤ ${n(t.commitWait.p99, 1)} ms` : ''}` +
         `${t.commitFloor ? `; the floor, one durable commit of one delivery at the same rate in the same rounds: p50 ${n(t.commitFloor.p50, 1)}, p99 ${n(t.commitFloor.p99, 1)} ms` : ''})` +
-        `${t.failures.count ? `, ${n(t.failures.count)} failed requests` : ''}`,
+        `${t.failures.count ? `, ${n(t.failures.count)} failed requests` : ''}` +
+        `${t.checkpoints ? `; the service's audit checkpoints during the measured rounds: ${t.checkpoints.length ? t.checkpoints.map((c) => `${c.route}, round ${c.round}`).join('; ') : 'none'}` : ''}`,
       target: `p99 ≤ ${TEE_ADDED_P99_TARGET_MS} ms`,
       pass: t.addedP99 <= TEE_ADDED_P99_TARGET_MS && t.failures.count === 0,
     });
@@ -201,11 +216,14 @@ const notes = (r: Results): string[] => {
     );
   }
   const cpuFig = r.figures.find((f) => f.id === 'ingest.cpu');
+  const stSvc = r.live.storeOnly ? usPer(r, 'ingest-store', 'service', r.live.storeOnly.rps) : Number.NaN;
+  const stPg = r.live.storeOnly ? usPer(r, 'ingest-store', 'postgres', r.live.storeOnly.rps) : Number.NaN;
   if (cpuFig && !cpuFig.pass && ing && noop) {
     out.push(
       `**CPU per stored delivery (${cpuFig.display}, target ≤ 400 µs).** Measured from /proc over the ingest run: the service process (webhook route, signature, ` +
         `translation, record building, the pg driver, the in-process projector) and every PostgreSQL process (\`ledger_append\`, WAL, the projector's statements), ` +
         `divided by the deliveries answered. A no-I/O request cost the service ${n(usPer(r, 'noop', 'service', r.live.noop.rps))} µs on the same process. ` +
+        `${Number.isFinite(stSvc + stPg) ? `The same traffic on a service with \`LEDGER_PROJECTOR=off\` cost ${n(stSvc + stPg)} µs (service ${n(stSvc)}, PostgreSQL ${n(stPg)}): storing a delivery, the request's own work, is ${stSvc + stPg <= 400 ? 'within' : 'above'} the target, and the in-process projector (folding each leg, healing trees, the rollups, in the same process and on the same two cores) is the rest; it runs after the answer, but on this machine it takes the same cores. ` : ''}` +
         `Run \`LEDGER_PROJECTOR=off node dist/bench/ingest.bench.js\` for the split without the projector (bench/profile-notes.md).`,
     );
   }

@@ -182,6 +182,11 @@ try {
   console.log(`\n== tee mode (${sizes.durationSec} s per route in alternating rounds, 200 calls/s, local stub app)`);
   // The fill and its VACUUM leave gigabytes of dirty pages that a spread checkpoint would write out during this
   // phase, on the disk its commits fsync to: written now, they are not counted as the tee's latency.
+  // The earlier phases' databases (the million-leg fill above all) are dropped: autovacuum would otherwise still be
+  // working through them here, on the cores and the disk the tee's commits share.
+  for (const { datname } of (await admin.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE datname LIKE 'bench\\_%'`)).rows) {
+    await admin.query(`DROP DATABASE IF EXISTS "${datname}" WITH (FORCE)`);
+  }
   await admin.query('CHECKPOINT');
   tee = await benchTee({ seconds: sizes.durationSec, env: { DATABASE_URL: await freshDatabase('bench_tee') }, probe });
   console.log(`direct p99 ${fmt(tee.direct.p99, 2)} ms, webhook p99 ${fmt(tee.webhook.p99, 2)} ms, tee p99 ${fmt(tee.tee.p99, 2)} ms: added p99 ${fmt(tee.addedP99, 2)} ms`);

@@ -98,7 +98,22 @@ export interface TeeFigures {
    * direct to it and through the tee. Absent from older results.
    */
   thinking?: { appMs: number; direct: ReturnType<typeof figures>; tee: ReturnType<typeof figures>; addedP50: number; addedP99: number };
+  /**
+   * The service's audit checkpoints (LEDGER_CHECKPOINT_INTERVAL_SEC, every minute by default) that ended during a
+   * measured phase: which route and round (1-based) each fell in, so that a tail it caused can be told from the
+   * tee's own. Absent from older results.
+   */
+  checkpoints?: { route: string; round: number }[];
 }
+
+export const TEE_ROUTE_NAMES = ['direct', 'webhook', 'tee', 'direct, app thinking', 'tee, app thinking'] as const;
+
+/** The service's count of audit checkpoints written, from /metrics. */
+const checkpointCount = async (serviceUrl: string): Promise<number> => {
+  const text = await (await fetch(`${serviceUrl}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })).text();
+  const line = text.split('\n').find((l) => l.startsWith('ledger_audit_checkpoints_total '));
+  return line === undefined ? 0 : Number(line.split(' ')[1]);
+};
 
 /** The upper bound (ms) of the bucket holding quantile `q` of a Prometheus histogram, from /metrics text. */
 export const histogramQuantileMs = (metricsText: string, name: string, q: number): number => {
@@ -165,6 +180,8 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
     const ownPostgres = opts.env?.DATABASE_URL === undefined;
     const cpuSec = routes.map(() => ({ service: 0, postgres: 0, requests: 0 }));
     const rounds = Math.max(1, Math.round(seconds / ROUND));
+    const checkpoints: { route: string; round: number }[] = [];
+    let checkpointsSoFar = await checkpointCount(service.url);
     for (let r = 0; r < rounds; r++) {
       for (const [k, url] of routes.entries()) {
         const warmup = r === 0 ? WARMUP : 0;
@@ -175,6 +192,9 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
         cpuSec[k]!.service += share.cores.service! * share.wallSec;
         cpuSec[k]!.postgres += (share.cores.postgres ?? 0) * share.wallSec;
         cpuSec[k]!.requests += Math.round((ROUND + warmup) * RATE);
+        const count = await checkpointCount(service.url);
+        for (let c = checkpointsSoFar; c < count; c++) checkpoints.push({ route: TEE_ROUTE_NAMES[k]!, round: r + 1 });
+        checkpointsSoFar = count;
       }
     }
     end?.();
@@ -187,7 +207,7 @@ export const benchTee = async (opts: { seconds?: number; env?: Record<string, st
       p99: histogramQuantileMs(metricsText, 'ledger_tee_commit_wait_seconds', 0.99),
     };
     return {
-      commitFloor: figures(floorSamples), commitWait, rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99,
+      checkpoints, commitFloor: figures(floorSamples), commitWait, rate: RATE, rounds, direct, webhook, tee, cpu, failures: { count: failures.length, first: failures.slice(0, 3) }, addedP50: tee.p50 - direct.p50, addedP99: tee.p99 - direct.p99,
       thinking: { appMs: APP_THINK_MS, direct: thinkDirect, tee: thinkTee, addedP50: thinkTee.p50 - thinkDirect.p50, addedP99: thinkTee.p99 - thinkDirect.p99 },
     };
   } finally {
@@ -211,6 +231,7 @@ if (isMain(import.meta.url)) {
   if (f.commitFloor) console.log(`${line('commit floor', f.commitFloor)}  (ledger_append + durable commit, one delivery each, own PostgreSQL, no HTTP)`);
   if (f.commitWait) console.log(`commit wait after the app answered (service histogram, bucket bounds)  p50 <= ${fmt(f.commitWait.p50, 1)} ms  p99 <= ${fmt(f.commitWait.p99, 1)} ms`);
   console.log(`added by the ledger     p50 ${fmt(f.addedP50, 2)} ms  p99 ${fmt(f.addedP99, 2)} ms  (target p99 <= ${TEE_ADDED_P99_TARGET_MS} ms: ${f.addedP99 <= TEE_ADDED_P99_TARGET_MS ? 'met' : 'MISSED'})`);
+  console.log(`audit checkpoints during the measured rounds: ${f.checkpoints?.length ? f.checkpoints.map((c) => `${c.route}, round ${c.round}`).join('; ') : 'none'}`);
   if (f.thinking) {
     const t = f.thinking;
     console.log(line(`app thinking ${t.appMs} ms`, t.direct));

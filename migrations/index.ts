@@ -22,6 +22,7 @@ import * as accountKey from './20261204000100_account_key.js';
 import * as erasureFence from './20261204000200_erasure_fence.js';
 import * as rolesCoverAllGrants from './20261204000600_roles_cover_all_grants.js';
 import * as leanAppendCall from './20261205000100_lean_append_call.js';
+import * as leanCheckpointHeads from './20261206000200_lean_checkpoint_heads.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -51,4 +52,5 @@ export const migrations: Record<string, Migration> = {
   '20261204000200_erasure_fence': erasureFence,
   '20261204000600_roles_cover_all_grants': rolesCoverAllGrants,
   '20261205000100_lean_append_call': leanAppendCall,
+  '20261206000200_lean_checkpoint_heads': leanCheckpointHeads,
 };

@@ -144,6 +144,11 @@ describe('GET /v1/audit/verify against the owner, with signed checkpoints', () =
     const cp = await s.app.inject({ method: 'POST', url: '/v1/admin/checkpoints', headers: auth });
     expect(cp.statusCode).toBe(201);
     expect(cp.json()).toMatchObject({ seq: 1, headCount: legs.length + 1, streamCount: legs.length + 1, signature: expect.any(String) });
+    // Counted and timed in /metrics, so that an operator (and the tee bench) can see when one ran.
+    const metrics = (await s.app.inject({ method: 'GET', url: '/metrics', headers: auth })).body;
+    expect(metrics).toContain('ledger_audit_checkpoints_total 1\n');
+    expect(metrics).toContain(`ledger_audit_checkpoint_heads ${legs.length + 1}\n`);
+    expect(metrics).toContain('ledger_audit_checkpoint_seconds_count 1\n');
   });
   afterAll(async () => s.close());
 

@@ -32,11 +32,17 @@ export interface CheckpointBody {
   prevDigest: string | null;
 }
 
-/** Sorted by stream name in UTF-16 code-unit order (not a database collation), one line per head. */
+/** The heads in the digest's order: by stream name in UTF-16 code-unit order (not a database collation). */
+export const sortedHeads = <H extends CheckpointHead>(heads: readonly H[]): H[] =>
+  [...heads].sort((a, b) => (a.streamName < b.streamName ? -1 : a.streamName > b.streamName ? 1 : 0));
+
+/** A head's line in the digest. */
+export const headLine = (x: CheckpointHead): string => `${JSON.stringify(x.streamName)} ${x.version} ${x.hash}\n`;
+
+/** Sorted (sortedHeads), one line per head (headLine). */
 export const headsSha256 = (heads: readonly CheckpointHead[]): string => {
-  const sorted = [...heads].sort((a, b) => (a.streamName < b.streamName ? -1 : a.streamName > b.streamName ? 1 : 0));
   const h = createHash('sha256');
-  for (const x of sorted) h.update(`${JSON.stringify(x.streamName)} ${x.version} ${x.hash}\n`, 'utf8');
+  for (const x of sortedHeads(heads)) h.update(headLine(x), 'utf8');
   return h.digest('hex');
 };
 

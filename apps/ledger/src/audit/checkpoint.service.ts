@@ -4,6 +4,7 @@ import { LEDGER_CONFIG, type LedgerConfig } from '@lib/config';
 import { Database, isConnectionError } from '@lib/db';
 import { CheckpointRepository, loadSigningKey, type CheckpointRecord, type CheckpointSigner } from '@lib/event-store';
 import { SCHEMA_STATE, type SchemaState } from '../common/tokens.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 
 /**
  * Takes the signed checkpoints of the stream heads: every LEDGER_CHECKPOINT_INTERVAL_SEC when events were
@@ -22,6 +23,7 @@ export class CheckpointService implements OnApplicationBootstrap, OnApplicationS
     db: Database,
     @Inject(LEDGER_CONFIG) private readonly config: LedgerConfig,
     @Inject(SCHEMA_STATE) private readonly schema: SchemaState,
+    private readonly metrics: MetricsService,
   ) {
     // A key that does not parse stops the start: signing nothing while configured to sign would be a lie.
     this.signer = config.checkpointSigningKey ? loadSigningKey(config.checkpointSigningKey) : null;
@@ -50,8 +52,12 @@ export class CheckpointService implements OnApplicationBootstrap, OnApplicationS
   }
 
   async create(onlyIfChanged: boolean): Promise<CheckpointRecord | null> {
+    const started = performance.now();
     const c = await this.repository.create(this.signer, onlyIfChanged);
     if (c) {
+      this.metrics.checkpoints.inc();
+      this.metrics.checkpointSeconds.observe((performance.now() - started) / 1000);
+      this.metrics.checkpointHeads.set(c.headCount);
       this.logger.log(
         `checkpoint ${c.seq}: position ${c.position}, ${c.streamCount} streams, ${c.headCount} heads, digest ${c.digest}, ${c.signature ? `signature ${c.signature}` : 'unsigned'}`,
       );

@@ -51,6 +51,22 @@ export class MetricsService {
     help: 'Deliveries waiting for a group-commit transaction',
     registers: [this.registry],
   });
+  readonly checkpoints = new Counter({
+    name: 'ledger_audit_checkpoints_total',
+    help: 'Audit checkpoints this process wrote (periodic and on demand)',
+    registers: [this.registry],
+  });
+  readonly checkpointSeconds = new Histogram({
+    name: 'ledger_audit_checkpoint_seconds',
+    help: 'Time one audit checkpoint took, its window read a page at a time (with pauses) and then written',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly checkpointHeads = new Gauge({
+    name: 'ledger_audit_checkpoint_heads',
+    help: 'Stream heads in the last audit checkpoint this process wrote',
+    registers: [this.registry],
+  });
   readonly imported = new Counter({
     name: 'ledger_import_rows_total',
     help: 'Rows read by /v1/import, by result (imported, duplicate, rejected)',
