@@ -7,3 +7,4 @@ export * from './database-roles.js';
 export * from './read-routing.js';
 export * from './replica-status.js';
 export * from './loop-slices.js';
+export * from './array-literal.js';

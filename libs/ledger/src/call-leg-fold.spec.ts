@@ -5,9 +5,9 @@ import { applyToCallLeg, foldCallLeg, type CallLegFold } from './call-leg-fold.j
 import { projectCallLeg } from './project-call-leg.js';
 import { callScenarioArb, legInputsOf } from './testing/call-scenarios.js';
 
-const EMPTY: CallLegFold = { own: {}, links: {}, events: [] };
-/** The state goes through JSON between runs, as it does through the read model's json column. */
-const stored = (fold: CallLegFold): CallLegFold => JSON.parse(JSON.stringify(fold)) as CallLegFold;
+const EMPTY: CallLegFold = { own: new Map(), links: new Map(), events: [] };
+/** A deep copy of the state between runs: nothing may depend on the identity of the objects it holds. */
+const stored = (fold: CallLegFold): CallLegFold => structuredClone(fold);
 
 const shiftIso = (iso: string | null, ms: number) => (iso === null ? null : new Date(Date.parse(iso) + ms).toISOString());
 
@@ -162,7 +162,7 @@ describe('applyToCallLeg (incremental fold) equals the full fold', () => {
         const leg = input!;
         let fold = foldCallLeg(leg).fold;
         for (const cb of callbacks) fold = applyToCallLeg(stored(fold), { ...leg, own: [cb], related: leg.related.filter((e) => e.type === 'MachineDetected') })!.fold;
-        expect(Object.keys(fold.own).length).toBe(new Set(leg.own.map((e) => e.eventId)).size + n);
+        expect(fold.own.size).toBe(new Set(leg.own.map((e) => e.eventId)).size + n);
         // The last callback holds the highest position; the others hold no role the scenario's events do not.
         expect(fold.events.length).toBeLessThanOrEqual(foldCallLeg(leg).fold.events.length + 1);
         const all = { ...leg, own: [...leg.own, ...callbacks] };

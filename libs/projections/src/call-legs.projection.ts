@@ -32,7 +32,9 @@ export const callLegsProjection: ProjectionDefinition = {
   // from/to for the number substring search (call-legs.query-indexes.ts).
   // 6: the legs carry the live fold state (fold, libs/ledger call-leg-fold.ts) while they are in progress, and a
   // live batch applies its events to it instead of reading and folding every event of each touched leg again.
-  version: 6,
+  // 7: the legs' (started_at DESC, provider, call_id) index dropped: the page index (started_at DESC NULLS LAST,
+  // provider, call_id) serves every reader of it, and the live upsert wrote both (bench/profile-notes.md).
+  version: 7,
 
   createGeneration,
   publish,

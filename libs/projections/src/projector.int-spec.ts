@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { EventStoreRepository, type WebhookRecord } from '@lib/event-store';
 import { newEvent } from '@lib/ledger';
 import { createTestDatabase, recordingProjection, type TestDatabase } from '@lib/testing';
@@ -191,6 +191,32 @@ describe('Projector', () => {
       .toBe(1);
     const [o] = await store.appendBatch([record()]);
     await expect.poll(() => projector.hasPassed(o!.position!), { timeout: 5_000, interval: 20 }).toBe(true);
+    await projector.stop();
+  });
+
+  it('is not woken by the NOTIFY of a commit whose events it has read already (the echo of its own appends)', async () => {
+    const projector = new Projector(tdb.db, [recorder('echo')], { pollMs: 60_000, listenUrl: tdb.url });
+    await projector.init();
+    await projector.runUntilCaughtUp();
+    const wake = vi.spyOn(projector, 'wake');
+    projector.start();
+    await expect
+      .poll(async () => {
+        const r = await sql<{ n: string }>`
+          SELECT count(*)::text AS n FROM pg_stat_activity
+          WHERE datname = current_database() AND application_name = 'call-ledger-projector-listen' AND state = 'idle' AND query LIKE 'LISTEN %'`.execute(tdb.db);
+        return Number(r.rows[0]!.n);
+      }, { timeout: 10_000, interval: 20 })
+      .toBe(1);
+    const [o] = await store.appendBatch([record()]);
+    await expect.poll(() => projector.hasPassed(o!.position!), { timeout: 5_000, interval: 20 }).toBe(true);
+    const before = wake.mock.calls.length;
+    // Notifications reach the listener in commit order: once the next append is projected (only its NOTIFY can have
+    // woken the projector, polling is a minute away), the echo before it has been handled, and did not wake it.
+    await sql`SELECT pg_notify('ledger_events', ${o!.position!})`.execute(tdb.db);
+    const [next] = await store.appendBatch([record()]);
+    await expect.poll(() => projector.hasPassed(next!.position!), { timeout: 5_000, interval: 20 }).toBe(true);
+    expect(wake.mock.calls.length).toBe(before + 1);
     await projector.stop();
   });
 

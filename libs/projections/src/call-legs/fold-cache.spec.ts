@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CallLegFold } from '@lib/ledger';
-import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, trustedFold, type CachedRow } from './fold-cache.js';
+import { abandoned, beginLiveBatch, boundWhileBehind, cachedFold, committed, dropAttempt, keepFold, MAX_HELD_EVENTS, MAX_HELD_EVENTS_BEHIND, trustedFold, type CachedRow } from './fold-cache.js';
 
-const fold = (id: string): CallLegFold => ({ own: { [id]: '1' }, links: {}, events: [] });
+const fold = (id: string): CallLegFold => ({ own: new Map([[id, '1']]), links: new Map(), events: [] });
 const row = (callId: string): CachedRow => ({
   provider: 'twilio', callId, accountId: null, parentCallId: null, direction: 'inbound', status: 'ringing', startedAt: null,
   talkDurationSec: null, ringDurationSec: null, answeredBy: null,
@@ -62,17 +62,39 @@ describe('fold cache', () => {
     expect(cachedFold(g, 'twilio', 'L4', null)).toBeUndefined();
   });
 
-  it('keeps only the newest 500 states while the live loop is behind, and forgets the older ones (their rows fold in full)', () => {
+  it('keeps only the newest states while the live loop is behind, up to MAX_HELD_EVENTS_BEHIND held events, and forgets the older ones (their rows fold in full)', () => {
     const g = 9;
-    const seqs = Array.from({ length: 1500 }, (_, i) => keepFold(g, 'twilio', `B${i}`, fold(String(i)), row(`B${i}`), true, [])!);
+    // Each state weighs 10 here: 1,500 of them weigh 15,000, of which the newest MAX_HELD_EVENTS_BEHIND / 10 stay.
+    const heavy = (id: string): CallLegFold => ({ own: new Map([[id, '1']]), links: new Map(), events: Array.from({ length: 9 }, () => ({}) as CallLegFold['events'][number]) });
+    const kept = MAX_HELD_EVENTS_BEHIND / 10;
+    const seqs = Array.from({ length: 1500 }, (_, i) => keepFold(g, 'twilio', `B${i}`, heavy(String(i)), row(`B${i}`), true, [])!);
     boundWhileBehind();
-    expect(cachedFold(g, 'twilio', 'B999', seqs[999]!)).toBeUndefined();
-    expect(cachedFold(g, 'twilio', 'B1000', seqs[1000]!)).toEqual(fold('1000'));
-    expect(cachedFold(g, 'twilio', 'B1499', seqs[1499]!)).toEqual(fold('1499'));
+    expect(cachedFold(g, 'twilio', `B${1499 - kept}`, seqs[1499 - kept]!)).toBeUndefined();
+    expect(cachedFold(g, 'twilio', `B${1500 - kept}`, seqs[1500 - kept]!)).toBeDefined();
+    expect(cachedFold(g, 'twilio', 'B1499', seqs[1499]!)).toBeDefined();
     // The states left are still the batch's: trusted once it commits.
     committed(g, at(50));
     expect(beginLiveBatch(g, at(50))).toBe(true);
     expect(trustedFold(g, 'twilio', 'B1499')?.row.callId).toBe('B1499');
     expect(trustedFold(g, 'twilio', 'B0')).toBeUndefined();
+  });
+
+  it('bounds the states by the events they hold, evicting the least recently written first', () => {
+    const g = 11;
+    // Each state weighs its held events plus one: 10 here.
+    const heavy = (id: string): CallLegFold => ({ own: new Map([[id, '1']]), links: new Map(), events: Array.from({ length: 9 }, () => ({}) as CallLegFold['events'][number]) });
+    const fits = MAX_HELD_EVENTS / 10;
+    const seqs = Array.from({ length: fits + 100 }, (_, i) => keepFold(g, 'twilio', `H${i}`, heavy(String(i)))!);
+    expect(cachedFold(g, 'twilio', 'H99', seqs[99]!)).toBeUndefined();
+    expect(cachedFold(g, 'twilio', 'H100', seqs[100]!)).toBeDefined();
+    // Written again, a leg is the newest: the next eviction takes the oldest other one.
+    seqs[100] = keepFold(g, 'twilio', 'H100', heavy('100'))!;
+    keepFold(g, 'twilio', 'H-new', heavy('new'));
+    expect(cachedFold(g, 'twilio', 'H100', seqs[100]!)).toBeDefined();
+    expect(cachedFold(g, 'twilio', 'H101', seqs[101]!)).toBeUndefined();
+    // A light state replacing a heavy one frees room: nothing else goes.
+    keepFold(g, 'twilio', 'H100', fold('light'));
+    keepFold(g, 'twilio', 'H-light', fold('light2'));
+    expect(cachedFold(g, 'twilio', 'H102', seqs[102]!)).toBeDefined();
   });
 });

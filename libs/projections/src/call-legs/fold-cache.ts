@@ -23,20 +23,35 @@ import type { CallLegFold, RollupLeg } from '@lib/ledger';
  * too, so the next batch starts before the cursor trusted here and is not trusted.
  */
 /**
- * Measured at about 16 kB of RSS a leg (its role-holding events, their data, the ids seen): with 10,000 legs the
- * import's peak RSS was 543 MB against 385 MB without the cache, for no CPU saved there (an import's legs get their
- * events in one chunk; `node dist/bench/import.probe.js`). 2,000 legs (~32 MB) cover the legs a live batch touches
- * again within a few seconds, which is where the cache saves refolds; an evicted leg is folded in full.
+ * The cache is bounded by the events its states hold (each state weighing its held events plus one), not by a count of
+ * legs: what a state costs is its events (about 770 bytes of heap each, the rest of a state is small), and how many
+ * events a leg holds varies from a few (a live leg) to hundreds (an imported conference leg).
+ *
+ * Measured at about 16 kB of RSS a leg of the import (`node dist/bench/import.probe.js`: 10,000 legs, peak RSS 543 MB
+ * against 385 MB without the cache, for no CPU saved there: an import's legs get their events in one chunk), which
+ * MAX_HELD_EVENTS_BEHIND bounds. A live leg holds 5 to 6 events (4.5 kB of heap a state, bench/profile-notes.md, third pass).
+ * The cache must span the legs in progress: a leg evicted before its late events (its end, a parent's dial result, a
+ * recording) is folded again from all of its events, read back from the store. In the simulated live traffic of the
+ * ingest bench (50 calls a second, talk up to 10 minutes) 80 % of a leg's later writes came within 2,000 other legs'
+ * writes, 96 % within 3,000, all within 4,000: 2,000 legs (the bound before) left a fifth of them to full folds.
+ * 20,000 held events are about 3,000 live legs, about 14 MB of heap (2,000 legs were about 9 MB): 32,000 (4,800 legs)
+ * took the service's peak RSS in the ingest compare from 264 to 299 MB against the 300 MB target, for full folds
+ * that were a few µs per delivery.
  */
-const MAX_LEGS = 2_000;
+export const MAX_HELD_EVENTS = 20_000;
 /**
- * While the live loop is behind (full batches: a backlog, an import landing), at most this many, the newest written.
- * A projector catching up writes a batch's legs from their events in that batch mostly (an import's call arrives in
- * one chunk), so the 2,000 states kept from earlier batches save few reads then, and their memory (about 25 MB)
- * came on top of the batches' own: the import's peak RSS. The newest states are those of the legs a next batch
- * may continue (cut at the batch's end); the cache refills to MAX_LEGS once the loop has caught up.
+ * While the live loop is behind (full batches: a backlog, an import landing), at most this many held events, the newest
+ * written. A projector catching up writes a batch's legs from their events in that batch mostly (an import's call
+ * arrives in one chunk), so the states kept from earlier batches save few reads then, and their memory (about 25 MB for
+ * 2,000 import legs) came on top of the batches' own: the import's peak RSS. Until this pass the bound was 500 legs,
+ * whatever they held; a backlog of live legs (a few events each) then lost most of its states at every full batch and
+ * folded them again from the store at their next event: the live-fold probe, whose batches are all full, read 16,809
+ * events back for its 7,143 (2,568 tag misses a round), PostgreSQL 154–165 µs an event against 133–136 without the
+ * bound (bench/profile-notes.md, third pass). Weighed by held events, the bound keeps such legs and still cuts an
+ * import's heavy states. The newest states are those of the legs a next batch may continue (cut at the batch's end);
+ * the cache refills to MAX_HELD_EVENTS once the loop has caught up.
  */
-const MAX_LEGS_BEHIND = 500;
+export const MAX_HELD_EVENTS_BEHIND = 6_000;
 
 /** The row's previous contribution to the rollups, and its parent link (what a batch reads the row for). */
 export type CachedRow = RollupLeg & { callId: string };
@@ -54,6 +69,15 @@ interface Entry {
   standing: Standing;
 }
 const states = new Map<string, Entry>();
+/** The weight of the states in `states` (weightOf). */
+let held = 0;
+const weightOf = (e: Entry) => e.fold.events.length + 1;
+const remove = (key: string): void => {
+  const e = states.get(key);
+  if (e === undefined) return;
+  held -= weightOf(e);
+  states.delete(key);
+};
 /** Per generation: the cursor the last live batch this process committed ended at. */
 const trustedAt = new Map<number, string>();
 
@@ -99,28 +123,30 @@ export const keepFold = (
   attempt?: string[],
 ): string | null => {
   const key = keyOf(g, provider, callId);
-  states.delete(key);
+  remove(key);
   if (fold === null) return null;
   // Random rather than a counter: tags written by other processes (or before a restart) must never match.
   const seq = String(randomInt(1, 2 ** 47));
-  states.set(key, { g, seq, fold, row, standing: live ? 'pending' : 'checked' });
+  const entry: Entry = { g, seq, fold, row, standing: live ? 'pending' : 'checked' };
+  states.set(key, entry);
+  held += weightOf(entry);
   attempt?.push(key);
   // Oldest written first: a leg that has not been written for longest is evicted (and folded in full if it speaks again).
-  if (states.size > MAX_LEGS) states.delete(states.keys().next().value!);
+  while (held > MAX_HELD_EVENTS && states.size > 1) remove(states.keys().next().value!);
   return seq;
 };
 
-/** The live loop is behind: the oldest states go until MAX_LEGS_BEHIND are left (a dropped state costs a refold, never a wrong row). */
+/** The live loop is behind: the oldest states go until MAX_HELD_EVENTS_BEHIND are left (a dropped state costs a refold, never a wrong row). */
 export const boundWhileBehind = (): void => {
   for (const k of states.keys()) {
-    if (states.size <= MAX_LEGS_BEHIND) break;
-    states.delete(k);
+    if (held <= MAX_HELD_EVENTS_BEHIND) break;
+    remove(k);
   }
 };
 
 /** An attempt failed (its savepoint rolled back): the states it wrote describe rows that were not written. */
 export const dropAttempt = (keys: readonly string[]): void => {
-  for (const k of keys) states.delete(k);
+  for (const k of keys) remove(k);
 };
 
 /** The live batch's transaction committed at `next`: its states are the rows as stored. */
@@ -131,5 +157,5 @@ export const committed = (g: number, next: { xid: string; position: string }): v
 
 /** The live batch's transaction did not commit: the states it wrote describe rows that were rolled back. */
 export const abandoned = (g: number): void => {
-  for (const [k, e] of states) if (e.g === g && e.standing === 'pending') states.delete(k);
+  for (const [k, e] of states) if (e.g === g && e.standing === 'pending') remove(k);
 };

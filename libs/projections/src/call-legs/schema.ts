@@ -157,8 +157,10 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
 export const indexesOf = (g: number): { name: string; phase: 'load' | 'after-load'; create: RawBuilder<unknown> }[] => [
   { name: `call_legs_g${g}_parent`, phase: 'load', create: sql`${legs(g)} (provider, parent_call_id)` },
   { name: `call_legs_g${g}_root`, phase: 'after-load', create: sql`${legs(g)} (provider, root_call_id)` },
-  { name: `call_legs_g${g}_started`, phase: 'after-load', create: sql`${legs(g)} (started_at DESC, provider, call_id)` },
-  // The query API's keyset order (newest first, unknown starts last), unfiltered and per account.
+  // The query API's keyset order (newest first, unknown starts last), unfiltered and per account; the ranges on the start
+  // (since/until, the analytics' partial hours, a rollup cell's extremes) too. Until version 7 a second index
+  // (started_at DESC, provider, call_id) stood beside it, the same keys but for where NULLs sort, which no reader
+  // orders by: one more entry to write at every insert and every update that is not HOT.
   { name: `call_legs_g${g}_page`, phase: 'after-load', create: sql`${legs(g)} (started_at DESC NULLS LAST, provider, call_id)` },
   { name: `call_legs_g${g}_account_page`, phase: 'after-load', create: sql`${legs(g)} (account_id, started_at DESC NULLS LAST, provider, call_id)` },
   { name: `recordings_g${g}_root`, phase: 'after-load', create: sql`${recs(g)} (provider, root_call_id)` },
