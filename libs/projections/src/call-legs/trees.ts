@@ -43,14 +43,19 @@ export const healTrees = async (
       SELECT t.p, t.c FROM unnest(${roots.map((r) => r.provider)}::text[], ${roots.map((r) => r.callId)}::text[]) AS t(p, c)
       WHERE EXISTS (SELECT 1 FROM ${T} k WHERE k.provider = t.p AND k.parent_call_id = t.c AND k.call_id <> t.c)
     ), up AS (
-      SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops
+      -- Each walk carries the ids it passed: one that comes back to a leg it passed has found a cycle of parent links,
+      -- whose member with the smallest call id is the root (the pure rule's, libs/ledger call-tree.ts), whichever leg
+      -- the walk started from, so that live batches and a rebuild agree.
+      SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops, ARRAY[l.call_id] AS path, false AS cycle
       FROM ${T} l JOIN start t ON l.provider = t.p AND l.call_id = t.c
       UNION ALL
-      SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1
+      SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1, up.path || l.call_id, l.call_id = ANY (up.path)
       FROM ${T} l JOIN up ON l.provider = up.provider AND l.call_id = up.parent_call_id
-      WHERE up.hops < ${MAX_TREE_DEPTH}
+      WHERE up.hops < ${MAX_TREE_DEPTH} AND NOT up.cycle
     ), roots AS (
-      SELECT DISTINCT ON (provider, start) provider, call_id AS root FROM up ORDER BY provider, start, hops DESC, call_id
+      SELECT DISTINCT ON (provider, start) provider,
+        CASE WHEN cycle THEN (SELECT min(m COLLATE "C") FROM unnest(path[array_position(path, call_id):]) AS m) ELSE call_id END AS root
+      FROM up ORDER BY provider, start, hops DESC, call_id
     ), down AS (
       SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth, l.root_call_id AS was_root, l.depth AS was_depth
       FROM ${T} l JOIN (SELECT DISTINCT provider, root FROM roots) r ON l.provider = r.provider AND l.call_id = r.root
