@@ -257,6 +257,34 @@ describe('call_legs rollup talk extremes (talk_min_ms, talk_max_ms)', () => {
       await projector.rebuild('call_legs');
       expect((await readModel(tdb)).coarse).toEqual(live.coarse);
       expect((await readModel(tdb)).hourly).toEqual(live.hourly);
+
+      // Talk that changes strictly between the cell's extremes keeps them without reading the cell's legs (the
+      // shortcut in rollups.ts recompute); one that was an extreme sends the cell back to its legs.
+      await store.appendBatch([...answered('CA-d', 150), ...answered('CA-e', 200)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '200000' }]);
+      await store.appendBatch([provider('CA-c', 120)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '200000' }]);
+      await store.appendBatch([provider('CA-d', 400)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '400000' }]);
+      await store.appendBatch([...answered('CA-f', 50), ...answered('CA-g', 500)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '50000', mx: '500000' }]);
+      // Both extremes leave: the cell's legs are read again.
+      await store.appendBatch([provider('CA-f', 95), provider('CA-g', 130)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '400000' }]);
+      // A talk inside leaves, a shorter one than the least enters: widened, not read again.
+      await store.appendBatch([provider('CA-e', 30)]);
+      await projector.runUntilCaughtUp();
+      expect(await extremes(tdb)).toEqual([{ mn: '30000', mx: '400000' }]);
+      const after = await readModel(tdb);
+      await projector.rebuild('call_legs');
+      expect((await readModel(tdb)).coarse).toEqual(after.coarse);
+      expect((await readModel(tdb)).hourly).toEqual(after.hourly);
+      expect((await readModel(tdb)).daily).toEqual(after.daily);
     } finally {
       await tdb.drop();
     }

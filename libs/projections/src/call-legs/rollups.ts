@@ -80,15 +80,16 @@ export const rollupUpserts = (g: number, fine: Delta): RawBuilder<unknown>[] =>
 /**
  * What follows the upserts, per rollup: cells left with no legs deleted; the talk extremes of completed legs entering
  * cells taken in (least/greatest ignore the nulls of a new cell); those of cells a completed leg left, or in which its
- * talk changed, recomputed from their legs (a narrowing cannot be taken back like a sum). Disjoint rows, so one
- * statement: a deleted cell has no legs, a widened one has the completed leg that entered it, and a recomputed cell
- * is not widened too (its recomputation reads the legs as they now are, entering ones included).
+ * talk changed, recomputed from their legs when the talk that left was one of the cell's extremes (a narrowing cannot
+ * be taken back like a sum), and otherwise only widened by what entered. Disjoint rows, so one statement: a deleted
+ * cell has no legs, a widened one has the completed leg that entered it, and a cell a leg left is not widened too
+ * (its recomputation reads the legs as they now are, entering ones included).
  */
 export const rollupFinish = (
   g: number,
   fine: Delta,
   entered: readonly { cell: RollupCell; ms: number }[],
-  left: readonly RollupCell[],
+  left: readonly { cell: RollupCell; ms: number }[],
 ): RawBuilder<unknown>[] =>
   ROLLUPS.flatMap((spec) => {
     const out: RawBuilder<unknown>[] = [];
@@ -101,8 +102,27 @@ export const rollupFinish = (
         DELETE FROM ${T} h USING unnest(${emptiedKeys}) AS t(${names(spec)})
         WHERE h.legs = 0 AND ${sql.raw(spec.columns.map((c) => `h.${c.name} IS NOT DISTINCT FROM t.${c.name}`).join(' AND '))}`);
     }
-    const recomputed = new Map(left.map((c) => [specKey(spec, c), c]));
-    const widened = widen(spec, g, entered.filter((e) => !recomputed.has(specKey(spec, e.cell))));
+    // Per cell a leg left: the least and greatest talk that left it, and what entered it in the same batch.
+    const recomputed = new Map<string, LeftCell>();
+    for (const { cell, ms } of left) {
+      const k = specKey(spec, cell);
+      const c = recomputed.get(k);
+      if (c) {
+        c.leftMin = Math.min(c.leftMin, ms);
+        c.leftMax = Math.max(c.leftMax, ms);
+      } else recomputed.set(k, { cell, leftMin: ms, leftMax: ms, enteredMin: null, enteredMax: null });
+    }
+    const others: { cell: RollupCell; ms: number }[] = [];
+    for (const e of entered) {
+      const c = recomputed.get(specKey(spec, e.cell));
+      if (!c) {
+        others.push(e);
+        continue;
+      }
+      c.enteredMin = c.enteredMin === null ? e.ms : Math.min(c.enteredMin, e.ms);
+      c.enteredMax = c.enteredMax === null ? e.ms : Math.max(c.enteredMax, e.ms);
+    }
+    const widened = widen(spec, g, others);
     if (widened) out.push(widened);
     if (recomputed.size > 0) out.push(recompute(spec, g, [...recomputed.values()]));
     return out;
@@ -128,25 +148,53 @@ const widen = (spec: RollupSpec, g: number, entered: readonly { cell: RollupCell
       AND (h.talk_min_ms IS DISTINCT FROM least(h.talk_min_ms, t.mn) OR h.talk_max_ms IS DISTINCT FROM greatest(h.talk_max_ms, t.mx))`;
 };
 
+interface LeftCell {
+  cell: RollupCell;
+  /** The least and greatest talk (ms) of the completed legs that left the cell or changed their talk in it. */
+  leftMin: number;
+  leftMax: number;
+  /** The least and greatest talk of the completed legs that entered it in the same batch (null: none). */
+  enteredMin: number | null;
+  enteredMax: number | null;
+}
+
 /**
- * talk_min_ms / talk_max_ms of the given cells, from the legs in them (same rounding as talk_ms). One lookup per
- * cell through the start-time index: the period's range for a cell with a start, `started_at IS NULL` for the cell of
- * legs with no start (an OR of the two in one join made PostgreSQL scan every leg for every batch). A cell with no
- * legs left is not touched (rollupFinish deletes it).
+ * talk_min_ms / talk_max_ms of the given cells. A cell whose stored extremes lie strictly outside every talk that
+ * left it keeps them, widened by what entered: removing a value strictly between the least and the greatest moves
+ * neither. Only a cell whose least or greatest may have left is recomputed from the legs in it (same rounding as
+ * talk_ms), one lookup per cell through the start-time index: the period's range for a cell with a start,
+ * `started_at IS NULL` for the cell of legs with no start (an OR of the two in one join made PostgreSQL scan every
+ * leg for every batch). That lookup reads every leg of the cell's period: a day's legs for the daily rollup, which at
+ * a steady 200 calls a second is millions by evening, so it must stay the exception (the scan is under a condition
+ * of the outer row, which PostgreSQL checks once before the index scan). A cell with no legs left is not touched
+ * (rollupFinish deletes it).
  */
-const recompute = (spec: RollupSpec, g: number, cells: readonly RollupCell[]): RawBuilder<unknown> => {
-  const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x))}::${sql.raw(c.type)}[]`));
+const recompute = (spec: RollupSpec, g: number, left: readonly LeftCell[]): RawBuilder<unknown> => {
+  const cells = left.map((x) => x.cell);
+  const keys = sql.join([
+    ...spec.columns.map((c) => sql`${cells.map((x) => c.of(x))}::${sql.raw(c.type)}[]`),
+    sql`${left.map((x) => x.leftMin)}::bigint[]`,
+    sql`${left.map((x) => x.leftMax)}::bigint[]`,
+    sql`${left.map((x) => x.enteredMin)}::bigint[]`,
+    sql`${left.map((x) => x.enteredMax)}::bigint[]`,
+  ]);
   const [period, ...dims] = spec.columns;
   const at = `t.${period!.name}`;
   const others = dims
     .map((c) => (c.name === 'is_root' ? `(l.parent_call_id IS NULL) = t.is_root` : c.nullable ? `l.${c.name} IS NOT DISTINCT FROM t.${c.name}` : `l.${c.name} = t.${c.name}`))
     .join(' AND ');
   // An aggregate answers one row even when nothing matches: each cell goes through exactly one of the two branches.
+  // `kept`: every talk that left lies strictly between the cell's stored extremes (false when they are null).
+  const kept = 'coalesce(t.left_min > c.talk_min_ms AND t.left_max < c.talk_max_ms, false)';
   const extremes = (which: string, hour: string) => sql`
-    SELECT ${names(spec, 't.')}, m.mn, m.mx FROM unnest(${keys}) AS t(${names(spec)})
+    SELECT ${names(spec, 't.')},
+      CASE WHEN ${sql.raw(kept)} THEN least(c.talk_min_ms, t.entered_min) ELSE m.mn END AS mn,
+      CASE WHEN ${sql.raw(kept)} THEN greatest(c.talk_max_ms, t.entered_max) ELSE m.mx END AS mx
+    FROM unnest(${keys}) AS t(${names(spec)}, left_min, left_max, entered_min, entered_max)
+    JOIN ${sql.table(spec.table(g))} c ON ${sql.raw(spec.columns.map((col) => `c.${col.name} IS NOT DISTINCT FROM t.${col.name}`).join(' AND '))}
     CROSS JOIN LATERAL (
       SELECT min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn, max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
-      FROM ${legs(g)} l WHERE ${sql.raw(hour)} AND ${sql.raw(others)}
+      FROM ${legs(g)} l WHERE NOT ${sql.raw(kept)} AND ${sql.raw(hour)} AND ${sql.raw(others)}
     ) m
     WHERE ${sql.raw(which)}`;
   return sql`

@@ -279,11 +279,11 @@ const project = async (trx: Transaction<DB>, events: readonly LedgerEvent[], g: 
   // like a sum: those cells are recomputed from their legs. Not only cells with a non-zero delta: two legs trading
   // 61 s and 69 s for 62 s and 68 s in one bucket net to zero and still move the max.
   const entered: { cell: RollupCell; ms: number }[] = [];
-  const left: RollupCell[] = [];
+  const left: { cell: RollupCell; ms: number }[] = [];
   for (const { before: b, after: a } of changes) {
     const same = b !== null && b.talkDurationSec === a.talkDurationSec && b.status === a.status && cellKey(cellOf(b)) === cellKey(cellOf(a));
     if (same) continue;
-    if (b?.status === 'completed') left.push(cellOf(b));
+    if (b?.status === 'completed') left.push({ cell: cellOf(b), ms: toMs(b.talkDurationSec ?? 0) });
     if (a.status === 'completed') entered.push({ cell: cellOf(a), ms: toMs(a.talkDurationSec ?? 0) });
   }
   await together(rollupFinish(g, delta, entered, left))?.execute(trx);
