@@ -186,36 +186,26 @@ export const benchLiveIngest = async (opts: LiveIngestOptions): Promise<{ figure
   }
   if (!opts.keepService) await group.stop();
 
-  // Same deliveries from the start, on an empty database: the two paths see identical traffic and table sizes.
-  const naiveService = await startService({ ...env, ...NAIVE_ENV, DATABASE_URL: await opts.freshDatabase('bench_ingest_naive') });
-  let naive: LoadFigures;
-  try {
-    const cursor = { i: 0 };
-    await driveWebhooks(naiveService, deliveries, 2, connections, cursor);
-    naiveService.rss.reset();
-    const before = await batchStats(naiveService);
-    const end = probe.begin('naive', naiveService.child.pid!);
-    const n = await driveWebhooks(naiveService, deliveries, opts.durationSec, connections, cursor);
-    end();
-    naive = { ...figures(n.res, n.duplicates, naiveService.rss.peakMb()), batches: batchDelta(before, await batchStats(naiveService)) };
-  } finally {
-    await naiveService.stop();
-  }
+  /** A service of its own on an empty database, the same deliveries from the start: 2 s of warm-up, then the phase. */
+  const onFreshService = async (serviceEnv: Record<string, string>, database: string, phase: string): Promise<LoadFigures> => {
+    const service = await startService({ ...env, ...serviceEnv, DATABASE_URL: await opts.freshDatabase(database) });
+    try {
+      const cursor = { i: 0 };
+      await driveWebhooks(service, deliveries, 2, connections, cursor);
+      service.rss.reset();
+      const before = await batchStats(service);
+      const end = probe.begin(phase, service.child.pid!);
+      const n = await driveWebhooks(service, deliveries, opts.durationSec, connections, cursor);
+      end();
+      return { ...figures(n.res, n.duplicates, service.rss.peakMb()), batches: batchDelta(before, await batchStats(service)) };
+    } finally {
+      await service.stop();
+    }
+  };
+  // The two paths see identical traffic and table sizes.
+  const naive = await onFreshService(NAIVE_ENV, 'bench_ingest_naive', 'naive');
   // The same again without the projector: the request path's own cost (see LiveIngestFigures.storeOnly).
-  const storeService = await startService({ ...env, LEDGER_PROJECTOR: 'off', DATABASE_URL: await opts.freshDatabase('bench_ingest_store') });
-  let storeOnly: LoadFigures;
-  try {
-    const cursor = { i: 0 };
-    await driveWebhooks(storeService, deliveries, 2, connections, cursor);
-    storeService.rss.reset();
-    const before = await batchStats(storeService);
-    const end = probe.begin('ingest-store', storeService.child.pid!);
-    const n = await driveWebhooks(storeService, deliveries, opts.durationSec, connections, cursor);
-    end();
-    storeOnly = { ...figures(n.res, n.duplicates, storeService.rss.peakMb()), batches: batchDelta(before, await batchStats(storeService)) };
-  } finally {
-    await storeService.stop();
-  }
+  const storeOnly = await onFreshService({ LEDGER_PROJECTOR: 'off' }, 'bench_ingest_store', 'ingest-store');
   return {
     figures: { noop, groupCommit, naive, storeOnly, deliveriesGenerated: deliveries.length, durationSec: opts.durationSec, connections, naiveEnv: NAIVE_ENV },
     service: opts.keepService ? group : null,

@@ -103,35 +103,21 @@ export const rollupFinish = (
         WHERE h.legs = 0 AND ${sql.raw(spec.columns.map((c) => `h.${c.name} IS NOT DISTINCT FROM t.${c.name}`).join(' AND '))}`);
     }
     // Per cell a leg left: the least and greatest talk that left it, and what entered it in the same batch.
-    const recomputed = new Map<string, LeftCell>();
-    for (const { cell, ms } of left) {
-      const k = specKey(spec, cell);
-      const c = recomputed.get(k);
-      if (c) {
-        c.leftMin = Math.min(c.leftMin, ms);
-        c.leftMax = Math.max(c.leftMax, ms);
-      } else recomputed.set(k, { cell, leftMin: ms, leftMax: ms, enteredMin: null, enteredMax: null });
-    }
-    const others: { cell: RollupCell; ms: number }[] = [];
-    for (const e of entered) {
-      const c = recomputed.get(specKey(spec, e.cell));
-      if (!c) {
-        others.push(e);
-        continue;
-      }
-      c.enteredMin = c.enteredMin === null ? e.ms : Math.min(c.enteredMin, e.ms);
-      c.enteredMax = c.enteredMax === null ? e.ms : Math.max(c.enteredMax, e.ms);
-    }
-    const widened = widen(spec, g, others);
+    const leaving = talkRanges(spec, left);
+    const entering = talkRanges(spec, entered);
+    const recomputed: LeftCell[] = [...leaving].map(([k, l]) => ({
+      cell: l.cell, leftMin: l.mn, leftMax: l.mx, enteredMin: entering.get(k)?.mn ?? null, enteredMax: entering.get(k)?.mx ?? null,
+    }));
+    const widened = widen(spec, g, [...entering].filter(([k]) => !leaving.has(k)).map(([, e]) => e));
     if (widened) out.push(widened);
-    if (recomputed.size > 0) out.push(recompute(spec, g, [...recomputed.values()]));
+    if (recomputed.length > 0) out.push(recompute(spec, g, recomputed));
     return out;
   });
 
-const widen = (spec: RollupSpec, g: number, entered: readonly { cell: RollupCell; ms: number }[]): RawBuilder<unknown> | null => {
-  if (entered.length === 0) return null;
+/** Per cell of `spec`: the least and greatest talk (ms) among the given legs'. */
+const talkRanges = (spec: RollupSpec, legsIn: readonly { cell: RollupCell; ms: number }[]): Map<string, { cell: RollupCell; mn: number; mx: number }> => {
   const byCell = new Map<string, { cell: RollupCell; mn: number; mx: number }>();
-  for (const { cell, ms } of entered) {
+  for (const { cell, ms } of legsIn) {
     const k = specKey(spec, cell);
     const e = byCell.get(k);
     if (e) {
@@ -139,7 +125,11 @@ const widen = (spec: RollupSpec, g: number, entered: readonly { cell: RollupCell
       e.mx = Math.max(e.mx, ms);
     } else byCell.set(k, { cell, mn: ms, mx: ms });
   }
-  const cells = [...byCell.values()];
+  return byCell;
+};
+
+const widen = (spec: RollupSpec, g: number, cells: readonly { cell: RollupCell; mn: number; mx: number }[]): RawBuilder<unknown> | null => {
+  if (cells.length === 0) return null;
   const keys = sql.join(spec.columns.map((c) => sql`${cells.map((x) => c.of(x.cell))}::${sql.raw(c.type)}[]`));
   return sql`
     UPDATE ${sql.table(spec.table(g))} h SET talk_min_ms = least(h.talk_min_ms, t.mn), talk_max_ms = greatest(h.talk_max_ms, t.mx)
