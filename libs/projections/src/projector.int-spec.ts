@@ -175,13 +175,9 @@ describe('Projector', () => {
     expect(applied[1]).toBe(6);
   });
 
-  it('is woken by NOTIFY from another process', async () => {
-    const projector = new Projector(tdb.db, [recorder('notified')], { pollMs: 60_000, listenUrl: tdb.url });
-    await projector.init();
-    await projector.runUntilCaughtUp();
-    projector.start();
-    // Polling is a minute away, so only NOTIFY can wake it: wait until the listener's LISTEN has completed.
-    await expect
+  /** Until the projector's listener has completed its LISTEN (polling being a minute away, only NOTIFY can wake it). */
+  const listening = () =>
+    expect
       .poll(async () => {
         const r = await sql<{ n: string }>`
           SELECT count(*)::text AS n FROM pg_stat_activity
@@ -189,6 +185,13 @@ describe('Projector', () => {
         return Number(r.rows[0]!.n);
       }, { timeout: 10_000, interval: 20 })
       .toBe(1);
+
+  it('is woken by NOTIFY from another process', async () => {
+    const projector = new Projector(tdb.db, [recorder('notified')], { pollMs: 60_000, listenUrl: tdb.url });
+    await projector.init();
+    await projector.runUntilCaughtUp();
+    projector.start();
+    await listening();
     const [o] = await store.appendBatch([record()]);
     await expect.poll(() => projector.hasPassed(o!.position!), { timeout: 5_000, interval: 20 }).toBe(true);
     await projector.stop();
@@ -200,14 +203,7 @@ describe('Projector', () => {
     await projector.runUntilCaughtUp();
     const wake = vi.spyOn(projector, 'wake');
     projector.start();
-    await expect
-      .poll(async () => {
-        const r = await sql<{ n: string }>`
-          SELECT count(*)::text AS n FROM pg_stat_activity
-          WHERE datname = current_database() AND application_name = 'call-ledger-projector-listen' AND state = 'idle' AND query LIKE 'LISTEN %'`.execute(tdb.db);
-        return Number(r.rows[0]!.n);
-      }, { timeout: 10_000, interval: 20 })
-      .toBe(1);
+    await listening();
     const [o] = await store.appendBatch([record()]);
     await expect.poll(() => projector.hasPassed(o!.position!), { timeout: 5_000, interval: 20 }).toBe(true);
     const before = wake.mock.calls.length;

@@ -181,7 +181,7 @@ const recompute = (spec: RollupSpec, g: number, left: readonly LeftCell[]): RawB
       CASE WHEN ${sql.raw(kept)} THEN least(c.talk_min_ms, t.entered_min) ELSE m.mn END AS mn,
       CASE WHEN ${sql.raw(kept)} THEN greatest(c.talk_max_ms, t.entered_max) ELSE m.mx END AS mx
     FROM unnest(${keys}) AS t(${names(spec)}, left_min, left_max, entered_min, entered_max)
-    JOIN ${sql.table(spec.table(g))} c ON ${sql.raw(spec.columns.map((col) => `c.${col.name} IS NOT DISTINCT FROM t.${col.name}`).join(' AND '))}
+    JOIN ${sql.table(spec.table(g))} c ON ${sameCell(spec, 'c', 't')}
     CROSS JOIN LATERAL (
       SELECT min(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mn, max(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::bigint AS mx
       FROM ${legs(g)} l WHERE NOT ${sql.raw(kept)} AND ${sql.raw(hour)} AND ${sql.raw(others)}

@@ -14,6 +14,13 @@ import { legs, recs } from './schema.js';
 export const MAX_TREE_DEPTH = 1000;
 
 /**
+ * How far a walk that reached MAX_TREE_DEPTH (a cycle, or a tree deeper than the limit) is followed again to find
+ * its cycle. Each row of that walk carries the ids passed, so its cost grows with the square of its length: bounded
+ * here, a cycle (with the legs leading into it) longer than this falls back to the walk's topmost leg as its root.
+ */
+export const CYCLE_SEARCH_HOPS = 64;
+
+/**
  * Root = topmost known ancestor. Walk up from every touched leg, then down from each root so that a parent
  * arriving after its children (or a late link) re-roots the whole subtree. Hop limits break cycles.
  */
@@ -43,19 +50,32 @@ export const healTrees = async (
       SELECT t.p, t.c FROM unnest(${roots.map((r) => r.provider)}::text[], ${roots.map((r) => r.callId)}::text[]) AS t(p, c)
       WHERE EXISTS (SELECT 1 FROM ${T} k WHERE k.provider = t.p AND k.parent_call_id = t.c AND k.call_id <> t.c)
     ), up AS (
-      -- Each walk carries the ids it passed: one that comes back to a leg it passed has found a cycle of parent links,
-      -- whose member with the smallest call id is the root (the pure rule's, libs/ledger call-tree.ts), whichever leg
-      -- the walk started from, so that live batches and a rebuild agree.
-      SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops, ARRAY[l.call_id] AS path, false AS cycle
+      SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops
       FROM ${T} l JOIN start t ON l.provider = t.p AND l.call_id = t.c
       UNION ALL
-      SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1, up.path || l.call_id, l.call_id = ANY (up.path)
+      SELECT l.provider, l.call_id, l.parent_call_id, up.start, up.hops + 1
       FROM ${T} l JOIN up ON l.provider = up.provider AND l.call_id = up.parent_call_id
-      WHERE up.hops < ${MAX_TREE_DEPTH} AND NOT up.cycle
+      WHERE up.hops < ${MAX_TREE_DEPTH}
+    ), ends AS (
+      SELECT DISTINCT ON (provider, start) provider, start, call_id, hops FROM up ORDER BY provider, start, hops DESC, call_id
+    ), circled AS (
+      -- A walk that reached the limit went round a cycle of parent links (or up a tree deeper than the limit). Those
+      -- walks alone go again carrying the ids they passed (an array per row: kept off the walks of ordinary trees, and
+      -- at most CYCLE_SEARCH_HOPS long): one that comes back to a leg it passed has found the cycle, whose member with
+      -- the smallest call id is the root (the pure rule's, libs/ledger call-tree.ts) whichever leg the walk started
+      -- from, so that live batches and a rebuild agree.
+      SELECT l.provider, l.call_id, l.parent_call_id, l.call_id AS start, 0 AS hops, ARRAY[l.call_id] AS path, false AS cycle
+      FROM ${T} l JOIN ends e ON e.hops = ${MAX_TREE_DEPTH} AND l.provider = e.provider AND l.call_id = e.start
+      UNION ALL
+      SELECT l.provider, l.call_id, l.parent_call_id, c.start, c.hops + 1, c.path || l.call_id, l.call_id = ANY (c.path)
+      FROM ${T} l JOIN circled c ON l.provider = c.provider AND l.call_id = c.parent_call_id
+      WHERE c.hops < ${CYCLE_SEARCH_HOPS} AND NOT c.cycle
     ), roots AS (
-      SELECT DISTINCT ON (provider, start) provider,
-        CASE WHEN cycle THEN (SELECT min(m COLLATE "C") FROM unnest(path[array_position(path, call_id):]) AS m) ELSE call_id END AS root
-      FROM up ORDER BY provider, start, hops DESC, call_id
+      SELECT e.provider, coalesce(
+        (SELECT min(m COLLATE "C") FROM circled c CROSS JOIN LATERAL unnest(c.path[array_position(c.path, c.call_id):]) AS m
+         WHERE c.cycle AND c.provider = e.provider AND c.start = e.start),
+        e.call_id) AS root
+      FROM ends e
     ), down AS (
       SELECT l.provider, l.call_id, l.call_id AS root, 0 AS depth, l.root_call_id AS was_root, l.depth AS was_depth
       FROM ${T} l JOIN (SELECT DISTINCT provider, root FROM roots) r ON l.provider = r.provider AND l.call_id = r.root
