@@ -11,6 +11,10 @@ describe('canonicalJson', () => {
 });
 
 describe('canonicalJson key order', () => {
+  it('keeps a "__proto__" key that JSON.parse made an own property (a provider body may carry one)', () => {
+    expect(canonicalJson(JSON.parse('{"b":1,"__proto__":{"x":[1]}}'))).toBe('{"__proto__":{"x":[1]},"b":1}');
+  });
+
   it('sorts keys as Array.prototype.sort does (UTF-16 code units), at every level', () => {
     fc.assert(
       fc.property(fc.dictionary(fc.string({ unit: 'binary' }), fc.dictionary(fc.string(), fc.integer())), (doc) => {

@@ -35,7 +35,11 @@ const normalise = (value: unknown): unknown => {
   const out: Record<string, unknown> = {};
   for (const key of sortedKeys(value)) {
     const v = (value as Record<string, unknown>)[key];
-    if (v !== undefined) out[storable(key)] = normalise(v);
+    if (v === undefined) continue;
+    const k = storable(key);
+    // `out.__proto__ = v` would set the prototype (and JSON.stringify drop the key); JSON.parse makes it an own key.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: normalise(v), enumerable: true, writable: true, configurable: true });
+    else out[k] = normalise(v);
   }
   return out;
 };
