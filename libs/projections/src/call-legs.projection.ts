@@ -34,7 +34,9 @@ export const callLegsProjection: ProjectionDefinition = {
   // live batch applies its events to it instead of reading and folding every event of each touched leg again.
   // 7: the legs' (started_at DESC, provider, call_id) index dropped: the page index (started_at DESC NULLS LAST,
   // provider, call_id) serves every reader of it, and the live upsert wrote both (bench/profile-notes.md).
-  version: 7,
+  // 8: the legs keep the hashed 5-grams of both numbers (number_grams, a stored generated column) under a GIN index,
+  // which a needle of 5 characters or more asks instead of the trigrams (call-legs.query-indexes.ts).
+  version: 8,
 
   createGeneration,
   publish,

@@ -18,6 +18,39 @@ export const numbersTrgmIndex = (g: number): RawBuilder<unknown> =>
 export const numbersTrgmIndexName = (g: number): string => `call_legs_g${g}_numbers_trgm`;
 
 /**
+ * A needle of 5 characters or more (`numberContains`) asks for its last three 5-grams instead of trigrams: the
+ * legs keep the hashes of every 5-character substring of both numbers in `number_grams`, a stored generated column
+ * (`call_leg_number_grams5`, migration 20261206000300_number_grams5), under a GIN index. Trigrams cannot tell apart
+ * needles made of the digits every number shares (`5555545` against `+1312555…`: 22,000 candidates for 200
+ * matches at a million legs, each a visit to the wide legs table); their 5-grams have about as many candidates as
+ * matches. Stored rather than an expression index: a needle that most legs hold is counted (`withTotal`) or walked
+ * by a scan that tests every leg, and computing the grams of each (7.8 s at a million legs, against 0.16 s for the
+ * LIKE alone) is what an expression index would have cost there; a stored array costs about 90 bytes a leg and
+ * its computation once per write. Its own column statistics (most common elements, by ANALYZE) give the planner
+ * each gram's frequency, so a needle most legs hold still walks the time index for its first page.
+ *
+ * Guarded on the function: a projector that creates its tables on a store whose migrations have not run yet
+ * (libs/db database-roles.int-spec.ts upgrades such a store) makes them without the column, and its index then
+ * has nothing to build on.
+ */
+export const numberGramsColumn = (g: number): RawBuilder<unknown> =>
+  sql.raw(`DO $do$ BEGIN
+    IF to_regprocedure('call_leg_number_grams5(text, text)') IS NOT NULL THEN
+      EXECUTE 'ALTER TABLE call_legs_g${g} ADD COLUMN IF NOT EXISTS number_grams int[] GENERATED ALWAYS AS (call_leg_number_grams5(from_number, to_number)) STORED';
+    END IF;
+  END $do$`);
+
+export const numberGramsIndexName = (g: number): string => `call_legs_g${g}_number_grams`;
+
+export const numberGramsIndex = (g: number): RawBuilder<unknown> =>
+  sql.raw(`DO $do$ BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+        AND table_name = 'call_legs_g${g}' AND column_name = 'number_grams') THEN
+      EXECUTE 'CREATE INDEX IF NOT EXISTS ${numberGramsIndexName(g)} ON call_legs_g${g} USING gin (number_grams)';
+    END IF;
+  END $do$`);
+
+/**
  * Statistics that only the query API needs, created with the generation's tables (cheap, no index build).
  * A long substring asks the index for its last characters only and checks the whole of it on `number || ''`,
  * an expression the index cannot serve (calls.repository.ts, INDEX_HINT_CHARS). Without statistics of that

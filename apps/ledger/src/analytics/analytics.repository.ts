@@ -4,7 +4,7 @@ import { Database } from '@lib/db';
 import { READ_DATABASE } from '../common/tokens.js';
 import { addKpiTotals, emptyKpiTotals, isTerminalStatus, type KpiTotals, type LegStatus } from '@lib/ledger';
 import { TALK_EDGES_SQL } from '@lib/projections';
-import { callFilterSql, TERMINAL_STATUSES, type CallFilters } from '../calls/calls.repository.js';
+import { callFilterSql, TERMINAL_STATUSES, withNumberGrams, type CallFilters } from '../calls/calls.repository.js';
 import type { GroupBy } from './analytics.dto.js';
 
 const HOUR_MS = 3_600_000;
@@ -163,8 +163,12 @@ export class AnalyticsRepository {
     merge(out, cells.rows, hist.rows);
   }
 
-  private async fromLegs(f: CallFilters, groupBy: GroupBy | null, out: Map<string | null, KpiTotals>) {
-    const w = callFilterSql(f);
+  private fromLegs(f: CallFilters, groupBy: GroupBy | null, out: Map<string | null, KpiTotals>): Promise<void> {
+    return withNumberGrams((grams) => this.fromLegsWith(f, grams, groupBy, out));
+  }
+
+  private async fromLegsWith(f: CallFilters, grams: boolean, groupBy: GroupBy | null, out: Map<string | null, KpiTotals>) {
+    const w = callFilterSql(f, grams);
     const key = legKey(groupBy);
     const cells = await sql<CellRow>`
       SELECT ${key} AS k, l.status, count(*)::text AS legs, sum(floor(coalesce(l.talk_duration_sec, 0) * 1000 + 0.5))::text AS talk_ms,

@@ -164,11 +164,74 @@ describe('CallsRepository number search', () => {
     );
   });
 
+  // Source of the rule: migration 20261206000300_number_grams5 (a needle of 5 characters or more asks the legs'
+  // 5-grams). Characters beyond one UTF-16 unit and LIKE's wildcards are in the alphabet, so that the service's
+  // count of characters (code points) and PostgreSQL's agree, and the check stays literal.
+  it('numberContains of 5 characters or more finds exactly the legs whose caller or callee holds it, whatever the characters', async () => {
+    const chars = ['5', '0', '%', '_', 'ä', '📞'];
+    const num = fc.option(fc.array(fc.constantFrom(...chars), { minLength: 4, maxLength: 12 }).map((cs) => cs.join('')), { nil: null, freq: 6 });
+    const legsArb = fc.uniqueArray(
+      fc.record({
+        provider: fc.constantFrom('freeclimb' as const, 'jambonz' as const),
+        callId: fc.stringMatching(/^ca[0-9a-f]{4}$/),
+        startedAt: fc.option(fc.constantFrom('2026-01-01T00:00:00.000001Z', '2026-03-01T12:00:00Z'), { nil: null }),
+        from: num,
+        to: num,
+      }),
+      { selector: (l) => `${l.provider}:${l.callId}`, maxLength: 20 },
+    );
+    const arb = fc.tuple(legsArb, fc.nat(), fc.nat(), fc.integer({ min: 5, max: 9 }), fc.array(fc.constantFrom(...chars), { minLength: 5, maxLength: 9 })).map(([legs, pick, at, len, other]) => {
+      const numbers = legs.flatMap((l) => [l.from, l.to]).filter((n): n is string => !!n && [...n].length >= 5);
+      if (numbers.length === 0 || pick % 4 === 0) return { legs, needle: other.join('') };
+      const n = [...numbers[pick % numbers.length]!];
+      const size = Math.min(len, n.length);
+      const start = at % (n.length - size + 1);
+      return { legs, needle: n.slice(start, start + size).join('') };
+    });
+    await fc.assert(
+      fc.asyncProperty(arb, fc.integer({ min: 1, max: 5 }), async ({ legs, needle }, limit) => {
+        await seedNumbers(legs);
+        const want = legs.filter((l) => !!l.from?.includes(needle) || !!l.to?.includes(needle));
+        expect(await walk({ numberContains: needle }, limit)).toEqual(expectedOrder(want as Seed[]));
+        expect(await repo.countLegs({ numberContains: needle })).toBe(want.length);
+      }),
+      { numRuns: 40 },
+    );
+  });
+
+  it('answers a long needle through the trigram form while the published legs have no 5-grams (a generation of an older version, its successor being rebuilt)', async () => {
+    const legs: NumberSeed[] = [
+      { provider: 'freeclimb', callId: 'ca0001', startedAt: '2026-01-01T00:00:00.000001Z', from: '+13125555545', to: '+18475550100' },
+      { provider: 'jambonz', callId: 'ca0002', startedAt: '2026-03-01T12:00:00Z', from: '+13125554555', to: '+15555545000' },
+      { provider: 'jambonz', callId: 'ca0003', startedAt: null, from: '+13125550100', to: null },
+    ];
+    await seedNumbers(legs);
+    const g = (await sql<{ g: number }>`SELECT generation AS g FROM projection_checkpoints WHERE name = 'call_legs'`.execute(tdb.db)).rows[0]!.g;
+    const cols = await sql<{ list: string }>`
+      SELECT string_agg(quote_ident(column_name), ', ' ORDER BY ordinal_position) AS list FROM information_schema.columns
+      WHERE table_schema = current_schema() AND table_name = 'call_legs' AND column_name <> 'number_grams'`.execute(tdb.db);
+    const before = await walk({ numberContains: '5555545' }, 1);
+    expect(before).toEqual(['jambonz:ca0002', 'freeclimb:ca0001']);
+    try {
+      await sql`DROP VIEW call_legs`.execute(tdb.db);
+      await sql`CREATE VIEW call_legs AS SELECT ${sql.raw(cols.rows[0]!.list)} FROM ${sql.table(`call_legs_g${g}`)}`.execute(tdb.db);
+      expect(await walk({ numberContains: '5555545' }, 1)).toEqual(before);
+      expect(await repo.countLegs({ numberContains: '5555545' })).toBe(2);
+    } finally {
+      await tdb.db.transaction().execute((trx) => callLegsProjection.publish(trx, g));
+    }
+    expect(await repo.countLegs({ numberContains: '5555545' })).toBe(2);
+  });
+
   it('each generation of the read model has the trigram index that serves the substring search, and the statistics that keep its plans right', async () => {
     const idx = await sql<{ indexdef: string }>`
       SELECT i.indexdef FROM pg_indexes i
       WHERE i.tablename = (SELECT 'call_legs_g' || generation FROM projection_checkpoints WHERE name = 'call_legs') AND i.indexdef LIKE '%gin_trgm_ops%'`.execute(tdb.db);
     expect(idx.rows.map((r) => r.indexdef)).toEqual([expect.stringMatching(/USING gin \(from_number gin_trgm_ops, to_number gin_trgm_ops\)/)]);
+    const grams = await sql<{ indexdef: string }>`
+      SELECT i.indexdef FROM pg_indexes i
+      WHERE i.tablename = (SELECT 'call_legs_g' || generation FROM projection_checkpoints WHERE name = 'call_legs') AND i.indexdef LIKE '%number_grams%'`.execute(tdb.db);
+    expect(grams.rows.map((r) => r.indexdef)).toEqual([expect.stringMatching(/USING gin \(number_grams\)/)]);
     const stats = await sql<{ stxname: string }>`
       SELECT s.stxname FROM pg_statistic_ext s JOIN projection_checkpoints c ON c.name = 'call_legs'
       WHERE s.stxrelid = ('call_legs_g' || c.generation)::regclass ORDER BY 1`.execute(tdb.db);

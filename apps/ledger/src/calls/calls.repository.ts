@@ -137,6 +137,26 @@ const anywhere = (ref: RawBuilder<unknown>, text: string, end: boolean): RawBuil
   return sql`(${ref} LIKE ${pattern(text.slice(-INDEX_HINT_CHARS))} AND (${ref} || '') LIKE ${pattern(text)})`;
 };
 
+/** A needle's length in characters as PostgreSQL counts them (code points), from which it has 5-grams. */
+const GRAM_CHARS = 5;
+
+/**
+ * A substring of either number of 5 characters or more asks the legs' 5-grams (libs/projections
+ * call-legs.query-indexes.ts) for its last three, folded to a constant when the statement is planned (the driver's
+ * statements are planned with their values), and checks each candidate with the LIKE: the grams say neither which
+ * number held them, nor in what order, and two grams may share a hash. The LIKE is wrapped as `(…)::int <> 0` so
+ * that the planner does not estimate it: it would multiply its own estimate of the LIKE (from the columns'
+ * histograms) with the grams' (the frequencies ANALYZE measured), though one implies the other, take a needle most
+ * legs hold for a rare one and sort all its matches for the first page instead of walking the time index. An
+ * expression without statistics compared with `<>` is estimated to hold for 99.5 % of rows, so the grams'
+ * estimate is the filter's.
+ */
+const eitherNumberContains = (text: string, grams: boolean): RawBuilder<unknown> => {
+  if (!grams || [...text].length < GRAM_CHARS) return sql`(${anywhere(sql.ref('l.from_number'), text, false)} OR ${anywhere(sql.ref('l.to_number'), text, false)})`;
+  const pattern = `%${likeLiteral(text)}%`;
+  return sql`(l.number_grams @> call_leg_needle_grams5(${text}) AND (l.from_number LIKE ${pattern} OR l.to_number LIKE ${pattern})::int <> 0)`;
+};
+
 /**
  * `+1312*` is a prefix, `*0100` a suffix, `*5550*` a substring (the last two through the generation's trigram
  * index on from/to); anything else is the exact number.
@@ -150,7 +170,24 @@ const numberMatch = (column: string, pattern: string): RawBuilder<unknown> => {
   return anywhere(sql.ref(column), core, !trailing);
 };
 
-export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
+/**
+ * Runs `run` with the legs' 5-grams, and again without them (the trigram form) when the published generation has no
+ * `number_grams` column: one built by projection version 7 or older stays published while version 8 is being
+ * rebuilt beside it (blue-green), which at a million legs is about a minute and at a hundred million, hours. The
+ * first try fails at planning, before any row is read.
+ */
+export const withNumberGrams = async <T>(run: (grams: boolean) => Promise<T>): Promise<T> => {
+  try {
+    return await run(true);
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e.code === '42703' && e.message?.includes('number_grams')) return run(false);
+    throw err;
+  }
+};
+
+/** `grams`: whether the published legs have `number_grams` (withNumberGrams). */
+export const callFilterSql = (f: CallFilters, grams = true): RawBuilder<unknown>[] => {
   const w: RawBuilder<unknown>[] = [];
   if (f.provider) w.push(sql`l.provider = ${f.provider}`);
   if (f.accountId) w.push(sql`l.account_id = ${f.accountId}`);
@@ -158,7 +195,7 @@ export const callFilterSql = (f: CallFilters): RawBuilder<unknown>[] => {
   if (f.direction) w.push(sql`l.direction = ${f.direction}`);
   if (f.from) w.push(numberMatch('l.from_number', f.from));
   if (f.to) w.push(numberMatch('l.to_number', f.to));
-  if (f.numberContains) w.push(sql`(${anywhere(sql.ref('l.from_number'), f.numberContains, false)} OR ${anywhere(sql.ref('l.to_number'), f.numberContains, false)})`);
+  if (f.numberContains) w.push(eitherNumberContains(f.numberContains, grams));
   if (f.since) w.push(sql`l.started_at >= ${f.since}::timestamptz`);
   if (f.until) w.push(sql`l.started_at < ${f.until}::timestamptz`);
   if (f.rootOnly) w.push(sql`l.parent_call_id IS NULL`);
@@ -200,13 +237,22 @@ export class CallsRepository {
    * `limit + 1` rows so that the caller knows whether there is a next page. With `treeSizes`, each row also
    * carries the number of legs in its tree (`treeLegs`, same order as `legs`), counted in the same statement.
    */
-  async listLegs(
+  listLegs(
     filters: CallFilters,
     after: CursorKey | null,
     limit: number,
-    { treeSizes = false }: { treeSizes?: boolean } = {},
+    options: { treeSizes?: boolean } = {},
   ): Promise<{ legs: StoredLeg[]; keys: CursorKey[]; treeLegs: number[] }> {
-    const where = callFilterSql(filters);
+    return withNumberGrams((grams) => this.listLegsWith(callFilterSql(filters, grams), filters, after, limit, options));
+  }
+
+  private async listLegsWith(
+    where: RawBuilder<unknown>[],
+    filters: CallFilters,
+    after: CursorKey | null,
+    limit: number,
+    { treeSizes = false }: { treeSizes?: boolean },
+  ): Promise<{ legs: StoredLeg[]; keys: CursorKey[]; treeLegs: number[] }> {
     const rows: (LegDbRow & { tree_legs?: number })[] = [];
     const [afterStart, afterProvider, afterCall] = after ?? [];
     const page = (where: RawBuilder<unknown>, order: RawBuilder<unknown>, n: number, dated: boolean) => {
@@ -252,7 +298,9 @@ export class CallsRepository {
 
   /** How many legs the filters select (the `total` of a calls page; drill-throughs compare it with analytics). */
   async countLegs(filters: CallFilters): Promise<number> {
-    const res = await readModelQuery(sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs l WHERE ${and(callFilterSql(filters))}`.execute(this.db));
+    const res = await withNumberGrams((grams) =>
+      readModelQuery(sql<{ n: string }>`SELECT count(*)::text AS n FROM call_legs l WHERE ${and(callFilterSql(filters, grams))}`.execute(this.db)),
+    );
     return Number(res.rows[0]!.n);
   }
 

@@ -2,7 +2,9 @@ import { sql, type RawBuilder, type Transaction } from 'kysely';
 import type { DB } from '@lib/db';
 import type { RollupCell } from '@lib/ledger';
 import type { Executor } from '../projection.js';
-import { createCallLegQueryStatistics, numbersTrgmIndex, numbersTrgmIndexName } from '../call-legs.query-indexes.js';
+import {
+  createCallLegQueryStatistics, numberGramsColumn, numberGramsIndex, numberGramsIndexName, numbersTrgmIndex, numbersTrgmIndexName,
+} from '../call-legs.query-indexes.js';
 
 /**
  * The call-legs read model's tables. Each generation N has its own tables (`call_legs_gN`, ...) behind views
@@ -144,6 +146,7 @@ export async function createGeneration(db: Executor, g: number): Promise<void> {
         talk_max_ms bigint
       )`.execute(db);
   }
+  await numberGramsColumn(g).execute(db);
   await createCallLegQueryStatistics(db, g);
   await createIndexes(db, g, 'all');
 }
@@ -175,7 +178,7 @@ const createIndex = (ix: ReturnType<typeof indexesOf>[number]) => sql`CREATE IND
 
 export async function createIndexes(db: Executor, g: number, which: 'all' | 'load'): Promise<void> {
   for (const ix of indexesOf(g)) if (which === 'all' || ix.phase === which) await createIndex(ix).execute(db);
-  if (which === 'all') for (const create of [...cellIndexes(g), numbersTrgmIndex(g)]) await create.execute(db);
+  if (which === 'all') for (const create of [...cellIndexes(g), numbersTrgmIndex(g), numberGramsIndex(g)]) await create.execute(db);
 }
 
 /** The statements that create what a bulk load leaves out (each independent of the others). */
@@ -183,6 +186,7 @@ export const afterLoadIndexes = (g: number): RawBuilder<unknown>[] => [
   ...indexesOf(g).filter((ix) => ix.phase === 'after-load').map(createIndex),
   ...cellIndexes(g),
   numbersTrgmIndex(g),
+  numberGramsIndex(g),
 ];
 
 /** Drops what createIndexes(g, 'after-load') creates, so that a bulk load writes its rows without them. */
@@ -190,6 +194,7 @@ export async function dropAfterLoadIndexes(db: Executor, g: number): Promise<voi
   for (const ix of indexesOf(g)) if (ix.phase === 'after-load') await sql`DROP INDEX IF EXISTS ${sql.raw(ix.name)}`.execute(db);
   for (const spec of ROLLUPS) await sql`DROP INDEX IF EXISTS ${sql.raw(`${spec.table(g)}_cell`)}`.execute(db);
   await sql`DROP INDEX IF EXISTS ${sql.raw(numbersTrgmIndexName(g))}`.execute(db);
+  await sql`DROP INDEX IF EXISTS ${sql.raw(numberGramsIndexName(g))}`.execute(db);
 }
 
 /** Every table of generation g (legs, recordings, rollups). */
