@@ -92,6 +92,12 @@ export interface DriveOptions {
   /** Checked before each new request: false stops the run (requests in flight still finish). */
   keepGoing?: () => boolean;
   onOutcome?: (o: Outcome) => void;
+  /**
+   * Called synchronously once a request has been started, before anything of its answer can have arrived: a kill
+   * from here is certain to find that request in flight (from onOutcome, every other request may have been
+   * answered already, in the same group commit).
+   */
+  onStarted?: (index: number) => void;
   timeoutMs?: number;
 }
 
@@ -104,7 +110,9 @@ export const drive = async (deliveries: readonly Delivery[], opts: DriveOptions)
       if (opts.keepGoing && !opts.keepGoing()) return;
       const index = next++;
       if (index >= deliveries.length) return;
-      const o = await post(opts.target(index), deliveries[index]!, index, opts.timeoutMs);
+      const answer = post(opts.target(index), deliveries[index]!, index, opts.timeoutMs);
+      opts.onStarted?.(index);
+      const o = await answer;
       outcomes.push(o);
       opts.onOutcome?.(o);
     }
