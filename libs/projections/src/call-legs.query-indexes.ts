@@ -1,6 +1,10 @@
 import { sql, type RawBuilder } from 'kysely';
 import type { Executor } from './projection.js';
 
+/** `statement` run only when `condition` (SQL) holds, in one round trip; the statement holds no single quote. */
+const onlyIf = (condition: string, statement: string): RawBuilder<unknown> =>
+  sql.raw(`DO $do$ BEGIN IF ${condition} THEN EXECUTE '${statement}'; END IF; END $do$`);
+
 /**
  * Number substring search (`numberContains`, `from=*…*`): one trigram GIN index over both columns serves a
  * LIKE '%…%' on either, and their OR as a BitmapOr, instead of reading every leg. Without pg_trgm (the
@@ -9,11 +13,8 @@ import type { Executor } from './projection.js';
  * a GIN index maintained row by row would dominate the load.
  */
 export const numbersTrgmIndex = (g: number): RawBuilder<unknown> =>
-  sql.raw(`DO $do$ BEGIN
-    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
-      EXECUTE 'CREATE INDEX IF NOT EXISTS call_legs_g${g}_numbers_trgm ON call_legs_g${g} USING gin (from_number gin_trgm_ops, to_number gin_trgm_ops)';
-    END IF;
-  END $do$`);
+  onlyIf(`EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')`,
+    `CREATE INDEX IF NOT EXISTS call_legs_g${g}_numbers_trgm ON call_legs_g${g} USING gin (from_number gin_trgm_ops, to_number gin_trgm_ops)`);
 
 export const numbersTrgmIndexName = (g: number): string => `call_legs_g${g}_numbers_trgm`;
 
@@ -34,21 +35,15 @@ export const numbersTrgmIndexName = (g: number): string => `call_legs_g${g}_numb
  * has nothing to build on.
  */
 export const numberGramsColumn = (g: number): RawBuilder<unknown> =>
-  sql.raw(`DO $do$ BEGIN
-    IF to_regprocedure('call_leg_number_grams5(text, text)') IS NOT NULL THEN
-      EXECUTE 'ALTER TABLE call_legs_g${g} ADD COLUMN IF NOT EXISTS number_grams int[] GENERATED ALWAYS AS (call_leg_number_grams5(from_number, to_number)) STORED';
-    END IF;
-  END $do$`);
+  onlyIf(`to_regprocedure('call_leg_number_grams5(text, text)') IS NOT NULL`,
+    `ALTER TABLE call_legs_g${g} ADD COLUMN IF NOT EXISTS number_grams int[] GENERATED ALWAYS AS (call_leg_number_grams5(from_number, to_number)) STORED`);
 
 export const numberGramsIndexName = (g: number): string => `call_legs_g${g}_number_grams`;
 
 export const numberGramsIndex = (g: number): RawBuilder<unknown> =>
-  sql.raw(`DO $do$ BEGIN
-    IF EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
-        AND table_name = 'call_legs_g${g}' AND column_name = 'number_grams') THEN
-      EXECUTE 'CREATE INDEX IF NOT EXISTS ${numberGramsIndexName(g)} ON call_legs_g${g} USING gin (number_grams)';
-    END IF;
-  END $do$`);
+  onlyIf(`EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+      AND table_name = 'call_legs_g${g}' AND column_name = 'number_grams')`,
+    `CREATE INDEX IF NOT EXISTS ${numberGramsIndexName(g)} ON call_legs_g${g} USING gin (number_grams)`);
 
 /**
  * Statistics that only the query API needs, created with the generation's tables (cheap, no index build).

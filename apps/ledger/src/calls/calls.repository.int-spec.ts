@@ -114,16 +114,18 @@ const seedNumbers = async (legs: NumberSeed[]) => {
 
 // Numbers over a few characters, LIKE's wildcards and escape among them, so that substrings recur and must stay literal.
 const numberArb = fc.option(fc.stringMatching(/^\+?[015%_\\]{2,8}$/), { nil: null, freq: 6 });
-const numberLegsArb = fc.uniqueArray(
-  fc.record({
-    provider: fc.constantFrom('freeclimb' as const, 'jambonz' as const),
-    callId: fc.stringMatching(/^ca[0-9a-f]{4}$/),
-    startedAt: fc.option(fc.constantFrom('2026-01-01T00:00:00.000001Z', '2026-01-01T00:00:00.000002Z', '2026-03-01T12:00:00Z'), { nil: null }),
-    from: numberArb,
-    to: numberArb,
-  }),
-  { selector: (l) => `${l.provider}:${l.callId}`, maxLength: 25 },
-);
+const legsWithNumbers = (numbers: fc.Arbitrary<string | null>, maxLength: number) =>
+  fc.uniqueArray(
+    fc.record({
+      provider: fc.constantFrom('freeclimb' as const, 'jambonz' as const),
+      callId: fc.stringMatching(/^ca[0-9a-f]{4}$/),
+      startedAt: fc.option(fc.constantFrom('2026-01-01T00:00:00.000001Z', '2026-01-01T00:00:00.000002Z', '2026-03-01T12:00:00Z'), { nil: null }),
+      from: numbers,
+      to: numbers,
+    }),
+    { selector: (l) => `${l.provider}:${l.callId}`, maxLength },
+  );
+const numberLegsArb = legsWithNumbers(numberArb, 25);
 // Longer than 4 characters too: such a needle asks the index for its last 4 and checks the rest apart. Mostly a
 // piece of a seeded number (so that the search finds something), sometimes any text (so that it may find nothing).
 const searchArb = fc.tuple(numberLegsArb, fc.nat(), fc.nat(), fc.integer({ min: 3, max: 6 }), fc.stringMatching(/^[015%_\\]{3,6}$/)).map(([legs, pick, at, len, other]) => {
@@ -136,14 +138,19 @@ const searchArb = fc.tuple(numberLegsArb, fc.nat(), fc.nat(), fc.integer({ min: 
   return { legs, needle: pick % 2 === 0 ? n.slice(n.length - size) : n.slice(start, start + size) };
 });
 
+/** numberContains pages through, and counts, exactly the legs whose caller or callee holds the needle. */
+const expectNumberContains = async (legs: NumberSeed[], needle: string, limit: number) => {
+  await seedNumbers(legs);
+  const want = legs.filter((l) => !!l.from?.includes(needle) || !!l.to?.includes(needle));
+  expect(await walk({ numberContains: needle }, limit)).toEqual(expectedOrder(want as Seed[]));
+  expect(await repo.countLegs({ numberContains: needle })).toBe(want.length);
+};
+
 describe('CallsRepository number search', () => {
   it('numberContains selects the legs whose caller or callee contains the text literally, pages without gap or repeat, and counts them', async () => {
     await fc.assert(
       fc.asyncProperty(searchArb, fc.integer({ min: 1, max: 6 }), async ({ legs, needle }, limit) => {
-        await seedNumbers(legs);
-        const want = legs.filter((l) => !!l.from?.includes(needle) || !!l.to?.includes(needle));
-        expect(await walk({ numberContains: needle }, limit)).toEqual(expectedOrder(want as Seed[]));
-        expect(await repo.countLegs({ numberContains: needle })).toBe(want.length);
+        await expectNumberContains(legs, needle, limit);
       }),
       { numRuns: 40 },
     );
@@ -170,17 +177,7 @@ describe('CallsRepository number search', () => {
   it('numberContains of 5 characters or more finds exactly the legs whose caller or callee holds it, whatever the characters', async () => {
     const chars = ['5', '0', '%', '_', 'ä', '📞'];
     const num = fc.option(fc.array(fc.constantFrom(...chars), { minLength: 4, maxLength: 12 }).map((cs) => cs.join('')), { nil: null, freq: 6 });
-    const legsArb = fc.uniqueArray(
-      fc.record({
-        provider: fc.constantFrom('freeclimb' as const, 'jambonz' as const),
-        callId: fc.stringMatching(/^ca[0-9a-f]{4}$/),
-        startedAt: fc.option(fc.constantFrom('2026-01-01T00:00:00.000001Z', '2026-03-01T12:00:00Z'), { nil: null }),
-        from: num,
-        to: num,
-      }),
-      { selector: (l) => `${l.provider}:${l.callId}`, maxLength: 20 },
-    );
-    const arb = fc.tuple(legsArb, fc.nat(), fc.nat(), fc.integer({ min: 5, max: 9 }), fc.array(fc.constantFrom(...chars), { minLength: 5, maxLength: 9 })).map(([legs, pick, at, len, other]) => {
+    const arb = fc.tuple(legsWithNumbers(num, 20), fc.nat(), fc.nat(), fc.integer({ min: 5, max: 9 }), fc.array(fc.constantFrom(...chars), { minLength: 5, maxLength: 9 })).map(([legs, pick, at, len, other]) => {
       const numbers = legs.flatMap((l) => [l.from, l.to]).filter((n): n is string => !!n && [...n].length >= 5);
       if (numbers.length === 0 || pick % 4 === 0) return { legs, needle: other.join('') };
       const n = [...numbers[pick % numbers.length]!];
@@ -190,10 +187,7 @@ describe('CallsRepository number search', () => {
     });
     await fc.assert(
       fc.asyncProperty(arb, fc.integer({ min: 1, max: 5 }), async ({ legs, needle }, limit) => {
-        await seedNumbers(legs);
-        const want = legs.filter((l) => !!l.from?.includes(needle) || !!l.to?.includes(needle));
-        expect(await walk({ numberContains: needle }, limit)).toEqual(expectedOrder(want as Seed[]));
-        expect(await repo.countLegs({ numberContains: needle })).toBe(want.length);
+        await expectNumberContains(legs, needle, limit);
       }),
       { numRuns: 40 },
     );
