@@ -15,8 +15,9 @@ import { sql, type Kysely } from 'kysely';
  * Hashes (`hashtext`, int4) rather than the substrings: a GIN index over text elements compares them with the
  * column's collation, 2–3 × slower to build than over integers (bench/profile-notes.md, "the number substring
  * search"). A hash two grams share only adds candidates, which the query's LIKE rechecks; PostgreSQL keeps
- * `hashtext` stable across versions (hash partitioning depends on it). Both functions are IMMUTABLE because a
- * stored generated column, its index and the query's constant folding need them to be: changing what either
+ * `hashtext` stable across versions (hash indexes on text are built with it and survive pg_upgrade). Both
+ * functions are IMMUTABLE because a stored generated column, its index and the query's constant folding need them
+ * to be: changing what either
  * returns must come with new names and a new projection version (a rebuild), never CREATE OR REPLACE, or legs
  * stored with the old rule would be missed. PL/pgSQL: a SQL body with `generate_series` cost about twice as much
  * per leg. No SET search_path (a GUC save and restore per call); the bodies call built-ins only.

@@ -21,9 +21,11 @@ describe('crash: SIGKILL under load, then restart', () => {
     const first = await startLedger({ DATABASE_URL: db.url });
     processes.push(first);
 
-    // Kill once a good part of the run has been acknowledged, right after a request has been started: so at least
-    // that one is in flight. (Killed on an answer instead, the test once found none: the other 31 had been
-    // answered by the same group commit.)
+    // Kill once a good part of the run has been acknowledged, right after a request has been started, while up to
+    // 31 others wait for their answers (some committed, some not: the log line below counts them). The run thus
+    // always ends with unanswered deliveries for the retries below, at least the one just started, which the
+    // server may not even have read. (Killed from an answer's callback, as before, it once left none: the other 31
+    // had been answered by the same group commit.)
     const killAfter = Math.floor(deliveries.length / 3);
     let acked = 0;
     let killed = false;
@@ -51,8 +53,6 @@ describe('crash: SIGKILL under load, then restart', () => {
     processes.push(second);
     const check = await expectAcknowledgedStoredOnce(db.db, beforeKill);
     expect(check.acknowledged).toBe(t1['200']);
-    // The kill came with requests in flight (31 other workers were waiting on it).
-    expect(check.unanswered).toBeGreaterThan(0);
     console.info(`crash: ${check.acknowledged} acknowledged before the kill, ${check.unanswered} unanswered of which ${check.unansweredStored} had committed`);
 
     // The rest of the run, plus every unanswered delivery again (as a provider retries), lands on the new process.

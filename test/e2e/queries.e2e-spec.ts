@@ -164,6 +164,9 @@ describe('GET /v1/calls', () => {
       [`limit=2&cursor=${encodeURIComponent(page.nextCursor)}`, 'cursor'],
       ['minPosition=abc', 'minPosition'],
       ['numberContains=55', 'numberContains'],
+      // 3 UTF-16 units, 2 characters.
+      [`numberContains=${encodeURIComponent('📞0')}`, 'numberContains'],
+      [`from=${encodeURIComponent('*📞0')}`, 'from'],
       [`from=${encodeURIComponent('*55*')}`, 'from'],
       [`to=${encodeURIComponent('+1*555*0')}`, 'to'],
     ];

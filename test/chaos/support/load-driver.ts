@@ -93,9 +93,9 @@ export interface DriveOptions {
   keepGoing?: () => boolean;
   onOutcome?: (o: Outcome) => void;
   /**
-   * Called synchronously once a request has been started, before anything of its answer can have arrived: a kill
-   * from here is certain to find that request in flight (from onOutcome, every other request may have been
-   * answered already, in the same group commit).
+   * Called synchronously once a request has been started (its bytes may not have been written yet), so that nothing
+   * of its answer can have arrived: a kill from here leaves that request unanswered, whereas from onOutcome every
+   * other request may have been answered already, in the same group commit.
    */
   onStarted?: (index: number) => void;
   timeoutMs?: number;

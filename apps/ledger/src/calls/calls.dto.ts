@@ -119,6 +119,8 @@ const flag = (name: string) =>
     .describe(name);
 /** Fewer characters than a trigram cannot use the trigram index, and would match nearly every leg anyway. */
 export const MIN_NUMBER_SUBSTRING = 3;
+/** Characters as PostgreSQL counts them (code points): `📞0` is 2, though 3 UTF-16 units. */
+const chars = (v: string) => [...v].length;
 const numberPattern = z
   .string()
   .min(1)
@@ -126,7 +128,7 @@ const numberPattern = z
   .refine((v) => !v.slice(1, -1).includes('*') && v !== '**', 'a * is allowed only at the start and/or the end')
   .refine(
     // A lone * (any known number) predates the substring search and stays.
-    (v) => v === '*' || !v.startsWith('*') || v.replace(/^\*|\*$/g, '').length >= MIN_NUMBER_SUBSTRING,
+    (v) => v === '*' || !v.startsWith('*') || chars(v.replace(/^\*|\*$/g, '')) >= MIN_NUMBER_SUBSTRING,
     `a pattern that starts with * needs at least ${MIN_NUMBER_SUBSTRING} characters besides the stars`,
   );
 
@@ -140,8 +142,8 @@ export const callFilterShape = {
   to: numberPattern.optional().describe('exact callee, or a prefix, suffix or substring with * as for from'),
   numberContains: z
     .string()
-    .min(MIN_NUMBER_SUBSTRING)
     .max(64)
+    .refine((v) => chars(v) >= MIN_NUMBER_SUBSTRING, `at least ${MIN_NUMBER_SUBSTRING} characters`)
     .optional()
     .describe(`legs whose caller or callee contains this text, literally (no wildcards; at least ${MIN_NUMBER_SUBSTRING} characters)`),
   since: z.iso.datetime({ offset: true }).optional().describe('startedAt >= since (ISO-8601); legs without a start time are left out'),

@@ -113,7 +113,12 @@ const seedNumbers = async (legs: NumberSeed[]) => {
 };
 
 // Numbers over a few characters, LIKE's wildcards and escape among them, so that substrings recur and must stay literal.
-const numberArb = fc.option(fc.stringMatching(/^\+?[015%_\\]{2,8}$/), { nil: null, freq: 6 });
+// A character beyond one UTF-16 unit too: the index hint takes a needle's last 4 characters, not UTF-16 units.
+const numberChars = ['0', '1', '5', '%', '_', '\\', '📞'];
+const numberArb = fc.option(
+  fc.tuple(fc.boolean(), fc.array(fc.constantFrom(...numberChars), { minLength: 2, maxLength: 8 })).map(([plus, cs]) => (plus ? '+' : '') + cs.join('')),
+  { nil: null, freq: 6 },
+);
 const legsWithNumbers = (numbers: fc.Arbitrary<string | null>, maxLength: number) =>
   fc.uniqueArray(
     fc.record({
@@ -128,15 +133,17 @@ const legsWithNumbers = (numbers: fc.Arbitrary<string | null>, maxLength: number
 const numberLegsArb = legsWithNumbers(numberArb, 25);
 // Longer than 4 characters too: such a needle asks the index for its last 4 and checks the rest apart. Mostly a
 // piece of a seeded number (so that the search finds something), sometimes any text (so that it may find nothing).
-const searchArb = fc.tuple(numberLegsArb, fc.nat(), fc.nat(), fc.integer({ min: 3, max: 6 }), fc.stringMatching(/^[015%_\\]{3,6}$/)).map(([legs, pick, at, len, other]) => {
-  const numbers = legs.flatMap((l) => [l.from, l.to]).filter((n): n is string => !!n && n.length >= 3);
-  if (numbers.length === 0 || pick % 5 === 0) return { legs, needle: other };
-  const n = numbers[pick % numbers.length]!;
-  const size = Math.min(len, n.length);
-  const start = at % (n.length - size + 1);
-  // Half the time the piece ends the number, so that suffix searches find something too.
-  return { legs, needle: pick % 2 === 0 ? n.slice(n.length - size) : n.slice(start, start + size) };
-});
+const searchArb = fc
+  .tuple(numberLegsArb, fc.nat(), fc.nat(), fc.integer({ min: 3, max: 6 }), fc.array(fc.constantFrom(...numberChars), { minLength: 3, maxLength: 6 }))
+  .map(([legs, pick, at, len, other]) => {
+    const numbers = legs.flatMap((l) => [l.from, l.to]).filter((n): n is string => !!n && [...n].length >= 3);
+    if (numbers.length === 0 || pick % 5 === 0) return { legs, needle: other.join('') };
+    const n = [...numbers[pick % numbers.length]!];
+    const size = Math.min(len, n.length);
+    const start = at % (n.length - size + 1);
+    // Half the time the piece ends the number, so that suffix searches find something too.
+    return { legs, needle: (pick % 2 === 0 ? n.slice(n.length - size) : n.slice(start, start + size)).join('') };
+  });
 
 /** numberContains pages through, and counts, exactly the legs whose caller or callee holds the needle. */
 const expectNumberContains = async (legs: NumberSeed[], needle: string, limit: number) => {
@@ -198,6 +205,7 @@ describe('CallsRepository number search', () => {
       { provider: 'freeclimb', callId: 'ca0001', startedAt: '2026-01-01T00:00:00.000001Z', from: '+13125555545', to: '+18475550100' },
       { provider: 'jambonz', callId: 'ca0002', startedAt: '2026-03-01T12:00:00Z', from: '+13125554555', to: '+15555545000' },
       { provider: 'jambonz', callId: 'ca0003', startedAt: null, from: '+13125550100', to: null },
+      { provider: 'freeclimb', callId: 'ca0004', startedAt: '2026-02-01T00:00:00Z', from: 'x📞5551', to: null },
     ];
     await seedNumbers(legs);
     const g = (await sql<{ g: number }>`SELECT generation AS g FROM projection_checkpoints WHERE name = 'call_legs'`.execute(tdb.db)).rows[0]!.g;
@@ -206,10 +214,13 @@ describe('CallsRepository number search', () => {
       WHERE table_schema = current_schema() AND table_name = 'call_legs' AND column_name <> 'number_grams'`.execute(tdb.db);
     const before = await walk({ numberContains: '5555545' }, 1);
     expect(before).toEqual(['jambonz:ca0002', 'freeclimb:ca0001']);
+    // Its last 4 characters cut a UTF-16 pair in the trigram form's hint if counted in units.
+    expect(await walk({ numberContains: 'x📞555' }, 1)).toEqual(['freeclimb:ca0004']);
     try {
       await sql`DROP VIEW call_legs`.execute(tdb.db);
       await sql`CREATE VIEW call_legs AS SELECT ${sql.raw(cols.rows[0]!.list)} FROM ${sql.table(`call_legs_g${g}`)}`.execute(tdb.db);
       expect(await walk({ numberContains: '5555545' }, 1)).toEqual(before);
+      expect(await walk({ numberContains: 'x📞555' }, 1)).toEqual(['freeclimb:ca0004']);
       expect(await repo.countLegs({ numberContains: '5555545' })).toBe(2);
     } finally {
       await tdb.db.transaction().execute((trx) => callLegsProjection.publish(trx, g));

@@ -133,8 +133,11 @@ const INDEX_HINT_CHARS = 4;
 
 const anywhere = (ref: RawBuilder<unknown>, text: string, end: boolean): RawBuilder<unknown> => {
   const pattern = (t: string) => `%${likeLiteral(t)}${end ? '' : '%'}`;
-  if (text.length <= INDEX_HINT_CHARS) return sql`${ref} LIKE ${pattern(text)}`;
-  return sql`(${ref} LIKE ${pattern(text.slice(-INDEX_HINT_CHARS))} AND (${ref} || '') LIKE ${pattern(text)})`;
+  // Characters (code points), not UTF-16 units: a cut inside a surrogate pair sent half a character, which the
+  // driver turns into U+FFFD, and the hint then matched no leg at all.
+  const chars = [...text];
+  if (chars.length <= INDEX_HINT_CHARS) return sql`${ref} LIKE ${pattern(text)}`;
+  return sql`(${ref} LIKE ${pattern(chars.slice(-INDEX_HINT_CHARS).join(''))} AND (${ref} || '') LIKE ${pattern(text)})`;
 };
 
 /** A needle's length in characters as PostgreSQL counts them (code points), from which it has 5-grams. */
