@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { sql } from 'kysely';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Logger } from '@nestjs/common';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { callLegsProjection, Projector } from '@lib/projections';
 import { createTestDatabase, type TestDatabase } from '@lib/testing';
 import { CallsRepository, type CallFilters } from './calls.repository.js';
@@ -219,8 +220,12 @@ describe('CallsRepository number search', () => {
     try {
       await sql`DROP VIEW call_legs`.execute(tdb.db);
       await sql`CREATE VIEW call_legs AS SELECT ${sql.raw(cols.rows[0]!.list)} FROM ${sql.table(`call_legs_g${g}`)}`.execute(tdb.db);
+      const warn = vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
       expect(await walk({ numberContains: '5555545' }, 1)).toEqual(before);
       expect(await walk({ numberContains: 'x📞555' }, 1)).toEqual(['freeclimb:ca0004']);
+      // Said once for these searches (at most every 10 minutes), so that a generation without grams is noticed.
+      expect(warn.mock.calls.filter(([m]) => String(m).includes('number_grams'))).toHaveLength(1);
+      warn.mockRestore();
       expect(await repo.countLegs({ numberContains: '5555545' })).toBe(2);
     } finally {
       await tdb.db.transaction().execute((trx) => callLegsProjection.publish(trx, g));

@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { sql, type RawBuilder } from 'kysely';
 import { Database } from '@lib/db';
 import { READ_DATABASE } from '../common/tokens.js';
@@ -173,6 +173,10 @@ const numberMatch = (column: string, pattern: string): RawBuilder<unknown> => {
   return anywhere(sql.ref(column), core, !trailing);
 };
 
+const gramsLogger = new Logger('CallsRepository');
+const GRAMS_WARN_EVERY_MS = 10 * 60_000;
+let gramsWarnedAt = Number.NEGATIVE_INFINITY;
+
 /**
  * Runs `run` with the legs' 5-grams, and again without them (the trigram form) when the published generation has no
  * `number_grams` column: one built by projection version 7 or older stays published while version 8 is being
@@ -184,8 +188,14 @@ export const withNumberGrams = async <T>(run: (grams: boolean) => Promise<T>): P
     return await run(true);
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    if (e.code === '42703' && e.message?.includes('number_grams')) return run(false);
-    throw err;
+    if (e.code !== '42703' || !e.message?.includes('number_grams')) throw err;
+    // Said now and then, not at every search: normal during a rebuild to version 8, but a generation that was made
+    // before migration 20261206000300 ran keeps no grams until the next rebuild, and only this says so.
+    if (Date.now() - gramsWarnedAt > GRAMS_WARN_EVERY_MS) {
+      gramsWarnedAt = Date.now();
+      gramsLogger.warn('the published call legs have no number_grams (a generation of projection version 7 or older, or made before migration 20261206000300_number_grams5): number searches of 5+ characters use the trigram index until a generation of version 8 is published');
+    }
+    return run(false);
   }
 };
 
