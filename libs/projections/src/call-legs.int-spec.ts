@@ -246,48 +246,38 @@ describe('call_legs rollup talk extremes (talk_min_ms, talk_max_ms)', () => {
       const store = new EventStoreRepository(tdb.db);
       const projector = new Projector(tdb.db, [callLegsProjection]);
       await projector.init();
+      /** Appends, projects live, and checks the completed cell's talk extremes (ms). */
+      const step = async (records: WebhookRecord[], mn: string, mx: string) => {
+        await store.appendBatch(records);
+        await projector.runUntilCaughtUp();
+        expect(await extremes(tdb)).toEqual([{ mn, mx }]);
+      };
+      /** The rollups named, as they are live, equal what a rebuild makes of the same events. */
+      const expectRebuiltEqual = async (tables: ('coarse' | 'hourly' | 'daily')[]) => {
+        const live = await readModel(tdb);
+        await projector.rebuild('call_legs');
+        const rebuilt = await readModel(tdb);
+        for (const t of tables) expect(rebuilt[t]).toEqual(live[t]);
+      };
       // Derived talks of 61 s and 69 s (one histogram bucket, [60, 70)), then a 300 s one.
-      await store.appendBatch([...answered('CA-a', 61), ...answered('CA-b', 69), ...answered('CA-c', 300)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '61000', mx: '300000' }]);
+      await step([...answered('CA-a', 61), ...answered('CA-b', 69), ...answered('CA-c', 300)], '61000', '300000');
       // The provider's own durations arrive in one batch: c shrinks to 100 s, a and b trade 61/69 for 62/68
       // (same bucket, same sum: the additive delta of a and b is zero).
       const provider = (legId: string, sec: number) => rec(legId, 'CallCompleted', '2026-03-01T10:20:00Z', { outcome: 'completed', durationSec: sec });
-      await store.appendBatch([provider('CA-a', 62), provider('CA-b', 68), provider('CA-c', 100)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '100000' }]);
-      const live = await readModel(tdb);
-      await projector.rebuild('call_legs');
-      expect((await readModel(tdb)).coarse).toEqual(live.coarse);
-      expect((await readModel(tdb)).hourly).toEqual(live.hourly);
+      await step([provider('CA-a', 62), provider('CA-b', 68), provider('CA-c', 100)], '62000', '100000');
+      await expectRebuiltEqual(['coarse', 'hourly']);
 
       // Talk that changes strictly between the cell's extremes keeps them without reading the cell's legs (the
       // shortcut in rollups.ts recompute); one that was an extreme sends the cell back to its legs.
-      await store.appendBatch([...answered('CA-d', 150), ...answered('CA-e', 200)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '200000' }]);
-      await store.appendBatch([provider('CA-c', 120)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '200000' }]);
-      await store.appendBatch([provider('CA-d', 400)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '400000' }]);
-      await store.appendBatch([...answered('CA-f', 50), ...answered('CA-g', 500)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '50000', mx: '500000' }]);
+      await step([...answered('CA-d', 150), ...answered('CA-e', 200)], '62000', '200000');
+      await step([provider('CA-c', 120)], '62000', '200000');
+      await step([provider('CA-d', 400)], '62000', '400000');
+      await step([...answered('CA-f', 50), ...answered('CA-g', 500)], '50000', '500000');
       // Both extremes leave: the cell's legs are read again.
-      await store.appendBatch([provider('CA-f', 95), provider('CA-g', 130)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '62000', mx: '400000' }]);
+      await step([provider('CA-f', 95), provider('CA-g', 130)], '62000', '400000');
       // A talk inside leaves, a shorter one than the least enters: widened, not read again.
-      await store.appendBatch([provider('CA-e', 30)]);
-      await projector.runUntilCaughtUp();
-      expect(await extremes(tdb)).toEqual([{ mn: '30000', mx: '400000' }]);
-      const after = await readModel(tdb);
-      await projector.rebuild('call_legs');
-      expect((await readModel(tdb)).coarse).toEqual(after.coarse);
-      expect((await readModel(tdb)).hourly).toEqual(after.hourly);
-      expect((await readModel(tdb)).daily).toEqual(after.daily);
+      await step([provider('CA-e', 30)], '30000', '400000');
+      await expectRebuiltEqual(['coarse', 'hourly', 'daily']);
     } finally {
       await tdb.drop();
     }

@@ -34,11 +34,11 @@ const project = async (records: ReturnType<typeof chain>, perBatch: number) => {
       await store.appendBatch(records.slice(i, i + perBatch));
       await projector.runUntilCaughtUp();
     }
-    const rows = await sql<{ call_id: string; root_call_id: string; depth: number }>`SELECT call_id, root_call_id, depth FROM call_legs ORDER BY call_id`.execute(tdb.db);
-    const live = rows.rows;
+    const trees = async () =>
+      (await sql<{ call_id: string; root_call_id: string; depth: number }>`SELECT call_id, root_call_id, depth FROM call_legs ORDER BY call_id`.execute(tdb.db)).rows;
+    const live = await trees();
     await projector.rebuild('call_legs');
-    const rebuilt = (await sql<{ call_id: string; root_call_id: string; depth: number }>`SELECT call_id, root_call_id, depth FROM call_legs ORDER BY call_id`.execute(tdb.db)).rows;
-    return { live, rebuilt };
+    return { live, rebuilt: await trees() };
   } finally {
     await tdb.drop();
   }
