@@ -427,7 +427,7 @@ export const renderMarkdown = (r: Results, profileNotes = ''): string => {
   L.push('## How to reproduce', '');
   L.push('```sh', 'npm ci', 'npm run bench                     # full run: writes bench/results.json and BENCHMARKS.md', 'BENCH_SCALE=0.05 npm run bench    # quick run: writes bench/tmp/results.json and bench/tmp/BENCHMARKS.md', '```', '');
   L.push(
-    'The single benches still run alone: `npm run bench:ingest` (live ingest, naive path, import, COPY), `npm run bench:projections`, `npm run bench:queries`, `npm run bench:console`, `npm run bench:peer`; `npm run bench:floor` sets the ingest and import targets against the cheapest implementation of the same guarantees (bench/profile-notes.md). ' +
+    'The single benches still run alone: `npm run bench:ingest` (live ingest, naive path, import, COPY), `npm run bench:projections`, `npm run bench:queries`, `npm run bench:console`, `npm run bench:peer`; `npm run bench:floor` sets the ingest and import targets against the cheapest implementation of the same guarantees (bench/profile-notes.md; docs/performance-targets.md puts each target of issue 14 beside it). ' +
       `Sizes of this run: ${Object.entries(r.sizes).map(([k, v]) => `${k}=${n(v)}`).join(', ')}. Check \`top\` first: other load on the two cores moves every absolute figure, less so the ratios.`,
     '',
   );
