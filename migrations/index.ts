@@ -24,6 +24,7 @@ import * as rolesCoverAllGrants from './20261204000600_roles_cover_all_grants.js
 import * as leanAppendCall from './20261205000100_lean_append_call.js';
 import * as leanCheckpointHeads from './20261206000200_lean_checkpoint_heads.js';
 import * as numberGrams5 from './20261206000300_number_grams5.js';
+import * as numberGrams5Linear from './20261206000400_number_grams5_linear.js';
 
 /**
  * Static registry: Kysely's FileMigrationProvider imports files at run time, which breaks under Vitest on
@@ -55,4 +56,5 @@ export const migrations: Record<string, Migration> = {
   '20261205000100_lean_append_call': leanAppendCall,
   '20261206000200_lean_checkpoint_heads': leanCheckpointHeads,
   '20261206000300_number_grams5': numberGrams5,
+  '20261206000400_number_grams5_linear': numberGrams5Linear,
 };

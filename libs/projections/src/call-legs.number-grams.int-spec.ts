@@ -2,7 +2,10 @@ import fc from 'fast-check';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as numberGrams5 from '../../../migrations/20261206000300_number_grams5.js';
-import { createTestDatabase, type TestDatabase } from '@lib/testing';
+import * as numberGrams5Linear from '../../../migrations/20261206000400_number_grams5_linear.js';
+import { EventStoreRepository } from '@lib/event-store';
+import { newEvent } from '@lib/ledger';
+import { createTestDatabase, jambonzRecord, type TestDatabase } from '@lib/testing';
 import { callLegsProjection } from './call-legs.projection.js';
 import { Projector } from './projector.js';
 
@@ -44,6 +47,62 @@ describe('call_leg_number_grams5 and call_leg_needle_grams5 (migration 202612060
         call_leg_needle_grams5('+13125555545') = ARRAY[hashtext('55555'), hashtext('55554'), hashtext('55545')] AS last`.execute(tdb.db);
     // 12 characters: 8 grams; 6 characters: 2.
     expect(r.rows[0]).toEqual({ short: [], none: [], all: 10, last: true });
+  });
+
+  // The definition, spelled the slow way: every 5-character substring of the caller, then of the callee.
+  const definition = (a: string | null, b: string | null) => sql<{ same: boolean; n: number }>`
+    SELECT call_leg_number_grams5(${a}, ${b}) = coalesce(
+      (SELECT array_agg(hashtext(substr(u.n, i, 5)) ORDER BY u.k, i)
+       FROM unnest(ARRAY[${a}, ${b}]::text[]) WITH ORDINALITY AS u(n, k), generate_series(1, length(u.n) - 4) AS i),
+      '{}') AS same, cardinality(call_leg_number_grams5(${a}, ${b})) AS n`;
+
+  it('gives every number, short or over 64 characters (split once, migration 20261206000400), the grams of its definition', async () => {
+    const longArb = fc.option(
+      fc.array(fc.constantFrom('0', '5', '%', 'ä', '📞', 'x'), { maxLength: 160 }).map((cs) => cs.join('')),
+      { nil: null, freq: 8 },
+    );
+    await fc.assert(
+      fc.asyncProperty(longArb, longArb, async (a, b) => {
+        const r = (await definition(a, b).execute(tdb.db)).rows[0]!;
+        const grams = (x: string | null) => Math.max(0, [...(x ?? '')].length - 4);
+        expect(r).toEqual({ same: true, n: grams(a) + grams(b) });
+      }),
+      { numRuns: 200, examples: [['1'.repeat(64), '2'.repeat(65)], ['📞'.repeat(65), null]] },
+    );
+  });
+
+  it('projects a leg whose caller is 300,000 characters long (an authentic body may be 1 MB) and finds it by its grams', async () => {
+    // Before 20261206000400 the grams of such a number took substr from the start of the text for each of its
+    // characters: this projection did not end within the test's timeout.
+    const caller = Array.from({ length: 300_000 }, (_, i) => String((i * 7919 + (i >> 5)) % 10)).join('');
+    // A database of its own: the leg would be one more row for the tests below.
+    const own = await createTestDatabase(2);
+    try {
+      await new EventStoreRepository(own.db).appendBatch([
+        jambonzRecord('long-caller', { events: [newEvent('CallInitiated', 'long-caller', { direction: 'inbound', from: caller, to: '+13125555545' }, { accountId: 'acc' })] }),
+      ]);
+      const projector = new Projector(own.db, [callLegsProjection]);
+      await projector.init();
+      await projector.runUntilCaughtUp();
+      const needle = caller.slice(-9);
+      const found = await sql<{ call_id: string; grams: number }>`
+        SELECT call_id, cardinality(number_grams) AS grams FROM call_legs
+        WHERE number_grams @> call_leg_needle_grams5(${needle}) AND from_number LIKE ${`%${needle}`}`.execute(own.db);
+      // One gram per 5 characters in a row: 299,996 of the caller's, 8 of the callee's.
+      expect(found.rows).toEqual([{ call_id: 'long-caller', grams: 300_000 - 4 + 8 }]);
+    } finally {
+      await own.drop();
+    }
+  });
+
+  it('20261206000400 goes down to the loop over substr and back up', async () => {
+    const body = async () => (await sql<{ d: string }>`SELECT pg_get_functiondef('call_leg_number_grams5(text, text)'::regprocedure) AS d`.execute(tdb.db)).rows[0]!.d;
+    expect(await body()).toContain('string_to_array(n, NULL)');
+    await numberGrams5Linear.down(tdb.db);
+    expect(await body()).not.toContain('string_to_array');
+    expect((await definition('1'.repeat(70), null).execute(tdb.db)).rows[0]).toEqual({ same: true, n: 66 });
+    await numberGrams5Linear.up(tdb.db);
+    expect(await body()).toContain('string_to_array(n, NULL)');
   });
 
   const functions = async () =>
